@@ -1,0 +1,969 @@
+#include "config.h"
+#include "protocols/stomp/session.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "protocols/stomp/codec.h"
+#include "router/router.h"
+#include "util/buf.h"
+#include "util/clock.h"
+
+/* Frames one transaction may hold before COMMIT; past it the client gets an
+ * ERROR, so a transaction cannot grow the broker without bound. */
+#define STOMP_MAX_TX_FRAMES 10000
+
+/* Bodies up to this size are copied next to the frame head; larger ones are
+ * added to the output by reference, without a copy. */
+#define STOMP_COPY_BODY_MAX 512
+
+enum ack_mode { ACK_AUTO, ACK_CLIENT, ACK_INDIVIDUAL };
+
+struct stomp_session;
+
+struct stomp_sub {
+	struct stomp_sub *next;
+	struct stomp_session *s;
+	unsigned long seq;  /* our number for it, part of every ack id */
+	char *id;           /* the client's subscription id */
+	enum ack_mode ack;
+	enum dest_kind kind;
+	struct subscription *rs;
+};
+
+struct tx_op {
+	struct tx_op *next;
+	enum { TX_SEND, TX_ACK, TX_NACK } type;
+	/* TX_SEND */
+	enum dest_kind kind;
+	char *name;
+	struct message *msg;
+	/* TX_ACK, TX_NACK */
+	unsigned long sub_seq;
+	uint64_t msg_id;
+};
+
+struct stomp_tx {
+	struct stomp_tx *next;
+	char *id;
+	struct tx_op *ops, **tail;
+	size_t nops;
+};
+
+struct stomp_session {
+	struct conn *c;
+	struct broker *b;
+	enum { ST_AWAIT_CONNECT, ST_CONNECTED, ST_DONE } state;
+	enum stomp_version version;
+	struct stomp_limits lim;
+	size_t need;
+	struct stomp_sub *subs;
+	unsigned long next_sub_seq;
+	struct stomp_tx *txs;
+	bool paused;
+	unsigned hb_send_ms, hb_recv_ms;
+	int64_t last_rx_ms, last_tx_ms;
+	struct event *hb_send_ev, *hb_recv_ev;
+	struct buf out;
+};
+
+/* ---- output ------------------------------------------------------------- */
+
+static void note_tx(struct stomp_session *s)
+{
+	if (s->hb_send_ms)
+		s->last_tx_ms = clock_mono_ms();
+}
+
+static int hdr(struct stomp_session *s, enum stomp_command cmd, const char *name, const char *value)
+{
+	return stomp_encode_header(&s->out, s->version, cmd, name, value, strlen(value));
+}
+
+/* Sends s->out (a frame head) followed by an optional text body. */
+static int send_frame(struct stomp_session *s, const char *body)
+{
+	int rc = 0;
+	if (body)
+		rc = buf_append_str(&s->out, body);
+	if (rc == 0)
+		rc = buf_append_char(&s->out, '\0');
+	if (rc == 0)
+		rc = conn_write(s->c, s->out.data, s->out.len);
+	buf_reset(&s->out);
+	note_tx(s);
+	return rc;
+}
+
+/* Sends an ERROR frame and closes after flushing it. STOMP errors end the
+ * connection; the broker and every other client carry on. `version`, when
+ * given, lists the versions we speak (for a failed negotiation). */
+static void send_error_frame(struct stomp_session *s, const char *message, const char *receipt,
+			     const char *detail, const char *version)
+{
+	char len[32];
+	if (s->state == ST_DONE)
+		return;
+	buf_reset(&s->out);
+	stomp_encode_command(&s->out, STOMP_CMD_ERROR);
+	hdr(s, STOMP_CMD_ERROR, "message", message);
+	if (version)
+		hdr(s, STOMP_CMD_ERROR, "version", version);
+	if (receipt)
+		hdr(s, STOMP_CMD_ERROR, "receipt-id", receipt);
+	hdr(s, STOMP_CMD_ERROR, "content-type", "text/plain");
+	snprintf(len, sizeof(len), "%zu", detail ? strlen(detail) : 0);
+	hdr(s, STOMP_CMD_ERROR, "content-length", len);
+	stomp_encode_end_headers(&s->out);
+	send_frame(s, detail);
+	log_info("stomp %s: error: %s%s%s", conn_peer(s->c), message, detail ? ": " : "",
+		 detail ? detail : "");
+	s->state = ST_DONE;
+	conn_close(s->c, true);
+}
+
+static void send_error(struct stomp_session *s, const char *message, const char *receipt,
+		       const char *detail)
+{
+	send_error_frame(s, message, receipt, detail, NULL);
+}
+
+static int send_receipt(struct stomp_session *s, const char *receipt)
+{
+	stomp_encode_command(&s->out, STOMP_CMD_RECEIPT);
+	hdr(s, STOMP_CMD_RECEIPT, "receipt-id", receipt);
+	stomp_encode_end_headers(&s->out);
+	return send_frame(s, NULL);
+}
+
+/* ---- destinations ------------------------------------------------------- */
+
+/* "/queue/NAME" and "/topic/NAME", as ActiveMQ and RabbitMQ name them. */
+static int parse_dest(const char *dest, enum dest_kind *kind, const char **name)
+{
+	if (!strncmp(dest, "/queue/", 7)) {
+		*kind = DEST_QUEUE;
+		*name = dest + 7;
+	} else if (!strncmp(dest, "/topic/", 7)) {
+		*kind = DEST_TOPIC;
+		*name = dest + 7;
+	} else {
+		return -1;
+	}
+	return **name ? 0 : -1;
+}
+
+/* Reply-to is kept protocol-neutral in the message (queue://, topic://);
+ * anything else is carried as the client wrote it. */
+static int reply_to_in(struct message *m, const char *v)
+{
+	enum dest_kind kind;
+	const char *name;
+	if (parse_dest(v, &kind, &name) < 0)
+		return message_set(&m->reply_to, v);
+	char *mapped = malloc(strlen(name) + sizeof(ADDR_QUEUE_PREFIX));
+	if (!mapped)
+		return -1;
+	sprintf(mapped, "%s%s", kind == DEST_QUEUE ? ADDR_QUEUE_PREFIX : ADDR_TOPIC_PREFIX, name);
+	free(m->reply_to);
+	m->reply_to = mapped;
+	return 0;
+}
+
+static int reply_to_out(struct stomp_session *s, const char *v)
+{
+	const char *kind = NULL;
+	if (!strncmp(v, ADDR_QUEUE_PREFIX, strlen(ADDR_QUEUE_PREFIX)))
+		kind = "/queue/";
+	else if (!strncmp(v, ADDR_TOPIC_PREFIX, strlen(ADDR_TOPIC_PREFIX)))
+		kind = "/topic/";
+	if (!kind)
+		return hdr(s, STOMP_CMD_MESSAGE, "reply-to", v);
+	struct buf tmp = BUF_INIT;
+	int rc = buf_printf(&tmp, "%s%s", kind, strchr(v, ':') + 3);
+	if (rc == 0)
+		rc = hdr(s, STOMP_CMD_MESSAGE, "reply-to", tmp.data);
+	buf_free(&tmp);
+	return rc;
+}
+
+/* ---- delivery ----------------------------------------------------------- */
+
+static void unref_cleanup(const void *data, size_t len, void *arg)
+{
+	message_unref(arg);
+}
+
+static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
+			       struct delivery *d, struct message *m)
+{
+	char num[64];
+	int rc = 0;
+	rc |= stomp_encode_command(&s->out, STOMP_CMD_MESSAGE);
+	struct buf dest = BUF_INIT;
+	rc |= buf_printf(&dest, "/%s/%s", dest_kind_name(sub->kind),
+			 sub->kind == DEST_QUEUE ? queue_name(consumer_queue(subscription_consumer(sub->rs)))
+						 : m->dest);
+	rc |= hdr(s, STOMP_CMD_MESSAGE, "destination", dest.data ? dest.data : "");
+	buf_free(&dest);
+	snprintf(num, sizeof(num), "ID:wharf-%" PRIu64, m->id);
+	rc |= hdr(s, STOMP_CMD_MESSAGE, "message-id", num);
+	rc |= hdr(s, STOMP_CMD_MESSAGE, "subscription", sub->id);
+	if (sub->ack != ACK_AUTO && s->version == STOMP_V12) {
+		snprintf(num, sizeof(num), "%lu-%" PRIu64, sub->seq, m->id);
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "ack", num);
+	}
+	if (m->durable)
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "persistent", "true");
+	if (m->priority != MESSAGE_DEFAULT_PRIORITY) {
+		snprintf(num, sizeof(num), "%u", m->priority);
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "priority", num);
+	}
+	if (m->expiry_ms) {
+		snprintf(num, sizeof(num), "%" PRId64, m->expiry_ms);
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "expires", num);
+	}
+	snprintf(num, sizeof(num), "%" PRId64, m->timestamp_ms);
+	rc |= hdr(s, STOMP_CMD_MESSAGE, "timestamp", num);
+	if (m->content_type)
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "content-type", m->content_type);
+	if (m->correlation_id)
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "correlation-id", m->correlation_id);
+	if (m->reply_to)
+		rc |= reply_to_out(s, m->reply_to);
+	uint32_t count = delivery_count(d);
+	if (count > 1) {
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "redelivered", "true");
+		snprintf(num, sizeof(num), "%" PRIu32, count - 1);
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "x-delivery-count", num);
+	}
+	for (size_t i = 0; i < m->nprops; i++) {
+		/* A property STOMP cannot carry (a NUL, or a newline in 1.0) is
+		 * left out rather than corrupting the frame. */
+		stomp_encode_header(&s->out, s->version, STOMP_CMD_MESSAGE, m->props[i].name,
+				    m->props[i].value, m->props[i].value_len);
+	}
+	snprintf(num, sizeof(num), "%zu", m->body_len);
+	rc |= hdr(s, STOMP_CMD_MESSAGE, "content-length", num);
+	rc |= stomp_encode_end_headers(&s->out);
+	return rc ? -1 : 0;
+}
+
+static int stomp_deliver(void *ctx, struct delivery *d, struct message *m)
+{
+	struct stomp_sub *sub = ctx;
+	struct stomp_session *s = sub->s;
+	if (s->state != ST_CONNECTED || conn_output_full(s->c)) {
+		s->paused = true;
+		return -1;
+	}
+	buf_reset(&s->out);
+	if (encode_message_head(s, sub, d, m) < 0)
+		goto fail;
+	if (m->body_len <= STOMP_COPY_BODY_MAX) {
+		if (buf_append(&s->out, m->body, m->body_len) < 0 || buf_append_char(&s->out, '\0') < 0 ||
+		    conn_write(s->c, s->out.data, s->out.len) < 0)
+			goto fail;
+	} else {
+		struct evbuffer *out = conn_output(s->c);
+		if (conn_write(s->c, s->out.data, s->out.len) < 0)
+			goto fail;
+		message_ref(m);
+		if (evbuffer_add_reference(out, m->body, m->body_len, unref_cleanup, m) < 0) {
+			message_unref(m);
+			goto fail;
+		}
+		if (evbuffer_add(out, "", 1) < 0)
+			goto fail;
+	}
+	buf_reset(&s->out);
+	note_tx(s);
+	return 0;
+fail:
+	buf_reset(&s->out);
+	s->paused = true;
+	conn_close(s->c, false);
+	return -1;
+}
+
+static const struct consumer_ops stomp_consumer_ops = { .deliver = stomp_deliver };
+
+static void stomp_drained(void *session)
+{
+	struct stomp_session *s = session;
+	if (!s->paused || s->state != ST_CONNECTED)
+		return;
+	s->paused = false;
+	for (struct stomp_sub *sub = s->subs; sub && !s->paused; sub = sub->next)
+		consumer_set_paused(subscription_consumer(sub->rs), false);
+}
+
+/* ---- heart-beats -------------------------------------------------------- */
+
+static void hb_send_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stomp_session *s = arg;
+	if (clock_mono_ms() - s->last_tx_ms >= s->hb_send_ms / 2) {
+		conn_write(s->c, "\n", 1);
+		note_tx(s);
+	}
+}
+
+static void hb_recv_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stomp_session *s = arg;
+	/* Half an interval of grace for the network, as the spec suggests. */
+	if (clock_mono_ms() - s->last_rx_ms > (int64_t)s->hb_recv_ms * 3 / 2)
+		send_error(s, "heart-beat timeout", NULL, "no data received within the heart-beat interval");
+}
+
+static int start_timer(struct stomp_session *s, struct event **ev, unsigned ms,
+		       event_callback_fn cb)
+{
+	*ev = event_new(conn_base(s->c), -1, EV_PERSIST, cb, s);
+	if (!*ev)
+		return -1;
+	unsigned period = cb == hb_recv_cb ? ms / 2 : ms;
+	struct timeval tv = { period / 1000, (period % 1000) * 1000 };
+	return event_add(*ev, &tv);
+}
+
+/* ---- frames ------------------------------------------------------------- */
+
+static bool parse_uint(const char *v, unsigned long long max, unsigned long long *out)
+{
+	if (!v || *v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	char *end;
+	*out = strtoull(v, &end, 10);
+	return !errno && !*end && *out <= max;
+}
+
+static void on_connect(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *accept = stomp_frame_get(f, "accept-version");
+	enum stomp_version v = STOMP_V10;
+	if (accept) {
+		v = STOMP_V_NONE;
+		char *copy = strdup(accept);
+		char *save = NULL;
+		for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+			if (!strcmp(t, "1.2"))
+				v = STOMP_V12;
+			else if (!strcmp(t, "1.1") && v < STOMP_V11)
+				v = STOMP_V11;
+			else if (!strcmp(t, "1.0") && v < STOMP_V10)
+				v = STOMP_V10;
+		}
+		free(copy);
+	}
+	if (v == STOMP_V_NONE) {
+		s->version = STOMP_V12;
+		send_error_frame(s, "unsupported protocol version", stomp_frame_get(f, "receipt"),
+				 "supported versions are 1.0, 1.1 and 1.2", "1.0,1.1,1.2");
+		return;
+	}
+	s->version = v;
+	unsigned cx = 0, cy = 0;
+	const char *hb = stomp_frame_get(f, "heart-beat");
+	if (hb && v >= STOMP_V11 && sscanf(hb, "%u,%u", &cx, &cy) != 2) {
+		send_error(s, "malformed heart-beat header", NULL, "expected heart-beat:cx,cy");
+		return;
+	}
+	unsigned offer = s->b->cfg->stomp.heartbeat_ms;
+	/* We send as often as the client wants to hear from us, but no more
+	 * often than we offer; likewise for what we expect to hear. */
+	s->hb_send_ms = (cy && offer) ? (cy > offer ? cy : offer) : 0;
+	s->hb_recv_ms = (cx && offer) ? (cx > offer ? cx : offer) : 0;
+	s->last_rx_ms = s->last_tx_ms = clock_mono_ms();
+	if ((s->hb_send_ms && start_timer(s, &s->hb_send_ev, s->hb_send_ms, hb_send_cb) < 0) ||
+	    (s->hb_recv_ms && start_timer(s, &s->hb_recv_ev, s->hb_recv_ms, hb_recv_cb) < 0)) {
+		send_error(s, "out of memory", NULL, NULL);
+		return;
+	}
+	s->state = ST_CONNECTED;
+	char text[64];
+	buf_reset(&s->out);
+	stomp_encode_command(&s->out, STOMP_CMD_CONNECTED);
+	hdr(s, STOMP_CMD_CONNECTED, "version", v == STOMP_V12 ? "1.2" : v == STOMP_V11 ? "1.1" : "1.0");
+	hdr(s, STOMP_CMD_CONNECTED, "server", "wharf/" PACKAGE_VERSION);
+	snprintf(text, sizeof(text), "wharf-%lu", conn_id(s->c));
+	hdr(s, STOMP_CMD_CONNECTED, "session", text);
+	if (v >= STOMP_V11) {
+		snprintf(text, sizeof(text), "%u,%u", offer, offer);
+		hdr(s, STOMP_CMD_CONNECTED, "heart-beat", text);
+	}
+	stomp_encode_end_headers(&s->out);
+	send_frame(s, NULL);
+	log_debug("stomp %s: connected, version %d, principal %s", conn_peer(s->c), v,
+		  conn_principal(s->c));
+}
+
+/* Headers that are the frame's own, not user properties. */
+static bool reserved_header(const char *name)
+{
+	static const char *const names[] = {
+		"destination", "transaction", "receipt", "content-length", "content-type",
+		"persistent", "priority", "expires", "reply-to", "correlation-id", "message-id",
+		"subscription", "ack", "timestamp", "redelivered", "x-delivery-count", NULL,
+	};
+	for (size_t i = 0; names[i]; i++)
+		if (!strcmp(name, names[i]))
+			return true;
+	return false;
+}
+
+/* Builds the message a SEND frame describes; takes the frame's body.
+ * Returns NULL with *why set on a bad header or out of memory. */
+static struct message *message_from_send(struct stomp_frame *f, const char **why)
+{
+	struct message *m = message_new();
+	unsigned long long n;
+	const char *v;
+	*why = "out of memory";
+	if (!m)
+		return NULL;
+	if ((v = stomp_frame_get(f, "persistent")))
+		m->durable = !strcmp(v, "true");
+	if ((v = stomp_frame_get(f, "priority"))) {
+		if (!parse_uint(v, 9, &n)) {
+			*why = "priority must be 0 to 9";
+			goto fail;
+		}
+		m->priority = (uint8_t)n;
+	}
+	if ((v = stomp_frame_get(f, "expires"))) {
+		if (!parse_uint(v, INT64_MAX, &n)) {
+			*why = "expires must be milliseconds since the epoch";
+			goto fail;
+		}
+		m->expiry_ms = (int64_t)n;
+	}
+	if ((v = stomp_frame_get(f, "content-type")) && message_set(&m->content_type, v) < 0)
+		goto fail;
+	if ((v = stomp_frame_get(f, "correlation-id")) && message_set(&m->correlation_id, v) < 0)
+		goto fail;
+	if ((v = stomp_frame_get(f, "reply-to")) && reply_to_in(m, v) < 0)
+		goto fail;
+	for (size_t i = 0; i < f->nheaders; i++) {
+		const struct stomp_header *h = &f->headers[i];
+		if (reserved_header(h->name) || stomp_frame_get(f, h->name) != h->value)
+			continue; /* a repeated header: the first one counts */
+		if (message_add_prop(m, h->name, h->value, h->value_len) < 0)
+			goto fail;
+	}
+	message_take_body(m, &f->body, f->body_len);
+	return m;
+fail:
+	message_unref(m);
+	return NULL;
+}
+
+static void reply_router_error(struct stomp_session *s, enum router_err err, const char *dest,
+			       const char *receipt)
+{
+	send_error(s, router_strerror(err), receipt, dest);
+}
+
+static struct stomp_tx *find_tx(struct stomp_session *s, const char *id)
+{
+	for (struct stomp_tx *t = s->txs; t; t = t->next)
+		if (!strcmp(t->id, id))
+			return t;
+	return NULL;
+}
+
+/* The transaction a frame names, or NULL; on a bad name sends ERROR and
+ * sets *failed. */
+static struct stomp_tx *frame_tx(struct stomp_session *s, struct stomp_frame *f, bool *failed)
+{
+	const char *id = stomp_frame_get(f, "transaction");
+	*failed = false;
+	if (!id)
+		return NULL;
+	struct stomp_tx *t = find_tx(s, id);
+	if (!t) {
+		send_error(s, "unknown transaction", stomp_frame_get(f, "receipt"), id);
+		*failed = true;
+	} else if (t->nops >= STOMP_MAX_TX_FRAMES) {
+		send_error(s, "transaction too large", stomp_frame_get(f, "receipt"),
+			   "a transaction holds at most 10000 frames");
+		*failed = true;
+	}
+	return t;
+}
+
+static void tx_add(struct stomp_tx *t, struct tx_op *op)
+{
+	*t->tail = op;
+	t->tail = &op->next;
+	t->nops++;
+}
+
+static void tx_op_free(struct tx_op *op)
+{
+	message_unref(op->msg);
+	free(op->name);
+	free(op);
+}
+
+static bool on_send(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	const char *dest = stomp_frame_get(f, "destination");
+	enum dest_kind kind;
+	const char *name, *why;
+	if (!dest) {
+		send_error(s, "missing destination header", receipt, NULL);
+		return false;
+	}
+	if (parse_dest(dest, &kind, &name) < 0 || address_validate(name, false) != 0) {
+		send_error(s, "invalid destination", receipt,
+			   "use /queue/NAME or /topic/NAME, no wildcards");
+		return false;
+	}
+	bool failed;
+	struct stomp_tx *t = frame_tx(s, f, &failed);
+	if (failed)
+		return false;
+	struct message *m = message_from_send(f, &why);
+	if (!m) {
+		send_error(s, why, receipt, NULL);
+		return false;
+	}
+	if (t) {
+		struct tx_op *op = calloc(1, sizeof(*op));
+		if (!op || !(op->name = strdup(name))) {
+			free(op);
+			message_unref(m);
+			send_error(s, "out of memory", receipt, NULL);
+			return false;
+		}
+		op->type = TX_SEND;
+		op->kind = kind;
+		op->msg = m;
+		tx_add(t, op);
+		return true;
+	}
+	enum router_err err = router_publish(s->b->router, kind, name, &m, false);
+	if (err != ROUTER_OK) {
+		reply_router_error(s, err, dest, receipt);
+		return false;
+	}
+	return true;
+}
+
+static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
+{
+	for (struct stomp_sub *sub = s->subs; sub; sub = sub->next)
+		if (!strcmp(sub->id, id))
+			return sub;
+	return NULL;
+}
+
+static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	const char *dest = stomp_frame_get(f, "destination");
+	const char *id = stomp_frame_get(f, "id");
+	const char *ack = stomp_frame_get(f, "ack");
+	const char *prefetch = stomp_frame_get(f, "activemq.prefetchSize");
+	enum dest_kind kind;
+	const char *name;
+	if (!dest) {
+		send_error(s, "missing destination header", receipt, NULL);
+		return false;
+	}
+	if (!id) {
+		if (s->version >= STOMP_V11) {
+			send_error(s, "missing id header", receipt, NULL);
+			return false;
+		}
+		id = dest; /* 1.0: the destination names the subscription */
+	}
+	if (find_sub(s, id)) {
+		send_error(s, "subscription id already in use", receipt, id);
+		return false;
+	}
+	if (parse_dest(dest, &kind, &name) < 0 ||
+	    address_validate(name, kind == DEST_TOPIC) != 0) {
+		send_error(s, "invalid destination", receipt,
+			   "use /queue/NAME or /topic/PATTERN with * and > wildcards");
+		return false;
+	}
+	struct consumer_options opts = { .window = s->b->cfg->stomp.prefetch };
+	unsigned long long n;
+	enum ack_mode mode = ACK_AUTO;
+	if (!ack || !strcmp(ack, "auto"))
+		mode = ACK_AUTO;
+	else if (!strcmp(ack, "client"))
+		mode = ACK_CLIENT;
+	else if (!strcmp(ack, "client-individual") && s->version >= STOMP_V11)
+		mode = ACK_INDIVIDUAL;
+	else {
+		send_error(s, "invalid ack mode", receipt, ack);
+		return false;
+	}
+	if (prefetch) {
+		if (!parse_uint(prefetch, 1000000, &n) || n == 0) {
+			send_error(s, "invalid activemq.prefetchSize", receipt, "expected 1 to 1000000");
+			return false;
+		}
+		opts.window = (unsigned)n;
+	}
+	opts.auto_ack = mode == ACK_AUTO;
+	struct stomp_sub *sub = calloc(1, sizeof(*sub));
+	if (!sub || !(sub->id = strdup(id))) {
+		free(sub);
+		send_error(s, "out of memory", receipt, NULL);
+		return false;
+	}
+	sub->s = s;
+	sub->seq = ++s->next_sub_seq;
+	sub->ack = mode;
+	sub->kind = kind;
+	/* Linked before subscribing: the router may deliver at once. */
+	sub->next = s->subs;
+	s->subs = sub;
+	enum router_err err;
+	sub->rs = router_subscribe(s->b->router, kind, name, &opts, &stomp_consumer_ops, sub, &err);
+	if (!sub->rs) {
+		s->subs = sub->next;
+		free(sub->id);
+		free(sub);
+		reply_router_error(s, err, dest, receipt);
+		return false;
+	}
+	return true;
+}
+
+static void sub_free(struct stomp_session *s, struct stomp_sub *sub)
+{
+	router_unsubscribe(s->b->router, sub->rs);
+	free(sub->id);
+	free(sub);
+}
+
+static bool on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *id = stomp_frame_get(f, "id");
+	if (!id && s->version == STOMP_V10)
+		id = stomp_frame_get(f, "destination");
+	if (!id) {
+		send_error(s, "missing id header", stomp_frame_get(f, "receipt"), NULL);
+		return false;
+	}
+	for (struct stomp_sub **pp = &s->subs; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->id, id)) {
+			struct stomp_sub *sub = *pp;
+			*pp = sub->next;
+			sub_free(s, sub);
+			return true;
+		}
+	}
+	send_error(s, "no such subscription", stomp_frame_get(f, "receipt"), id);
+	return false;
+}
+
+static bool parse_msg_id(const char *v, uint64_t *id)
+{
+	unsigned long long n;
+	if (!v || strncmp(v, "ID:wharf-", 9) != 0 || !parse_uint(v + 9, UINT64_MAX, &n))
+		return false;
+	*id = n;
+	return true;
+}
+
+/* Which subscription and message an ACK or NACK names: 1.2 by the `id`
+ * header (our ack id), 1.1 by message-id and subscription, 1.0 by
+ * message-id alone. Returns false if the frame names none well-formed. */
+static bool ack_target(struct stomp_session *s, struct stomp_frame *f, unsigned long *sub_seq,
+		       uint64_t *msg_id)
+{
+	if (s->version == STOMP_V12) {
+		const char *id = stomp_frame_get(f, "id");
+		char *end;
+		unsigned long long n;
+		if (!id || !(*id >= '0' && *id <= '9'))
+			return false;
+		errno = 0;
+		*sub_seq = strtoul(id, &end, 10);
+		if (errno || *end != '-' || !parse_uint(end + 1, UINT64_MAX, &n))
+			return false;
+		*msg_id = n;
+		return true;
+	}
+	if (!parse_msg_id(stomp_frame_get(f, "message-id"), msg_id))
+		return false;
+	const char *subid = stomp_frame_get(f, "subscription");
+	if (!subid) {
+		if (s->version >= STOMP_V11)
+			return false;
+		*sub_seq = 0; /* 1.0: any subscription that has it */
+		return true;
+	}
+	struct stomp_sub *sub = find_sub(s, subid);
+	*sub_seq = sub ? sub->seq : (unsigned long)-1;
+	return true;
+}
+
+/* Applies an ACK or NACK; false if no outstanding delivery matches. */
+static bool apply_ack(struct stomp_session *s, unsigned long sub_seq, uint64_t msg_id, bool nack)
+{
+	for (struct stomp_sub *sub = s->subs; sub; sub = sub->next) {
+		if ((sub_seq && sub->seq != sub_seq) || sub->ack == ACK_AUTO)
+			continue;
+		struct delivery *d = consumer_find_delivery(subscription_consumer(sub->rs), msg_id);
+		if (!d)
+			continue;
+		if (nack)
+			delivery_nack(d, NACK_FAILED);
+		else
+			delivery_ack(d, sub->ack == ACK_CLIENT);
+		return true;
+	}
+	return false;
+}
+
+static bool on_ack(struct stomp_session *s, struct stomp_frame *f, bool nack)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	unsigned long sub_seq;
+	uint64_t msg_id;
+	if (!ack_target(s, f, &sub_seq, &msg_id)) {
+		send_error(s, nack ? "malformed NACK" : "malformed ACK", receipt,
+			   s->version == STOMP_V12 ? "expected the id header of the MESSAGE's ack header"
+						   : "expected message-id and subscription headers");
+		return false;
+	}
+	bool failed;
+	struct stomp_tx *t = frame_tx(s, f, &failed);
+	if (failed)
+		return false;
+	if (t) {
+		struct tx_op *op = calloc(1, sizeof(*op));
+		if (!op) {
+			send_error(s, "out of memory", receipt, NULL);
+			return false;
+		}
+		op->type = nack ? TX_NACK : TX_ACK;
+		op->sub_seq = sub_seq;
+		op->msg_id = msg_id;
+		tx_add(t, op);
+		return true;
+	}
+	if (!apply_ack(s, sub_seq, msg_id, nack)) {
+		send_error(s, "no outstanding message with that id", receipt,
+			   "it was acknowledged already, or never delivered to this subscription");
+		return false;
+	}
+	return true;
+}
+
+static void tx_free(struct stomp_tx *t)
+{
+	while (t->ops) {
+		struct tx_op *op = t->ops;
+		t->ops = op->next;
+		tx_op_free(op);
+	}
+	free(t->id);
+	free(t);
+}
+
+static struct stomp_tx *tx_unlink(struct stomp_session *s, const char *id)
+{
+	for (struct stomp_tx **pp = &s->txs; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->id, id)) {
+			struct stomp_tx *t = *pp;
+			*pp = t->next;
+			return t;
+		}
+	}
+	return NULL;
+}
+
+static bool on_transaction(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	const char *id = stomp_frame_get(f, "transaction");
+	if (!id) {
+		send_error(s, "missing transaction header", receipt, NULL);
+		return false;
+	}
+	if (f->command == STOMP_CMD_BEGIN) {
+		if (find_tx(s, id)) {
+			send_error(s, "transaction already begun", receipt, id);
+			return false;
+		}
+		struct stomp_tx *t = calloc(1, sizeof(*t));
+		if (!t || !(t->id = strdup(id))) {
+			free(t);
+			send_error(s, "out of memory", receipt, NULL);
+			return false;
+		}
+		t->tail = &t->ops;
+		t->next = s->txs;
+		s->txs = t;
+		return true;
+	}
+	struct stomp_tx *t = tx_unlink(s, id);
+	if (!t) {
+		send_error(s, "unknown transaction", receipt, id);
+		return false;
+	}
+	enum router_err err = ROUTER_OK;
+	if (f->command == STOMP_CMD_COMMIT) {
+		/* Acks of messages redelivered elsewhere since are moot, not errors. */
+		for (struct tx_op *op = t->ops; op && err == ROUTER_OK; op = op->next) {
+			if (op->type == TX_SEND)
+				err = router_publish(s->b->router, op->kind, op->name, &op->msg, false);
+			else
+				apply_ack(s, op->sub_seq, op->msg_id, op->type == TX_NACK);
+		}
+	}
+	tx_free(t);
+	if (err != ROUTER_OK) {
+		reply_router_error(s, err, id, receipt);
+		return false;
+	}
+	return true;
+}
+
+static void on_frame(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	bool ok;
+	if (s->state == ST_AWAIT_CONNECT) {
+		if (f->command != STOMP_CMD_CONNECT && f->command != STOMP_CMD_STOMP) {
+			send_error(s, "expected CONNECT", receipt, NULL);
+			return;
+		}
+		on_connect(s, f);
+		return;
+	}
+	switch (f->command) {
+	case STOMP_CMD_SEND: ok = on_send(s, f); break;
+	case STOMP_CMD_SUBSCRIBE: ok = on_subscribe(s, f); break;
+	case STOMP_CMD_UNSUBSCRIBE: ok = on_unsubscribe(s, f); break;
+	case STOMP_CMD_ACK: ok = on_ack(s, f, false); break;
+	case STOMP_CMD_NACK:
+		if (s->version == STOMP_V10) {
+			send_error(s, "NACK needs STOMP 1.1 or later", receipt, NULL);
+			return;
+		}
+		ok = on_ack(s, f, true);
+		break;
+	case STOMP_CMD_BEGIN:
+	case STOMP_CMD_COMMIT:
+	case STOMP_CMD_ABORT: ok = on_transaction(s, f); break;
+	case STOMP_CMD_DISCONNECT:
+		if (receipt)
+			send_receipt(s, receipt);
+		s->state = ST_DONE;
+		conn_close(s->c, true);
+		return;
+	case STOMP_CMD_CONNECT:
+	case STOMP_CMD_STOMP:
+		send_error(s, "already connected", receipt, NULL);
+		return;
+	default:
+		send_error(s, "unexpected frame", receipt, stomp_command_name(f->command));
+		return;
+	}
+	if (ok && receipt && s->state == ST_CONNECTED)
+		send_receipt(s, receipt);
+}
+
+/* ---- connection callbacks ----------------------------------------------- */
+
+static void *stomp_open(struct conn *c)
+{
+	struct stomp_session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->c = c;
+	s->b = conn_broker(c);
+	const struct stomp_config *sc = &s->b->cfg->stomp;
+	s->lim.max_frame_size = sc->max_frame_size;
+	s->lim.max_headers = sc->max_headers;
+	s->lim.max_header_length = sc->max_header_length;
+	return s;
+}
+
+static void stomp_input(void *session, struct evbuffer *in)
+{
+	struct stomp_session *s = session;
+	size_t len = evbuffer_get_length(in);
+	s->last_rx_ms = clock_mono_ms();
+	if (len < s->need)
+		return;
+	const uint8_t *data = evbuffer_pullup(in, -1);
+	size_t off = 0;
+	s->need = 0;
+	while (off < len && s->state != ST_DONE) {
+		struct stomp_frame *f = NULL;
+		size_t used = 0, need = 0;
+		const char *err = NULL;
+		enum stomp_decode_status st =
+			stomp_decode(data + off, len - off, s->version, &s->lim, &f, &used, &need, &err);
+		if (st == STOMP_DECODE_NEED_MORE) {
+			s->need = need;
+			break;
+		}
+		if (st == STOMP_DECODE_ERROR) {
+			send_error(s, err, NULL, NULL);
+			break;
+		}
+		off += used;
+		if (st == STOMP_DECODE_FRAME) {
+			on_frame(s, f);
+			stomp_frame_free(f);
+		}
+	}
+	evbuffer_drain(in, off);
+}
+
+static void stomp_shutdown(void *session)
+{
+	struct stomp_session *s = session;
+	send_error(s, "broker shutting down", NULL, NULL);
+}
+
+static void stomp_closed(void *session)
+{
+	struct stomp_session *s = session;
+	while (s->subs) {
+		struct stomp_sub *sub = s->subs;
+		s->subs = sub->next;
+		sub_free(s, sub);
+	}
+	while (s->txs) {
+		struct stomp_tx *t = s->txs;
+		s->txs = t->next;
+		tx_free(t);
+	}
+	if (s->hb_send_ev)
+		event_free(s->hb_send_ev);
+	if (s->hb_recv_ev)
+		event_free(s->hb_recv_ev);
+	buf_free(&s->out);
+	free(s);
+}
+
+const struct proto_ops stomp_proto = {
+	.name = "stomp",
+	.open = stomp_open,
+	.input = stomp_input,
+	.drained = stomp_drained,
+	.shutdown = stomp_shutdown,
+	.closed = stomp_closed,
+};

@@ -1,0 +1,188 @@
+#include "config.h"
+#include "broker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net/conn.h"
+#include "net/listener.h"
+#include "router/router.h"
+#include "util/clock.h"
+
+static int make_dirs(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return -1;
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0750) < 0 && errno != EEXIST) {
+			free(copy);
+			return -1;
+		}
+		*p = '/';
+	}
+	int rc = mkdir(copy, 0750) < 0 && errno != EEXIST ? -1 : 0;
+	free(copy);
+	return rc;
+}
+
+/* One broker per data directory: a second one on the same files would
+ * corrupt the journal the store issue adds. */
+static int lock_data_dir(struct broker *b)
+{
+	const char *dir = b->cfg->data_dir;
+	if (make_dirs(dir) < 0) {
+		log_error("data dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/wharfd.lock", dir);
+	b->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (b->lock_fd < 0) {
+		log_error("data dir %s: cannot open %s: %s", dir, path, strerror(errno));
+		return -1;
+	}
+	if (flock(b->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		log_error("data dir %s is in use by another wharfd", dir);
+		return -1;
+	}
+	return 0;
+}
+
+static void apply_destinations(struct broker *b)
+{
+	for (const struct dest_config *d = b->cfg->dests; d; d = d->next) {
+		enum dest_kind kind = d->kind == POLICY_QUEUE ? DEST_QUEUE : DEST_TOPIC;
+		if (d->auto_create >= 0)
+			router_set_auto_create(b->router, kind, d->pattern, d->auto_create);
+		for (size_t i = 0; i < d->nbind; i++)
+			router_bind(b->router, d->pattern, d->bind[i]);
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct broker *b = arg;
+	if (sig == SIGHUP) {
+		if (log_reopen() < 0)
+			log_error("cannot reopen the log file: %s", strerror(errno));
+		else
+			log_info("log file reopened");
+		return;
+	}
+	log_info("signal %d: shutting down", (int)sig);
+	broker_stop(b);
+}
+
+int broker_init(struct broker *b, struct wharf_config *cfg)
+{
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	b->lock_fd = -1;
+	TAILQ_INIT(&b->conns);
+	b->started_ms = clock_mono_ms();
+	if (lock_data_dir(b) < 0)
+		return -1;
+	b->base = event_base_new();
+	struct router_options ro = { .topic_max_pending = cfg->topic_max_pending };
+	b->router = router_new(&ro);
+	if (!b->base || !b->router) {
+		log_error("out of memory");
+		return -1;
+	}
+	apply_destinations(b);
+	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
+	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
+	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);
+	if (!b->sig_term || !b->sig_int || !b->sig_hup) {
+		log_error("out of memory");
+		return -1;
+	}
+	evsignal_add(b->sig_term, NULL);
+	evsignal_add(b->sig_int, NULL);
+	evsignal_add(b->sig_hup, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+int broker_listen(struct broker *b)
+{
+	if (!b->cfg->listeners) {
+		log_error("no listeners: give --listen URL or [listener NAME] sections");
+		return -1;
+	}
+	for (const struct listener_config *l = b->cfg->listeners; l; l = l->next)
+		if (listener_open(b, l->name, l->url) < 0)
+			return -1;
+	return 0;
+}
+
+int broker_run(struct broker *b)
+{
+	log_info("wharfd %s started (data dir %s)", PACKAGE_VERSION, b->cfg->data_dir);
+	return event_base_dispatch(b->base) < 0 ? -1 : 0;
+}
+
+/* Waits for connections to drain, checking every 50 ms, until the grace
+ * period ends. */
+static void stop_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	if (b->nconns == 0 || clock_mono_ms() >= b->stop_deadline_ms) {
+		event_base_loopexit(b->base, NULL);
+		return;
+	}
+	struct timeval tv = { 0, 50000 };
+	evtimer_add(b->stop_timer, &tv);
+}
+
+void broker_stop(struct broker *b)
+{
+	if (b->stopping)
+		return;
+	b->stopping = true;
+	listener_close_all(b);
+	conn_shutdown_all(b);
+	b->stop_deadline_ms = clock_mono_ms() + b->cfg->shutdown_grace_ms;
+	b->stop_timer = evtimer_new(b->base, stop_poll_cb, b);
+	if (!b->stop_timer) {
+		event_base_loopexit(b->base, NULL);
+		return;
+	}
+	struct timeval now = { 0, 0 };
+	evtimer_add(b->stop_timer, &now);
+}
+
+void broker_free(struct broker *b)
+{
+	listener_close_all(b);
+	if (b->base)
+		conn_free_all(b);
+	router_free(b->router);
+	if (b->stop_timer)
+		event_free(b->stop_timer);
+	if (b->sig_term)
+		event_free(b->sig_term);
+	if (b->sig_int)
+		event_free(b->sig_int);
+	if (b->sig_hup)
+		event_free(b->sig_hup);
+	if (b->base)
+		event_base_free(b->base);
+	if (b->lock_fd >= 0)
+		close(b->lock_fd);
+	config_free(b->cfg);
+	b->cfg = NULL;
+}

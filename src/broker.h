@@ -1,0 +1,47 @@
+/* The broker: one event loop, its listeners, connections and router.
+ * Everything runs on the thread that calls broker_run(). */
+#ifndef WHARF_BROKER_H
+#define WHARF_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "conf.h"
+
+struct event_base;
+struct event;
+struct router;
+struct conn;
+struct listener;
+
+TAILQ_HEAD(conn_list, conn);
+
+struct broker {
+	struct event_base *base;
+	struct wharf_config *cfg;
+	struct router *router;
+	struct listener *listeners;
+	struct conn_list conns;
+	unsigned long nconns;
+	unsigned long next_conn_id;
+	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
+	bool stopping;
+	int lock_fd;
+	int64_t started_ms;
+	int64_t stop_deadline_ms;
+};
+
+/* Sets up the loop and router; takes ownership of cfg (freed by
+ * broker_free, also on failure). -1 with a logged reason. */
+int broker_init(struct broker *b, struct wharf_config *cfg);
+/* Binds every listener and logs `listening PROTO HOST:PORT` for each. */
+int broker_listen(struct broker *b);
+/* Runs until stopped by SIGTERM/SIGINT or broker_stop(). */
+int broker_run(struct broker *b);
+/* Graceful stop: no new connections, clients told, output flushed (bounded
+ * by shutdown_grace), then the loop ends. */
+void broker_stop(struct broker *b);
+void broker_free(struct broker *b);
+
+#endif

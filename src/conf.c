@@ -1,0 +1,466 @@
+#include "config.h"
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "router/address.h"
+
+enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_QUEUE, SEC_TOPIC };
+
+struct parser {
+	struct wharf_config *cfg;
+	const char *file;
+	int line;
+	enum section section;
+	struct listener_config *listener;
+	struct dest_config *dest;
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct parser *p, const char *fmt, ...)
+{
+	int n = snprintf(p->err, p->errlen, "%s:%d: ", p->file, p->line);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < p->errlen)
+		vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+struct wharf_config *config_new(void)
+{
+	struct wharf_config *cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return NULL;
+	cfg->data_dir = strdup("data");
+	if (!cfg->data_dir) {
+		free(cfg);
+		return NULL;
+	}
+	cfg->log_level = LOG_INFO;
+	cfg->max_connection_output = 1024 * 1024;
+	cfg->topic_max_pending = 100000;
+	cfg->shutdown_grace_ms = 2000;
+	cfg->stomp.max_frame_size = 4 * 1024 * 1024;
+	cfg->stomp.max_headers = 64;
+	cfg->stomp.max_header_length = 8192;
+	cfg->stomp.heartbeat_ms = 10000;
+	cfg->stomp.prefetch = 1000;
+	return cfg;
+}
+
+void config_clear_listeners(struct wharf_config *cfg)
+{
+	while (cfg->listeners) {
+		struct listener_config *l = cfg->listeners;
+		cfg->listeners = l->next;
+		free(l->name);
+		free(l->url);
+		free(l);
+	}
+}
+
+void config_free(struct wharf_config *cfg)
+{
+	if (!cfg)
+		return;
+	config_clear_listeners(cfg);
+	while (cfg->dests) {
+		struct dest_config *d = cfg->dests;
+		cfg->dests = d->next;
+		for (size_t i = 0; i < d->nbind; i++)
+			free(d->bind[i]);
+		free(d->bind);
+		free(d->pattern);
+		free(d);
+	}
+	free(cfg->data_dir);
+	free(cfg->log_file);
+	free(cfg);
+}
+
+static struct listener_config *listener_append(struct wharf_config *cfg, const char *name)
+{
+	struct listener_config *l = calloc(1, sizeof(*l));
+	if (!l || !(l->name = strdup(name))) {
+		free(l);
+		return NULL;
+	}
+	struct listener_config **pp = &cfg->listeners;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = l;
+	return l;
+}
+
+int config_add_listener(struct wharf_config *cfg, const char *name, const char *url)
+{
+	struct listener_config *l = listener_append(cfg, name);
+	if (!l || !(l->url = strdup(url)))
+		return -1;
+	return 0;
+}
+
+/* ---- value parsers ------------------------------------------------------ */
+
+static int parse_uint(const char *v, unsigned long long *out)
+{
+	if (!isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	char *end;
+	*out = strtoull(v, &end, 10);
+	if (errno)
+		return -1;
+	return (int)(end - v);
+}
+
+/* Sizes take an optional unit: 64KiB, 4MiB, 1GiB (or k, M, G). */
+static int parse_size(const char *v, size_t *out)
+{
+	unsigned long long n;
+	int used = parse_uint(v, &n);
+	if (used < 0)
+		return -1;
+	const char *unit = v + used;
+	unsigned long long mult = 1;
+	if (!*unit || !strcmp(unit, "B"))
+		mult = 1;
+	else if (!strcmp(unit, "KiB") || !strcmp(unit, "k") || !strcmp(unit, "K"))
+		mult = 1024ULL;
+	else if (!strcmp(unit, "MiB") || !strcmp(unit, "M"))
+		mult = 1024ULL * 1024;
+	else if (!strcmp(unit, "GiB") || !strcmp(unit, "G"))
+		mult = 1024ULL * 1024 * 1024;
+	else
+		return -1;
+	if (n > SIZE_MAX / mult)
+		return -1;
+	*out = (size_t)(n * mult);
+	return 0;
+}
+
+/* Durations take a unit: 500ms, 10s, 2m; a bare number is milliseconds. */
+static int parse_duration_ms(const char *v, unsigned *out)
+{
+	unsigned long long n;
+	int used = parse_uint(v, &n);
+	if (used < 0)
+		return -1;
+	const char *unit = v + used;
+	unsigned long long mult;
+	if (!*unit || !strcmp(unit, "ms"))
+		mult = 1;
+	else if (!strcmp(unit, "s"))
+		mult = 1000;
+	else if (!strcmp(unit, "m"))
+		mult = 60000;
+	else
+		return -1;
+	if (n > 0xffffffffULL / mult)
+		return -1;
+	*out = (unsigned)(n * mult);
+	return 0;
+}
+
+static int parse_bool(const char *v)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
+		return 1;
+	if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off"))
+		return 0;
+	return -1;
+}
+
+static int set_string(struct parser *p, char **slot, const char *v)
+{
+	char *copy = strdup(v);
+	if (!copy)
+		return fail(p, "out of memory");
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+static int set_size(struct parser *p, const char *key, size_t *slot, const char *v, size_t min)
+{
+	size_t n;
+	if (parse_size(v, &n) < 0)
+		return fail(p, "%s: '%s' is not a size (a number, optionally with KiB, MiB or GiB)",
+			    key, v);
+	if (n < min)
+		return fail(p, "%s: must be at least %zu", key, min);
+	*slot = n;
+	return 0;
+}
+
+static int set_duration(struct parser *p, const char *key, unsigned *slot, const char *v)
+{
+	if (parse_duration_ms(v, slot) < 0)
+		return fail(p, "%s: '%s' is not a duration (a number with ms, s or m)", key, v);
+	return 0;
+}
+
+/* ---- sections ----------------------------------------------------------- */
+
+static int global_key(struct parser *p, const char *k, const char *v)
+{
+	struct wharf_config *cfg = p->cfg;
+	if (!strcmp(k, "data_dir"))
+		return set_string(p, &cfg->data_dir, v);
+	if (!strcmp(k, "log_file"))
+		return set_string(p, &cfg->log_file, v);
+	if (!strcmp(k, "log_level")) {
+		int level = log_level_parse(v);
+		if (level < 0)
+			return fail(p, "log_level: '%s' is not one of error, warn, info, debug", v);
+		cfg->log_level = level;
+		return 0;
+	}
+	if (!strcmp(k, "max_connection_output"))
+		return set_size(p, k, &cfg->max_connection_output, v, 4096);
+	if (!strcmp(k, "topic_max_pending"))
+		return set_size(p, k, &cfg->topic_max_pending, v, 1);
+	if (!strcmp(k, "shutdown_grace"))
+		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
+	return fail(p, "unknown key '%s'", k);
+}
+
+static int stomp_key(struct parser *p, const char *k, const char *v)
+{
+	struct stomp_config *s = &p->cfg->stomp;
+	if (!strcmp(k, "max_frame_size"))
+		return set_size(p, k, &s->max_frame_size, v, 256);
+	if (!strcmp(k, "max_headers"))
+		return set_size(p, k, &s->max_headers, v, 1);
+	if (!strcmp(k, "max_header_length"))
+		return set_size(p, k, &s->max_header_length, v, 64);
+	if (!strcmp(k, "heartbeat"))
+		return set_duration(p, k, &s->heartbeat_ms, v);
+	if (!strcmp(k, "prefetch")) {
+		size_t n;
+		if (set_size(p, k, &n, v, 1) < 0)
+			return -1;
+		if (n > 1000000)
+			return fail(p, "prefetch: at most 1000000");
+		s->prefetch = (unsigned)n;
+		return 0;
+	}
+	return fail(p, "unknown key '%s' in [stomp]", k);
+}
+
+static int listener_key(struct parser *p, const char *k, const char *v)
+{
+	if (!strcmp(k, "url"))
+		return set_string(p, &p->listener->url, v);
+	return fail(p, "unknown key '%s' in [listener %s]", k, p->listener->name);
+}
+
+static int dest_key(struct parser *p, const char *k, const char *v)
+{
+	struct dest_config *d = p->dest;
+	const char *sec = d->kind == POLICY_QUEUE ? "queue" : "topic";
+	if (!strcmp(k, "auto_create")) {
+		int b = parse_bool(v);
+		if (b < 0)
+			return fail(p, "auto_create: '%s' is not true or false", v);
+		d->auto_create = b;
+		return 0;
+	}
+	if (!strcmp(k, "bind") && d->kind == POLICY_TOPIC) {
+		char *copy = strdup(v);
+		if (!copy)
+			return fail(p, "out of memory");
+		int rc = 0;
+		char *save = NULL;
+		for (char *q = strtok_r(copy, " \t,", &save); q; q = strtok_r(NULL, " \t,", &save)) {
+			if (address_validate(q, false) != 0) {
+				rc = fail(p, "bind: '%s' is not a valid queue name", q);
+				break;
+			}
+			char **nb = realloc(d->bind, (d->nbind + 1) * sizeof(*nb));
+			if (!nb || !(nb[d->nbind] = strdup(q))) {
+				if (nb)
+					d->bind = nb;
+				rc = fail(p, "out of memory");
+				break;
+			}
+			d->bind = nb;
+			d->nbind++;
+		}
+		free(copy);
+		return rc;
+	}
+	return fail(p, "unknown key '%s' in [%s %s]", k, sec, d->pattern);
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int section_header(struct parser *p, char *s)
+{
+	char *end = strchr(s, ']');
+	if (!end || trim(end + 1)[0] != '\0')
+		return fail(p, "section header must be [name] or [name argument]");
+	*end = '\0';
+	char *body = trim(s + 1);
+	char *arg = body;
+	while (*arg && !isspace((unsigned char)*arg))
+		arg++;
+	if (*arg)
+		*arg++ = '\0';
+	arg = trim(arg);
+
+	if (!strcmp(body, "stomp")) {
+		if (*arg)
+			return fail(p, "[stomp] takes no argument");
+		p->section = SEC_STOMP;
+		return 0;
+	}
+	if (!strcmp(body, "listener")) {
+		if (!*arg)
+			return fail(p, "[listener NAME] needs a name");
+		for (struct listener_config *l = p->cfg->listeners; l; l = l->next)
+			if (!strcmp(l->name, arg))
+				return fail(p, "listener '%s' is defined twice", arg);
+		p->listener = listener_append(p->cfg, arg);
+		if (!p->listener)
+			return fail(p, "out of memory");
+		p->listener->line = p->line;
+		p->section = SEC_LISTENER;
+		return 0;
+	}
+	if (!strcmp(body, "queue") || !strcmp(body, "topic")) {
+		if (!*arg)
+			return fail(p, "[%s PATTERN] needs a name pattern", body);
+		if (address_validate(arg, true) != 0)
+			return fail(p, "'%s' is not a valid name pattern", arg);
+		struct dest_config *d = calloc(1, sizeof(*d));
+		if (!d || !(d->pattern = strdup(arg))) {
+			free(d);
+			return fail(p, "out of memory");
+		}
+		d->kind = body[0] == 'q' ? POLICY_QUEUE : POLICY_TOPIC;
+		d->auto_create = -1;
+		struct dest_config **pp = &p->cfg->dests;
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = d;
+		p->dest = d;
+		p->section = body[0] == 'q' ? SEC_QUEUE : SEC_TOPIC;
+		return 0;
+	}
+	return fail(p, "unknown section [%s]", body);
+}
+
+static int check_complete(struct parser *p)
+{
+	for (struct listener_config *l = p->cfg->listeners; l; l = l->next) {
+		if (!l->url) {
+			p->line = l->line;
+			return fail(p, "[listener %s] has no url", l->name);
+		}
+	}
+	return 0;
+}
+
+int config_parse(struct wharf_config *cfg, const char *name, const char *text, char *err,
+		 size_t errlen)
+{
+	struct parser p = { .cfg = cfg, .file = name, .section = SEC_GLOBAL, .err = err,
+			    .errlen = errlen };
+	char *copy = strdup(text);
+	if (!copy) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	int rc = 0;
+	char *cursor = copy;
+	for (;;) {
+		char *nl = strchr(cursor, '\n');
+		if (nl)
+			*nl = '\0';
+		p.line++;
+		char *hash = strchr(cursor, '#');
+		if (hash)
+			*hash = '\0';
+		char *s = trim(cursor);
+		if (*s == '[') {
+			rc = section_header(&p, s);
+		} else if (*s) {
+			char *eq = strchr(s, '=');
+			if (!eq) {
+				rc = fail(&p, "expected 'key = value' or a [section]");
+			} else {
+				*eq = '\0';
+				char *k = trim(s), *v = trim(eq + 1);
+				if (!*k)
+					rc = fail(&p, "missing key before '='");
+				else if (!*v)
+					rc = fail(&p, "%s: missing value", k);
+				else if (p.section == SEC_GLOBAL)
+					rc = global_key(&p, k, v);
+				else if (p.section == SEC_STOMP)
+					rc = stomp_key(&p, k, v);
+				else if (p.section == SEC_LISTENER)
+					rc = listener_key(&p, k, v);
+				else
+					rc = dest_key(&p, k, v);
+			}
+		}
+		if (rc < 0 || !nl)
+			break;
+		cursor = nl + 1;
+	}
+	free(copy);
+	if (rc == 0)
+		rc = check_complete(&p);
+	return rc;
+}
+
+int config_load(struct wharf_config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	char chunk[4096];
+	size_t n;
+	int rc = mem ? 0 : -1;
+	while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (fwrite(chunk, 1, n, mem) != n)
+			rc = -1;
+	if (ferror(f))
+		rc = -1;
+	fclose(f);
+	if (mem)
+		fclose(mem);
+	if (rc < 0 || memchr(text, '\0', len)) {
+		snprintf(err, errlen, "%s: cannot read the file as text", path);
+		free(text);
+		return -1;
+	}
+	rc = config_parse(cfg, path, text, err, errlen);
+	free(text);
+	return rc;
+}

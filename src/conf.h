@@ -1,0 +1,69 @@
+/* The configuration file (conf/wharf.conf): `key = value` lines, `#` comments,
+ * and sections `[listener NAME]`, `[stomp]`, `[queue PATTERN]`,
+ * `[topic PATTERN]`. Every mistake is reported as FILE:LINE: message.
+ * docs/configuration.md lists every key. */
+#ifndef WHARF_CONF_H
+#define WHARF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct listener_config {
+	char *name;
+	char *url;
+	int line; /* of its section header, for messages */
+	struct listener_config *next;
+};
+
+enum policy_kind { POLICY_QUEUE, POLICY_TOPIC };
+
+struct dest_config {
+	enum policy_kind kind;
+	char *pattern;  /* a destination name, may hold `*` and `>` */
+	int auto_create; /* 1, 0, or -1 when not set */
+	char **bind;    /* [topic] only: queues that receive a copy */
+	size_t nbind;
+	struct dest_config *next;
+};
+
+struct stomp_config {
+	size_t max_frame_size;
+	size_t max_headers;
+	size_t max_header_length;
+	unsigned heartbeat_ms;  /* what the broker offers and asks for */
+	unsigned prefetch;      /* unacked window when the client sets none */
+};
+
+struct wharf_config {
+	char *data_dir;
+	char *log_file;
+	int log_level;
+	size_t max_connection_output; /* bytes queued to one client before
+				         its deliveries pause */
+	size_t topic_max_pending;     /* messages held for one non-durable
+				         topic subscriber before the oldest drop */
+	unsigned shutdown_grace_ms;
+	struct stomp_config stomp;
+	struct listener_config *listeners;
+	struct dest_config *dests;
+};
+
+/* A config with every default and no listeners; NULL on out of memory.
+ * Free with config_free(). */
+struct wharf_config *config_new(void);
+void config_free(struct wharf_config *cfg);
+
+/* Reads `path` into cfg, on top of what cfg holds. On error returns -1 and
+ * writes "FILE:LINE: message" into err. */
+int config_load(struct wharf_config *cfg, const char *path, char *err, size_t errlen);
+/* Parses text as if it were a file named `name` (unit tests, --check-config). */
+int config_parse(struct wharf_config *cfg, const char *name, const char *text, char *err,
+		 size_t errlen);
+
+/* Appends a listener; takes copies of the strings. -1 on out of memory. */
+int config_add_listener(struct wharf_config *cfg, const char *name, const char *url);
+/* Drops every listener (for --listen, which replaces the file's). */
+void config_clear_listeners(struct wharf_config *cfg);
+
+#endif

@@ -1,0 +1,32 @@
+/* Logging with levels, to stderr or a file. Lines look like
+ *   2026-11-28T21:10:00.123Z info listening stomp 127.0.0.1:40211
+ * and scripts may rely on the message part staying as it is.
+ * Runs on the event-loop thread only. */
+#ifndef WHARF_LOG_H
+#define WHARF_LOG_H
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Parses "error", "warn", "info", "debug"; -1 if none of them. */
+int log_level_parse(const char *s);
+void log_set_level(enum log_level level);
+int log_enabled(enum log_level level);
+/* Opens `path` for appending (NULL or "" means stderr); -1 with errno set
+ * on failure, leaving the current destination in place. */
+int log_open(const char *path);
+/* Reopens the current log file, for log rotation on SIGHUP. */
+int log_reopen(void);
+void log_close(void);
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                              \
+	do {                                        \
+		if (log_enabled(LOG_DEBUG))         \
+			log_msg(LOG_DEBUG, __VA_ARGS__); \
+	} while (0)
+
+#endif

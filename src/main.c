@@ -1,0 +1,132 @@
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "conf.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: wharfd [-c FILE] [--data-dir DIR] [--listen URL]... [--log-level LEVEL]\n"
+		"              [--check-config] [--version] [--help]\n"
+		"\n"
+		"  -c, --config FILE   read FILE (see conf/wharf.conf and docs/configuration.md)\n"
+		"  --data-dir DIR      keep the broker's data in DIR (default: ./data)\n"
+		"  --listen URL        listen on URL, e.g. stomp://127.0.0.1:61613; port 0 picks\n"
+		"                      a free port. Repeatable; replaces the file's listeners.\n"
+		"  --log-level LEVEL   error, warn, info or debug\n"
+		"  --check-config      validate the configuration and exit\n"
+		"  --version           print the version and exit\n"
+		"\n"
+		"Each bound listener is logged as: listening PROTO HOST:PORT\n");
+}
+
+enum { OPT_DATA_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_VERSION, OPT_LOG_LEVEL };
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL, *data_dir = NULL, *log_level = NULL;
+	const char **listen = calloc((size_t)argc, sizeof(*listen));
+	size_t nlisten = 0;
+	bool check = false;
+	int opt, rc = 1;
+	struct wharf_config *cfg = NULL;
+
+	if (!listen)
+		return 1;
+	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case OPT_DATA_DIR: data_dir = optarg; break;
+		case OPT_LISTEN: listen[nlisten++] = optarg; break;
+		case OPT_LOG_LEVEL: log_level = optarg; break;
+		case OPT_CHECK: check = true; break;
+		case OPT_VERSION:
+			printf("wharfd %s\n", PACKAGE_VERSION);
+			rc = 0;
+			goto out;
+		case 'h':
+			usage(stdout);
+			rc = 0;
+			goto out;
+		default:
+			usage(stderr);
+			rc = 2;
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "wharfd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		rc = 2;
+		goto out;
+	}
+
+	cfg = config_new();
+	if (!cfg)
+		goto out;
+	char err[512];
+	if (config_path && config_load(cfg, config_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "wharfd: %s\n", err);
+		goto out;
+	}
+	if (data_dir && !(free(cfg->data_dir), cfg->data_dir = strdup(data_dir)))
+		goto out;
+	if (nlisten) {
+		config_clear_listeners(cfg);
+		for (size_t i = 0; i < nlisten; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "cli%zu", i + 1);
+			if (config_add_listener(cfg, name, listen[i]) < 0)
+				goto out;
+		}
+	}
+	if (log_level) {
+		int level = log_level_parse(log_level);
+		if (level < 0) {
+			fprintf(stderr, "wharfd: --log-level: '%s' is not one of error, warn, info, debug\n",
+				log_level);
+			goto out;
+		}
+		cfg->log_level = level;
+	}
+	if (check) {
+		printf("%s: configuration ok\n", config_path ? config_path : "(defaults)");
+		rc = 0;
+		goto out;
+	}
+	log_set_level(cfg->log_level);
+	if (cfg->log_file && log_open(cfg->log_file) < 0) {
+		fprintf(stderr, "wharfd: cannot open log file %s\n", cfg->log_file);
+		goto out;
+	}
+
+	struct broker b;
+	int init = broker_init(&b, cfg);
+	cfg = NULL; /* the broker owns it now */
+	if (init == 0 && broker_listen(&b) == 0 && broker_run(&b) == 0) {
+		log_info("stopped");
+		rc = 0;
+	}
+	broker_free(&b);
+	log_close();
+out:
+	config_free(cfg);
+	free(listen);
+	return rc;
+}

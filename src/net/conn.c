@@ -1,0 +1,244 @@
+#include "config.h"
+#include "net/conn.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "log.h"
+
+/* How long a closing connection may take to flush what it has queued. */
+#define CLOSE_FLUSH_MS 5000
+
+struct conn {
+	TAILQ_ENTRY(conn) link;
+	struct broker *b;
+	unsigned long id;
+	struct bufferevent *bev;
+	const struct proto_ops *proto;
+	void *session;
+	struct event *close_ev; /* deferred free, and the flush deadline */
+	size_t max_output;
+	bool closing;
+	bool flushing;
+	char peer[64];
+	char *principal;
+};
+
+static void broker_conn_added(struct broker *b, struct conn *c);
+static void broker_conn_removed(struct broker *b, struct conn *c);
+
+struct broker *conn_broker(const struct conn *c) { return c->b; }
+struct event_base *conn_base(const struct conn *c) { return c->b->base; }
+const char *conn_peer(const struct conn *c) { return c->peer; }
+const char *conn_protocol(const struct conn *c) { return c->proto->name; }
+const char *conn_principal(const struct conn *c) { return c->principal ? c->principal : "anonymous"; }
+unsigned long conn_id(const struct conn *c) { return c->id; }
+bool conn_closing(const struct conn *c) { return c->closing; }
+struct evbuffer *conn_output(struct conn *c) { return bufferevent_get_output(c->bev); }
+
+int conn_set_principal(struct conn *c, const char *principal)
+{
+	char *copy = strdup(principal);
+	if (!copy)
+		return -1;
+	free(c->principal);
+	c->principal = copy;
+	return 0;
+}
+
+int conn_write(struct conn *c, const void *data, size_t len)
+{
+	return bufferevent_write(c->bev, data, len);
+}
+
+bool conn_output_full(const struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->max_output;
+}
+
+void conn_pause_input(struct conn *c, bool paused)
+{
+	if (c->closing)
+		return;
+	if (paused)
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+static void conn_free(struct conn *c)
+{
+	if (c->session)
+		c->proto->closed(c->session);
+	log_debug("conn %lu %s closed", c->id, c->peer);
+	broker_conn_removed(c->b, c);
+	bufferevent_free(c->bev);
+	event_free(c->close_ev);
+	free(c->principal);
+	free(c);
+}
+
+static void close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_free(arg);
+}
+
+static void schedule_free(struct conn *c, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(c->close_ev, &tv);
+}
+
+void conn_close(struct conn *c, bool flush)
+{
+	if (c->closing && !(c->flushing && !flush))
+		return;
+	c->closing = true;
+	bufferevent_disable(c->bev, EV_READ);
+	if (flush && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		/* write_cb frees once the output is empty; the timer caps the wait. */
+		c->flushing = true;
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		schedule_free(c, CLOSE_FLUSH_MS);
+		return;
+	}
+	c->flushing = false;
+	schedule_free(c, 0);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	if (c->closing) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	c->proto->input(c->session, in);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->flushing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+			c->flushing = false;
+			schedule_free(c, 0);
+		}
+		return;
+	}
+	if (!c->closing && c->proto->drained)
+		c->proto->drained(c->session);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		log_debug("conn %lu %s: %s", c->id, c->peer,
+			  (what & BEV_EVENT_EOF) ? "peer closed" : "socket error");
+		c->flushing = false;
+		conn_close(c, false);
+	}
+}
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(out, len, "%s:%d", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(out, len, "[%s]:%d", host, port);
+	} else {
+		snprintf(out, len, "unix");
+	}
+}
+
+struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, int fd,
+			 const struct sockaddr *peer, int peerlen, size_t max_output)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->b = b;
+	c->id = ++b->next_conn_id;
+	c->proto = proto;
+	c->max_output = max_output;
+	format_peer(peer, c->peer, sizeof(c->peer));
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->close_ev = evtimer_new(b->base, close_cb, c);
+	if (!c->bev || !c->close_ev) {
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->close_ev)
+			event_free(c->close_ev);
+		free(c);
+		return NULL;
+	}
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	/* write_cb runs when output falls to half the cap: paused deliveries resume. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, max_output / 2, 0);
+	broker_conn_added(b, c);
+	c->session = proto->open(c);
+	if (!c->session) {
+		conn_close(c, false);
+		return NULL;
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	log_debug("conn %lu %s opened (%s)", c->id, c->peer, proto->name);
+	return c;
+}
+
+void conn_shutdown_all(struct broker *b)
+{
+	struct conn *c;
+	TAILQ_FOREACH(c, &b->conns, link) {
+		if (c->closing)
+			continue;
+		if (c->proto->shutdown)
+			c->proto->shutdown(c->session);
+		conn_close(c, true);
+	}
+}
+
+void conn_free_all(struct broker *b)
+{
+	struct conn *c;
+	while ((c = TAILQ_FIRST(&b->conns)))
+		conn_free(c);
+}
+
+static void broker_conn_added(struct broker *b, struct conn *c)
+{
+	TAILQ_INSERT_TAIL(&b->conns, c, link);
+	b->nconns++;
+}
+
+static void broker_conn_removed(struct broker *b, struct conn *c)
+{
+	TAILQ_REMOVE(&b->conns, c, link);
+	b->nconns--;
+}

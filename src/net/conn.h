@@ -1,0 +1,64 @@
+/* A client connection as protocol adapters see it: bytes in, bytes out, a
+ * principal and a deferred close. Adapters never touch the socket or the
+ * transport under it (TCP now; TLS and WebSocket later). */
+#ifndef WHARF_NET_CONN_H
+#define WHARF_NET_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct evbuffer;
+struct event_base;
+struct broker;
+struct conn;
+
+/* What a protocol adapter implements; one table per protocol. */
+struct proto_ops {
+	const char *name;
+	/* A new connection: returns the session, or NULL to refuse it. */
+	void *(*open)(struct conn *c);
+	/* Bytes arrived: consume what forms whole frames from `in`. */
+	void (*input)(void *session, struct evbuffer *in);
+	/* Output drained below the low-water mark: paused deliveries may resume. */
+	void (*drained)(void *session);
+	/* The broker is stopping: tell the client in the protocol's own way. */
+	void (*shutdown)(void *session);
+	/* The connection is gone: release everything and free the session. */
+	void (*closed)(void *session);
+};
+
+struct broker *conn_broker(const struct conn *c);
+struct event_base *conn_base(const struct conn *c);
+const char *conn_peer(const struct conn *c);       /* "127.0.0.1:5555" */
+const char *conn_protocol(const struct conn *c);   /* "stomp" */
+const char *conn_principal(const struct conn *c);  /* "anonymous" until authenticated */
+int conn_set_principal(struct conn *c, const char *principal);
+unsigned long conn_id(const struct conn *c);
+
+/* Queues bytes to send; -1 on out of memory (the caller closes). */
+int conn_write(struct conn *c, const void *data, size_t len);
+/* The output buffer, for adding a body by reference. */
+struct evbuffer *conn_output(struct conn *c);
+/* True once queued output passes the connection's cap (max_connection_output):
+ * an adapter stops taking deliveries until `drained` is called. */
+bool conn_output_full(const struct conn *c);
+void conn_pause_input(struct conn *c, bool paused);
+
+/* Closes the connection later, from the event loop, never inside the
+ * caller's stack: after flushing queued output (bounded by a deadline) if
+ * `flush`, else at once. Input stops now. Safe to call more than once. */
+void conn_close(struct conn *c, bool flush);
+bool conn_closing(const struct conn *c);
+
+/* ---- for the broker and listeners only --------------------------------- */
+struct sockaddr;
+
+/* Takes ownership of fd (closed on failure). NULL if refused. */
+struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, int fd,
+			 const struct sockaddr *peer, int peerlen, size_t max_output);
+/* Every connection of the broker: tell them all the broker stops, or free
+ * them at once (teardown only, outside any callback). */
+void conn_shutdown_all(struct broker *b);
+void conn_free_all(struct broker *b);
+
+#endif

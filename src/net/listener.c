@@ -1,0 +1,136 @@
+#include "config.h"
+#include "net/listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/listener.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "broker.h"
+#include "log.h"
+#include "net/conn.h"
+#include "net/url.h"
+#include "protocols/stomp/session.h"
+
+struct listener {
+	struct listener *next;
+	struct broker *b;
+	struct evconnlistener *evl;
+	const struct proto_ops *proto;
+	char *name;
+};
+
+/* The scheme of a listener URL names its protocol (and, later, transport). */
+static const struct proto_ops *proto_for_scheme(const char *scheme)
+{
+	if (!strcmp(scheme, "stomp"))
+		return &stomp_proto;
+	return NULL;
+}
+
+static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct listener *l = arg;
+	conn_accept(l->b, l->proto, fd, sa, salen, l->b->cfg->max_connection_output);
+}
+
+static void accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	struct listener *l = arg;
+	/* EMFILE and friends: keep the listener; the loop retries when a
+	 * descriptor frees up. */
+	log_warn("listener %s: accept failed: %s", l->name, strerror(errno));
+}
+
+static int resolve(const struct listen_url *u, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%d", u->port);
+	const char *host = strcmp(u->host, "*") ? u->host : NULL;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0)
+		return rc;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int listener_open(struct broker *b, const char *name, const char *url)
+{
+	struct listen_url u;
+	const char *why;
+	if (url_parse(url, &u, &why) < 0) {
+		log_error("listener %s: bad url '%s': %s", name, url, why);
+		return -1;
+	}
+	const struct proto_ops *proto = proto_for_scheme(u.scheme);
+	if (!proto) {
+		log_error("listener %s: unsupported scheme '%s' in '%s' (supported: stomp)", name,
+			  u.scheme, url);
+		return -1;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int rc = resolve(&u, &ss, &sslen);
+	if (rc != 0) {
+		log_error("listener %s: cannot resolve '%s': %s", name, u.host, gai_strerror(rc));
+		return -1;
+	}
+	struct listener *l = calloc(1, sizeof(*l));
+	if (!l || !(l->name = strdup(name))) {
+		free(l);
+		log_error("listener %s: out of memory", name);
+		return -1;
+	}
+	l->b = b;
+	l->proto = proto;
+	l->evl = evconnlistener_new_bind(b->base, accept_cb, l,
+					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+					 1024, (struct sockaddr *)&ss, (int)sslen);
+	if (!l->evl) {
+		log_error("listener %s: cannot listen on %s: %s", name, url, strerror(errno));
+		free(l->name);
+		free(l);
+		return -1;
+	}
+	evconnlistener_set_error_cb(l->evl, accept_error_cb);
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	getsockname(evconnlistener_get_fd(l->evl), (struct sockaddr *)&bound, &blen);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (bound.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&bound;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		log_info("listening %s [%s]:%d", proto->name, host, port);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&bound;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		log_info("listening %s %s:%d", proto->name, host, port);
+	}
+	l->next = b->listeners;
+	b->listeners = l;
+	return 0;
+}
+
+void listener_close_all(struct broker *b)
+{
+	while (b->listeners) {
+		struct listener *l = b->listeners;
+		b->listeners = l->next;
+		evconnlistener_free(l->evl);
+		free(l->name);
+		free(l);
+	}
+}

@@ -1,0 +1,50 @@
+#include "config.h"
+#include "net/url.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int url_parse(const char *s, struct listen_url *out, const char **why)
+{
+	const char *sep = strstr(s, "://");
+	if (!sep || sep == s || (size_t)(sep - s) >= sizeof(out->scheme)) {
+		*why = "expected SCHEME://HOST:PORT";
+		return -1;
+	}
+	memcpy(out->scheme, s, (size_t)(sep - s));
+	out->scheme[sep - s] = '\0';
+	const char *host = sep + 3, *colon;
+	size_t hlen;
+	if (*host == '[') {
+		const char *close = strchr(host, ']');
+		if (!close || close[1] != ':') {
+			*why = "an IPv6 address goes in brackets: [::1]:PORT";
+			return -1;
+		}
+		host++;
+		hlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(host, ':');
+		if (!colon) {
+			*why = "missing :PORT";
+			return -1;
+		}
+		hlen = (size_t)(colon - host);
+	}
+	if (hlen == 0 || hlen >= sizeof(out->host)) {
+		*why = "missing or overlong host";
+		return -1;
+	}
+	memcpy(out->host, host, hlen);
+	out->host[hlen] = '\0';
+	const char *port = colon + 1;
+	char *end;
+	long p = strtol(port, &end, 10);
+	if (!*port || *end || p < 0 || p > 65535 || *port == '-' || *port == '+') {
+		*why = "the port must be a number from 0 to 65535";
+		return -1;
+	}
+	out->port = (int)p;
+	return 0;
+}

@@ -1,0 +1,15 @@
+/* Listener URLs: SCHEME://HOST:PORT, with [v6]:PORT for IPv6 and port 0
+ * for a free port chosen by the kernel. */
+#ifndef WHARF_NET_URL_H
+#define WHARF_NET_URL_H
+
+struct listen_url {
+	char scheme[16];
+	char host[256];
+	int port;
+};
+
+/* 0 on success; -1 with a reason in *why (a static string). */
+int url_parse(const char *s, struct listen_url *out, const char **why);
+
+#endif

@@ -1,0 +1,77 @@
+#include "config.h"
+#include "router/message.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct message *message_new(void)
+{
+	struct message *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->refs = 1;
+	m->priority = MESSAGE_DEFAULT_PRIORITY;
+	return m;
+}
+
+struct message *message_ref(struct message *m)
+{
+	m->refs++;
+	return m;
+}
+
+void message_unref(struct message *m)
+{
+	if (!m || --m->refs > 0)
+		return;
+	for (size_t i = 0; i < m->nprops; i++) {
+		free(m->props[i].name);
+		free(m->props[i].value);
+	}
+	free(m->props);
+	free(m->dest);
+	free(m->content_type);
+	free(m->correlation_id);
+	free(m->reply_to);
+	free(m->body);
+	free(m);
+}
+
+int message_set(char **field, const char *value)
+{
+	char *copy = strdup(value);
+	if (!copy)
+		return -1;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+int message_add_prop(struct message *m, const char *name, const char *value, size_t value_len)
+{
+	struct msg_prop *props = realloc(m->props, (m->nprops + 1) * sizeof(*props));
+	if (!props)
+		return -1;
+	m->props = props;
+	struct msg_prop *p = &props[m->nprops];
+	p->name = strdup(name);
+	p->value = malloc(value_len + 1);
+	if (!p->name || !p->value) {
+		free(p->name);
+		free(p->value);
+		return -1;
+	}
+	memcpy(p->value, value, value_len);
+	p->value[value_len] = '\0';
+	p->value_len = value_len;
+	m->nprops++;
+	return 0;
+}
+
+void message_take_body(struct message *m, uint8_t **body, size_t len)
+{
+	free(m->body);
+	m->body = *body;
+	m->body_len = len;
+	*body = NULL;
+}

@@ -1,0 +1,56 @@
+/* The one normalized message every protocol maps onto (DESIGN.md §4).
+ * Reference-counted and immutable once published: the router and every
+ * delivery share one copy, body included, whatever protocol reads it. */
+#ifndef WHARF_ROUTER_MESSAGE_H
+#define WHARF_ROUTER_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "router/address.h"
+
+#define MESSAGE_DEFAULT_PRIORITY 4
+
+struct msg_prop {
+	char *name;
+	char *value;
+	size_t value_len;
+};
+
+struct message {
+	unsigned refs;
+	uint64_t id;           /* set by the router on publish */
+	int64_t timestamp_ms;  /* set by the router on publish */
+	int64_t expiry_ms;     /* absolute, ms since the epoch; 0 = never */
+	uint8_t priority;      /* 0-9 */
+	bool durable;
+	enum dest_kind dest_kind; /* where it was published; set by the router */
+	char *dest;               /* dotted name; set by the router */
+	char *content_type;
+	char *correlation_id;
+	char *reply_to;        /* "queue://NAME" or "topic://NAME", or as given */
+	size_t nprops;
+	struct msg_prop *props; /* user properties, in the order received */
+	uint8_t *body;
+	size_t body_len;
+};
+
+/* A new empty message with one reference; NULL on out of memory. */
+struct message *message_new(void);
+struct message *message_ref(struct message *m);
+/* Drops one reference; the last one frees the message. NULL is fine. */
+void message_unref(struct message *m);
+
+/* Setters for building a message before it is published; -1 on out of
+ * memory. They copy their arguments, except message_take_body. */
+int message_set(char **field, const char *value);
+int message_add_prop(struct message *m, const char *name, const char *value, size_t value_len);
+/* Takes ownership of *body (malloc'd) and sets *body to NULL. */
+void message_take_body(struct message *m, uint8_t **body, size_t len);
+
+/* Reply-to addresses are kept protocol-neutral: "queue://x", "topic://x". */
+#define ADDR_QUEUE_PREFIX "queue://"
+#define ADDR_TOPIC_PREFIX "topic://"
+
+#endif

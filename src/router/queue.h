@@ -1,0 +1,89 @@
+/* A queue: messages in FIFO order handed to competing consumers, each within
+ * its credit and unacknowledged window, round-robin. A topic subscription is
+ * a private queue with one consumer, so acks, windows and redelivery work the
+ * same for both. Event-loop thread only. */
+#ifndef WHARF_ROUTER_QUEUE_H
+#define WHARF_ROUTER_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "router/message.h"
+
+struct queue;
+struct consumer;
+/* One message out to one consumer, awaiting its outcome. */
+struct delivery;
+
+struct consumer_ops {
+	/* Sends `m` to the client. For a consumer that acknowledges, `d` stays
+	 * valid until the consumer acks or nacks it or unsubscribes; for an
+	 * auto-ack consumer, only during the call. Must not call back into the
+	 * router, nor change m (it may take a reference). Returns 0 when sent, -1 when it cannot take the message now:
+	 * the message goes back to the queue and the consumer is paused. */
+	int (*deliver)(void *ctx, struct delivery *d, struct message *m);
+};
+
+struct consumer_options {
+	bool auto_ack;     /* settled when sent (STOMP ack:auto, MQTT QoS 0) */
+	unsigned window;   /* most unacknowledged at once; 0 = no limit */
+	bool credit_mode;  /* AMQP-style: deliver only against granted credit */
+};
+
+enum nack_outcome {
+	NACK_RELEASE,  /* back to the queue, delivery count kept */
+	NACK_FAILED,   /* back to the queue, counted as a failed delivery */
+	NACK_REJECT,   /* never deliver again (dead-letter path) */
+};
+
+struct queue_stats {
+	uint64_t enqueued;
+	uint64_t delivered;
+	uint64_t acked;
+	uint64_t dropped;  /* removed by overflow or expiry */
+	uint64_t rejected;
+};
+
+/* `name` is copied (NULL for a private subscription queue). `max_ready`
+ * bounds the messages waiting; past it the oldest is dropped (0 = no
+ * bound). Free with queue_free(), which drops consumers' pointers too:
+ * consumers must be removed first. */
+struct queue *queue_new(const char *name, size_t max_ready);
+void queue_free(struct queue *q);
+const char *queue_name(const struct queue *q);
+size_t queue_depth(const struct queue *q);      /* waiting */
+size_t queue_unacked(const struct queue *q);    /* out to consumers */
+size_t queue_consumer_count(const struct queue *q);
+const struct queue_stats *queue_stats(const struct queue *q);
+
+/* Takes a new reference to m. -1 on out of memory. Dispatches at once. */
+int queue_enqueue(struct queue *q, struct message *m);
+
+/* A new consumer; NULL on out of memory. Dispatches at once. */
+struct consumer *queue_consumer_add(struct queue *q, const struct consumer_options *opts,
+				    const struct consumer_ops *ops, void *ctx);
+/* Removes and frees c; its unacknowledged messages go back to the queue,
+ * marked redelivered, in their original order. */
+void queue_consumer_remove(struct consumer *c);
+struct queue *consumer_queue(const struct consumer *c);
+void consumer_set_paused(struct consumer *c, bool paused);
+void consumer_add_credit(struct consumer *c, unsigned credit);
+void consumer_set_credit(struct consumer *c, unsigned credit);
+unsigned consumer_credit(const struct consumer *c);
+size_t consumer_unacked(const struct consumer *c);
+
+/* Settles d (and, if cumulative, every earlier delivery of the same
+ * consumer) as consumed. */
+void delivery_ack(struct delivery *d, bool cumulative);
+void delivery_nack(struct delivery *d, enum nack_outcome outcome);
+/* The consumer's outstanding delivery of message `msg_id`, or NULL. */
+struct delivery *consumer_find_delivery(struct consumer *c, uint64_t msg_id);
+const struct message *delivery_message(const struct delivery *d);
+uint32_t delivery_count(const struct delivery *d); /* 1 on first delivery */
+struct consumer *delivery_consumer(const struct delivery *d);
+
+/* Runs dispatch again, e.g. after a consumer unpauses. */
+void queue_dispatch(struct queue *q);
+
+#endif

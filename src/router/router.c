@@ -1,0 +1,299 @@
+#include "config.h"
+#include "router/router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "router/topic.h"
+#include "util/clock.h"
+#include "util/map.h"
+
+struct auto_rule {
+	struct auto_rule *next;
+	enum dest_kind kind;
+	bool allowed;
+	char pattern[];
+};
+
+struct subscription {
+	struct queue *q;        /* the named queue, or the private one of a topic subscription */
+	struct consumer *c;
+	struct topic_binding *binding; /* topic subscriptions only */
+};
+
+struct router {
+	struct router_options opts;
+	struct map *queues;     /* name -> struct queue */
+	struct map *topics;     /* names of topics known to exist -> (void *)1 */
+	struct topic_tree *tree;
+	struct auto_rule *rules;
+	uint64_t next_msg_id;
+	struct router_stats stats;
+};
+
+const char *router_strerror(enum router_err err)
+{
+	switch (err) {
+	case ROUTER_OK: return "ok";
+	case ROUTER_ENOMEM: return "out of memory";
+	case ROUTER_EINVAL: return "invalid destination name";
+	case ROUTER_ENOTFOUND: return "no such destination";
+	case ROUTER_EFORBIDDEN: return "destination reserved for the broker";
+	}
+	return "unknown error";
+}
+
+struct router *router_new(const struct router_options *opts)
+{
+	struct router *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->opts = *opts;
+	r->queues = map_new();
+	r->topics = map_new();
+	r->tree = topic_tree_new();
+	if (!r->queues || !r->topics || !r->tree) {
+		router_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void free_queue(const char *key, void *value, void *arg)
+{
+	queue_free(value);
+}
+
+void router_free(struct router *r)
+{
+	if (!r)
+		return;
+	/* Bindings go first: they point at queues. */
+	topic_tree_free(r->tree);
+	if (r->queues) {
+		map_each(r->queues, free_queue, NULL);
+		map_free(r->queues);
+	}
+	map_free(r->topics);
+	while (r->rules) {
+		struct auto_rule *rule = r->rules;
+		r->rules = rule->next;
+		free(rule);
+	}
+	free(r);
+}
+
+enum router_err router_set_auto_create(struct router *r, enum dest_kind kind, const char *pattern,
+				       bool allowed)
+{
+	if (address_validate(pattern, true) != 0)
+		return ROUTER_EINVAL;
+	size_t len = strlen(pattern);
+	struct auto_rule *rule = malloc(sizeof(*rule) + len + 1);
+	if (!rule)
+		return ROUTER_ENOMEM;
+	rule->next = NULL;
+	rule->kind = kind;
+	rule->allowed = allowed;
+	memcpy(rule->pattern, pattern, len + 1);
+	struct auto_rule **pp = &r->rules;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = rule;
+	return ROUTER_OK;
+}
+
+static bool may_create(const struct router *r, enum dest_kind kind, const char *name)
+{
+	for (const struct auto_rule *rule = r->rules; rule; rule = rule->next)
+		if (rule->kind == kind && address_match(rule->pattern, name))
+			return rule->allowed;
+	return true;
+}
+
+static enum router_err check_name(const char *name, bool pattern, bool broker_own)
+{
+	if (address_validate(name, pattern) != 0)
+		return ROUTER_EINVAL;
+	if (name[0] == '$' && !broker_own)
+		return ROUTER_EFORBIDDEN;
+	return ROUTER_OK;
+}
+
+/* The named queue, created if allowed (or if `force`, for bindings). */
+static struct queue *get_queue(struct router *r, const char *name, bool force,
+			       enum router_err *err)
+{
+	struct queue *q = map_get(r->queues, name);
+	if (q)
+		return q;
+	if (!force && !may_create(r, DEST_QUEUE, name)) {
+		*err = ROUTER_ENOTFOUND;
+		return NULL;
+	}
+	q = queue_new(name, 0);
+	if (!q || map_put(r->queues, name, q) < 0) {
+		queue_free(q);
+		*err = ROUTER_ENOMEM;
+		return NULL;
+	}
+	r->stats.queues++;
+	return q;
+}
+
+/* A topic exists once it has been used; auto-create rules decide whether
+ * a new one may be. Wildcard subscriptions check nothing: they create no
+ * topic of their own. */
+static enum router_err touch_topic(struct router *r, const char *name)
+{
+	if (map_get(r->topics, name))
+		return ROUTER_OK;
+	if (!may_create(r, DEST_TOPIC, name))
+		return ROUTER_ENOTFOUND;
+	return map_put(r->topics, name, (void *)1) < 0 ? ROUTER_ENOMEM : ROUTER_OK;
+}
+
+enum router_err router_bind(struct router *r, const char *pattern, const char *queue)
+{
+	if (address_validate(pattern, true) != 0 || address_validate(queue, false) != 0)
+		return ROUTER_EINVAL;
+	enum router_err err = ROUTER_OK;
+	struct queue *q = get_queue(r, queue, true, &err);
+	if (!q)
+		return err;
+	return topic_tree_add(r->tree, pattern, q) ? ROUTER_OK : ROUTER_ENOMEM;
+}
+
+struct fanout {
+	struct message *m;
+	struct queue **seen; /* queues already given this message */
+	size_t nseen, cap;
+	bool oom;
+};
+
+/* Several bindings may lead to one queue (two patterns, one bound queue);
+ * each queue gets the message once. */
+static void fanout_one(struct queue *q, void *arg)
+{
+	struct fanout *f = arg;
+	for (size_t i = 0; i < f->nseen; i++)
+		if (f->seen[i] == q)
+			return;
+	if (f->nseen == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 16;
+		struct queue **seen = realloc(f->seen, cap * sizeof(*seen));
+		if (!seen) {
+			f->oom = true;
+			return;
+		}
+		f->seen = seen;
+		f->cap = cap;
+	}
+	f->seen[f->nseen++] = q;
+	if (queue_enqueue(q, f->m) < 0)
+		f->oom = true;
+}
+
+enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
+			       struct message **mp, bool broker_own)
+{
+	struct message *m = *mp;
+	*mp = NULL;
+	enum router_err err = check_name(name, false, broker_own);
+	if (err != ROUTER_OK)
+		goto out;
+	if (message_set(&m->dest, name) < 0) {
+		err = ROUTER_ENOMEM;
+		goto out;
+	}
+	m->id = ++r->next_msg_id;
+	m->timestamp_ms = clock_wall_ms();
+	m->dest_kind = kind;
+	if (kind == DEST_QUEUE) {
+		struct queue *q = get_queue(r, name, false, &err);
+		if (q && queue_enqueue(q, m) < 0)
+			err = ROUTER_ENOMEM;
+	} else if ((err = touch_topic(r, name)) == ROUTER_OK) {
+		struct fanout f = { .m = m };
+		if (topic_tree_match(r->tree, name, fanout_one, &f) < 0 || f.oom)
+			err = ROUTER_ENOMEM;
+		free(f.seen);
+	}
+	if (err == ROUTER_OK)
+		r->stats.published++;
+out:
+	message_unref(m);
+	return err;
+}
+
+struct subscription *router_subscribe(struct router *r, enum dest_kind kind, const char *name,
+				      const struct consumer_options *opts,
+				      const struct consumer_ops *ops, void *ctx,
+				      enum router_err *err)
+{
+	*err = check_name(name, kind == DEST_TOPIC, true);
+	if (*err != ROUTER_OK)
+		return NULL;
+	struct subscription *s = calloc(1, sizeof(*s));
+	if (!s) {
+		*err = ROUTER_ENOMEM;
+		return NULL;
+	}
+	if (kind == DEST_QUEUE) {
+		s->q = get_queue(r, name, false, err);
+		if (!s->q)
+			goto fail;
+	} else {
+		if (!address_is_pattern(name) && (*err = touch_topic(r, name)) != ROUTER_OK)
+			goto fail;
+		s->q = queue_new(NULL, r->opts.topic_max_pending);
+		if (!s->q || !(s->binding = topic_tree_add(r->tree, name, s->q))) {
+			*err = ROUTER_ENOMEM;
+			goto fail;
+		}
+	}
+	s->c = queue_consumer_add(s->q, opts, ops, ctx);
+	if (!s->c) {
+		*err = ROUTER_ENOMEM;
+		goto fail;
+	}
+	r->stats.subscriptions++;
+	return s;
+fail:
+	if (s->binding)
+		topic_tree_remove(r->tree, s->binding);
+	if (kind == DEST_TOPIC)
+		queue_free(s->q);
+	free(s);
+	return NULL;
+}
+
+void router_unsubscribe(struct router *r, struct subscription *s)
+{
+	if (s->binding) {
+		topic_tree_remove(r->tree, s->binding);
+		/* A private queue's consumer leaves nothing behind: no one else
+		 * would ever read what it returns. */
+		queue_consumer_remove(s->c);
+		queue_free(s->q);
+	} else {
+		queue_consumer_remove(s->c);
+	}
+	r->stats.subscriptions--;
+	free(s);
+}
+
+struct consumer *subscription_consumer(const struct subscription *s)
+{
+	return s->c;
+}
+
+const struct router_stats *router_stats(const struct router *r)
+{
+	return &r->stats;
+}
+
+struct queue *router_find_queue(const struct router *r, const char *name)
+{
+	return map_get(r->queues, name);
+}

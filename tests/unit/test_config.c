@@ -1,0 +1,91 @@
+/* The config parser: values, sections, and FILE:LINE on every mistake. */
+#include "config.h"
+
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "tap.h"
+
+static int parse(const char *text, char *err, size_t errlen, struct wharf_config **out)
+{
+	struct wharf_config *cfg = config_new();
+	int rc = config_parse(cfg, "t.conf", text, err, errlen);
+	if (out)
+		*out = cfg;
+	else
+		config_free(cfg);
+	return rc;
+}
+
+static void bad(const char *text, const char *want)
+{
+	char err[256] = "";
+	int rc = parse(text, err, sizeof(err), NULL);
+	ok(rc < 0 && strstr(err, want) != NULL, "refused: '%s' -> %s", want, err);
+}
+
+int main(void)
+{
+	char err[256];
+	struct wharf_config *cfg;
+	int rc = parse("# comment\n"
+		       "data_dir = /var/lib/wharf   # trailing comment\n"
+		       "log_level = debug\n"
+		       "max_connection_output = 2MiB\n"
+		       "[listener one]\n"
+		       "url = stomp://127.0.0.1:61613\n"
+		       "[listener two]\n"
+		       "url = stomp://[::1]:0\n"
+		       "[stomp]\n"
+		       "heartbeat = 5s\n"
+		       "prefetch = 10\n"
+		       "max_frame_size = 64KiB\n"
+		       "[topic orders.>]\n"
+		       "bind = audit, billing\n"
+		       "[queue fixed.*]\n"
+		       "auto_create = false\n",
+		       err, sizeof(err), &cfg);
+	ok(rc == 0, "a full config parses (%s)", rc ? err : "ok");
+	is_str(cfg->data_dir, "/var/lib/wharf", "data_dir");
+	ok(cfg->log_level == LOG_DEBUG, "log_level");
+	ok(cfg->max_connection_output == 2 * 1024 * 1024, "size with MiB");
+	ok(cfg->listeners && cfg->listeners->next && !cfg->listeners->next->next, "two listeners");
+	is_str(cfg->listeners->name, "one", "listener order kept");
+	is_str(cfg->listeners->next->url, "stomp://[::1]:0", "listener url");
+	ok(cfg->stomp.heartbeat_ms == 5000, "duration in s");
+	ok(cfg->stomp.prefetch == 10, "prefetch");
+	ok(cfg->stomp.max_frame_size == 65536, "KiB");
+	ok(cfg->dests && cfg->dests->kind == POLICY_TOPIC && cfg->dests->nbind == 2, "topic binds");
+	is_str(cfg->dests->bind[1], "billing", "bind list split on commas and spaces");
+	ok(cfg->dests->next && cfg->dests->next->auto_create == 0, "queue auto_create false");
+	config_clear_listeners(cfg);
+	ok(cfg->listeners == NULL, "clear listeners");
+	config_free(cfg);
+
+	bad("nonsense = 1\n", "t.conf:1: unknown key 'nonsense'");
+	bad("\n\n[nope]\n", "t.conf:3: unknown section [nope]");
+	bad("[listener a]\n", "t.conf:1: [listener a] has no url");
+	bad("[listener a]\nurl = stomp://x:1\n[listener a]\nurl = stomp://x:2\n", "t.conf:3: listener 'a' is defined twice");
+	bad("[stomp]\nmax_frame_size = lots\n", "t.conf:2: max_frame_size: 'lots' is not a size");
+	bad("[stomp]\nheartbeat = 5 hours\n", "t.conf:2: heartbeat: '5 hours' is not a duration");
+	bad("[stomp]\nprefetch = 0\n", "t.conf:2: prefetch: must be at least 1");
+	bad("log_level = loud\n", "t.conf:1: log_level");
+	bad("just words\n", "t.conf:1: expected 'key = value'");
+	bad("data_dir =\n", "t.conf:1: data_dir: missing value");
+	bad("[queue a.>.b]\n", "t.conf:1: 'a.>.b' is not a valid name pattern");
+	bad("[topic t]\nbind = q.*\n", "t.conf:2: bind: 'q.*' is not a valid queue name");
+	bad("[queue q]\nbind = x\n", "t.conf:2: unknown key 'bind' in [queue q]");
+	bad("[queue q]\nauto_create = maybe\n", "t.conf:2: auto_create");
+	bad("[stomp extra]\n", "t.conf:1: [stomp] takes no argument");
+	bad("[listener\n", "t.conf:1: section header");
+	bad("max_connection_output = 99999999999999999999999\n", "not a size");
+	bad("[stomp]\nmax_frame_size = 18446744073709551615GiB\n", "not a size");
+
+	cfg = config_new();
+	ok(config_load(cfg, "/nonexistent/wharf.conf", err, sizeof(err)) < 0 &&
+		   strstr(err, "/nonexistent/wharf.conf"),
+	   "a missing file names the path");
+	config_free(cfg);
+	return tap_done();
+}
