@@ -8,6 +8,7 @@
 #include "broker.h"
 #include "conf.h"
 #include "log.h"
+#include "net/listener.h"
 
 static void usage(FILE *f)
 {
@@ -104,6 +105,13 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		cfg->log_level = level;
+	}
+	for (const struct listener_config *l = cfg->listeners; l; l = l->next) {
+		const char *why;
+		if (listener_url_check(l->url, &why) < 0) {
+			fprintf(stderr, "wharfd: listener %s: bad url '%s': %s\n", l->name, l->url, why);
+			goto out;
+		}
 	}
 	if (check) {
 		printf("%s: configuration ok\n", config_path ? config_path : "(defaults)");

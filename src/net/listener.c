@@ -64,20 +64,27 @@ static int resolve(const struct listen_url *u, struct sockaddr_storage *ss, sock
 	return 0;
 }
 
+int listener_url_check(const char *url, const char **why)
+{
+	struct listen_url u;
+	if (url_parse(url, &u, why) < 0)
+		return -1;
+	if (!proto_for_scheme(u.scheme)) {
+		*why = "unsupported scheme (supported: stomp)";
+		return -1;
+	}
+	return 0;
+}
+
 int listener_open(struct broker *b, const char *name, const char *url)
 {
 	struct listen_url u;
 	const char *why;
-	if (url_parse(url, &u, &why) < 0) {
+	if (listener_url_check(url, &why) < 0 || url_parse(url, &u, &why) < 0) {
 		log_error("listener %s: bad url '%s': %s", name, url, why);
 		return -1;
 	}
 	const struct proto_ops *proto = proto_for_scheme(u.scheme);
-	if (!proto) {
-		log_error("listener %s: unsupported scheme '%s' in '%s' (supported: stomp)", name,
-			  u.scheme, url);
-		return -1;
-	}
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	int rc = resolve(&u, &ss, &sslen);

@@ -6,6 +6,10 @@ struct broker;
 struct listener;
 struct proto_ops;
 
+/* 0 if `url` is well formed and names a protocol we serve; else -1 and a
+ * reason in *why (static). */
+int listener_url_check(const char *url, const char **why);
+
 /* Binds `url` and logs "listening PROTO HOST:PORT" with the real port.
  * Prepends the listener to b->listeners. -1 with a logged reason. */
 int listener_open(struct broker *b, const char *name, const char *url);
