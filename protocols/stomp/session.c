@@ -35,6 +35,7 @@ struct stomp_sub {
 	char *id;           /* the client's subscription id */
 	enum ack_mode ack;
 	enum dest_kind kind;
+	char *queue_dest;   /* "/queue/NAME" for a queue subscription */
 	struct subscription *rs;
 };
 
@@ -207,12 +208,14 @@ static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 	char num[64];
 	int rc = 0;
 	rc |= stomp_encode_command(&s->out, STOMP_CMD_MESSAGE);
-	struct buf dest = BUF_INIT;
-	rc |= buf_printf(&dest, "/%s/%s", dest_kind_name(sub->kind),
-			 sub->kind == DEST_QUEUE ? queue_name(consumer_queue(subscription_consumer(sub->rs)))
-						 : m->dest);
-	rc |= hdr(s, STOMP_CMD_MESSAGE, "destination", dest.data ? dest.data : "");
-	buf_free(&dest);
+	if (sub->kind == DEST_QUEUE) {
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "destination", sub->queue_dest);
+	} else {
+		struct buf dest = BUF_INIT;
+		rc |= buf_printf(&dest, "/topic/%s", m->dest);
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "destination", dest.data ? dest.data : "");
+		buf_free(&dest);
+	}
 	snprintf(num, sizeof(num), "ID:wharf-%" PRIu64, m->id);
 	rc |= hdr(s, STOMP_CMD_MESSAGE, "message-id", num);
 	rc |= hdr(s, STOMP_CMD_MESSAGE, "subscription", sub->id);
@@ -232,12 +235,14 @@ static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 	}
 	snprintf(num, sizeof(num), "%" PRId64, m->timestamp_ms);
 	rc |= hdr(s, STOMP_CMD_MESSAGE, "timestamp", num);
+	/* Fields from the publisher that this version cannot carry (a newline
+	 * for a 1.0 consumer) are left out rather than failing the delivery. */
 	if (m->content_type)
-		rc |= hdr(s, STOMP_CMD_MESSAGE, "content-type", m->content_type);
+		hdr(s, STOMP_CMD_MESSAGE, "content-type", m->content_type);
 	if (m->correlation_id)
-		rc |= hdr(s, STOMP_CMD_MESSAGE, "correlation-id", m->correlation_id);
+		hdr(s, STOMP_CMD_MESSAGE, "correlation-id", m->correlation_id);
 	if (m->reply_to)
-		rc |= reply_to_out(s, m->reply_to);
+		reply_to_out(s, m->reply_to);
 	uint32_t count = delivery_count(d);
 	if (count > 1) {
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "redelivered", "true");
@@ -245,8 +250,6 @@ static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "x-delivery-count", num);
 	}
 	for (size_t i = 0; i < m->nprops; i++) {
-		/* A property STOMP cannot carry (a NUL, or a newline in 1.0) is
-		 * left out rather than corrupting the frame. */
 		stomp_encode_header(&s->out, s->version, STOMP_CMD_MESSAGE, m->props[i].name,
 				    m->props[i].value, m->props[i].value_len);
 	}
@@ -260,7 +263,7 @@ static int stomp_deliver(void *ctx, struct delivery *d, struct message *m)
 {
 	struct stomp_sub *sub = ctx;
 	struct stomp_session *s = sub->s;
-	if (s->state != ST_CONNECTED || conn_output_full(s->c)) {
+	if (s->state != ST_CONNECTED || conn_closing(s->c) || conn_output_full(s->c)) {
 		s->paused = true;
 		return -1;
 	}
@@ -621,7 +624,10 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 	}
 	opts.auto_ack = mode == ACK_AUTO;
 	struct stomp_sub *sub = calloc(1, sizeof(*sub));
-	if (!sub || !(sub->id = strdup(id))) {
+	if (!sub || !(sub->id = strdup(id)) ||
+	    (kind == DEST_QUEUE && !(sub->queue_dest = strdup(dest)))) {
+		if (sub)
+			free(sub->id);
 		free(sub);
 		send_error(s, "out of memory", receipt, NULL);
 		return false;
@@ -637,6 +643,7 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 	sub->rs = router_subscribe(s->b->router, kind, name, &opts, &stomp_consumer_ops, sub, &err);
 	if (!sub->rs) {
 		s->subs = sub->next;
+		free(sub->queue_dest);
 		free(sub->id);
 		free(sub);
 		reply_router_error(s, err, dest, receipt);
@@ -648,6 +655,7 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 static void sub_free(struct stomp_session *s, struct stomp_sub *sub)
 {
 	router_unsubscribe(s->b->router, sub->rs);
+	free(sub->queue_dest);
 	free(sub->id);
 	free(sub);
 }
@@ -941,6 +949,9 @@ static void stomp_shutdown(void *session)
 static void stomp_closed(void *session)
 {
 	struct stomp_session *s = session;
+	/* Unsubscribing below hands unacked messages back to their queues; none
+	 * may come back to this session's other subscriptions. */
+	s->state = ST_DONE;
 	while (s->subs) {
 		struct stomp_sub *sub = s->subs;
 		s->subs = sub->next;

@@ -13,6 +13,9 @@ int address_validate(const char *name, bool pattern)
 	size_t total = strlen(name);
 	if (total == 0 || total > ADDRESS_MAX_LEN)
 		return -1;
+	for (const char *c = name; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return -1; /* control characters would break every text protocol's headers */
 	const char *s = name;
 	for (;;) {
 		const char *dot = strchr(s, '.');

@@ -1,7 +1,8 @@
 /* Destination names: levels separated by '.', wildcards '*' (one level) and
  * '>' (zero or more trailing levels), as ActiveMQ and Amazon MQ name them.
  * A level that is exactly "*" or ">" is a wildcard; anywhere else those
- * characters are plain. Empty levels are allowed, so MQTT's "/a//b" maps. */
+ * characters are plain. Empty levels are allowed, so MQTT's "/a//b" maps.
+ * Control characters (below 0x20, and 0x7f) are not allowed anywhere. */
 #ifndef WHARF_ROUTER_ADDRESS_H
 #define WHARF_ROUTER_ADDRESS_H
 

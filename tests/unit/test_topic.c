@@ -22,6 +22,8 @@ static void test_validate(void)
 	ok(address_validate("a.>", true) == 0, "'>' last in a pattern");
 	ok(address_validate("a.>.b", true) != 0, "'>' not last refused");
 	ok(address_validate("a*b.c>", false) == 0, "'*' and '>' inside a level are plain");
+	ok(address_validate("a\nb", false) != 0, "control character refused");
+	ok(address_validate("caf\xc3\xa9.t", false) == 0, "UTF-8 allowed");
 	ok(address_is_pattern("a.*.c"), "is_pattern *");
 	ok(!address_is_pattern("a.b*"), "is_pattern plain");
 	char *big = malloc(ADDRESS_MAX_LEN + 2);
