@@ -240,7 +240,8 @@ static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 	if (m->content_type)
 		hdr(s, STOMP_CMD_MESSAGE, "content-type", m->content_type);
 	if (m->correlation_id)
-		hdr(s, STOMP_CMD_MESSAGE, "correlation-id", m->correlation_id);
+		stomp_encode_header(&s->out, s->version, STOMP_CMD_MESSAGE, "correlation-id",
+				    m->correlation_id, m->correlation_id_len);
 	if (m->reply_to)
 		reply_to_out(s, m->reply_to);
 	uint32_t count = delivery_count(d);
@@ -434,6 +435,8 @@ static struct message *message_from_send(struct stomp_frame *f, const char **why
 	*why = "out of memory";
 	if (!m)
 		return NULL;
+	/* STOMP frames are acknowledged (receipts, acks): at least once. */
+	m->qos = 1;
 	if ((v = stomp_frame_get(f, "persistent")))
 		m->durable = !strcmp(v, "true");
 	if ((v = stomp_frame_get(f, "priority"))) {
@@ -452,7 +455,8 @@ static struct message *message_from_send(struct stomp_frame *f, const char **why
 	}
 	if ((v = stomp_frame_get(f, "content-type")) && message_set(&m->content_type, v) < 0)
 		goto fail;
-	if ((v = stomp_frame_get(f, "correlation-id")) && message_set(&m->correlation_id, v) < 0)
+	if ((v = stomp_frame_get(f, "correlation-id")) &&
+	    message_set_bytes(&m->correlation_id, &m->correlation_id_len, v, strlen(v)) < 0)
 		goto fail;
 	if ((v = stomp_frame_get(f, "reply-to")) && reply_to_in(m, v) < 0)
 		goto fail;
@@ -542,6 +546,7 @@ static bool on_send(struct stomp_session *s, struct stomp_frame *f)
 		send_error(s, why, receipt, NULL);
 		return false;
 	}
+	m->origin = conn_id(s->c);
 	if (t) {
 		struct tx_op *op = calloc(1, sizeof(*op));
 		if (!op || !(op->name = strdup(name))) {
@@ -602,7 +607,7 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 			   "use /queue/NAME or /topic/PATTERN with * and > wildcards");
 		return false;
 	}
-	struct consumer_options opts = { .window = s->b->cfg->stomp.prefetch };
+	struct subscribe_options opts = { .consumer.window = s->b->cfg->stomp.prefetch };
 	unsigned long long n;
 	enum ack_mode mode = ACK_AUTO;
 	if (!ack || !strcmp(ack, "auto"))
@@ -620,9 +625,9 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 			send_error(s, "invalid activemq.prefetchSize", receipt, "expected 1 to 1000000");
 			return false;
 		}
-		opts.window = (unsigned)n;
+		opts.consumer.window = (unsigned)n;
 	}
-	opts.auto_ack = mode == ACK_AUTO;
+	opts.consumer.auto_ack = mode == ACK_AUTO;
 	struct stomp_sub *sub = calloc(1, sizeof(*sub));
 	if (!sub || !(sub->id = strdup(id)) ||
 	    (kind == DEST_QUEUE && !(sub->queue_dest = strdup(dest)))) {

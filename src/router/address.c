@@ -1,6 +1,7 @@
 #include "config.h"
 #include "router/address.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static bool level_is(const char *s, size_t len, char c)
@@ -75,4 +76,25 @@ bool address_match(const char *pattern, const char *name)
 const char *dest_kind_name(enum dest_kind kind)
 {
 	return kind == DEST_QUEUE ? "queue" : "topic";
+}
+
+char **address_split(const char *name, size_t *nlevels)
+{
+	size_t len = strlen(name), n = 1;
+	for (const char *p = name; *p; p++)
+		n += *p == '.';
+	char **levels = malloc(n * sizeof(*levels) + len + 1);
+	if (!levels)
+		return NULL;
+	char *copy = (char *)(levels + n);
+	memcpy(copy, name, len + 1);
+	size_t i = 0;
+	levels[i++] = copy;
+	for (char *p = copy; *p; p++)
+		if (*p == '.') {
+			*p = '\0';
+			levels[i++] = p + 1;
+		}
+	*nlevels = n;
+	return levels;
 }

@@ -21,6 +21,10 @@ bool address_is_pattern(const char *name);
  * starts with '$' (the broker's own) match a wildcard only from level two. */
 bool address_match(const char *pattern, const char *name);
 
+/* Splits a name or pattern into its levels. Returns one allocation holding
+ * the array and the strings (free() it), or NULL on out of memory. */
+char **address_split(const char *name, size_t *nlevels);
+
 const char *dest_kind_name(enum dest_kind kind);
 
 #endif

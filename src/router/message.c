@@ -47,6 +47,19 @@ int message_set(char **field, const char *value)
 	return 0;
 }
 
+int message_set_bytes(char **field, size_t *len, const void *value, size_t value_len)
+{
+	char *copy = malloc(value_len + 1);
+	if (!copy)
+		return -1;
+	memcpy(copy, value, value_len);
+	copy[value_len] = '\0';
+	free(*field);
+	*field = copy;
+	*len = value_len;
+	return 0;
+}
+
 int message_add_prop(struct message *m, const char *name, const char *value, size_t value_len)
 {
 	struct msg_prop *props = realloc(m->props, (m->nprops + 1) * sizeof(*props));

@@ -24,11 +24,17 @@ struct message {
 	int64_t timestamp_ms;  /* set by the router on publish */
 	int64_t expiry_ms;     /* absolute, ms since the epoch; 0 = never */
 	uint8_t priority;      /* 0-9 */
-	bool durable;
+	bool durable;          /* kept across a restart; implies qos >= 1 */
+	uint8_t qos;           /* what the publisher asked: 0 at most once,
+				  1 at least once, 2 exactly once */
+	bool retain;           /* published as the topic's retained message */
+	uint8_t payload_format; /* 1: the body is UTF-8 text; 0: unspecified */
+	uint64_t origin;       /* the publishing connection, for no-local */
 	enum dest_kind dest_kind; /* where it was published; set by the router */
 	char *dest;               /* dotted name; set by the router */
 	char *content_type;
-	char *correlation_id;
+	char *correlation_id;  /* NUL-terminated, but may hold any bytes: */
+	size_t correlation_id_len;
 	char *reply_to;        /* "queue://NAME" or "topic://NAME", or as given */
 	size_t nprops;
 	struct msg_prop *props; /* user properties, in the order received */
@@ -45,6 +51,8 @@ void message_unref(struct message *m);
 /* Setters for building a message before it is published; -1 on out of
  * memory. They copy their arguments, except message_take_body. */
 int message_set(char **field, const char *value);
+/* Sets a field that may hold any bytes; a NUL is added after them. */
+int message_set_bytes(char **field, size_t *len, const void *value, size_t value_len);
 int message_add_prop(struct message *m, const char *name, const char *value, size_t value_len);
 /* Takes ownership of *body (malloc'd) and sets *body to NULL. */
 void message_take_body(struct message *m, uint8_t **body, size_t len);

@@ -14,6 +14,7 @@ struct delivery {
 	uint32_t count;          /* deliveries so far */
 	uint64_t last_consumer;  /* id of the consumer that had it last */
 	struct consumer *owner;  /* while out to a consumer */
+	bool retained;           /* a retained message sent on subscribe */
 };
 TAILQ_HEAD(delivery_list, delivery);
 
@@ -93,20 +94,31 @@ static void drop_ready(struct queue *q, struct delivery *d)
 	delivery_free(d);
 }
 
-int queue_enqueue(struct queue *q, struct message *m)
+static int enqueue(struct queue *q, struct message *m, bool retained)
 {
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -1;
 	d->msg = message_ref(m);
 	d->seq = q->next_seq++;
-	if (q->max_ready && q->nready >= q->max_ready)
+	d->retained = retained;
+	if (!retained && q->max_ready && q->nready >= q->max_ready)
 		drop_ready(q, TAILQ_FIRST(&q->ready));
 	TAILQ_INSERT_TAIL(&q->ready, d, link);
 	q->nready++;
 	q->stats.enqueued++;
 	queue_dispatch(q);
 	return 0;
+}
+
+int queue_enqueue(struct queue *q, struct message *m)
+{
+	return enqueue(q, m, false);
+}
+
+int queue_enqueue_retained(struct queue *q, struct message *m)
+{
+	return enqueue(q, m, true);
 }
 
 static bool can_take(const struct consumer *c)
@@ -189,7 +201,8 @@ static bool dispatch_one(struct queue *q, int64_t now)
 		q->nunacked++;
 		d->owner = c;
 	}
-	if (c->ops->deliver(c->ctx, d, d->msg) < 0) {
+	int rc = c->ops->deliver(c->ctx, d, d->msg);
+	if (rc < 0) {
 		d->count--;
 		if (c->opts.credit_mode)
 			c->credit++;
@@ -200,7 +213,9 @@ static bool dispatch_one(struct queue *q, int64_t now)
 		return true;
 	}
 	q->stats.delivered++;
-	if (c->opts.auto_ack) {
+	if (c->opts.auto_ack || rc > 0) {
+		if (d->owner)
+			unlink_unacked(d);
 		q->stats.acked++;
 		delivery_free(d);
 	}
@@ -328,3 +343,4 @@ struct delivery *consumer_find_delivery(struct consumer *c, uint64_t msg_id)
 const struct message *delivery_message(const struct delivery *d) { return d->msg; }
 uint32_t delivery_count(const struct delivery *d) { return d->count; }
 struct consumer *delivery_consumer(const struct delivery *d) { return d->owner; }
+bool delivery_retained(const struct delivery *d) { return d->retained; }

@@ -20,8 +20,10 @@ struct consumer_ops {
 	/* Sends `m` to the client. For a consumer that acknowledges, `d` stays
 	 * valid until the consumer acks or nacks it or unsubscribes; for an
 	 * auto-ack consumer, only during the call. Must not call back into the
-	 * router, nor change m (it may take a reference). Returns 0 when sent, -1 when it cannot take the message now:
-	 * the message goes back to the queue and the consumer is paused. */
+	 * router, nor change m (it may take a reference). Returns 0 when sent,
+	 * 1 when the consumer settled it at once (sent at most once, or
+	 * skipped as no-local), -1 when it cannot take the message now: the
+	 * message goes back to the queue and the consumer is paused. */
 	int (*deliver)(void *ctx, struct delivery *d, struct message *m);
 };
 
@@ -59,6 +61,9 @@ const struct queue_stats *queue_stats(const struct queue *q);
 
 /* Takes a new reference to m. -1 on out of memory. Dispatches at once. */
 int queue_enqueue(struct queue *q, struct message *m);
+/* The same for a topic's retained message handed to a new subscription:
+ * marked as such (delivery_retained) and not subject to max_ready. */
+int queue_enqueue_retained(struct queue *q, struct message *m);
 
 /* A new consumer; NULL on out of memory. Dispatches at once. */
 struct consumer *queue_consumer_add(struct queue *q, const struct consumer_options *opts,
@@ -82,6 +87,8 @@ struct delivery *consumer_find_delivery(struct consumer *c, uint64_t msg_id);
 const struct message *delivery_message(const struct delivery *d);
 uint32_t delivery_count(const struct delivery *d); /* 1 on first delivery */
 struct consumer *delivery_consumer(const struct delivery *d);
+/* True if d is a retained message sent because the consumer subscribed. */
+bool delivery_retained(const struct delivery *d);
 
 /* Runs dispatch again, e.g. after a consumer unpauses. */
 void queue_dispatch(struct queue *q);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "router/retain.h"
 #include "router/topic.h"
 #include "util/clock.h"
 #include "util/map.h"
@@ -15,10 +16,20 @@ struct auto_rule {
 	char pattern[];
 };
 
+/* The queue a share group's members compete on, bound to its pattern. */
+struct share {
+	char *key;              /* "GROUP" NUL "pattern", as the map keys it */
+	struct queue *q;
+	struct topic_binding *binding;
+	unsigned members;
+};
+
 struct subscription {
-	struct queue *q;        /* the named queue, or the private one of a topic subscription */
+	struct queue *q;        /* the named queue, the private one of a topic
+				   subscription, or a share group's */
 	struct consumer *c;
-	struct topic_binding *binding; /* topic subscriptions only */
+	struct topic_binding *binding; /* private topic subscriptions only */
+	struct share *share;           /* share group members only */
 };
 
 struct router {
@@ -26,6 +37,8 @@ struct router {
 	struct map *queues;     /* name -> struct queue */
 	struct map *topics;     /* names of topics known to exist -> (void *)1 */
 	struct topic_tree *tree;
+	struct retain_store *retained;
+	struct map *shares;     /* "GROUP\x01pattern" -> struct share */
 	struct auto_rule *rules;
 	uint64_t next_msg_id;
 	struct router_stats stats;
@@ -52,7 +65,9 @@ struct router *router_new(const struct router_options *opts)
 	r->queues = map_new();
 	r->topics = map_new();
 	r->tree = topic_tree_new();
-	if (!r->queues || !r->topics || !r->tree) {
+	r->retained = retain_new();
+	r->shares = map_new();
+	if (!r->queues || !r->topics || !r->tree || !r->retained || !r->shares) {
 		router_free(r);
 		return NULL;
 	}
@@ -75,6 +90,10 @@ void router_free(struct router *r)
 		map_free(r->queues);
 	}
 	map_free(r->topics);
+	retain_free(r->retained);
+	/* Shares are gone with their last member; the router is freed after
+	 * every subscription. */
+	map_free(r->shares);
 	while (r->rules) {
 		struct auto_rule *rule = r->rules;
 		r->rules = rule->next;
@@ -214,6 +233,11 @@ enum router_err router_publish(struct router *r, enum dest_kind kind, const char
 		if (q && queue_enqueue(q, m) < 0)
 			err = ROUTER_ENOMEM;
 	} else if ((err = touch_topic(r, name)) == ROUTER_OK) {
+		if (m->retain && retain_set(r->retained, name, m) < 0) {
+			err = ROUTER_ENOMEM;
+			goto out;
+		}
+		r->stats.retained = retain_count(r->retained);
 		struct fanout f = { .m = m };
 		if (topic_tree_match(r->tree, name, fanout_one, &f) < 0 || f.oom)
 			err = ROUTER_ENOMEM;
@@ -226,8 +250,60 @@ out:
 	return err;
 }
 
+static void enqueue_retained(struct message *m, void *arg)
+{
+	queue_enqueue_retained(arg, m);
+}
+
+/* The share group's queue for `pattern`, created with its binding on the
+ * first member. */
+static struct share *get_share(struct router *r, const char *group, const char *pattern)
+{
+	size_t glen = strlen(group), plen = strlen(pattern);
+	char *key = malloc(glen + plen + 2);
+	if (!key)
+		return NULL;
+	memcpy(key, group, glen);
+	key[glen] = '\x01'; /* not a character names may hold */
+	memcpy(key + glen + 1, pattern, plen + 1);
+	struct share *sh = map_get(r->shares, key);
+	if (sh) {
+		free(key);
+		return sh;
+	}
+	sh = calloc(1, sizeof(*sh));
+	if (!sh)
+		goto fail;
+	sh->key = key;
+	sh->q = queue_new(NULL, r->opts.topic_max_pending);
+	if (!sh->q || !(sh->binding = topic_tree_add(r->tree, pattern, sh->q)))
+		goto fail;
+	if (map_put(r->shares, key, sh) < 0)
+		goto fail;
+	return sh;
+fail:
+	if (sh && sh->binding)
+		topic_tree_remove(r->tree, sh->binding);
+	if (sh)
+		queue_free(sh->q);
+	free(sh);
+	free(key);
+	return NULL;
+}
+
+static void put_share(struct router *r, struct share *sh)
+{
+	if (--sh->members > 0)
+		return;
+	map_del(r->shares, sh->key);
+	topic_tree_remove(r->tree, sh->binding);
+	queue_free(sh->q);
+	free(sh->key);
+	free(sh);
+}
+
 struct subscription *router_subscribe(struct router *r, enum dest_kind kind, const char *name,
-				      const struct consumer_options *opts,
+				      const struct subscribe_options *opts,
 				      const struct consumer_ops *ops, void *ctx,
 				      enum router_err *err)
 {
@@ -246,23 +322,36 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 	} else {
 		if (!address_is_pattern(name) && (*err = touch_topic(r, name)) != ROUTER_OK)
 			goto fail;
-		s->q = queue_new(NULL, r->opts.topic_max_pending);
-		if (!s->q || !(s->binding = topic_tree_add(r->tree, name, s->q))) {
-			*err = ROUTER_ENOMEM;
-			goto fail;
+		*err = ROUTER_ENOMEM;
+		if (opts->share_group) {
+			if (!(s->share = get_share(r, opts->share_group, name)))
+				goto fail;
+			s->share->members++;
+			s->q = s->share->q;
+		} else {
+			s->q = queue_new(NULL, opts->max_pending ? opts->max_pending
+								  : r->opts.topic_max_pending);
+			if (!s->q || !(s->binding = topic_tree_add(r->tree, name, s->q)))
+				goto fail;
 		}
 	}
-	s->c = queue_consumer_add(s->q, opts, ops, ctx);
+	s->c = queue_consumer_add(s->q, &opts->consumer, ops, ctx);
 	if (!s->c) {
 		*err = ROUTER_ENOMEM;
 		goto fail;
 	}
+	/* Shared subscriptions get no retained messages, as MQTT 5 says. */
+	if (kind == DEST_TOPIC && opts->retained && !s->share)
+		retain_match(r->retained, name, enqueue_retained, s->q);
 	r->stats.subscriptions++;
+	*err = ROUTER_OK;
 	return s;
 fail:
-	if (s->binding)
+	if (s->share)
+		put_share(r, s->share);
+	else if (s->binding)
 		topic_tree_remove(r->tree, s->binding);
-	if (kind == DEST_TOPIC)
+	if (kind == DEST_TOPIC && !s->share)
 		queue_free(s->q);
 	free(s);
 	return NULL;
@@ -270,14 +359,14 @@ fail:
 
 void router_unsubscribe(struct router *r, struct subscription *s)
 {
-	if (s->binding) {
+	queue_consumer_remove(s->c);
+	if (s->share) {
+		put_share(r, s->share);
+	} else if (s->binding) {
+		/* A private queue leaves nothing behind: no one else would ever
+		 * read what its consumer returned. */
 		topic_tree_remove(r->tree, s->binding);
-		/* A private queue's consumer leaves nothing behind: no one else
-		 * would ever read what it returns. */
-		queue_consumer_remove(s->c);
 		queue_free(s->q);
-	} else {
-		queue_consumer_remove(s->c);
 	}
 	r->stats.subscriptions--;
 	free(s);

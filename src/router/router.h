@@ -49,15 +49,31 @@ enum router_err router_bind(struct router *r, const char *pattern, const char *q
 
 /* Publishes *m to a queue or topic; takes the caller's reference and sets
  * *m to NULL, whatever the outcome. Sets the message's id, timestamp and
- * destination. `broker_own` allows the reserved names. */
+ * destination. A topic message with `retain` set becomes the topic's
+ * retained message (an empty body clears it). `broker_own` allows the
+ * reserved names. */
 enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
 			       struct message **m, bool broker_own);
 
+struct subscribe_options {
+	struct consumer_options consumer;
+	/* Topics: members of one share group on one pattern compete for its
+	 * messages, each message to one member (MQTT $share/GROUP/filter).
+	 * NULL for a subscription of one's own. */
+	const char *share_group;
+	/* Topics: first hand the subscription the retained messages that
+	 * match its pattern. */
+	bool retained;
+	/* Topics: bound of the subscription's own queue; 0 means the router's
+	 * topic_max_pending. */
+	size_t max_pending;
+};
+
 /* Subscribes to a queue (competing consumers) or a topic pattern (a private
- * queue bounded by topic_max_pending). Returns NULL and sets *err on
- * failure. Unsubscribe with router_unsubscribe(). */
+ * queue, or a share group's queue). Returns NULL and sets *err on failure.
+ * Unsubscribe with router_unsubscribe(). */
 struct subscription *router_subscribe(struct router *r, enum dest_kind kind, const char *name,
-				      const struct consumer_options *opts,
+				      const struct subscribe_options *opts,
 				      const struct consumer_ops *ops, void *ctx,
 				      enum router_err *err);
 /* Removes the subscription; unacknowledged queue messages are redelivered
@@ -69,6 +85,7 @@ struct router_stats {
 	uint64_t published;
 	uint64_t queues;
 	uint64_t subscriptions;
+	uint64_t retained;
 };
 const struct router_stats *router_stats(const struct router *r);
 /* The named queue, or NULL (tests, admin). */

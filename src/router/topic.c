@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "router/address.h"
 #include "util/map.h"
 
 struct topic_node {
@@ -208,27 +209,12 @@ static void match_node(const struct topic_node *n, size_t i, struct match_ctx *m
 int topic_tree_match(const struct topic_tree *t, const char *name,
 		     void (*fn)(struct queue *q, void *arg), void *arg)
 {
-	size_t len = strlen(name), nlevels = 1;
-	for (const char *p = name; *p; p++)
-		nlevels += *p == '.';
-	char *copy = malloc(len + 1);
-	char **levels = malloc(nlevels * sizeof(*levels));
-	if (!copy || !levels) {
-		free(copy);
-		free(levels);
+	size_t nlevels;
+	char **levels = address_split(name, &nlevels);
+	if (!levels)
 		return -1;
-	}
-	memcpy(copy, name, len + 1);
-	size_t i = 0;
-	levels[i++] = copy;
-	for (char *p = copy; *p; p++)
-		if (*p == '.') {
-			*p = '\0';
-			levels[i++] = p + 1;
-		}
 	struct match_ctx m = { levels, nlevels, fn, arg };
 	match_node(&t->root, 0, &m);
-	free(copy);
 	free(levels);
 	return 0;
 }

@@ -728,6 +728,32 @@ static void test_publish(void)
 	buf_free(&b);
 	buf_free(&b2);
 
+	/* A session forwards a client's PUBLISH: its decoded properties (user
+	 * properties from the raw block) plus the subscriber's identifier. */
+	r = expect_pkt("client PUBLISH with user property and content type",
+		       "30 14 00 01 74 0e 03 00 01 78 26 00 01 6b 00 01 76 23 00 02 70 6c", MQTT_V5,
+		       false);
+	struct mqtt_packet fwd;
+	memset(&fwd, 0, sizeof(fwd));
+	fwd.type = MQTT_PUBLISH;
+	fwd.publish = r.pkt.publish;
+	fwd.props = r.pkt.props;
+	fwd.props.present &= ~MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+	fwd.props.n_sub_ids = 1;
+	fwd.props.sub_id = 77;
+	struct res f = roundtrip("forwarded PUBLISH", MQTT_V5, true, &fwd);
+	mqtt_user_props_begin(&it, &f.pkt.props);
+	ok(f.pkt.props.n_sub_ids == 1 && f.pkt.props.sub_id == 77 &&
+		   str_is(f.pkt.props.content_type, "x") && f.pkt.props.n_user == 1 &&
+		   mqtt_user_props_next(&it, &up) && str_is(up.key, "k") && str_is(up.value, "v") &&
+		   !mqtt_has(&f.pkt.props, MQTT_PROP_TOPIC_ALIAS) && str_is(f.pkt.publish.payload, "pl"),
+	   "forwarded properties keep the user property, carry the new identifier");
+	fwd.props.n_sub_ids = 2; /* two identifiers but neither a list nor a block holding two */
+	fwd.props.raw.p = NULL;
+	fwd.props.raw.len = 0;
+	fwd.props.n_user = 0;
+	ok(mqtt_encoded_size(MQTT_V5, &fwd) == 0, "two identifiers without a list are refused");
+
 	/* Same packet at 3.1.1 and 3.1: properties are not written. */
 	for (uint8_t level = 3; level <= 4; level++) {
 		r = roundtrip("PUBLISH below 5.0", level, false, &p);

@@ -6,6 +6,7 @@
 
 #include "router/address.h"
 #include "router/queue.h"
+#include "router/retain.h"
 #include "router/router.h"
 #include "router/topic.h"
 #include "tap.h"
@@ -175,7 +176,7 @@ static void test_router_fanout(void)
 {
 	struct router_options ro = { .topic_max_pending = 100 };
 	struct router *r = router_new(&ro);
-	struct consumer_options auto_ack = { .auto_ack = true };
+	struct subscribe_options auto_ack = { .consumer.auto_ack = true };
 	struct sink s1 = { 0 }, s2 = { 0 }, sq = { 0 };
 	enum router_err err;
 	struct subscription *a = router_subscribe(r, DEST_TOPIC, "orders.*", &auto_ack, &sink_ops, &s1, &err);
@@ -221,7 +222,7 @@ static void test_slow_topic_subscriber(void)
 {
 	struct router_options ro = { .topic_max_pending = 5 };
 	struct router *r = router_new(&ro);
-	struct consumer_options opts = { .window = 1 };
+	struct subscribe_options opts = { .consumer.window = 1 };
 	struct sink s = { 0 };
 	enum router_err err;
 	struct subscription *sub = router_subscribe(r, DEST_TOPIC, "t", &opts, &sink_ops, &s, &err);
@@ -237,8 +238,82 @@ static void test_slow_topic_subscriber(void)
 	router_free(r);
 }
 
+static void count_msg(struct message *m, void *arg)
+{
+	(*(int *)arg)++;
+}
+
+static int retained_matching(struct retain_store *rs, const char *pattern)
+{
+	int n = 0;
+	retain_match(rs, pattern, count_msg, &n);
+	return n;
+}
+
+static void test_retain_store(void)
+{
+	struct retain_store *rs = retain_new();
+	const char *names[] = { "a", "a.b", "a.b.c", "a.x", "b", "$SYS.up", "a..c" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct message *m = msg("v");
+		ok(retain_set(rs, names[i], m) == 0, "retain %s", names[i]);
+		message_unref(m);
+	}
+	ok(retain_count(rs) == 7, "7 retained");
+	ok(retained_matching(rs, "a.b") == 1, "exact");
+	ok(retained_matching(rs, "a.*") == 2, "a.* matches a.b and a.x");
+	ok(retained_matching(rs, "a.>") == 5, "a.> matches a, a.b, a.b.c, a.x, a..c");
+	ok(retained_matching(rs, ">") == 6, "> matches all but $SYS");
+	ok(retained_matching(rs, "*") == 2, "* matches a and b");
+	ok(retained_matching(rs, "$SYS.>") == 1, "$SYS.> matches $SYS.up");
+	ok(retained_matching(rs, "a.*.c") == 2, "a.*.c matches a.b.c and a..c");
+	struct message *empty = message_new();
+	ok(retain_set(rs, "a.b", empty) == 0 && retain_count(rs) == 6, "an empty body clears");
+	ok(retain_set(rs, "never.set", empty) == 0 && retain_count(rs) == 6, "clearing nothing is fine");
+	message_unref(empty);
+	struct message *m = msg("new");
+	retain_set(rs, "a", m);
+	message_unref(m);
+	ok(retain_count(rs) == 6 && retained_matching(rs, "a") == 1, "replace keeps one");
+	retain_free(rs);
+}
+
+static void test_share_groups(void)
+{
+	struct router_options ro = { .topic_max_pending = 100 };
+	struct router *r = router_new(&ro);
+	struct subscribe_options so = { .consumer.auto_ack = true, .share_group = "g" };
+	struct sink a = { 0 }, b = { 0 }, solo = { 0 };
+	enum router_err err;
+	struct subscription *sa = router_subscribe(r, DEST_TOPIC, "s.>", &so, &sink_ops, &a, &err);
+	struct subscription *sb = router_subscribe(r, DEST_TOPIC, "s.>", &so, &sink_ops, &b, &err);
+	struct subscribe_options own = { .consumer.auto_ack = true, .retained = true };
+	struct subscription *ss = router_subscribe(r, DEST_TOPIC, "s.>", &own, &sink_ops, &solo, &err);
+	for (int i = 0; i < 10; i++) {
+		struct message *m = msg("x");
+		router_publish(r, DEST_TOPIC, "s.t", &m, false);
+	}
+	ok(a.got == 5 && b.got == 5, "a share group splits 10 messages 5/5");
+	ok(solo.got == 10, "a plain subscriber on the same pattern gets all 10");
+	router_unsubscribe(r, sa);
+	struct message *m = msg("y");
+	m->retain = true;
+	router_publish(r, DEST_TOPIC, "s.t", &m, false);
+	ok(b.got == 6 && solo.got == 11, "after one member leaves, the other gets the rest");
+	router_unsubscribe(r, sb);
+	ok(router_stats(r)->retained == 1, "retained counted");
+	struct sink late = { 0 };
+	struct subscription *sl = router_subscribe(r, DEST_TOPIC, "s.*", &own, &sink_ops, &late, &err);
+	ok(late.got == 1, "a new subscriber gets the retained message");
+	router_unsubscribe(r, ss);
+	router_unsubscribe(r, sl);
+	router_free(r);
+}
+
 int main(void)
 {
+	test_retain_store();
+	test_share_groups();
 	test_validate();
 	test_match();
 	test_trie();
