@@ -15,6 +15,7 @@
 #include "log.h"
 #include "net/conn.h"
 #include "net/listener.h"
+#include "protocols/mqtt/session.h"
 #include "router/router.h"
 #include "util/clock.h"
 
@@ -170,6 +171,7 @@ void broker_free(struct broker *b)
 	listener_close_all(b);
 	if (b->base)
 		conn_free_all(b);
+	mqtt_broker_free(b);
 	router_free(b->router);
 	if (b->stop_timer)
 		event_free(b->stop_timer);

@@ -14,6 +14,7 @@ struct event;
 struct router;
 struct conn;
 struct listener;
+struct mqtt_broker;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -22,6 +23,7 @@ struct broker {
 	struct wharf_config *cfg;
 	struct router *router;
 	struct listener *listeners;
+	struct mqtt_broker *mqtt; /* the MQTT adapter's state, once it has a listener */
 	struct conn_list conns;
 	unsigned long nconns;
 	unsigned long next_conn_id;

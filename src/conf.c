@@ -11,7 +11,7 @@
 #include "log.h"
 #include "router/address.h"
 
-enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_QUEUE, SEC_TOPIC };
+enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_QUEUE, SEC_TOPIC };
 
 struct parser {
 	struct wharf_config *cfg;
@@ -55,6 +55,14 @@ struct wharf_config *config_new(void)
 	cfg->stomp.max_header_length = 8192;
 	cfg->stomp.heartbeat_ms = 10000;
 	cfg->stomp.prefetch = 1000;
+	cfg->mqtt.max_packet_size = 1024 * 1024;
+	cfg->mqtt.receive_maximum = 100;
+	cfg->mqtt.max_inflight = 100;
+	cfg->mqtt.topic_alias_maximum = 10;
+	cfg->mqtt.max_keepalive = 0;
+	cfg->mqtt.max_session_expiry = 7 * 24 * 3600;
+	cfg->mqtt.max_queued = 1000;
+	cfg->mqtt.sys_interval_ms = 10000;
 	return cfg;
 }
 
@@ -258,6 +266,48 @@ static int stomp_key(struct parser *p, const char *k, const char *v)
 	return fail(p, "unknown key '%s' in [stomp]", k);
 }
 
+static int set_count(struct parser *p, const char *key, unsigned *slot, const char *v,
+		     unsigned min, unsigned max)
+{
+	size_t n;
+	if (parse_size(v, &n) < 0 || n < min || n > max)
+		return fail(p, "%s: '%s' is not a whole number from %u to %u", key, v, min, max);
+	*slot = (unsigned)n;
+	return 0;
+}
+
+static int mqtt_key(struct parser *p, const char *k, const char *v)
+{
+	struct mqtt_config *m = &p->cfg->mqtt;
+	unsigned ms;
+	if (!strcmp(k, "max_packet_size")) {
+		if (set_size(p, k, &m->max_packet_size, v, 64) < 0)
+			return -1;
+		if (m->max_packet_size > 268435460)
+			return fail(p, "max_packet_size: at most 256MiB, MQTT's own limit");
+		return 0;
+	}
+	if (!strcmp(k, "receive_maximum"))
+		return set_count(p, k, &m->receive_maximum, v, 1, 65535);
+	if (!strcmp(k, "max_inflight"))
+		return set_count(p, k, &m->max_inflight, v, 1, 65535);
+	if (!strcmp(k, "topic_alias_maximum"))
+		return set_count(p, k, &m->topic_alias_maximum, v, 0, 65535);
+	if (!strcmp(k, "max_keepalive"))
+		return set_count(p, k, &m->max_keepalive, v, 0, 65535);
+	if (!strcmp(k, "max_session_expiry")) {
+		if (set_duration(p, k, &ms, v) < 0)
+			return -1;
+		m->max_session_expiry = ms / 1000;
+		return 0;
+	}
+	if (!strcmp(k, "max_queued"))
+		return set_size(p, k, &m->max_queued, v, 1);
+	if (!strcmp(k, "sys_interval"))
+		return set_duration(p, k, &m->sys_interval_ms, v);
+	return fail(p, "unknown key '%s' in [mqtt]", k);
+}
+
 static int listener_key(struct parser *p, const char *k, const char *v)
 {
 	if (!strcmp(k, "url"))
@@ -327,10 +377,10 @@ static int section_header(struct parser *p, char *s)
 		*arg++ = '\0';
 	arg = trim(arg);
 
-	if (!strcmp(body, "stomp")) {
+	if (!strcmp(body, "stomp") || !strcmp(body, "mqtt")) {
 		if (*arg)
-			return fail(p, "[stomp] takes no argument");
-		p->section = SEC_STOMP;
+			return fail(p, "[%s] takes no argument", body);
+		p->section = body[0] == 's' ? SEC_STOMP : SEC_MQTT;
 		return 0;
 	}
 	if (!strcmp(body, "listener")) {
@@ -418,6 +468,8 @@ int config_parse(struct wharf_config *cfg, const char *name, const char *text, c
 					rc = global_key(&p, k, v);
 				else if (p.section == SEC_STOMP)
 					rc = stomp_key(&p, k, v);
+				else if (p.section == SEC_MQTT)
+					rc = mqtt_key(&p, k, v);
 				else if (p.section == SEC_LISTENER)
 					rc = listener_key(&p, k, v);
 				else

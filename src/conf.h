@@ -35,6 +35,17 @@ struct stomp_config {
 	unsigned prefetch;      /* unacked window when the client sets none */
 };
 
+struct mqtt_config {
+	size_t max_packet_size;      /* largest packet a client may send */
+	unsigned receive_maximum;    /* QoS 1/2 publishes a client may have unacknowledged */
+	unsigned max_inflight;       /* QoS 1/2 deliveries out to one client at once */
+	unsigned topic_alias_maximum;
+	unsigned max_keepalive;      /* seconds; 0 = take what the client asks */
+	unsigned max_session_expiry; /* seconds; caps what a client asks */
+	size_t max_queued;           /* messages held per subscription of an absent session */
+	unsigned sys_interval_ms;    /* $SYS/broker/... publishing period; 0 = off */
+};
+
 struct wharf_config {
 	char *data_dir;
 	char *log_file;
@@ -45,6 +56,7 @@ struct wharf_config {
 				         topic subscriber before the oldest drop */
 	unsigned shutdown_grace_ms;
 	struct stomp_config stomp;
+	struct mqtt_config mqtt;
 	struct listener_config *listeners;
 	struct dest_config *dests;
 };

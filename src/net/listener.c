@@ -14,6 +14,7 @@
 #include "log.h"
 #include "net/conn.h"
 #include "net/url.h"
+#include "protocols/mqtt/session.h"
 #include "protocols/stomp/session.h"
 
 struct listener {
@@ -29,6 +30,8 @@ static const struct proto_ops *proto_for_scheme(const char *scheme)
 {
 	if (!strcmp(scheme, "stomp"))
 		return &stomp_proto;
+	if (!strcmp(scheme, "mqtt"))
+		return &mqtt_proto;
 	return NULL;
 }
 
@@ -70,7 +73,7 @@ int listener_url_check(const char *url, const char **why)
 	if (url_parse(url, &u, why) < 0)
 		return -1;
 	if (!proto_for_scheme(u.scheme)) {
-		*why = "unsupported scheme (supported: stomp)";
+		*why = "unsupported scheme (supported: stomp, mqtt)";
 		return -1;
 	}
 	return 0;

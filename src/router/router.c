@@ -25,6 +25,7 @@ struct share {
 };
 
 struct subscription {
+	char *pattern;          /* private topic subscriptions: for retained messages */
 	struct queue *q;        /* the named queue, the private one of a topic
 				   subscription, or a share group's */
 	struct consumer *c;
@@ -341,7 +342,12 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 		goto fail;
 	}
 	/* Shared subscriptions get no retained messages, as MQTT 5 says. */
-	if (kind == DEST_TOPIC && opts->retained && !s->share)
+	if (s->binding && !(s->pattern = strdup(name))) {
+		queue_consumer_remove(s->c);
+		*err = ROUTER_ENOMEM;
+		goto fail;
+	}
+	if (s->binding && opts->retained)
 		retain_match(r->retained, name, enqueue_retained, s->q);
 	r->stats.subscriptions++;
 	*err = ROUTER_OK;
@@ -369,7 +375,14 @@ void router_unsubscribe(struct router *r, struct subscription *s)
 		queue_free(s->q);
 	}
 	r->stats.subscriptions--;
+	free(s->pattern);
 	free(s);
+}
+
+void router_send_retained(struct router *r, struct subscription *s)
+{
+	if (s->pattern)
+		retain_match(r->retained, s->pattern, enqueue_retained, s->q);
 }
 
 struct consumer *subscription_consumer(const struct subscription *s)

@@ -80,6 +80,9 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
  * to other consumers. Frees s. */
 void router_unsubscribe(struct router *r, struct subscription *s);
 struct consumer *subscription_consumer(const struct subscription *s);
+/* Hands a topic subscription the retained messages matching its pattern
+ * again (MQTT: a repeated SUBSCRIBE). Nothing for share groups and queues. */
+void router_send_retained(struct router *r, struct subscription *s);
 
 struct router_stats {
 	uint64_t published;

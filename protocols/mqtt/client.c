@@ -1,0 +1,428 @@
+/* MQTT client sessions: what MQTT keeps for a client id across its
+ * connections (subscriptions, QoS 1/2 in flight, incoming QoS 2 ids, a
+ * delayed will), and the router consumer that turns deliveries into
+ * PUBLISH packets. */
+#include "config.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "net/conn.h"
+#include "protocols/mqtt/internal.h"
+#include "protocols/mqtt/mapping.h"
+
+struct mqtt_client *mqtt_client_find(struct mqtt_broker *mb, const char *id)
+{
+	return map_get(mb->clients, id);
+}
+
+struct mqtt_client *mqtt_client_new(struct mqtt_broker *mb, const char *id)
+{
+	struct mqtt_client *cl = calloc(1, sizeof(*cl));
+	if (!cl || !(cl->id = strdup(id)) || map_put(mb->clients, id, cl) < 0) {
+		if (cl)
+			free(cl->id);
+		free(cl);
+		return NULL;
+	}
+	cl->mb = mb;
+	cl->next_pid = 1;
+	return cl;
+}
+
+static void msub_free(struct mqtt_client *cl, struct msub *sub)
+{
+	/* In-flight entries point at this subscription's deliveries, which
+	 * go back to their queue now: forget them. */
+	uint32_t j = 0;
+	for (uint32_t i = 0; i < cl->ninflight; i++)
+		if (cl->inflight[i].sub != sub)
+			cl->inflight[j++] = cl->inflight[i];
+	cl->ninflight = j;
+	router_unsubscribe(cl->mb->b->router, sub->rs);
+	free(sub->filter);
+	free(sub);
+}
+
+static void cancel_will(struct mqtt_client *cl)
+{
+	if (cl->will_ev)
+		event_free(cl->will_ev);
+	cl->will_ev = NULL;
+	message_unref(cl->will);
+	cl->will = NULL;
+	free(cl->will_topic);
+	cl->will_topic = NULL;
+}
+
+void mqtt_client_free(struct mqtt_client *cl, bool publish_will)
+{
+	if (cl->will && publish_will)
+		mqtt_publish_will(cl->mb, &cl->will, cl->will_topic);
+	cancel_will(cl);
+	while (cl->subs) {
+		struct msub *sub = cl->subs;
+		cl->subs = sub->next;
+		msub_free(cl, sub);
+	}
+	if (cl->expiry_ev)
+		event_free(cl->expiry_ev);
+	map_del(cl->mb->clients, cl->id);
+	free(cl->inflight);
+	free(cl->qos2_in);
+	free(cl->id);
+	free(cl);
+}
+
+static void set_paused(struct mqtt_client *cl, bool paused)
+{
+	for (struct msub *sub = cl->subs; sub; sub = sub->next)
+		consumer_set_paused(subscription_consumer(sub->rs), paused);
+}
+
+void mqtt_client_resume(struct mqtt_client *cl)
+{
+	if (cl->mc)
+		cl->mc->paused = false;
+	for (struct msub *sub = cl->subs; sub && cl->mc && !cl->mc->paused; sub = sub->next)
+		consumer_set_paused(subscription_consumer(sub->rs), false);
+}
+
+void mqtt_client_attach(struct mqtt_client *cl, struct mqtt_conn *mc)
+{
+	cl->mc = mc;
+	mc->cl = cl;
+	cancel_will(cl);
+	if (cl->expiry_ev) {
+		event_free(cl->expiry_ev);
+		cl->expiry_ev = NULL;
+	}
+	/* What was in flight goes again, in order, before anything new. */
+	for (uint32_t i = 0; i < cl->ninflight; i++) {
+		struct inflight *f = &cl->inflight[i];
+		if (f->state == IF_PUBCOMP) {
+			mqtt_conn_send_ack(mc, MQTT_PUBREL, f->pid, 0);
+		} else {
+			struct message *m = (struct message *)delivery_message(f->d);
+			uint8_t qos = f->state == IF_PUBACK ? 1 : 2;
+			mqtt_conn_send_publish(mc, f->sub, m, qos, f->pid, true, delivery_retained(f->d));
+		}
+	}
+	mqtt_client_resume(cl);
+}
+
+static void expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mqtt_client *cl = arg;
+	log_debug("mqtt client %s: session expired", cl->id);
+	mqtt_client_free(cl, true);
+}
+
+static void will_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mqtt_client *cl = arg;
+	mqtt_publish_will(cl->mb, &cl->will, cl->will_topic);
+	cancel_will(cl);
+}
+
+void mqtt_client_detach(struct mqtt_client *cl, bool publish_will)
+{
+	struct mqtt_conn *mc = cl->mc;
+	cl->mc = NULL;
+	mc->cl = NULL;
+	set_paused(cl, true);
+	if (publish_will && mc->will) {
+		if (mc->will_delay && cl->session_expiry) {
+			/* Held until the delay passes or the session ends, and
+			 * dropped if the client comes back first. */
+			cl->will = mc->will;
+			cl->will_topic = mc->will_topic;
+			mc->will = NULL;
+			mc->will_topic = NULL;
+			uint32_t delay = mc->will_delay < cl->session_expiry ? mc->will_delay
+									      : cl->session_expiry;
+			cl->will_ev = evtimer_new(conn_base(mc->c), will_cb, cl);
+			if (cl->will_ev) {
+				struct timeval tv = { delay, 0 };
+				evtimer_add(cl->will_ev, &tv);
+			} else {
+				mqtt_publish_will(cl->mb, &cl->will, cl->will_topic);
+			}
+		} else {
+			mqtt_publish_will(cl->mb, &mc->will, mc->will_topic);
+		}
+	}
+	if (cl->session_expiry == 0) {
+		mqtt_client_free(cl, true);
+		return;
+	}
+	if (cl->session_expiry != UINT32_MAX) {
+		cl->expiry_ev = evtimer_new(conn_base(mc->c), expiry_cb, cl);
+		if (!cl->expiry_ev) {
+			mqtt_client_free(cl, true);
+			return;
+		}
+		struct timeval tv = { cl->session_expiry, 0 };
+		evtimer_add(cl->expiry_ev, &tv);
+	}
+}
+
+/* ---- deliveries ---------------------------------------------------------- */
+
+static int next_pid(struct mqtt_client *cl, uint16_t *pid)
+{
+	for (uint32_t tries = 0; tries < 65535; tries++) {
+		uint16_t p = cl->next_pid++;
+		if (cl->next_pid == 0)
+			cl->next_pid = 1;
+		bool used = false;
+		for (uint32_t i = 0; i < cl->ninflight && !used; i++)
+			used = cl->inflight[i].pid == p;
+		if (!used) {
+			*pid = p;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int mqtt_deliver(void *ctx, struct delivery *d, struct message *m)
+{
+	struct msub *sub = ctx;
+	struct mqtt_client *cl = sub->cl;
+	struct mqtt_conn *mc = cl->mc;
+	if (!mc || !mqtt_conn_can_send(mc)) {
+		if (mc)
+			mc->paused = true;
+		return -1;
+	}
+	if (sub->no_local && m->origin == conn_id(mc->c))
+		return 1;
+	uint8_t qos = m->qos < sub->qos ? m->qos : sub->qos;
+	if (qos == 0) {
+		mqtt_conn_send_publish(mc, sub, m, 0, 0, false, delivery_retained(d));
+		return 1;
+	}
+	uint32_t window = mc->peer_receive_max < mc->cfg->max_inflight ? mc->peer_receive_max
+									: mc->cfg->max_inflight;
+	if (cl->ninflight >= window) {
+		mc->paused = true;
+		return -1;
+	}
+	if (cl->ninflight == cl->cap_inflight) {
+		uint32_t cap = cl->cap_inflight ? cl->cap_inflight * 2 : 16;
+		struct inflight *f = realloc(cl->inflight, cap * sizeof(*f));
+		if (!f)
+			return -1;
+		cl->inflight = f;
+		cl->cap_inflight = cap;
+	}
+	uint16_t pid;
+	if (next_pid(cl, &pid) < 0)
+		return -1;
+	int rc = mqtt_conn_send_publish(mc, sub, m, qos, pid, false, delivery_retained(d));
+	if (rc > 0)
+		return 1; /* too large for the client: dropped as if delivered */
+	cl->inflight[cl->ninflight++] = (struct inflight){
+		.pid = pid, .state = qos == 1 ? IF_PUBACK : IF_PUBREC, .d = d, .sub = sub
+	};
+	return 0;
+}
+
+static const struct consumer_ops mqtt_consumer_ops = { .deliver = mqtt_deliver };
+
+static struct inflight *find_inflight(struct mqtt_client *cl, uint16_t pid, uint32_t *index)
+{
+	for (uint32_t i = 0; i < cl->ninflight; i++) {
+		if (cl->inflight[i].pid == pid) {
+			*index = i;
+			return &cl->inflight[i];
+		}
+	}
+	return NULL;
+}
+
+static void remove_inflight(struct mqtt_client *cl, uint32_t i)
+{
+	memmove(&cl->inflight[i], &cl->inflight[i + 1],
+		(cl->ninflight - i - 1) * sizeof(*cl->inflight));
+	cl->ninflight--;
+}
+
+bool mqtt_client_puback(struct mqtt_client *cl, uint16_t pid)
+{
+	uint32_t i;
+	struct inflight *f = find_inflight(cl, pid, &i);
+	if (!f || f->state != IF_PUBACK)
+		return false;
+	struct delivery *d = f->d;
+	remove_inflight(cl, i);
+	delivery_ack(d, false);
+	mqtt_client_resume(cl);
+	return true;
+}
+
+bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid)
+{
+	uint32_t i;
+	struct inflight *f = find_inflight(cl, pid, &i);
+	if (!f || f->state == IF_PUBACK)
+		return false;
+	if (f->state == IF_PUBREC) {
+		/* The client has it: the message is settled; only the PUBREL
+		 * exchange remains. */
+		struct delivery *d = f->d;
+		f->d = NULL;
+		f->state = IF_PUBCOMP;
+		delivery_ack(d, false);
+	}
+	return true;
+}
+
+bool mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid)
+{
+	uint32_t i;
+	struct inflight *f = find_inflight(cl, pid, &i);
+	if (!f || f->state != IF_PUBCOMP)
+		return false;
+	remove_inflight(cl, i);
+	mqtt_client_resume(cl);
+	return true;
+}
+
+bool mqtt_client_qos2_has(const struct mqtt_client *cl, uint16_t pid)
+{
+	for (uint32_t i = 0; i < cl->nqos2_in; i++)
+		if (cl->qos2_in[i] == pid)
+			return true;
+	return false;
+}
+
+int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid)
+{
+	if (cl->nqos2_in == cl->cap_qos2_in) {
+		uint32_t cap = cl->cap_qos2_in ? cl->cap_qos2_in * 2 : 8;
+		uint16_t *a = realloc(cl->qos2_in, cap * sizeof(*a));
+		if (!a)
+			return -1;
+		cl->qos2_in = a;
+		cl->cap_qos2_in = cap;
+	}
+	cl->qos2_in[cl->nqos2_in++] = pid;
+	return 0;
+}
+
+bool mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid)
+{
+	for (uint32_t i = 0; i < cl->nqos2_in; i++) {
+		if (cl->qos2_in[i] == pid) {
+			cl->qos2_in[i] = cl->qos2_in[--cl->nqos2_in];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- subscriptions ------------------------------------------------------- */
+
+struct msub *mqtt_client_find_sub(struct mqtt_client *cl, const char *filter)
+{
+	for (struct msub *sub = cl->subs; sub; sub = sub->next)
+		if (!strcmp(sub->filter, filter))
+			return sub;
+	return NULL;
+}
+
+uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_filter *f,
+			      uint32_t sub_id)
+{
+	struct mqtt_broker *mb = cl->mb;
+	char *filter = malloc(f->filter.len + 1);
+	char *pattern = mqtt_to_router_name(f->topic.p, f->topic.len);
+	char *group = f->share.p ? malloc(f->share.len + 1) : NULL;
+	struct msub *sub = NULL;
+	uint8_t rc = MQTT_RC_UNSPECIFIED;
+	if (!filter || !pattern || (f->share.p && !group))
+		goto out;
+	memcpy(filter, f->filter.p, f->filter.len);
+	filter[f->filter.len] = '\0';
+	if (group) {
+		memcpy(group, f->share.p, f->share.len);
+		group[f->share.len] = '\0';
+	}
+	if (address_validate(pattern, true) != 0) {
+		rc = MQTT_RC_TOPIC_FILTER_INVALID;
+		goto out;
+	}
+	struct msub *old = mqtt_client_find_sub(cl, filter);
+	if (old) {
+		/* Same filter again: new options replace the old, the queue
+		 * stays, and retained messages come again unless asked not to. */
+		old->qos = f->qos;
+		old->no_local = f->no_local;
+		old->retain_as_published = f->retain_as_published;
+		old->sub_id = sub_id;
+		if (f->retain_handling == 0 && !group)
+			router_send_retained(mb->b->router, old->rs);
+		rc = f->qos;
+		goto out;
+	}
+	sub = calloc(1, sizeof(*sub));
+	if (!sub)
+		goto out;
+	sub->cl = cl;
+	sub->filter = filter;
+	filter = NULL;
+	sub->qos = f->qos;
+	sub->no_local = f->no_local;
+	sub->retain_as_published = f->retain_as_published;
+	sub->sub_id = sub_id;
+	struct subscribe_options so = {
+		/* Never auto-ack: QoS may change on a later SUBSCRIBE, and QoS 0
+		 * deliveries are settled by returning 1 from mqtt_deliver. */
+		.consumer = { .auto_ack = false },
+		.share_group = group,
+		.retained = f->retain_handling != 2,
+		.max_pending = mb->b->cfg->mqtt.max_queued,
+	};
+	/* Linked first: retained messages are delivered during the call. */
+	sub->next = cl->subs;
+	cl->subs = sub;
+	enum router_err err;
+	sub->rs = router_subscribe(mb->b->router, DEST_TOPIC, pattern, &so, &mqtt_consumer_ops, sub,
+				   &err);
+	if (!sub->rs) {
+		cl->subs = sub->next;
+		free(sub->filter);
+		free(sub);
+		rc = err == ROUTER_ENOTFOUND ? MQTT_RC_NOT_AUTHORIZED
+		     : err == ROUTER_EINVAL	 ? MQTT_RC_TOPIC_FILTER_INVALID
+						 : MQTT_RC_UNSPECIFIED;
+		goto out;
+	}
+	if (!cl->mc)
+		consumer_set_paused(subscription_consumer(sub->rs), true);
+	rc = f->qos;
+out:
+	free(filter);
+	free(pattern);
+	free(group);
+	return rc;
+}
+
+uint8_t mqtt_client_unsubscribe(struct mqtt_client *cl, const char *filter)
+{
+	for (struct msub **pp = &cl->subs; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->filter, filter)) {
+			struct msub *sub = *pp;
+			*pp = sub->next;
+			msub_free(cl, sub);
+			mqtt_client_resume(cl);
+			return MQTT_RC_SUCCESS;
+		}
+	}
+	return MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+}

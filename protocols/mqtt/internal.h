@@ -1,0 +1,131 @@
+/* Internal to the MQTT adapter: the connection (session.c) and the client
+ * session that outlives it (client.c). */
+#ifndef WHARF_MQTT_INTERNAL_H
+#define WHARF_MQTT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "protocols/mqtt/codec.h"
+#include "router/router.h"
+#include "util/buf.h"
+#include "util/map.h"
+
+struct broker;
+struct conn;
+struct event;
+struct mqtt_client;
+
+struct mqtt_broker {
+	struct broker *b;
+	struct map *clients;   /* client id -> struct mqtt_client */
+	struct event *sys_ev;  /* $SYS publishing */
+	unsigned long next_assigned;
+	/* For $SYS: */
+	uint64_t connected, msgs_in, msgs_out, bytes_in, bytes_out;
+};
+
+/* One network connection. */
+struct mqtt_conn {
+	struct conn *c;
+	struct mqtt_broker *mb;
+	const struct mqtt_config *cfg;
+	enum { MC_AWAIT_CONNECT, MC_CONNECTED, MC_DONE } state;
+	uint8_t level;
+	struct mqtt_client *cl;     /* attached client session, once connected */
+	uint16_t keepalive;         /* seconds, as agreed */
+	int64_t last_rx_ms;
+	struct event *ka_ev;
+	uint32_t peer_max_packet;   /* 0: no limit */
+	uint16_t peer_receive_max;
+	bool problem_info;          /* may we send reason strings */
+	char **aliases;             /* inbound topic aliases, cfg topic_alias_maximum of them */
+	struct message *will;       /* published on an abnormal close */
+	char *will_topic;           /* dotted */
+	uint32_t will_delay;
+	bool paused;                /* some subscription waits for room */
+	size_t need;
+	struct buf out;
+};
+
+enum inflight_state { IF_PUBACK, IF_PUBREC, IF_PUBCOMP };
+
+struct inflight {
+	uint16_t pid;
+	uint8_t state;
+	struct delivery *d;         /* NULL once PUBREC has settled it */
+	struct msub *sub;
+};
+
+/* One subscription of a client session. */
+struct msub {
+	struct msub *next;
+	struct mqtt_client *cl;
+	char *filter;               /* as the client wrote it, "$share/g/" included */
+	uint8_t qos;
+	bool no_local, retain_as_published;
+	uint32_t sub_id;            /* 0: none */
+	struct subscription *rs;
+};
+
+/* A client session: what MQTT keeps across connections. */
+struct mqtt_client {
+	char *id;
+	struct mqtt_broker *mb;
+	struct mqtt_conn *mc;       /* attached connection, or NULL */
+	struct msub *subs;
+	uint32_t session_expiry;    /* seconds after the connection ends */
+	struct event *expiry_ev;
+	struct inflight *inflight;  /* outgoing QoS 1/2, in send order */
+	uint32_t ninflight, cap_inflight;
+	uint16_t next_pid;
+	uint16_t *qos2_in;          /* incoming QoS 2 ids awaiting PUBREL */
+	uint32_t nqos2_in, cap_qos2_in;
+	/* A will whose delay outlives its connection. */
+	struct message *will;
+	char *will_topic;
+	struct event *will_ev;
+};
+
+/* client.c */
+struct mqtt_client *mqtt_client_find(struct mqtt_broker *mb, const char *id);
+struct mqtt_client *mqtt_client_new(struct mqtt_broker *mb, const char *id);
+/* Ends the session: unsubscribes everything and, if asked, publishes a
+ * will still pending (not when the broker itself stops). */
+void mqtt_client_free(struct mqtt_client *cl, bool publish_will);
+/* Connects mc to cl: resends what is in flight (DUP set) and resumes
+ * deliveries. */
+void mqtt_client_attach(struct mqtt_client *cl, struct mqtt_conn *mc);
+/* The connection is gone: keep the session for session_expiry seconds (or
+ * end it now), and arrange its will. */
+void mqtt_client_detach(struct mqtt_client *cl, bool publish_will);
+/* Resumes deliveries paused for want of room. */
+void mqtt_client_resume(struct mqtt_client *cl);
+
+struct msub *mqtt_client_find_sub(struct mqtt_client *cl, const char *filter);
+/* Subscribes (or updates an existing subscription); returns the SUBACK code. */
+uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_filter *f,
+			      uint32_t sub_id);
+/* Returns the UNSUBACK code. */
+uint8_t mqtt_client_unsubscribe(struct mqtt_client *cl, const char *filter);
+
+/* Acknowledgements from the client, by packet id; false if unknown. */
+bool mqtt_client_puback(struct mqtt_client *cl, uint16_t pid);
+bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid);
+bool mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid);
+
+/* Incoming QoS 2: whether pid is awaiting PUBREL; record it; forget it. */
+bool mqtt_client_qos2_has(const struct mqtt_client *cl, uint16_t pid);
+int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid);
+bool mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid);
+
+/* session.c, for client.c */
+int mqtt_conn_send_publish(struct mqtt_conn *mc, struct msub *sub, struct message *m,
+			   uint8_t qos, uint16_t pid, bool dup, bool retained_delivery);
+int mqtt_conn_send_ack(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, uint8_t reason);
+bool mqtt_conn_can_send(const struct mqtt_conn *mc);
+/* Publishes a will message (takes it) to its dotted topic. */
+void mqtt_publish_will(struct mqtt_broker *mb, struct message **m, const char *topic);
+
+#endif

@@ -1,0 +1,756 @@
+/* MQTT connections: the packet loop, CONNECT and its negotiation, keep
+ * alive, wills, PUBLISH in (QoS 0, 1, 2), SUBSCRIBE and UNSUBSCRIBE, and the
+ * $SYS topics. Client sessions that outlive a connection are in client.c. */
+#include "config.h"
+#include "protocols/mqtt/session.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "net/output.h"
+#include "protocols/mqtt/internal.h"
+#include "protocols/mqtt/mapping.h"
+#include "util/clock.h"
+
+/* ---- output -------------------------------------------------------------- */
+
+/* Sends what mc->out holds; on out of memory the connection closes. */
+static void flush_out(struct mqtt_conn *mc)
+{
+	if (mc->out.len && conn_write(mc->c, mc->out.data, mc->out.len) < 0)
+		conn_close(mc->c, false);
+	mc->mb->bytes_out += mc->out.len;
+	buf_reset(&mc->out);
+}
+
+bool mqtt_conn_can_send(const struct mqtt_conn *mc)
+{
+	return mc->state == MC_CONNECTED && !conn_closing(mc->c) && !conn_output_full(mc->c);
+}
+
+int mqtt_conn_send_ack(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, uint8_t reason)
+{
+	int rc = mqtt_encode_ack(&mc->out, mc->level, type, pid, reason, NULL, mc->peer_max_packet);
+	flush_out(mc);
+	return rc;
+}
+
+/* Returns 0 when sent, 1 when the client's maximum packet size leaves no
+ * room for it (MQTT 5: the message is dropped as if delivered), -1 on
+ * failure. */
+int mqtt_conn_send_publish(struct mqtt_conn *mc, struct msub *sub, struct message *m,
+			   uint8_t qos, uint16_t pid, bool dup, bool retained_delivery)
+{
+	struct buf topic = BUF_INIT, scratch = BUF_INIT;
+	struct mqtt_packet pkt = { .type = MQTT_PUBLISH, .packet_id = pid };
+	int rc = -1;
+	int64_t now = clock_wall_ms();
+	if (mqtt_from_router_name(&topic, m->dest) < 0)
+		goto out;
+	pkt.publish.qos = qos;
+	pkt.publish.dup = dup;
+	pkt.publish.retain = retained_delivery || (sub->retain_as_published && m->retain);
+	pkt.publish.topic = (struct mqtt_str){ topic.data, (uint32_t)topic.len };
+	pkt.publish.payload = (struct mqtt_str){ (const char *)m->body, (uint32_t)m->body_len };
+	if (m->body_len > MQTT_MAX_REMAINING) {
+		rc = 1;
+		goto out;
+	}
+	if (mc->level == MQTT_V5) {
+		if (mqtt_publish_props(&pkt, m, now, &scratch) < 0)
+			goto out;
+		if (sub->sub_id) {
+			pkt.props.n_sub_ids = 1;
+			pkt.props.sub_id = sub->sub_id;
+		}
+	}
+	if (mc->peer_max_packet && !mqtt_trim_to_fit(mc->level, &pkt, mc->peer_max_packet)) {
+		rc = 1;
+		goto out;
+	}
+	size_t start = mc->out.len;
+	rc = mqtt_encode_publish_head(&mc->out, mc->level, &pkt, mc->peer_max_packet);
+	if (rc != MQTT_ENCODE_OK) {
+		rc = rc == MQTT_ENCODE_TOO_LARGE ? 1 : -1;
+		goto out;
+	}
+	if (output_message(mc->c, mc->out.data + start, mc->out.len - start, m, NULL, 0) < 0) {
+		conn_close(mc->c, false);
+		rc = -1;
+	} else {
+		mc->mb->msgs_out++;
+		mc->mb->bytes_out += mc->out.len - start + m->body_len;
+	}
+	mc->out.len = start;
+out:
+	buf_free(&topic);
+	buf_free(&scratch);
+	return rc;
+}
+
+/* Closes the connection with a reason: a DISCONNECT for MQTT 5 (when the
+ * client is connected), a plain close before it. */
+static void disconnect(struct mqtt_conn *mc, uint8_t reason, const char *why)
+{
+	if (mc->state == MC_DONE)
+		return;
+	log_info("mqtt %s: disconnecting: %s (reason 0x%02x)", conn_peer(mc->c), why, reason);
+	if (mc->level == MQTT_V5 && mc->state == MC_CONNECTED) {
+		struct mqtt_props props = { 0 };
+		if (mc->problem_info) {
+			props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+			props.reason_string = (struct mqtt_str){ why, (uint32_t)strlen(why) };
+		}
+		if (mqtt_encode_disconnect(&mc->out, mc->level, reason, &props, mc->peer_max_packet) < 0)
+			mqtt_encode_disconnect(&mc->out, mc->level, reason, NULL, 0);
+		flush_out(mc);
+	}
+	mc->state = MC_DONE;
+	conn_close(mc->c, true);
+}
+
+/* ---- wills --------------------------------------------------------------- */
+
+void mqtt_publish_will(struct mqtt_broker *mb, struct message **m, const char *topic)
+{
+	if (!*m)
+		return;
+	enum router_err err = router_publish(mb->b->router, DEST_TOPIC, topic, m, false);
+	if (err != ROUTER_OK)
+		log_info("mqtt: will to %s not published: %s", topic, router_strerror(err));
+}
+
+static void drop_will(struct mqtt_conn *mc)
+{
+	message_unref(mc->will);
+	mc->will = NULL;
+	free(mc->will_topic);
+	mc->will_topic = NULL;
+}
+
+/* ---- keep alive ---------------------------------------------------------- */
+
+static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mqtt_conn *mc = arg;
+	/* The spec's grace: one and a half keep-alive periods. */
+	if (clock_mono_ms() - mc->last_rx_ms > (int64_t)mc->keepalive * 1500)
+		disconnect(mc, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+}
+
+/* ---- CONNECT ------------------------------------------------------------- */
+
+static void send_connack(struct mqtt_conn *mc, bool present, uint8_t reason,
+			 const struct mqtt_props *props)
+{
+	uint8_t code = reason;
+	if (mc->level != MQTT_V5) {
+		int rc = mqtt_connack_rc_v311(reason);
+		code = rc < 0 ? 2 : (uint8_t)rc;
+	}
+	mqtt_encode_connack(&mc->out, mc->level, present, code, props, 0);
+	flush_out(mc);
+}
+
+static void refuse_connect(struct mqtt_conn *mc, uint8_t reason, const char *why)
+{
+	log_info("mqtt %s: connect refused: %s", conn_peer(mc->c), why);
+	send_connack(mc, false, reason, NULL);
+	mc->state = MC_DONE;
+	conn_close(mc->c, true);
+}
+
+static int take_will(struct mqtt_conn *mc, const struct mqtt_packet *p)
+{
+	const struct mqtt_connect *cp = &p->connect;
+	struct mqtt_packet as_publish = { .type = MQTT_PUBLISH };
+	as_publish.publish.qos = cp->will_qos;
+	as_publish.publish.retain = cp->will_retain;
+	as_publish.publish.topic = cp->will_topic;
+	as_publish.publish.payload = cp->will_payload;
+	as_publish.props = cp->will_props;
+	mc->will = mqtt_message_from_publish(&as_publish, conn_id(mc->c), clock_wall_ms());
+	mc->will_topic = mqtt_to_router_name(cp->will_topic.p, cp->will_topic.len);
+	if (!mc->will || !mc->will_topic) {
+		drop_will(mc);
+		return -1;
+	}
+	if (mqtt_has(&cp->will_props, MQTT_PROP_WILL_DELAY))
+		mc->will_delay = cp->will_props.will_delay;
+	return 0;
+}
+
+static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
+{
+	const struct mqtt_connect *cp = &p->connect;
+	const struct mqtt_props *pr = &p->props;
+	const struct mqtt_config *cfg = mc->cfg;
+	struct mqtt_broker *mb = mc->mb;
+	char idbuf[64];
+	mc->level = cp->level;
+	if (mqtt_has(pr, MQTT_PROP_AUTH_METHOD)) {
+		refuse_connect(mc, MQTT_RC_BAD_AUTHENTICATION_METHOD, "authentication method not supported");
+		return;
+	}
+	char *id = malloc(cp->client_id.len + 1);
+	if (!id) {
+		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
+	memcpy(id, cp->client_id.p, cp->client_id.len);
+	id[cp->client_id.len] = '\0';
+	bool assigned = cp->client_id.len == 0;
+	if (assigned) {
+		/* The codec refused an empty id where the level forbids it. */
+		snprintf(idbuf, sizeof(idbuf), "wharf-%" PRIx64 "-%lu", (uint64_t)clock_wall_ms(),
+			 ++mb->next_assigned);
+		free(id);
+		id = strdup(idbuf);
+		if (!id) {
+			refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+			return;
+		}
+	}
+	uint32_t expiry;
+	if (mc->level == MQTT_V5)
+		expiry = mqtt_has(pr, MQTT_PROP_SESSION_EXPIRY) ? pr->session_expiry : 0;
+	else
+		expiry = cp->clean_start ? 0 : UINT32_MAX;
+	if (expiry > cfg->max_session_expiry && !(expiry == UINT32_MAX && mc->level != MQTT_V5))
+		expiry = cfg->max_session_expiry;
+	if (cp->will && take_will(mc, p) < 0) {
+		free(id);
+		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
+
+	struct mqtt_client *cl = mqtt_client_find(mb, id);
+	if (cl && cl->mc) {
+		/* Session take-over: the old connection goes, its will with it
+		 * as on any abnormal close. */
+		struct mqtt_conn *old = cl->mc;
+		disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+		mqtt_client_detach(cl, true);
+		cl = mqtt_client_find(mb, id);
+	}
+	if (cl && cp->clean_start) {
+		mqtt_client_free(cl, true);
+		cl = NULL;
+	}
+	bool present = cl != NULL;
+	if (!cl && !(cl = mqtt_client_new(mb, id))) {
+		free(id);
+		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
+	free(id);
+	cl->session_expiry = expiry;
+
+	mc->keepalive = cp->keep_alive;
+	bool server_keepalive = false;
+	if (cfg->max_keepalive && (mc->keepalive == 0 || mc->keepalive > cfg->max_keepalive) &&
+	    mc->level == MQTT_V5) {
+		mc->keepalive = (uint16_t)cfg->max_keepalive;
+		server_keepalive = true;
+	}
+	mc->peer_receive_max = mqtt_has(pr, MQTT_PROP_RECEIVE_MAXIMUM) ? pr->receive_maximum : 65535;
+	mc->peer_max_packet = mqtt_has(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE) ? pr->maximum_packet_size : 0;
+	mc->problem_info = !mqtt_has(pr, MQTT_PROP_REQUEST_PROBLEM_INFO) || pr->request_problem_info;
+	if (cfg->topic_alias_maximum && mc->level == MQTT_V5) {
+		mc->aliases = calloc(cfg->topic_alias_maximum + 1, sizeof(*mc->aliases));
+		if (!mc->aliases) {
+			refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+			return;
+		}
+	}
+	if (mc->keepalive) {
+		mc->ka_ev = event_new(conn_base(mc->c), -1, EV_PERSIST, keepalive_cb, mc);
+		unsigned half_ms = mc->keepalive * 500u;
+		struct timeval tv = { half_ms / 1000, (half_ms % 1000) * 1000 };
+		if (!mc->ka_ev || event_add(mc->ka_ev, &tv) < 0) {
+			refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+			return;
+		}
+	}
+
+	struct mqtt_props ack = { 0 };
+	if (mc->level == MQTT_V5) {
+		ack.present = MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM) |
+			      MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM) |
+			      MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE) |
+			      MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE) |
+			      MQTT_PROP_BIT(MQTT_PROP_WILDCARD_SUB_AVAILABLE) |
+			      MQTT_PROP_BIT(MQTT_PROP_SUB_ID_AVAILABLE) |
+			      MQTT_PROP_BIT(MQTT_PROP_SHARED_SUB_AVAILABLE);
+		ack.receive_maximum = (uint16_t)cfg->receive_maximum;
+		ack.topic_alias_maximum = (uint16_t)cfg->topic_alias_maximum;
+		ack.maximum_packet_size = (uint32_t)cfg->max_packet_size;
+		ack.retain_available = 1;
+		ack.wildcard_sub_available = 1;
+		ack.sub_id_available = 1;
+		ack.shared_sub_available = 1;
+		if (assigned) {
+			ack.present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
+			ack.assigned_client_id = (struct mqtt_str){ cl->id, (uint32_t)strlen(cl->id) };
+		}
+		if (server_keepalive) {
+			ack.present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
+			ack.server_keep_alive = mc->keepalive;
+		}
+		if (expiry != (mqtt_has(pr, MQTT_PROP_SESSION_EXPIRY) ? pr->session_expiry : 0)) {
+			ack.present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+			ack.session_expiry = expiry;
+		}
+	}
+	mc->state = MC_CONNECTED;
+	send_connack(mc, present, MQTT_RC_SUCCESS, &ack);
+	mb->connected++;
+	log_debug("mqtt %s: connected as '%s', level %u, keep alive %u, session %s", conn_peer(mc->c),
+		  cl->id, mc->level, mc->keepalive, present ? "resumed" : "new");
+	mqtt_client_attach(cl, mc);
+}
+
+/* ---- PUBLISH in ---------------------------------------------------------- */
+
+/* The dotted topic of an incoming PUBLISH, resolving and recording topic
+ * aliases. NULL with *reason set when the client broke the rules. */
+static char *publish_topic(struct mqtt_conn *mc, const struct mqtt_packet *p, uint8_t *reason)
+{
+	const struct mqtt_str *t = &p->publish.topic;
+	*reason = MQTT_RC_UNSPECIFIED;
+	if (!mqtt_has(&p->props, MQTT_PROP_TOPIC_ALIAS))
+		return mqtt_to_router_name(t->p, t->len);
+	uint16_t alias = p->props.topic_alias;
+	if (!mc->aliases || alias > mc->cfg->topic_alias_maximum) {
+		*reason = MQTT_RC_TOPIC_ALIAS_INVALID;
+		return NULL;
+	}
+	if (t->len) {
+		char *name = mqtt_to_router_name(t->p, t->len);
+		char *keep = name ? strdup(name) : NULL;
+		if (!keep) {
+			free(name);
+			return NULL;
+		}
+		free(mc->aliases[alias]);
+		mc->aliases[alias] = keep;
+		return name;
+	}
+	if (!mc->aliases[alias]) {
+		*reason = MQTT_RC_PROTOCOL_ERROR;
+		return NULL;
+	}
+	return strdup(mc->aliases[alias]);
+}
+
+static uint8_t router_reason(enum router_err err)
+{
+	switch (err) {
+	case ROUTER_OK: return MQTT_RC_SUCCESS;
+	case ROUTER_EINVAL: return MQTT_RC_TOPIC_NAME_INVALID;
+	case ROUTER_ENOTFOUND:
+	case ROUTER_EFORBIDDEN: return MQTT_RC_NOT_AUTHORIZED;
+	case ROUTER_ENOMEM: return MQTT_RC_UNSPECIFIED;
+	}
+	return MQTT_RC_UNSPECIFIED;
+}
+
+static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
+{
+	struct mqtt_client *cl = mc->cl;
+	uint8_t qos = p->publish.qos, reason;
+	uint16_t pid = p->packet_id;
+	if (qos == 2 && mqtt_client_qos2_has(cl, pid)) {
+		/* A resend of what we already routed: acknowledge, route nothing. */
+		mqtt_conn_send_ack(mc, MQTT_PUBREC, pid, 0);
+		return;
+	}
+	if (qos == 2 && cl->nqos2_in >= mc->cfg->receive_maximum) {
+		disconnect(mc, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded");
+		return;
+	}
+	char *topic = publish_topic(mc, p, &reason);
+	if (!topic) {
+		if (reason == MQTT_RC_UNSPECIFIED)
+			disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+		else
+			disconnect(mc, reason, "invalid topic alias");
+		return;
+	}
+	if (p->props.payload_format == 1 && mqtt_has(&p->props, MQTT_PROP_PAYLOAD_FORMAT) &&
+	    !mqtt_utf8_valid(p->publish.payload.p, p->publish.payload.len)) {
+		reason = MQTT_RC_PAYLOAD_FORMAT_INVALID;
+		goto ack;
+	}
+	struct message *m = mqtt_message_from_publish(p, conn_id(mc->c), clock_wall_ms());
+	if (!m) {
+		free(topic);
+		disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+		return;
+	}
+	mc->mb->msgs_in++;
+	reason = router_reason(router_publish(mc->mb->b->router, DEST_TOPIC, topic, &m, false));
+	if (reason != MQTT_RC_SUCCESS)
+		log_debug("mqtt %s: publish to %s refused (0x%02x)", conn_peer(mc->c), topic, reason);
+ack:
+	free(topic);
+	if (qos == 1) {
+		mqtt_conn_send_ack(mc, MQTT_PUBACK, pid, reason);
+	} else if (qos == 2) {
+		if (reason == MQTT_RC_SUCCESS && mqtt_client_qos2_add(cl, pid) < 0) {
+			disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+			return;
+		}
+		mqtt_conn_send_ack(mc, MQTT_PUBREC, pid, reason);
+	}
+}
+
+/* ---- SUBSCRIBE, UNSUBSCRIBE ---------------------------------------------- */
+
+static void on_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
+{
+	uint32_t n = p->subscribe.count;
+	uint8_t *codes = malloc(n);
+	if (!codes) {
+		disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+		return;
+	}
+	uint32_t sub_id = mqtt_has(&p->props, MQTT_PROP_SUB_ID) ? p->props.sub_id : 0;
+	struct mqtt_filter_iter it;
+	struct mqtt_topic_filter f;
+	uint32_t i = 0;
+	mqtt_filters_begin(&it, p);
+	while (i < n && mqtt_filters_next(&it, &f)) {
+		uint8_t rc = f.reason;
+		if (rc == MQTT_RC_SUCCESS)
+			rc = mqtt_client_subscribe(mc->cl, &f, sub_id);
+		/* 3.1.1 has one failure code for every reason. */
+		codes[i++] = (mc->level != MQTT_V5 && rc >= 0x80) ? 0x80 : rc;
+	}
+	mqtt_encode_suback(&mc->out, mc->level, MQTT_SUBACK, p->packet_id, codes, i, NULL,
+			   mc->peer_max_packet);
+	free(codes);
+	flush_out(mc);
+}
+
+static void on_unsubscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
+{
+	uint32_t n = p->subscribe.count;
+	uint8_t *codes = malloc(n);
+	if (!codes) {
+		disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+		return;
+	}
+	struct mqtt_filter_iter it;
+	struct mqtt_topic_filter f;
+	uint32_t i = 0;
+	mqtt_filters_begin(&it, p);
+	while (i < n && mqtt_filters_next(&it, &f)) {
+		char *filter = malloc(f.filter.len + 1);
+		if (!filter) {
+			codes[i++] = MQTT_RC_UNSPECIFIED;
+			continue;
+		}
+		memcpy(filter, f.filter.p, f.filter.len);
+		filter[f.filter.len] = '\0';
+		codes[i++] = mqtt_client_unsubscribe(mc->cl, filter);
+		free(filter);
+	}
+	mqtt_encode_suback(&mc->out, mc->level, MQTT_UNSUBACK, p->packet_id, codes, i, NULL,
+			   mc->peer_max_packet);
+	free(codes);
+	flush_out(mc);
+}
+
+/* ---- the packet loop ----------------------------------------------------- */
+
+static void on_disconnect(struct mqtt_conn *mc, const struct mqtt_packet *p)
+{
+	if (mc->level == MQTT_V5 && mqtt_has(&p->props, MQTT_PROP_SESSION_EXPIRY)) {
+		if (mc->cl->session_expiry == 0 && p->props.session_expiry != 0) {
+			disconnect(mc, MQTT_RC_PROTOCOL_ERROR, "session expiry set after connecting with 0");
+			return;
+		}
+		mc->cl->session_expiry = p->props.session_expiry < mc->cfg->max_session_expiry
+						 ? p->props.session_expiry
+						 : mc->cfg->max_session_expiry;
+	}
+	/* A normal DISCONNECT discards the will; 0x04 asks for it. */
+	if (p->reason != MQTT_RC_DISCONNECT_WITH_WILL)
+		drop_will(mc);
+	mc->state = MC_DONE;
+	conn_close(mc->c, true);
+}
+
+static void on_packet(struct mqtt_conn *mc, const struct mqtt_packet *p)
+{
+	if (mc->state == MC_AWAIT_CONNECT) {
+		on_connect(mc, p); /* the codec lets nothing else through first */
+		return;
+	}
+	switch (p->type) {
+	case MQTT_PUBLISH:
+		on_publish(mc, p);
+		break;
+	case MQTT_PUBACK:
+		mqtt_client_puback(mc->cl, p->packet_id);
+		break;
+	case MQTT_PUBREC:
+		if (mqtt_client_pubrec(mc->cl, p->packet_id))
+			mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, 0);
+		else
+			mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+		break;
+	case MQTT_PUBREL:
+		mqtt_conn_send_ack(mc, MQTT_PUBCOMP, p->packet_id,
+				   mqtt_client_qos2_del(mc->cl, p->packet_id)
+					   ? MQTT_RC_SUCCESS
+					   : MQTT_RC_PACKET_ID_NOT_FOUND);
+		break;
+	case MQTT_PUBCOMP:
+		mqtt_client_pubcomp(mc->cl, p->packet_id);
+		break;
+	case MQTT_SUBSCRIBE:
+		on_subscribe(mc, p);
+		break;
+	case MQTT_UNSUBSCRIBE:
+		on_unsubscribe(mc, p);
+		break;
+	case MQTT_PINGREQ:
+		mqtt_encode_pingresp(&mc->out);
+		flush_out(mc);
+		break;
+	case MQTT_DISCONNECT:
+		on_disconnect(mc, p);
+		break;
+	case MQTT_AUTH:
+		disconnect(mc, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
+		break;
+	default:
+		disconnect(mc, MQTT_RC_PROTOCOL_ERROR, "unexpected packet");
+		break;
+	}
+}
+
+/* Bad input: MQTT 5 clients get the reason (in CONNACK if the CONNECT was
+ * bad, else in DISCONNECT); 3.1.1 clients a CONNACK return code where one
+ * exists, else a plain close. */
+static void on_decode_error(struct mqtt_conn *mc, const struct mqtt_error *err)
+{
+	if (mc->state == MC_AWAIT_CONNECT) {
+		if (err->type == MQTT_CONNECT && err->level) {
+			mc->level = err->level == MQTT_V5 ? MQTT_V5 : MQTT_V311;
+			if (err->reason == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION ||
+			    (mc->level == MQTT_V5) || mqtt_connack_rc_v311(err->reason) > 0) {
+				if (err->reason == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION &&
+				    err->level != MQTT_V5)
+					mc->level = MQTT_V311;
+				refuse_connect(mc, err->reason, err->why);
+				return;
+			}
+		}
+		log_info("mqtt %s: bad first packet: %s", conn_peer(mc->c), err->why);
+		mc->state = MC_DONE;
+		conn_close(mc->c, false);
+		return;
+	}
+	disconnect(mc, err->reason, err->why);
+}
+
+static void mqtt_input(void *session, struct evbuffer *in)
+{
+	struct mqtt_conn *mc = session;
+	size_t len = evbuffer_get_length(in);
+	mc->last_rx_ms = clock_mono_ms();
+	if (len < mc->need)
+		return;
+	const uint8_t *data = evbuffer_pullup(in, -1);
+	size_t off = 0;
+	mc->need = 0;
+	struct mqtt_decode_opts opts = { .max_packet_size = (uint32_t)mc->cfg->max_packet_size };
+	while (off < len && mc->state != MC_DONE) {
+		struct mqtt_packet p;
+		struct mqtt_error err = { 0 };
+		size_t used = 0, need = 0;
+		opts.level = mc->state == MC_AWAIT_CONNECT ? MQTT_LEVEL_NONE : mc->level;
+		enum mqtt_decode_status st = mqtt_decode(data + off, len - off, &opts, &p, &used,
+							 &need, &err);
+		if (st == MQTT_DECODE_NEED_MORE) {
+			mc->need = need;
+			break;
+		}
+		if (st == MQTT_DECODE_ERROR) {
+			on_decode_error(mc, &err);
+			break;
+		}
+		off += used;
+		mc->mb->bytes_in += used;
+		on_packet(mc, &p);
+	}
+	evbuffer_drain(in, off);
+}
+
+static void mqtt_drained(void *session)
+{
+	struct mqtt_conn *mc = session;
+	if (mc->paused && mc->cl && mc->state == MC_CONNECTED)
+		mqtt_client_resume(mc->cl);
+}
+
+static void mqtt_shutdown(void *session)
+{
+	struct mqtt_conn *mc = session;
+	/* Stopping the broker is not the client's failure: no will. */
+	drop_will(mc);
+	disconnect(mc, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+}
+
+static void *mqtt_open(struct conn *c)
+{
+	struct broker *b = conn_broker(c);
+	if (!b->mqtt && mqtt_broker_init(b) < 0)
+		return NULL;
+	struct mqtt_conn *mc = calloc(1, sizeof(*mc));
+	if (!mc)
+		return NULL;
+	mc->c = c;
+	mc->mb = b->mqtt;
+	mc->cfg = &b->cfg->mqtt;
+	mc->last_rx_ms = clock_mono_ms();
+	return mc;
+}
+
+static void mqtt_closed(void *session)
+{
+	struct mqtt_conn *mc = session;
+	bool normal = mc->state == MC_DONE && !mc->will;
+	mc->state = MC_DONE;
+	if (mc->cl) {
+		mc->mb->connected--;
+		mqtt_client_detach(mc->cl, !normal);
+	}
+	drop_will(mc);
+	if (mc->ka_ev)
+		event_free(mc->ka_ev);
+	if (mc->aliases) {
+		for (unsigned i = 0; i <= mc->cfg->topic_alias_maximum; i++)
+			free(mc->aliases[i]);
+		free(mc->aliases);
+	}
+	buf_free(&mc->out);
+	free(mc);
+}
+
+const struct proto_ops mqtt_proto = {
+	.name = "mqtt",
+	.open = mqtt_open,
+	.input = mqtt_input,
+	.drained = mqtt_drained,
+	.shutdown = mqtt_shutdown,
+	.closed = mqtt_closed,
+};
+
+/* ---- $SYS ---------------------------------------------------------------- */
+
+static void sys_publish(struct mqtt_broker *mb, const char *name, const char *text)
+{
+	size_t n = strlen(text);
+	struct message *m = message_new();
+	uint8_t *body = malloc(n + 1);
+	if (!m || !body) {
+		free(body);
+		message_unref(m);
+		return;
+	}
+	memcpy(body, text, n + 1);
+	message_take_body(m, &body, n);
+	m->retain = true;
+	m->payload_format = 1;
+	router_publish(mb->b->router, DEST_TOPIC, name, &m, true);
+}
+
+static void sys_count(struct mqtt_broker *mb, const char *name, uint64_t v)
+{
+	char text[32];
+	snprintf(text, sizeof(text), "%" PRIu64, v);
+	sys_publish(mb, name, text);
+}
+
+/* What Mosquitto publishes under $SYS/broker/, under the same names. */
+static void sys_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mqtt_broker *mb = arg;
+	char text[64];
+	snprintf(text, sizeof(text), "%" PRIu64 " seconds",
+		 (uint64_t)(clock_mono_ms() - mb->b->started_ms) / 1000);
+	sys_publish(mb, "$SYS.broker.version", "wharf " PACKAGE_VERSION);
+	sys_publish(mb, "$SYS.broker.uptime", text);
+	sys_count(mb, "$SYS.broker.clients.connected", mb->connected);
+	sys_count(mb, "$SYS.broker.messages.received", mb->msgs_in);
+	sys_count(mb, "$SYS.broker.messages.sent", mb->msgs_out);
+	sys_count(mb, "$SYS.broker.bytes.received", mb->bytes_in);
+	sys_count(mb, "$SYS.broker.bytes.sent", mb->bytes_out);
+	sys_count(mb, "$SYS.broker.retained messages.count", router_stats(mb->b->router)->retained);
+}
+
+int mqtt_broker_init(struct broker *b)
+{
+	struct mqtt_broker *mb = calloc(1, sizeof(*mb));
+	if (!mb || !(mb->clients = map_new())) {
+		free(mb);
+		return -1;
+	}
+	mb->b = b;
+	unsigned ms = b->cfg->mqtt.sys_interval_ms;
+	if (ms) {
+		mb->sys_ev = event_new(b->base, -1, EV_PERSIST, sys_cb, mb);
+		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+		if (!mb->sys_ev || event_add(mb->sys_ev, &tv) < 0) {
+			if (mb->sys_ev)
+				event_free(mb->sys_ev);
+			map_free(mb->clients);
+			free(mb);
+			return -1;
+		}
+		sys_cb(-1, 0, mb);
+	}
+	b->mqtt = mb;
+	return 0;
+}
+
+struct client_list {
+	struct mqtt_client **v;
+	size_t n;
+};
+
+static void collect_client(const char *key, void *value, void *arg)
+{
+	struct client_list *l = arg;
+	l->v[l->n++] = value;
+}
+
+void mqtt_broker_free(struct broker *b)
+{
+	struct mqtt_broker *mb = b->mqtt;
+	if (!mb)
+		return;
+	/* Collected first: freeing a client removes it from the map. */
+	struct client_list l = { calloc(map_count(mb->clients) + 1, sizeof(*l.v)), 0 };
+	if (l.v) {
+		map_each(mb->clients, collect_client, &l);
+		for (size_t i = 0; i < l.n; i++)
+			mqtt_client_free(l.v[i], false);
+		free(l.v);
+	}
+	if (mb->sys_ev)
+		event_free(mb->sys_ev);
+	map_free(mb->clients);
+	free(mb);
+	b->mqtt = NULL;
+}

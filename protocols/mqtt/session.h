@@ -1,0 +1,20 @@
+/* The MQTT 3.1 / 3.1.1 / 5.0 adapter: connections, persistent client
+ * sessions, subscriptions, QoS 1 and 2 flows, wills, retained messages and
+ * $SYS topics, on the shared router. docs/mqtt.md says what it supports. */
+#ifndef WHARF_MQTT_SESSION_H
+#define WHARF_MQTT_SESSION_H
+
+#include "net/conn.h"
+
+struct broker;
+struct mqtt_broker;
+
+extern const struct proto_ops mqtt_proto;
+
+/* The adapter's broker-wide state (client sessions by id, $SYS timer),
+ * created on the first MQTT listener. -1 on out of memory. */
+int mqtt_broker_init(struct broker *b);
+/* Ends every client session; run after every connection is gone. */
+void mqtt_broker_free(struct broker *b);
+
+#endif
