@@ -134,6 +134,15 @@ static void drop_will(struct mqtt_conn *mc)
 	mc->will_topic = NULL;
 }
 
+/* Lets go of the client session (kept or ended by its expiry). */
+static void detach(struct mqtt_conn *mc, bool publish_will)
+{
+	if (!mc->cl)
+		return;
+	mc->mb->connected--;
+	mqtt_client_detach(mc->cl, publish_will);
+}
+
 /* ---- keep alive ---------------------------------------------------------- */
 
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
@@ -236,7 +245,7 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		 * as on any abnormal close. */
 		struct mqtt_conn *old = cl->mc;
 		disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
-		mqtt_client_detach(cl, true);
+		detach(old, true);
 		cl = mqtt_client_find(mb, id);
 	}
 	if (cl && cp->clean_start) {
@@ -631,10 +640,7 @@ static void mqtt_closed(void *session)
 	struct mqtt_conn *mc = session;
 	bool normal = mc->state == MC_DONE && !mc->will;
 	mc->state = MC_DONE;
-	if (mc->cl) {
-		mc->mb->connected--;
-		mqtt_client_detach(mc->cl, !normal);
-	}
+	detach(mc, !normal);
 	drop_will(mc);
 	if (mc->ka_ev)
 		event_free(mc->ka_ev);
