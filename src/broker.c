@@ -81,6 +81,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 			log_error("cannot reopen the log file: %s", strerror(errno));
 		else
 			log_info("log file reopened");
+		listener_reload_tls(b);
 		return;
 	}
 	log_info("signal %d: shutting down", (int)sig);
@@ -125,7 +126,7 @@ int broker_listen(struct broker *b)
 		return -1;
 	}
 	for (const struct listener_config *l = b->cfg->listeners; l; l = l->next)
-		if (listener_open(b, l->name, l->url) < 0)
+		if (listener_open(b, l) < 0)
 			return -1;
 	return 0;
 }

@@ -47,6 +47,7 @@ struct wharf_config *config_new(void)
 		return NULL;
 	}
 	cfg->log_level = LOG_INFO;
+	cfg->tls.client_cert = -1;
 	cfg->max_connection_output = 1024 * 1024;
 	cfg->topic_max_pending = 100000;
 	cfg->shutdown_grace_ms = 2000;
@@ -66,11 +67,20 @@ struct wharf_config *config_new(void)
 	return cfg;
 }
 
+static void tls_config_free(struct tls_config *t)
+{
+	free(t->cert);
+	free(t->key);
+	free(t->ca);
+	free(t->ciphers);
+}
+
 void config_clear_listeners(struct wharf_config *cfg)
 {
 	while (cfg->listeners) {
 		struct listener_config *l = cfg->listeners;
 		cfg->listeners = l->next;
+		tls_config_free(&l->tls);
 		free(l->name);
 		free(l->url);
 		free(l);
@@ -91,6 +101,7 @@ void config_free(struct wharf_config *cfg)
 		free(d->pattern);
 		free(d);
 	}
+	tls_config_free(&cfg->tls);
 	free(cfg->data_dir);
 	free(cfg->log_file);
 	free(cfg);
@@ -103,6 +114,7 @@ static struct listener_config *listener_append(struct wharf_config *cfg, const c
 		free(l);
 		return NULL;
 	}
+	l->tls.client_cert = -1;
 	struct listener_config **pp = &cfg->listeners;
 	while (*pp)
 		pp = &(*pp)->next;
@@ -220,6 +232,40 @@ static int set_duration(struct parser *p, const char *key, unsigned *slot, const
 
 /* ---- sections ----------------------------------------------------------- */
 
+/* tls_* keys, in a [listener] or at the top as defaults; 1 if `k` is not one. */
+static int tls_key(struct parser *p, struct tls_config *t, const char *k, const char *v)
+{
+	if (!strcmp(k, "tls_cert"))
+		return set_string(p, &t->cert, v);
+	if (!strcmp(k, "tls_key"))
+		return set_string(p, &t->key, v);
+	if (!strcmp(k, "tls_ca"))
+		return set_string(p, &t->ca, v);
+	if (!strcmp(k, "tls_ciphers"))
+		return set_string(p, &t->ciphers, v);
+	if (!strcmp(k, "tls_client_cert")) {
+		if (!strcmp(v, "none"))
+			t->client_cert = 0;
+		else if (!strcmp(v, "optional"))
+			t->client_cert = 1;
+		else if (!strcmp(v, "required"))
+			t->client_cert = 2;
+		else
+			return fail(p, "tls_client_cert: '%s' is not none, optional or required", v);
+		return 0;
+	}
+	if (!strcmp(k, "tls_min_version")) {
+		if (!strcmp(v, "1.2"))
+			t->min_version = 12;
+		else if (!strcmp(v, "1.3"))
+			t->min_version = 13;
+		else
+			return fail(p, "tls_min_version: '%s' is not 1.2 or 1.3", v);
+		return 0;
+	}
+	return 1;
+}
+
 static int global_key(struct parser *p, const char *k, const char *v)
 {
 	struct wharf_config *cfg = p->cfg;
@@ -240,6 +286,9 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->topic_max_pending, v, 1);
 	if (!strcmp(k, "shutdown_grace"))
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
+	int rc = tls_key(p, &cfg->tls, k, v);
+	if (rc <= 0)
+		return rc;
 	return fail(p, "unknown key '%s'", k);
 }
 
@@ -312,6 +361,9 @@ static int listener_key(struct parser *p, const char *k, const char *v)
 {
 	if (!strcmp(k, "url"))
 		return set_string(p, &p->listener->url, v);
+	int rc = tls_key(p, &p->listener->tls, k, v);
+	if (rc <= 0)
+		return rc;
 	return fail(p, "unknown key '%s' in [listener %s]", k, p->listener->name);
 }
 

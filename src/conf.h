@@ -9,9 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* TLS settings of a listener; unset fields fall back to the global ones. */
+struct tls_config {
+	char *cert, *key, *ca, *ciphers;
+	int client_cert; /* enum tls_client_cert, or -1 when unset */
+	int min_version; /* 12 or 13, or 0 when unset */
+};
+
 struct listener_config {
 	char *name;
 	char *url;
+	struct tls_config tls;
 	int line; /* of its section header, for messages */
 	struct listener_config *next;
 };
@@ -55,6 +63,7 @@ struct wharf_config {
 	size_t topic_max_pending;     /* messages held for one non-durable
 				         topic subscriber before the oldest drop */
 	unsigned shutdown_grace_ms;
+	struct tls_config tls;   /* defaults for every TLS listener */
 	struct stomp_config stomp;
 	struct mqtt_config mqtt;
 	struct listener_config *listeners;

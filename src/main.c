@@ -14,20 +14,39 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: wharfd [-c FILE] [--data-dir DIR] [--listen URL]... [--log-level LEVEL]\n"
+		"              [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
 		"              [--check-config] [--version] [--help]\n"
 		"\n"
 		"  -c, --config FILE   read FILE (see conf/wharf.conf and docs/configuration.md)\n"
 		"  --data-dir DIR      keep the broker's data in DIR (default: ./data)\n"
-		"  --listen URL        listen on URL, e.g. stomp://127.0.0.1:61613; port 0 picks\n"
-		"                      a free port. Repeatable; replaces the file's listeners.\n"
+		"  --listen URL        listen on URL: stomp://, stomps://, mqtt://, mqtts://\n"
+		"                      HOST:PORT; port 0 picks a free port. Repeatable;\n"
+		"                      replaces the file's listeners.\n"
+		"  --tls-cert FILE     certificate chain (PEM) for TLS listeners\n"
+		"  --tls-key FILE      private key (PEM) for TLS listeners\n"
+		"  --tls-ca FILE       CA bundle (PEM) to verify client certificates\n"
 		"  --log-level LEVEL   error, warn, info or debug\n"
 		"  --check-config      validate the configuration and exit\n"
 		"  --version           print the version and exit\n"
 		"\n"
-		"Each bound listener is logged as: listening PROTO HOST:PORT\n");
+		"Each bound listener is logged as: listening SCHEME HOST:PORT\n");
 }
 
-enum { OPT_DATA_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_VERSION, OPT_LOG_LEVEL };
+enum { OPT_DATA_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_VERSION, OPT_LOG_LEVEL, OPT_TLS_CERT,
+       OPT_TLS_KEY, OPT_TLS_CA };
+
+/* Replaces *slot with a copy of value; -1 on out of memory. */
+static int set_opt(char **slot, const char *value)
+{
+	if (!value)
+		return 0;
+	char *copy = strdup(value);
+	if (!copy)
+		return -1;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -36,12 +55,16 @@ int main(int argc, char **argv)
 		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = NULL, *data_dir = NULL, *log_level = NULL;
+	const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
 	const char **listen = calloc((size_t)argc, sizeof(*listen));
 	size_t nlisten = 0;
 	bool check = false;
@@ -56,6 +79,9 @@ int main(int argc, char **argv)
 		case OPT_DATA_DIR: data_dir = optarg; break;
 		case OPT_LISTEN: listen[nlisten++] = optarg; break;
 		case OPT_LOG_LEVEL: log_level = optarg; break;
+		case OPT_TLS_CERT: tls_cert = optarg; break;
+		case OPT_TLS_KEY: tls_key = optarg; break;
+		case OPT_TLS_CA: tls_ca = optarg; break;
 		case OPT_CHECK: check = true; break;
 		case OPT_VERSION:
 			printf("wharfd %s\n", PACKAGE_VERSION);
@@ -86,7 +112,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wharfd: %s\n", err);
 		goto out;
 	}
-	if (data_dir && !(free(cfg->data_dir), cfg->data_dir = strdup(data_dir)))
+	if (set_opt(&cfg->data_dir, data_dir) < 0 || set_opt(&cfg->tls.cert, tls_cert) < 0 ||
+	    set_opt(&cfg->tls.key, tls_key) < 0 || set_opt(&cfg->tls.ca, tls_ca) < 0)
 		goto out;
 	if (nlisten) {
 		config_clear_listeners(cfg);

@@ -4,7 +4,10 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "net/tls.h"
 
 /* How long a closing connection may take to flush what it has queued. */
 #define CLOSE_FLUSH_MS 5000
@@ -30,6 +34,7 @@ struct conn {
 	size_t max_output;
 	bool closing;
 	bool flushing;
+	bool tls;
 	char peer[64];
 	char *principal;
 };
@@ -141,12 +146,36 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		c->proto->drained(c->session);
 }
 
+static void tls_connected(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char *subject = tls_peer_subject(ssl);
+	log_debug("conn %lu %s: TLS %s established%s%s", c->id, c->peer, SSL_get_version(ssl),
+		  subject ? ", client " : "", subject ? subject : "");
+	if (subject) {
+		free(c->principal);
+		c->principal = subject;
+	}
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	if ((what & BEV_EVENT_CONNECTED) && c->tls) {
+		tls_connected(c);
+		return;
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		log_debug("conn %lu %s: %s", c->id, c->peer,
-			  (what & BEV_EVENT_EOF) ? "peer closed" : "socket error");
+		unsigned long tls_err = c->tls ? bufferevent_get_openssl_error(bev) : 0;
+		char buf[256];
+		if (tls_err)
+			log_info("conn %lu %s: TLS error: %s", c->id, c->peer,
+				 tls_last_error(tls_err, buf, sizeof(buf)));
+		else
+			log_debug("conn %lu %s: %s", c->id, c->peer,
+				  (what & BEV_EVENT_EOF) ? "peer closed" : "socket error");
+		while (c->tls && bufferevent_get_openssl_error(bev))
+			; /* the rest of the error queue says nothing more */
 		c->flushing = false;
 		conn_close(c, false);
 	}
@@ -171,8 +200,8 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t len)
 	}
 }
 
-struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, int fd,
-			 const struct sockaddr *peer, int peerlen, size_t max_output)
+struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct tls_ctx *tls,
+			 int fd, const struct sockaddr *peer, int peerlen, size_t max_output)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -186,7 +215,21 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, int fd
 	format_peer(peer, c->peer, sizeof(c->peer));
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls) {
+		SSL *ssl = tls_ctx_ssl_new(tls);
+		if (ssl) {
+			c->tls = true;
+			c->bev = bufferevent_openssl_socket_new(b->base, fd, ssl,
+								BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE);
+			if (c->bev)
+				bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+			else
+				SSL_free(ssl);
+		}
+	} else {
+		c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	c->close_ev = evtimer_new(b->base, close_cb, c);
 	if (!c->bev || !c->close_ev) {
 		if (c->bev)

@@ -52,10 +52,13 @@ bool conn_closing(const struct conn *c);
 
 /* ---- for the broker and listeners only --------------------------------- */
 struct sockaddr;
+struct tls_ctx;
 
-/* Takes ownership of fd (closed on failure). NULL if refused. */
-struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, int fd,
-			 const struct sockaddr *peer, int peerlen, size_t max_output);
+/* Takes ownership of fd (closed on failure). With tls, the connection runs
+ * a TLS handshake first and its principal becomes the verified client
+ * certificate's subject. NULL if refused. */
+struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct tls_ctx *tls,
+			 int fd, const struct sockaddr *peer, int peerlen, size_t max_output);
 /* Every connection of the broker: tell them all the broker stops, or free
  * them at once (teardown only, outside any callback). */
 void conn_shutdown_all(struct broker *b);

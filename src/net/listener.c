@@ -13,6 +13,7 @@
 #include "broker.h"
 #include "log.h"
 #include "net/conn.h"
+#include "net/tls.h"
 #include "net/url.h"
 #include "protocols/mqtt/session.h"
 #include "protocols/stomp/session.h"
@@ -22,16 +23,27 @@ struct listener {
 	struct broker *b;
 	struct evconnlistener *evl;
 	const struct proto_ops *proto;
+	struct tls_ctx *tls; /* NULL for plain TCP */
 	char *name;
 };
 
-/* The scheme of a listener URL names its protocol (and, later, transport). */
-static const struct proto_ops *proto_for_scheme(const char *scheme)
+/* The scheme of a listener URL names its protocol and transport. */
+static const struct scheme {
+	const char *name;
+	const struct proto_ops *proto;
+	bool tls;
+} schemes[] = {
+	{ "stomp", &stomp_proto, false },
+	{ "stomps", &stomp_proto, true },
+	{ "mqtt", &mqtt_proto, false },
+	{ "mqtts", &mqtt_proto, true },
+};
+
+static const struct scheme *find_scheme(const char *name)
 {
-	if (!strcmp(scheme, "stomp"))
-		return &stomp_proto;
-	if (!strcmp(scheme, "mqtt"))
-		return &mqtt_proto;
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (!strcmp(schemes[i].name, name))
+			return &schemes[i];
 	return NULL;
 }
 
@@ -39,7 +51,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		      int salen, void *arg)
 {
 	struct listener *l = arg;
-	conn_accept(l->b, l->proto, fd, sa, salen, l->b->cfg->max_connection_output);
+	conn_accept(l->b, l->proto, l->tls, fd, sa, salen, l->b->cfg->max_connection_output);
 }
 
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
@@ -72,22 +84,44 @@ int listener_url_check(const char *url, const char **why)
 	struct listen_url u;
 	if (url_parse(url, &u, why) < 0)
 		return -1;
-	if (!proto_for_scheme(u.scheme)) {
-		*why = "unsupported scheme (supported: stomp, mqtt)";
+	if (!find_scheme(u.scheme)) {
+		*why = "unsupported scheme (supported: stomp, stomps, mqtt, mqtts)";
 		return -1;
 	}
 	return 0;
 }
 
-int listener_open(struct broker *b, const char *name, const char *url)
+/* The listener's TLS settings, each falling back to the global one. */
+static struct tls_ctx *make_tls(struct broker *b, const struct listener_config *lc)
 {
+	const struct tls_config *g = &b->cfg->tls, *t = &lc->tls;
+	struct tls_options o = {
+		.cert = t->cert ? t->cert : g->cert,
+		.key = t->key ? t->key : g->key,
+		.ca = t->ca ? t->ca : g->ca,
+		.ciphers = t->ciphers ? t->ciphers : g->ciphers,
+		.client_cert = t->client_cert >= 0 ? t->client_cert
+			       : g->client_cert >= 0 ? g->client_cert : TLS_CLIENT_NONE,
+		.min_version = t->min_version ? t->min_version : g->min_version ? g->min_version : 12,
+	};
+	char err[512];
+	struct tls_ctx *tls = tls_ctx_new(&o, err, sizeof(err));
+	if (!tls)
+		log_error("listener %s: %s", lc->name, err);
+	return tls;
+}
+
+int listener_open(struct broker *b, const struct listener_config *lc)
+{
+	const char *name = lc->name, *url = lc->url;
 	struct listen_url u;
 	const char *why;
 	if (listener_url_check(url, &why) < 0 || url_parse(url, &u, &why) < 0) {
 		log_error("listener %s: bad url '%s': %s", name, url, why);
 		return -1;
 	}
-	const struct proto_ops *proto = proto_for_scheme(u.scheme);
+	const struct scheme *scheme = find_scheme(u.scheme);
+	const struct proto_ops *proto = scheme->proto;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	int rc = resolve(&u, &ss, &sslen);
@@ -103,11 +137,17 @@ int listener_open(struct broker *b, const char *name, const char *url)
 	}
 	l->b = b;
 	l->proto = proto;
+	if (scheme->tls && !(l->tls = make_tls(b, lc))) {
+		free(l->name);
+		free(l);
+		return -1;
+	}
 	l->evl = evconnlistener_new_bind(b->base, accept_cb, l,
 					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 					 1024, (struct sockaddr *)&ss, (int)sslen);
 	if (!l->evl) {
 		log_error("listener %s: cannot listen on %s: %s", name, url, strerror(errno));
+		tls_ctx_free(l->tls);
 		free(l->name);
 		free(l);
 		return -1;
@@ -122,12 +162,12 @@ int listener_open(struct broker *b, const char *name, const char *url)
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&bound;
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		port = ntohs(in6->sin6_port);
-		log_info("listening %s [%s]:%d", proto->name, host, port);
+		log_info("listening %s [%s]:%d", scheme->name, host, port);
 	} else {
 		struct sockaddr_in *in = (struct sockaddr_in *)&bound;
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
 		port = ntohs(in->sin_port);
-		log_info("listening %s %s:%d", proto->name, host, port);
+		log_info("listening %s %s:%d", scheme->name, host, port);
 	}
 	l->next = b->listeners;
 	b->listeners = l;
@@ -140,7 +180,22 @@ void listener_close_all(struct broker *b)
 		struct listener *l = b->listeners;
 		b->listeners = l->next;
 		evconnlistener_free(l->evl);
+		tls_ctx_free(l->tls);
 		free(l->name);
 		free(l);
+	}
+}
+
+void listener_reload_tls(struct broker *b)
+{
+	for (struct listener *l = b->listeners; l; l = l->next) {
+		char err[512];
+		if (!l->tls)
+			continue;
+		if (tls_ctx_reload(l->tls, err, sizeof(err)) < 0)
+			log_error("listener %s: TLS reload failed, keeping the old certificate: %s",
+				  l->name, err);
+		else
+			log_info("listener %s: TLS certificate reloaded", l->name);
 	}
 }

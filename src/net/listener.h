@@ -10,9 +10,15 @@ struct proto_ops;
  * reason in *why (static). */
 int listener_url_check(const char *url, const char **why);
 
-/* Binds `url` and logs "listening PROTO HOST:PORT" with the real port.
- * Prepends the listener to b->listeners. -1 with a logged reason. */
-int listener_open(struct broker *b, const char *name, const char *url);
+struct listener_config;
+
+/* Binds the listener's url and logs "listening SCHEME HOST:PORT" with the
+ * real port (SCHEME as in the url: stomp, stomps, mqtt, mqtts). Prepends
+ * the listener to b->listeners. -1 with a logged reason. */
+int listener_open(struct broker *b, const struct listener_config *lc);
+/* Reloads every TLS listener's certificate and key (SIGHUP); connections
+ * already open keep theirs. */
+void listener_reload_tls(struct broker *b);
 /* Stops accepting on every listener of b and frees them. */
 void listener_close_all(struct broker *b);
 
