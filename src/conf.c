@@ -51,6 +51,7 @@ struct wharf_config *config_new(void)
 	cfg->max_connection_output = 1024 * 1024;
 	cfg->topic_max_pending = 100000;
 	cfg->shutdown_grace_ms = 2000;
+	cfg->ws_max_message = 4 * 1024 * 1024;
 	cfg->stomp.max_frame_size = 4 * 1024 * 1024;
 	cfg->stomp.max_headers = 64;
 	cfg->stomp.max_header_length = 8192;
@@ -102,6 +103,7 @@ void config_free(struct wharf_config *cfg)
 		free(d);
 	}
 	tls_config_free(&cfg->tls);
+	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
 	free(cfg);
@@ -286,6 +288,10 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->topic_max_pending, v, 1);
 	if (!strcmp(k, "shutdown_grace"))
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
+	if (!strcmp(k, "ws_max_message"))
+		return set_size(p, k, &cfg->ws_max_message, v, 256);
+	if (!strcmp(k, "ws_allowed_origins"))
+		return set_string(p, &cfg->ws_allowed_origins, v);
 	int rc = tls_key(p, &cfg->tls, k, v);
 	if (rc <= 0)
 		return rc;

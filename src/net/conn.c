@@ -18,26 +18,13 @@
 
 #include "broker.h"
 #include "log.h"
+#include "net/conn_internal.h"
 #include "net/tls.h"
+#include "net/ws.h"
 
 /* How long a closing connection may take to flush what it has queued. */
 #define CLOSE_FLUSH_MS 5000
 
-struct conn {
-	TAILQ_ENTRY(conn) link;
-	struct broker *b;
-	unsigned long id;
-	struct bufferevent *bev;
-	const struct proto_ops *proto;
-	void *session;
-	struct event *close_ev; /* deferred free, and the flush deadline */
-	size_t max_output;
-	bool closing;
-	bool flushing;
-	bool tls;
-	char peer[64];
-	char *principal;
-};
 
 static void broker_conn_added(struct broker *b, struct conn *c);
 static void broker_conn_removed(struct broker *b, struct conn *c);
@@ -45,11 +32,14 @@ static void broker_conn_removed(struct broker *b, struct conn *c);
 struct broker *conn_broker(const struct conn *c) { return c->b; }
 struct event_base *conn_base(const struct conn *c) { return c->b->base; }
 const char *conn_peer(const struct conn *c) { return c->peer; }
-const char *conn_protocol(const struct conn *c) { return c->proto->name; }
+const char *conn_protocol(const struct conn *c) { return c->proto ? c->proto->name : "ws"; }
 const char *conn_principal(const struct conn *c) { return c->principal ? c->principal : "anonymous"; }
 unsigned long conn_id(const struct conn *c) { return c->id; }
 bool conn_closing(const struct conn *c) { return c->closing; }
-struct evbuffer *conn_output(struct conn *c) { return bufferevent_get_output(c->bev); }
+struct evbuffer *conn_output(struct conn *c)
+{
+	return c->ws ? ws_output(c) : bufferevent_get_output(c->bev);
+}
 
 int conn_set_principal(struct conn *c, const char *principal)
 {
@@ -63,12 +53,15 @@ int conn_set_principal(struct conn *c, const char *principal)
 
 int conn_write(struct conn *c, const void *data, size_t len)
 {
-	return bufferevent_write(c->bev, data, len);
+	return evbuffer_add(conn_output(c), data, len);
 }
 
 bool conn_output_full(const struct conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->max_output;
+	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (c->ws)
+		queued += ws_pending(c);
+	return queued >= c->max_output;
 }
 
 void conn_pause_input(struct conn *c, bool paused)
@@ -86,6 +79,7 @@ static void conn_free(struct conn *c)
 	if (c->session)
 		c->proto->closed(c->session);
 	log_debug("conn %lu %s closed", c->id, c->peer);
+	ws_free(c);
 	broker_conn_removed(c->b, c);
 	bufferevent_free(c->bev);
 	event_free(c->close_ev);
@@ -110,6 +104,8 @@ void conn_close(struct conn *c, bool flush)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
+	if (c->ws)
+		ws_flush(c, flush, c->b->stopping);
 	if (flush && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
 		/* write_cb frees once the output is empty; the timer caps the wait. */
 		c->flushing = true;
@@ -129,7 +125,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
-	c->proto->input(c->session, in);
+	if (c->ws)
+		ws_read(c);
+	else
+		c->proto->input(c->session, in);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -142,7 +141,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		}
 		return;
 	}
-	if (!c->closing && c->proto->drained)
+	if (!c->closing && c->session && c->proto->drained)
 		c->proto->drained(c->session);
 }
 
@@ -201,7 +200,8 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t len)
 }
 
 struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct tls_ctx *tls,
-			 int fd, const struct sockaddr *peer, int peerlen, size_t max_output)
+			 const struct ws_options *ws, int fd, const struct sockaddr *peer, int peerlen,
+			 size_t max_output)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -245,13 +245,14 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 	/* write_cb runs when output falls to half the cap: paused deliveries resume. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, max_output / 2, 0);
 	broker_conn_added(b, c);
-	c->session = proto->open(c);
-	if (!c->session) {
+	/* Over WebSocket the adapter comes with the handshake's subprotocol. */
+	if (ws ? ws_attach(c, ws) < 0 : !(c->session = proto->open(c))) {
 		conn_close(c, false);
 		return NULL;
 	}
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	log_debug("conn %lu %s opened (%s)", c->id, c->peer, proto->name);
+	log_debug("conn %lu %s opened (%s%s)", c->id, c->peer, ws ? "ws" : proto->name,
+		  c->tls ? ", tls" : "");
 	return c;
 }
 
@@ -261,7 +262,7 @@ void conn_shutdown_all(struct broker *b)
 	TAILQ_FOREACH(c, &b->conns, link) {
 		if (c->closing)
 			continue;
-		if (c->proto->shutdown)
+		if (c->session && c->proto->shutdown)
 			c->proto->shutdown(c->session);
 		conn_close(c, true);
 	}

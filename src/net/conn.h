@@ -30,7 +30,7 @@ struct proto_ops {
 struct broker *conn_broker(const struct conn *c);
 struct event_base *conn_base(const struct conn *c);
 const char *conn_peer(const struct conn *c);       /* "127.0.0.1:5555" */
-const char *conn_protocol(const struct conn *c);   /* "stomp" */
+const char *conn_protocol(const struct conn *c);   /* "stomp"; "ws" before a WebSocket handshake */
 const char *conn_principal(const struct conn *c);  /* "anonymous" until authenticated */
 int conn_set_principal(struct conn *c, const char *principal);
 unsigned long conn_id(const struct conn *c);
@@ -53,12 +53,15 @@ bool conn_closing(const struct conn *c);
 /* ---- for the broker and listeners only --------------------------------- */
 struct sockaddr;
 struct tls_ctx;
+struct ws_options;
 
 /* Takes ownership of fd (closed on failure). With tls, the connection runs
  * a TLS handshake first and its principal becomes the verified client
- * certificate's subject. NULL if refused. */
+ * certificate's subject. With ws, a WebSocket handshake follows and its
+ * subprotocol picks the adapter (proto is then unused). NULL if refused. */
 struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct tls_ctx *tls,
-			 int fd, const struct sockaddr *peer, int peerlen, size_t max_output);
+			 const struct ws_options *ws, int fd, const struct sockaddr *peer,
+			 int peerlen, size_t max_output);
 /* Every connection of the broker: tell them all the broker stops, or free
  * them at once (teardown only, outside any callback). */
 void conn_shutdown_all(struct broker *b);

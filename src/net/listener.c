@@ -15,6 +15,7 @@
 #include "net/conn.h"
 #include "net/tls.h"
 #include "net/url.h"
+#include "net/ws.h"
 #include "protocols/mqtt/session.h"
 #include "protocols/stomp/session.h"
 
@@ -24,19 +25,22 @@ struct listener {
 	struct evconnlistener *evl;
 	const struct proto_ops *proto;
 	struct tls_ctx *tls; /* NULL for plain TCP */
+	bool ws;
 	char *name;
 };
 
 /* The scheme of a listener URL names its protocol and transport. */
 static const struct scheme {
 	const char *name;
-	const struct proto_ops *proto;
+	const struct proto_ops *proto; /* NULL: chosen by WebSocket subprotocol */
 	bool tls;
 } schemes[] = {
 	{ "stomp", &stomp_proto, false },
 	{ "stomps", &stomp_proto, true },
 	{ "mqtt", &mqtt_proto, false },
 	{ "mqtts", &mqtt_proto, true },
+	{ "ws", NULL, false },
+	{ "wss", NULL, true },
 };
 
 static const struct scheme *find_scheme(const char *name)
@@ -51,7 +55,11 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		      int salen, void *arg)
 {
 	struct listener *l = arg;
-	conn_accept(l->b, l->proto, l->tls, fd, sa, salen, l->b->cfg->max_connection_output);
+	const struct wharf_config *cfg = l->b->cfg;
+	struct ws_options ws = { .max_message = cfg->ws_max_message,
+				 .allowed_origins = cfg->ws_allowed_origins };
+	conn_accept(l->b, l->proto, l->tls, l->ws ? &ws : NULL, fd, sa, salen,
+		    cfg->max_connection_output);
 }
 
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
@@ -85,7 +93,7 @@ int listener_url_check(const char *url, const char **why)
 	if (url_parse(url, &u, why) < 0)
 		return -1;
 	if (!find_scheme(u.scheme)) {
-		*why = "unsupported scheme (supported: stomp, stomps, mqtt, mqtts)";
+		*why = "unsupported scheme (supported: stomp, stomps, mqtt, mqtts, ws, wss)";
 		return -1;
 	}
 	return 0;
@@ -137,6 +145,7 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 	}
 	l->b = b;
 	l->proto = proto;
+	l->ws = !proto;
 	if (scheme->tls && !(l->tls = make_tls(b, lc))) {
 		free(l->name);
 		free(l);

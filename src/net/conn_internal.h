@@ -1,0 +1,33 @@
+/* The inside of struct conn, for the transports under it (net/conn.c and
+ * the WebSocket layer, net/ws.c). Adapters use net/conn.h only. */
+#ifndef WHARF_NET_CONN_INTERNAL_H
+#define WHARF_NET_CONN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/queue.h>
+
+#include "net/conn.h"
+
+struct bufferevent;
+struct event;
+struct ws;
+
+struct conn {
+	TAILQ_ENTRY(conn) link;
+	struct broker *b;
+	unsigned long id;
+	struct bufferevent *bev;
+	const struct proto_ops *proto;
+	void *session;
+	struct event *close_ev; /* deferred free, and the flush deadline */
+	size_t max_output;
+	bool closing;
+	bool flushing;
+	bool tls;
+	struct ws *ws;           /* the WebSocket layer, or NULL */
+	char peer[64];
+	char *principal;
+};
+
+#endif

@@ -1,0 +1,266 @@
+#include "config.h"
+#include "net/ws.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+#include "broker.h"
+#include "log.h"
+#include "net/conn_internal.h"
+#include "protocols/mqtt/session.h"
+#include "protocols/stomp/session.h"
+#include "protocols/ws/handshake.h"
+
+/* The most a client may send before its request is complete. */
+#define WS_MAX_REQUEST 8192
+
+struct ws {
+	struct conn *c;
+	wslay_event_context_ptr ctx;  /* NULL until the handshake is done */
+	struct evbuffer *in;          /* decoded message bytes, for the adapter */
+	struct evbuffer *out;         /* what the adapter wrote, not framed yet */
+	struct ws_options opts;
+	bool binary_only;             /* MQTT: text frames are an error */
+	bool close_queued;
+};
+
+/* The subprotocols of DESIGN.md §1 and the adapter each selects. */
+static const char *const subprotocols[] = { "mqtt", "v12.stomp", "v11.stomp", "v10.stomp",
+					    "stomp", NULL };
+
+static const struct proto_ops *proto_for(const char *sub)
+{
+	return strcmp(sub, "mqtt") == 0 ? &mqtt_proto : &stomp_proto;
+}
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+		       void *user)
+{
+	struct ws *ws = user;
+	struct evbuffer *raw = bufferevent_get_input(ws->c->bev);
+	int n = evbuffer_remove(raw, buf, len);
+	if (n <= 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	return n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+		       void *user)
+{
+	struct ws *ws = user;
+	if (bufferevent_write(ws->c->bev, data, len) < 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+		   void *user)
+{
+	struct ws *ws = user;
+	if (wslay_is_ctrl_frame(arg->opcode))
+		return; /* wslay answers pings and closes itself */
+	if (arg->opcode == WSLAY_TEXT_FRAME && ws->binary_only) {
+		wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA,
+					(const uint8_t *)"MQTT needs binary frames", 24);
+		wslay_event_shutdown_read(ctx);
+		return;
+	}
+	evbuffer_add(ws->in, arg->msg, arg->msg_length);
+}
+
+static const struct wslay_event_callbacks callbacks = {
+	.recv_callback = recv_cb,
+	.send_callback = send_cb,
+	.on_msg_recv_callback = msg_cb,
+};
+
+static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	if (info->n_added)
+		ws_flush(arg, false, false);
+}
+
+int ws_attach(struct conn *c, const struct ws_options *o)
+{
+	struct ws *ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return -1;
+	ws->c = c;
+	ws->opts = *o;
+	ws->in = evbuffer_new();
+	ws->out = evbuffer_new();
+	if (!ws->in || !ws->out || !evbuffer_add_cb(ws->out, out_cb, c)) {
+		if (ws->in)
+			evbuffer_free(ws->in);
+		if (ws->out)
+			evbuffer_free(ws->out);
+		free(ws);
+		return -1;
+	}
+	/* Deferred: every write of one loop turn goes out as one message. */
+	evbuffer_defer_callbacks(ws->out, c->b->base);
+	c->ws = ws;
+	return 0;
+}
+
+void ws_free(struct conn *c)
+{
+	struct ws *ws = c->ws;
+	if (!ws)
+		return;
+	if (ws->ctx)
+		wslay_event_context_free(ws->ctx);
+	evbuffer_free(ws->in);
+	evbuffer_free(ws->out);
+	free(ws);
+	c->ws = NULL;
+}
+
+struct evbuffer *ws_output(struct conn *c)
+{
+	return c->ws->out;
+}
+
+size_t ws_pending(const struct conn *c)
+{
+	return evbuffer_get_length(c->ws->out);
+}
+
+void ws_flush(struct conn *c, bool closing, bool going_away)
+{
+	struct ws *ws = c->ws;
+	if (!ws->ctx)
+		return;
+	size_t len = evbuffer_get_length(ws->out);
+	if (len && !ws->close_queued) {
+		struct wslay_event_msg msg = { WSLAY_BINARY_FRAME, evbuffer_pullup(ws->out, -1), len };
+		if (wslay_event_queue_msg(ws->ctx, &msg) != 0)
+			log_info("ws %s: cannot queue a message", c->peer);
+	}
+	evbuffer_drain(ws->out, len);
+	if (closing && !ws->close_queued && !wslay_event_get_close_sent(ws->ctx)) {
+		wslay_event_queue_close(ws->ctx,
+					going_away ? WSLAY_CODE_GOING_AWAY : WSLAY_CODE_NORMAL_CLOSURE,
+					NULL, 0);
+		ws->close_queued = true;
+	}
+	wslay_event_send(ws->ctx);
+}
+
+static void http_error(struct conn *c, int status, const char *why)
+{
+	const char *text = status == 400 ? "Bad Request" : status == 403 ? "Forbidden"
+			 : status == 405 ? "Method Not Allowed" : status == 426 ? "Upgrade Required"
+			 : status == 431 ? "Request Header Fields Too Large" : "Error";
+	char resp[512];
+	int n = snprintf(resp, sizeof(resp),
+			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+			 "%sConnection: close\r\n\r\n%s\n",
+			 status, text, strlen(why) + 1,
+			 status == 426 ? "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" : "", why);
+	log_info("ws %s: handshake refused: %d %s", c->peer, status, why);
+	bufferevent_write(c->bev, resp, n > 0 && (size_t)n < sizeof(resp) ? (size_t)n : 0);
+	conn_close(c, true);
+}
+
+static bool origin_allowed(const struct ws *ws, const struct ws_request *req)
+{
+	const char *list = ws->opts.allowed_origins;
+	if (!list || !*list || !req->has_origin)
+		return true;
+	size_t olen = strlen(req->origin);
+	for (const char *p = list; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		const char *e = p;
+		while (*e && *e != ' ' && *e != ',')
+			e++;
+		if ((size_t)(e - p) == olen && strncmp(p, req->origin, olen) == 0)
+			return true;
+		p = e;
+	}
+	return false;
+}
+
+/* Answers the upgrade request; true once the adapter is attached. */
+static bool handshake(struct conn *c)
+{
+	struct ws *ws = c->ws;
+	struct evbuffer *raw = bufferevent_get_input(c->bev);
+	size_t len = evbuffer_get_length(raw), used = 0;
+	size_t look = len < WS_MAX_REQUEST ? len : WS_MAX_REQUEST;
+	const char *data = (const char *)evbuffer_pullup(raw, (ev_ssize_t)look);
+	struct ws_request req;
+	int status = 0;
+	const char *why = NULL;
+	enum ws_hs_status st = ws_handshake_parse(data, look, WS_MAX_REQUEST, &req, &used, &status, &why);
+	if (st == WS_HS_NEED_MORE)
+		return false;
+	if (st == WS_HS_ERROR) {
+		http_error(c, status, why);
+		return false;
+	}
+	evbuffer_drain(raw, used);
+	if (!origin_allowed(ws, &req)) {
+		http_error(c, 403, "origin not allowed");
+		return false;
+	}
+	const char *sub = ws_pick_protocol(req.protocols, subprotocols);
+	if (!sub) {
+		http_error(c, 400, "no supported subprotocol: offer mqtt, v12.stomp, v11.stomp, v10.stomp or stomp");
+		return false;
+	}
+	char accept[29];
+	ws_accept_value(req.key, accept);
+	char resp[256];
+	int n = snprintf(resp, sizeof(resp),
+			 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+			 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+			 "Sec-WebSocket-Protocol: %s\r\n\r\n",
+			 accept, sub);
+	if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
+		conn_close(c, false);
+		return false;
+	}
+	wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->opts.max_message);
+	bufferevent_write(c->bev, resp, (size_t)n);
+	ws->binary_only = strcmp(sub, "mqtt") == 0;
+	c->proto = proto_for(sub);
+	c->session = c->proto->open(c);
+	if (!c->session) {
+		conn_close(c, false);
+		return false;
+	}
+	log_debug("conn %lu %s: WebSocket open, subprotocol %s", c->id, c->peer, sub);
+	return true;
+}
+
+void ws_read(struct conn *c)
+{
+	struct ws *ws = c->ws;
+	if (!ws->ctx && !handshake(c))
+		return;
+	if (wslay_event_recv(ws->ctx) != 0) {
+		conn_close(c, false);
+		return;
+	}
+	if (evbuffer_get_length(ws->in) && !c->closing)
+		c->proto->input(c->session, ws->in);
+	ws_flush(c, false, false);
+	if (!wslay_event_want_read(ws->ctx) && !c->closing) {
+		/* The client closed, or broke the framing (wslay queued the
+		 * close frame with its code). */
+		log_debug("conn %lu %s: WebSocket closed (code %u)", c->id, c->peer,
+			  wslay_event_get_status_code_received(ws->ctx));
+		conn_close(c, true);
+	}
+}
