@@ -106,8 +106,12 @@ void conn_close(struct conn *c, bool flush)
 	bufferevent_disable(c->bev, EV_READ);
 	if (c->ws)
 		ws_flush(c, flush, c->b->stopping);
-	if (flush && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-		/* write_cb frees once the output is empty; the timer caps the wait. */
+	bool await_ws_close = flush && c->ws && !ws_close_done(c);
+	if (await_ws_close)
+		bufferevent_enable(c->bev, EV_READ); /* for the client's close frame */
+	if (flush && (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || await_ws_close)) {
+		/* write_cb (or, over WebSocket, the client's close frame) frees
+		 * once the output is empty; the timer caps the wait. */
 		c->flushing = true;
 		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 		schedule_free(c, CLOSE_FLUSH_MS);
@@ -117,10 +121,25 @@ void conn_close(struct conn *c, bool flush)
 	schedule_free(c, 0);
 }
 
+/* Frees a flushing connection once all is sent (and, over WebSocket, the
+ * client has answered the close frame). */
+static void flushed_check(struct conn *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && (!c->ws || ws_close_done(c))) {
+		c->flushing = false;
+		schedule_free(c, 0);
+	}
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	if (c->closing && c->ws && c->flushing) {
+		ws_read(c);
+		flushed_check(c);
+		return;
+	}
 	if (c->closing) {
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
@@ -135,10 +154,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	if (c->flushing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-			c->flushing = false;
-			schedule_free(c, 0);
-		}
+		flushed_check(c);
 		return;
 	}
 	if (!c->closing && c->session && c->proto->drained)

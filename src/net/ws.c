@@ -147,6 +147,9 @@ void ws_flush(struct conn *c, bool closing, bool going_away)
 			log_info("ws %s: cannot queue a message", c->peer);
 	}
 	evbuffer_drain(ws->out, len);
+	/* wslay sends control frames ahead of queued messages: the last
+	 * message must be out before the close is queued. */
+	wslay_event_send(ws->ctx);
 	if (closing && !ws->close_queued && !wslay_event_get_close_sent(ws->ctx)) {
 		wslay_event_queue_close(ws->ctx,
 					going_away ? WSLAY_CODE_GOING_AWAY : WSLAY_CODE_NORMAL_CLOSURE,
@@ -244,9 +247,23 @@ static bool handshake(struct conn *c)
 	return true;
 }
 
+bool ws_close_done(const struct conn *c)
+{
+	const struct ws *ws = c->ws;
+	return !ws->ctx || wslay_event_get_close_received(ws->ctx) ||
+	       !wslay_event_get_read_enabled(ws->ctx);
+}
+
 void ws_read(struct conn *c)
 {
 	struct ws *ws = c->ws;
+	if (c->closing) {
+		/* Only the client's answer to our close frame matters now. */
+		if (ws->ctx && wslay_event_recv(ws->ctx) == 0)
+			wslay_event_send(ws->ctx);
+		evbuffer_drain(ws->in, evbuffer_get_length(ws->in));
+		return;
+	}
 	if (!ws->ctx && !handshake(c))
 		return;
 	if (wslay_event_recv(ws->ctx) != 0) {

@@ -29,5 +29,8 @@ size_t ws_pending(const struct conn *c);
 /* Frames what the adapter wrote, now; and, if `closing`, queues a close
  * frame (code 1000, or 1001 when the broker stops) after it. */
 void ws_flush(struct conn *c, bool closing, bool going_away);
+/* True once nothing more is expected from the client: it answered our
+ * close frame, broke the framing, or never finished the handshake. */
+bool ws_close_done(const struct conn *c);
 
 #endif
