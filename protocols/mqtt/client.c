@@ -225,7 +225,9 @@ static int mqtt_deliver(void *ctx, struct delivery *d, struct message *m)
 		return -1;
 	int rc = mqtt_conn_send_publish(mc, sub, m, qos, pid, false, delivery_retained(d));
 	if (rc > 0)
-		return 1; /* too large for the client: dropped as if delivered */
+		return 1; /* the client cannot take it: dropped as if delivered */
+	if (rc < 0)
+		return -1;
 	cl->inflight[cl->ninflight++] = (struct inflight){
 		.pid = pid, .state = qos == 1 ? IF_PUBACK : IF_PUBREC, .d = d, .sub = sub
 	};
@@ -265,12 +267,21 @@ bool mqtt_client_puback(struct mqtt_client *cl, uint16_t pid)
 	return true;
 }
 
-bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid)
+bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bool refused)
 {
 	uint32_t i;
 	struct inflight *f = find_inflight(cl, pid, &i);
 	if (!f || f->state == IF_PUBACK)
 		return false;
+	if (refused) {
+		/* A PUBREC with an error code ends the exchange: no PUBREL. */
+		struct delivery *d = f->d;
+		remove_inflight(cl, i);
+		if (d)
+			delivery_ack(d, false);
+		mqtt_client_resume(cl);
+		return true;
+	}
 	if (f->state == IF_PUBREC) {
 		/* The client has it: the message is settled; only the PUBREL
 		 * exchange remains. */
@@ -353,7 +364,7 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 		memcpy(group, f->share.p, f->share.len);
 		group[f->share.len] = '\0';
 	}
-	if (address_validate(pattern, true) != 0) {
+	if (!mqtt_name_mappable(f->topic.p, f->topic.len) || address_validate(pattern, true) != 0) {
 		rc = MQTT_RC_TOPIC_FILTER_INVALID;
 		goto out;
 	}

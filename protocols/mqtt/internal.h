@@ -112,7 +112,8 @@ uint8_t mqtt_client_unsubscribe(struct mqtt_client *cl, const char *filter);
 
 /* Acknowledgements from the client, by packet id; false if unknown. */
 bool mqtt_client_puback(struct mqtt_client *cl, uint16_t pid);
-bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid);
+/* refused: the client's PUBREC carried an error code. */
+bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bool refused);
 bool mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid);
 
 /* Incoming QoS 2: whether pid is awaiting PUBREL; record it; forget it. */

@@ -31,6 +31,19 @@ static void convert(char *dst, const char *src, size_t len, bool to_router)
 	dst[len] = '\0';
 }
 
+bool mqtt_name_mappable(const char *topic, size_t len)
+{
+	size_t start = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i == len || topic[i] == '/') {
+			if (i - start == 1 && (topic[start] == '*' || topic[start] == '>'))
+				return false;
+			start = i + 1;
+		}
+	}
+	return true;
+}
+
 char *mqtt_to_router_name(const char *topic, size_t len)
 {
 	char *out = malloc(len + 1);

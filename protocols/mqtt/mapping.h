@@ -14,6 +14,9 @@
 /* A malloc'd dotted name or pattern for an MQTT topic name or filter of
  * `len` bytes; NULL on out of memory. */
 char *mqtt_to_router_name(const char *topic, size_t len);
+/* False if some level is exactly "*" or ">": plain characters in MQTT, but
+ * wildcards once mapped, so such a name or filter cannot be honoured. */
+bool mqtt_name_mappable(const char *topic, size_t len);
 /* The MQTT form of a dotted name, appended to out (NUL-terminated). */
 int mqtt_from_router_name(struct buf *out, const char *name);
 

@@ -41,9 +41,9 @@ int mqtt_conn_send_ack(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, 
 	return rc;
 }
 
-/* Returns 0 when sent, 1 when the client's maximum packet size leaves no
- * room for it (MQTT 5: the message is dropped as if delivered), -1 on
- * failure. */
+/* Returns 0 when sent, 1 when this client cannot take it (over its maximum
+ * packet size, or a topic MQTT cannot name): the message is dropped for it
+ * as if delivered, as MQTT 5 says; -1 on out of memory. */
 int mqtt_conn_send_publish(struct mqtt_conn *mc, struct msub *sub, struct message *m,
 			   uint8_t qos, uint16_t pid, bool dup, bool retained_delivery)
 {
@@ -70,14 +70,13 @@ int mqtt_conn_send_publish(struct mqtt_conn *mc, struct msub *sub, struct messag
 			pkt.props.sub_id = sub->sub_id;
 		}
 	}
-	if (mc->peer_max_packet && !mqtt_trim_to_fit(mc->level, &pkt, mc->peer_max_packet)) {
-		rc = 1;
-		goto out;
-	}
+	/* A PUBLISH keeps every user property (MQTT-3.3.2-17): one too large
+	 * for the client is skipped whole (MQTT-3.1.2-25), as is one whose
+	 * topic MQTT cannot carry ('+' or '#' from another protocol). */
 	size_t start = mc->out.len;
 	rc = mqtt_encode_publish_head(&mc->out, mc->level, &pkt, mc->peer_max_packet);
 	if (rc != MQTT_ENCODE_OK) {
-		rc = rc == MQTT_ENCODE_TOO_LARGE ? 1 : -1;
+		rc = rc == MQTT_ENCODE_NOMEM ? -1 : 1;
 		goto out;
 	}
 	if (output_message(mc->c, mc->out.data + start, mc->out.len - start, m, NULL, 0) < 0) {
@@ -511,7 +510,9 @@ static void on_packet(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		mqtt_client_puback(mc->cl, p->packet_id);
 		break;
 	case MQTT_PUBREC:
-		if (mqtt_client_pubrec(mc->cl, p->packet_id))
+		if (p->reason >= 0x80)
+			mqtt_client_pubrec(mc->cl, p->packet_id, true);
+		else if (mqtt_client_pubrec(mc->cl, p->packet_id, false))
 			mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, 0);
 		else
 			mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
@@ -550,15 +551,32 @@ static void on_packet(struct mqtt_conn *mc, const struct mqtt_packet *p)
 /* Bad input: MQTT 5 clients get the reason (in CONNACK if the CONNECT was
  * bad, else in DISCONNECT); 3.1.1 clients a CONNACK return code where one
  * exists, else a plain close. */
-static void on_decode_error(struct mqtt_conn *mc, const struct mqtt_error *err)
+/* The protocol level of a CONNECT whose body was refused unread (too
+ * large): read from its first bytes, or 0. */
+static uint8_t peek_connect_level(const uint8_t *data, size_t len)
+{
+	size_t i = 1;
+	while (i < len && i < 5 && (data[i] & 0x80))
+		i++;
+	i++; /* past the last length byte */
+	if (len >= i + 7 && !memcmp(data + i, "\0\4MQTT", 6))
+		return data[i + 6];
+	if (len >= i + 9 && !memcmp(data + i, "\0\6MQIsdp", 8))
+		return data[i + 8];
+	return 0;
+}
+
+static void on_decode_error(struct mqtt_conn *mc, const struct mqtt_error *err,
+			    const uint8_t *data, size_t len)
 {
 	if (mc->state == MC_AWAIT_CONNECT) {
-		if (err->type == MQTT_CONNECT && err->level) {
-			mc->level = err->level == MQTT_V5 ? MQTT_V5 : MQTT_V311;
+		uint8_t level = err->level ? err->level : peek_connect_level(data, len);
+		if (err->type == MQTT_CONNECT && level) {
+			mc->level = level == MQTT_V5 ? MQTT_V5 : MQTT_V311;
 			if (err->reason == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION ||
 			    (mc->level == MQTT_V5) || mqtt_connack_rc_v311(err->reason) > 0) {
 				if (err->reason == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION &&
-				    err->level != MQTT_V5)
+				    level != MQTT_V5)
 					mc->level = MQTT_V311;
 				refuse_connect(mc, err->reason, err->why);
 				return;
@@ -595,7 +613,7 @@ static void mqtt_input(void *session, struct evbuffer *in)
 			break;
 		}
 		if (st == MQTT_DECODE_ERROR) {
-			on_decode_error(mc, &err);
+			on_decode_error(mc, &err, data + off, len - off);
 			break;
 		}
 		off += used;

@@ -11,6 +11,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "net/output.h"
 #include "protocols/stomp/codec.h"
 #include "router/router.h"
 #include "util/buf.h"
@@ -19,10 +20,6 @@
 /* Frames one transaction may hold before COMMIT; past it the client gets an
  * ERROR, so a transaction cannot grow the broker without bound. */
 #define STOMP_MAX_TX_FRAMES 10000
-
-/* Bodies up to this size are copied next to the frame head; larger ones are
- * added to the output by reference, without a copy. */
-#define STOMP_COPY_BODY_MAX 512
 
 enum ack_mode { ACK_AUTO, ACK_CLIENT, ACK_INDIVIDUAL };
 
@@ -197,11 +194,6 @@ static int reply_to_out(struct stomp_session *s, const char *v)
 
 /* ---- delivery ----------------------------------------------------------- */
 
-static void unref_cleanup(const void *data, size_t len, void *arg)
-{
-	message_unref(arg);
-}
-
 static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 			       struct delivery *d, struct message *m)
 {
@@ -271,22 +263,8 @@ static int stomp_deliver(void *ctx, struct delivery *d, struct message *m)
 	buf_reset(&s->out);
 	if (encode_message_head(s, sub, d, m) < 0)
 		goto fail;
-	if (m->body_len <= STOMP_COPY_BODY_MAX) {
-		if (buf_append(&s->out, m->body, m->body_len) < 0 || buf_append_char(&s->out, '\0') < 0 ||
-		    conn_write(s->c, s->out.data, s->out.len) < 0)
-			goto fail;
-	} else {
-		struct evbuffer *out = conn_output(s->c);
-		if (conn_write(s->c, s->out.data, s->out.len) < 0)
-			goto fail;
-		message_ref(m);
-		if (evbuffer_add_reference(out, m->body, m->body_len, unref_cleanup, m) < 0) {
-			message_unref(m);
-			goto fail;
-		}
-		if (evbuffer_add(out, "", 1) < 0)
-			goto fail;
-	}
+	if (output_message(s->c, s->out.data, s->out.len, m, "", 1) < 0)
+		goto fail;
 	buf_reset(&s->out);
 	note_tx(s);
 	return 0;
