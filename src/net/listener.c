@@ -16,6 +16,7 @@
 #include "net/tls.h"
 #include "net/url.h"
 #include "net/ws.h"
+#include "protocols/amqp/session.h"
 #include "protocols/mqtt/session.h"
 #include "protocols/stomp/session.h"
 
@@ -39,6 +40,8 @@ static const struct scheme {
 	{ "stomps", &stomp_proto, true },
 	{ "mqtt", &mqtt_proto, false },
 	{ "mqtts", &mqtt_proto, true },
+	{ "amqp", &amqp_proto, false },
+	{ "amqps", &amqp_proto, true },
 	{ "ws", NULL, false },
 	{ "wss", NULL, true },
 };
@@ -93,7 +96,7 @@ int listener_url_check(const char *url, const char **why)
 	if (url_parse(url, &u, why) < 0)
 		return -1;
 	if (!find_scheme(u.scheme)) {
-		*why = "unsupported scheme (supported: stomp, stomps, mqtt, mqtts, ws, wss)";
+		*why = "unsupported scheme (supported: stomp, stomps, mqtt, mqtts, amqp, amqps, ws, wss)";
 		return -1;
 	}
 	return 0;

@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "log.h"
 #include "net/conn_internal.h"
+#include "protocols/amqp/session.h"
 #include "protocols/mqtt/session.h"
 #include "protocols/stomp/session.h"
 #include "protocols/ws/handshake.h"
@@ -31,11 +32,13 @@ struct ws {
 
 /* The subprotocols of DESIGN.md §1 and the adapter each selects. */
 static const char *const subprotocols[] = { "mqtt", "v12.stomp", "v11.stomp", "v10.stomp",
-					    "stomp", NULL };
+					    "stomp", "amqp", NULL };
 
 static const struct proto_ops *proto_for(const char *sub)
 {
-	return strcmp(sub, "mqtt") == 0 ? &mqtt_proto : &stomp_proto;
+	if (!strcmp(sub, "mqtt"))
+		return &mqtt_proto;
+	return !strcmp(sub, "amqp") ? &amqp_proto : &stomp_proto;
 }
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -219,7 +222,7 @@ static bool handshake(struct conn *c)
 	}
 	const char *sub = ws_pick_protocol(req.protocols, subprotocols);
 	if (!sub) {
-		http_error(c, 400, "no supported subprotocol: offer mqtt, v12.stomp, v11.stomp, v10.stomp or stomp");
+		http_error(c, 400, "no supported subprotocol: offer mqtt, v12.stomp, v11.stomp, v10.stomp, stomp or amqp");
 		return false;
 	}
 	char accept[29];

@@ -34,6 +34,7 @@ void message_unref(struct message *m)
 	free(m->correlation_id);
 	free(m->reply_to);
 	free(m->body);
+	free(m->amqp);
 	free(m);
 }
 

@@ -40,6 +40,10 @@ struct message {
 	struct msg_prop *props; /* user properties, in the order received */
 	uint8_t *body;
 	size_t body_len;
+	/* The whole AMQP encoding of a message an AMQP client sent, so AMQP
+	 * consumers get its sections (annotations, body types) unchanged. */
+	uint8_t *amqp;
+	size_t amqp_len;
 };
 
 /* A new empty message with one reference; NULL on out of memory. */

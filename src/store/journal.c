@@ -277,7 +277,7 @@ static size_t rec_size(const struct jbatch *b, size_t i)
 
 /* Everything from record i of batch fb on failed with err. */
 static void chain_fail(struct journal *j, struct jbatch *chain, struct jbatch *fb, size_t fi, int err,
-		       struct wres *res)
+		       uint64_t seg, uint64_t off, struct wres *res)
 {
 	bool on = false;
 	struct jbatch *last = chain;
@@ -291,8 +291,8 @@ static void chain_fail(struct journal *j, struct jbatch *chain, struct jbatch *f
 		}
 		if (on) {
 			b->err = err;
-			b->err_seg = j->fd >= 0 ? j->active_first : 0;
-			b->err_off = j->off;
+			b->err_seg = seg;
+			b->err_off = off;
 			res->failed += b->n - b->nok;
 		}
 	}
@@ -346,7 +346,7 @@ static void write_chain(struct journal *j, struct jbatch *chain, struct wres *re
 	if (j->fd >= 0 && j->need_repair) {
 		int e = repair(j, res);
 		if (e) {
-			chain_fail(j, chain, chain, 0, e, res);
+			chain_fail(j, chain, chain, 0, e, j->active_first, j->off, res);
 			return;
 		}
 	}
@@ -384,9 +384,10 @@ static void write_chain(struct journal *j, struct jbatch *chain, struct wres *re
 				skip_in = false;
 				cb = b;
 				ci = i;
-				e = roll(j, j->skip_from ? j->skip_from : seq, res);
+				uint64_t first = j->skip_from ? j->skip_from : seq;
+				e = roll(j, first, res);
 				if (e) {
-					chain_fail(j, chain, b, i, e, res);
+					chain_fail(j, chain, b, i, e, first, 0, res);
 					return;
 				}
 				chunk_off = j->off;
@@ -442,7 +443,7 @@ failed:
 		     "journal: cannot cut segment %020llu back to offset %llu after a failed write "
 		     "(the next batch tries again)",
 		     (unsigned long long)j->active_first, (unsigned long long)chunk_off);
-	chain_fail(j, chain, cb, ci, e, res);
+	chain_fail(j, chain, cb, ci, e, j->active_first, chunk_off, res);
 }
 
 /* ---- writer: releases -------------------------------------------------- */
@@ -547,23 +548,40 @@ static void *writer_main(void *arg)
 	struct journal *j = arg;
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
-		while (!j->closing && release_candidate(j) < 0) {
+		bool take = false;
+		for (;;) {
+			if (j->closing) {
+				take = true;
+				break;
+			}
+			bool release = release_candidate(j) >= 0;
 			if (j->queued) {
-				if (j->sync != JOURNAL_SYNC_BATCH || !j->batch_delay_us || !j->synced_once)
+				/* BATCH: at most one write and fsync per delay. */
+				if (j->sync != JOURNAL_SYNC_BATCH || !j->batch_delay_us || !j->synced_once) {
+					take = true;
 					break;
+				}
 				struct timespec now, due = j->last_sync;
 				ts_add_us(&due, j->batch_delay_us);
 				clock_gettime(CLOCK_MONOTONIC, &now);
-				if (!ts_before(&now, &due))
+				if (!ts_before(&now, &due)) {
+					take = true;
+					break;
+				}
+				if (release)
 					break;
 				pthread_cond_timedwait(&j->cond, &j->mu, &due);
 				continue;
 			}
+			if (release)
+				break;
 			pthread_cond_wait(&j->cond, &j->mu);
 		}
-		struct jbatch *chain = j->queued;
-		j->queued = NULL;
-		j->queued_tail = &j->queued;
+		struct jbatch *chain = take ? j->queued : NULL;
+		if (chain) {
+			j->queued = NULL;
+			j->queued_tail = &j->queued;
+		}
 		bool closing = j->closing;
 		pthread_mutex_unlock(&j->mu);
 
@@ -703,7 +721,7 @@ static void complete(struct journal *j)
 		if (b->nok < b->n) {
 			uint64_t nfail = b->n - b->nok;
 			if (!j->failing)
-				log_error("journal: write failed in segment %020llu at offset %llu: %s; "
+				log_error("journal: write failed in segment %020llu.wj at offset %llu: %s; "
 					  "%llu records not written, the next batch tries again",
 					  (unsigned long long)b->err_seg, (unsigned long long)b->err_off,
 					  strerror(b->err), (unsigned long long)nfail);

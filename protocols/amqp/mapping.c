@@ -1,0 +1,332 @@
+#include "config.h"
+#include "protocols/amqp/mapping.h"
+
+#include <proton/codec.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+
+/* ---- addresses ----------------------------------------------------------- */
+
+static bool has_capability(pn_terminus_t *t, const char *cap)
+{
+	pn_data_t *caps = t ? pn_terminus_capabilities(t) : NULL;
+	if (!caps)
+		return false;
+	pn_data_rewind(caps);
+	bool found = false;
+	while (!found && pn_data_next(caps)) {
+		pn_type_t type = pn_data_type(caps);
+		if (type == PN_SYMBOL) {
+			pn_bytes_t b = pn_data_get_symbol(caps);
+			found = b.size == strlen(cap) && !memcmp(b.start, cap, b.size);
+		} else if (type == PN_ARRAY) {
+			pn_data_enter(caps);
+			while (!found && pn_data_next(caps)) {
+				pn_bytes_t b = pn_data_get_symbol(caps);
+				found = b.size == strlen(cap) && !memcmp(b.start, cap, b.size);
+			}
+			pn_data_exit(caps);
+		}
+	}
+	return found;
+}
+
+const char *amqp_destination(const char *address, pn_terminus_t *remote, enum dest_kind *kind)
+{
+	if (!strncmp(address, ADDR_QUEUE_PREFIX, strlen(ADDR_QUEUE_PREFIX))) {
+		*kind = DEST_QUEUE;
+		return address + strlen(ADDR_QUEUE_PREFIX);
+	}
+	if (!strncmp(address, ADDR_TOPIC_PREFIX, strlen(ADDR_TOPIC_PREFIX))) {
+		*kind = DEST_TOPIC;
+		return address + strlen(ADDR_TOPIC_PREFIX);
+	}
+	*kind = has_capability(remote, "topic") ? DEST_TOPIC : DEST_QUEUE;
+	return address;
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* Text of a simple AMQP value, for properties other protocols read as
+ * strings; NULL for what has no obvious text form. */
+static char *value_text(pn_data_t *d, size_t *len)
+{
+	char num[64];
+	const char *src = num;
+	size_t n;
+	switch (pn_data_type(d)) {
+	case PN_STRING: {
+		pn_bytes_t b = pn_data_get_string(d);
+		src = b.start;
+		n = b.size;
+		break;
+	}
+	case PN_SYMBOL: {
+		pn_bytes_t b = pn_data_get_symbol(d);
+		src = b.start;
+		n = b.size;
+		break;
+	}
+	case PN_BOOL: n = (size_t)snprintf(num, sizeof(num), "%s", pn_data_get_bool(d) ? "true" : "false"); break;
+	case PN_UBYTE: n = (size_t)snprintf(num, sizeof(num), "%u", pn_data_get_ubyte(d)); break;
+	case PN_BYTE: n = (size_t)snprintf(num, sizeof(num), "%d", pn_data_get_byte(d)); break;
+	case PN_USHORT: n = (size_t)snprintf(num, sizeof(num), "%u", pn_data_get_ushort(d)); break;
+	case PN_SHORT: n = (size_t)snprintf(num, sizeof(num), "%d", pn_data_get_short(d)); break;
+	case PN_UINT: n = (size_t)snprintf(num, sizeof(num), "%u", pn_data_get_uint(d)); break;
+	case PN_INT: n = (size_t)snprintf(num, sizeof(num), "%d", pn_data_get_int(d)); break;
+	case PN_ULONG: n = (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)pn_data_get_ulong(d)); break;
+	case PN_LONG: n = (size_t)snprintf(num, sizeof(num), "%lld", (long long)pn_data_get_long(d)); break;
+	case PN_TIMESTAMP: n = (size_t)snprintf(num, sizeof(num), "%lld", (long long)pn_data_get_timestamp(d)); break;
+	case PN_DOUBLE: n = (size_t)snprintf(num, sizeof(num), "%.17g", pn_data_get_double(d)); break;
+	case PN_FLOAT: n = (size_t)snprintf(num, sizeof(num), "%.9g", (double)pn_data_get_float(d)); break;
+	default: return NULL;
+	}
+	char *out = malloc(n + 1);
+	if (out) {
+		memcpy(out, src, n);
+		out[n] = '\0';
+		*len = n;
+	}
+	return out;
+}
+
+static int set_id(char **field, size_t *len, pn_msgid_t id)
+{
+	char num[32];
+	switch (id.type) {
+	case PN_STRING:
+	case PN_SYMBOL:
+	case PN_BINARY:
+		return message_set_bytes(field, len, id.u.as_bytes.start, id.u.as_bytes.size);
+	case PN_ULONG:
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)id.u.as_ulong);
+		return message_set_bytes(field, len, num, strlen(num));
+	case PN_UUID: {
+		const unsigned char *u = (const unsigned char *)id.u.as_uuid.bytes;
+		char text[37];
+		snprintf(text, sizeof(text),
+			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+			 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+			 u[15]);
+		return message_set_bytes(field, len, text, 36);
+	}
+	default:
+		return 0;
+	}
+}
+
+/* The body as other protocols see it: a data section's bytes; a string
+ * amqp-value as UTF-8 text; a binary amqp-value's bytes; anything else as
+ * its AMQP text form. */
+static int take_body(struct message *m, pn_message_t *pm)
+{
+	pn_data_t *body = pn_message_body(pm);
+	pn_data_rewind(body);
+	const char *src = "";
+	size_t n = 0;
+	char *text = NULL;
+	if (pn_data_next(body)) {
+		pn_type_t t = pn_data_type(body);
+		if (t == PN_BINARY) {
+			pn_bytes_t b = pn_data_get_binary(body);
+			src = b.start;
+			n = b.size;
+		} else if (t == PN_STRING) {
+			pn_bytes_t b = pn_data_get_string(body);
+			src = b.start;
+			n = b.size;
+			m->payload_format = 1;
+		} else {
+			size_t cap = 256;
+			for (;;) {
+				char *grown = realloc(text, cap);
+				if (!grown) {
+					free(text);
+					return -1;
+				}
+				text = grown;
+				size_t sz = cap;
+				pn_data_rewind(body);
+				if (pn_data_format(body, text, &sz) == 0) {
+					n = sz;
+					break;
+				}
+				if (cap > (1u << 26)) {
+					n = 0;
+					break;
+				}
+				cap *= 4;
+			}
+			src = text;
+			m->payload_format = 1;
+		}
+	}
+	uint8_t *copy = malloc(n + 1);
+	if (!copy) {
+		free(text);
+		return -1;
+	}
+	memcpy(copy, src, n);
+	copy[n] = '\0';
+	message_take_body(m, &copy, n);
+	free(text);
+	return 0;
+}
+
+static int take_properties(struct message *m, pn_message_t *pm)
+{
+	pn_data_t *ap = pn_message_properties(pm);
+	pn_data_rewind(ap);
+	if (!pn_data_next(ap) || pn_data_type(ap) != PN_MAP)
+		return 0;
+	size_t n = pn_data_get_map(ap);
+	pn_data_enter(ap);
+	for (size_t i = 0; i + 1 < n; i += 2) {
+		if (!pn_data_next(ap))
+			break;
+		char *key = NULL;
+		size_t klen, vlen;
+		if (pn_data_type(ap) == PN_STRING || pn_data_type(ap) == PN_SYMBOL)
+			key = value_text(ap, &klen);
+		if (!pn_data_next(ap)) {
+			free(key);
+			break;
+		}
+		char *value = key ? value_text(ap, &vlen) : NULL;
+		int rc = (key && value && !memchr(key, '\0', klen))
+				 ? message_add_prop(m, key, value, vlen)
+				 : 0;
+		free(key);
+		free(value);
+		if (rc < 0)
+			return -1;
+	}
+	pn_data_exit(ap);
+	return 0;
+}
+
+struct message *amqp_message_decode(const char *bytes, size_t len, const char **why)
+{
+	pn_message_t *pm = pn_message();
+	struct message *m = message_new();
+	*why = "out of memory";
+	if (!pm || !m)
+		goto fail;
+	if (pn_message_decode(pm, bytes, len) != 0) {
+		*why = "not an AMQP message";
+		goto fail;
+	}
+	m->durable = pn_message_is_durable(pm);
+	m->qos = 1;
+	m->priority = pn_message_get_priority(pm) > 9 ? 9 : pn_message_get_priority(pm);
+	int64_t now = clock_wall_ms();
+	if (pn_message_get_ttl(pm))
+		m->expiry_ms = now + pn_message_get_ttl(pm);
+	if (pn_message_get_expiry_time(pm) && (!m->expiry_ms || pn_message_get_expiry_time(pm) < m->expiry_ms))
+		m->expiry_ms = pn_message_get_expiry_time(pm);
+	const char *s;
+	if ((s = pn_message_get_content_type(pm)) && message_set(&m->content_type, s) < 0)
+		goto fail;
+	if ((s = pn_message_get_reply_to(pm))) {
+		/* Bare reply addresses are queues, as for links. */
+		bool prefixed = !strncmp(s, ADDR_QUEUE_PREFIX, strlen(ADDR_QUEUE_PREFIX)) ||
+				!strncmp(s, ADDR_TOPIC_PREFIX, strlen(ADDR_TOPIC_PREFIX));
+		char *r = malloc(strlen(s) + sizeof(ADDR_QUEUE_PREFIX));
+		if (!r)
+			goto fail;
+		sprintf(r, "%s%s", prefixed ? "" : ADDR_QUEUE_PREFIX, s);
+		free(m->reply_to);
+		m->reply_to = r;
+	}
+	if (set_id(&m->correlation_id, &m->correlation_id_len, pn_message_get_correlation_id(pm)) < 0)
+		goto fail;
+	if (take_properties(m, pm) < 0 || take_body(m, pm) < 0)
+		goto fail;
+	m->amqp = malloc(len ? len : 1);
+	if (!m->amqp)
+		goto fail;
+	memcpy(m->amqp, bytes, len);
+	m->amqp_len = len;
+	pn_message_free(pm);
+	return m;
+fail:
+	pn_message_free(pm);
+	message_unref(m);
+	return NULL;
+}
+
+static int encode_into(pn_message_t *pm, struct buf *out)
+{
+	size_t cap = out->cap > 256 ? out->cap : 256;
+	for (;;) {
+		buf_reset(out);
+		if (buf_reserve(out, cap) < 0)
+			return -1;
+		size_t size = out->cap - 1;
+		int rc = pn_message_encode(pm, out->data, &size);
+		if (rc == 0) {
+			out->len = size;
+			return 0;
+		}
+		if (rc != PN_OVERFLOW || cap > (1u << 30))
+			return -1;
+		cap *= 2;
+	}
+}
+
+int amqp_message_encode(const struct message *m, uint32_t delivery_count, struct buf *out)
+{
+	if (m->amqp && delivery_count == 0) {
+		/* First delivery of what an AMQP client sent: the bytes as they came. */
+		buf_reset(out);
+		return buf_append(out, m->amqp, m->amqp_len);
+	}
+	pn_message_t *pm = pn_message();
+	int rc = -1;
+	if (!pm)
+		return -1;
+	if (m->amqp) {
+		/* From an AMQP client: every section as it sent them. */
+		if (pn_message_decode(pm, (const char *)m->amqp, m->amqp_len) != 0)
+			goto out;
+	} else {
+		pn_message_set_durable(pm, m->durable);
+		pn_message_set_priority(pm, m->priority);
+		if (m->content_type)
+			pn_message_set_content_type(pm, m->content_type);
+		if (m->reply_to)
+			pn_message_set_reply_to(pm, m->reply_to);
+		if (m->correlation_id) {
+			pn_msgid_t id = { .type = PN_STRING };
+			id.u.as_bytes = pn_bytes(m->correlation_id_len, m->correlation_id);
+			pn_message_set_correlation_id(pm, id);
+		}
+		if (m->expiry_ms)
+			pn_message_set_expiry_time(pm, m->expiry_ms);
+		pn_message_set_creation_time(pm, m->timestamp_ms);
+		if (m->nprops) {
+			pn_data_t *ap = pn_message_properties(pm);
+			pn_data_put_map(ap);
+			pn_data_enter(ap);
+			for (size_t i = 0; i < m->nprops; i++) {
+				pn_data_put_string(ap, pn_bytes(strlen(m->props[i].name), m->props[i].name));
+				pn_data_put_string(ap, pn_bytes(m->props[i].value_len, m->props[i].value));
+			}
+			pn_data_exit(ap);
+		}
+		pn_data_t *body = pn_message_body(pm);
+		pn_data_put_binary(body, pn_bytes(m->body_len, (const char *)m->body));
+	}
+	pn_msgid_t id = { .type = PN_ULONG };
+	id.u.as_ulong = m->id;
+	if (!m->amqp)
+		pn_message_set_id(pm, id);
+	pn_message_set_delivery_count(pm, delivery_count);
+	rc = encode_into(pm, out);
+out:
+	pn_message_free(pm);
+	return rc;
+}

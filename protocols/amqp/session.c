@@ -1,0 +1,451 @@
+/* AMQP 1.0 connections on qpid-proton's I/O-free engine
+ * (pn_connection_driver), fed from our event loop: no proactor, no second
+ * loop. Links from the client carry publishes; links to it are router
+ * subscriptions that deliver against the client's credit. */
+#include "config.h"
+#include "protocols/amqp/session.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <proton/condition.h>
+#include <proton/connection.h>
+#include <proton/connection_driver.h>
+#include <proton/delivery.h>
+#include <proton/disposition.h>
+#include <proton/event.h>
+#include <proton/link.h>
+#include <proton/sasl.h>
+#include <proton/session.h>
+#include <proton/transport.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "protocols/amqp/mapping.h"
+#include "router/router.h"
+#include "util/buf.h"
+#include "util/clock.h"
+
+/* Credit each incoming link holds; topped up when half is used. */
+#define AMQP_LINK_CREDIT 500
+/* A client silent this long is gone; it hears from us at half of it. */
+#define AMQP_IDLE_TIMEOUT_MS 60000
+
+struct amqp_link;
+
+struct amqp_conn {
+	struct conn *c;
+	struct broker *b;
+	pn_connection_driver_t driver;
+	struct event *flush_ev;     /* output made outside the driver's events */
+	struct event *tick_ev;      /* the engine's idle-timeout deadlines */
+	struct amqp_link *links;
+	struct buf scratch;
+	bool done;
+};
+
+struct amqp_link {
+	struct amqp_link *next;
+	struct amqp_conn *ac;
+	pn_link_t *link;
+	enum dest_kind kind;
+	char *name;
+	struct subscription *rs;    /* links to the client only */
+	uint64_t next_tag;
+};
+
+/* ---- output -------------------------------------------------------------- */
+
+static void flush(struct amqp_conn *ac)
+{
+	for (;;) {
+		pn_bytes_t out = pn_connection_driver_write_buffer(&ac->driver);
+		if (!out.size)
+			break;
+		if (conn_write(ac->c, out.start, out.size) < 0) {
+			conn_close(ac->c, false);
+			return;
+		}
+		pn_connection_driver_write_done(&ac->driver, out.size);
+	}
+	if (!ac->done && pn_connection_driver_finished(&ac->driver)) {
+		ac->done = true;
+		conn_close(ac->c, true);
+	}
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	flush(arg);
+}
+
+static void schedule_flush(struct amqp_conn *ac)
+{
+	if (!event_pending(ac->flush_ev, EV_TIMEOUT, NULL))
+		event_active(ac->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- deliveries to the client ---------------------------------------------- */
+
+static int amqp_deliver(void *ctx, struct delivery *d, struct message *m)
+{
+	struct amqp_link *al = ctx;
+	struct amqp_conn *ac = al->ac;
+	if (ac->done || conn_closing(ac->c) || conn_output_full(ac->c) || pn_link_credit(al->link) <= 0)
+		return -1;
+	if (amqp_message_encode(m, delivery_count(d) - 1, &ac->scratch) < 0)
+		return -1;
+	uint64_t tag = ++al->next_tag;
+	pn_delivery_t *pd = pn_delivery(al->link, pn_dtag((const char *)&tag, sizeof(tag)));
+	pn_link_send(al->link, ac->scratch.data, ac->scratch.len);
+	pn_link_advance(al->link);
+	schedule_flush(ac);
+	if (pn_link_snd_settle_mode(al->link) == PN_SND_SETTLED) {
+		pn_delivery_settle(pd);
+		return 1;
+	}
+	pn_delivery_set_context(pd, d);
+	return 0;
+}
+
+static const struct consumer_ops amqp_consumer_ops = { .deliver = amqp_deliver };
+
+static void link_credit_changed(struct amqp_link *al)
+{
+	struct consumer *c = subscription_consumer(al->rs);
+	consumer_set_credit(c, (unsigned)(pn_link_credit(al->link) > 0 ? pn_link_credit(al->link) : 0));
+	if (pn_link_get_drain(al->link)) {
+		/* Whatever is left after dispatch goes back, as drain asks. */
+		pn_link_drained(al->link);
+		consumer_set_credit(c, 0);
+	}
+}
+
+/* The client's outcome for a delivery it got from us. */
+static void outcome(pn_delivery_t *pd)
+{
+	struct delivery *d = pn_delivery_get_context(pd);
+	if (!d)
+		return;
+	pn_delivery_set_context(pd, NULL);
+	uint64_t state = pn_delivery_remote_state(pd);
+	pn_disposition_t *disp = pn_delivery_remote(pd);
+	switch (state) {
+	case PN_RELEASED:
+		delivery_nack(d, NACK_RELEASE);
+		break;
+	case PN_MODIFIED:
+		delivery_nack(d, pn_disposition_is_failed(disp) ? NACK_FAILED : NACK_RELEASE);
+		break;
+	case PN_REJECTED:
+		delivery_nack(d, NACK_REJECT);
+		break;
+	default: /* accepted, or settled with no outcome (settle mode first) */
+		delivery_ack(d, false);
+		break;
+	}
+	pn_delivery_settle(pd);
+}
+
+/* ---- links --------------------------------------------------------------- */
+
+static void link_free(struct amqp_conn *ac, struct amqp_link *al)
+{
+	for (struct amqp_link **pp = &ac->links; *pp; pp = &(*pp)->next) {
+		if (*pp == al) {
+			*pp = al->next;
+			break;
+		}
+	}
+	if (al->rs) {
+		/* Deliveries still unsettled go back to their queue. */
+		for (pn_delivery_t *pd = pn_unsettled_head(al->link); pd; pd = pn_unsettled_next(pd))
+			pn_delivery_set_context(pd, NULL);
+		router_unsubscribe(ac->b->router, al->rs);
+	}
+	pn_link_set_context(al->link, NULL);
+	free(al->name);
+	free(al);
+}
+
+static void refuse_link(pn_link_t *link, const char *cond, const char *why)
+{
+	pn_condition_set_name(pn_link_condition(link), cond);
+	pn_condition_set_description(pn_link_condition(link), why);
+	pn_link_open(link);
+	pn_link_close(link);
+}
+
+static const char *router_condition(enum router_err err)
+{
+	switch (err) {
+	case ROUTER_ENOTFOUND: return "amqp:not-found";
+	case ROUTER_EFORBIDDEN: return "amqp:unauthorized-access";
+	case ROUTER_EINVAL: return "amqp:invalid-field";
+	default: return "amqp:internal-error";
+	}
+}
+
+static void link_open(struct amqp_conn *ac, pn_link_t *link)
+{
+	bool to_client = pn_link_is_sender(link);
+	pn_terminus_t *remote = to_client ? pn_link_remote_source(link) : pn_link_remote_target(link);
+	const char *address = pn_terminus_get_address(remote);
+	if (!address || !*address) {
+		refuse_link(link, "amqp:not-implemented",
+			    to_client ? "dynamic sources are not supported yet"
+				      : "anonymous relay links are not supported yet");
+		return;
+	}
+	enum dest_kind kind;
+	const char *name = amqp_destination(address, remote, &kind);
+	bool pattern = kind == DEST_TOPIC && to_client;
+	if (address_validate(name, pattern) != 0) {
+		refuse_link(link, "amqp:invalid-field", "invalid address");
+		return;
+	}
+	struct amqp_link *al = calloc(1, sizeof(*al));
+	if (!al || !(al->name = strdup(name))) {
+		free(al);
+		refuse_link(link, "amqp:resource-limit-exceeded", "out of memory");
+		return;
+	}
+	al->ac = ac;
+	al->link = link;
+	al->kind = kind;
+	pn_terminus_copy(pn_link_source(link), pn_link_remote_source(link));
+	pn_terminus_copy(pn_link_target(link), pn_link_remote_target(link));
+	pn_link_set_context(link, al);
+	al->next = ac->links;
+	ac->links = al;
+	if (to_client) {
+		pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
+		struct subscribe_options so = { .consumer = { .credit_mode = true } };
+		enum router_err err;
+		al->rs = router_subscribe(ac->b->router, kind, name, &so, &amqp_consumer_ops, al, &err);
+		if (!al->rs) {
+			link_free(ac, al);
+			refuse_link(link, router_condition(err), router_strerror(err));
+			return;
+		}
+		pn_link_open(link);
+	} else {
+		pn_link_open(link);
+		pn_link_flow(link, AMQP_LINK_CREDIT);
+	}
+}
+
+/* A transfer from the client: route it and settle it with the outcome. */
+static void receive(struct amqp_conn *ac, pn_delivery_t *pd)
+{
+	pn_link_t *link = pn_delivery_link(pd);
+	struct amqp_link *al = pn_link_get_context(link);
+	if (!pn_delivery_readable(pd) || pn_delivery_partial(pd))
+		return;
+	size_t size = pn_delivery_pending(pd);
+	buf_reset(&ac->scratch);
+	if (buf_reserve(&ac->scratch, size) < 0) {
+		pn_connection_driver_errorf(&ac->driver, "amqp:resource-limit-exceeded", "out of memory");
+		return;
+	}
+	ssize_t n = pn_link_recv(link, ac->scratch.data, size);
+	pn_link_advance(link);
+	const char *why = NULL;
+	struct message *m = n >= 0 ? amqp_message_decode(ac->scratch.data, (size_t)n, &why) : NULL;
+	enum router_err err = ROUTER_EINVAL;
+	if (m && al) {
+		m->origin = conn_id(ac->c);
+		err = router_publish(ac->b->router, al->kind, al->name, &m, false);
+	}
+	message_unref(m);
+	if (!pn_delivery_settled(pd)) {
+		if (err == ROUTER_OK) {
+			pn_delivery_update(pd, PN_ACCEPTED);
+		} else {
+			pn_condition_t *cond = pn_disposition_condition(pn_delivery_local(pd));
+			pn_condition_set_name(cond, why ? "amqp:decode-error" : router_condition(err));
+			pn_condition_set_description(cond, why ? why : router_strerror(err));
+			pn_delivery_update(pd, PN_REJECTED);
+		}
+	}
+	pn_delivery_settle(pd);
+	if (pn_link_credit(link) < AMQP_LINK_CREDIT / 2)
+		pn_link_flow(link, AMQP_LINK_CREDIT - pn_link_credit(link));
+}
+
+/* ---- the engine's events ------------------------------------------------- */
+
+static void on_event(struct amqp_conn *ac, pn_event_t *e)
+{
+	pn_connection_t *pc = pn_event_connection(e);
+	switch (pn_event_type(e)) {
+	case PN_CONNECTION_REMOTE_OPEN:
+		pn_connection_set_container(pc, "wharf");
+		pn_connection_open(pc);
+		break;
+	case PN_CONNECTION_REMOTE_CLOSE:
+		pn_connection_close(pc);
+		break;
+	case PN_SESSION_REMOTE_OPEN:
+		pn_session_open(pn_event_session(e));
+		break;
+	case PN_SESSION_REMOTE_CLOSE:
+		pn_session_close(pn_event_session(e));
+		break;
+	case PN_LINK_REMOTE_OPEN:
+		link_open(ac, pn_event_link(e));
+		break;
+	case PN_LINK_REMOTE_DETACH:
+	case PN_LINK_REMOTE_CLOSE: {
+		pn_link_t *link = pn_event_link(e);
+		struct amqp_link *al = pn_link_get_context(link);
+		if (al)
+			link_free(ac, al);
+		if (pn_event_type(e) == PN_LINK_REMOTE_CLOSE)
+			pn_link_close(link);
+		else
+			pn_link_detach(link);
+		break;
+	}
+	case PN_LINK_FLOW: {
+		pn_link_t *link = pn_event_link(e);
+		struct amqp_link *al = pn_link_get_context(link);
+		if (al && al->rs)
+			link_credit_changed(al);
+		break;
+	}
+	case PN_DELIVERY: {
+		pn_delivery_t *pd = pn_event_delivery(e);
+		if (pn_link_is_receiver(pn_delivery_link(pd)))
+			receive(ac, pd);
+		else if (pn_delivery_updated(pd) || pn_delivery_remote_state(pd) ||
+			 pn_delivery_settled(pd))
+			outcome(pd);
+		break;
+	}
+	case PN_TRANSPORT_ERROR: {
+		pn_condition_t *cond = pn_transport_condition(pn_event_transport(e));
+		log_info("amqp %s: %s: %s", conn_peer(ac->c), pn_condition_get_name(cond),
+			 pn_condition_get_description(cond));
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void run(struct amqp_conn *ac);
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	run(arg);
+}
+
+/* Heart-beats both ways: the engine says when it next needs the clock. */
+static void tick(struct amqp_conn *ac)
+{
+	pn_timestamp_t now = clock_mono_ms();
+	pn_timestamp_t next = pn_transport_tick(ac->driver.transport, now);
+	if (next && !ac->done) {
+		int64_t ms = next > now ? (int64_t)(next - now) : 0;
+		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+		evtimer_add(ac->tick_ev, &tv);
+	}
+}
+
+static void run(struct amqp_conn *ac)
+{
+	pn_event_t *e;
+	tick(ac);
+	while ((e = pn_connection_driver_next_event(&ac->driver)))
+		on_event(ac, e);
+	flush(ac);
+}
+
+/* ---- connection callbacks ------------------------------------------------ */
+
+static void *amqp_open(struct conn *c)
+{
+	struct amqp_conn *ac = calloc(1, sizeof(*ac));
+	if (!ac)
+		return NULL;
+	ac->c = c;
+	ac->b = conn_broker(c);
+	if (pn_connection_driver_init(&ac->driver, NULL, NULL) != 0) {
+		free(ac);
+		return NULL;
+	}
+	pn_transport_set_server(ac->driver.transport);
+	pn_sasl_t *sasl = pn_sasl(ac->driver.transport);
+	pn_sasl_set_allow_insecure_mechs(sasl, true);
+	pn_sasl_allowed_mechs(sasl, "ANONYMOUS");
+	pn_transport_require_auth(ac->driver.transport, false);
+	pn_transport_set_idle_timeout(ac->driver.transport, AMQP_IDLE_TIMEOUT_MS);
+	ac->flush_ev = event_new(conn_base(c), -1, 0, flush_cb, ac);
+	ac->tick_ev = evtimer_new(conn_base(c), tick_cb, ac);
+	if (!ac->flush_ev || !ac->tick_ev || pn_connection_driver_bind(&ac->driver) != 0) {
+		if (ac->flush_ev)
+			event_free(ac->flush_ev);
+		if (ac->tick_ev)
+			event_free(ac->tick_ev);
+		pn_connection_driver_destroy(&ac->driver);
+		free(ac);
+		return NULL;
+	}
+	return ac;
+}
+
+static void amqp_input(void *session, struct evbuffer *in)
+{
+	struct amqp_conn *ac = session;
+	while (evbuffer_get_length(in) && !ac->done) {
+		pn_rwbytes_t rb = pn_connection_driver_read_buffer(&ac->driver);
+		if (!rb.size)
+			break; /* the engine stopped reading (closed, or an error) */
+		int n = evbuffer_remove(in, rb.start, rb.size);
+		if (n <= 0)
+			break;
+		pn_connection_driver_read_done(&ac->driver, (size_t)n);
+		run(ac);
+	}
+	if (evbuffer_get_length(in) && pn_connection_driver_read_closed(&ac->driver))
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void amqp_drained(void *session)
+{
+	struct amqp_conn *ac = session;
+	for (struct amqp_link *al = ac->links; al; al = al->next)
+		if (al->rs)
+			consumer_set_paused(subscription_consumer(al->rs), false);
+}
+
+static void amqp_shutdown(void *session)
+{
+	struct amqp_conn *ac = session;
+	pn_connection_driver_errorf(&ac->driver, "amqp:connection:forced", "broker shutting down");
+	pn_connection_close(ac->driver.connection);
+	run(ac);
+}
+
+static void amqp_closed(void *session)
+{
+	struct amqp_conn *ac = session;
+	while (ac->links)
+		link_free(ac, ac->links);
+	event_free(ac->flush_ev);
+	event_free(ac->tick_ev);
+	pn_connection_driver_destroy(&ac->driver);
+	buf_free(&ac->scratch);
+	free(ac);
+}
+
+const struct proto_ops amqp_proto = {
+	.name = "amqp",
+	.open = amqp_open,
+	.input = amqp_input,
+	.drained = amqp_drained,
+	.shutdown = amqp_shutdown,
+	.closed = amqp_closed,
+};
