@@ -14,7 +14,6 @@
 #include <proton/disposition.h>
 #include <proton/event.h>
 #include <proton/link.h>
-#include <proton/sasl.h>
 #include <proton/session.h>
 #include <proton/transport.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "broker.h"
 #include "log.h"
 #include "protocols/amqp/mapping.h"
+#include "protocols/amqp/sasl.h"
 #include "router/router.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -377,9 +377,7 @@ static void *amqp_open(struct conn *c)
 		return NULL;
 	}
 	pn_transport_set_server(ac->driver.transport);
-	pn_sasl_t *sasl = pn_sasl(ac->driver.transport);
-	pn_sasl_set_allow_insecure_mechs(sasl, true);
-	pn_sasl_allowed_mechs(sasl, "ANONYMOUS");
+	amqp_sasl_install(ac->driver.transport, c);
 	pn_transport_require_auth(ac->driver.transport, false);
 	pn_transport_set_idle_timeout(ac->driver.transport, AMQP_IDLE_TIMEOUT_MS);
 	ac->flush_ev = event_new(conn_base(c), -1, 0, flush_cb, ac);
