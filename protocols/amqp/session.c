@@ -42,6 +42,7 @@ struct amqp_conn {
 	struct event *tick_ev;      /* the engine's idle-timeout deadlines */
 	struct amqp_link *links;
 	struct buf scratch;
+	unsigned long next_temp;
 	bool done;
 };
 
@@ -53,6 +54,8 @@ struct amqp_link {
 	char *name;
 	struct subscription *rs;    /* links to the client only */
 	uint64_t next_tag;
+	bool temporary;             /* a dynamic source's queue: deleted with the link */
+	char *durable_queue;        /* a durable topic subscription's queue, or NULL */
 };
 
 /* ---- output -------------------------------------------------------------- */
@@ -150,7 +153,9 @@ static void outcome(pn_delivery_t *pd)
 
 /* ---- links --------------------------------------------------------------- */
 
-static void link_free(struct amqp_conn *ac, struct amqp_link *al)
+/* Frees the link's state. `closed`: the client closed the link for good
+ * (a durable subscription ends); else it only detached or went away. */
+static void link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed)
 {
 	for (struct amqp_link **pp = &ac->links; *pp; pp = &(*pp)->next) {
 		if (*pp == al) {
@@ -164,9 +169,43 @@ static void link_free(struct amqp_conn *ac, struct amqp_link *al)
 			pn_delivery_set_context(pd, NULL);
 		router_unsubscribe(ac->b->router, al->rs);
 	}
+	if (al->temporary)
+		router_delete_queue(ac->b->router, al->name);
+	if (al->durable_queue && closed) {
+		router_unbind(ac->b->router, al->name, al->durable_queue);
+		router_delete_queue(ac->b->router, al->durable_queue);
+	}
 	pn_link_set_context(al->link, NULL);
+	free(al->durable_queue);
 	free(al->name);
 	free(al);
+}
+
+/* The queue that keeps a durable topic subscription while its link is
+ * detached: named for the client's container id and the link's name. */
+static char *durable_queue_name(pn_link_t *link)
+{
+	const char *container = pn_connection_remote_container(
+		pn_session_connection(pn_link_session(link)));
+	const char *parts[] = { container ? container : "", pn_link_name(link) };
+	struct buf b = BUF_INIT;
+	if (buf_append_str(&b, "wharf.durable") < 0)
+		return NULL;
+	for (size_t i = 0; i < 2; i++) {
+		if (buf_append_char(&b, '.') < 0) {
+			buf_free(&b);
+			return NULL;
+		}
+		for (const char *c = parts[i]; *c; c++) {
+			/* One level each, plain characters only. */
+			char ch = (*c == '.' || *c == '*' || *c == '>' || (unsigned char)*c < 0x20) ? '_' : *c;
+			if (buf_append_char(&b, ch) < 0) {
+				buf_free(&b);
+				return NULL;
+			}
+		}
+	}
+	return b.data;
 }
 
 static void refuse_link(pn_link_t *link, const char *cond, const char *why)
@@ -192,14 +231,20 @@ static void link_open(struct amqp_conn *ac, pn_link_t *link)
 	bool to_client = pn_link_is_sender(link);
 	pn_terminus_t *remote = to_client ? pn_link_remote_source(link) : pn_link_remote_target(link);
 	const char *address = pn_terminus_get_address(remote);
-	if (!address || !*address) {
+	if ((!address || !*address) && !(to_client && pn_terminus_is_dynamic(remote))) {
 		refuse_link(link, "amqp:not-implemented",
-			    to_client ? "dynamic sources are not supported yet"
+			    to_client ? "a source needs an address, or to be dynamic"
 				      : "anonymous relay links are not supported yet");
 		return;
 	}
-	enum dest_kind kind;
-	const char *name = amqp_destination(address, remote, &kind);
+	char temp[96];
+	bool dynamic = to_client && pn_terminus_is_dynamic(remote);
+	enum dest_kind kind = DEST_QUEUE;
+	const char *name = temp;
+	if (dynamic)
+		snprintf(temp, sizeof(temp), "wharf.temp.%lu.%lu", conn_id(ac->c), ++ac->next_temp);
+	else
+		name = amqp_destination(address, remote, &kind);
 	bool pattern = kind == DEST_TOPIC && to_client;
 	if (address_validate(name, pattern) != 0) {
 		refuse_link(link, "amqp:invalid-field", "invalid address");
@@ -214,18 +259,35 @@ static void link_open(struct amqp_conn *ac, pn_link_t *link)
 	al->ac = ac;
 	al->link = link;
 	al->kind = kind;
+	al->temporary = dynamic;
 	pn_terminus_copy(pn_link_source(link), pn_link_remote_source(link));
 	pn_terminus_copy(pn_link_target(link), pn_link_remote_target(link));
+	if (dynamic)
+		pn_terminus_set_address(pn_link_source(link), temp);
 	pn_link_set_context(link, al);
 	al->next = ac->links;
 	ac->links = al;
 	if (to_client) {
 		pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
 		struct subscribe_options so = { .consumer = { .credit_mode = true } };
-		enum router_err err;
-		al->rs = router_subscribe(ac->b->router, kind, name, &so, &amqp_consumer_ops, al, &err);
+		enum router_err err = ROUTER_OK;
+		bool durable = kind == DEST_TOPIC && pn_terminus_get_durability(remote) != PN_NONDURABLE &&
+			       pn_terminus_get_expiry_policy(remote) == PN_EXPIRE_NEVER;
+		if (durable) {
+			/* A queue bound to the pattern keeps what arrives while the
+			 * link is detached; the link consumes from it. */
+			al->durable_queue = durable_queue_name(link);
+			err = al->durable_queue ? router_bind(ac->b->router, name, al->durable_queue)
+						: ROUTER_ENOMEM;
+		}
+		log_debug("amqp %s: link '%s' from %s%s%s", conn_peer(ac->c), pn_link_name(link), name,
+			  durable ? ", durable in " : "", durable ? al->durable_queue : "");
+		if (err == ROUTER_OK)
+			al->rs = router_subscribe(ac->b->router, durable ? DEST_QUEUE : kind,
+						  durable ? al->durable_queue : name, &so,
+						  &amqp_consumer_ops, al, &err);
 		if (!al->rs) {
-			link_free(ac, al);
+			link_free(ac, al, false);
 			refuse_link(link, router_condition(err), router_strerror(err));
 			return;
 		}
@@ -301,11 +363,14 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 		pn_link_t *link = pn_event_link(e);
 		struct amqp_link *al = pn_link_get_context(link);
 		if (al)
-			link_free(ac, al);
+			link_free(ac, al, pn_event_type(e) == PN_LINK_REMOTE_CLOSE);
 		if (pn_event_type(e) == PN_LINK_REMOTE_CLOSE)
 			pn_link_close(link);
 		else
 			pn_link_detach(link);
+		/* Freed now, so the client may attach a link of the same name
+		 * again (a durable subscription resuming). */
+		pn_link_free(link);
 		break;
 	}
 	case PN_LINK_FLOW: {
@@ -431,7 +496,7 @@ static void amqp_closed(void *session)
 {
 	struct amqp_conn *ac = session;
 	while (ac->links)
-		link_free(ac, ac->links);
+		link_free(ac, ac->links, false);
 	event_free(ac->flush_ev);
 	event_free(ac->tick_ev);
 	pn_connection_driver_destroy(&ac->driver);

@@ -61,7 +61,7 @@ static void cancel_will(struct mqtt_client *cl)
 void mqtt_client_free(struct mqtt_client *cl, bool publish_will)
 {
 	if (cl->will && publish_will)
-		mqtt_publish_will(cl->mb, &cl->will, cl->will_topic);
+		mqtt_publish_will(cl->mb, &cl->will, cl->will_topic, cl->will_expiry_ms);
 	cancel_will(cl);
 	while (cl->subs) {
 		struct msub *sub = cl->subs;
@@ -124,7 +124,7 @@ static void expiry_cb(evutil_socket_t fd, short what, void *arg)
 static void will_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mqtt_client *cl = arg;
-	mqtt_publish_will(cl->mb, &cl->will, cl->will_topic);
+	mqtt_publish_will(cl->mb, &cl->will, cl->will_topic, cl->will_expiry_ms);
 	cancel_will(cl);
 }
 
@@ -140,6 +140,7 @@ void mqtt_client_detach(struct mqtt_client *cl, bool publish_will)
 			 * dropped if the client comes back first. */
 			cl->will = mc->will;
 			cl->will_topic = mc->will_topic;
+			cl->will_expiry_ms = mc->will_expiry_ms;
 			mc->will = NULL;
 			mc->will_topic = NULL;
 			uint32_t delay = mc->will_delay < cl->session_expiry ? mc->will_delay
@@ -149,10 +150,10 @@ void mqtt_client_detach(struct mqtt_client *cl, bool publish_will)
 				struct timeval tv = { delay, 0 };
 				evtimer_add(cl->will_ev, &tv);
 			} else {
-				mqtt_publish_will(cl->mb, &cl->will, cl->will_topic);
+				mqtt_publish_will(cl->mb, &cl->will, cl->will_topic, cl->will_expiry_ms);
 			}
 		} else {
-			mqtt_publish_will(cl->mb, &mc->will, mc->will_topic);
+			mqtt_publish_will(cl->mb, &mc->will, mc->will_topic, mc->will_expiry_ms);
 		}
 	}
 	if (cl->session_expiry == 0) {

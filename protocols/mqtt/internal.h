@@ -44,6 +44,7 @@ struct mqtt_conn {
 	struct message *will;       /* published on an abnormal close */
 	char *will_topic;           /* dotted */
 	uint32_t will_delay;
+	int64_t will_expiry_ms;     /* its message expiry interval, counted from publication */
 	bool paused;                /* some subscription waits for room */
 	size_t need;
 	struct buf out;
@@ -85,6 +86,7 @@ struct mqtt_client {
 	/* A will whose delay outlives its connection. */
 	struct message *will;
 	char *will_topic;
+	int64_t will_expiry_ms;
 	struct event *will_ev;
 };
 
@@ -126,7 +128,9 @@ int mqtt_conn_send_publish(struct mqtt_conn *mc, struct msub *sub, struct messag
 			   uint8_t qos, uint16_t pid, bool dup, bool retained_delivery);
 int mqtt_conn_send_ack(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, uint8_t reason);
 bool mqtt_conn_can_send(const struct mqtt_conn *mc);
-/* Publishes a will message (takes it) to its dotted topic. */
-void mqtt_publish_will(struct mqtt_broker *mb, struct message **m, const char *topic);
+/* Publishes a will message (takes it) to its dotted topic; its expiry
+ * interval (ms, 0 for none) starts now, as MQTT 5 says. */
+void mqtt_publish_will(struct mqtt_broker *mb, struct message **m, const char *topic,
+		       int64_t expiry_ms);
 
 #endif

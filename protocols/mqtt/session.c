@@ -116,10 +116,13 @@ static void disconnect(struct mqtt_conn *mc, uint8_t reason, const char *why)
 
 /* ---- wills --------------------------------------------------------------- */
 
-void mqtt_publish_will(struct mqtt_broker *mb, struct message **m, const char *topic)
+void mqtt_publish_will(struct mqtt_broker *mb, struct message **m, const char *topic,
+		       int64_t expiry_ms)
 {
 	if (!*m)
 		return;
+	if (expiry_ms)
+		(*m)->expiry_ms = clock_wall_ms() + expiry_ms;
 	enum router_err err = router_publish(mb->b->router, DEST_TOPIC, topic, m, false);
 	if (err != ROUTER_OK)
 		log_info("mqtt: will to %s not published: %s", topic, router_strerror(err));
@@ -183,12 +186,16 @@ static int take_will(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	as_publish.publish.topic = cp->will_topic;
 	as_publish.publish.payload = cp->will_payload;
 	as_publish.props = cp->will_props;
-	mc->will = mqtt_message_from_publish(&as_publish, conn_id(mc->c), clock_wall_ms());
+	mc->will = mqtt_message_from_publish(&as_publish, conn_id(mc->c), 0);
 	mc->will_topic = mqtt_to_router_name(cp->will_topic.p, cp->will_topic.len);
 	if (!mc->will || !mc->will_topic) {
 		drop_will(mc);
 		return -1;
 	}
+	/* Built with a zero clock, the expiry holds the bare interval: it
+	 * starts when the will is published. */
+	mc->will_expiry_ms = mc->will->expiry_ms;
+	mc->will->expiry_ms = 0;
 	if (mqtt_has(&cp->will_props, MQTT_PROP_WILL_DELAY))
 		mc->will_delay = cp->will_props.will_delay;
 	return 0;

@@ -72,6 +72,8 @@ struct stomp_session {
 	struct buf out;
 };
 
+static bool reserved_header(const char *name);
+
 /* ---- output ------------------------------------------------------------- */
 
 static void note_tx(struct stomp_session *s)
@@ -243,6 +245,10 @@ static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "x-delivery-count", num);
 	}
 	for (size_t i = 0; i < m->nprops; i++) {
+		/* A property named like a frame header (content-length, ...)
+		 * would change how the frame reads: left out. */
+		if (reserved_header(m->props[i].name))
+			continue;
 		stomp_encode_header(&s->out, s->version, STOMP_CMD_MESSAGE, m->props[i].name,
 				    m->props[i].value, m->props[i].value_len);
 	}

@@ -43,6 +43,7 @@ struct queue {
 	uint64_t next_seq;
 	uint64_t next_consumer_id;
 	bool dispatching, again;
+	unsigned bindings;
 	struct queue_stats stats;
 };
 
@@ -85,6 +86,8 @@ size_t queue_depth(const struct queue *q) { return q->nready; }
 size_t queue_unacked(const struct queue *q) { return q->nunacked; }
 size_t queue_consumer_count(const struct queue *q) { return q->nconsumers; }
 const struct queue_stats *queue_stats(const struct queue *q) { return &q->stats; }
+unsigned queue_bindings(const struct queue *q) { return q->bindings; }
+void queue_set_bindings(struct queue *q, unsigned n) { q->bindings = n; }
 
 static void drop_ready(struct queue *q, struct delivery *d)
 {

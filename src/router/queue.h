@@ -58,6 +58,9 @@ size_t queue_depth(const struct queue *q);      /* waiting */
 size_t queue_unacked(const struct queue *q);    /* out to consumers */
 size_t queue_consumer_count(const struct queue *q);
 const struct queue_stats *queue_stats(const struct queue *q);
+/* How many topic bindings lead to q (kept by the router). */
+unsigned queue_bindings(const struct queue *q);
+void queue_set_bindings(struct queue *q, unsigned n);
 
 /* Takes a new reference to m. -1 on out of memory. Dispatches at once. */
 int queue_enqueue(struct queue *q, struct message *m);

@@ -181,7 +181,36 @@ enum router_err router_bind(struct router *r, const char *pattern, const char *q
 	struct queue *q = get_queue(r, queue, true, &err);
 	if (!q)
 		return err;
-	return topic_tree_add(r->tree, pattern, q) ? ROUTER_OK : ROUTER_ENOMEM;
+	if (topic_tree_find(r->tree, pattern, q))
+		return ROUTER_OK; /* bound already */
+	if (!topic_tree_add(r->tree, pattern, q))
+		return ROUTER_ENOMEM;
+	queue_set_bindings(q, queue_bindings(q) + 1);
+	return ROUTER_OK;
+}
+
+enum router_err router_unbind(struct router *r, const char *pattern, const char *queue)
+{
+	struct queue *q = map_get(r->queues, queue);
+	struct topic_binding *b = q ? topic_tree_find(r->tree, pattern, q) : NULL;
+	if (!b)
+		return ROUTER_ENOTFOUND;
+	topic_tree_remove(r->tree, b);
+	queue_set_bindings(q, queue_bindings(q) - 1);
+	return ROUTER_OK;
+}
+
+enum router_err router_delete_queue(struct router *r, const char *queue)
+{
+	struct queue *q = map_get(r->queues, queue);
+	if (!q)
+		return ROUTER_ENOTFOUND;
+	if (queue_consumer_count(q) || queue_bindings(q))
+		return ROUTER_EINVAL;
+	map_del(r->queues, queue);
+	queue_free(q);
+	r->stats.queues--;
+	return ROUTER_OK;
 }
 
 struct fanout {

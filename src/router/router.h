@@ -47,6 +47,12 @@ enum router_err router_set_auto_create(struct router *r, enum dest_kind kind, co
  * once, in `queue` (created now if it does not exist). */
 enum router_err router_bind(struct router *r, const char *pattern, const char *queue);
 
+/* Removes a binding made by router_bind (the queue stays). */
+enum router_err router_unbind(struct router *r, const char *pattern, const char *queue);
+/* Deletes a queue and drops its messages; refused (ROUTER_EINVAL) while it
+ * has consumers or bindings. */
+enum router_err router_delete_queue(struct router *r, const char *queue);
+
 /* Publishes *m to a queue or topic; takes the caller's reference and sets
  * *m to NULL, whatever the outcome. Sets the message's id, timestamp and
  * destination. A topic message with `retain` set becomes the topic's

@@ -169,6 +169,27 @@ void topic_tree_remove(struct topic_tree *t, struct topic_binding *b)
 	prune(n);
 }
 
+struct topic_binding *topic_tree_find(const struct topic_tree *t, const char *pattern,
+				      const struct queue *q)
+{
+	struct topic_node *n = (struct topic_node *)&t->root;
+	const char *s = pattern;
+	for (;;) {
+		const char *dot = strchr(s, '.');
+		size_t len = dot ? (size_t)(dot - s) : strlen(s);
+		n = child_get(n, s, len, false);
+		if (!n)
+			return NULL;
+		if (!dot)
+			break;
+		s = dot + 1;
+	}
+	for (struct topic_binding *b = n->bindings; b; b = b->next)
+		if (b->q == q)
+			return b;
+	return NULL;
+}
+
 size_t topic_tree_count(const struct topic_tree *t)
 {
 	return t->count;

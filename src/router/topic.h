@@ -21,6 +21,10 @@ struct topic_binding *topic_tree_add(struct topic_tree *t, const char *pattern, 
 /* Removes and frees b, and any trie branch left empty. */
 void topic_tree_remove(struct topic_tree *t, struct topic_binding *b);
 
+/* The binding of exactly `pattern` to q, or NULL. */
+struct topic_binding *topic_tree_find(const struct topic_tree *t, const char *pattern,
+				      const struct queue *q);
+
 /* Calls fn for every binding whose pattern matches the concrete `name`.
  * fn must not add or remove bindings. -1 on out of memory. */
 int topic_tree_match(const struct topic_tree *t, const char *name,

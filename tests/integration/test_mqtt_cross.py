@@ -99,6 +99,29 @@ class CrossTest(MqttTestCase):
         self.assertGreater(expires, before + 590)
         self.assertLess(expires, time.time() + 610)
 
+    def test_user_property_named_like_a_stomp_header(self):
+        """MQTT user properties become STOMP headers, but never in place of
+        the frame's own: a user property 'content-length' must not make a
+        STOMP client (which takes the first of repeated headers) cut the
+        body, nor a 'destination' hide the real one."""
+        base = self.topic()
+        r = self.raw_stomp(stomp_name(base) + ".>")
+        p = self.raw(level=5, connect=True)
+        p.publish_acked(base + "/a", b"hello world", props=[
+            ("user", ("content-length", "2")), ("user", ("destination", "/queue/evil")),
+            ("user", ("subscription", "nope")), ("user", ("x-fine", "yes"))])
+        p.publish_acked(base + "/b", b"second")
+        got = self.stomp_messages(r, 2)
+        first, second = got
+        self.assertEqual(first.body, b"hello world")
+        lengths = [v for k, v in first.header_list if k == "content-length"]
+        self.assertEqual(lengths[:1], ["11"], "the first content-length is the frame's own")
+        self.assertEqual(first.headers["destination"], stomp_name(base + "/a"))
+        self.assertEqual(first.headers["subscription"], "s0")
+        self.assertEqual(first.headers.get("x-fine"), "yes")
+        self.assertEqual((second.headers["destination"], second.body),
+                         (stomp_name(base + "/b"), b"second"))
+
     def test_response_topic_with_dot(self):
         base = self.topic()
         r = self.raw_stomp(stomp_name(base) + ".>")

@@ -7,7 +7,7 @@ import os
 import time
 
 from mqtttest import (DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, PacketTypes,
-                      MqttTestCase, SubscribeOptions, mosquitto_pub, paho_props)
+                      MqttTestCase, SubscribeOptions, TIMEOUT, mosquitto_pub, paho_props)
 from wharftest import main
 
 
@@ -307,12 +307,13 @@ class PublishTest(MqttTestCase):
         pub.sync()
         self.assertFalse(pub.closed)
         got = []
-        while True:
-            p = r.read(timeout=2)
-            if p is None:
-                break
+        while not got or got[-1] != n - 1:
+            p = r.read(timeout=TIMEOUT)
+            self.assertIsNotNone(p, "the newest message never came; got %d" % len(got))
             if p.type == PUBLISH:
                 got.append(int(p.payload[:5]))
+        r.sync()
+        self.assertEqual([x for x in r.inbox if x.type == PUBLISH], [], "after the newest")
         self.assertFalse(r.closed, "the slow subscriber was disconnected")
         self.assertEqual(got, sorted(set(got)), "in order, none twice")
         self.assertEqual(got[-1], n - 1, "the newest message is delivered")

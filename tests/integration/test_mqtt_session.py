@@ -359,6 +359,37 @@ class SessionTest(MqttTestCase):
         self.assertTrue(r.connect(cid, clean=False).session_present)
         r.disconnect()
 
+    def test_will_message_expiry_counts_from_publication(self):
+        """The will's message expiry interval is its lifetime from when it
+        is published (MQTT 5, 3.1.3.2.4), not from CONNECT: a client
+        connected longer than the interval still leaves its will."""
+        wt = self.topic("will")
+        w = self.paho(level=5)
+        w.subscribe(wt, 1)
+        r = self.raw(level=5)
+        r.connect(self.client_id(), will=dict(topic=wt, payload=b"expiring will", qos=1,
+                                               props=[("message_expiry", 2)]))
+        time.sleep(2.5)
+        r.ping()
+        r.abort()
+        m = w.wait_messages(1, timeout=5)[0]
+        self.assertEqual(m.payload, b"expiring will")
+        self.assertIn(m.props.get("message_expiry"), (1, 2))
+
+    def test_will_delay_capped_by_session_expiry(self):
+        wt = self.topic("will")
+        w = self.will_watcher(wt)
+        r = self.raw(level=5)
+        r.connect(self.client_id(), props=[("session_expiry", 1)],
+                  will=dict(topic=wt, payload=b"session ended", qos=1,
+                            props=[("will_delay", 30)]))
+        r.ping()
+        r.abort()
+        t0 = time.monotonic()
+        w.wait_messages(1, timeout=5)
+        self.assertLess(time.monotonic() - t0, 3.5, "not held for the whole will delay")
+        self.assertEqual(w.payloads(), [b"session ended"])
+
     def test_will_delay(self):
         wt = self.topic("will")
         w = self.will_watcher(wt)
