@@ -18,7 +18,7 @@ import uuid
 
 import stomp
 
-from wharftest import BrokerTestCase, wait_until
+from wharftest import BrokerTestCase
 
 # Deadlines are generous: the same tests run under AddressSanitizer.
 TIMEOUT = float(os.environ.get("WHARF_TEST_TIMEOUT", "20"))

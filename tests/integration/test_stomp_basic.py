@@ -2,11 +2,9 @@
 """STOMP basics: a queue round trip in each protocol version, the headers a
 message carries end to end, receipts, CONNECTED, version negotiation, FIFO
 order, binary bodies and header escaping."""
-import re
 import time
-import unittest
 
-from stomptest import TIMEOUT, StompTestCase, encode_frame, new_receipt
+from stomptest import StompTestCase, encode_frame, new_receipt
 from wharftest import main
 
 

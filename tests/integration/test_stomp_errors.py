@@ -5,9 +5,8 @@ keeps sending and receiving throughout. Plus heart-beats: a silent client is
 dropped, a heart-beating one is kept, and the broker beats when asked."""
 import threading
 import time
-import unittest
 
-from stomptest import TIMEOUT, Bystander, RawStomp, StompTestCase, encode_frame, new_receipt
+from stomptest import Bystander, StompTestCase, encode_frame
 from wharftest import main
 
 

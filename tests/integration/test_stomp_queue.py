@@ -3,9 +3,8 @@
 NACK, redelivery after a consumer leaves, and prefetch."""
 import threading
 import time
-import unittest
 
-from stomptest import (TIMEOUT, Collector, StompTestCase, ack_header, new_receipt, sync)
+from stomptest import TIMEOUT, Collector, StompTestCase, ack_header, sync
 from wharftest import main, wait_until
 
 

@@ -2,8 +2,6 @@
 """STOMP topics: fan-out, wildcards, the concrete destination header,
 unsubscribe, non-durable subscriptions, and topic -> queue bindings from the
 config file."""
-import unittest
-
 from stomptest import TIMEOUT, StompTestCase, stomp_close, sync
 from wharftest import main, wait_until
 

@@ -1,9 +1,7 @@
 #!/usr/bin/env python3
 """STOMP transactions: BEGIN/COMMIT/ABORT of SENDs and ACKs, unknown
 transactions, and a disconnect with a transaction still open."""
-import unittest
-
-from stomptest import StompTestCase, new_receipt, sync
+from stomptest import StompTestCase, sync
 from wharftest import main
 
 

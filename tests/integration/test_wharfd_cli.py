@@ -3,7 +3,6 @@
 of a bad config, --listen, the data-dir lock, SIGTERM, and the shipped
 config."""
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from stomptest import TIMEOUT, RawStomp, encode_frame, stomp_close, stomp_connect
+from stomptest import TIMEOUT, RawStomp, stomp_close, stomp_connect
 from wharftest import LISTEN_RE, WHARFD, Broker, main, wait_until
 
 SRCDIR = os.environ.get("WHARF_SRCDIR") or os.path.normpath(
@@ -116,7 +115,6 @@ bind = audit, billing
         """--check-config neither binds nor creates the data dir."""
         data = os.path.join(self.tmp, "never")
         path = self.write("c.conf", "data_dir = %s\n" % data)
-        start = time.monotonic()
         rc, out, err = self.run_wharfd("--check-config", "-c", path)
         self.assertEqual(rc, 0, err)
         self.assertFalse(os.path.exists(data))
@@ -333,9 +331,7 @@ bind = audit, billing
         try:
             prod = RawStomp(b.stomp_port)
             prod.connect("1.2")
-            slow = RawStomp(b.stomp_port)
-            slow.sock.setsockopt(__import__("socket").SOL_SOCKET,
-                                 __import__("socket").SO_RCVBUF, 4096)
+            slow = RawStomp(b.stomp_port, rcvbuf=4096)  # and it never reads
             slow.connect("1.2")
             slow.send_frame("SUBSCRIBE", [("destination", "/queue/slow"), ("id", "1"),
                                           ("receipt", "s")])
