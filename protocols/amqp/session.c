@@ -16,6 +16,7 @@
 #include <proton/link.h>
 #include <proton/session.h>
 #include <proton/transport.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,7 @@ struct amqp_conn {
 	struct buf scratch;
 	unsigned long next_temp;
 	bool done;
+	struct router_waiter waiter;  /* some link's destination is full */
 };
 
 struct amqp_link {
@@ -55,6 +57,7 @@ struct amqp_link {
 	struct subscription *rs;    /* links to the client only */
 	uint64_t next_tag;
 	bool temporary;             /* a dynamic source's queue: deleted with the link */
+	bool starved;               /* credit withheld: its destination is full */
 	char *durable_queue;        /* a durable topic subscription's queue, or NULL */
 };
 
@@ -332,8 +335,26 @@ static void receive(struct amqp_conn *ac, pn_delivery_t *pd)
 		}
 	}
 	pn_delivery_settle(pd);
-	if (pn_link_credit(link) < AMQP_LINK_CREDIT / 2)
+	if (al && err == ROUTER_OK && router_last_blocked(ac->b->router)) {
+		/* The destination is full: the publisher gets no more credit
+		 * until it drains, which is how AMQP slows a sender. */
+		al->starved = true;
+		router_wait_room(ac->b->router, &ac->waiter);
+	} else if (!(al && al->starved) && pn_link_credit(link) < AMQP_LINK_CREDIT / 2) {
 		pn_link_flow(link, AMQP_LINK_CREDIT - pn_link_credit(link));
+	}
+}
+
+static void room_cb(struct router_waiter *w)
+{
+	struct amqp_conn *ac = (struct amqp_conn *)((char *)w - offsetof(struct amqp_conn, waiter));
+	for (struct amqp_link *al = ac->links; al; al = al->next) {
+		if (!al->starved)
+			continue;
+		al->starved = false;
+		pn_link_flow(al->link, AMQP_LINK_CREDIT - pn_link_credit(al->link));
+	}
+	schedule_flush(ac);
 }
 
 /* ---- the engine's events ------------------------------------------------- */
@@ -437,6 +458,7 @@ static void *amqp_open(struct conn *c)
 		return NULL;
 	ac->c = c;
 	ac->b = conn_broker(c);
+	ac->waiter.room = room_cb;
 	if (pn_connection_driver_init(&ac->driver, NULL, NULL) != 0) {
 		free(ac);
 		return NULL;
@@ -495,6 +517,7 @@ static void amqp_shutdown(void *session)
 static void amqp_closed(void *session)
 {
 	struct amqp_conn *ac = session;
+	router_cancel_wait(&ac->waiter);
 	while (ac->links)
 		link_free(ac, ac->links, false);
 	event_free(ac->flush_ev);

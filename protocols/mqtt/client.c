@@ -77,18 +77,27 @@ void mqtt_client_free(struct mqtt_client *cl, bool publish_will)
 	free(cl);
 }
 
+/* While the client is away its subscriptions keep at most max_queued
+ * messages each, dropping the oldest (as Mosquitto does); while it is
+ * connected a full subscription slows its publishers instead. */
 static void set_paused(struct mqtt_client *cl, bool paused)
 {
-	for (struct msub *sub = cl->subs; sub; sub = sub->next)
-		consumer_set_paused(subscription_consumer(sub->rs), paused);
+	for (struct msub *sub = cl->subs; sub; sub = sub->next) {
+		struct consumer *c = subscription_consumer(sub->rs);
+		queue_set_overflow(consumer_queue(c), paused ? QUEUE_DROP_HEAD : QUEUE_BLOCK);
+		consumer_set_paused(c, paused);
+	}
 }
 
 void mqtt_client_resume(struct mqtt_client *cl)
 {
 	if (cl->mc)
 		cl->mc->paused = false;
-	for (struct msub *sub = cl->subs; sub && cl->mc && !cl->mc->paused; sub = sub->next)
-		consumer_set_paused(subscription_consumer(sub->rs), false);
+	for (struct msub *sub = cl->subs; sub && cl->mc && !cl->mc->paused; sub = sub->next) {
+		struct consumer *c = subscription_consumer(sub->rs);
+		queue_set_overflow(consumer_queue(c), QUEUE_BLOCK);
+		consumer_set_paused(c, false);
+	}
 }
 
 void mqtt_client_attach(struct mqtt_client *cl, struct mqtt_conn *mc)

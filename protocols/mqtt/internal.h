@@ -48,6 +48,12 @@ struct mqtt_conn {
 	bool paused;                /* some subscription waits for room */
 	size_t need;
 	struct buf out;
+	/* Acknowledgements held back while a destination is full: the
+	 * client's own in-flight limit then slows it, and its connection is
+	 * still read (it may be consuming what it waits on). */
+	struct held_ack { uint8_t type; uint16_t pid; } *held;
+	uint32_t nheld, cap_held;
+	struct router_waiter waiter;
 };
 
 enum inflight_state { IF_PUBACK, IF_PUBREC, IF_PUBCOMP };

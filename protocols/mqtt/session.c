@@ -7,6 +7,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,6 +332,42 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	mqtt_client_attach(cl, mc);
 }
 
+static void send_held_acks(struct router_waiter *w)
+{
+	struct mqtt_conn *mc = (struct mqtt_conn *)((char *)w - offsetof(struct mqtt_conn, waiter));
+	for (uint32_t i = 0; i < mc->nheld; i++)
+		mqtt_encode_ack(&mc->out, mc->level, mc->held[i].type, mc->held[i].pid, 0, NULL,
+				mc->peer_max_packet);
+	mc->nheld = 0;
+	flush_out(mc);
+}
+
+/* Acknowledges a routed publish now, or later if a destination is full. */
+static void ack_publish(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, uint8_t reason)
+{
+	if (reason != MQTT_RC_SUCCESS || (!router_last_blocked(mc->mb->b->router) && !mc->nheld)) {
+		mqtt_conn_send_ack(mc, type, pid, reason);
+		return;
+	}
+	if (mc->nheld >= mc->cfg->receive_maximum) {
+		disconnect(mc, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
+			   "too many unacknowledged publishes while a destination is full");
+		return;
+	}
+	if (mc->nheld == mc->cap_held) {
+		uint32_t cap = mc->cap_held ? mc->cap_held * 2 : 16;
+		struct held_ack *h = realloc(mc->held, cap * sizeof(*h));
+		if (!h) {
+			disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+			return;
+		}
+		mc->held = h;
+		mc->cap_held = cap;
+	}
+	mc->held[mc->nheld++] = (struct held_ack){ (uint8_t)type, pid };
+	router_wait_room(mc->mb->b->router, &mc->waiter);
+}
+
 /* ---- PUBLISH in ---------------------------------------------------------- */
 
 /* The dotted topic of an incoming PUBLISH, resolving and recording topic
@@ -416,13 +453,13 @@ static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
 ack:
 	free(topic);
 	if (qos == 1) {
-		mqtt_conn_send_ack(mc, MQTT_PUBACK, pid, reason);
+		ack_publish(mc, MQTT_PUBACK, pid, reason);
 	} else if (qos == 2) {
 		if (reason == MQTT_RC_SUCCESS && mqtt_client_qos2_add(cl, pid) < 0) {
 			disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
 			return;
 		}
-		mqtt_conn_send_ack(mc, MQTT_PUBREC, pid, reason);
+		ack_publish(mc, MQTT_PUBREC, pid, reason);
 	}
 }
 
@@ -657,6 +694,7 @@ static void *mqtt_open(struct conn *c)
 	mc->mb = b->mqtt;
 	mc->cfg = &b->cfg->mqtt;
 	mc->last_rx_ms = clock_mono_ms();
+	mc->waiter.room = send_held_acks;
 	return mc;
 }
 
@@ -665,6 +703,8 @@ static void mqtt_closed(void *session)
 	struct mqtt_conn *mc = session;
 	bool normal = mc->state == MC_DONE && !mc->will;
 	mc->state = MC_DONE;
+	router_cancel_wait(&mc->waiter);
+	free(mc->held);
 	detach(mc, !normal);
 	drop_will(mc);
 	if (mc->ka_ev)

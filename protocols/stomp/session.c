@@ -5,6 +5,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,8 @@ struct stomp_session {
 	unsigned long next_sub_seq;
 	struct stomp_tx *txs;
 	bool paused;
+	bool blocked;                 /* a destination is full: input paused */
+	struct router_waiter waiter;
 	unsigned hb_send_ms, hb_recv_ms;
 	int64_t last_rx_ms, last_tx_ms;
 	struct event *hb_send_ev, *hb_recv_ev;
@@ -506,6 +509,26 @@ static void tx_op_free(struct tx_op *op)
 	free(op);
 }
 
+/* A destination filled up: stop reading this client until it drains. A
+ * client that also consumes on this connection must not depend on this
+ * connection's acks to drain it (use a second connection, as with
+ * RabbitMQ's flow control). */
+static void block_if_full(struct stomp_session *s)
+{
+	if (!router_last_blocked(s->b->router) || s->blocked)
+		return;
+	s->blocked = true;
+	conn_pause_input(s->c, true);
+	router_wait_room(s->b->router, &s->waiter);
+}
+
+static void room_cb(struct router_waiter *w)
+{
+	struct stomp_session *s = (struct stomp_session *)((char *)w - offsetof(struct stomp_session, waiter));
+	s->blocked = false;
+	conn_pause_input(s->c, false);
+}
+
 static bool on_send(struct stomp_session *s, struct stomp_frame *f)
 {
 	const char *receipt = stomp_frame_get(f, "receipt");
@@ -550,6 +573,7 @@ static bool on_send(struct stomp_session *s, struct stomp_frame *f)
 		reply_router_error(s, err, dest, receipt);
 		return false;
 	}
+	block_if_full(s);
 	return true;
 }
 
@@ -821,9 +845,10 @@ static bool on_transaction(struct stomp_session *s, struct stomp_frame *f)
 	if (f->command == STOMP_CMD_COMMIT) {
 		/* Acks of messages redelivered elsewhere since are moot, not errors. */
 		for (struct tx_op *op = t->ops; op && err == ROUTER_OK; op = op->next) {
-			if (op->type == TX_SEND)
+			if (op->type == TX_SEND) {
 				err = router_publish(s->b->router, op->kind, op->name, &op->msg, false);
-			else
+				block_if_full(s);
+			} else
 				apply_ack(s, op->sub_seq, op->msg_id, op->type == TX_NACK);
 		}
 	}
@@ -889,6 +914,7 @@ static void *stomp_open(struct conn *c)
 		return NULL;
 	s->c = c;
 	s->b = conn_broker(c);
+	s->waiter.room = room_cb;
 	const struct stomp_config *sc = &s->b->cfg->stomp;
 	s->lim.max_frame_size = sc->max_frame_size;
 	s->lim.max_headers = sc->max_headers;
@@ -906,7 +932,7 @@ static void stomp_input(void *session, struct evbuffer *in)
 	const uint8_t *data = evbuffer_pullup(in, -1);
 	size_t off = 0;
 	s->need = 0;
-	while (off < len && s->state != ST_DONE) {
+	while (off < len && s->state != ST_DONE && !s->blocked) {
 		struct stomp_frame *f = NULL;
 		size_t used = 0, need = 0;
 		const char *err = NULL;
@@ -941,6 +967,7 @@ static void stomp_closed(void *session)
 	/* Unsubscribing below hands unacked messages back to their queues; none
 	 * may come back to this session's other subscriptions. */
 	s->state = ST_DONE;
+	router_cancel_wait(&s->waiter);
 	while (s->subs) {
 		struct stomp_sub *sub = s->subs;
 		s->subs = sub->next;

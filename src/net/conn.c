@@ -68,10 +68,14 @@ void conn_pause_input(struct conn *c, bool paused)
 {
 	if (c->closing)
 		return;
-	if (paused)
+	if (paused) {
 		bufferevent_disable(c->bev, EV_READ);
-	else
+	} else {
 		bufferevent_enable(c->bev, EV_READ);
+		/* What arrived before the pause is read again, from the loop. */
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+			bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
 }
 
 static void conn_free(struct conn *c)

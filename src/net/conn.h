@@ -42,6 +42,8 @@ struct evbuffer *conn_output(struct conn *c);
 /* True once queued output passes the connection's cap (max_connection_output):
  * an adapter stops taking deliveries until `drained` is called. */
 bool conn_output_full(const struct conn *c);
+/* Stops reading the client; resuming hands the adapter what is already
+ * buffered (from the event loop). */
 void conn_pause_input(struct conn *c, bool paused);
 
 /* Closes the connection later, from the event loop, never inside the

@@ -43,6 +43,10 @@ struct queue {
 	uint64_t next_seq;
 	uint64_t next_consumer_id;
 	bool dispatching, again;
+	enum queue_overflow overflow;
+	bool full;
+	void (*room)(void *arg);
+	void *room_arg;
 	unsigned bindings;
 	struct queue_stats stats;
 };
@@ -68,10 +72,38 @@ static void delivery_free(struct delivery *d)
 	free(d);
 }
 
+void queue_set_overflow(struct queue *q, enum queue_overflow overflow)
+{
+	q->overflow = overflow;
+}
+
+bool queue_full(const struct queue *q)
+{
+	return q->full;
+}
+
+void queue_set_room_cb(struct queue *q, void (*room)(void *arg), void *arg)
+{
+	q->room = room;
+	q->room_arg = arg;
+}
+
+/* Full until half drained, so publishers resume in bursts, not per message. */
+static void check_room(struct queue *q)
+{
+	if (q->full && q->nready <= q->max_ready / 2) {
+		q->full = false;
+		if (q->room)
+			q->room(q->room_arg);
+	}
+}
+
 void queue_free(struct queue *q)
 {
 	if (!q)
 		return;
+	if (q->full && q->room)
+		q->room(q->room_arg); /* whoever waits for it waits no more */
 	struct delivery *d;
 	while ((d = TAILQ_FIRST(&q->ready))) {
 		TAILQ_REMOVE(&q->ready, d, link);
@@ -95,22 +127,31 @@ static void drop_ready(struct queue *q, struct delivery *d)
 	q->nready--;
 	q->stats.dropped++;
 	delivery_free(d);
+	check_room(q);
 }
 
 static int enqueue(struct queue *q, struct message *m, bool retained)
 {
+	if (!retained && q->max_ready && q->nready >= q->max_ready) {
+		if (q->overflow == QUEUE_DROP_HEAD) {
+			drop_ready(q, TAILQ_FIRST(&q->ready));
+		} else if (m->qos == 0) {
+			q->stats.dropped++; /* at most once: the newest goes */
+			return 0;
+		}
+	}
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -1;
 	d->msg = message_ref(m);
 	d->seq = q->next_seq++;
 	d->retained = retained;
-	if (!retained && q->max_ready && q->nready >= q->max_ready)
-		drop_ready(q, TAILQ_FIRST(&q->ready));
 	TAILQ_INSERT_TAIL(&q->ready, d, link);
 	q->nready++;
 	q->stats.enqueued++;
 	queue_dispatch(q);
+	if (q->overflow == QUEUE_BLOCK && q->max_ready && q->nready >= q->max_ready)
+		q->full = true;
 	return 0;
 }
 
@@ -194,6 +235,7 @@ static bool dispatch_one(struct queue *q, int64_t now)
 	q->cursor = TAILQ_NEXT(c, link);
 	TAILQ_REMOVE(&q->ready, d, link);
 	q->nready--;
+	check_room(q);
 	d->count++;
 	d->last_consumer = c->id;
 	if (c->opts.credit_mode)

@@ -47,11 +47,25 @@ struct queue_stats {
 	uint64_t rejected;
 };
 
+/* What a queue does with a message past its bound (max_ready). */
+enum queue_overflow {
+	/* Keep it and report the queue full, so its publisher is slowed; a
+	 * message sent at most once (qos 0) is dropped instead, and counted. */
+	QUEUE_BLOCK,
+	/* Drop the oldest waiting message, and count it. */
+	QUEUE_DROP_HEAD,
+};
+
 /* `name` is copied (NULL for a private subscription queue). `max_ready`
- * bounds the messages waiting; past it the oldest is dropped (0 = no
- * bound). Free with queue_free(), which drops consumers' pointers too:
- * consumers must be removed first. */
+ * bounds the messages waiting (0 = no bound); past it, the overflow policy
+ * (QUEUE_BLOCK unless set). Free with queue_free(), which drops consumers'
+ * pointers too: consumers must be removed first. */
 struct queue *queue_new(const char *name, size_t max_ready);
+void queue_set_overflow(struct queue *q, enum queue_overflow overflow);
+/* True while the queue is past its bound (QUEUE_BLOCK): publishers should
+ * wait; `room` is called once it drains to half (or is freed). */
+bool queue_full(const struct queue *q);
+void queue_set_room_cb(struct queue *q, void (*room)(void *arg), void *arg);
 void queue_free(struct queue *q);
 const char *queue_name(const struct queue *q);
 size_t queue_depth(const struct queue *q);      /* waiting */

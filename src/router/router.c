@@ -41,6 +41,8 @@ struct router {
 	struct retain_store *retained;
 	struct map *shares;     /* "GROUP\x01pattern" -> struct share */
 	struct auto_rule *rules;
+	struct router_waiter *waiters;
+	bool last_blocked;
 	uint64_t next_msg_id;
 	struct router_stats stats;
 };
@@ -140,6 +142,58 @@ static enum router_err check_name(const char *name, bool pattern, bool broker_ow
 	return ROUTER_OK;
 }
 
+bool router_last_blocked(const struct router *r)
+{
+	return r->last_blocked;
+}
+
+void router_wait_room(struct router *r, struct router_waiter *w)
+{
+	if (w->prevp)
+		return;
+	w->next = r->waiters;
+	if (w->next)
+		w->next->prevp = &w->next;
+	w->prevp = &r->waiters;
+	r->waiters = w;
+}
+
+void router_cancel_wait(struct router_waiter *w)
+{
+	if (!w->prevp)
+		return;
+	*w->prevp = w->next;
+	if (w->next)
+		w->next->prevp = w->prevp;
+	w->next = NULL;
+	w->prevp = NULL;
+}
+
+/* Some queue drained: every waiting publisher may go on (one still blocked
+ * elsewhere finds out on its next publish). */
+static void room_cb(void *arg)
+{
+	struct router *r = arg;
+	/* The whole list goes at once: a waiter may wait again from its call. */
+	struct router_waiter *list = r->waiters;
+	r->waiters = NULL;
+	while (list) {
+		struct router_waiter *w = list;
+		list = w->next;
+		w->next = NULL;
+		w->prevp = NULL;
+		w->room(w);
+	}
+}
+
+static struct queue *new_queue(struct router *r, const char *name, size_t max_ready)
+{
+	struct queue *q = queue_new(name, max_ready);
+	if (q)
+		queue_set_room_cb(q, room_cb, r);
+	return q;
+}
+
 /* The named queue, created if allowed (or if `force`, for bindings). */
 static struct queue *get_queue(struct router *r, const char *name, bool force,
 			       enum router_err *err)
@@ -151,7 +205,7 @@ static struct queue *get_queue(struct router *r, const char *name, bool force,
 		*err = ROUTER_ENOTFOUND;
 		return NULL;
 	}
-	q = queue_new(name, 0);
+	q = new_queue(r, name, 0);
 	if (!q || map_put(r->queues, name, q) < 0) {
 		queue_free(q);
 		*err = ROUTER_ENOMEM;
@@ -218,6 +272,7 @@ struct fanout {
 	struct queue **seen; /* queues already given this message */
 	size_t nseen, cap;
 	bool oom;
+	bool blocked;
 };
 
 /* Several bindings may lead to one queue (two patterns, one bound queue);
@@ -241,6 +296,7 @@ static void fanout_one(struct queue *q, void *arg)
 	f->seen[f->nseen++] = q;
 	if (queue_enqueue(q, f->m) < 0)
 		f->oom = true;
+	f->blocked |= queue_full(q);
 }
 
 enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
@@ -248,6 +304,7 @@ enum router_err router_publish(struct router *r, enum dest_kind kind, const char
 {
 	struct message *m = *mp;
 	*mp = NULL;
+	r->last_blocked = false;
 	enum router_err err = check_name(name, false, broker_own);
 	if (err != ROUTER_OK)
 		goto out;
@@ -262,6 +319,7 @@ enum router_err router_publish(struct router *r, enum dest_kind kind, const char
 		struct queue *q = get_queue(r, name, false, &err);
 		if (q && queue_enqueue(q, m) < 0)
 			err = ROUTER_ENOMEM;
+		r->last_blocked = q && queue_full(q);
 	} else if ((err = touch_topic(r, name)) == ROUTER_OK) {
 		if (m->retain && retain_set(r->retained, name, m) < 0) {
 			err = ROUTER_ENOMEM;
@@ -271,6 +329,7 @@ enum router_err router_publish(struct router *r, enum dest_kind kind, const char
 		struct fanout f = { .m = m };
 		if (topic_tree_match(r->tree, name, fanout_one, &f) < 0 || f.oom)
 			err = ROUTER_ENOMEM;
+		r->last_blocked = f.blocked;
 		free(f.seen);
 	}
 	if (err == ROUTER_OK)
@@ -305,7 +364,7 @@ static struct share *get_share(struct router *r, const char *group, const char *
 	if (!sh)
 		goto fail;
 	sh->key = key;
-	sh->q = queue_new(NULL, r->opts.topic_max_pending);
+	sh->q = new_queue(r, NULL, r->opts.topic_max_pending);
 	if (!sh->q || !(sh->binding = topic_tree_add(r->tree, pattern, sh->q)))
 		goto fail;
 	if (map_put(r->shares, key, sh) < 0)
@@ -359,7 +418,7 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 			s->share->members++;
 			s->q = s->share->q;
 		} else {
-			s->q = queue_new(NULL, opts->max_pending ? opts->max_pending
+			s->q = new_queue(r, NULL, opts->max_pending ? opts->max_pending
 								  : r->opts.topic_max_pending);
 			if (!s->q || !(s->binding = topic_tree_add(r->tree, name, s->q)))
 				goto fail;

@@ -90,6 +90,20 @@ struct consumer *subscription_consumer(const struct subscription *s);
  * again (MQTT: a repeated SUBSCRIBE). Nothing for share groups and queues. */
 void router_send_retained(struct router *r, struct subscription *s);
 
+/* A publisher waiting for room: after a publish that filled a queue
+ * (router_last_blocked), an adapter slows its client (holds back its
+ * confirmations or stops reading it) and waits here; `room` is called once
+ * some full queue has drained. The waiter is the adapter's to own. */
+struct router_waiter {
+	struct router_waiter *next, **prevp;
+	void (*room)(struct router_waiter *w);
+};
+
+/* True if the last router_publish left some destination queue full. */
+bool router_last_blocked(const struct router *r);
+void router_wait_room(struct router *r, struct router_waiter *w);
+void router_cancel_wait(struct router_waiter *w);
+
 struct router_stats {
 	uint64_t published;
 	uint64_t queues;

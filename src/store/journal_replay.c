@@ -292,8 +292,11 @@ static void seen(struct rctx *c, uint64_t seq)
 
 /* Replays one segment. *expect: the number its first record must have (0:
  * unknown, after damage); set to the one after its last. *keep: false when
- * the file was removed (an empty or half-created last segment). */
-static int replay_segment(struct rctx *c, const struct dent *s, const char *prev, bool last,
+ * the file was removed (an empty or half-created last segment). last: 2 for
+ * the last segment, 1 for one whose tail may be torn too (the one before a
+ * last segment holding nothing but a header: in sync = never nothing was
+ * synced before the roll-over), 0 otherwise. */
+static int replay_segment(struct rctx *c, const struct dent *s, const char *prev, int last,
 			  uint64_t *expect, bool *keep)
 {
 	struct journal *j = c->j;
@@ -314,9 +317,8 @@ static int replay_segment(struct rctx *c, const struct dent *s, const char *prev
 	const uint8_t *p;
 	bool read_error = false, torn_ok = true;
 	int e = 0;
-	seen(c, s->first - 1);
 
-	if (r.size < JSEG_HEADER && last) {
+	if (r.size <= JSEG_HEADER && last == 2) {
 		/* Created, never finished: nothing in it was ever confirmed. */
 		if (r.size) {
 			snprintf(fname, sizeof(fname), "%020llu-0.torn", (unsigned long long)s->first);
@@ -325,12 +327,16 @@ static int replay_segment(struct rctx *c, const struct dent *s, const char *prev
 		close(fd);
 		unlinkat(j->dirfd, name, 0);
 		jfsync(j->dirfd);
-		log_warn("journal: segment %s is shorter than its header (%llu bytes): a torn creation, removed",
-			 name, (unsigned long long)r.size);
-		j->st.torn_tails++;
+		if (r.size < JSEG_HEADER) {
+			log_warn("journal: segment %s is shorter than its header (%llu bytes): a torn creation, "
+				 "removed",
+				 name, (unsigned long long)r.size);
+			j->st.torn_tails++;
+		}
 		*keep = false;
 		return 0;
 	}
+	seen(c, s->first - 1);
 	if (r.size < JSEG_HEADER) {
 		snprintf(why, sizeof(why), "shorter than a segment header (%llu bytes)",
 			 (unsigned long long)r.size);
@@ -340,7 +346,7 @@ static int replay_segment(struct rctx *c, const struct dent *s, const char *prev
 	if (!(p = rd_get(&r, 0, JSEG_HEADER, &e))) {
 		snprintf(why, sizeof(why), "read error: %s", strerror(e));
 		read_error = true;
-		goto bad;
+		goto unreadable;
 	}
 	if (!jseg_header_parse(p, &hf) || hf != s->first) {
 		if (hf)
@@ -374,7 +380,7 @@ static int replay_segment(struct rctx *c, const struct dent *s, const char *prev
 		if (!(p = rd_get(&r, off, JREC_PREFIX, &e))) {
 			snprintf(why, sizeof(why), "read error: %s", strerror(e));
 			read_error = true;
-			goto bad;
+			goto unreadable;
 		}
 		uint32_t len = jget32(p);
 		if (!jrec_len_ok(len)) {
@@ -389,7 +395,7 @@ static int replay_segment(struct rctx *c, const struct dent *s, const char *prev
 		if (!(p = rd_get(&r, off, JREC_PREFIX + len, &e))) {
 			snprintf(why, sizeof(why), "read error: %s", strerror(e));
 			read_error = true;
-			goto bad;
+			goto unreadable;
 		}
 		if (jrec_parse(p, JREC_PREFIX + len, &rec) != JREC_OK) {
 			snprintf(why, sizeof(why), "bad CRC");
@@ -419,10 +425,9 @@ static int replay_segment(struct rctx *c, const struct dent *s, const char *prev
 		off += rec.size;
 		progress(c, rec.size);
 	}
-	seen(c, exp - 1);
 	c->floor = exp;
 	*expect = exp;
-	if (last && exp == s->first) {
+	if (last == 2 && exp == s->first) {
 		/* Nothing in it: the next write makes a new one. */
 		close(fd);
 		unlinkat(j->dirfd, name, 0);
@@ -430,9 +435,16 @@ static int replay_segment(struct rctx *c, const struct dent *s, const char *prev
 		*keep = false;
 		return 0;
 	}
+	seen(c, exp - 1);
 	close(fd);
 	return 0;
 
+unreadable:
+	if (e == ENOMEM) {
+		close(fd);
+		return rfail(c, "journal: out of memory reading segment %s at offset %llu", name,
+			     (unsigned long long)off);
+	}
 bad:
 	seen(c, exp - 1);
 	if (exp > c->floor)
@@ -440,7 +452,8 @@ bad:
 	if (last && !read_error) {
 		uint64_t max;
 		bool more = later_records(&r, off, exp - 1, &max);
-		seen(c, max);
+		if (more)
+			seen(c, max);
 		if (!more && torn_ok) {
 			uint64_t cut = r.size - off;
 			snprintf(fname, sizeof(fname), "%020llu-%llu.torn", (unsigned long long)s->first,
@@ -462,6 +475,8 @@ bad:
 					 name, (unsigned long long)off, (unsigned long long)cut, why, fname);
 			j->st.torn_tails++;
 			*expect = exp;
+			if (exp > c->floor)
+				c->floor = exp;
 			close(fd);
 			if (exp == s->first) { /* no record left in it */
 				unlinkat(j->dirfd, name, 0);
@@ -603,16 +618,20 @@ int journal_replay(struct journal *j, const struct journal_options *o, journal_r
 	}
 	n = m;
 
-	size_t last = n;
+	size_t last = n, before_last = n;
+	uint64_t last_size = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].stub)
 			continue;
+		before_last = last;
 		last = i;
 		struct stat sb;
 		jseg_name(name, sizeof(name), v[i].first);
-		if (fstatat(j->dirfd, name, &sb, 0) == 0)
-			c.total += (uint64_t)sb.st_size;
+		last_size = fstatat(j->dirfd, name, &sb, 0) == 0 ? (uint64_t)sb.st_size : 0;
+		c.total += last_size;
 	}
+	if (last_size > JSEG_HEADER)
+		before_last = n;
 
 	if (jsegs_reserve(j, n + 1) < 0) {
 		rfail(&c, "journal: out of memory");
@@ -634,7 +653,8 @@ int journal_replay(struct journal *j, const struct journal_options *o, journal_r
 			continue;
 		}
 		bool keep;
-		if (replay_segment(&c, &v[i], prev, i == last, &expect, &keep) < 0)
+		int tail = i == last ? 2 : i == before_last ? 1 : 0;
+		if (replay_segment(&c, &v[i], prev, tail, &expect, &keep) < 0)
 			goto out;
 		if (keep) {
 			j->segs[j->nsegs++] = (struct jseg){ .first = v[i].first };

@@ -148,9 +148,49 @@ static void test_credit_and_pause(void)
 	queue_free(q);
 }
 
+static int rooms;
+
+static void room(void *arg)
+{
+	rooms++;
+}
+
+static void put_qos(struct queue *q, int n, uint8_t qos)
+{
+	for (int i = 0; i < n; i++) {
+		struct message *m = message_new();
+		m->id = ++next_id;
+		m->qos = qos;
+		queue_enqueue(q, m);
+		message_unref(m);
+	}
+}
+
+static void test_block_overflow(void)
+{
+	struct queue *q = queue_new("b", 4);
+	queue_set_room_cb(q, room, NULL);
+	next_id = 0;
+	rooms = 0;
+	put_qos(q, 3, 1);
+	ok(!queue_full(q), "under the bound: not full");
+	put_qos(q, 3, 1);
+	ok(queue_full(q) && queue_depth(q) == 6, "confirmed messages past the bound are kept; full");
+	put_qos(q, 2, 0);
+	ok(queue_depth(q) == 6 && queue_stats(q)->dropped == 2, "at-most-once ones are dropped, counted");
+	struct rec a = { 0 };
+	struct consumer *c = queue_consumer_add(q, &(struct consumer_options){ .window = 3 }, &rec_ops, &a);
+	ok(queue_full(q) && rooms == 0, "3 taken, 3 waiting: still full");
+	delivery_ack(a.ds[0], false);
+	ok(!queue_full(q) && rooms == 1, "drained to half: room called once");
+	queue_consumer_remove(c);
+	queue_free(q);
+}
+
 static void test_expiry_and_bound(void)
 {
 	struct queue *q = queue_new("e", 3);
+	queue_set_overflow(q, QUEUE_DROP_HEAD);
 	next_id = 0;
 	put(q, 5);
 	ok(queue_depth(q) == 3 && queue_stats(q)->dropped == 2, "bounded queue drops the oldest");
@@ -174,5 +214,6 @@ int main(void)
 	test_nack_goes_elsewhere();
 	test_credit_and_pause();
 	test_expiry_and_bound();
+	test_block_overflow();
 	return tap_done();
 }
