@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "util/clock.h"
+#include "util/utf8.h"
 
 /* ---- addresses ----------------------------------------------------------- */
 
@@ -208,6 +209,34 @@ static int take_properties(struct message *m, pn_message_t *pm)
 	return 0;
 }
 
+/* Every byte belongs to a described section of the message format
+ * (descriptors 0x70 header to 0x78 footer): pn_message_decode alone lets
+ * trailing garbage through. */
+static bool sections_valid(const char *bytes, size_t len)
+{
+	pn_data_t *d = pn_data(4);
+	size_t off = 0;
+	bool ok = d && len > 0;
+	while (ok && off < len) {
+		pn_data_clear(d);
+		ssize_t n = pn_data_decode(d, bytes + off, len - off);
+		ok = n > 0;
+		if (!ok)
+			break;
+		pn_data_rewind(d);
+		ok = pn_data_next(d) && pn_data_type(d) == PN_DESCRIBED;
+		if (ok) {
+			pn_data_enter(d);
+			ok = pn_data_next(d) && pn_data_type(d) == PN_ULONG &&
+			     pn_data_get_ulong(d) >= 0x70 && pn_data_get_ulong(d) <= 0x78;
+			pn_data_exit(d);
+		}
+		off += (size_t)n;
+	}
+	pn_data_free(d);
+	return ok;
+}
+
 struct message *amqp_message_decode(const char *bytes, size_t len, const char **why)
 {
 	pn_message_t *pm = pn_message();
@@ -215,7 +244,7 @@ struct message *amqp_message_decode(const char *bytes, size_t len, const char **
 	*why = "out of memory";
 	if (!pm || !m)
 		goto fail;
-	if (pn_message_decode(pm, bytes, len) != 0) {
+	if (!sections_valid(bytes, len) || pn_message_decode(pm, bytes, len) != 0) {
 		*why = "not an AMQP message";
 		goto fail;
 	}
@@ -300,7 +329,9 @@ int amqp_message_encode(const struct message *m, uint32_t delivery_count, struct
 		if (m->reply_to)
 			pn_message_set_reply_to(pm, m->reply_to);
 		if (m->correlation_id) {
-			pn_msgid_t id = { .type = PN_STRING };
+			/* Text stays a string; MQTT's binary correlation data is binary. */
+			bool text = utf8_valid(m->correlation_id, m->correlation_id_len);
+			pn_msgid_t id = { .type = text ? PN_STRING : PN_BINARY };
 			id.u.as_bytes = pn_bytes(m->correlation_id_len, m->correlation_id);
 			pn_message_set_correlation_id(pm, id);
 		}
@@ -317,6 +348,9 @@ int amqp_message_encode(const struct message *m, uint32_t delivery_count, struct
 			}
 			pn_data_exit(ap);
 		}
+		/* Inferred: binary bytes go out as a data section, not an
+		 * amqp-value holding binary. */
+		pn_message_set_inferred(pm, true);
 		pn_data_t *body = pn_message_body(pm);
 		pn_data_put_binary(body, pn_bytes(m->body_len, (const char *)m->body));
 	}

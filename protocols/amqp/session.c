@@ -30,6 +30,8 @@
 
 /* Credit each incoming link holds; topped up when half is used. */
 #define AMQP_LINK_CREDIT 500
+/* The largest frame a client may send; messages span frames. */
+#define AMQP_MAX_FRAME (1024 * 1024)
 /* A client silent this long is gone; it hears from us at half of it. */
 #define AMQP_IDLE_TIMEOUT_MS 60000
 
@@ -75,15 +77,21 @@ static void flush(struct amqp_conn *ac)
 		}
 		pn_connection_driver_write_done(&ac->driver, out.size);
 	}
-	if (!ac->done && pn_connection_driver_finished(&ac->driver)) {
+	/* Once the engine reads no more (the client closed, or sent what it
+	 * cannot parse: it may then stop without closing its write side), what
+	 * it wrote goes out and the connection closes. */
+	if (!ac->done && (pn_connection_driver_finished(&ac->driver) ||
+			  pn_connection_driver_read_closed(&ac->driver))) {
 		ac->done = true;
 		conn_close(ac->c, true);
 	}
 }
 
+static void run(struct amqp_conn *ac);
+
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-	flush(arg);
+	run(arg);
 }
 
 static void schedule_flush(struct amqp_conn *ac)
@@ -200,9 +208,13 @@ static char *durable_queue_name(pn_link_t *link)
 			return NULL;
 		}
 		for (const char *c = parts[i]; *c; c++) {
-			/* One level each, plain characters only. */
-			char ch = (*c == '.' || *c == '*' || *c == '>' || (unsigned char)*c < 0x20) ? '_' : *c;
-			if (buf_append_char(&b, ch) < 0) {
+			/* One level each, plain characters only; the escape keeps
+			 * distinct ids distinct ("a.b" and "a_b"). */
+			bool plain = *c != '.' && *c != '*' && *c != '>' && *c != '_' &&
+				     (unsigned char)*c >= 0x20 && *c != 0x7f;
+			int rc = plain ? buf_append_char(&b, *c)
+				       : buf_printf(&b, "_%02x", (unsigned char)*c);
+			if (rc < 0) {
 				buf_free(&b);
 				return NULL;
 			}
@@ -213,6 +225,9 @@ static char *durable_queue_name(pn_link_t *link)
 
 static void refuse_link(pn_link_t *link, const char *cond, const char *why)
 {
+	/* A refusing attach carries a null terminus, then the detach says why. */
+	pn_terminus_set_type(pn_link_source(link), PN_UNSPECIFIED);
+	pn_terminus_set_type(pn_link_target(link), PN_UNSPECIFIED);
 	pn_condition_set_name(pn_link_condition(link), cond);
 	pn_condition_set_description(pn_link_condition(link), why);
 	pn_link_open(link);
@@ -296,6 +311,12 @@ static void link_open(struct amqp_conn *ac, pn_link_t *link)
 		}
 		pn_link_open(link);
 	} else {
+		enum router_err err = router_may_publish(ac->b->router, kind, name);
+		if (err != ROUTER_OK) {
+			link_free(ac, al, false);
+			refuse_link(link, router_condition(err), router_strerror(err));
+			return;
+		}
 		pn_link_open(link);
 		pn_link_flow(link, AMQP_LINK_CREDIT);
 	}
@@ -318,6 +339,7 @@ static void receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	pn_link_advance(link);
 	const char *why = NULL;
 	struct message *m = n >= 0 ? amqp_message_decode(ac->scratch.data, (size_t)n, &why) : NULL;
+	bool m_ok = m != NULL;
 	enum router_err err = ROUTER_EINVAL;
 	if (m && al) {
 		m->origin = conn_id(ac->c);
@@ -329,8 +351,8 @@ static void receive(struct amqp_conn *ac, pn_delivery_t *pd)
 			pn_delivery_update(pd, PN_ACCEPTED);
 		} else {
 			pn_condition_t *cond = pn_disposition_condition(pn_delivery_local(pd));
-			pn_condition_set_name(cond, why ? "amqp:decode-error" : router_condition(err));
-			pn_condition_set_description(cond, why ? why : router_strerror(err));
+			pn_condition_set_name(cond, m_ok ? router_condition(err) : "amqp:decode-error");
+			pn_condition_set_description(cond, m_ok ? router_strerror(err) : why);
 			pn_delivery_update(pd, PN_REJECTED);
 		}
 	}
@@ -421,8 +443,6 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 	}
 }
 
-static void run(struct amqp_conn *ac);
-
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	run(arg);
@@ -444,9 +464,13 @@ static void run(struct amqp_conn *ac)
 {
 	pn_event_t *e;
 	tick(ac);
-	while ((e = pn_connection_driver_next_event(&ac->driver)))
-		on_event(ac, e);
-	flush(ac);
+	/* Writing can raise events of its own (the transport closing), and
+	 * the driver is finished only once they are handled too. */
+	do {
+		while ((e = pn_connection_driver_next_event(&ac->driver)))
+			on_event(ac, e);
+		flush(ac);
+	} while (!ac->done && pn_connection_driver_has_event(&ac->driver));
 }
 
 /* ---- connection callbacks ------------------------------------------------ */
@@ -467,6 +491,8 @@ static void *amqp_open(struct conn *c)
 	amqp_sasl_install(ac->driver.transport, c);
 	pn_transport_require_auth(ac->driver.transport, false);
 	pn_transport_set_idle_timeout(ac->driver.transport, AMQP_IDLE_TIMEOUT_MS);
+	/* A frame announcing more is a framing error, not a reason to buffer. */
+	pn_transport_set_max_frame(ac->driver.transport, AMQP_MAX_FRAME);
 	ac->flush_ev = event_new(conn_base(c), -1, 0, flush_cb, ac);
 	ac->tick_ev = evtimer_new(conn_base(c), tick_cb, ac);
 	if (!ac->flush_ev || !ac->tick_ev || pn_connection_driver_bind(&ac->driver) != 0) {
@@ -509,7 +535,9 @@ static void amqp_drained(void *session)
 static void amqp_shutdown(void *session)
 {
 	struct amqp_conn *ac = session;
-	pn_connection_driver_errorf(&ac->driver, "amqp:connection:forced", "broker shutting down");
+	pn_condition_t *cond = pn_connection_condition(ac->driver.connection);
+	pn_condition_set_name(cond, "amqp:connection:forced");
+	pn_condition_set_description(cond, "broker shutting down");
 	pn_connection_close(ac->driver.connection);
 	run(ac);
 }

@@ -267,6 +267,18 @@ enum router_err router_delete_queue(struct router *r, const char *queue)
 	return ROUTER_OK;
 }
 
+enum router_err router_may_publish(struct router *r, enum dest_kind kind, const char *name)
+{
+	enum router_err err = check_name(name, false, false);
+	if (err != ROUTER_OK)
+		return err;
+	if (kind == DEST_QUEUE)
+		return map_get(r->queues, name) || may_create(r, DEST_QUEUE, name) ? ROUTER_OK
+										    : ROUTER_ENOTFOUND;
+	return map_get(r->topics, name) || may_create(r, DEST_TOPIC, name) ? ROUTER_OK
+									    : ROUTER_ENOTFOUND;
+}
+
 struct fanout {
 	struct message *m;
 	struct queue **seen; /* queues already given this message */

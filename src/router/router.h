@@ -53,6 +53,10 @@ enum router_err router_unbind(struct router *r, const char *pattern, const char 
  * has consumers or bindings. */
 enum router_err router_delete_queue(struct router *r, const char *queue);
 
+/* Whether a publish to that destination could succeed now: it exists or
+ * may be created, and the name is valid and not the broker's. */
+enum router_err router_may_publish(struct router *r, enum dest_kind kind, const char *name);
+
 /* Publishes *m to a queue or topic; takes the caller's reference and sets
  * *m to NULL, whatever the outcome. Sets the message's id, timestamp and
  * destination. A topic message with `retain` set becomes the topic's

@@ -194,6 +194,19 @@ class TapResult(unittest.TestResult):
         super().addSkip(test, reason)
         self._line(True, test, " # SKIP " + reason)
 
+    # A known broker shortcoming, kept as a failing test (TAP TODO: automake
+    # counts it XFAIL) until the code is fixed; passing then is an XPASS,
+    # which fails the run so the marker is removed.
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self.n += 1
+        print("not ok %d - %s # TODO known broker shortcoming" % (self.n, test.id()), flush=True)
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self.n += 1
+        print("ok %d - %s # TODO passes now: remove expectedFailure" % (self.n, test.id()), flush=True)
+
 
 def main():
     """Runs the calling module's tests and prints TAP."""
@@ -203,4 +216,4 @@ def main():
     suite.run(result)
     # Class-level failures (setUpClass/tearDownClass) are errors with no test of their own.
     print("1..%d" % result.n, flush=True)
-    sys.exit(0 if result.wasSuccessful() else 1)
+    sys.exit(0 if result.wasSuccessful() and not result.unexpectedSuccesses else 1)
