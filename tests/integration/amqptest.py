@@ -18,7 +18,6 @@
 """
 import itertools
 import os
-import select
 import socket
 import struct
 import threading
@@ -30,7 +29,7 @@ from proton import (Data, Delivery, Described, Endpoint, Handler, Message, Termi
 from proton.reactor import Container, LinkOption
 from proton.utils import BlockingConnection
 
-from wharftest import BrokerTestCase
+from wharftest import BrokerTestCase, RawSocket
 
 # Deadlines are generous: the same tests run under AddressSanitizer.
 TIMEOUT = float(os.environ.get("WHARF_TEST_TIMEOUT", "20"))
@@ -428,56 +427,14 @@ class Frame:
                                           " +%d bytes" % len(self.payload) if self.payload else "")
 
 
-class RawAmqp:
+class RawAmqp(RawSocket):
     """AMQP on a bare socket. read() parses what the broker sends (the
     protocol header first); closed is set once the broker closes."""
 
     def __init__(self, port, timeout=TIMEOUT, rcvbuf=None):
-        if rcvbuf is None:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        else:
-            # Before connect, so that the window is small from the start.
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self.sock.settimeout(timeout)
-            self.sock.connect(("127.0.0.1", port))
-        self.buf = b""
-        self.closed = False
+        super().__init__(port, timeout, rcvbuf)
         self.header = None   # the protocol header the broker sent
         self.frames = []     # every frame read so far
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def send(self, data):
-        """False if the broker has already closed."""
-        try:
-            self.sock.sendall(data)
-            return True
-        except OSError:
-            return False
-
-    def _fill(self, deadline):
-        if self.closed:
-            return False
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        r, _, _ = select.select([self.sock], [], [], left)
-        if not r:
-            return False
-        try:
-            chunk = self.sock.recv(1 << 16)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self.closed = True
-            return False
-        self.buf += chunk
-        return True
 
     def read_header(self, timeout=TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -592,22 +549,18 @@ class RawAmqp:
                         channel=channel))
         return self.expect(ATTACH)
 
-
 def flow(handle, credit, delivery_count=0, next_incoming=0, window=1000, channel=0, drain=False):
     """A link flow giving `credit` on `handle`."""
     return frame(FLOW, [uint(next_incoming), uint(window), uint(0), uint(window), uint(handle),
                         uint(delivery_count), uint(credit), None, drain], channel=channel)
 
-
 def transfer(handle, delivery_id, tag, message_bytes, channel=0, settled=False, more=False):
     return frame(TRANSFER, [uint(handle), uint(delivery_id), tag, uint(0), settled, more],
                  channel=channel, payload=message_bytes)
 
-
 def simple_message(text):
     """The encoding of a message whose body is one amqp-value string."""
     return section(AMQP_VALUE, text)
-
 
 # ---- a bystander ------------------------------------------------------------------
 

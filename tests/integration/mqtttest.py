@@ -12,7 +12,6 @@
 """
 import itertools
 import os
-import select
 import socket
 import struct
 import subprocess
@@ -24,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from wharftest import BrokerTestCase
+from wharftest import BrokerTestCase, RawSocket
 
 # Deadlines are generous: the same tests run under AddressSanitizer.
 TIMEOUT = float(os.environ.get("WHARF_TEST_TIMEOUT", "20"))
@@ -370,37 +369,22 @@ def parse_packet(ptype, flags, body, level):
     return p
 
 
-class RawMqtt:
+class RawMqtt(RawSocket):
     """An MQTT client on a bare socket. Packets read are parsed at `level`;
     expect() takes the first one that matches (from what was already read,
     then from the socket) and keeps the others for later. `closed` is set
     once the broker closes."""
 
     def __init__(self, port, level=5, timeout=TIMEOUT, rcvbuf=None):
-        if rcvbuf is None:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        else:
-            # Set before connect, so the window is small from the start.
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self.sock.settimeout(timeout)
-            self.sock.connect(("127.0.0.1", port))
+        super().__init__(port, timeout, rcvbuf)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.level = level
-        self.buf = b""
-        self.closed = False
         self.inbox = []   # parsed, not yet taken
         self.seen = []    # every packet read, in order
         self._pids = itertools.count(1)
 
     def next_pid(self):
         return next(self._pids) % 65535 + 1
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
     def abort(self):
         """Closes with a TCP reset: an abnormal close, no DISCONNECT."""
@@ -410,34 +394,7 @@ class RawMqtt:
             pass
         self.close()
 
-    def send(self, data):
-        """Sends raw bytes; False if the broker has already closed."""
-        try:
-            self.sock.sendall(data)
-            return True
-        except OSError:
-            return False
-
     # -- reading --
-
-    def _fill(self, deadline):
-        if self.closed:
-            return False
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        r, _, _ = select.select([self.sock], [], [], left)
-        if not r:
-            return False
-        try:
-            chunk = self.sock.recv(1 << 16)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self.closed = True
-            return False
-        self.buf += chunk
-        return True
 
     def _parse(self):
         if len(self.buf) < 2:
@@ -594,7 +551,6 @@ class RawMqtt:
         on this connection before it read the PINGREQ has been read."""
         self.ping(timeout)
 
-
 # ---- paho side ---------------------------------------------------------------
 
 VERSIONS = {3: mqtt.MQTTv31, 4: mqtt.MQTTv311, 5: mqtt.MQTTv5}
@@ -608,7 +564,6 @@ _PAHO_PROPS = [("PayloadFormatIndicator", "payload_format"),
                ("UserProperty", "user"),
                ("TopicAlias", "topic_alias")]
 
-
 def props_of(p):
     """A paho Properties object as a plain dict with this module's names."""
     out = {}
@@ -618,7 +573,6 @@ def props_of(p):
         if hasattr(p, attr):
             out[name] = getattr(p, attr)
     return out
-
 
 def paho_props(ptype, **kw):
     """A paho Properties object for packet type ptype (a PacketTypes value),
@@ -631,7 +585,6 @@ def paho_props(ptype, **kw):
     for k, v in kw.items():
         setattr(p, names[k], v)
     return p
-
 
 SYNC_PREFIX = b"\x00wharf-test-sync-"
 _sync_ids = (("%d-%d" % (os.getpid(), i)).encode() for i in itertools.count())

@@ -10,7 +10,6 @@
 """
 import itertools
 import os
-import select
 import socket
 import threading
 import time
@@ -18,7 +17,7 @@ import uuid
 
 import stomp
 
-from wharftest import BrokerTestCase
+from wharftest import BrokerTestCase, RawSocket
 
 # Deadlines are generous: the same tests run under AddressSanitizer.
 TIMEOUT = float(os.environ.get("WHARF_TEST_TIMEOUT", "20"))
@@ -301,39 +300,15 @@ def encode_frame(command, headers=(), body=b"", version=None, content_length=Non
     return b"".join(out)
 
 
-class RawStomp:
+class RawStomp(RawSocket):
     """A STOMP client on a bare socket. read_frame() parses what arrives,
     counting heart-beat EOLs; closed is set once the broker closes."""
 
     def __init__(self, port, timeout=TIMEOUT, rcvbuf=None):
-        if rcvbuf is None:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        else:
-            # Before connect, so that the window is small from the start
-            # (shrinking it later can stall loopback TCP).
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self.sock.settimeout(timeout)
-            self.sock.connect(("127.0.0.1", port))
-        self.buf = b""
-        self.closed = False
+        super().__init__(port, timeout, rcvbuf)
         self.heartbeats = 0
         self.version = None
         self.frames = []  # everything read so far
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def send(self, data):
-        """Sends raw bytes; False if the broker has already closed."""
-        try:
-            self.sock.sendall(data)
-            return True
-        except OSError:
-            return False
 
     def send_frame(self, command, headers=(), body=b"", **kw):
         kw.setdefault("version", self.version)
@@ -350,26 +325,6 @@ class RawStomp:
             raise AssertionError("expected CONNECTED, got %r" % (f,))
         self.version = f.headers.get("version", "1.0")
         return f
-
-    def _fill(self, deadline):
-        """Reads more bytes into buf; False on timeout or close."""
-        if self.closed:
-            return False
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        r, _, _ = select.select([self.sock], [], [], left)
-        if not r:
-            return False
-        try:
-            chunk = self.sock.recv(1 << 16)
-        except (ConnectionResetError, OSError):
-            chunk = b""
-        if not chunk:
-            self.closed = True
-            return False
-        self.buf += chunk
-        return True
 
     def _parse(self):
         """One frame from buf, or None if it is not all here yet."""
@@ -462,7 +417,6 @@ class RawStomp:
                 break
             got.append(f)
         return got
-
 
 # ---- a bystander ------------------------------------------------------------
 

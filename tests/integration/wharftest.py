@@ -167,6 +167,59 @@ def raw_exchange(port, data, timeout=5):
         s.close()
 
 
+class RawSocket:
+    """A client on a bare socket, for what client libraries hide and for
+    malformed input. Subclasses parse self.buf; _fill() adds what arrives
+    and sets `closed` once the broker closes."""
+
+    def __init__(self, port, timeout, rcvbuf=None):
+        if rcvbuf is None:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        else:
+            # Before connect, so that the window is small from the start
+            # (shrinking it later can stall loopback TCP).
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect(("127.0.0.1", port))
+        self.buf = b""
+        self.closed = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        """Sends raw bytes; False if the broker has already closed."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+    def _fill(self, deadline):
+        """Reads more bytes into buf; False on timeout or close."""
+        if self.closed:
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        r, _, _ = select.select([self.sock], [], [], left)
+        if not r:
+            return False
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.closed = True
+            return False
+        self.buf += chunk
+        return True
+
+
 class TapResult(unittest.TestResult):
     def __init__(self):
         super().__init__()
