@@ -48,6 +48,7 @@ struct mqtt_conn {
 	bool paused;                /* some subscription waits for room */
 	size_t need;
 	struct buf out;
+	struct buf topic, scratch;  /* reused by each PUBLISH sent */
 	/* Acknowledgements held back while a destination is full: the
 	 * client's own in-flight limit then slows it, and its connection is
 	 * still read (it may be consuming what it waits on). */

@@ -48,23 +48,26 @@ int mqtt_conn_send_ack(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, 
 int mqtt_conn_send_publish(struct mqtt_conn *mc, struct msub *sub, struct message *m,
 			   uint8_t qos, uint16_t pid, bool dup, bool retained_delivery)
 {
-	struct buf topic = BUF_INIT, scratch = BUF_INIT;
+	/* Per-connection scratch, reused: no allocation per delivery. */
+	struct buf *topic = &mc->topic, *scratch = &mc->scratch;
 	struct mqtt_packet pkt = { .type = MQTT_PUBLISH, .packet_id = pid };
 	int rc = -1;
 	int64_t now = clock_wall_ms();
-	if (mqtt_from_router_name(&topic, m->dest) < 0)
+	buf_reset(topic);
+	buf_reset(scratch);
+	if (mqtt_from_router_name(topic, m->dest) < 0)
 		goto out;
 	pkt.publish.qos = qos;
 	pkt.publish.dup = dup;
 	pkt.publish.retain = retained_delivery || (sub->retain_as_published && m->retain);
-	pkt.publish.topic = (struct mqtt_str){ topic.data, (uint32_t)topic.len };
+	pkt.publish.topic = (struct mqtt_str){ topic->data, (uint32_t)topic->len };
 	pkt.publish.payload = (struct mqtt_str){ (const char *)m->body, (uint32_t)m->body_len };
 	if (m->body_len > MQTT_MAX_REMAINING) {
 		rc = 1;
 		goto out;
 	}
 	if (mc->level == MQTT_V5) {
-		if (mqtt_publish_props(&pkt, m, now, &scratch) < 0)
+		if (mqtt_publish_props(&pkt, m, now, scratch) < 0)
 			goto out;
 		if (sub->sub_id) {
 			pkt.props.n_sub_ids = 1;
@@ -89,8 +92,6 @@ int mqtt_conn_send_publish(struct mqtt_conn *mc, struct msub *sub, struct messag
 	}
 	mc->out.len = start;
 out:
-	buf_free(&topic);
-	buf_free(&scratch);
 	return rc;
 }
 
@@ -715,6 +716,8 @@ static void mqtt_closed(void *session)
 		free(mc->aliases);
 	}
 	buf_free(&mc->out);
+	buf_free(&mc->topic);
+	buf_free(&mc->scratch);
 	free(mc);
 }
 
