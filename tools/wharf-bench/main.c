@@ -32,10 +32,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: wharf-bench [OPTION]...\n"
-"Load generator for Wharf (and any MQTT or STOMP broker on this machine).\n"
+"Load generator for Wharf (and any MQTT, STOMP or AMQP 1.0 broker on this machine).\n"
 "\n"
-"  --url URL              mqtt://[USER[:PASS]@]127.0.0.1[:1883] or stomp://...:61613\n"
-"                         (localhost only)\n"
+"  --url URL              SCHEME://[USER[:PASS]@]127.0.0.1[:PORT][/PATH], localhost only;\n"
+"                         mqtt (1883), mqtts (8883), stomp (61613), stomps (61614),\n"
+"                         amqp (5672), amqps (5671), or ws (61619) and wss (61620)\n"
+"                         with --protocol\n"
+"      --protocol P       over ws/wss: mqtt, stomp or amqp (subprotocols mqtt,\n"
+"                         v12.stomp, amqp); PATH is the request path (/)\n"
 "  -p, --publishers N     publishing connections (1)\n"
 "  -s, --subscribers N    subscribing connections (1); on a queue they compete,\n"
 "                         on a topic each gets every message\n"
@@ -44,17 +48,21 @@ static void usage(FILE *f)
 "  -S, --size BYTES       payload size, at least 32 (64)\n"
 "  -q, --qos 0|1|2        MQTT QoS of publishes and subscriptions (0)\n"
 "      --mqtt-version 3|4|5  MQTT 3.1, 3.1.1 or 5.0 (4)\n"
-"      --persistent       STOMP: persistent:true\n"
+"      --persistent       STOMP persistent:true, AMQP header durable\n"
+"      --presettled       AMQP: pre-settled transfers both ways (no outcomes)\n"
 "      --topic[=NAME]     publish to a topic (MQTT default; NAME wharf/bench)\n"
-"      --queue[=NAME]     publish to a queue (STOMP default; NAME wharf.bench);\n"
-"                         MQTT: subscribers share $share/wharf-bench/NAME\n"
+"      --queue[=NAME]     publish to a queue (STOMP, AMQP default; NAME wharf.bench);\n"
+"                         MQTT: subscribers share $share/wharf-bench/NAME;\n"
+"                         AMQP: NAME is the address (topics: topic://NAME), and\n"
+"                         a NAME with a '/' is taken as it is (RabbitMQ: /queue/NAME)\n"
 "      --dest NAME        the topic or queue name\n"
 "  -r, --rate MSG/S       fixed rate per publisher, evenly spaced (as fast as possible)\n"
 "  -w, --window N         unconfirmed messages per publisher: MQTT QoS > 0 in flight\n"
-"                         (100), STOMP messages awaiting a receipt (1000); 0 = none\n"
+"                         (100), STOMP messages awaiting a receipt, AMQP unsettled\n"
+"                         transfers (1000); 0 = none\n"
 "      --receipt-every K  STOMP: ask for a receipt every K messages (window/4)\n"
 "      --prefetch N       STOMP prefetch (activemq.prefetchSize, prefetch-count);\n"
-"                         MQTT 5: subscribers' receive maximum\n"
+"                         AMQP link credit (1000); MQTT 5: subscribers' receive maximum\n"
 "      --ack MODE         STOMP: auto, client or client-individual (auto)\n"
 "      --idle-connections N  extra connections held open, idle, during the run\n"
 "      --broker-pid PID   report the broker's CPU (all threads, from /proc) and memory\n"
@@ -200,19 +208,38 @@ static int parse_url(struct wb_opts *o, const char *url)
 		fprintf(stderr, "wharf-bench: %s: expected SCHEME://HOST[:PORT]\n", url);
 		return -1;
 	}
-	size_t sl = (size_t)(p - url);
-	if (sl == 4 && !strncmp(url, "mqtt", 4)) {
-		o->proto = WB_PROTO_MQTT;
-		o->port = 1883;
-	} else if (sl == 5 && !strncmp(url, "stomp", 5)) {
-		o->proto = WB_PROTO_STOMP;
-		o->port = 61613;
-	} else {
-		fprintf(stderr, "wharf-bench: %.*s: unsupported scheme (mqtt, stomp)\n", (int)sl, url);
+	static const struct {
+		const char *name;
+		enum wb_proto_id proto;
+		enum wb_tp_id tp;
+		int port;
+	} schemes[] = {
+		{ "mqtt", WB_PROTO_MQTT, WB_TP_TCP, 1883 },
+		{ "mqtts", WB_PROTO_MQTT, WB_TP_TLS, 8883 },
+		{ "stomp", WB_PROTO_STOMP, WB_TP_TCP, 61613 },
+		{ "stomps", WB_PROTO_STOMP, WB_TP_TLS, 61614 },
+		{ "amqp", WB_PROTO_AMQP, WB_TP_TCP, 5672 },
+		{ "amqps", WB_PROTO_AMQP, WB_TP_TLS, 5671 },
+		{ "ws", WB_PROTO_MQTT, WB_TP_WS, 61619 },
+		{ "wss", WB_PROTO_MQTT, WB_TP_WSS, 61620 },
+	};
+	size_t sl = (size_t)(p - url), i;
+	for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+		if (strlen(schemes[i].name) == sl && !strncmp(url, schemes[i].name, sl))
+			break;
+	if (i == sizeof schemes / sizeof schemes[0]) {
+		fprintf(stderr, "wharf-bench: %.*s: unsupported scheme (mqtt, mqtts, stomp, stomps, "
+				"amqp, amqps, ws, wss)\n", (int)sl, url);
 		return -1;
 	}
+	o->tp = schemes[i].tp;
+	o->port = schemes[i].port;
+	if (o->tp != WB_TP_WS && o->tp != WB_TP_WSS)
+		o->proto = schemes[i].proto;
 	p += 3;
 	const char *end = p + strcspn(p, "/?#");
+	if (*end == '/' && snprintf(o->path, sizeof o->path, "%s", end) >= (int)sizeof o->path)
+		return -1;
 	const char *at = memchr(p, '@', (size_t)(end - p));
 	if (at) {
 		const char *colon = memchr(p, ':', (size_t)(at - p));
@@ -261,10 +288,13 @@ enum {
 	OPT_MQTT_VERSION = 256, OPT_PERSISTENT, OPT_TOPIC, OPT_QUEUE, OPT_DEST, OPT_RECEIPT_EVERY,
 	OPT_PREFETCH, OPT_ACK, OPT_IDLE, OPT_BROKER_PID, OPT_JSON, OPT_TIMEOUT, OPT_DRAIN,
 	OPT_STRICT, OPT_KEEPALIVE, OPT_CONC, OPT_CLIENT_ID, OPT_QUIET, OPT_INTENDED, OPT_URL,
+	OPT_PROTOCOL, OPT_PRESETTLED,
 };
 
 static const struct option long_opts[] = {
 	{ "url", required_argument, NULL, OPT_URL },
+	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
+	{ "presettled", no_argument, NULL, OPT_PRESETTLED },
 	{ "publishers", required_argument, NULL, 'p' },
 	{ "subscribers", required_argument, NULL, 's' },
 	{ "count", required_argument, NULL, 'n' },
@@ -305,6 +335,7 @@ static int bad(const char *opt, const char *arg)
 static int parse_opts(struct wb_opts *o, int argc, char **argv)
 {
 	bool kind_set = false, window_set = false, count_set = false, timeout_set = false;
+	bool proto_set = false;
 	const char *dest = NULL;
 	uint64_t v;
 	memset(o, 0, sizeof *o);
@@ -321,6 +352,18 @@ static int parse_opts(struct wb_opts *o, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "p:s:n:d:S:q:r:w:h", long_opts, NULL)) != -1) {
 		switch (ch) {
 		case OPT_URL: o->url = optarg; break;
+		case OPT_PROTOCOL:
+			if (!strcmp(optarg, "mqtt"))
+				o->proto = WB_PROTO_MQTT;
+			else if (!strcmp(optarg, "stomp"))
+				o->proto = WB_PROTO_STOMP;
+			else if (!strcmp(optarg, "amqp"))
+				o->proto = WB_PROTO_AMQP;
+			else
+				return bad("protocol", optarg);
+			proto_set = true;
+			break;
+		case OPT_PRESETTLED: o->presettled = true; break;
 		case 'p':
 			if (!parse_unsigned(optarg, 100000, &o->publishers))
 				return bad("publishers", optarg);
@@ -437,14 +480,24 @@ static int parse_opts(struct wb_opts *o, int argc, char **argv)
 		fprintf(stderr, "wharf-bench: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
+	enum wb_proto_id chosen = o->proto;
 	if (parse_url(o, o->url) < 0)
 		return -1;
-	bool mqtt = o->proto == WB_PROTO_MQTT;
+	bool ws = o->tp == WB_TP_WS || o->tp == WB_TP_WSS;
+	if (proto_set && !ws) {
+		fprintf(stderr, "wharf-bench: --protocol is for ws:// and wss:// URLs\n");
+		return -1;
+	}
+	if (ws)
+		o->proto = chosen;
+	bool mqtt = o->proto == WB_PROTO_MQTT, stomp = o->proto == WB_PROTO_STOMP;
+	bool amqp = o->proto == WB_PROTO_AMQP;
 	if (!kind_set)
 		o->kind = mqtt ? WB_TOPIC : WB_QUEUE;
 	if (!dest)
 		dest = mqtt ? "wharf/bench" : "wharf.bench";
-	if (!*dest || strlen(dest) >= sizeof o->dest || strpbrk(dest, mqtt ? "+#" : ":\r\n")) {
+	if (!*dest || strlen(dest) >= sizeof o->dest ||
+	    strpbrk(dest, mqtt ? "+#" : stomp ? ":\r\n" : "\r\n")) {
 		fprintf(stderr, "wharf-bench: invalid destination name '%s'\n", dest);
 		return -1;
 	}
@@ -461,18 +514,26 @@ static int parse_opts(struct wb_opts *o, int argc, char **argv)
 		fprintf(stderr, "wharf-bench: an MQTT window is at most 65535 (packet ids)\n");
 		return -1;
 	}
-	if (!mqtt && !o->receipt_every)
+	if (stomp && !o->receipt_every)
 		o->receipt_every = o->window / 4 ? o->window / 4 : 1;
-	if (!mqtt && o->window && o->receipt_every > o->window) {
+	if (stomp && o->window && o->receipt_every > o->window) {
 		fprintf(stderr, "wharf-bench: --receipt-every must not exceed --window\n");
+		return -1;
+	}
+	if (!stomp && (o->receipt_every || o->ack != WB_ACK_AUTO)) {
+		fprintf(stderr, "wharf-bench: --receipt-every and --ack are STOMP options\n");
 		return -1;
 	}
 	if (!mqtt && (o->qos || o->mqtt_version != 4)) {
 		fprintf(stderr, "wharf-bench: --qos and --mqtt-version are MQTT options\n");
 		return -1;
 	}
-	if (mqtt && (o->persistent || o->ack != WB_ACK_AUTO)) {
-		fprintf(stderr, "wharf-bench: --persistent and --ack are STOMP options\n");
+	if (mqtt && o->persistent) {
+		fprintf(stderr, "wharf-bench: --persistent is a STOMP and AMQP option\n");
+		return -1;
+	}
+	if (!amqp && o->presettled) {
+		fprintf(stderr, "wharf-bench: --presettled is an AMQP option\n");
 		return -1;
 	}
 	if (mqtt && o->size + strlen(o->dest) + 16 > 268435455) {
@@ -540,7 +601,8 @@ static void summarize(const struct wb_run *r, struct summary *s)
 
 	bool mqtt = o->proto == WB_PROTO_MQTT;
 	s->loss_fatal = o->strict || (mqtt && o->qos >= 1) || o->persistent ||
-			(!mqtt && o->kind == WB_QUEUE);
+			(o->proto == WB_PROTO_STOMP && o->kind == WB_QUEUE) ||
+			(o->proto == WB_PROTO_AMQP && !o->presettled);
 	bool verify_fail = r->corrupt || s->rejected || r->idle_lost ||
 			   (s->missing && s->loss_fatal) ||
 			   (s->dups && (o->strict || (mqtt && o->qos == 2))) || (s->ooo && o->strict);
@@ -572,17 +634,29 @@ static const char *fmt_ns(char *buf, size_t len, uint64_t ns)
 	return buf;
 }
 
+static const char *const proto_names[] = { "mqtt", "stomp", "amqp" };
+static const char *const tp_names[] = { "tcp", "tls", "ws", "wss" };
+
+static const char *ack_name(enum wb_ack a)
+{
+	return a == WB_ACK_AUTO ? "auto" : a == WB_ACK_CLIENT ? "client" : "client-individual";
+}
+
 static const char *flow_name(const struct wb_opts *o, char *buf, size_t len)
 {
+	const char *kind = o->kind == WB_QUEUE ? "competing consumers" : "fan-out";
 	if (o->proto == WB_PROTO_MQTT)
-		snprintf(buf, len, "MQTT %s QoS %d %s %s",
+		snprintf(buf, len, "MQTT %s QoS %d %s %s over %s",
 			 o->mqtt_version == 5 ? "5.0" : o->mqtt_version == 4 ? "3.1.1" : "3.1", o->qos,
-			 o->kind == WB_QUEUE ? "shared subscription" : "topic", o->dest);
+			 o->kind == WB_QUEUE ? "shared subscription" : "topic", o->dest, tp_names[o->tp]);
+	else if (o->proto == WB_PROTO_STOMP)
+		snprintf(buf, len, "STOMP 1.2 %s /%s/%s, %s, ack %s over %s",
+			 o->persistent ? "persistent" : "transient", o->kind == WB_QUEUE ? "queue" : "topic",
+			 o->dest, kind, ack_name(o->ack), tp_names[o->tp]);
 	else
-		snprintf(buf, len, "STOMP 1.2 %s /%s/%s, %s, ack %s", o->persistent ? "persistent" : "transient",
-			 o->kind == WB_QUEUE ? "queue" : "topic", o->dest,
-			 o->kind == WB_QUEUE ? "competing consumers" : "fan-out",
-			 o->ack == WB_ACK_AUTO ? "auto" : o->ack == WB_ACK_CLIENT ? "client" : "client-individual");
+		snprintf(buf, len, "AMQP 1.0 %s %s %s %s, %s over %s",
+			 o->persistent ? "durable" : "transient", o->presettled ? "pre-settled" : "unsettled",
+			 o->kind == WB_QUEUE ? "queue" : "topic", o->dest, kind, tp_names[o->tp]);
 	return buf;
 }
 
@@ -689,12 +763,15 @@ static void report_json(const struct wb_run *r, const struct summary *s)
 	const struct wb_hist *h = &r->lat;
 	printf("{\"tool\":\"wharf-bench\",\"version\":\"%s\",\"url\":", WB_VERSION);
 	json_str(o->url);
-	printf(",\"protocol\":\"%s\"", o->proto == WB_PROTO_MQTT ? "mqtt" : "stomp");
+	printf(",\"protocol\":\"%s\",\"transport\":\"%s\"", proto_names[o->proto], tp_names[o->tp]);
 	if (o->proto == WB_PROTO_MQTT)
 		printf(",\"mqtt_version\":%d,\"qos\":%d", o->mqtt_version, o->qos);
-	else
+	else if (o->proto == WB_PROTO_STOMP)
 		printf(",\"persistent\":%s,\"ack\":\"%s\"", o->persistent ? "true" : "false",
-		       o->ack == WB_ACK_AUTO ? "auto" : o->ack == WB_ACK_CLIENT ? "client" : "client-individual");
+		       ack_name(o->ack));
+	else
+		printf(",\"persistent\":%s,\"presettled\":%s", o->persistent ? "true" : "false",
+		       o->presettled ? "true" : "false");
 	printf(",\"kind\":\"%s\",\"dest\":", o->kind == WB_QUEUE ? "queue" : "topic");
 	json_str(o->dest);
 	printf(",\"publishers\":%u,\"subscribers\":%u,\"idle_connections\":%u,\"size\":%zu", o->publishers,

@@ -34,11 +34,11 @@ static ssize_t tcp_write(struct wb_conn *c, const void *buf, size_t len)
 	return send(c->fd, buf, len, MSG_NOSIGNAL);
 }
 
-const struct wb_transport wb_tcp = { "tcp", tcp_read, tcp_write };
+const struct wb_transport wb_tcp = { .name = "tcp", .read = tcp_read, .write = tcp_write };
 
 /* ---- buffers ------------------------------------------------------------- */
 
-static int buf_room(struct wb_buf *b, size_t n)
+int wb_buf_room(struct wb_buf *b, size_t n)
 {
 	if (b->off && b->off == b->len)
 		b->off = b->len = 0;
@@ -74,6 +74,8 @@ static void fail(struct wb_conn *c, const char *why)
 {
 	if (!c->open)
 		return;
+	if (c->err)
+		why = c->err;
 	wb_conn_close(c);
 	c->ops->on_close(c, why);
 }
@@ -112,7 +114,35 @@ void wb_conn_flush(struct wb_conn *c)
 		if (c->lean && c->out.data)
 			buf_release(&c->out);
 	}
-	arm_write(c, c->out.len > c->out.off || c->producing);
+	bool held = false; /* bytes the transport layer still holds (WebSocket frames) */
+	if (c->tp->flush) {
+		int r = c->tp->flush(c);
+		if (r < 0) {
+			fail(c, strerror(errno));
+			return;
+		}
+		held = r == 0;
+	}
+	arm_write(c, c->out.len > c->out.off || c->producing || held);
+}
+
+/* TLS and WebSocket handshakes run on the connection's events until done. */
+static void handshake(struct wb_conn *c)
+{
+	errno = 0;
+	int r = c->tp->handshake(c);
+	if (r < 0) {
+		fail(c, errno ? strerror(errno) : "handshake failed");
+		return;
+	}
+	if (r == 0) {
+		arm_write(c, c->want_write);
+		return;
+	}
+	c->handshaking = false;
+	arm_write(c, false);
+	c->ops->on_connect(c);
+	wb_conn_flush(c);
 }
 
 /* Takes effect at the next wb_conn_flush(), which every caller reaches
@@ -124,7 +154,7 @@ void wb_conn_set_producing(struct wb_conn *c, bool on)
 
 uint8_t *wb_conn_reserve(struct wb_conn *c, size_t n)
 {
-	if (buf_room(&c->out, n) < 0)
+	if (wb_buf_room(&c->out, n) < 0)
 		return NULL;
 	return c->out.data + c->out.len;
 }
@@ -142,6 +172,10 @@ int wb_conn_append(struct wb_conn *c, const void *data, size_t n)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct wb_conn *c = arg;
+	if (c->handshaking) {
+		handshake(c);
+		return;
+	}
 	bool shared = c->in.len == c->in.off;
 	uint8_t *dst;
 	size_t room;
@@ -150,7 +184,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		dst = shared_in;
 		room = sizeof shared_in;
 	} else {
-		if (buf_room(&c->in, MIN_ROOM) < 0) {
+		if (wb_buf_room(&c->in, MIN_ROOM) < 0) {
 			fail(c, "out of memory");
 			return;
 		}
@@ -188,7 +222,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if (shared) {
 		if (used < len) {
-			if (buf_room(&c->in, len - used) < 0) {
+			if (wb_buf_room(&c->in, len - used) < 0) {
 				fail(c, "out of memory");
 				return;
 			}
@@ -220,9 +254,22 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		}
 		c->connecting = false;
 		event_add(c->ev_read, NULL);
+		if (c->tp->open && c->tp->open(c) < 0) {
+			fail(c, strerror(errno));
+			return;
+		}
+		c->handshaking = c->tp->handshake != NULL;
+		if (c->handshaking) {
+			handshake(c);
+			return;
+		}
 		arm_write(c, false);
 		c->ops->on_connect(c);
 		wb_conn_flush(c);
+		return;
+	}
+	if (c->handshaking) {
+		handshake(c);
 		return;
 	}
 	wb_conn_flush(c);
@@ -274,10 +321,12 @@ void wb_conn_close(struct wb_conn *c)
 	if (c->ev_write)
 		event_free(c->ev_write);
 	c->ev_read = c->ev_write = NULL;
+	if (c->tp && c->tp->close && c->fd >= 0)
+		c->tp->close(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	c->open = c->write_armed = false;
+	c->open = c->write_armed = c->handshaking = false;
 	if (!c->busy) /* else on_read releases it once the parser is done */
 		buf_release(&c->in);
 	buf_release(&c->out);

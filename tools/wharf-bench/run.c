@@ -21,6 +21,7 @@
 #define BATCH_BYTES (64 * 1024)  /* a publisher yields to the loop after this much */
 #define OUT_HIGH (256 * 1024)    /* and stops producing while this much is unsent */
 #define NS 1000000000ull
+#define AMQP_TICK_S 5           /* proton's idle-timeout frames: brokers ask for 30 s or more */
 
 static struct wb_client *of(struct wb_conn *conn)
 {
@@ -157,6 +158,14 @@ static void check_pub_done(struct wb_client *c)
 
 static void pump(struct wb_client *c);
 
+/* What the protocol engine holds, then the connection's output. */
+static void flush(struct wb_client *c)
+{
+	if (c->run->proto->flush && c->conn.open)
+		c->run->proto->flush(c);
+	wb_conn_flush(&c->conn);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	pump(arg);
@@ -168,7 +177,7 @@ static void pump(struct wb_client *c)
 	const struct wb_opts *o = r->o;
 	if ((r->phase != WB_FLOWING && r->phase != WB_DRAINING) || c->finishing || !c->conn.open) {
 		wb_conn_set_producing(&c->conn, false);
-		wb_conn_flush(&c->conn);
+		flush(c);
 		return;
 	}
 	size_t start = wb_conn_pending(&c->conn);
@@ -221,7 +230,7 @@ static void pump(struct wb_client *c)
 		struct timeval tv = { (time_t)(d / NS), (suseconds_t)(d % NS / 1000) };
 		event_add(c->tick, &tv);
 	}
-	wb_conn_flush(&c->conn);
+	flush(c);
 }
 
 static void duration_cb(evutil_socket_t fd, short what, void *arg)
@@ -245,7 +254,13 @@ void wb_on_confirm(struct wb_client *c, uint64_t n, bool rejected)
 		c->confirmed += n;
 	if (c->finishing)
 		check_pub_done(c);
-	else if (c->blocked) /* pump again once this read is parsed */
+	else
+		wb_on_credit(c);
+}
+
+void wb_on_credit(struct wb_client *c)
+{
+	if (c->blocked && !c->finishing) /* pump again once this read is parsed */
 		wb_conn_set_producing(&c->conn, true);
 }
 
@@ -309,7 +324,7 @@ static void start_more(struct wb_run *r)
 	while (r->connecting < o->connect_concurrency && r->next_start < r->total &&
 	       r->phase == WB_CONNECTING) {
 		struct wb_client *c = client_at(r, r->next_start++);
-		if (wb_conn_open(&c->conn, r->base, &r->addr, &client_ops, &wb_tcp) < 0) {
+		if (wb_conn_open(&c->conn, r->base, &r->addr, &client_ops, r->tp) < 0) {
 			wb_fail(c, "connect: %s", strerror(errno));
 			return;
 		}
@@ -400,7 +415,7 @@ static void ping_cb(evutil_socket_t fd, short what, void *arg)
 		struct wb_client *c = client_at(r, i);
 		if (c->ready && c->conn.open && !(c->role == WB_PUB && c->finishing)) {
 			r->proto->ping(c);
-			wb_conn_flush(&c->conn);
+			flush(c);
 		}
 	}
 }
@@ -486,7 +501,15 @@ int wb_run(struct wb_run *r, const struct wb_opts *o)
 {
 	memset(r, 0, sizeof *r);
 	r->o = o;
-	r->proto = o->proto == WB_PROTO_MQTT ? &wb_mqtt : &wb_stomp;
+	static const struct wb_proto *const protos[] = { &wb_mqtt, &wb_stomp, &wb_amqp };
+	static const char *const subprotocols[] = { "mqtt", "v12.stomp", "amqp" };
+	r->proto = protos[o->proto];
+	r->tp = o->tp == WB_TP_TCP ? &wb_tcp : o->tp == WB_TP_TLS ? &wb_tls : &wb_ws;
+	if ((o->tp == WB_TP_TLS || o->tp == WB_TP_WSS) && wb_tls_init() < 0)
+		return -1;
+	if (o->tp == WB_TP_WS || o->tp == WB_TP_WSS)
+		wb_ws_init(o->host, o->port, o->path, subprotocols[o->proto],
+			   o->tp == WB_TP_WSS ? &wb_tls : &wb_tcp);
 	r->t_begin = wb_now_ns();
 	r->run_id = (uint32_t)(r->t_begin ^ (r->t_begin >> 32) ^ ((uint64_t)getpid() << 16));
 	r->progress = !o->quiet && isatty(2);
@@ -538,6 +561,9 @@ int wb_run(struct wb_run *r, const struct wb_opts *o)
 	if (o->proto == WB_PROTO_MQTT && o->keepalive) {
 		struct timeval ktv = { o->keepalive / 2 ? o->keepalive / 2 : 1, 0 };
 		event_add(r->ev_ping, &ktv);
+	} else if (o->proto == WB_PROTO_AMQP) {
+		struct timeval ktv = { AMQP_TICK_S, 0 };
+		event_add(r->ev_ping, &ktv);
 	}
 
 	r->phase = WB_CONNECTING;
@@ -556,7 +582,7 @@ int wb_run(struct wb_run *r, const struct wb_opts *o)
 		struct wb_client *c = client_at(r, i);
 		if (c->conn.open && c->ready && !c->conn.connecting) {
 			r->proto->disconnect(c);
-			wb_conn_flush(&c->conn);
+			flush(c);
 		}
 	}
 	return 0;

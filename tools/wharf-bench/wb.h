@@ -1,17 +1,20 @@
 /* wharf-bench: the load generator of Wharf.
  *
  * One process, one libevent loop, no threads. The layers, bottom up:
- *   net.c      non-blocking TCP connections with linear in/out buffers; a
- *              transport vtable (plain TCP now; TLS and WebSocket later)
- *   mqtt.c     MQTT 3.1/3.1.1/5 client (QoS 0, 1, 2)     } struct wb_proto
- *   stomp.c    STOMP 1.2 client (SEND/receipts, SUBSCRIBE/ACK) }
+ *   net.c      non-blocking TCP connections with linear in/out buffers and
+ *              the transport vtable; plain TCP
+ *   tls.c      TLS on OpenSSL (a wb_transport)
+ *   ws.c       WebSocket client framing over TCP or TLS (a wb_transport)
+ *   mqtt.c     MQTT 3.1/3.1.1/5 client (QoS 0, 1, 2)            }
+ *   stomp.c    STOMP 1.2 client (SEND/receipts, SUBSCRIBE/ACK)   } struct wb_proto
+ *   amqp.c     AMQP 1.0 client on proton's connection driver     }
  *   payload.c  the message header (run, publisher, sequence, send time,
  *              checksum) and its verification
  *   stats.c    latency histogram, per-subscriber sequence tracking
  *   run.c      the engine: connection set-up, pacing, windows, end of run
  *   main.c     options, broker /proc sampling, the report
  * A protocol adapter only frames bytes; pacing, windows, verification and
- * timing live in run.c, so AMQP (proton) plugs in as one more wb_proto. */
+ * timing live in run.c. A protocol never knows its transport. */
 #ifndef WHARF_BENCH_WB_H
 #define WHARF_BENCH_WB_H
 
@@ -26,14 +29,17 @@ struct event;
 
 /* ---- options ------------------------------------------------------------- */
 
-enum wb_proto_id { WB_PROTO_MQTT, WB_PROTO_STOMP };
+enum wb_proto_id { WB_PROTO_MQTT, WB_PROTO_STOMP, WB_PROTO_AMQP };
+enum wb_tp_id { WB_TP_TCP, WB_TP_TLS, WB_TP_WS, WB_TP_WSS };
 enum wb_kind { WB_TOPIC, WB_QUEUE };
 enum wb_ack { WB_ACK_AUTO, WB_ACK_CLIENT, WB_ACK_CLIENT_INDIVIDUAL };
 
 struct wb_opts {
 	const char *url;
 	enum wb_proto_id proto;
+	enum wb_tp_id tp;
 	char host[64];
+	char path[128];           /* WebSocket request path */
 	int port;
 	char user[128], pass[128];
 	bool has_user, has_pass;
@@ -44,13 +50,14 @@ struct wb_opts {
 	int qos;                  /* MQTT */
 	int mqtt_version;         /* 3, 4 or 5 */
 	unsigned keepalive;       /* MQTT seconds */
-	bool persistent;          /* STOMP */
+	bool persistent;          /* STOMP persistent:true, AMQP header durable */
+	bool presettled;          /* AMQP: transfers settled on sending (at most once) */
 	enum wb_kind kind;
 	char dest[256];           /* topic / destination name, no prefix */
 	double rate;              /* messages/s per publisher; 0 = as fast as possible */
 	unsigned window;          /* unconfirmed messages per publisher; 0 = unbounded */
 	unsigned receipt_every;   /* STOMP: a receipt every K messages */
-	unsigned prefetch;        /* STOMP prefetch; MQTT 5 receive maximum of subscribers */
+	unsigned prefetch;        /* STOMP prefetch; AMQP link credit; MQTT 5 receive maximum of subscribers */
 	enum wb_ack ack;          /* STOMP */
 	pid_t broker_pid;
 	bool json, strict, intended_time, quiet;
@@ -128,7 +135,12 @@ struct wb_buf {
 	size_t off, len, cap;
 };
 
+/* Room for n more bytes at data + len, moving what is unread to the front
+ * first; -1 when out of memory. */
+int wb_buf_room(struct wb_buf *b, size_t n);
+
 struct wb_conn;
+struct wb_ws;
 struct wb_conn_ops {
 	void (*on_connect)(struct wb_conn *c);     /* TCP up: send the protocol handshake */
 	/* Parse what arrived; return the bytes consumed (the rest is kept). */
@@ -137,13 +149,27 @@ struct wb_conn_ops {
 	void (*on_close)(struct wb_conn *c, const char *why);
 };
 
-/* Where the bytes go: plain TCP today, TLS or WebSocket framing later. */
+/* Where the bytes go. read and write behave as read(2) and send(2) (-1 with
+ * errno EAGAIN when nothing can move now; c->err may name a failure).
+ * Optional hooks: open sets up the layer's state once TCP is up; handshake
+ * returns 1 when done, 0 to be called again on the next event (c->want_write
+ * says whether it waits to write), -1 on failure; flush writes what the
+ * layer itself holds: 1 all out, 0 some left, -1 failed; close frees. */
 struct wb_transport {
 	const char *name;
+	int (*open)(struct wb_conn *c);
+	int (*handshake)(struct wb_conn *c);
 	ssize_t (*read)(struct wb_conn *c, void *buf, size_t len);
 	ssize_t (*write)(struct wb_conn *c, const void *buf, size_t len);
+	int (*flush)(struct wb_conn *c);
+	void (*close)(struct wb_conn *c);
 };
-extern const struct wb_transport wb_tcp;
+extern const struct wb_transport wb_tcp, wb_tls, wb_ws;
+
+/* Set up once per run, before any connection opens. */
+int wb_tls_init(void);
+void wb_ws_init(const char *host, int port, const char *path, const char *subprotocol,
+		const struct wb_transport *lower);
 
 struct wb_conn {
 	int fd;
@@ -151,7 +177,10 @@ struct wb_conn {
 	struct wb_buf in, out;
 	const struct wb_conn_ops *ops;
 	const struct wb_transport *tp;
-	bool open, connecting, producing, write_armed, lean, busy;
+	void *tls;                    /* tls.c: the SSL object */
+	struct wb_ws *ws;             /* ws.c: framing state */
+	const char *err;              /* a transport's last failure, static text */
+	bool open, connecting, handshaking, want_write, producing, write_armed, lean, busy;
 	uint64_t bytes_in, bytes_out;
 };
 
@@ -204,13 +233,18 @@ struct wb_proto {
 	void (*finish)(struct wb_client *c);          /* ask the broker to confirm all was read */
 	void (*ping)(struct wb_client *c);
 	void (*disconnect)(struct wb_client *c);
+	/* Optional: move what the protocol engine buffered into the
+	 * connection's output (AMQP: proton's frames). */
+	void (*flush)(struct wb_client *c);
 };
 extern const struct wb_proto wb_mqtt;
 extern const struct wb_proto wb_stomp;
+extern const struct wb_proto wb_amqp;
 
 /* Called by the protocols. */
 void wb_on_ready(struct wb_client *c);            /* connected (and subscribed) */
 void wb_on_confirm(struct wb_client *c, uint64_t n, bool rejected);
+void wb_on_credit(struct wb_client *c);           /* can_publish may have turned true */
 void wb_on_finished(struct wb_client *c);         /* the finish marker came back */
 void wb_on_message(struct wb_client *c, const uint8_t *payload, size_t len);
 void wb_on_window(struct wb_client *c, unsigned window); /* broker's limit */
@@ -234,6 +268,7 @@ struct wb_proc_sample {
 struct wb_run {
 	const struct wb_opts *o;
 	const struct wb_proto *proto;
+	const struct wb_transport *tp;
 	struct event_base *base;
 	struct sockaddr_in addr;
 	uint32_t run_id;
