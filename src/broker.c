@@ -17,6 +17,7 @@
 #include "net/listener.h"
 #include "protocols/mqtt/session.h"
 #include "router/router.h"
+#include "store/store.h"
 #include "util/clock.h"
 
 static int make_dirs(const char *path)
@@ -40,7 +41,7 @@ static int make_dirs(const char *path)
 }
 
 /* One broker per data directory: a second one on the same files would
- * corrupt the journal the store issue adds. */
+ * corrupt the journal. */
 static int lock_data_dir(struct broker *b)
 {
 	const char *dir = b->cfg->data_dir;
@@ -105,6 +106,17 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		return -1;
 	}
 	apply_destinations(b);
+	struct store_options so = {
+		.dir = cfg->data_dir,
+		.sync = (enum journal_sync)cfg->sync,
+		.on_corruption = (enum journal_on_corruption)cfg->on_corruption,
+		.segment_size = cfg->journal_segment_size,
+	};
+	char err[512];
+	if (store_open(b->base, &so, b->router, &b->store, err, sizeof(err)) < 0) {
+		log_error("store: %s", err);
+		return -1;
+	}
 	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
 	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);
@@ -173,6 +185,7 @@ void broker_free(struct broker *b)
 	if (b->base)
 		conn_free_all(b);
 	mqtt_broker_free(b);
+	store_close(b->store);
 	router_free(b->router);
 	if (b->stop_timer)
 		event_free(b->stop_timer);

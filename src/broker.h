@@ -12,6 +12,7 @@
 struct event_base;
 struct event;
 struct router;
+struct store;
 struct conn;
 struct listener;
 struct mqtt_broker;
@@ -22,6 +23,7 @@ struct broker {
 	struct event_base *base;
 	struct wharf_config *cfg;
 	struct router *router;
+	struct store *store;      /* durable messages and run-time bindings */
 	struct listener *listeners;
 	struct mqtt_broker *mqtt; /* the MQTT adapter's state, once it has a listener */
 	struct conn_list conns;

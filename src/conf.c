@@ -232,6 +232,23 @@ static int set_duration(struct parser *p, const char *key, unsigned *slot, const
 	return 0;
 }
 
+/* One of `names` (NULL-terminated); *slot gets its index. */
+static int set_choice(struct parser *p, const char *key, int *slot, const char *v,
+		      const char *const *names)
+{
+	for (int i = 0; names[i]; i++) {
+		if (!strcmp(v, names[i])) {
+			*slot = i;
+			return 0;
+		}
+	}
+	char list[160] = "";
+	for (int i = 0; names[i]; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			 i ? (names[i + 1] ? ", " : " or ") : "", names[i]);
+	return fail(p, "%s: '%s' is not %s", key, v, list);
+}
+
 /* ---- sections ----------------------------------------------------------- */
 
 /* tls_* keys, in a [listener] or at the top as defaults; 1 if `k` is not one. */
@@ -246,15 +263,8 @@ static int tls_key(struct parser *p, struct tls_config *t, const char *k, const 
 	if (!strcmp(k, "tls_ciphers"))
 		return set_string(p, &t->ciphers, v);
 	if (!strcmp(k, "tls_client_cert")) {
-		if (!strcmp(v, "none"))
-			t->client_cert = 0;
-		else if (!strcmp(v, "optional"))
-			t->client_cert = 1;
-		else if (!strcmp(v, "required"))
-			t->client_cert = 2;
-		else
-			return fail(p, "tls_client_cert: '%s' is not none, optional or required", v);
-		return 0;
+		static const char *const names[] = { "none", "optional", "required", NULL };
+		return set_choice(p, k, &t->client_cert, v, names);
 	}
 	if (!strcmp(k, "tls_min_version")) {
 		if (!strcmp(v, "1.2"))
@@ -288,6 +298,18 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->topic_max_pending, v, 1);
 	if (!strcmp(k, "shutdown_grace"))
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
+	if (!strcmp(k, "sync")) {
+		/* In the order of enum journal_sync. */
+		static const char *const names[] = { "always", "batch", "never", NULL };
+		return set_choice(p, k, &cfg->sync, v, names);
+	}
+	if (!strcmp(k, "on_corruption")) {
+		/* In the order of enum journal_on_corruption. */
+		static const char *const names[] = { "quarantine", "refuse", NULL };
+		return set_choice(p, k, &cfg->on_corruption, v, names);
+	}
+	if (!strcmp(k, "journal_segment_size"))
+		return set_size(p, k, &cfg->journal_segment_size, v, 4096);
 	if (!strcmp(k, "ws_max_message"))
 		return set_size(p, k, &cfg->ws_max_message, v, 256);
 	if (!strcmp(k, "ws_allowed_origins"))

@@ -63,6 +63,9 @@ struct wharf_config {
 	size_t topic_max_pending;     /* messages held for one non-durable
 				         topic subscriber before the oldest drop */
 	unsigned shutdown_grace_ms;
+	int sync;                     /* enum journal_sync */
+	int on_corruption;            /* enum journal_on_corruption */
+	size_t journal_segment_size;
 	size_t ws_max_message;        /* largest WebSocket message a client may send */
 	char *ws_allowed_origins;     /* space-separated Origin values; NULL: any */
 	struct tls_config tls;   /* defaults for every TLS listener */

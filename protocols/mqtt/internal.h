@@ -8,6 +8,7 @@
 
 #include "conf.h"
 #include "protocols/mqtt/codec.h"
+#include "router/confirm.h"
 #include "router/router.h"
 #include "util/buf.h"
 #include "util/map.h"
@@ -55,6 +56,7 @@ struct mqtt_conn {
 	struct held_ack { uint8_t type; uint16_t pid; } *held;
 	uint32_t nheld, cap_held;
 	struct router_waiter waiter;
+	struct confirm_queue confirms; /* PUBACK/PUBREC in publish order */
 };
 
 enum inflight_state { IF_PUBACK, IF_PUBREC, IF_PUBCOMP };

@@ -409,9 +409,37 @@ static uint8_t router_reason(enum router_err err)
 	case ROUTER_EINVAL: return MQTT_RC_TOPIC_NAME_INVALID;
 	case ROUTER_ENOTFOUND:
 	case ROUTER_EFORBIDDEN: return MQTT_RC_NOT_AUTHORIZED;
-	case ROUTER_ENOMEM: return MQTT_RC_UNSPECIFIED;
+	case ROUTER_ENOMEM:
+	case ROUTER_ESTORE: return MQTT_RC_UNSPECIFIED;
+	case ROUTER_PENDING: break;
 	}
 	return MQTT_RC_UNSPECIFIED;
+}
+
+/* A confirmation's tag: what the acknowledgement needs. */
+#define TAG(qos, pid, reason) ((uint64_t)(qos) << 16 | (pid) | (uint64_t)(reason) << 24)
+#define TAG_PID(t) ((uint16_t)(t))
+#define TAG_QOS(t) ((uint8_t)((t) >> 16))
+#define TAG_REASON(t) ((uint8_t)((t) >> 24))
+
+/* PUBACK or PUBREC, in the order the publishes came, each once the store
+ * has the message (or refused it). */
+static void release_confirm(void *ctx, struct confirm *e)
+{
+	struct mqtt_conn *mc = ctx;
+	if (mc->state == MC_DONE)
+		return;
+	uint16_t pid = TAG_PID(e->tag);
+	uint8_t reason = TAG_REASON(e->tag) ? TAG_REASON(e->tag) : router_reason(e->err);
+	if (reason != MQTT_RC_SUCCESS)
+		log_debug("mqtt %s: publish (id %u) refused (0x%02x)", conn_peer(mc->c), pid, reason);
+	if (TAG_QOS(e->tag) == 1) {
+		ack_publish(mc, MQTT_PUBACK, pid, reason);
+		return;
+	}
+	if (reason != MQTT_RC_SUCCESS)
+		mqtt_client_qos2_del(mc->cl, pid); /* the flow ends here */
+	ack_publish(mc, MQTT_PUBREC, pid, reason);
 }
 
 static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
@@ -436,32 +464,39 @@ static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
 			disconnect(mc, reason, "invalid topic alias");
 		return;
 	}
+	struct message *m = NULL;
+	struct confirm *e = NULL;
+	if (qos && !(e = confirmq_push(&mc->confirms)))
+		goto oom;
 	if (p->props.payload_format == 1 && mqtt_has(&p->props, MQTT_PROP_PAYLOAD_FORMAT) &&
 	    !mqtt_utf8_valid(p->publish.payload.p, p->publish.payload.len)) {
-		reason = MQTT_RC_PAYLOAD_FORMAT_INVALID;
-		goto ack;
-	}
-	struct message *m = mqtt_message_from_publish(p, conn_id(mc->c), clock_wall_ms());
-	if (!m) {
 		free(topic);
-		disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+		if (e) {
+			e->tag = TAG(qos, pid, MQTT_RC_PAYLOAD_FORMAT_INVALID);
+			confirmq_ready(&mc->confirms, e, ROUTER_OK);
+		}
 		return;
 	}
+	/* Before the store answers, so that a resend meanwhile is not routed
+	 * twice. */
+	if (qos == 2 && mqtt_client_qos2_add(cl, pid) < 0)
+		goto oom;
+	if (!(m = mqtt_message_from_publish(p, conn_id(mc->c), clock_wall_ms())))
+		goto oom;
 	mc->mb->msgs_in++;
-	reason = router_reason(router_publish(mc->mb->b->router, DEST_TOPIC, topic, &m, false));
-	if (reason != MQTT_RC_SUCCESS)
-		log_debug("mqtt %s: publish to %s refused (0x%02x)", conn_peer(mc->c), topic, reason);
-ack:
-	free(topic);
-	if (qos == 1) {
-		ack_publish(mc, MQTT_PUBACK, pid, reason);
-	} else if (qos == 2) {
-		if (reason == MQTT_RC_SUCCESS && mqtt_client_qos2_add(cl, pid) < 0) {
-			disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
-			return;
-		}
-		ack_publish(mc, MQTT_PUBREC, pid, reason);
+	if (e) {
+		e->tag = TAG(qos, pid, 0);
+		confirmq_publish(&mc->confirms, e, DEST_TOPIC, topic, &m, false);
+	} else {
+		router_publish(mc->mb->b->router, DEST_TOPIC, topic, &m, false);
 	}
+	free(topic);
+	return;
+oom:
+	free(topic);
+	if (e)
+		confirmq_ready(&mc->confirms, e, ROUTER_ENOMEM);
+	disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
 }
 
 /* ---- SUBSCRIBE, UNSUBSCRIBE ---------------------------------------------- */
@@ -696,6 +731,7 @@ static void *mqtt_open(struct conn *c)
 	mc->cfg = &b->cfg->mqtt;
 	mc->last_rx_ms = clock_mono_ms();
 	mc->waiter.room = send_held_acks;
+	confirmq_init(&mc->confirms, b->router, release_confirm, mc);
 	return mc;
 }
 
@@ -705,6 +741,7 @@ static void mqtt_closed(void *session)
 	bool normal = mc->state == MC_DONE && !mc->will;
 	mc->state = MC_DONE;
 	router_cancel_wait(&mc->waiter);
+	confirmq_clear(&mc->confirms);
 	free(mc->held);
 	detach(mc, !normal);
 	drop_will(mc);

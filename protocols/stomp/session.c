@@ -14,6 +14,7 @@
 #include "log.h"
 #include "net/output.h"
 #include "protocols/stomp/codec.h"
+#include "router/confirm.h"
 #include "router/router.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -68,7 +69,11 @@ struct stomp_session {
 	struct stomp_tx *txs;
 	bool paused;
 	bool blocked;                 /* a destination is full: input paused */
+	bool disconnecting;           /* DISCONNECT read: answer what is pending, close */
 	struct router_waiter waiter;
+	/* Receipts in the order asked, each after the store has every durable
+	 * message sent before it. */
+	struct confirm_queue confirms;
 	unsigned hb_send_ms, hb_recv_ms;
 	int64_t last_rx_ms, last_tx_ms;
 	struct event *hb_send_ev, *hb_recv_ev;
@@ -529,7 +534,76 @@ static void room_cb(struct router_waiter *w)
 	conn_pause_input(s->c, false);
 }
 
-static bool on_send(struct stomp_session *s, struct stomp_frame *f)
+/* A receipt to send once everything before it is confirmed; `last` for the
+ * DISCONNECT's (receipt may be NULL then): the connection closes after it. */
+static void queue_receipt(struct stomp_session *s, const char *receipt, bool last)
+{
+	if (confirmq_empty(&s->confirms) && !last) {
+		send_receipt(s, receipt);
+		return;
+	}
+	struct confirm *e = confirmq_push(&s->confirms);
+	if (!e || (receipt && !(e->text = strdup(receipt)))) {
+		if (e)
+			confirmq_ready(&s->confirms, e, ROUTER_ENOMEM);
+		else
+			send_error(s, "out of memory", receipt, NULL);
+		return;
+	}
+	e->tag = last;
+	confirmq_ready(&s->confirms, e, ROUTER_OK);
+}
+
+static void release_confirm(void *ctx, struct confirm *e)
+{
+	struct stomp_session *s = ctx;
+	if (s->state == ST_DONE && !s->disconnecting)
+		return; /* an ERROR ended the connection */
+	if (e->err != ROUTER_OK) {
+		s->disconnecting = false;
+		s->state = ST_CONNECTED;
+		send_error(s, router_strerror(e->err), e->text, NULL);
+		return;
+	}
+	if (e->text)
+		send_receipt(s, e->text);
+	if (e->tag) /* the DISCONNECT's */
+		conn_close(s->c, true);
+}
+
+/* Publishes m; a durable message's outcome (and the receipt, if asked) waits
+ * for the store. Returns -1 after an error reply, 0 when the caller is to
+ * send the receipt, 1 when it is queued. */
+static int publish(struct stomp_session *s, enum dest_kind kind, const char *name,
+		   struct message **m, const char *receipt)
+{
+	if (!(*m)->durable) {
+		enum router_err err = router_publish(s->b->router, kind, name, m, false);
+		if (err != ROUTER_OK) {
+			reply_router_error(s, err, name, receipt);
+			return -1;
+		}
+		block_if_full(s);
+		return 0;
+	}
+	struct confirm *e = confirmq_push(&s->confirms);
+	if (!e || (receipt && !(e->text = strdup(receipt)))) {
+		message_unref(*m);
+		*m = NULL;
+		if (e)
+			confirmq_ready(&s->confirms, e, ROUTER_ENOMEM);
+		else
+			send_error(s, "out of memory", receipt, NULL);
+		return -1;
+	}
+	enum router_err err = confirmq_publish(&s->confirms, e, kind, name, m, false);
+	if (err != ROUTER_OK && err != ROUTER_PENDING)
+		return -1; /* the error went out in order */
+	block_if_full(s);
+	return 1;
+}
+
+static int on_send(struct stomp_session *s, struct stomp_frame *f)
 {
 	const char *receipt = stomp_frame_get(f, "receipt");
 	const char *dest = stomp_frame_get(f, "destination");
@@ -537,21 +611,21 @@ static bool on_send(struct stomp_session *s, struct stomp_frame *f)
 	const char *name, *why;
 	if (!dest) {
 		send_error(s, "missing destination header", receipt, NULL);
-		return false;
+		return -1;
 	}
 	if (parse_dest(dest, &kind, &name) < 0 || address_validate(name, false) != 0) {
 		send_error(s, "invalid destination", receipt,
 			   "use /queue/NAME or /topic/NAME, no wildcards");
-		return false;
+		return -1;
 	}
 	bool failed;
 	struct stomp_tx *t = frame_tx(s, f, &failed);
 	if (failed)
-		return false;
+		return -1;
 	struct message *m = message_from_send(f, &why);
 	if (!m) {
 		send_error(s, why, receipt, NULL);
-		return false;
+		return -1;
 	}
 	m->origin = conn_id(s->c);
 	if (t) {
@@ -560,21 +634,15 @@ static bool on_send(struct stomp_session *s, struct stomp_frame *f)
 			free(op);
 			message_unref(m);
 			send_error(s, "out of memory", receipt, NULL);
-			return false;
+			return -1;
 		}
 		op->type = TX_SEND;
 		op->kind = kind;
 		op->msg = m;
 		tx_add(t, op);
-		return true;
+		return 0;
 	}
-	enum router_err err = router_publish(s->b->router, kind, name, &m, false);
-	if (err != ROUTER_OK) {
-		reply_router_error(s, err, dest, receipt);
-		return false;
-	}
-	block_if_full(s);
-	return true;
+	return publish(s, kind, name, &m, receipt);
 }
 
 static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
@@ -841,23 +909,19 @@ static bool on_transaction(struct stomp_session *s, struct stomp_frame *f)
 		send_error(s, "unknown transaction", receipt, id);
 		return false;
 	}
-	enum router_err err = ROUTER_OK;
+	int rc = 0;
 	if (f->command == STOMP_CMD_COMMIT) {
-		/* Acks of messages redelivered elsewhere since are moot, not errors. */
-		for (struct tx_op *op = t->ops; op && err == ROUTER_OK; op = op->next) {
-			if (op->type == TX_SEND) {
-				err = router_publish(s->b->router, op->kind, op->name, &op->msg, false);
-				block_if_full(s);
-			} else
+		/* Acks of messages redelivered elsewhere since are moot, not errors.
+		 * The COMMIT's receipt waits behind the durable messages. */
+		for (struct tx_op *op = t->ops; op && rc >= 0; op = op->next) {
+			if (op->type == TX_SEND)
+				rc = publish(s, op->kind, op->name, &op->msg, NULL);
+			else
 				apply_ack(s, op->sub_seq, op->msg_id, op->type == TX_NACK);
 		}
 	}
 	tx_free(t);
-	if (err != ROUTER_OK) {
-		reply_router_error(s, err, id, receipt);
-		return false;
-	}
-	return true;
+	return rc >= 0;
 }
 
 static void on_frame(struct stomp_session *s, struct stomp_frame *f)
@@ -873,7 +937,13 @@ static void on_frame(struct stomp_session *s, struct stomp_frame *f)
 		return;
 	}
 	switch (f->command) {
-	case STOMP_CMD_SEND: ok = on_send(s, f); break;
+	case STOMP_CMD_SEND: {
+		int rc = on_send(s, f);
+		if (rc != 0)
+			return; /* failed, or its receipt is queued */
+		ok = true;
+		break;
+	}
 	case STOMP_CMD_SUBSCRIBE: ok = on_subscribe(s, f); break;
 	case STOMP_CMD_UNSUBSCRIBE: ok = on_unsubscribe(s, f); break;
 	case STOMP_CMD_ACK: ok = on_ack(s, f, false); break;
@@ -888,9 +958,14 @@ static void on_frame(struct stomp_session *s, struct stomp_frame *f)
 	case STOMP_CMD_COMMIT:
 	case STOMP_CMD_ABORT: ok = on_transaction(s, f); break;
 	case STOMP_CMD_DISCONNECT:
+		s->state = ST_DONE;
+		if (!confirmq_empty(&s->confirms)) {
+			s->disconnecting = true;
+			queue_receipt(s, receipt, true);
+			return;
+		}
 		if (receipt)
 			send_receipt(s, receipt);
-		s->state = ST_DONE;
 		conn_close(s->c, true);
 		return;
 	case STOMP_CMD_CONNECT:
@@ -902,7 +977,7 @@ static void on_frame(struct stomp_session *s, struct stomp_frame *f)
 		return;
 	}
 	if (ok && receipt && s->state == ST_CONNECTED)
-		send_receipt(s, receipt);
+		queue_receipt(s, receipt, false);
 }
 
 /* ---- connection callbacks ----------------------------------------------- */
@@ -915,6 +990,7 @@ static void *stomp_open(struct conn *c)
 	s->c = c;
 	s->b = conn_broker(c);
 	s->waiter.room = room_cb;
+	confirmq_init(&s->confirms, s->b->router, release_confirm, s);
 	const struct stomp_config *sc = &s->b->cfg->stomp;
 	s->lim.max_frame_size = sc->max_frame_size;
 	s->lim.max_headers = sc->max_headers;
@@ -968,6 +1044,7 @@ static void stomp_closed(void *session)
 	 * may come back to this session's other subscriptions. */
 	s->state = ST_DONE;
 	router_cancel_wait(&s->waiter);
+	confirmq_clear(&s->confirms);
 	while (s->subs) {
 		struct stomp_sub *sub = s->subs;
 		s->subs = sub->next;

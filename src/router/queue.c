@@ -15,6 +15,7 @@ struct delivery {
 	uint64_t last_consumer;  /* id of the consumer that had it last */
 	struct consumer *owner;  /* while out to a consumer */
 	bool retained;           /* a retained message sent on subscribe */
+	uint64_t rec;            /* the store's record of it, 0 if none */
 };
 TAILQ_HEAD(delivery_list, delivery);
 
@@ -48,6 +49,8 @@ struct queue {
 	void (*room)(void *arg);
 	void *room_arg;
 	unsigned bindings;
+	void (*settled)(void *arg, uint64_t rec);
+	void *settled_arg;
 	struct queue_stats stats;
 };
 
@@ -70,6 +73,20 @@ static void delivery_free(struct delivery *d)
 {
 	message_unref(d->msg);
 	free(d);
+}
+
+/* d is consumed or gone for good: the store may forget it. */
+static void delivery_done(struct queue *q, struct delivery *d)
+{
+	if (d->rec && q->settled)
+		q->settled(q->settled_arg, d->rec);
+	delivery_free(d);
+}
+
+void queue_set_settle_cb(struct queue *q, void (*settled)(void *arg, uint64_t rec), void *arg)
+{
+	q->settled = settled;
+	q->settled_arg = arg;
 }
 
 void queue_set_overflow(struct queue *q, enum queue_overflow overflow)
@@ -126,11 +143,17 @@ static void drop_ready(struct queue *q, struct delivery *d)
 	TAILQ_REMOVE(&q->ready, d, link);
 	q->nready--;
 	q->stats.dropped++;
-	delivery_free(d);
+	delivery_done(q, d);
 	check_room(q);
 }
 
-static int enqueue(struct queue *q, struct message *m, bool retained)
+void queue_purge(struct queue *q)
+{
+	while (!TAILQ_EMPTY(&q->ready))
+		drop_ready(q, TAILQ_FIRST(&q->ready));
+}
+
+static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t rec)
 {
 	if (!retained && q->max_ready && q->nready >= q->max_ready) {
 		if (q->overflow == QUEUE_DROP_HEAD) {
@@ -146,6 +169,7 @@ static int enqueue(struct queue *q, struct message *m, bool retained)
 	d->msg = message_ref(m);
 	d->seq = q->next_seq++;
 	d->retained = retained;
+	d->rec = rec;
 	TAILQ_INSERT_TAIL(&q->ready, d, link);
 	q->nready++;
 	q->stats.enqueued++;
@@ -157,12 +181,17 @@ static int enqueue(struct queue *q, struct message *m, bool retained)
 
 int queue_enqueue(struct queue *q, struct message *m)
 {
-	return enqueue(q, m, false);
+	return enqueue(q, m, false, 0);
+}
+
+int queue_enqueue_stored(struct queue *q, struct message *m, uint64_t rec)
+{
+	return enqueue(q, m, false, rec);
 }
 
 int queue_enqueue_retained(struct queue *q, struct message *m)
 {
-	return enqueue(q, m, true);
+	return enqueue(q, m, true, 0);
 }
 
 static bool can_take(const struct consumer *c)
@@ -262,7 +291,7 @@ static bool dispatch_one(struct queue *q, int64_t now)
 		if (d->owner)
 			unlink_unacked(d);
 		q->stats.acked++;
-		delivery_free(d);
+		delivery_done(q, d);
 	}
 	return true;
 }
@@ -345,7 +374,7 @@ static void settle(struct queue *q, struct delivery *d)
 {
 	unlink_unacked(d);
 	q->stats.acked++;
-	delivery_free(d);
+	delivery_done(q, d);
 }
 
 void delivery_ack(struct delivery *d, bool cumulative)
@@ -367,7 +396,7 @@ void delivery_nack(struct delivery *d, enum nack_outcome outcome)
 	unlink_unacked(d);
 	if (outcome == NACK_REJECT) {
 		q->stats.rejected++;
-		delivery_free(d);
+		delivery_done(q, d);
 	} else {
 		if (outcome == NACK_RELEASE)
 			d->count--;

@@ -78,6 +78,14 @@ void queue_set_bindings(struct queue *q, unsigned n);
 
 /* Takes a new reference to m. -1 on out of memory. Dispatches at once. */
 int queue_enqueue(struct queue *q, struct message *m);
+/* The same for a message the store keeps as record `rec` (nonzero): the
+ * settle callback hears of rec once the message is consumed or dropped. */
+int queue_enqueue_stored(struct queue *q, struct message *m, uint64_t rec);
+/* Called with the record of each stored message the queue is done with:
+ * acknowledged, rejected, expired or dropped (not when the queue is freed). */
+void queue_set_settle_cb(struct queue *q, void (*settled)(void *arg, uint64_t rec), void *arg);
+/* Drops every waiting message, settling stored ones (a queue deleted). */
+void queue_purge(struct queue *q);
 /* The same for a topic's retained message handed to a new subscription:
  * marked as such (delivery_retained) and not subject to max_ready. */
 int queue_enqueue_retained(struct queue *q, struct message *m);

@@ -42,6 +42,9 @@ struct router {
 	struct map *shares;     /* "GROUP\x01pattern" -> struct share */
 	struct auto_rule *rules;
 	struct router_waiter *waiters;
+	struct router_persist persist;  /* all NULL without a store */
+	struct router_confirm *confirm; /* of the publish under way */
+	bool store_failed;              /* in the publish under way */
 	bool last_blocked;
 	uint64_t next_msg_id;
 	struct router_stats stats;
@@ -55,6 +58,8 @@ const char *router_strerror(enum router_err err)
 	case ROUTER_EINVAL: return "invalid destination name";
 	case ROUTER_ENOTFOUND: return "no such destination";
 	case ROUTER_EFORBIDDEN: return "destination reserved for the broker";
+	case ROUTER_ESTORE: return "the store could not keep the message";
+	case ROUTER_PENDING: return "pending";
 	}
 	return "unknown error";
 }
@@ -186,12 +191,52 @@ static void room_cb(void *arg)
 	}
 }
 
+void router_room(struct router *r)
+{
+	room_cb(r);
+}
+
+static void settled_cb(void *arg, uint64_t rec)
+{
+	struct router *r = arg;
+	if (r->persist.settled)
+		r->persist.settled(r->persist.arg, rec);
+}
+
+/* Only named queues keep durable messages: a private subscription queue
+ * dies with its subscriber. */
 static struct queue *new_queue(struct router *r, const char *name, size_t max_ready)
 {
 	struct queue *q = queue_new(name, max_ready);
-	if (q)
-		queue_set_room_cb(q, room_cb, r);
+	if (!q)
+		return NULL;
+	queue_set_room_cb(q, room_cb, r);
+	if (name)
+		queue_set_settle_cb(q, settled_cb, r);
 	return q;
+}
+
+void router_set_persist(struct router *r, const struct router_persist *p)
+{
+	if (p)
+		r->persist = *p;
+	else
+		memset(&r->persist, 0, sizeof(r->persist));
+}
+
+/* Enqueues m in q, through the store first when it is a durable message
+ * for a named queue. */
+static int enqueue_msg(struct router *r, struct queue *q, struct message *m)
+{
+	uint64_t rec = 0;
+	if (m->durable && r->persist.put && queue_name(q)) {
+		rec = r->persist.put(r->persist.arg, queue_name(q), m, r->confirm);
+		if (!rec) {
+			r->store_failed = true;
+			return 0;
+		}
+	}
+	return queue_enqueue_stored(q, m, rec);
 }
 
 /* The named queue, created if allowed (or if `force`, for bindings). */
@@ -237,6 +282,8 @@ enum router_err router_bind(struct router *r, const char *pattern, const char *q
 		return err;
 	if (topic_tree_find(r->tree, pattern, q))
 		return ROUTER_OK; /* bound already */
+	if (r->persist.bound && r->persist.bound(r->persist.arg, pattern, queue, true) < 0)
+		return ROUTER_ESTORE;
 	if (!topic_tree_add(r->tree, pattern, q))
 		return ROUTER_ENOMEM;
 	queue_set_bindings(q, queue_bindings(q) + 1);
@@ -249,6 +296,8 @@ enum router_err router_unbind(struct router *r, const char *pattern, const char 
 	struct topic_binding *b = q ? topic_tree_find(r->tree, pattern, q) : NULL;
 	if (!b)
 		return ROUTER_ENOTFOUND;
+	if (r->persist.bound && r->persist.bound(r->persist.arg, pattern, queue, false) < 0)
+		return ROUTER_ESTORE;
 	topic_tree_remove(r->tree, b);
 	queue_set_bindings(q, queue_bindings(q) - 1);
 	return ROUTER_OK;
@@ -262,6 +311,7 @@ enum router_err router_delete_queue(struct router *r, const char *queue)
 	if (queue_consumer_count(q) || queue_bindings(q))
 		return ROUTER_EINVAL;
 	map_del(r->queues, queue);
+	queue_purge(q);
 	queue_free(q);
 	r->stats.queues--;
 	return ROUTER_OK;
@@ -280,6 +330,7 @@ enum router_err router_may_publish(struct router *r, enum dest_kind kind, const 
 }
 
 struct fanout {
+	struct router *r;
 	struct message *m;
 	struct queue **seen; /* queues already given this message */
 	size_t nseen, cap;
@@ -306,7 +357,7 @@ static void fanout_one(struct queue *q, void *arg)
 		f->cap = cap;
 	}
 	f->seen[f->nseen++] = q;
-	if (queue_enqueue(q, f->m) < 0)
+	if (enqueue_msg(f->r, q, f->m) < 0)
 		f->oom = true;
 	f->blocked |= queue_full(q);
 }
@@ -314,9 +365,20 @@ static void fanout_one(struct queue *q, void *arg)
 enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
 			       struct message **mp, bool broker_own)
 {
+	return router_publish_confirmed(r, kind, name, mp, broker_own, NULL);
+}
+
+enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, const char *name,
+					 struct message **mp, bool broker_own,
+					 struct router_confirm *c)
+{
 	struct message *m = *mp;
 	*mp = NULL;
 	r->last_blocked = false;
+	r->store_failed = false;
+	r->confirm = c;
+	if (c)
+		c->pending = NULL;
 	enum router_err err = check_name(name, false, broker_own);
 	if (err != ROUTER_OK)
 		goto out;
@@ -329,7 +391,7 @@ enum router_err router_publish(struct router *r, enum dest_kind kind, const char
 	m->dest_kind = kind;
 	if (kind == DEST_QUEUE) {
 		struct queue *q = get_queue(r, name, false, &err);
-		if (q && queue_enqueue(q, m) < 0)
+		if (q && enqueue_msg(r, q, m) < 0)
 			err = ROUTER_ENOMEM;
 		r->last_blocked = q && queue_full(q);
 	} else if ((err = touch_topic(r, name)) == ROUTER_OK) {
@@ -338,15 +400,49 @@ enum router_err router_publish(struct router *r, enum dest_kind kind, const char
 			goto out;
 		}
 		r->stats.retained = retain_count(r->retained);
-		struct fanout f = { .m = m };
+		struct fanout f = { .r = r, .m = m };
 		if (topic_tree_match(r->tree, name, fanout_one, &f) < 0 || f.oom)
 			err = ROUTER_ENOMEM;
 		r->last_blocked = f.blocked;
 		free(f.seen);
 	}
+	if (err == ROUTER_OK && r->store_failed)
+		err = ROUTER_ESTORE;
 	if (err == ROUTER_OK)
 		r->stats.published++;
+	if (r->persist.busy && r->persist.busy(r->persist.arg))
+		r->last_blocked = true;
 out:
+	r->confirm = NULL;
+	if (c && c->pending) {
+		if (err == ROUTER_OK)
+			err = ROUTER_PENDING;
+		else
+			router_confirm_cancel(r, c);
+	}
+	message_unref(m);
+	return err;
+}
+
+void router_confirm_cancel(struct router *r, struct router_confirm *c)
+{
+	if (c->pending && r->persist.cancel)
+		r->persist.cancel(r->persist.arg, c);
+	c->pending = NULL;
+}
+
+enum router_err router_restore(struct router *r, const char *name, struct message **mp,
+			       uint64_t rec)
+{
+	struct message *m = *mp;
+	*mp = NULL;
+	enum router_err err = ROUTER_OK;
+	struct queue *q = get_queue(r, name, true, &err);
+	if (q) {
+		m->id = ++r->next_msg_id;
+		if (queue_enqueue_stored(q, m, rec) < 0)
+			err = ROUTER_ENOMEM;
+	}
 	message_unref(m);
 	return err;
 }

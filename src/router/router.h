@@ -22,6 +22,8 @@ enum router_err {
 	ROUTER_EINVAL,      /* a malformed destination name */
 	ROUTER_ENOTFOUND,   /* no such destination and auto-create is off */
 	ROUTER_EFORBIDDEN,  /* a name reserved for the broker ($SYS...) */
+	ROUTER_ESTORE,      /* the store could not keep a durable message */
+	ROUTER_PENDING,     /* not an error: the confirmation comes later */
 };
 
 const char *router_strerror(enum router_err err);
@@ -64,6 +66,59 @@ enum router_err router_may_publish(struct router *r, enum dest_kind kind, const 
  * reserved names. */
 enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
 			       struct message **m, bool broker_own);
+
+/* A publisher waiting to hear that its durable message is safe in the
+ * store. The adapter owns it (embedded in its own per-publish state) and
+ * sets `done`; the router and store own `pending` while it is set. */
+struct router_confirm {
+	/* Called once, from the event loop, never inside router_publish:
+	 * ROUTER_OK when every copy of the message is in the store, else
+	 * ROUTER_ESTORE. */
+	void (*done)(struct router_confirm *c, enum router_err err);
+	void *pending;
+};
+
+/* router_publish, and: when the message goes into the store, returns
+ * ROUTER_PENDING and calls c->done once it is there. Any other result is
+ * final and done is not called. */
+enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, const char *name,
+					 struct message **m, bool broker_own,
+					 struct router_confirm *c);
+/* The publisher goes away: c->done will not be called. A no-op when c is
+ * not pending. */
+void router_confirm_cancel(struct router *r, struct router_confirm *c);
+
+/* How the router keeps durable messages and run-time bindings; the store
+ * installs it (store/store.h). Without one, nothing is kept. */
+struct router_persist {
+	/* A durable message is going into the named queue: write it. Returns
+	 * its record number (nonzero), or 0 when it cannot be written (the
+	 * publish fails with ROUTER_ESTORE). `c`, when not NULL, is to be
+	 * confirmed once the record is on disk (c->pending is the store's). */
+	uint64_t (*put)(void *arg, const char *queue, const struct message *m,
+			struct router_confirm *c);
+	/* The stored message `rec` is consumed or dropped. */
+	void (*settled)(void *arg, uint64_t rec);
+	void (*cancel)(void *arg, struct router_confirm *c);
+	/* A binding made (bind true) or removed at run time. 0, or -1 when it
+	 * cannot be written (the call fails with ROUTER_ESTORE). */
+	int (*bound)(void *arg, const char *pattern, const char *queue, bool bind);
+	/* True while the store has too much waiting for the disk: publishers
+	 * are slowed as for a full queue until it calls router_room(). */
+	bool (*busy)(void *arg);
+	void *arg;
+};
+
+/* Installs (or, with NULL, removes) the persistence hooks. Queues that exist
+ * already are covered too. */
+void router_set_persist(struct router *r, const struct router_persist *p);
+/* At start-up, from the store: puts a stored message back at the tail of
+ * its queue (created if needed) as record `rec`. Takes the caller's
+ * reference and sets *m to NULL. */
+enum router_err router_restore(struct router *r, const char *queue, struct message **m,
+			       uint64_t rec);
+/* Something that slowed publishers has room again (see busy above). */
+void router_room(struct router *r);
 
 struct subscribe_options {
 	struct consumer_options consumer;

@@ -858,6 +858,32 @@ void journal_release(struct journal *j, uint64_t segment)
 	pthread_mutex_unlock(&j->mu);
 }
 
+void journal_release_before(struct journal *j, uint64_t seq)
+{
+	pthread_mutex_lock(&j->mu);
+	bool any = false;
+	for (size_t i = 0; i + 1 < j->nsegs && j->segs[i + 1].first <= seq; i++) {
+		if (j->segs[i].flags & (JSEG_STUB | JSEG_RELEASE))
+			continue;
+		j->segs[i].flags |= JSEG_RELEASE;
+		j->nrelease++;
+		any = true;
+	}
+	if (any)
+		pthread_cond_signal(&j->cond);
+	pthread_mutex_unlock(&j->mu);
+}
+
+uint64_t journal_pending_bytes(const struct journal *j)
+{
+	return j->pending_bytes;
+}
+
+uint64_t journal_next_seq(const struct journal *j)
+{
+	return j->next_seq;
+}
+
 void journal_stats(const struct journal *jc, struct journal_stats *out)
 {
 	struct journal *j = (struct journal *)jc;

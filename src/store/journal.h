@@ -118,7 +118,14 @@ uint64_t journal_segment_of(const struct journal *j, uint64_t seq);
  * Unknown numbers are ignored. */
 void journal_release(struct journal *j, uint64_t segment);
 
+/* Nothing the store holds is live below sequence number `seq`: releases
+ * (as journal_release) every segment whose records all lie below it. */
+void journal_release_before(struct journal *j, uint64_t seq);
+
 void journal_stats(const struct journal *j, struct journal_stats *out);
+/* journal_stats' pending_bytes and last_seq + 1, without its lock. */
+uint64_t journal_pending_bytes(const struct journal *j);
+uint64_t journal_next_seq(const struct journal *j);
 
 /* Writes and syncs what is pending (whatever the sync mode), runs the
  * remaining done callbacks (from inside this call; they must not append or

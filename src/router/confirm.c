@@ -1,0 +1,92 @@
+#include "config.h"
+#include "router/confirm.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+
+void confirmq_init(struct confirm_queue *q, struct router *r,
+		   void (*release)(void *ctx, struct confirm *e), void *ctx)
+{
+	q->r = r;
+	q->head = NULL;
+	q->tail = &q->head;
+	q->n = 0;
+	q->spare = NULL;
+	q->release = release;
+	q->ctx = ctx;
+}
+
+struct confirm *confirmq_push(struct confirm_queue *q)
+{
+	struct confirm *e = q->spare;
+	if (e)
+		q->spare = e->next;
+	else if (!(e = malloc(sizeof(*e))))
+		return NULL;
+	*e = (struct confirm){ .q = q };
+	*q->tail = e;
+	q->tail = &e->next;
+	q->n++;
+	return e;
+}
+
+static void recycle(struct confirm_queue *q, struct confirm *e)
+{
+	free(e->text);
+	e->text = NULL;
+	e->next = q->spare;
+	q->spare = e;
+}
+
+static void flush(struct confirm_queue *q)
+{
+	struct confirm *e;
+	while ((e = q->head) && e->ready) {
+		q->head = e->next;
+		if (!q->head)
+			q->tail = &q->head;
+		q->n--;
+		q->release(q->ctx, e);
+		recycle(q, e);
+	}
+}
+
+void confirmq_ready(struct confirm_queue *q, struct confirm *e, enum router_err err)
+{
+	e->ready = true;
+	e->err = err;
+	flush(q);
+}
+
+static void stored(struct router_confirm *rc, enum router_err err)
+{
+	struct confirm *e = (struct confirm *)((char *)rc - offsetof(struct confirm, rc));
+	confirmq_ready(e->q, e, err);
+}
+
+enum router_err confirmq_publish(struct confirm_queue *q, struct confirm *e, enum dest_kind kind,
+				 const char *name, struct message **m, bool broker_own)
+{
+	e->rc.done = stored;
+	enum router_err err = router_publish_confirmed(q->r, kind, name, m, broker_own, &e->rc);
+	if (err != ROUTER_PENDING)
+		confirmq_ready(q, e, err);
+	return err;
+}
+
+void confirmq_clear(struct confirm_queue *q)
+{
+	struct confirm *e;
+	while ((e = q->head)) {
+		q->head = e->next;
+		router_confirm_cancel(q->r, &e->rc);
+		free(e->text);
+		free(e);
+	}
+	q->tail = &q->head;
+	q->n = 0;
+	while ((e = q->spare)) {
+		q->spare = e->next;
+		free(e);
+	}
+}

@@ -1,0 +1,57 @@
+/* A publisher's confirmations, released in the order it published. A
+ * durable publish waits for the store, and whatever the same client sent
+ * after it waits behind it: MQTT requires PUBACKs in order, and STOMP and
+ * AMQP clients expect receipts and outcomes so. Used by the protocol
+ * adapters, one queue per connection. Event-loop thread only. */
+#ifndef WHARF_ROUTER_CONFIRM_H
+#define WHARF_ROUTER_CONFIRM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "router/router.h"
+
+struct confirm_queue;
+
+struct confirm {
+	struct router_confirm rc;  /* the router's */
+	struct confirm_queue *q;
+	struct confirm *next;
+	bool ready;
+	enum router_err err;       /* the outcome, once ready */
+	/* The adapter's, for its release callback: */
+	uint64_t tag;
+	char *text;                /* freed with the entry */
+	void *ptr;
+};
+
+struct confirm_queue {
+	struct router *r;
+	struct confirm *head, **tail;
+	size_t n;                  /* entries waiting */
+	struct confirm *spare;     /* recycled entries */
+	/* Called for each entry in order once it and all before it are ready;
+	 * the entry is recycled after the call. It may not clear the queue. */
+	void (*release)(void *ctx, struct confirm *e);
+	void *ctx;
+};
+
+void confirmq_init(struct confirm_queue *q, struct router *r,
+		   void (*release)(void *ctx, struct confirm *e), void *ctx);
+/* A new entry at the tail, not ready; NULL on out of memory. */
+struct confirm *confirmq_push(struct confirm_queue *q);
+/* Publishes through the router for entry e (from confirmq_push). A result
+ * other than ROUTER_PENDING makes e ready at once (released in order, maybe
+ * from inside this call); ROUTER_PENDING makes it ready when the store has
+ * the message. Returns the router's result. */
+enum router_err confirmq_publish(struct confirm_queue *q, struct confirm *e, enum dest_kind kind,
+				 const char *name, struct message **m, bool broker_own);
+/* Marks e ready with outcome err and releases what can go. */
+void confirmq_ready(struct confirm_queue *q, struct confirm *e, enum router_err err);
+static inline bool confirmq_empty(const struct confirm_queue *q) { return q->n == 0; }
+/* Drops every entry without releasing it (the connection goes away) and
+ * frees what the queue holds. */
+void confirmq_clear(struct confirm_queue *q);
+
+#endif

@@ -1,0 +1,594 @@
+#include "config.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "router/router.h"
+#include "store/liveset.h"
+#include "store/msgcodec.h"
+#include "store/record.h"
+#include "util/buf.h"
+
+#define MSG_HEAD 14u  /* supersedes, delivery count, queue length */
+#define ACK_BATCH 512u
+
+struct binding {
+	struct binding *next;
+	uint64_t rec;
+	char *pattern;
+	char *queue;
+};
+
+/* One publish waiting for its records: the router_confirm's `pending`. */
+struct ticket {
+	struct store *s;
+	struct router_confirm *c;  /* NULL once the publisher went away */
+	unsigned waiting;
+	int err;
+};
+
+struct store {
+	struct journal *j;
+	struct router *r;
+	struct liveset live;
+	struct buf scratch;
+	uint64_t *acks;            /* consumed records not written yet */
+	size_t nacks, ackcap;
+	struct event *flush_ev;
+	bool flush_scheduled;
+	struct binding *bindings;
+	size_t max_pending;
+	bool busy;
+	bool closing;
+	struct store_stats st;
+};
+
+/* ---- record encoding ----------------------------------------------------- */
+
+static int put16str(struct buf *b, const char *s)
+{
+	size_t len = strlen(s);
+	uint8_t n[2] = { (uint8_t)len, (uint8_t)(len >> 8) };
+	if (len > 0xffff)
+		return -1;
+	return buf_append(b, n, 2) < 0 || buf_append(b, s, len) < 0 ? -1 : 0;
+}
+
+/* A u16-length name at *p (n bytes left) as a new C string; NULL if it does
+ * not fit, is empty or holds a NUL. */
+static char *get16str(const uint8_t **p, size_t *n)
+{
+	if (*n < 2)
+		return NULL;
+	size_t len = (size_t)(*p)[0] | (size_t)(*p)[1] << 8;
+	if (!len || len > *n - 2 || memchr(*p + 2, 0, len))
+		return NULL;
+	char *s = strndup((const char *)*p + 2, len);
+	if (s) {
+		*p += 2 + len;
+		*n -= 2 + len;
+	}
+	return s;
+}
+
+static int encode_binding(struct buf *b, const char *pattern, const char *queue)
+{
+	buf_reset(b);
+	return put16str(b, pattern) < 0 || put16str(b, queue) < 0 ? -1 : 0;
+}
+
+/* ---- bindings ------------------------------------------------------------ */
+
+static struct binding **find_binding(struct store *s, const char *pattern, const char *queue)
+{
+	struct binding **pp = &s->bindings;
+	while (*pp && (strcmp((*pp)->pattern, pattern) || strcmp((*pp)->queue, queue)))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void binding_free(struct binding *b)
+{
+	free(b->pattern);
+	free(b->queue);
+	free(b);
+}
+
+/* Records that `rec` now holds the binding (a new one or a copy). */
+static int keep_binding(struct store *s, char *pattern, char *queue, uint64_t rec)
+{
+	struct binding **pp = find_binding(s, pattern, queue);
+	if (*pp) {
+		liveset_del(&s->live, (*pp)->rec);
+		(*pp)->rec = rec;
+		free(pattern);
+		free(queue);
+	} else {
+		struct binding *b = calloc(1, sizeof(*b));
+		if (!b) {
+			free(pattern);
+			free(queue);
+			return -1;
+		}
+		b->pattern = pattern;
+		b->queue = queue;
+		b->rec = rec;
+		*pp = b;
+		s->st.bindings++;
+	}
+	return liveset_add(&s->live, rec);
+}
+
+static void drop_binding(struct store *s, const char *pattern, const char *queue)
+{
+	struct binding **pp = find_binding(s, pattern, queue);
+	struct binding *b = *pp;
+	if (!b)
+		return;
+	*pp = b->next;
+	liveset_del(&s->live, b->rec);
+	binding_free(b);
+	s->st.bindings--;
+}
+
+/* ---- replay -------------------------------------------------------------- */
+
+struct rmsg {
+	uint64_t rec;
+	char *queue;
+	struct message *m;  /* NULL once consumed */
+};
+
+struct replay {
+	struct store *s;
+	enum journal_on_corruption on_corruption;
+	struct rmsg *v;     /* in record order */
+	size_t n, cap;
+	int failed;         /* an errno value: replay cannot go on */
+};
+
+static struct rmsg *find_rmsg(struct replay *rp, uint64_t rec)
+{
+	size_t lo = 0, hi = rp->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (rp->v[mid].rec < rec)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < rp->n && rp->v[lo].rec == rec ? &rp->v[lo] : NULL;
+}
+
+static void forget_rmsg(struct replay *rp, uint64_t rec)
+{
+	struct rmsg *e = find_rmsg(rp, rec);
+	liveset_del(&rp->s->live, rec);
+	if (e && e->m) {
+		message_unref(e->m);
+		e->m = NULL;
+	}
+}
+
+static int replay_msg(struct replay *rp, uint64_t seq, const uint8_t *p, size_t n,
+		      const char **why)
+{
+	if (n < MSG_HEAD) {
+		*why = "short message record";
+		return 1;
+	}
+	uint64_t supersedes = jget64(p);
+	p += 12;
+	n -= 12;
+	char *queue = get16str(&p, &n);
+	if (!queue) {
+		*why = "bad queue name";
+		return 1;
+	}
+	struct message *m = msgcodec_read(p, n, why);
+	if (!m) {
+		free(queue);
+		return 1;
+	}
+	if (rp->n == rp->cap) {
+		size_t cap = rp->cap ? rp->cap * 2 : 1024;
+		struct rmsg *v = realloc(rp->v, cap * sizeof(*v));
+		if (!v)
+			goto oom;
+		rp->v = v;
+		rp->cap = cap;
+	}
+	if (liveset_add(&rp->s->live, seq) < 0)
+		goto oom;
+	rp->v[rp->n++] = (struct rmsg){ seq, queue, m };
+	if (supersedes)
+		forget_rmsg(rp, supersedes);
+	return 0;
+oom:
+	free(queue);
+	message_unref(m);
+	return -1;
+}
+
+static int replay_binding(struct replay *rp, uint64_t seq, bool bind, const uint8_t *p, size_t n,
+			  const char **why)
+{
+	char *pattern = get16str(&p, &n);
+	char *queue = pattern ? get16str(&p, &n) : NULL;
+	if (!queue || n) {
+		free(pattern);
+		free(queue);
+		*why = "bad binding record";
+		return 1;
+	}
+	if (bind)
+		return keep_binding(rp->s, pattern, queue, seq);
+	drop_binding(rp->s, pattern, queue);
+	free(pattern);
+	free(queue);
+	return 0;
+}
+
+/* 0 done, 1 a record that makes no sense (why set), -1 out of memory. */
+static int replay_record(struct replay *rp, uint64_t seq, uint8_t type, const uint8_t *p, size_t n,
+			 const char **why)
+{
+	switch (type) {
+	case STORE_REC_MSG:
+		return replay_msg(rp, seq, p, n, why);
+	case STORE_REC_ACK:
+		if (n % 8) {
+			*why = "bad ack record";
+			return 1;
+		}
+		for (size_t i = 0; i < n; i += 8)
+			forget_rmsg(rp, jget64(p + i));
+		return 0;
+	case STORE_REC_BIND:
+	case STORE_REC_UNBIND:
+		return replay_binding(rp, seq, type == STORE_REC_BIND, p, n, why);
+	}
+	*why = "unknown record type";
+	return 1;
+}
+
+static int replay_cb(void *arg, uint64_t seq, uint8_t type, const uint8_t *data, size_t len)
+{
+	struct replay *rp = arg;
+	const char *why = NULL;
+	int rc = replay_record(rp, seq, type, data, len, &why);
+	if (rc < 0) {
+		rp->failed = ENOMEM;
+		return -1;
+	}
+	if (rc > 0) {
+		rp->s->st.bad_records++;
+		log_error("store: record %llu (type %u) unreadable: %s%s", (unsigned long long)seq,
+			  type, why, rp->on_corruption == JOURNAL_REFUSE ? "" : "; skipped");
+		if (rp->on_corruption == JOURNAL_REFUSE) {
+			rp->failed = EINVAL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Hands what replay kept to the router, in record order per queue. */
+static int restore(struct replay *rp)
+{
+	struct store *s = rp->s;
+	for (struct binding *b = s->bindings; b; b = b->next)
+		if (router_bind(s->r, b->pattern, b->queue) != ROUTER_OK)
+			return -1;
+	for (size_t i = 0; i < rp->n; i++) {
+		struct rmsg *e = &rp->v[i];
+		if (!e->m)
+			continue;
+		if (router_restore(s->r, e->queue, &e->m, e->rec) != ROUTER_OK)
+			return -1;
+		s->st.restored++;
+	}
+	s->st.messages = s->st.restored;
+	return 0;
+}
+
+static void replay_free(struct replay *rp)
+{
+	for (size_t i = 0; i < rp->n; i++) {
+		free(rp->v[i].queue);
+		message_unref(rp->v[i].m);
+	}
+	free(rp->v);
+}
+
+/* ---- run time ------------------------------------------------------------ */
+
+static void schedule_flush(struct store *s)
+{
+	if (!s->flush_scheduled && !s->closing) {
+		s->flush_scheduled = true;
+		event_active(s->flush_ev, EV_TIMEOUT, 0);
+	}
+}
+
+static void check_room(struct store *s)
+{
+	if (s->busy && !s->closing && journal_pending_bytes(s->j) <= s->max_pending / 2) {
+		s->busy = false;
+		router_room(s->r);
+	}
+}
+
+static void plain_done(void *arg, int err)
+{
+	struct store *s = arg;
+	if (err)
+		s->st.write_errors++;
+	check_room(s);
+}
+
+static void ticket_done(void *arg, int err)
+{
+	struct ticket *t = arg;
+	struct store *s = t->s;
+	if (err) {
+		t->err = err;
+		s->st.write_errors++;
+	}
+	if (--t->waiting == 0) {
+		struct router_confirm *c = t->c;
+		enum router_err result = t->err ? ROUTER_ESTORE : ROUTER_OK;
+		free(t);
+		if (c) {
+			c->pending = NULL;
+			c->done(c, result);
+		}
+	}
+	check_room(s);
+}
+
+static uint64_t hook_put(void *arg, const char *queue, const struct message *m,
+			 struct router_confirm *c)
+{
+	struct store *s = arg;
+	struct buf *b = &s->scratch;
+	size_t qlen = strlen(queue);
+	size_t len = MSG_HEAD + qlen + msgcodec_size(m);
+	buf_reset(b);
+	if (qlen > 0xffff || buf_reserve(b, len) < 0)
+		return 0;
+	uint8_t *p = (uint8_t *)b->data;
+	jput64(p, 0);
+	jput32(p + 8, 0);
+	p[12] = (uint8_t)qlen;
+	p[13] = (uint8_t)(qlen >> 8);
+	memcpy(p + MSG_HEAD, queue, qlen);
+	msgcodec_write(p + MSG_HEAD + qlen, m);
+	struct ticket *t = c ? c->pending : NULL;
+	if (c && !t) {
+		if (!(t = calloc(1, sizeof(*t))))
+			return 0;
+		t->s = s;
+		t->c = c;
+	}
+	uint64_t seq = 0;
+	int rc = t ? journal_append(s->j, STORE_REC_MSG, p, len, ticket_done, t, &seq)
+		   : journal_append(s->j, STORE_REC_MSG, p, len, plain_done, s, &seq);
+	if (rc < 0) {
+		if (t && !c->pending)
+			free(t);
+		return 0;
+	}
+	if (t) {
+		t->waiting++;
+		c->pending = t;
+	}
+	/* Untracked, the record would be replayed though the publish fails:
+	 * a duplicate at worst, which at-least-once allows. */
+	if (liveset_add(&s->live, seq) < 0)
+		return 0;
+	s->st.messages++;
+	return seq;
+}
+
+static void hook_cancel(void *arg, struct router_confirm *c)
+{
+	struct ticket *t = c->pending;
+	(void)arg;
+	if (t)
+		t->c = NULL;
+}
+
+static void hook_settled(void *arg, uint64_t rec)
+{
+	struct store *s = arg;
+	liveset_del(&s->live, rec);
+	s->st.messages--;
+	if (s->nacks == s->ackcap) {
+		size_t cap = s->ackcap ? s->ackcap * 2 : ACK_BATCH;
+		uint64_t *a = realloc(s->acks, cap * sizeof(*a));
+		if (!a) {
+			/* Not written: the message comes back after a restart,
+			 * which at-least-once allows. */
+			log_warn("store: out of memory recording an ack");
+			return;
+		}
+		s->acks = a;
+		s->ackcap = cap;
+	}
+	s->acks[s->nacks++] = rec;
+	schedule_flush(s);
+}
+
+static int hook_bound(void *arg, const char *pattern, const char *queue, bool bind)
+{
+	struct store *s = arg;
+	if (encode_binding(&s->scratch, pattern, queue) < 0)
+		return -1;
+	uint64_t seq;
+	if (journal_append(s->j, bind ? STORE_REC_BIND : STORE_REC_UNBIND, s->scratch.data,
+			   s->scratch.len, plain_done, s, &seq) < 0)
+		return -1;
+	if (!bind) {
+		drop_binding(s, pattern, queue);
+		return 0;
+	}
+	char *p = strdup(pattern), *q = strdup(queue);
+	if (!p || !q) {
+		free(p);
+		free(q);
+		return -1;
+	}
+	return keep_binding(s, p, q, seq);
+}
+
+static bool hook_busy(void *arg)
+{
+	struct store *s = arg;
+	if (!s->busy && journal_pending_bytes(s->j) > s->max_pending)
+		s->busy = true;
+	return s->busy;
+}
+
+static void write_acks(struct store *s)
+{
+	for (size_t i = 0; i < s->nacks; i += ACK_BATCH) {
+		size_t n = s->nacks - i < ACK_BATCH ? s->nacks - i : ACK_BATCH;
+		uint8_t buf[ACK_BATCH * 8];
+		for (size_t k = 0; k < n; k++)
+			jput64(buf + 8 * k, s->acks[i + k]);
+		if (journal_append(s->j, STORE_REC_ACK, buf, n * 8, plain_done, s, NULL) < 0)
+			log_warn("store: cannot record %zu acks: %s", n, strerror(errno));
+	}
+	s->nacks = 0;
+}
+
+/* A binding in a segment older than the newest is written again, so that
+ * it never keeps old segments on disk. */
+static void refresh_bindings(struct store *s)
+{
+	uint64_t next = journal_next_seq(s->j);
+	uint64_t newest = journal_segment_of(s->j, next - 1);
+	for (;;) {
+		uint64_t low = liveset_low(&s->live, next);
+		struct binding *b = s->bindings;
+		while (b && b->rec != low)
+			b = b->next;
+		if (!b || journal_segment_of(s->j, low) == newest)
+			return;
+		uint64_t seq;
+		if (encode_binding(&s->scratch, b->pattern, b->queue) < 0 ||
+		    journal_append(s->j, STORE_REC_BIND, s->scratch.data, s->scratch.len, plain_done, s,
+				   &seq) < 0 ||
+		    liveset_add(&s->live, seq) < 0)
+			return;
+		liveset_del(&s->live, b->rec);
+		b->rec = seq;
+	}
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *s = arg;
+	(void)fd;
+	(void)what;
+	s->flush_scheduled = false;
+	write_acks(s);
+	refresh_bindings(s);
+	journal_release_before(s->j, liveset_low(&s->live, journal_next_seq(s->j)));
+}
+
+/* ---- open and close ------------------------------------------------------ */
+
+static void store_free(struct store *s)
+{
+	if (s->flush_ev)
+		event_free(s->flush_ev);
+	while (s->bindings) {
+		struct binding *b = s->bindings;
+		s->bindings = b->next;
+		binding_free(b);
+	}
+	liveset_free(&s->live);
+	buf_free(&s->scratch);
+	free(s->acks);
+	free(s);
+}
+
+int store_open(struct event_base *base, const struct store_options *o, struct router *r,
+	       struct store **out, char *err, size_t errlen)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	if (!s || !(s->flush_ev = event_new(base, -1, 0, flush_cb, s))) {
+		snprintf(err, errlen, "out of memory");
+		free(s);
+		return -1;
+	}
+	s->r = r;
+	s->max_pending = o->max_pending ? o->max_pending : STORE_DEFAULT_MAX_PENDING;
+	struct journal_options jo = {
+		.dir = o->dir,
+		.segment_size = o->segment_size,
+		.sync = o->sync,
+		.on_corruption = o->on_corruption,
+	};
+	struct replay rp = { .s = s, .on_corruption = o->on_corruption };
+	if (journal_open(base, &jo, replay_cb, &rp, &s->j, err, errlen) < 0) {
+		if (rp.failed == ENOMEM)
+			snprintf(err, errlen, "out of memory replaying the journal");
+		else if (rp.failed)
+			snprintf(err, errlen, "unreadable record in the journal (on_corruption = refuse)");
+		replay_free(&rp);
+		store_free(s);
+		return -1;
+	}
+	if (restore(&rp) < 0) {
+		snprintf(err, errlen, "out of memory restoring the journal");
+		replay_free(&rp);
+		journal_close(s->j);
+		store_free(s);
+		return -1;
+	}
+	replay_free(&rp);
+	if (s->st.restored || s->st.bindings)
+		log_info("store: %llu messages and %llu bindings restored",
+			 (unsigned long long)s->st.restored, (unsigned long long)s->st.bindings);
+	struct router_persist p = {
+		.put = hook_put,
+		.settled = hook_settled,
+		.cancel = hook_cancel,
+		.bound = hook_bound,
+		.busy = hook_busy,
+		.arg = s,
+	};
+	router_set_persist(r, &p);
+	flush_cb(-1, 0, s); /* release what replay found dead */
+	*out = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	router_set_persist(s->r, NULL);
+	write_acks(s);
+	s->closing = true; /* no flush, no room calls from journal_close's callbacks */
+	journal_close(s->j);
+	store_free(s);
+}
+
+void store_stats(const struct store *s, struct store_stats *out)
+{
+	*out = s->st;
+}
+
+struct journal *store_journal(const struct store *s)
+{
+	return s->j;
+}

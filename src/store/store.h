@@ -1,0 +1,68 @@
+/* The broker's durable store: keeps the router's durable messages and
+ * run-time bindings in the journal (store/journal.h) and puts them back at
+ * start-up. It plugs into the router through struct router_persist, so the
+ * router knows nothing of records and the store nothing of protocols.
+ *
+ * Records (journal types; payload integers little endian):
+ *   STORE_REC_MSG    u64 supersedes (a record this one replaces, or 0),
+ *                    u32 delivery count, u16 queue length, queue name,
+ *                    the message (store/msgcodec.h)
+ *   STORE_REC_ACK    u64 record numbers of messages consumed or dropped
+ *   STORE_REC_BIND   u16 pattern length, pattern, u16 queue length, queue
+ *   STORE_REC_UNBIND the same, removing it
+ * A message record is live from its append to its ack; a binding record
+ * until its unbind. Segments are released once nothing live is left at or
+ * below them (store/liveset.h), so a replayed ack never outlives the message
+ * it removes. A binding in an old segment is written again, so bindings
+ * never hold old segments; a message that is never consumed still does.
+ * Event-loop thread only. */
+#ifndef WHARF_STORE_STORE_H
+#define WHARF_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/journal.h"
+
+struct event_base;
+struct router;
+struct store;
+
+enum store_rec_type {
+	STORE_REC_MSG = 1,
+	STORE_REC_ACK = 2,
+	STORE_REC_BIND = 3,
+	STORE_REC_UNBIND = 4,
+};
+
+#define STORE_DEFAULT_MAX_PENDING (64u << 20)
+
+struct store_options {
+	const char *dir;             /* the data directory: the journal goes in dir/journal */
+	enum journal_sync sync;
+	enum journal_on_corruption on_corruption;
+	size_t segment_size;         /* 0: the journal's default */
+	size_t max_pending;          /* bytes waiting for the disk before publishers are
+				      * slowed; 0: STORE_DEFAULT_MAX_PENDING */
+};
+
+struct store_stats {
+	uint64_t messages;      /* stored messages not yet consumed */
+	uint64_t bindings;      /* run-time bindings kept */
+	uint64_t restored;      /* messages put back at start-up */
+	uint64_t bad_records;   /* well-framed records that made no sense, skipped */
+	uint64_t write_errors;  /* durable publishes refused for a disk error */
+};
+
+/* Opens the journal under o->dir, replays it into r (which must not have
+ * persistence hooks yet), and installs the hooks. On failure returns -1 with
+ * a message in err. Free with store_close(). */
+int store_open(struct event_base *base, const struct store_options *o, struct router *r,
+	       struct store **out, char *err, size_t errlen);
+/* Removes the hooks from the router, writes what is pending, and frees s.
+ * Publishers still waiting are told of the outcome first. NULL is a no-op. */
+void store_close(struct store *s);
+void store_stats(const struct store *s, struct store_stats *out);
+struct journal *store_journal(const struct store *s);
+
+#endif
