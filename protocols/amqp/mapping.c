@@ -306,6 +306,92 @@ static int encode_into(pn_message_t *pm, struct buf *out)
 	}
 }
 
+#define SECTION_HEADER 0x70
+
+/* The sender's header fields a redelivery keeps. */
+struct header_fields {
+	bool durable;
+	bool has_priority, has_ttl;
+	uint8_t priority;
+	uint32_t ttl;
+};
+
+/* How many bytes the header section at the start of bytes takes (0 if
+ * the message has none), with its fields into *h. A field of the wrong
+ * type is taken as absent: the message decoded once, so that is all the
+ * care it needs. -1 on out of memory. */
+static ssize_t read_header(const char *bytes, size_t len, struct header_fields *h)
+{
+	memset(h, 0, sizeof(*h));
+	pn_data_t *d = pn_data(8);
+	if (!d)
+		return -1;
+	ssize_t n = pn_data_decode(d, bytes, len);
+	pn_data_rewind(d);
+	bool header = n > 0 && pn_data_next(d) && pn_data_type(d) == PN_DESCRIBED;
+	if (header) {
+		pn_data_enter(d);
+		header = pn_data_next(d) && pn_data_type(d) == PN_ULONG &&
+			 pn_data_get_ulong(d) == SECTION_HEADER;
+	}
+	if (header && pn_data_next(d) && pn_data_type(d) == PN_LIST) {
+		pn_data_enter(d);
+		if (pn_data_next(d) && pn_data_type(d) == PN_BOOL)
+			h->durable = pn_data_get_bool(d);
+		if (pn_data_next(d) && pn_data_type(d) == PN_UBYTE) {
+			h->has_priority = true;
+			h->priority = pn_data_get_ubyte(d);
+		}
+		if (pn_data_next(d) && pn_data_type(d) == PN_UINT) {
+			h->has_ttl = true;
+			h->ttl = pn_data_get_uint(d);
+		}
+	}
+	pn_data_free(d);
+	return header ? n : 0;
+}
+
+/* A redelivery of what an AMQP client sent: a header of our own (its
+ * durable, priority and ttl; first-acquirer false; our delivery count),
+ * then every other section byte for byte, so several data sections and a
+ * footer come through as they were sent. */
+static int reheader(const char *bytes, size_t len, uint32_t delivery_count, struct buf *out)
+{
+	struct header_fields h;
+	ssize_t old = read_header(bytes, len, &h);
+	pn_data_t *d = old >= 0 ? pn_data(8) : NULL;
+	if (!d)
+		return -1;
+	pn_data_put_described(d);
+	pn_data_enter(d);
+	pn_data_put_ulong(d, SECTION_HEADER);
+	pn_data_put_list(d);
+	pn_data_enter(d);
+	pn_data_put_bool(d, h.durable);
+	if (h.has_priority)
+		pn_data_put_ubyte(d, h.priority);
+	else
+		pn_data_put_null(d);
+	if (h.has_ttl)
+		pn_data_put_uint(d, h.ttl);
+	else
+		pn_data_put_null(d);
+	pn_data_put_bool(d, false);
+	pn_data_put_uint(d, delivery_count);
+	pn_data_exit(d);
+	pn_data_exit(d);
+	int rc = -1;
+	ssize_t size = pn_data_encoded_size(d);
+	buf_reset(out);
+	if (size > 0 && buf_reserve(out, (size_t)size + (len - (size_t)old)) == 0 &&
+	    pn_data_encode(d, out->data, (size_t)size) == size) {
+		out->len = (size_t)size;
+		rc = buf_append(out, bytes + old, len - (size_t)old);
+	}
+	pn_data_free(d);
+	return rc;
+}
+
 int amqp_message_encode(const struct message *m, uint32_t delivery_count, struct buf *out)
 {
 	if (m->amqp && delivery_count == 0) {
@@ -313,54 +399,47 @@ int amqp_message_encode(const struct message *m, uint32_t delivery_count, struct
 		buf_reset(out);
 		return buf_append(out, m->amqp, m->amqp_len);
 	}
+	if (m->amqp)
+		return reheader((const char *)m->amqp, m->amqp_len, delivery_count, out);
+	/* From another protocol: a message of our making. */
 	pn_message_t *pm = pn_message();
-	int rc = -1;
 	if (!pm)
 		return -1;
-	if (m->amqp) {
-		/* From an AMQP client: every section as it sent them. */
-		if (pn_message_decode(pm, (const char *)m->amqp, m->amqp_len) != 0)
-			goto out;
-	} else {
-		pn_message_set_durable(pm, m->durable);
-		pn_message_set_priority(pm, m->priority);
-		if (m->content_type)
-			pn_message_set_content_type(pm, m->content_type);
-		if (m->reply_to)
-			pn_message_set_reply_to(pm, m->reply_to);
-		if (m->correlation_id) {
-			/* Text stays a string; MQTT's binary correlation data is binary. */
-			bool text = utf8_valid(m->correlation_id, m->correlation_id_len);
-			pn_msgid_t id = { .type = text ? PN_STRING : PN_BINARY };
-			id.u.as_bytes = pn_bytes(m->correlation_id_len, m->correlation_id);
-			pn_message_set_correlation_id(pm, id);
-		}
-		if (m->expiry_ms)
-			pn_message_set_expiry_time(pm, m->expiry_ms);
-		pn_message_set_creation_time(pm, m->timestamp_ms);
-		if (m->nprops) {
-			pn_data_t *ap = pn_message_properties(pm);
-			pn_data_put_map(ap);
-			pn_data_enter(ap);
-			for (size_t i = 0; i < m->nprops; i++) {
-				pn_data_put_string(ap, pn_bytes(strlen(m->props[i].name), m->props[i].name));
-				pn_data_put_string(ap, pn_bytes(m->props[i].value_len, m->props[i].value));
-			}
-			pn_data_exit(ap);
-		}
-		/* Inferred: binary bytes go out as a data section, not an
-		 * amqp-value holding binary. */
-		pn_message_set_inferred(pm, true);
-		pn_data_t *body = pn_message_body(pm);
-		pn_data_put_binary(body, pn_bytes(m->body_len, (const char *)m->body));
+	pn_message_set_durable(pm, m->durable);
+	pn_message_set_priority(pm, m->priority);
+	if (m->content_type)
+		pn_message_set_content_type(pm, m->content_type);
+	if (m->reply_to)
+		pn_message_set_reply_to(pm, m->reply_to);
+	if (m->correlation_id) {
+		/* Text stays a string; MQTT's binary correlation data is binary. */
+		bool text = utf8_valid(m->correlation_id, m->correlation_id_len);
+		pn_msgid_t id = { .type = text ? PN_STRING : PN_BINARY };
+		id.u.as_bytes = pn_bytes(m->correlation_id_len, m->correlation_id);
+		pn_message_set_correlation_id(pm, id);
 	}
+	if (m->expiry_ms)
+		pn_message_set_expiry_time(pm, m->expiry_ms);
+	pn_message_set_creation_time(pm, m->timestamp_ms);
+	if (m->nprops) {
+		pn_data_t *ap = pn_message_properties(pm);
+		pn_data_put_map(ap);
+		pn_data_enter(ap);
+		for (size_t i = 0; i < m->nprops; i++) {
+			pn_data_put_string(ap, pn_bytes(strlen(m->props[i].name), m->props[i].name));
+			pn_data_put_string(ap, pn_bytes(m->props[i].value_len, m->props[i].value));
+		}
+		pn_data_exit(ap);
+	}
+	/* Inferred: binary bytes go out as a data section, not an
+	 * amqp-value holding binary. */
+	pn_message_set_inferred(pm, true);
+	pn_data_put_binary(pn_message_body(pm), pn_bytes(m->body_len, (const char *)m->body));
 	pn_msgid_t id = { .type = PN_ULONG };
 	id.u.as_ulong = m->id;
-	if (!m->amqp)
-		pn_message_set_id(pm, id);
+	pn_message_set_id(pm, id);
 	pn_message_set_delivery_count(pm, delivery_count);
-	rc = encode_into(pm, out);
-out:
+	int rc = encode_into(pm, out);
 	pn_message_free(pm);
 	return rc;
 }

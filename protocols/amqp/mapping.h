@@ -21,8 +21,10 @@ const char *amqp_destination(const char *address, pn_terminus_t *remote, enum de
  * *why set when the bytes are no AMQP message, or on out of memory. */
 struct message *amqp_message_decode(const char *bytes, size_t len, const char **why);
 
-/* The AMQP encoding to send for m, with header.delivery-count set, into
- * out (reset first). -1 on failure. */
+/* The AMQP encoding to send for m into out (reset first): what an AMQP
+ * client sent goes as it came, and on a redelivery (delivery_count > 0)
+ * with a header of ours in place of its own; a message from another
+ * protocol is encoded anew. -1 on failure. */
 int amqp_message_encode(const struct message *m, uint32_t delivery_count, struct buf *out);
 
 #endif

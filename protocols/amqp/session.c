@@ -47,6 +47,9 @@ struct amqp_conn {
 	struct buf scratch;
 	unsigned long next_temp;
 	bool done;
+	bool header_checked;        /* the first bytes were looked at for TLS */
+	bool remote_opened;         /* the client's open has come */
+	bool error_closed;          /* we sent close with an error: hang up once written */
 	struct router_waiter waiter;  /* some link's destination is full */
 };
 
@@ -78,9 +81,10 @@ static void flush(struct amqp_conn *ac)
 		pn_connection_driver_write_done(&ac->driver, out.size);
 	}
 	/* Once the engine reads no more (the client closed, or sent what it
-	 * cannot parse: it may then stop without closing its write side), what
-	 * it wrote goes out and the connection closes. */
-	if (!ac->done && (pn_connection_driver_finished(&ac->driver) ||
+	 * cannot parse: it may then stop without closing its write side), or
+	 * we closed with an error (a client that misbehaves is not waited
+	 * for), what the engine wrote goes out and the connection closes. */
+	if (!ac->done && (ac->error_closed || pn_connection_driver_finished(&ac->driver) ||
 			  pn_connection_driver_read_closed(&ac->driver))) {
 		ac->done = true;
 		conn_close(ac->c, true);
@@ -98,6 +102,21 @@ static void schedule_flush(struct amqp_conn *ac)
 {
 	if (!event_pending(ac->flush_ev, EV_TIMEOUT, NULL))
 		event_active(ac->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* Ends the connection for something the client did: an open (unless ours
+ * went out) and a close with the condition, then the socket closes once they
+ * are written. The engine sends a close of its own making only after the
+ * client's open, so the error goes through the engine's error path, which
+ * sends it at once whatever the state; the engine adds "(connection
+ * aborted)" to the description. */
+static void close_with_error(struct amqp_conn *ac, const char *cond, const char *why)
+{
+	pn_condition_t *tc = pn_transport_condition(ac->driver.transport);
+	pn_condition_set_name(tc, cond);
+	pn_condition_set_description(tc, why);
+	ac->error_closed = true;
+	pn_transport_close_tail(ac->driver.transport);
 }
 
 /* ---- deliveries to the client ---------------------------------------------- */
@@ -248,6 +267,10 @@ static void link_open(struct amqp_conn *ac, pn_link_t *link)
 {
 	bool to_client = pn_link_is_sender(link);
 	pn_terminus_t *remote = to_client ? pn_link_remote_source(link) : pn_link_remote_target(link);
+	if (!to_client && pn_terminus_get_type(remote) == PN_COORDINATOR) {
+		refuse_link(link, "amqp:not-implemented", "transactions are not supported");
+		return;
+	}
 	const char *address = pn_terminus_get_address(remote);
 	if ((!address || !*address) && !(to_client && pn_terminus_is_dynamic(remote))) {
 		refuse_link(link, "amqp:not-implemented",
@@ -332,7 +355,7 @@ static void receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	size_t size = pn_delivery_pending(pd);
 	buf_reset(&ac->scratch);
 	if (buf_reserve(&ac->scratch, size) < 0) {
-		pn_connection_driver_errorf(&ac->driver, "amqp:resource-limit-exceeded", "out of memory");
+		close_with_error(ac, "amqp:resource-limit-exceeded", "out of memory");
 		return;
 	}
 	ssize_t n = pn_link_recv(link, ac->scratch.data, size);
@@ -340,13 +363,21 @@ static void receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	const char *why = NULL;
 	struct message *m = n >= 0 ? amqp_message_decode(ac->scratch.data, (size_t)n, &why) : NULL;
 	bool m_ok = m != NULL;
+	/* Pre-settled: the client will not hear whether it arrived, so it is
+	 * sent at most once: dropped at a full destination, never slowed, not
+	 * kept across a restart (durable implies qos >= 1). */
+	bool at_most_once = pn_delivery_settled(pd);
 	enum router_err err = ROUTER_EINVAL;
 	if (m && al) {
 		m->origin = conn_id(ac->c);
+		if (at_most_once) {
+			m->qos = 0;
+			m->durable = false;
+		}
 		err = router_publish(ac->b->router, al->kind, al->name, &m, false);
 	}
 	message_unref(m);
-	if (!pn_delivery_settled(pd)) {
+	if (!at_most_once) {
 		if (err == ROUTER_OK) {
 			pn_delivery_update(pd, PN_ACCEPTED);
 		} else {
@@ -357,7 +388,7 @@ static void receive(struct amqp_conn *ac, pn_delivery_t *pd)
 		}
 	}
 	pn_delivery_settle(pd);
-	if (al && err == ROUTER_OK && router_last_blocked(ac->b->router)) {
+	if (al && err == ROUTER_OK && !at_most_once && router_last_blocked(ac->b->router)) {
 		/* The destination is full: the publisher gets no more credit
 		 * until it drains, which is how AMQP slows a sender. */
 		al->starved = true;
@@ -386,6 +417,9 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 	pn_connection_t *pc = pn_event_connection(e);
 	switch (pn_event_type(e)) {
 	case PN_CONNECTION_REMOTE_OPEN:
+		ac->remote_opened = true;
+		if (ac->error_closed)
+			break;
 		pn_connection_set_container(pc, "wharf");
 		pn_connection_open(pc);
 		break;
@@ -393,7 +427,14 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 		pn_connection_close(pc);
 		break;
 	case PN_SESSION_REMOTE_OPEN:
-		pn_session_open(pn_event_session(e));
+		/* The engine takes a begin whenever it comes; events arrive in
+		 * frame order, so one before the open is caught here. */
+		if (!ac->remote_opened) {
+			close_with_error(ac, "amqp:illegal-state", "begin before open");
+			break;
+		}
+		if (!ac->error_closed)
+			pn_session_open(pn_event_session(e));
 		break;
 	case PN_SESSION_REMOTE_CLOSE:
 		pn_session_close(pn_event_session(e));
@@ -432,6 +473,15 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 			outcome(pd);
 		break;
 	}
+	case PN_TRANSPORT_TAIL_CLOSED:
+		/* The engine stops reading without a word when a frame's body
+		 * does not decode; the client hears why. A close it sent, or an
+		 * error the engine reports itself, needs nothing more. */
+		if (!(pn_connection_state(ac->driver.connection) & PN_REMOTE_CLOSED) &&
+		    !pn_condition_is_set(pn_transport_condition(ac->driver.transport)) &&
+		    !ac->error_closed)
+			close_with_error(ac, "amqp:decode-error", "a frame that does not decode");
+		break;
 	case PN_TRANSPORT_ERROR: {
 		pn_condition_t *cond = pn_transport_condition(pn_event_transport(e));
 		log_info("amqp %s: %s: %s", conn_peer(ac->c), pn_condition_get_name(cond),
@@ -507,9 +557,47 @@ static void *amqp_open(struct conn *c)
 	return ac;
 }
 
+/* Whether the first bytes are a TLS handshake or the AMQP TLS header:
+ * 1 yes, 0 no, -1 too few bytes to tell. */
+static int tls_start(const unsigned char *p, size_t n)
+{
+	static const char amqp_tls[] = "AMQP\x02";
+	if (n == 0)
+		return -1;
+	if (p[0] == 0x16) /* a TLS record of type handshake */
+		return 1;
+	size_t k = n < 5 ? n : 5;
+	if (memcmp(p, amqp_tls, k) != 0)
+		return 0;
+	return n < 5 ? -1 : 1;
+}
+
+/* The engine would start a TLS layer of its own for a client that speaks
+ * TLS here; this port has none (TLS is the listener's), so the client gets
+ * the header we speak and a close (AMQP 1.0 §2.2), not a stalled handshake. */
+static bool refuse_tls(struct amqp_conn *ac, struct evbuffer *in)
+{
+	static const char amqp_header[8] = { 'A', 'M', 'Q', 'P', 0, 1, 0, 0 };
+	unsigned char first[5];
+	ev_ssize_t n = evbuffer_copyout(in, first, sizeof(first));
+	int tls = tls_start(first, n > 0 ? (size_t)n : 0);
+	if (tls < 0)
+		return true; /* wait for more */
+	ac->header_checked = true;
+	if (!tls)
+		return false;
+	log_info("amqp %s: TLS on a plain AMQP port", conn_peer(ac->c));
+	evbuffer_drain(in, evbuffer_get_length(in));
+	ac->done = true;
+	conn_close(ac->c, conn_write(ac->c, amqp_header, sizeof(amqp_header)) == 0);
+	return true;
+}
+
 static void amqp_input(void *session, struct evbuffer *in)
 {
 	struct amqp_conn *ac = session;
+	if (!ac->header_checked && refuse_tls(ac, in))
+		return;
 	while (evbuffer_get_length(in) && !ac->done) {
 		pn_rwbytes_t rb = pn_connection_driver_read_buffer(&ac->driver);
 		if (!rb.size)

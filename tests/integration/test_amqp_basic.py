@@ -398,7 +398,6 @@ class OutcomeTest(AmqpTestCase):
             self.assertEqual(after.get(code), before.get(code), "section 0x%x changed" % code)
         self.assertEqual(after[HEADER][:3], before[HEADER][:3], "durable/priority/ttl changed")
 
-    @unittest.expectedFailure  # known broker shortcoming: see issue 4
     def test_redelivery_keeps_every_body_section_and_footer(self):
         """A body of several data sections and a footer survive a
         redelivery as they were sent."""
@@ -660,6 +659,28 @@ class FlowControlTest(AmqpTestCase):
         c.idle(0.3)
         self.assertEqual(s.outcomes(), [Delivery.ACCEPTED] * total)
         self.assertEqual(r.bodies(), ["m-%05d" % i for i in range(total)])
+
+
+    def test_presettled_publisher_not_slowed_excess_dropped(self):
+        """Pre-settled transfers are at most once (DESIGN.md §5a, as MQTT
+        QoS 0): past a full subscription they are dropped, and the
+        publisher keeps its credit."""
+        t = self.name("topic")
+        c = self.client()
+        r = c.rcv(t, credit=0)
+        p = self.client()
+        s = p.snd(t, options=AtMostOnce())
+        total = 2000
+        p.send_all(s, numbered(total))
+        self.assertGreater(s.link.credit, 0, "the pre-settled publisher was slowed")
+        # the broker reads a connection's frames in order: once this is
+        # accepted, it has routed every pre-settled transfer before it
+        sync = p.snd(self.name("queue"))
+        p.send_all(sync, [Message(body="sync")])
+        r.link.flow(total)
+        c.wait_received(r, 20)
+        c.idle(0.5)
+        self.assertEqual(r.bodies(), ["m-%05d" % i for i in range(20)])
 
 
 class SlowConsumerTest(AmqpTestCase):

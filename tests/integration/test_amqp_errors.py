@@ -78,7 +78,6 @@ class BadInputTest(AmqpTestCase):
             self.assertIn(r.read_header(), HEADERS_OK, bad)
             r.wait_closed(CLOSE_TIMEOUT)
 
-    @unittest.expectedFailure  # known broker shortcoming: see issue 4
     def test_tls_on_plain_port_gets_amqp_header_and_close(self):
         """The AMQP TLS header, or a TLS ClientHello, on the plain port: no
         TLS here, so the broker answers with a header it speaks and closes
@@ -97,14 +96,12 @@ class BadInputTest(AmqpTestCase):
 
     # ---- frames ----
 
-    @unittest.expectedFailure  # known broker shortcoming: see issue 4
     def test_garbage_after_header(self):
         r = self.raw()
         r.send(AMQP_HEADER + b"\x00\x00\x00\x10\x02\x00\x00\x00" + b"\xde\xad\xbe\xef" * 2)
         self.assertEqual(r.read_header(), AMQP_HEADER)
         self.error_close(r, ("amqp:connection:framing-error", "amqp:decode-error"))
 
-    @unittest.expectedFailure  # known broker shortcoming: see issue 4
     def test_garbage_after_open(self):
         r = self.raw()
         r.open()
@@ -170,7 +167,6 @@ class BadInputTest(AmqpTestCase):
 
     # ---- performatives out of order ----
 
-    @unittest.expectedFailure  # known broker shortcoming: see issue 4
     def test_begin_before_open(self):
         r = self.raw()
         r.send(AMQP_HEADER + frame(BEGIN, [None, uint(0), uint(100), uint(100)]))
