@@ -168,9 +168,14 @@ static void outcome(pn_delivery_t *pd)
 	case PN_RELEASED:
 		delivery_nack(d, NACK_RELEASE);
 		break;
-	case PN_MODIFIED:
-		delivery_nack(d, pn_disposition_is_failed(disp) ? NACK_FAILED : NACK_RELEASE);
+	case PN_MODIFIED: {
+		enum nack_outcome how = pn_disposition_is_failed(disp) ? NACK_FAILED : NACK_RELEASE;
+		if (pn_disposition_is_undeliverable(disp))
+			delivery_nack_elsewhere(d, how); /* not to this link again */
+		else
+			delivery_nack(d, how);
 		break;
+	}
 	case PN_REJECTED:
 		delivery_nack(d, NACK_REJECT);
 		break;

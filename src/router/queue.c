@@ -13,6 +13,8 @@ struct delivery {
 	uint64_t seq;            /* position in the queue, for putting it back in order */
 	uint32_t count;          /* deliveries so far */
 	uint64_t last_consumer;  /* id of the consumer that had it last */
+	uint64_t *refused_by;    /* ids of consumers it may never go to again */
+	uint32_t nrefused;
 	struct consumer *owner;  /* while out to a consumer */
 	bool retained;           /* a retained message sent on subscribe */
 	uint64_t rec;            /* the store's record of it, 0 if none */
@@ -72,6 +74,7 @@ struct queue *queue_new(const char *name, size_t max_ready)
 static void delivery_free(struct delivery *d)
 {
 	message_unref(d->msg);
+	free(d->refused_by);
 	free(d);
 }
 
@@ -205,6 +208,14 @@ static bool can_take(const struct consumer *c)
 	return true;
 }
 
+static bool refused(const struct delivery *d, const struct consumer *c)
+{
+	for (uint32_t i = 0; i < d->nrefused; i++)
+		if (d->refused_by[i] == c->id)
+			return true;
+	return false;
+}
+
 /* Round-robin from the cursor; a message that came back is offered to
  * another consumer before the one that had it, so one failing consumer does
  * not keep a message to itself. */
@@ -216,7 +227,7 @@ static struct consumer *pick(struct queue *q, const struct delivery *d)
 	if (!c)
 		return NULL;
 	do {
-		if (can_take(c)) {
+		if (can_take(c) && !refused(d, c)) {
 			if (d->count == 0 || c->id != d->last_consumer)
 				return c;
 			fallback = c;
@@ -253,12 +264,18 @@ static void unlink_unacked(struct delivery *d)
 
 static bool dispatch_one(struct queue *q, int64_t now)
 {
-	struct delivery *d = TAILQ_FIRST(&q->ready);
-	if (d->msg->expiry_ms && d->msg->expiry_ms <= now) {
-		drop_ready(q, d);
-		return true;
+	struct delivery *d;
+	struct consumer *c = NULL;
+	/* A message that the consumers able to take it have refused waits for
+	 * another consumer; the messages behind it go on meanwhile. */
+	TAILQ_FOREACH(d, &q->ready, link) {
+		if (d->msg->expiry_ms && d->msg->expiry_ms <= now) {
+			drop_ready(q, d);
+			return true;
+		}
+		if ((c = pick(q, d)) || !d->nrefused)
+			break;
 	}
-	struct consumer *c = pick(q, d);
 	if (!c)
 		return false;
 	q->cursor = TAILQ_NEXT(c, link);
@@ -403,6 +420,17 @@ void delivery_nack(struct delivery *d, enum nack_outcome outcome)
 		requeue(q, d);
 	}
 	queue_dispatch(q);
+}
+
+void delivery_nack_elsewhere(struct delivery *d, enum nack_outcome outcome)
+{
+	uint64_t *grown = realloc(d->refused_by, (d->nrefused + 1) * sizeof(*grown));
+	/* Out of memory, it may come back here: better than losing it. */
+	if (grown) {
+		grown[d->nrefused++] = d->owner->id;
+		d->refused_by = grown;
+	}
+	delivery_nack(d, outcome);
 }
 
 struct delivery *consumer_find_delivery(struct consumer *c, uint64_t msg_id)

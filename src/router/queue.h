@@ -107,6 +107,10 @@ size_t consumer_unacked(const struct consumer *c);
  * consumer) as consumed. */
 void delivery_ack(struct delivery *d, bool cumulative);
 void delivery_nack(struct delivery *d, enum nack_outcome outcome);
+/* delivery_nack, and d never goes to this consumer again (AMQP modified
+ * with undeliverable-here). Until another consumer takes it, it waits and
+ * the messages behind it go on. */
+void delivery_nack_elsewhere(struct delivery *d, enum nack_outcome outcome);
 /* The consumer's outstanding delivery of message `msg_id`, or NULL. */
 struct delivery *consumer_find_delivery(struct consumer *c, uint64_t msg_id);
 const struct message *delivery_message(const struct delivery *d);

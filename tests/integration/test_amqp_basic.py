@@ -342,7 +342,6 @@ class OutcomeTest(AmqpTestCase):
         self.assertEqual(x.msg.delivery_count, 1, "modified without delivery-failed changed the count")
         r.accept(x)
 
-    @unittest.skip("not built yet: modified undeliverable-here (not to this link again)")
     def test_modified_undeliverable_here_goes_to_another_link(self):
         q = self.name("queue")
         c = self.client()
@@ -358,6 +357,30 @@ class OutcomeTest(AmqpTestCase):
         b.link.flow(1)
         got = c.wait_received(b, 1)
         self.assertEqual(got[0].body, "not for a")
+
+    def test_undeliverable_here_does_not_hold_up_the_queue(self):
+        """The only link refuses a message as undeliverable here (and
+        failed): what comes after still reaches it, and the refused message
+        waits for another link, which gets it counted once."""
+        q = self.name("queue")
+        c = self.client()
+        s = c.snd(q)
+        c.send_all(s, [Message(body="first")])
+        a = c.rcv(q, credit=1)
+        x = c.wait_received(a, 1)[0]
+        a.modify(x, failed=True, undeliverable=True)
+        c.send_all(s, [Message(body="second"), Message(body="third")])
+        a.link.flow(5)
+        c.wait_received(a, 3)
+        c.idle(0.5)
+        self.assertEqual(a.bodies(), ["first", "second", "third"])
+        for y in a.received[1:]:
+            a.accept(y)
+        b = c.rcv(q, credit=5)
+        c.wait_received(b, 1)
+        c.idle(0.3)
+        self.assertEqual([(g.body, g.msg.delivery_count) for g in b.received], [("first", 1)])
+        self.assertEqual(a.count(), 3)
 
     def test_rejected_is_dropped(self):
         q = self.name("queue")

@@ -123,6 +123,41 @@ static void test_nack_goes_elsewhere(void)
 	queue_free(q);
 }
 
+/* AMQP modified with undeliverable-here: never to that consumer again,
+ * and it does not hold up the messages behind it. */
+static void test_nack_elsewhere(void)
+{
+	struct queue *q = queue_new("ne", 0);
+	struct consumer_options o = { .window = 1 };
+	struct rec a = { 0 }, b = { 0 };
+	next_id = 0;
+	put(q, 1);
+	struct consumer *ca = queue_consumer_add(q, &o, &rec_ops, &a);
+	ok(a.n == 1 && a.ids[0] == 1, "the only consumer gets message 1");
+	delivery_nack_elsewhere(a.ds[0], NACK_FAILED);
+	ok(a.n == 1 && queue_depth(q) == 1, "refused: it waits rather than coming back");
+	put(q, 1);
+	ok(a.n == 2 && a.ids[1] == 2, "the message behind it goes to the consumer that refused");
+	delivery_ack(a.ds[1], false);
+	ok(a.n == 2 && queue_depth(q) == 1, "with room again, the refused message still stays away");
+	struct consumer *cb = queue_consumer_add(q, &o, &rec_ops, &b);
+	ok(b.n == 1 && b.ids[0] == 1 && b.counts[0] == 2,
+	   "a new consumer gets it, counted as failed once");
+	delivery_nack_elsewhere(b.ds[0], NACK_RELEASE);
+	ok(a.n == 2 && b.n == 1 && queue_depth(q) == 1, "refused by both: it goes to neither");
+	struct rec c = { 0 };
+	struct consumer *cc = queue_consumer_add(q, &o, &rec_ops, &c);
+	ok(c.n == 1 && c.ids[0] == 1 && c.counts[0] == 2, "a third consumer gets it, count kept");
+	delivery_nack(c.ds[0], NACK_RELEASE);
+	ok(c.n == 2 && a.n == 2 && b.n == 1, "a plain release may come back to the same consumer");
+	delivery_ack(c.ds[1], false);
+	ok(queue_depth(q) == 0 && queue_unacked(q) == 0, "nothing left");
+	queue_consumer_remove(ca);
+	queue_consumer_remove(cb);
+	queue_consumer_remove(cc);
+	queue_free(q);
+}
+
 static void test_credit_and_pause(void)
 {
 	struct queue *q = queue_new("c", 0);
@@ -212,6 +247,7 @@ int main(void)
 	test_round_robin();
 	test_window_and_ack();
 	test_nack_goes_elsewhere();
+	test_nack_elsewhere();
 	test_credit_and_pause();
 	test_expiry_and_bound();
 	test_block_overflow();
