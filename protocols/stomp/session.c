@@ -534,11 +534,15 @@ static void room_cb(struct router_waiter *w)
 	conn_pause_input(s->c, false);
 }
 
-/* A receipt to send once everything before it is confirmed; `last` for the
- * DISCONNECT's (receipt may be NULL then): the connection closes after it. */
-static void queue_receipt(struct stomp_session *s, const char *receipt, bool last)
+enum receipt_kind {
+	RECEIPT_PLAIN,      /* once everything before it is confirmed */
+	RECEIPT_SYNC,       /* also once the acks before it are on disk */
+	RECEIPT_LAST,       /* the DISCONNECT's (may be NULL): then close */
+};
+
+static void queue_receipt(struct stomp_session *s, const char *receipt, enum receipt_kind kind)
 {
-	if (confirmq_empty(&s->confirms) && !last) {
+	if (confirmq_empty(&s->confirms) && kind == RECEIPT_PLAIN) {
 		send_receipt(s, receipt);
 		return;
 	}
@@ -550,8 +554,11 @@ static void queue_receipt(struct stomp_session *s, const char *receipt, bool las
 			send_error(s, "out of memory", receipt, NULL);
 		return;
 	}
-	e->tag = last;
-	confirmq_ready(&s->confirms, e, ROUTER_OK);
+	e->tag = kind == RECEIPT_LAST;
+	if (kind == RECEIPT_SYNC)
+		confirmq_sync(&s->confirms, e);
+	else
+		confirmq_ready(&s->confirms, e, ROUTER_OK);
 }
 
 static void release_confirm(void *ctx, struct confirm *e)
@@ -961,7 +968,7 @@ static void on_frame(struct stomp_session *s, struct stomp_frame *f)
 		s->state = ST_DONE;
 		if (!confirmq_empty(&s->confirms)) {
 			s->disconnecting = true;
-			queue_receipt(s, receipt, true);
+			queue_receipt(s, receipt, RECEIPT_LAST);
 			return;
 		}
 		if (receipt)
@@ -976,8 +983,11 @@ static void on_frame(struct stomp_session *s, struct stomp_frame *f)
 		send_error(s, "unexpected frame", receipt, stomp_command_name(f->command));
 		return;
 	}
+	/* A receipt for an ack says the message will not come back. */
+	bool acks = f->command == STOMP_CMD_ACK || f->command == STOMP_CMD_NACK ||
+		    f->command == STOMP_CMD_COMMIT;
 	if (ok && receipt && s->state == ST_CONNECTED)
-		queue_receipt(s, receipt, false);
+		queue_receipt(s, receipt, acks ? RECEIPT_SYNC : RECEIPT_PLAIN);
 }
 
 /* ---- connection callbacks ----------------------------------------------- */

@@ -74,6 +74,14 @@ enum router_err confirmq_publish(struct confirm_queue *q, struct confirm *e, enu
 	return err;
 }
 
+void confirmq_sync(struct confirm_queue *q, struct confirm *e)
+{
+	e->rc.done = stored;
+	enum router_err err = router_sync(q->r, &e->rc);
+	if (err != ROUTER_PENDING)
+		confirmq_ready(q, e, err);
+}
+
 void confirmq_clear(struct confirm_queue *q)
 {
 	struct confirm *e;

@@ -47,6 +47,9 @@ struct confirm *confirmq_push(struct confirm_queue *q);
  * the message. Returns the router's result. */
 enum router_err confirmq_publish(struct confirm_queue *q, struct confirm *e, enum dest_kind kind,
 				 const char *name, struct message **m, bool broker_own);
+/* Entry e becomes ready once what the store holds so far is on disk
+ * (router_sync): for receipts of acknowledgements. */
+void confirmq_sync(struct confirm_queue *q, struct confirm *e);
 /* Marks e ready with outcome err and releases what can go. */
 void confirmq_ready(struct confirm_queue *q, struct confirm *e, enum router_err err);
 static inline bool confirmq_empty(const struct confirm_queue *q) { return q->n == 0; }

@@ -424,6 +424,14 @@ out:
 	return err;
 }
 
+enum router_err router_sync(struct router *r, struct router_confirm *c)
+{
+	c->pending = NULL;
+	if (!r->persist.sync)
+		return ROUTER_OK;
+	return r->persist.sync(r->persist.arg, c) < 0 ? ROUTER_ESTORE : ROUTER_PENDING;
+}
+
 void router_confirm_cancel(struct router *r, struct router_confirm *c)
 {
 	if (c->pending && r->persist.cancel)

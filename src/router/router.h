@@ -84,6 +84,11 @@ struct router_confirm {
 enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, const char *name,
 					 struct message **m, bool broker_own,
 					 struct router_confirm *c);
+/* ROUTER_PENDING, and c->done is called once every acknowledgement and
+ * message recorded so far is on disk (a client's ack with a receipt);
+ * ROUTER_OK at once when nothing is stored; ROUTER_ESTORE when the store
+ * cannot. */
+enum router_err router_sync(struct router *r, struct router_confirm *c);
 /* The publisher goes away: c->done will not be called. A no-op when c is
  * not pending. */
 void router_confirm_cancel(struct router *r, struct router_confirm *c);
@@ -103,6 +108,9 @@ struct router_persist {
 	/* A binding made (bind true) or removed at run time. 0, or -1 when it
 	 * cannot be written (the call fails with ROUTER_ESTORE). */
 	int (*bound)(void *arg, const char *pattern, const char *queue, bool bind);
+	/* Confirms c once everything written so far (acks included) is on
+	 * disk. 0, or -1 when it cannot (c is not pending then). */
+	int (*sync)(void *arg, struct router_confirm *c);
 	/* True while the store has too much waiting for the disk: publishers
 	 * are slowed as for a full queue until it calls router_room(). */
 	bool (*busy)(void *arg);

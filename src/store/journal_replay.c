@@ -249,13 +249,21 @@ static void note_lost(struct rctx *c, uint64_t next_first)
 	c->lost_after = 0;
 }
 
-/* After damage at `off` in the last segment: is there a good record past it
- * that continues the journal (seq above min_seq)? Sets *max to the highest
- * number found. When in doubt (no memory, read error) says yes: damage is
- * then quarantined rather than cut. */
-static bool later_records(struct rdr *r, uint64_t off, uint64_t min_seq, uint64_t *max)
+/* After damage at `off`: is there a good record past it that continues the
+ * journal (seq above min_seq)? Sets *max to the highest number found and,
+ * when `next` is not NULL, next->off and next->seq to the first such record
+ * (off 0 when there is none or in doubt). When in doubt (no memory, read
+ * error) says yes: damage is then quarantined rather than cut. */
+struct resume_at {
+	uint64_t off, seq;
+};
+
+static bool later_records(struct rdr *r, uint64_t off, uint64_t min_seq, uint64_t *max,
+			  struct resume_at *next)
 {
 	*max = 0;
+	if (next)
+		next->off = 0;
 	if (off + 1 >= r->size)
 		return false;
 	size_t n = (size_t)(r->size - off - 1);
@@ -273,6 +281,10 @@ static bool later_records(struct rdr *r, uint64_t off, uint64_t min_seq, uint64_
 			continue;
 		if (crc32c(0, p + i + JREC_PREFIX, len) != jget32(p + i + 4))
 			continue;
+		if (!found && next) {
+			next->off = off + 1 + i;
+			next->seq = seq;
+		}
 		found = true;
 		uint64_t top = seq;
 		if (p[i + 16] == JREC_TYPE_SKIP && len == JREC_SKIP_SIZE - JREC_PREFIX &&
@@ -371,6 +383,7 @@ static int replay_segment(struct rctx *c, const struct dent *s, const char *prev
 	note_lost(c, s->first);
 
 	off = JSEG_HEADER;
+resume:
 	while (off < r.size) {
 		struct jrec rec;
 		if (r.size - off < JREC_PREFIX) {
@@ -451,7 +464,7 @@ bad:
 		c->floor = exp;
 	if (last && !read_error) {
 		uint64_t max;
-		bool more = later_records(&r, off, exp - 1, &max);
+		bool more = later_records(&r, off, exp - 1, &max, NULL);
 		if (more)
 			seen(c, max);
 		if (!more && torn_ok) {
@@ -493,6 +506,24 @@ bad:
 	}
 	snprintf(fname, sizeof(fname), "%020llu-%llu.bad", (unsigned long long)s->first,
 		 (unsigned long long)off);
+	/* Only the damaged stretch is lost: replay goes on at the next good
+	 * record that continues the journal. */
+	uint64_t top;
+	struct resume_at next;
+	uint64_t after = (exp > c->floor ? exp : c->floor) - 1; /* never backwards */
+	if (!read_error && later_records(&r, off, after, &top, &next) && next.off) {
+		int ce = copy_aside(c, fd, off, next.off - off, fname);
+		log_error("journal: segment %s offset %llu: %s; records %llu..%llu lost, the %llu bytes "
+			  "%s quarantine/%s; replay goes on at offset %llu",
+			  name, (unsigned long long)off, why, (unsigned long long)after + 1,
+			  (unsigned long long)next.seq - 1, (unsigned long long)(next.off - off),
+			  ce ? "could not be copied to" : "copied to", fname,
+			  (unsigned long long)next.off);
+		j->st.quarantined++;
+		off = next.off;
+		exp = next.seq;
+		goto resume;
+	}
 	int ce = copy_aside(c, fd, off, r.size - off, fname);
 	if (ce)
 		log_error("journal: segment %s offset %llu: %s; the %llu bytes from there on are "

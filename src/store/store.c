@@ -352,12 +352,42 @@ static void ticket_done(void *arg, int err)
 	check_room(s);
 }
 
+/* Appends the acks gathered so far; the last record (an empty one when
+ * there are none) reports to t when t is not NULL. -1 when t will not
+ * hear back. */
+static int write_acks(struct store *s, struct ticket *t)
+{
+	size_t i = 0;
+	int rc = 0;
+	do {
+		size_t n = s->nacks - i < ACK_BATCH ? s->nacks - i : ACK_BATCH;
+		uint8_t buf[ACK_BATCH * 8];
+		for (size_t k = 0; k < n; k++)
+			jput64(buf + 8 * k, s->acks[i + k]);
+		i += n;
+		bool last = i == s->nacks;
+		if (!n && !t)
+			break;
+		if (journal_append(s->j, STORE_REC_ACK, buf, n * 8, last && t ? ticket_done : plain_done,
+				   last && t ? (void *)t : (void *)s, NULL) < 0) {
+			log_warn("store: cannot record %zu acks: %s", n, strerror(errno));
+			rc = -1;
+		} else if (last && t) {
+			t->waiting++;
+		}
+	} while (i < s->nacks);
+	s->nacks = 0;
+	return t && !t->waiting ? -1 : rc;
+}
+
 static uint64_t hook_put(void *arg, const char *queue, const struct message *m,
 			 struct router_confirm *c)
 {
 	struct store *s = arg;
 	struct buf *b = &s->scratch;
 	size_t qlen = strlen(queue);
+	if (s->nacks) /* so that the journal's order is the order things happened */
+		write_acks(s, NULL);
 	size_t len = MSG_HEAD + qlen + msgcodec_size(m);
 	buf_reset(b);
 	if (qlen > 0xffff || buf_reserve(b, len) < 0)
@@ -447,6 +477,22 @@ static int hook_bound(void *arg, const char *pattern, const char *queue, bool bi
 	return keep_binding(s, p, q, seq);
 }
 
+static int hook_sync(void *arg, struct router_confirm *c)
+{
+	struct store *s = arg;
+	struct ticket *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -1;
+	t->s = s;
+	t->c = c;
+	if (write_acks(s, t) < 0 && !t->waiting) {
+		free(t);
+		return -1;
+	}
+	c->pending = t;
+	return 0;
+}
+
 static bool hook_busy(void *arg)
 {
 	struct store *s = arg;
@@ -455,18 +501,6 @@ static bool hook_busy(void *arg)
 	return s->busy;
 }
 
-static void write_acks(struct store *s)
-{
-	for (size_t i = 0; i < s->nacks; i += ACK_BATCH) {
-		size_t n = s->nacks - i < ACK_BATCH ? s->nacks - i : ACK_BATCH;
-		uint8_t buf[ACK_BATCH * 8];
-		for (size_t k = 0; k < n; k++)
-			jput64(buf + 8 * k, s->acks[i + k]);
-		if (journal_append(s->j, STORE_REC_ACK, buf, n * 8, plain_done, s, NULL) < 0)
-			log_warn("store: cannot record %zu acks: %s", n, strerror(errno));
-	}
-	s->nacks = 0;
-}
 
 /* A binding in a segment older than the newest is written again, so that
  * it never keeps old segments on disk. */
@@ -498,7 +532,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->flush_scheduled = false;
-	write_acks(s);
+	write_acks(s, NULL);
 	refresh_bindings(s);
 	journal_release_before(s->j, liveset_low(&s->live, journal_next_seq(s->j)));
 }
@@ -563,6 +597,7 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 		.settled = hook_settled,
 		.cancel = hook_cancel,
 		.bound = hook_bound,
+		.sync = hook_sync,
 		.busy = hook_busy,
 		.arg = s,
 	};
@@ -577,7 +612,7 @@ void store_close(struct store *s)
 	if (!s)
 		return;
 	router_set_persist(s->r, NULL);
-	write_acks(s);
+	write_acks(s, NULL);
 	s->closing = true; /* no flush, no room calls from journal_close's callbacks */
 	journal_close(s->j);
 	store_free(s);

@@ -31,11 +31,15 @@ LISTEN_RE = re.compile(r"listening (\S+) (\S+):(\d+)$")
 class Broker:
     """A wharfd process of our own. Use as a context manager or call stop()."""
 
-    def __init__(self, protocols=("stomp",), config=None, args=(), start_timeout=15):
+    def __init__(self, protocols=("stomp",), config=None, args=(), start_timeout=15,
+                 data_dir=None):
+        """data_dir: an existing data directory to start on (a restart);
+        by default a fresh one inside the broker's own temporary folder."""
         self.dir = tempfile.mkdtemp(prefix="wharf-test-")
         self.log_path = os.path.join(self.dir, "wharfd.log")
         self.ports = {}
-        cmd = [WHARFD, "--data-dir", os.path.join(self.dir, "data")]
+        self.data_dir = data_dir or os.path.join(self.dir, "data")
+        cmd = [WHARFD, "--data-dir", self.data_dir]
         if config is not None:
             path = os.path.join(self.dir, "wharf.conf")
             with open(path, "w") as f:

@@ -1,0 +1,352 @@
+"""The durable store with real clients and kill -9: what a publisher was told
+is safe comes back after a crash, in order, once; what a consumer
+acknowledged does not; damage to the journal costs only what it touched;
+a full disk refuses durable publishes cleanly and the broker recovers."""
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from mqtttest import Paho
+from stomptest import TIMEOUT, new_receipt, stomp_close, stomp_connect
+from wharftest import Broker, main, wait_until
+
+QUEUE = "/queue/orders"
+
+
+def publish_stream(port, n, confirmed, stop, body=lambda i: "m-%06d" % i, size_pad=0):
+    """Sends n persistent messages, each with a receipt, without waiting in
+    between; records in `confirmed` (a list) each index whose receipt came.
+    Ends when done, when the broker goes away, or when `stop` is set."""
+    conn, lst = stomp_connect(port)
+    rids = {}
+    orig = lst.on_receipt
+
+    def on_receipt(frame):
+        i = rids.get(frame.headers.get("receipt-id"))
+        if i is not None:
+            confirmed.append(i)
+        orig(frame)
+
+    lst.on_receipt = on_receipt
+    try:
+        for i in range(n):
+            if stop.is_set():
+                break
+            rid = "r-%d" % i
+            rids[rid] = i
+            conn.send(QUEUE, body(i) + "x" * size_pad, headers={"persistent": "true", "receipt": rid})
+    except Exception:
+        pass  # the broker was killed under us
+    return conn, lst
+
+
+def drain(port, dest=QUEUE, idle=1.0, ack_first=None):
+    """Consumes with client-individual acks until nothing comes for `idle`
+    seconds; returns the bodies. With ack_first=k, only the first k are
+    acknowledged (the last of them with a receipt, waited for) and the
+    connection is left open, returned too."""
+    got = []
+    conn, lst = stomp_connect(port)
+    conn.subscribe(dest, id="s", ack="client-individual")
+    seen = 0
+    last = time.monotonic()
+    while time.monotonic() - last < idle:
+        time.sleep(0.02)
+        with lst.cond:
+            msgs = lst.messages[seen:]
+        for f in msgs:
+            seen += 1
+            got.append(f.body)
+            last = time.monotonic()
+            if ack_first is None or len(got) <= ack_first:
+                final = ack_first is not None and len(got) == ack_first
+                conn.ack(f.headers["ack"], receipt="acked" if final else None)
+        if ack_first is not None and len(got) >= ack_first:
+            lst.wait_receipt("acked")
+            return got, conn, lst
+    stomp_close(conn, lst)
+    return got, None, None
+
+
+class StoreTestCase(unittest.TestCase):
+    config = None
+
+    def setUp(self):
+        self.brokers = []
+        self.data = tempfile.mkdtemp(prefix="wharf-store-")
+        self.data_dir = os.path.join(self.data, "data")
+
+    def tearDown(self):
+        for b in self.brokers:
+            b.cleanup()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+    def start(self, protocols=("stomp",), config=None):
+        b = Broker(protocols, config if config is not None else self.config,
+                   data_dir=self.data_dir)
+        self.brokers.append(b)
+        return b
+
+    def stop(self, b):
+        rc = b.stop()
+        self.assertEqual(rc, 0, "wharfd exited with %d:\n%s" % (rc, b.output()))
+
+    def segments(self):
+        return sorted(glob.glob(os.path.join(self.data_dir, "journal", "*.wj")))
+
+
+class CrashTest(StoreTestCase):
+    def check_after_crash(self, cut, total=3000):
+        b = self.start()
+        confirmed, stop = [], threading.Event()
+        sender = threading.Thread(target=lambda: publish_stream(b.stomp_port, total, confirmed, stop))
+        sender.start()
+        wait_until(lambda: len(confirmed) >= cut, TIMEOUT, what="%d receipts" % cut)
+        b.kill9()
+        stop.set()
+        sender.join(TIMEOUT)
+        safe = list(confirmed)
+        self.assertGreaterEqual(len(safe), cut)
+
+        b2 = self.start()
+        got, _, _ = drain(b2.stomp_port)
+        idx = [int(x.split("-")[1]) for x in got]
+        self.assertEqual(idx, sorted(set(idx)), "out of order or duplicated")
+        self.assertTrue(set(safe) <= set(idx), "confirmed but lost: %s" % sorted(set(safe) - set(idx))[:10])
+        self.assertTrue(all(0 <= i < total for i in idx), "a message never sent")
+        # Every message up to the last one that came back was sent before it,
+        # and the store keeps a publisher's order: no holes.
+        self.assertEqual(idx, list(range(len(idx))))
+        self.stop(b2)
+
+    def test_kill9_right_after_the_first_receipt(self):
+        self.check_after_crash(1)
+
+    def test_kill9_in_the_middle_of_a_stream(self):
+        self.check_after_crash(400)
+
+    def test_kill9_late_in_a_stream(self):
+        self.check_after_crash(2000)
+
+    def test_acknowledged_messages_do_not_come_back(self):
+        b = self.start()
+        conn, lst = stomp_connect(b.stomp_port)
+        for i in range(100):
+            conn.send(QUEUE, "m-%06d" % i, headers={"persistent": "true", "receipt": "p%d" % i})
+        lst.wait_receipt("p99")
+        stomp_close(conn, lst)
+        got, c2, l2 = drain(b.stomp_port, ack_first=60)
+        self.assertEqual(got[:60], ["m-%06d" % i for i in range(60)])
+        b.kill9()
+        b2 = self.start()
+        got, _, _ = drain(b2.stomp_port)
+        self.assertEqual(got, ["m-%06d" % i for i in range(60, 100)])
+        self.stop(b2)
+
+    def test_transient_messages_are_not_kept(self):
+        b = self.start()
+        conn, lst = stomp_connect(b.stomp_port)
+        conn.send(QUEUE, "durable", headers={"persistent": "true"})
+        conn.send(QUEUE, "transient", headers={"receipt": "t"})
+        lst.wait_receipt("t")
+        b.kill9()
+        b2 = self.start()
+        got, _, _ = drain(b2.stomp_port)
+        self.assertEqual(got, ["durable"])
+        self.stop(b2)
+
+    def test_headers_and_binary_bodies_survive(self):
+        b = self.start()
+        conn, lst = stomp_connect(b.stomp_port)
+        body = bytes(range(256)) * 4
+        conn.send(QUEUE, body, headers={"persistent": "true", "receipt": "b", "color": "blue",
+                                        "content-type": "application/octet-stream",
+                                        "correlation-id": "c-1", "reply-to": "/queue/replies"})
+        lst.wait_receipt("b")
+        b.kill9()
+        b2 = self.start()
+        conn, lst = stomp_connect(b2.stomp_port, auto_decode=False)
+        conn.subscribe(QUEUE, id="s", ack="auto")
+        lst.wait_messages(1)
+        f = lst.messages[0]
+        self.assertEqual(f.body, body)
+        self.assertEqual(f.headers["color"], "blue")
+        self.assertEqual(f.headers["content-type"], "application/octet-stream")
+        self.assertEqual(f.headers["correlation-id"], "c-1")
+        self.assertEqual(f.headers["reply-to"], "/queue/replies")
+        self.assertEqual(f.headers.get("persistent"), "true")
+        stomp_close(conn, lst)
+        self.stop(b2)
+
+    def test_mqtt_qos1_into_a_bound_queue_survives(self):
+        config = "[topic sensors.>]\nbind = readings\n"
+        b = self.start(("stomp", "mqtt"), config)
+        p = Paho(b.ports["mqtt"], client_id="dev-1", level=4)
+        p.connect()
+        for i in range(50):
+            p.c.publish("sensors/t1", "r-%03d" % i, qos=1)
+        p.wait_for(lambda: len(p.published) == 50, TIMEOUT, "50 PUBACKs")
+        b.kill9()
+        p.c.loop_stop()
+        b2 = self.start(("stomp", "mqtt"), config)
+        got, _, _ = drain(b2.stomp_port, "/queue/readings")
+        self.assertEqual(got, ["r-%03d" % i for i in range(50)])
+        self.stop(b2)
+
+
+class DiskUseTest(StoreTestCase):
+    config = "journal_segment_size = 64KiB\n"
+
+    def test_a_queue_in_steady_state_keeps_disk_use_bounded(self):
+        b = self.start()
+        prod, pl = stomp_connect(b.stomp_port)
+        cons, cl = stomp_connect(b.stomp_port)
+        cons.subscribe(QUEUE, id="s", ack="client-individual")
+        most = 0
+        for rnd in range(20):
+            for i in range(100):
+                h = {"persistent": "true"}
+                if i == 99:
+                    h["receipt"] = "r%d" % rnd
+                prod.send(QUEUE, "%d-%d" % (rnd, i) + "x" * 1000, headers=h)
+            pl.wait_receipt("r%d" % rnd)
+            cl.wait_messages(100 * (rnd + 1))
+            for f in cl.messages[100 * rnd:]:
+                cons.ack(f.headers["ack"])
+            most = max(most, len(self.segments()))
+        # 2,000 messages of 1 KiB went through 64 KiB segments: ~30 written
+        # in all, a handful on disk at any time.
+        wait_until(lambda: len(self.segments()) <= 3, TIMEOUT, what="segments released")
+        self.assertLessEqual(most, 8)
+        stomp_close(prod, pl)
+        stomp_close(cons, cl)
+        self.stop(b)
+
+
+class DamageTest(StoreTestCase):
+    config = "journal_segment_size = 16KiB\n"
+
+    def fill(self, n=60, pad=1000):
+        b = self.start()
+        conn, lst = stomp_connect(b.stomp_port)
+        for i in range(n):
+            conn.send(QUEUE, "m-%06d" % i + "x" * pad,
+                      headers={"persistent": "true", "receipt": "p%d" % i})
+        lst.wait_receipt("p%d" % (n - 1))
+        b.kill9()
+
+    def restart_and_drain(self, config=None):
+        b = self.start(config=config)
+        got, _, _ = drain(b.stomp_port)
+        return b, [int(x[2:8]) for x in got]
+
+    def test_truncated_last_segment_loses_only_the_torn_record(self):
+        self.fill()
+        last = self.segments()[-1]
+        with open(last, "r+b") as f:
+            f.truncate(os.path.getsize(last) - 10)
+        b, idx = self.restart_and_drain()
+        self.assertEqual(idx, list(range(59)))
+        b.wait_for_log("torn")
+        self.stop(b)
+
+    def test_flipped_byte_quarantines_one_record_and_the_broker_starts(self):
+        self.fill()
+        seg = self.segments()[1]
+        with open(seg, "r+b") as f:
+            f.seek(16 + 600)  # inside the first record after the header
+            c = f.read(1)
+            f.seek(16 + 600)
+            f.write(bytes([c[0] ^ 0xFF]))
+        b, idx = self.restart_and_drain()
+        lost = sorted(set(range(60)) - set(idx))
+        self.assertEqual(idx, sorted(idx))
+        self.assertEqual(len(lost), 1, "lost %s" % lost)
+        b.wait_for_log("quarantine")
+        self.assertTrue(glob.glob(os.path.join(self.data_dir, "quarantine", "*.bad")))
+        self.stop(b)
+
+    def test_deleted_segment_in_the_middle_loses_only_its_messages(self):
+        self.fill()
+        segs = self.segments()
+        self.assertGreater(len(segs), 3)
+        os.unlink(segs[1])
+        b, idx = self.restart_and_drain()
+        lost = sorted(set(range(60)) - set(idx))
+        self.assertEqual(idx, sorted(idx))
+        self.assertTrue(0 < len(lost) < 20, "lost %s" % lost)
+        self.assertEqual(lost, list(range(lost[0], lost[-1] + 1)), "one run of messages")
+        b.wait_for_log("missing")
+        self.stop(b)
+
+    def test_refuse_stops_the_broker_with_the_place(self):
+        self.fill()
+        seg = self.segments()[1]
+        with open(seg, "r+b") as f:
+            f.seek(16 + 600)
+            c = f.read(1)
+            f.seek(16 + 600)
+            f.write(bytes([c[0] ^ 0xFF]))
+        with self.assertRaises(RuntimeError) as cm:
+            self.start(config=self.config + "on_corruption = refuse\n")
+        self.assertIn(os.path.basename(seg), str(cm.exception))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "mounting a small tmpfs needs root")
+class FullDiskTest(StoreTestCase):
+    config = "journal_segment_size = 64KiB\n"
+
+    def setUp(self):
+        super().setUp()
+        os.makedirs(self.data_dir)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", self.data_dir],
+                           capture_output=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here: %s" % r.stderr.decode().strip())
+
+    def tearDown(self):
+        for b in self.brokers:
+            b.cleanup()
+        subprocess.run(["umount", "-l", self.data_dir], capture_output=True)
+        super().tearDown()
+
+    def test_full_disk_refuses_durable_publishes_and_recovers(self):
+        b = self.start()
+        conn, lst = stomp_connect(b.stomp_port)
+        sent = 0
+        for i in range(200):  # 200 x 8 KiB: more than the 1 MiB disk
+            conn.send(QUEUE, "m-%06d" % i + "x" * 8192, headers={"persistent": "true", "receipt": "p%d" % i})
+            sent += 1
+            lst.wait_for(lambda: ("p%d" % i) in lst.receipts or lst.errors, TIMEOUT, "receipt or error")
+            if lst.errors:
+                break
+        self.assertTrue(lst.errors, "the disk never filled")
+        err = lst.errors[0]
+        self.assertIn("store", err.headers.get("message", ""))
+        self.assertEqual(err.headers.get("receipt-id"), "p%d" % (sent - 1))
+        stored = sent - 1
+        self.assertTrue(b.alive())
+        # Other clients carry on; draining the queue frees the disk.
+        got, _, _ = drain(b.stomp_port)
+        self.assertEqual([int(x[2:8]) for x in got][:stored], list(range(stored)))
+        time.sleep(0.5)
+        conn, lst = stomp_connect(b.stomp_port)
+        conn.send(QUEUE, "after", headers={"persistent": "true", "receipt": "after"})
+        lst.wait_for(lambda: "after" in lst.receipts or lst.errors, TIMEOUT, "receipt")
+        self.assertEqual(lst.errors, [], "still refused once space returned")
+        stomp_close(conn, lst)
+        b.kill9()
+        b2 = self.start()
+        got, _, _ = drain(b2.stomp_port)
+        self.assertEqual(got, ["after"])
+        self.stop(b2)
+
+
+if __name__ == "__main__":
+    main()
