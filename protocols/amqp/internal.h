@@ -1,0 +1,84 @@
+/* Internal to the AMQP adapter: the connection and the engine's events
+ * (session.c), links and deliveries to the client (links.c), transfers from
+ * the client (publish.c). */
+#ifndef WHARF_AMQP_INTERNAL_H
+#define WHARF_AMQP_INTERNAL_H
+
+#include <proton/connection_driver.h>
+#include <proton/delivery.h>
+#include <proton/link.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "router/router.h"
+#include "util/buf.h"
+
+struct broker;
+struct conn;
+struct event;
+
+/* Credit each incoming link holds; topped up when half is used. */
+#define AMQP_LINK_CREDIT 500
+
+struct amqp_link;
+
+/* One connection; freed with it (amqp_proto.closed). */
+struct amqp_conn {
+	struct conn *c;
+	struct broker *b;
+	pn_connection_driver_t driver;
+	struct event *flush_ev;     /* output made outside the driver's events */
+	struct event *tick_ev;      /* the engine's idle-timeout deadlines */
+	struct amqp_link *links;
+	struct buf scratch;
+	unsigned long next_temp;
+	bool done;
+	bool header_checked;        /* the first bytes were looked at for TLS */
+	bool remote_opened;         /* the client's open has come */
+	bool error_closed;          /* we sent close with an error: hang up once written */
+	struct router_waiter waiter;  /* some link's destination is full */
+};
+
+/* One attached link the broker serves; the connection's to free
+ * (amqp_link_free). The proton link's context points to it. */
+struct amqp_link {
+	struct amqp_link *next;
+	struct amqp_conn *ac;
+	pn_link_t *link;
+	enum dest_kind kind;
+	char *name;                 /* NULL on an anonymous relay link */
+	struct subscription *rs;    /* links to the client only */
+	uint64_t next_tag;
+	bool temporary;             /* a dynamic source's queue: deleted with the link */
+	bool starved;               /* credit withheld: its destination is full */
+	char *durable_queue;        /* a durable topic subscription's queue, or NULL */
+};
+
+/* session.c */
+/* Output was made outside the engine's events: write it soon. */
+void amqp_schedule_flush(struct amqp_conn *ac);
+/* Ends the connection for something the client did, with this condition. */
+void amqp_close_with_error(struct amqp_conn *ac, const char *cond, const char *why);
+
+/* links.c */
+/* The client attached a link: serve it, or refuse it with a condition. */
+void amqp_link_open(struct amqp_conn *ac, pn_link_t *link);
+/* Frees the link's state. `closed`: the client closed the link for good
+ * (a durable subscription ends); else it only detached or went away. */
+void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed);
+/* The client's credit on a link to it changed. */
+void amqp_link_credit_changed(struct amqp_link *al);
+/* The client's outcome for a delivery it got from us. */
+void amqp_outcome(pn_delivery_t *pd);
+/* A refusing attach (null terminus), then a detach saying why. */
+void amqp_refuse_link(pn_link_t *link, const char *cond, const char *why);
+/* The AMQP error condition for a router error. */
+const char *amqp_router_condition(enum router_err err);
+
+/* publish.c */
+/* A transfer from the client, once whole: route it and settle it. */
+void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd);
+/* The full destinations some links waited for have room: credit again. */
+void amqp_room(struct router_waiter *w);
+
+#endif

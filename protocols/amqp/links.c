@@ -1,0 +1,246 @@
+/* AMQP links: attaching them to queues and topics (DESIGN.md §3), and the
+ * deliveries to the client on links from the broker, within its credit. */
+#include "config.h"
+
+#include <proton/condition.h>
+#include <proton/connection.h>
+#include <proton/disposition.h>
+#include <proton/session.h>
+#include <proton/terminus.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "net/conn.h"
+#include "protocols/amqp/internal.h"
+#include "protocols/amqp/mapping.h"
+
+/* ---- deliveries to the client ---------------------------------------------- */
+
+static int amqp_deliver(void *ctx, struct delivery *d, struct message *m)
+{
+	struct amqp_link *al = ctx;
+	struct amqp_conn *ac = al->ac;
+	if (ac->done || conn_closing(ac->c) || conn_output_full(ac->c) || pn_link_credit(al->link) <= 0)
+		return -1;
+	if (amqp_message_encode(m, delivery_count(d) - 1, &ac->scratch) < 0)
+		return -1;
+	uint64_t tag = ++al->next_tag;
+	pn_delivery_t *pd = pn_delivery(al->link, pn_dtag((const char *)&tag, sizeof(tag)));
+	pn_link_send(al->link, ac->scratch.data, ac->scratch.len);
+	pn_link_advance(al->link);
+	amqp_schedule_flush(ac);
+	if (pn_link_snd_settle_mode(al->link) == PN_SND_SETTLED) {
+		pn_delivery_settle(pd);
+		return 1;
+	}
+	pn_delivery_set_context(pd, d);
+	return 0;
+}
+
+static const struct consumer_ops amqp_consumer_ops = { .deliver = amqp_deliver };
+
+void amqp_link_credit_changed(struct amqp_link *al)
+{
+	struct consumer *c = subscription_consumer(al->rs);
+	consumer_set_credit(c, (unsigned)(pn_link_credit(al->link) > 0 ? pn_link_credit(al->link) : 0));
+	if (pn_link_get_drain(al->link)) {
+		/* Whatever is left after dispatch goes back, as drain asks. */
+		pn_link_drained(al->link);
+		consumer_set_credit(c, 0);
+	}
+}
+
+void amqp_outcome(pn_delivery_t *pd)
+{
+	struct delivery *d = pn_delivery_get_context(pd);
+	if (!d)
+		return;
+	pn_delivery_set_context(pd, NULL);
+	uint64_t state = pn_delivery_remote_state(pd);
+	pn_disposition_t *disp = pn_delivery_remote(pd);
+	switch (state) {
+	case PN_RELEASED:
+		delivery_nack(d, NACK_RELEASE);
+		break;
+	case PN_MODIFIED: {
+		enum nack_outcome how = pn_disposition_is_failed(disp) ? NACK_FAILED : NACK_RELEASE;
+		if (pn_disposition_is_undeliverable(disp))
+			delivery_nack_elsewhere(d, how); /* not to this link again */
+		else
+			delivery_nack(d, how);
+		break;
+	}
+	case PN_REJECTED:
+		delivery_nack(d, NACK_REJECT);
+		break;
+	default: /* accepted, or settled with no outcome (settle mode first) */
+		delivery_ack(d, false);
+		break;
+	}
+	pn_delivery_settle(pd);
+}
+
+/* ---- links --------------------------------------------------------------- */
+
+void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed)
+{
+	for (struct amqp_link **pp = &ac->links; *pp; pp = &(*pp)->next) {
+		if (*pp == al) {
+			*pp = al->next;
+			break;
+		}
+	}
+	if (al->rs) {
+		/* Deliveries still unsettled go back to their queue. */
+		for (pn_delivery_t *pd = pn_unsettled_head(al->link); pd; pd = pn_unsettled_next(pd))
+			pn_delivery_set_context(pd, NULL);
+		router_unsubscribe(ac->b->router, al->rs);
+	}
+	if (al->temporary)
+		router_delete_queue(ac->b->router, al->name);
+	if (al->durable_queue && closed) {
+		router_unbind(ac->b->router, al->name, al->durable_queue);
+		router_delete_queue(ac->b->router, al->durable_queue);
+	}
+	pn_link_set_context(al->link, NULL);
+	free(al->durable_queue);
+	free(al->name);
+	free(al);
+}
+
+/* The queue that keeps a durable topic subscription while its link is
+ * detached: named for the client's container id and the link's name. */
+static char *durable_queue_name(pn_link_t *link)
+{
+	const char *container = pn_connection_remote_container(
+		pn_session_connection(pn_link_session(link)));
+	const char *parts[] = { container ? container : "", pn_link_name(link) };
+	struct buf b = BUF_INIT;
+	if (buf_append_str(&b, "wharf.durable") < 0)
+		return NULL;
+	for (size_t i = 0; i < 2; i++) {
+		if (buf_append_char(&b, '.') < 0) {
+			buf_free(&b);
+			return NULL;
+		}
+		for (const char *c = parts[i]; *c; c++) {
+			/* One level each, plain characters only; the escape keeps
+			 * distinct ids distinct ("a.b" and "a_b"). */
+			bool plain = *c != '.' && *c != '*' && *c != '>' && *c != '_' &&
+				     (unsigned char)*c >= 0x20 && *c != 0x7f;
+			int rc = plain ? buf_append_char(&b, *c)
+				       : buf_printf(&b, "_%02x", (unsigned char)*c);
+			if (rc < 0) {
+				buf_free(&b);
+				return NULL;
+			}
+		}
+	}
+	return b.data;
+}
+
+void amqp_refuse_link(pn_link_t *link, const char *cond, const char *why)
+{
+	/* A refusing attach carries a null terminus, then the detach says why. */
+	pn_terminus_set_type(pn_link_source(link), PN_UNSPECIFIED);
+	pn_terminus_set_type(pn_link_target(link), PN_UNSPECIFIED);
+	pn_condition_set_name(pn_link_condition(link), cond);
+	pn_condition_set_description(pn_link_condition(link), why);
+	pn_link_open(link);
+	pn_link_close(link);
+}
+
+const char *amqp_router_condition(enum router_err err)
+{
+	switch (err) {
+	case ROUTER_ENOTFOUND: return "amqp:not-found";
+	case ROUTER_EFORBIDDEN: return "amqp:unauthorized-access";
+	case ROUTER_EINVAL: return "amqp:invalid-field";
+	default: return "amqp:internal-error";
+	}
+}
+
+void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
+{
+	bool to_client = pn_link_is_sender(link);
+	pn_terminus_t *remote = to_client ? pn_link_remote_source(link) : pn_link_remote_target(link);
+	if (!to_client && pn_terminus_get_type(remote) == PN_COORDINATOR) {
+		amqp_refuse_link(link, "amqp:not-implemented", "transactions are not supported");
+		return;
+	}
+	const char *address = pn_terminus_get_address(remote);
+	if ((!address || !*address) && !(to_client && pn_terminus_is_dynamic(remote))) {
+		amqp_refuse_link(link, "amqp:not-implemented",
+			    to_client ? "a source needs an address, or to be dynamic"
+				      : "anonymous relay links are not supported yet");
+		return;
+	}
+	char temp[96];
+	bool dynamic = to_client && pn_terminus_is_dynamic(remote);
+	enum dest_kind kind = DEST_QUEUE;
+	const char *name = temp;
+	if (dynamic)
+		snprintf(temp, sizeof(temp), "wharf.temp.%lu.%lu", conn_id(ac->c), ++ac->next_temp);
+	else
+		name = amqp_destination(address, remote, &kind);
+	bool pattern = kind == DEST_TOPIC && to_client;
+	if (address_validate(name, pattern) != 0) {
+		amqp_refuse_link(link, "amqp:invalid-field", "invalid address");
+		return;
+	}
+	struct amqp_link *al = calloc(1, sizeof(*al));
+	if (!al || !(al->name = strdup(name))) {
+		free(al);
+		amqp_refuse_link(link, "amqp:resource-limit-exceeded", "out of memory");
+		return;
+	}
+	al->ac = ac;
+	al->link = link;
+	al->kind = kind;
+	al->temporary = dynamic;
+	pn_terminus_copy(pn_link_source(link), pn_link_remote_source(link));
+	pn_terminus_copy(pn_link_target(link), pn_link_remote_target(link));
+	if (dynamic)
+		pn_terminus_set_address(pn_link_source(link), temp);
+	pn_link_set_context(link, al);
+	al->next = ac->links;
+	ac->links = al;
+	if (to_client) {
+		pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
+		struct subscribe_options so = { .consumer = { .credit_mode = true } };
+		enum router_err err = ROUTER_OK;
+		bool durable = kind == DEST_TOPIC && pn_terminus_get_durability(remote) != PN_NONDURABLE &&
+			       pn_terminus_get_expiry_policy(remote) == PN_EXPIRE_NEVER;
+		if (durable) {
+			/* A queue bound to the pattern keeps what arrives while the
+			 * link is detached; the link consumes from it. */
+			al->durable_queue = durable_queue_name(link);
+			err = al->durable_queue ? router_bind(ac->b->router, name, al->durable_queue)
+						: ROUTER_ENOMEM;
+		}
+		log_debug("amqp %s: link '%s' from %s%s%s", conn_peer(ac->c), pn_link_name(link), name,
+			  durable ? ", durable in " : "", durable ? al->durable_queue : "");
+		if (err == ROUTER_OK)
+			al->rs = router_subscribe(ac->b->router, durable ? DEST_QUEUE : kind,
+						  durable ? al->durable_queue : name, &so,
+						  &amqp_consumer_ops, al, &err);
+		if (!al->rs) {
+			amqp_link_free(ac, al, false);
+			amqp_refuse_link(link, amqp_router_condition(err), router_strerror(err));
+			return;
+		}
+		pn_link_open(link);
+	} else {
+		enum router_err err = router_may_publish(ac->b->router, kind, name);
+		if (err != ROUTER_OK) {
+			amqp_link_free(ac, al, false);
+			amqp_refuse_link(link, amqp_router_condition(err), router_strerror(err));
+			return;
+		}
+		pn_link_open(link);
+		pn_link_flow(link, AMQP_LINK_CREDIT);
+	}
+}
