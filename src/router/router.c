@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "router/retain.h"
 #include "router/topic.h"
 #include "util/clock.h"
@@ -399,6 +400,9 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 			err = ROUTER_ENOMEM;
 			goto out;
 		}
+		if (m->retain && r->persist.retained &&
+		    r->persist.retained(r->persist.arg, name, m->body_len ? m : NULL) < 0)
+			log_warn("store: cannot keep the retained message of %s", name);
 		r->stats.retained = retain_count(r->retained);
 		struct fanout f = { .r = r, .m = m };
 		if (topic_tree_match(r->tree, name, fanout_one, &f) < 0 || f.oom)
@@ -437,6 +441,19 @@ void router_confirm_cancel(struct router *r, struct router_confirm *c)
 	if (c->pending && r->persist.cancel)
 		r->persist.cancel(r->persist.arg, c);
 	c->pending = NULL;
+}
+
+enum router_err router_restore_retained(struct router *r, const char *topic, struct message **mp)
+{
+	struct message *m = *mp;
+	*mp = NULL;
+	m->id = ++r->next_msg_id;
+	enum router_err err = ROUTER_OK;
+	if (map_put(r->topics, topic, (void *)1) < 0 || retain_set(r->retained, topic, m) < 0)
+		err = ROUTER_ENOMEM;
+	r->stats.retained = retain_count(r->retained);
+	message_unref(m);
+	return err;
 }
 
 enum router_err router_restore(struct router *r, const char *name, struct message **mp,

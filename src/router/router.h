@@ -108,6 +108,9 @@ struct router_persist {
 	/* A binding made (bind true) or removed at run time. 0, or -1 when it
 	 * cannot be written (the call fails with ROUTER_ESTORE). */
 	int (*bound)(void *arg, const char *pattern, const char *queue, bool bind);
+	/* Topic's retained message is now m, or none (m NULL). 0 or -1; a
+	 * failure is logged, the publish goes on. */
+	int (*retained)(void *arg, const char *topic, const struct message *m);
 	/* Confirms c once everything written so far (acks included) is on
 	 * disk. 0, or -1 when it cannot (c is not pending then). */
 	int (*sync)(void *arg, struct router_confirm *c);
@@ -125,6 +128,9 @@ void router_set_persist(struct router *r, const struct router_persist *p);
  * reference and sets *m to NULL. */
 enum router_err router_restore(struct router *r, const char *queue, struct message **m,
 			       uint64_t rec);
+/* At start-up, from the store: makes *m the retained message of `topic`.
+ * Takes the caller's reference and sets *m to NULL. */
+enum router_err router_restore_retained(struct router *r, const char *topic, struct message **m);
 /* Something that slowed publishers has room again (see busy above). */
 void router_room(struct router *r);
 

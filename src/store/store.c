@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "log.h"
 #include "router/router.h"
@@ -13,16 +14,24 @@
 #include "store/msgcodec.h"
 #include "store/record.h"
 #include "util/buf.h"
+#include "util/map.h"
 
 #define MSG_HEAD 14u  /* supersedes, delivery count, queue length */
 #define ACK_BATCH 512u
 
-struct binding {
-	struct binding *next;
+/* One key's value; the list keeps them in the order of their records, so
+ * the head holds the oldest. */
+struct kv {
+	TAILQ_ENTRY(kv) link;
 	uint64_t rec;
-	char *pattern;
-	char *queue;
+	char *key;   /* also the map's key */
+	uint8_t *val;
+	size_t len;
 };
+TAILQ_HEAD(kv_list, kv);
+
+#define BIND_PREFIX "bind/"
+#define RETAIN_PREFIX "retain/"
 
 /* One publish waiting for its records: the router_confirm's `pending`. */
 struct ticket {
@@ -41,7 +50,8 @@ struct store {
 	size_t nacks, ackcap;
 	struct event *flush_ev;
 	bool flush_scheduled;
-	struct binding *bindings;
+	struct map *kv;            /* key -> struct kv */
+	struct kv_list kvs;
 	size_t max_pending;
 	bool busy;
 	bool closing;
@@ -76,64 +86,85 @@ static char *get16str(const uint8_t **p, size_t *n)
 	return s;
 }
 
-static int encode_binding(struct buf *b, const char *pattern, const char *queue)
+/* ---- keys and values ------------------------------------------------------ */
+
+static void kv_free(struct kv *e)
+{
+	free(e->key);
+	free(e->val);
+	free(e);
+}
+
+static bool is_binding(const char *key)
+{
+	return !strncmp(key, BIND_PREFIX, strlen(BIND_PREFIX));
+}
+
+/* Record `rec` now holds key = val[0..len) (copied): a new key, a new
+ * value, or the same value written again. */
+static int kv_set(struct store *s, const char *key, const void *val, size_t len, uint64_t rec)
+{
+	struct kv *e = map_get(s->kv, key);
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy || liveset_add(&s->live, rec) < 0)
+		goto oom;
+	if (len)
+		memcpy(copy, val, len);
+	if (e) {
+		liveset_del(&s->live, e->rec);
+		TAILQ_REMOVE(&s->kvs, e, link);
+		free(e->val);
+	} else {
+		if (!(e = calloc(1, sizeof(*e))) || !(e->key = strdup(key)) || map_put(s->kv, key, e) < 0) {
+			if (e)
+				free(e->key);
+			free(e);
+			liveset_del(&s->live, rec);
+			goto oom;
+		}
+		s->st.keys++;
+		s->st.bindings += is_binding(key);
+	}
+	e->val = copy;
+	e->len = len;
+	e->rec = rec;
+	TAILQ_INSERT_TAIL(&s->kvs, e, link);
+	return 0;
+oom:
+	free(copy);
+	return -1;
+}
+
+static void kv_drop(struct store *s, const char *key)
+{
+	struct kv *e = map_del(s->kv, key);
+	if (!e)
+		return;
+	TAILQ_REMOVE(&s->kvs, e, link);
+	liveset_del(&s->live, e->rec);
+	s->st.keys--;
+	s->st.bindings -= is_binding(key);
+	kv_free(e);
+}
+
+/* PUT: u16 key length, key, value; DEL: u16 key length, key. */
+static int encode_kv(struct buf *b, const char *key, const void *val, size_t len)
 {
 	buf_reset(b);
-	return put16str(b, pattern) < 0 || put16str(b, queue) < 0 ? -1 : 0;
+	return put16str(b, key) < 0 || buf_append(b, val, len) < 0 ? -1 : 0;
 }
 
-/* ---- bindings ------------------------------------------------------------ */
-
-static struct binding **find_binding(struct store *s, const char *pattern, const char *queue)
+static char *binding_key(const char *pattern, const char *queue)
 {
-	struct binding **pp = &s->bindings;
-	while (*pp && (strcmp((*pp)->pattern, pattern) || strcmp((*pp)->queue, queue)))
-		pp = &(*pp)->next;
-	return pp;
-}
-
-static void binding_free(struct binding *b)
-{
-	free(b->pattern);
-	free(b->queue);
-	free(b);
-}
-
-/* Records that `rec` now holds the binding (a new one or a copy). */
-static int keep_binding(struct store *s, char *pattern, char *queue, uint64_t rec)
-{
-	struct binding **pp = find_binding(s, pattern, queue);
-	if (*pp) {
-		liveset_del(&s->live, (*pp)->rec);
-		(*pp)->rec = rec;
-		free(pattern);
-		free(queue);
-	} else {
-		struct binding *b = calloc(1, sizeof(*b));
-		if (!b) {
-			free(pattern);
-			free(queue);
-			return -1;
-		}
-		b->pattern = pattern;
-		b->queue = queue;
-		b->rec = rec;
-		*pp = b;
-		s->st.bindings++;
-	}
-	return liveset_add(&s->live, rec);
-}
-
-static void drop_binding(struct store *s, const char *pattern, const char *queue)
-{
-	struct binding **pp = find_binding(s, pattern, queue);
-	struct binding *b = *pp;
-	if (!b)
-		return;
-	*pp = b->next;
-	liveset_del(&s->live, b->rec);
-	binding_free(b);
-	s->st.bindings--;
+	size_t pl = strlen(pattern), ql = strlen(queue), bl = strlen(BIND_PREFIX);
+	char *k = malloc(bl + pl + ql + 2);
+	if (!k)
+		return NULL;
+	memcpy(k, BIND_PREFIX, bl);
+	memcpy(k + bl, pattern, pl);
+	k[bl + pl] = '\x01'; /* names never hold it */
+	memcpy(k + bl + pl + 1, queue, ql + 1);
+	return k;
 }
 
 /* ---- replay -------------------------------------------------------------- */
@@ -215,23 +246,22 @@ oom:
 	return -1;
 }
 
-static int replay_binding(struct replay *rp, uint64_t seq, bool bind, const uint8_t *p, size_t n,
-			  const char **why)
+static int replay_kv(struct replay *rp, uint64_t seq, bool put, const uint8_t *p, size_t n,
+		     const char **why)
 {
-	char *pattern = get16str(&p, &n);
-	char *queue = pattern ? get16str(&p, &n) : NULL;
-	if (!queue || n) {
-		free(pattern);
-		free(queue);
-		*why = "bad binding record";
+	char *key = get16str(&p, &n);
+	if (!key || (!put && n)) {
+		free(key);
+		*why = put ? "bad key record" : "bad delete record";
 		return 1;
 	}
-	if (bind)
-		return keep_binding(rp->s, pattern, queue, seq);
-	drop_binding(rp->s, pattern, queue);
-	free(pattern);
-	free(queue);
-	return 0;
+	int rc = 0;
+	if (put)
+		rc = kv_set(rp->s, key, p, n, seq);
+	else
+		kv_drop(rp->s, key);
+	free(key);
+	return rc;
 }
 
 /* 0 done, 1 a record that makes no sense (why set), -1 out of memory. */
@@ -249,9 +279,9 @@ static int replay_record(struct replay *rp, uint64_t seq, uint8_t type, const ui
 		for (size_t i = 0; i < n; i += 8)
 			forget_rmsg(rp, jget64(p + i));
 		return 0;
-	case STORE_REC_BIND:
-	case STORE_REC_UNBIND:
-		return replay_binding(rp, seq, type == STORE_REC_BIND, p, n, why);
+	case STORE_REC_PUT:
+	case STORE_REC_DEL:
+		return replay_kv(rp, seq, type == STORE_REC_PUT, p, n, why);
 	}
 	*why = "unknown record type";
 	return 1;
@@ -282,9 +312,32 @@ static int replay_cb(void *arg, uint64_t seq, uint8_t type, const uint8_t *data,
 static int restore(struct replay *rp)
 {
 	struct store *s = rp->s;
-	for (struct binding *b = s->bindings; b; b = b->next)
-		if (router_bind(s->r, b->pattern, b->queue) != ROUTER_OK)
-			return -1;
+	struct kv *k;
+	TAILQ_FOREACH(k, &s->kvs, link) {
+		if (is_binding(k->key)) {
+			char *pattern = k->key + strlen(BIND_PREFIX);
+			char *sep = strchr(pattern, '\x01');
+			if (!sep)
+				continue;
+			*sep = '\0';
+			enum router_err err = router_bind(s->r, pattern, sep + 1);
+			*sep = '\x01';
+			if (err == ROUTER_ENOMEM)
+				return -1;
+		} else if (!strncmp(k->key, RETAIN_PREFIX, strlen(RETAIN_PREFIX))) {
+			const char *why;
+			struct message *m = msgcodec_read(k->val, k->len, &why);
+			if (!m) {
+				s->st.bad_records++;
+				log_error("store: retained message of %s unreadable: %s; skipped",
+					  k->key + strlen(RETAIN_PREFIX), why);
+				continue;
+			}
+			if (router_restore_retained(s->r, k->key + strlen(RETAIN_PREFIX), &m) == ROUTER_ENOMEM)
+				return -1;
+			s->st.retained++;
+		}
+	}
 	for (size_t i = 0; i < rp->n; i++) {
 		struct rmsg *e = &rp->v[i];
 		if (!e->m)
@@ -455,26 +508,84 @@ static void hook_settled(void *arg, uint64_t rec)
 	schedule_flush(s);
 }
 
+int store_put(struct store *s, const char *key, const void *val, size_t len)
+{
+	uint64_t seq;
+	if (encode_kv(&s->scratch, key, val, len) < 0 ||
+	    journal_append(s->j, STORE_REC_PUT, s->scratch.data, s->scratch.len, plain_done, s, &seq) < 0)
+		return -1;
+	/* The record is written even if this fails: it is then replayed, which
+	 * is what was asked. */
+	return kv_set(s, key, val, len, seq);
+}
+
+int store_del(struct store *s, const char *key)
+{
+	if (!map_get(s->kv, key))
+		return 0;
+	if (encode_kv(&s->scratch, key, NULL, 0) < 0 ||
+	    journal_append(s->j, STORE_REC_DEL, s->scratch.data, s->scratch.len, plain_done, s, NULL) < 0)
+		return -1;
+	kv_drop(s, key);
+	return 0;
+}
+
+const void *store_get(const struct store *s, const char *key, size_t *len)
+{
+	const struct kv *e = map_get(s->kv, key);
+	if (!e)
+		return NULL;
+	*len = e->len;
+	return e->val;
+}
+
+void store_each(const struct store *s, const char *prefix,
+		void (*fn)(void *arg, const char *key, const void *val, size_t len), void *arg)
+{
+	size_t pl = strlen(prefix);
+	struct kv *e, *next;
+	for (e = TAILQ_FIRST(&s->kvs); e; e = next) {
+		next = TAILQ_NEXT(e, link);
+		if (!strncmp(e->key, prefix, pl))
+			fn(arg, e->key, e->val, e->len);
+	}
+}
+
 static int hook_bound(void *arg, const char *pattern, const char *queue, bool bind)
 {
 	struct store *s = arg;
-	if (encode_binding(&s->scratch, pattern, queue) < 0)
+	char *key = binding_key(pattern, queue);
+	if (!key)
 		return -1;
-	uint64_t seq;
-	if (journal_append(s->j, bind ? STORE_REC_BIND : STORE_REC_UNBIND, s->scratch.data,
-			   s->scratch.len, plain_done, s, &seq) < 0)
+	int rc = bind ? store_put(s, key, NULL, 0) : store_del(s, key);
+	free(key);
+	return rc;
+}
+
+static int hook_retained(void *arg, const char *topic, const struct message *m)
+{
+	struct store *s = arg;
+	size_t tl = strlen(topic), pl = strlen(RETAIN_PREFIX);
+	char *key = malloc(pl + tl + 1);
+	if (!key)
 		return -1;
-	if (!bind) {
-		drop_binding(s, pattern, queue);
-		return 0;
+	memcpy(key, RETAIN_PREFIX, pl);
+	memcpy(key + pl, topic, tl + 1);
+	int rc;
+	if (!m) {
+		rc = store_del(s, key);
+	} else {
+		size_t len = msgcodec_size(m);
+		uint8_t *val = malloc(len);
+		rc = -1;
+		if (val) {
+			msgcodec_write(val, m);
+			rc = store_put(s, key, val, len);
+			free(val);
+		}
 	}
-	char *p = strdup(pattern), *q = strdup(queue);
-	if (!p || !q) {
-		free(p);
-		free(q);
-		return -1;
-	}
-	return keep_binding(s, p, q, seq);
+	free(key);
+	return rc;
 }
 
 static int hook_sync(void *arg, struct router_confirm *c)
@@ -502,27 +613,25 @@ static bool hook_busy(void *arg)
 }
 
 
-/* A binding in a segment older than the newest is written again, so that
- * it never keeps old segments on disk. */
-static void refresh_bindings(struct store *s)
+/* A key whose record sits in a segment older than the newest is written
+ * again, so that long-lived keys never keep old segments on disk. */
+static void refresh_keys(struct store *s)
 {
 	uint64_t next = journal_next_seq(s->j);
 	uint64_t newest = journal_segment_of(s->j, next - 1);
-	for (;;) {
-		uint64_t low = liveset_low(&s->live, next);
-		struct binding *b = s->bindings;
-		while (b && b->rec != low)
-			b = b->next;
-		if (!b || journal_segment_of(s->j, low) == newest)
-			return;
+	struct kv *e;
+	while ((e = TAILQ_FIRST(&s->kvs)) && e->rec == liveset_low(&s->live, next) &&
+	       journal_segment_of(s->j, e->rec) != newest) {
 		uint64_t seq;
-		if (encode_binding(&s->scratch, b->pattern, b->queue) < 0 ||
-		    journal_append(s->j, STORE_REC_BIND, s->scratch.data, s->scratch.len, plain_done, s,
+		if (encode_kv(&s->scratch, e->key, e->val, e->len) < 0 ||
+		    journal_append(s->j, STORE_REC_PUT, s->scratch.data, s->scratch.len, plain_done, s,
 				   &seq) < 0 ||
 		    liveset_add(&s->live, seq) < 0)
 			return;
-		liveset_del(&s->live, b->rec);
-		b->rec = seq;
+		liveset_del(&s->live, e->rec);
+		e->rec = seq;
+		TAILQ_REMOVE(&s->kvs, e, link);
+		TAILQ_INSERT_TAIL(&s->kvs, e, link);
 	}
 }
 
@@ -533,7 +642,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	s->flush_scheduled = false;
 	write_acks(s, NULL);
-	refresh_bindings(s);
+	refresh_keys(s);
 	journal_release_before(s->j, liveset_low(&s->live, journal_next_seq(s->j)));
 }
 
@@ -543,11 +652,12 @@ static void store_free(struct store *s)
 {
 	if (s->flush_ev)
 		event_free(s->flush_ev);
-	while (s->bindings) {
-		struct binding *b = s->bindings;
-		s->bindings = b->next;
-		binding_free(b);
+	struct kv *e;
+	while ((e = TAILQ_FIRST(&s->kvs))) {
+		TAILQ_REMOVE(&s->kvs, e, link);
+		kv_free(e);
 	}
+	map_free(s->kv);
 	liveset_free(&s->live);
 	buf_free(&s->scratch);
 	free(s->acks);
@@ -558,11 +668,14 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 	       struct store **out, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
-	if (!s || !(s->flush_ev = event_new(base, -1, 0, flush_cb, s))) {
+	if (!s || !(s->flush_ev = event_new(base, -1, 0, flush_cb, s)) || !(s->kv = map_new())) {
 		snprintf(err, errlen, "out of memory");
+		if (s && s->flush_ev)
+			event_free(s->flush_ev);
 		free(s);
 		return -1;
 	}
+	TAILQ_INIT(&s->kvs);
 	s->r = r;
 	s->max_pending = o->max_pending ? o->max_pending : STORE_DEFAULT_MAX_PENDING;
 	struct journal_options jo = {
@@ -589,14 +702,16 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 		return -1;
 	}
 	replay_free(&rp);
-	if (s->st.restored || s->st.bindings)
-		log_info("store: %llu messages and %llu bindings restored",
-			 (unsigned long long)s->st.restored, (unsigned long long)s->st.bindings);
+	if (s->st.restored || s->st.keys)
+		log_info("store: %llu messages, %llu retained messages and %llu bindings restored",
+			 (unsigned long long)s->st.restored, (unsigned long long)s->st.retained,
+			 (unsigned long long)s->st.bindings);
 	struct router_persist p = {
 		.put = hook_put,
 		.settled = hook_settled,
 		.cancel = hook_cancel,
 		.bound = hook_bound,
+		.retained = hook_retained,
 		.sync = hook_sync,
 		.busy = hook_busy,
 		.arg = s,

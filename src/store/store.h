@@ -8,13 +8,18 @@
  *                    u32 delivery count, u16 queue length, queue name,
  *                    the message (store/msgcodec.h)
  *   STORE_REC_ACK    u64 record numbers of messages consumed or dropped
- *   STORE_REC_BIND   u16 pattern length, pattern, u16 queue length, queue
- *   STORE_REC_UNBIND the same, removing it
- * A message record is live from its append to its ack; a binding record
- * until its unbind. Segments are released once nothing live is left at or
- * below them (store/liveset.h), so a replayed ack never outlives the message
- * it removes. A binding in an old segment is written again, so bindings
- * never hold old segments; a message that is never consumed still does.
+ *   STORE_REC_PUT    u16 key length, key, value (the rest): small named
+ *                    state, the last value put under a key
+ *   STORE_REC_DEL    u16 key length, key: removes it
+ * Keys the store itself uses: "bind/PATTERN\x01QUEUE" (a run-time binding,
+ * empty value) and "retain/TOPIC" (a retained message, store/msgcodec.h);
+ * adapters keep their own under their own prefix (e.g. "mqtt/").
+ * A message record is live from its append to its ack; a key's record until
+ * the key is put again or deleted. Segments are released once nothing live
+ * is left at or below them (store/liveset.h), so a replayed ack never
+ * outlives the message it removes. A key in an old segment is written
+ * again, so keys never hold old segments; a message that is never consumed
+ * still does.
  * Event-loop thread only. */
 #ifndef WHARF_STORE_STORE_H
 #define WHARF_STORE_STORE_H
@@ -31,8 +36,8 @@ struct store;
 enum store_rec_type {
 	STORE_REC_MSG = 1,
 	STORE_REC_ACK = 2,
-	STORE_REC_BIND = 3,
-	STORE_REC_UNBIND = 4,
+	STORE_REC_PUT = 3,
+	STORE_REC_DEL = 4,
 };
 
 #define STORE_DEFAULT_MAX_PENDING (64u << 20)
@@ -49,6 +54,8 @@ struct store_options {
 struct store_stats {
 	uint64_t messages;      /* stored messages not yet consumed */
 	uint64_t bindings;      /* run-time bindings kept */
+	uint64_t keys;          /* keys kept, bindings and retained messages included */
+	uint64_t retained;      /* retained messages put back at start-up */
 	uint64_t restored;      /* messages put back at start-up */
 	uint64_t bad_records;   /* well-framed records that made no sense, skipped */
 	uint64_t write_errors;  /* durable publishes refused for a disk error */
@@ -63,6 +70,19 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
  * Publishers still waiting are told of the outcome first. NULL is a no-op. */
 void store_close(struct store *s);
 void store_stats(const struct store *s, struct store_stats *out);
+
+/* Keeps val[0..len) (copied) under `key` across restarts, replacing what
+ * was there. Durable once the journal has written it; no confirmation (a
+ * crash just before loses the change). 0, or -1 when it cannot be written. */
+int store_put(struct store *s, const char *key, const void *val, size_t len);
+/* Forgets key (nothing if it is not there). 0 or -1. */
+int store_del(struct store *s, const char *key);
+/* The value under key, valid until the key changes; NULL if none. */
+const void *store_get(const struct store *s, const char *key, size_t *len);
+/* Calls fn for each key starting with `prefix`, oldest record first. fn
+ * may delete or put the key it is given, no other. */
+void store_each(const struct store *s, const char *prefix,
+		void (*fn)(void *arg, const char *key, const void *val, size_t len), void *arg);
 struct journal *store_journal(const struct store *s);
 
 #endif

@@ -12,6 +12,10 @@ import threading
 import time
 import unittest
 
+from proton import Message
+from proton.reactor import DurableSubscription
+
+from amqptest import Client
 from mqtttest import Paho
 from stomptest import TIMEOUT, new_receipt, stomp_close, stomp_connect
 from wharftest import Broker, main, wait_until
@@ -197,6 +201,68 @@ class CrashTest(StoreTestCase):
         b2 = self.start(("stomp", "mqtt"), config)
         got, _, _ = drain(b2.stomp_port, "/queue/readings")
         self.assertEqual(got, ["r-%03d" % i for i in range(50)])
+        self.stop(b2)
+
+
+class KeptStateTest(StoreTestCase):
+    """What is not a queued message but must outlive a crash too."""
+
+    def test_retained_messages_survive_and_a_cleared_one_stays_cleared(self):
+        b = self.start(("mqtt",))
+        p = Paho(b.ports["mqtt"], client_id="pub", level=5)
+        p.connect()
+        mids = [p.c.publish("plant/%d/state" % i, "state-%d" % i, qos=1, retain=True).mid
+                for i in range(20)]
+        mids.append(p.c.publish("plant/3/state", b"", qos=1, retain=True).mid)  # clears it
+        p.wait_for(lambda: set(mids) <= p.published, TIMEOUT, "PUBACKs")
+        time.sleep(0.2)  # a retained message is kept once written; no confirmation waits for it
+        b.kill9()
+        p.c.loop_stop()
+        b2 = self.start(("mqtt",))
+        s = Paho(b2.ports["mqtt"], client_id="sub", level=5)
+        s.connect()
+        s.subscribe("plant/+/state", qos=1)
+        s.wait_for(lambda: len(s.messages) >= 19, TIMEOUT, "19 retained messages")
+        time.sleep(0.3)
+        got = sorted((m.topic, m.payload, m.retain) for m in s.messages)
+        want = sorted(("plant/%d/state" % i, b"state-%d" % i, True) for i in range(20) if i != 3)
+        self.assertEqual(got, want)
+        s.c.disconnect()
+        s.c.loop_stop()
+        self.stop(b2)
+
+    def test_amqp_durable_subscription_keeps_collecting_after_a_crash(self):
+        """The subscription's binding is kept: what is published after the
+        restart, before the subscriber comes back, waits for it."""
+        b = self.start(("amqp",))
+        c = Client(b.ports["amqp"], container_id="ledger")
+        r = c.rcv("topic://payments.eu", credit=10, name="audit", options=DurableSubscription(),
+                  auto_accept=True)
+        self.assertFalse(r.refused, r.condition)
+        p = Client(b.ports["amqp"])
+        snd = p.snd("topic://payments.eu")
+        p.send_all(snd, [Message(body="before", durable=True)])
+        c.wait_received(r, 1)
+        r.link.detach()
+        c.pump(lambda: r.remote_closed, what="the detach")
+        p.send_all(snd, [Message(body="while detached", durable=True)])
+        time.sleep(0.2)
+        b.kill9()
+        b2 = self.start(("amqp",))
+        p = Client(b2.ports["amqp"])
+        snd = p.snd("topic://payments.eu")
+        p.send_all(snd, [Message(body="after the restart", durable=True)])
+        time.sleep(0.2)
+        c = Client(b2.ports["amqp"], container_id="ledger")
+        r = c.rcv("topic://payments.eu", credit=10, name="audit", options=DurableSubscription(),
+                  auto_accept=True)
+        c.wait_received(r, 2)
+        c.idle(0.3)
+        self.assertEqual(r.bodies(), ["while detached", "after the restart"])
+        r.link.close()
+        c.pump(lambda: r.remote_closed, what="the close")
+        c.close()
+        p.close()
         self.stop(b2)
 
 
