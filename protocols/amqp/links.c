@@ -172,27 +172,30 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 		return;
 	}
 	const char *address = pn_terminus_get_address(remote);
-	if ((!address || !*address) && !(to_client && pn_terminus_is_dynamic(remote))) {
-		amqp_refuse_link(link, "amqp:not-implemented",
-			    to_client ? "a source needs an address, or to be dynamic"
-				      : "anonymous relay links are not supported yet");
+	bool dynamic = to_client && pn_terminus_is_dynamic(remote);
+	/* A target without address: an anonymous relay, each message to
+	 * where its `to` says (publish.c). */
+	bool relay = !to_client && (!address || !*address);
+	if (to_client && !dynamic && (!address || !*address)) {
+		amqp_refuse_link(link, "amqp:not-implemented", "a source needs an address, or to be dynamic");
 		return;
 	}
 	char temp[96];
-	bool dynamic = to_client && pn_terminus_is_dynamic(remote);
 	enum dest_kind kind = DEST_QUEUE;
-	const char *name = temp;
-	if (dynamic)
+	const char *name = NULL;
+	if (dynamic) {
 		snprintf(temp, sizeof(temp), "wharf.temp.%lu.%lu", conn_id(ac->c), ++ac->next_temp);
-	else
+		name = temp;
+	} else if (!relay) {
 		name = amqp_destination(address, remote, &kind);
+	}
 	bool pattern = kind == DEST_TOPIC && to_client;
-	if (address_validate(name, pattern) != 0) {
+	if (name && address_validate(name, pattern) != 0) {
 		amqp_refuse_link(link, "amqp:invalid-field", "invalid address");
 		return;
 	}
 	struct amqp_link *al = calloc(1, sizeof(*al));
-	if (!al || !(al->name = strdup(name))) {
+	if (!al || (name && !(al->name = strdup(name)))) {
 		free(al);
 		amqp_refuse_link(link, "amqp:resource-limit-exceeded", "out of memory");
 		return;
@@ -234,7 +237,7 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 		}
 		pn_link_open(link);
 	} else {
-		enum router_err err = router_may_publish(ac->b->router, kind, name);
+		enum router_err err = relay ? ROUTER_OK : router_may_publish(ac->b->router, kind, name);
 		if (err != ROUTER_OK) {
 			amqp_link_free(ac, al, false);
 			amqp_refuse_link(link, amqp_router_condition(err), router_strerror(err));

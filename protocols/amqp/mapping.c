@@ -237,11 +237,13 @@ static bool sections_valid(const char *bytes, size_t len)
 	return ok;
 }
 
-struct message *amqp_message_decode(const char *bytes, size_t len, const char **why)
+struct message *amqp_message_decode(const char *bytes, size_t len, char **to, const char **why)
 {
 	pn_message_t *pm = pn_message();
 	struct message *m = message_new();
 	*why = "out of memory";
+	if (to)
+		*to = NULL;
 	if (!pm || !m)
 		goto fail;
 	if (!sections_valid(bytes, len) || pn_message_decode(pm, bytes, len) != 0) {
@@ -274,6 +276,8 @@ struct message *amqp_message_decode(const char *bytes, size_t len, const char **
 		goto fail;
 	if (take_properties(m, pm) < 0 || take_body(m, pm) < 0)
 		goto fail;
+	if (to && (s = pn_message_get_address(pm)) && !(*to = strdup(s)))
+		goto fail;
 	m->amqp = malloc(len ? len : 1);
 	if (!m->amqp)
 		goto fail;
@@ -284,6 +288,10 @@ struct message *amqp_message_decode(const char *bytes, size_t len, const char **
 fail:
 	pn_message_free(pm);
 	message_unref(m);
+	if (to) {
+		free(*to);
+		*to = NULL;
+	}
 	return NULL;
 }
 

@@ -18,8 +18,10 @@
 const char *amqp_destination(const char *address, pn_terminus_t *remote, enum dest_kind *kind);
 
 /* A new message from an AMQP encoding of `len` bytes (copied). NULL with
- * *why set when the bytes are no AMQP message, or on out of memory. */
-struct message *amqp_message_decode(const char *bytes, size_t len, const char **why);
+ * *why set when the bytes are no AMQP message, or on out of memory. With
+ * `to` not NULL, *to is set to a copy of the message's to address (the
+ * caller frees it), or NULL when it has none. */
+struct message *amqp_message_decode(const char *bytes, size_t len, char **to, const char **why);
 
 /* The AMQP encoding to send for m into out (reset first): what an AMQP
  * client sent goes as it came, and on a redelivery (delivery_count > 0)

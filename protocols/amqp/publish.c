@@ -5,11 +5,33 @@
 #include <proton/condition.h>
 #include <proton/disposition.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "broker.h"
 #include "net/conn.h"
 #include "protocols/amqp/internal.h"
 #include "protocols/amqp/mapping.h"
+#include "router/address.h"
+
+/* Where a message goes on an anonymous relay link: its `to` address, read
+ * as a link's address is (DESIGN.md §3; a bare name is a queue). NULL with
+ * the condition to reject it with when it has none usable. */
+static const char *relay_destination(const char *to, enum dest_kind *kind, const char **cond,
+				     const char **why)
+{
+	if (!to || !*to) {
+		*cond = "amqp:not-found";
+		*why = "a message on an anonymous relay link needs a to address";
+		return NULL;
+	}
+	const char *name = amqp_destination(to, NULL, kind);
+	if (address_validate(name, false) != 0) {
+		*cond = "amqp:invalid-field";
+		*why = "invalid to address";
+		return NULL;
+	}
+	return name;
+}
 
 void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 {
@@ -25,30 +47,47 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	}
 	ssize_t n = pn_link_recv(link, ac->scratch.data, size);
 	pn_link_advance(link);
-	const char *why = NULL;
-	struct message *m = n >= 0 ? amqp_message_decode(ac->scratch.data, (size_t)n, &why) : NULL;
-	bool m_ok = m != NULL;
+	bool relay = al && !al->name;
+	char *to = NULL;
+	const char *cond = "amqp:decode-error", *why = NULL;
+	struct message *m = n >= 0 ? amqp_message_decode(ac->scratch.data, (size_t)n,
+							 relay ? &to : NULL, &why)
+				   : NULL;
 	/* Pre-settled: the client will not hear whether it arrived, so it is
 	 * sent at most once: dropped at a full destination, never slowed, not
 	 * kept across a restart (durable implies qos >= 1). */
 	bool at_most_once = pn_delivery_settled(pd);
 	enum router_err err = ROUTER_EINVAL;
-	if (m && al) {
+	enum dest_kind kind = al ? al->kind : DEST_QUEUE;
+	const char *dest = NULL;
+	if (m) {
+		/* What a link we refused still carries has nowhere to go. */
+		cond = amqp_router_condition(err);
+		why = router_strerror(err);
+		if (relay)
+			dest = relay_destination(to, &kind, &cond, &why);
+		else if (al)
+			dest = al->name;
+	}
+	if (dest) {
 		m->origin = conn_id(ac->c);
 		if (at_most_once) {
 			m->qos = 0;
 			m->durable = false;
 		}
-		err = router_publish(ac->b->router, al->kind, al->name, &m, false);
+		err = router_publish(ac->b->router, kind, dest, &m, false);
+		cond = amqp_router_condition(err);
+		why = router_strerror(err);
 	}
+	free(to);
 	message_unref(m);
 	if (!at_most_once) {
 		if (err == ROUTER_OK) {
 			pn_delivery_update(pd, PN_ACCEPTED);
 		} else {
-			pn_condition_t *cond = pn_disposition_condition(pn_delivery_local(pd));
-			pn_condition_set_name(cond, m_ok ? amqp_router_condition(err) : "amqp:decode-error");
-			pn_condition_set_description(cond, m_ok ? router_strerror(err) : why);
+			pn_condition_t *c = pn_disposition_condition(pn_delivery_local(pd));
+			pn_condition_set_name(c, cond);
+			pn_condition_set_description(c, why);
 			pn_delivery_update(pd, PN_REJECTED);
 		}
 	}

@@ -7,6 +7,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <proton/codec.h>
 #include <proton/condition.h>
 #include <proton/connection.h>
 #include <proton/connection_driver.h>
@@ -94,6 +95,10 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 		if (ac->error_closed)
 			break;
 		pn_connection_set_container(pc, "wharf");
+		/* Clients (Qpid JMS) look for it before they use a sender
+		 * without target address for every destination. */
+		pn_data_put_symbol(pn_connection_offered_capabilities(pc),
+				   pn_bytes(strlen("ANONYMOUS-RELAY"), "ANONYMOUS-RELAY"));
 		pn_connection_open(pc);
 		break;
 	case PN_CONNECTION_REMOTE_CLOSE:

@@ -654,13 +654,22 @@ class FlowControlTest(AmqpTestCase):
     config = "topic_max_pending = 20\n"
 
     def test_publisher_slowed_by_full_subscription(self):
-        t = self.name("topic")
+        self.check_slowed(link_target=self.name("topic"))
+
+    def test_anonymous_relay_to_a_slow_subscription_slows_the_sender(self):
+        """Flow control holds on a relay link as on any other."""
+        self.check_slowed(link_target=None)
+
+    def check_slowed(self, link_target):
+        """Publishes to a topic whose subscriber gives no credit, on a link
+        to the topic or (link_target None) an anonymous relay link."""
+        t = link_target or self.name("topic")
         c = self.client()
         r = c.rcv(t, credit=0)
         p = self.client()
-        s = p.snd(t)
+        s = p.snd(link_target)
         total = 2000
-        for m in numbered(total):
+        for m in numbered(total, address=None if link_target else t):
             s.send(m)
         p.idle(1.5)
         accepted = sum(1 for d in s.deliveries if d.remote_state == Delivery.ACCEPTED)
@@ -682,7 +691,6 @@ class FlowControlTest(AmqpTestCase):
         c.idle(0.3)
         self.assertEqual(s.outcomes(), [Delivery.ACCEPTED] * total)
         self.assertEqual(r.bodies(), ["m-%05d" % i for i in range(total)])
-
 
     def test_presettled_publisher_not_slowed_excess_dropped(self):
         """Pre-settled transfers are at most once (DESIGN.md §5a, as MQTT
@@ -875,7 +883,6 @@ class MessageTest(AmqpTestCase):
         c.idle(0.3)
         self.assertEqual(r.bodies(), ["long", "none"])
 
-    @unittest.skip("not built yet: anonymous relay")
     def test_anonymous_relay(self):
         q = self.name("queue")
         t = self.name("topic")
@@ -888,6 +895,46 @@ class MessageTest(AmqpTestCase):
         c.wait_received(r_q, 1)
         c.wait_received(r_t, 1)
         self.assertEqual((r_q.bodies(), r_t.bodies()), (["to q"], ["to t"]))
+
+    def test_anonymous_relay_offered(self):
+        """The broker's open offers ANONYMOUS-RELAY (Qpid JMS looks for it
+        before it uses one sender for every destination)."""
+        caps = self.client().conn.remote_offered_capabilities
+        if hasattr(caps, "elements"):
+            caps = caps.elements
+        elif not isinstance(caps, (list, tuple)):
+            caps = [caps]
+        self.assertIn(symbol("ANONYMOUS-RELAY"), caps)
+
+    def test_anonymous_relay_destinations_and_refusals(self):
+        """Each message goes where its to says, a bare name being a queue;
+        one with no to, a bad one or a reserved one is rejected with its
+        condition, and the link carries on."""
+        bare = self.name()
+        q = self.name("queue")
+        c = self.client()
+        r_bare = c.rcv(bare, credit=5, auto_accept=True)
+        r_q = c.rcv(q, credit=5, auto_accept=True)
+        s = c.snd(None)
+        self.assertFalse(s.refused, s.condition)
+        msgs = [Message(body="bare", address=bare), Message(body="nowhere"),
+                Message(body="bad", address="queue://bad\x01name"),
+                Message(body="forged", address="topic://$SYS.broker.fake"),
+                Message(body="prefixed", address=q), Message(body="bare again", address=bare)]
+        for m in msgs:
+            s.send(m)
+        c.wait_settled(s)
+        outcomes = [(d.remote_state, d.remote.condition and d.remote.condition.name)
+                    for d in s.deliveries]
+        self.assertEqual(outcomes, [(Delivery.ACCEPTED, None),
+                                    (Delivery.REJECTED, "amqp:not-found"),
+                                    (Delivery.REJECTED, "amqp:invalid-field"),
+                                    (Delivery.REJECTED, "amqp:unauthorized-access"),
+                                    (Delivery.ACCEPTED, None), (Delivery.ACCEPTED, None)])
+        c.wait_received(r_bare, 2)
+        c.wait_received(r_q, 1)
+        c.idle(0.3)
+        self.assertEqual((r_bare.bodies(), r_q.bodies()), (["bare", "bare again"], ["prefixed"]))
 
     @unittest.skip("not built yet: local transactions")
     def test_transaction_commit_and_abort(self):

@@ -379,6 +379,19 @@ class AutoCreateOffTest(AmqpTestCase):
             self.assertTrue(r.refused, address)
             self.assertEqual(r.condition.name, "amqp:not-found")
 
+    def test_relay_to_missing_queue_rejected_not_found(self):
+        c = self.client()
+        s = c.snd(None)
+        self.assertFalse(s.refused, s.condition)
+        d = s.send(Message(body="lost?", address="fixed.q4"))
+        ok = s.send(Message(body="ok", address="free.q4"))
+        c.wait_settled(s)
+        self.assertEqual(d.remote_state, Delivery.REJECTED)
+        self.assertEqual(d.remote.condition and d.remote.condition.name, "amqp:not-found")
+        self.assertEqual(ok.remote_state, Delivery.ACCEPTED)
+        r = c.rcv("fixed.q4")
+        self.assertTrue(r.refused, "the queue was created")
+
     def test_other_names_still_created(self):
         c = self.client()
         s = c.snd("free.q")
