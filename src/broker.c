@@ -69,9 +69,22 @@ static void apply_destinations(struct broker *b)
 		enum dest_kind kind = d->kind == POLICY_QUEUE ? DEST_QUEUE : DEST_TOPIC;
 		if (d->auto_create >= 0)
 			router_set_auto_create(b->router, kind, d->pattern, d->auto_create);
+		if (d->policy.set)
+			router_set_queue_policy(b->router, d->pattern, &d->policy);
 		for (size_t i = 0; i < d->nbind; i++)
 			router_bind(b->router, d->pattern, d->bind[i]);
 	}
+}
+
+/* How often idle queues are swept for expired messages: expiry is checked
+ * on every dispatch too, so this bounds only how late an idle queue lets
+ * them go. */
+#define EXPIRY_SWEEP_MS 1000
+
+static void expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	router_expire(b->router);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -120,13 +133,16 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
 	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);
-	if (!b->sig_term || !b->sig_int || !b->sig_hup) {
+	b->expiry_timer = event_new(b->base, -1, EV_PERSIST, expiry_cb, b);
+	if (!b->sig_term || !b->sig_int || !b->sig_hup || !b->expiry_timer) {
 		log_error("out of memory");
 		return -1;
 	}
 	evsignal_add(b->sig_term, NULL);
 	evsignal_add(b->sig_int, NULL);
 	evsignal_add(b->sig_hup, NULL);
+	struct timeval sweep = { EXPIRY_SWEEP_MS / 1000, EXPIRY_SWEEP_MS % 1000 * 1000 };
+	evtimer_add(b->expiry_timer, &sweep);
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
 }
@@ -189,6 +205,8 @@ void broker_free(struct broker *b)
 	router_free(b->router);
 	if (b->stop_timer)
 		event_free(b->stop_timer);
+	if (b->expiry_timer)
+		event_free(b->expiry_timer);
 	if (b->sig_term)
 		event_free(b->sig_term);
 	if (b->sig_int)

@@ -30,6 +30,7 @@ struct broker {
 	unsigned long nconns;
 	unsigned long next_conn_id;
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
+	struct event *expiry_timer; /* sweeps expired messages out of idle queues */
 	bool stopping;
 	int lock_fd;
 	int64_t started_ms;

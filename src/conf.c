@@ -99,6 +99,7 @@ void config_free(struct wharf_config *cfg)
 		for (size_t i = 0; i < d->nbind; i++)
 			free(d->bind[i]);
 		free(d->bind);
+		free(d->policy.dead_letter_queue);
 		free(d->pattern);
 		free(d);
 	}
@@ -171,7 +172,8 @@ static int parse_size(const char *v, size_t *out)
 	return 0;
 }
 
-/* Durations take a unit: 500ms, 10s, 2m; a bare number is milliseconds. */
+/* Durations take a unit: 500ms, 10s, 2m, 1h, 4d; a bare number is
+ * milliseconds. */
 static int parse_duration_ms(const char *v, unsigned *out)
 {
 	unsigned long long n;
@@ -186,6 +188,10 @@ static int parse_duration_ms(const char *v, unsigned *out)
 		mult = 1000;
 	else if (!strcmp(unit, "m"))
 		mult = 60000;
+	else if (!strcmp(unit, "h"))
+		mult = 3600000;
+	else if (!strcmp(unit, "d"))
+		mult = 86400000;
 	else
 		return -1;
 	if (n > 0xffffffffULL / mult)
@@ -228,7 +234,7 @@ static int set_size(struct parser *p, const char *key, size_t *slot, const char 
 static int set_duration(struct parser *p, const char *key, unsigned *slot, const char *v)
 {
 	if (parse_duration_ms(v, slot) < 0)
-		return fail(p, "%s: '%s' is not a duration (a number with ms, s or m)", key, v);
+		return fail(p, "%s: '%s' is not a duration (a number with ms, s, m, h or d)", key, v);
 	return 0;
 }
 
@@ -395,6 +401,75 @@ static int listener_key(struct parser *p, const char *k, const char *v)
 	return fail(p, "unknown key '%s' in [listener %s]", k, p->listener->name);
 }
 
+/* The policy keys of a [queue] section; 1 if `k` is not one. */
+static int policy_key(struct parser *p, struct queue_policy *qp, const char *k, const char *v)
+{
+	struct queue_limits *l = &qp->limits;
+	unsigned ms;
+	int b;
+	if (!strcmp(k, "ttl") || !strcmp(k, "retention")) {
+		if (set_duration(p, k, &ms, v) < 0)
+			return -1;
+		if (ms == 0)
+			return fail(p, "%s: must be more than 0", k);
+		if (k[0] == 't') {
+			l->ttl_ms = ms;
+			qp->set |= POLICY_TTL;
+		} else {
+			if (ms > POLICY_MAX_RETENTION_MS)
+				return fail(p, "retention: at most 14 days (14d)");
+			l->retention_ms = ms;
+			qp->set |= POLICY_RETENTION;
+		}
+		return 0;
+	}
+	if (!strcmp(k, "max_length")) {
+		qp->set |= POLICY_MAX_LENGTH;
+		return set_size(p, k, &l->max_length, v, 1);
+	}
+	if (!strcmp(k, "max_bytes")) {
+		qp->set |= POLICY_MAX_BYTES;
+		return set_size(p, k, &l->max_bytes, v, 1);
+	}
+	if (!strcmp(k, "overflow")) {
+		/* In the order of enum queue_overflow. */
+		static const char *const names[] = { "block", "drop-head", "reject-publish", NULL };
+		int choice;
+		if (set_choice(p, k, &choice, v, names) < 0)
+			return -1;
+		l->overflow = (enum queue_overflow)choice;
+		qp->set |= POLICY_OVERFLOW;
+		return 0;
+	}
+	if (!strcmp(k, "max_redeliveries")) {
+		unsigned n;
+		if (set_count(p, k, &n, v, 1, 1000000) < 0)
+			return -1;
+		l->max_redeliveries = n;
+		qp->set |= POLICY_MAX_REDELIVERIES;
+		return 0;
+	}
+	if (!strcmp(k, "dead_letter_queue")) {
+		if (address_validate(v, false) != 0)
+			return fail(p, "dead_letter_queue: '%s' is not a valid queue name", v);
+		qp->set |= POLICY_DEAD_LETTER_QUEUE;
+		return set_string(p, &qp->dead_letter_queue, v);
+	}
+	if (!strcmp(k, "dead_letter_expired") || !strcmp(k, "priorities")) {
+		if ((b = parse_bool(v)) < 0)
+			return fail(p, "%s: '%s' is not true or false", k, v);
+		if (k[0] == 'd') {
+			l->dead_letter_expired = b;
+			qp->set |= POLICY_DEAD_LETTER_EXPIRED;
+		} else {
+			l->priorities = b;
+			qp->set |= POLICY_PRIORITIES;
+		}
+		return 0;
+	}
+	return 1;
+}
+
 static int dest_key(struct parser *p, const char *k, const char *v)
 {
 	struct dest_config *d = p->dest;
@@ -429,6 +504,11 @@ static int dest_key(struct parser *p, const char *k, const char *v)
 		}
 		free(copy);
 		return rc;
+	}
+	if (d->kind == POLICY_QUEUE) {
+		int rc = policy_key(p, &d->policy, k, v);
+		if (rc <= 0)
+			return rc;
 	}
 	return fail(p, "unknown key '%s' in [%s %s]", k, sec, d->pattern);
 }

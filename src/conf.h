@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "router/policy.h"
+
 /* TLS settings of a listener; unset fields fall back to the global ones. */
 struct tls_config {
 	char *cert, *key, *ca, *ciphers;
@@ -32,6 +34,7 @@ struct dest_config {
 	int auto_create; /* 1, 0, or -1 when not set */
 	char **bind;    /* [topic] only: queues that receive a copy */
 	size_t nbind;
+	struct queue_policy policy; /* [queue] only; owns its dead_letter_queue */
 	struct dest_config *next;
 };
 

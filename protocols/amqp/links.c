@@ -159,6 +159,7 @@ const char *amqp_router_condition(enum router_err err)
 	case ROUTER_ENOTFOUND: return "amqp:not-found";
 	case ROUTER_EFORBIDDEN: return "amqp:unauthorized-access";
 	case ROUTER_EINVAL: return "amqp:invalid-field";
+	case ROUTER_EFULL: return "amqp:resource-limit-exceeded";
 	default: return "amqp:internal-error";
 	}
 }

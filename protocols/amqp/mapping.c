@@ -276,6 +276,10 @@ struct message *amqp_message_decode(const char *bytes, size_t len, char **to, co
 		goto fail;
 	if (take_properties(m, pm) < 0 || take_body(m, pm) < 0)
 		goto fail;
+	/* The group-id is the group the queue pins (router/group.h). */
+	if ((s = pn_message_get_group_id(pm)) && *s && !message_group(m) &&
+	    message_add_prop(m, MESSAGE_GROUP_PROP, s, strlen(s)) < 0)
+		goto fail;
 	if (to && (s = pn_message_get_address(pm)) && !(*to = strdup(s)))
 		goto fail;
 	m->amqp = malloc(len ? len : 1);
@@ -429,11 +433,16 @@ int amqp_message_encode(const struct message *m, uint32_t delivery_count, struct
 	if (m->expiry_ms)
 		pn_message_set_expiry_time(pm, m->expiry_ms);
 	pn_message_set_creation_time(pm, m->timestamp_ms);
+	const char *group = message_group(m);
+	if (group)
+		pn_message_set_group_id(pm, group);
 	if (m->nprops) {
 		pn_data_t *ap = pn_message_properties(pm);
 		pn_data_put_map(ap);
 		pn_data_enter(ap);
 		for (size_t i = 0; i < m->nprops; i++) {
+			if (m->props[i].value == group)
+				continue; /* sent as the group-id */
 			pn_data_put_string(ap, pn_bytes(strlen(m->props[i].name), m->props[i].name));
 			pn_data_put_string(ap, pn_bytes(m->props[i].value_len, m->props[i].value));
 		}

@@ -411,6 +411,7 @@ static uint8_t router_reason(enum router_err err)
 	case ROUTER_EFORBIDDEN: return MQTT_RC_NOT_AUTHORIZED;
 	case ROUTER_ENOMEM:
 	case ROUTER_ESTORE: return MQTT_RC_UNSPECIFIED;
+	case ROUTER_EFULL: return MQTT_RC_QUOTA_EXCEEDED;
 	case ROUTER_PENDING: break;
 	}
 	return MQTT_RC_UNSPECIFIED;

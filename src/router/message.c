@@ -89,3 +89,60 @@ void message_take_body(struct message *m, uint8_t **body, size_t len)
 	m->body_len = len;
 	*body = NULL;
 }
+
+int message_set_prop(struct message *m, const char *name, const char *value)
+{
+	for (size_t i = 0; i < m->nprops; i++)
+		if (!strcmp(m->props[i].name, name))
+			return message_set_bytes(&m->props[i].value, &m->props[i].value_len, value,
+						 strlen(value));
+	return message_add_prop(m, name, value, strlen(value));
+}
+
+static int copy_bytes(uint8_t **to, const uint8_t *from, size_t len)
+{
+	if (!from)
+		return 0;
+	*to = malloc(len ? len : 1);
+	if (!*to)
+		return -1;
+	memcpy(*to, from, len);
+	return 0;
+}
+
+struct message *message_copy(const struct message *m)
+{
+	struct message *c = message_new();
+	if (!c)
+		return NULL;
+	*c = *m;
+	c->refs = 1;
+	c->dest = c->content_type = c->correlation_id = c->reply_to = NULL;
+	c->props = NULL;
+	c->nprops = 0;
+	c->body = c->amqp = NULL;
+	bool failed = (m->dest && message_set(&c->dest, m->dest) < 0) ||
+		      (m->content_type && message_set(&c->content_type, m->content_type) < 0) ||
+		      (m->correlation_id &&
+		       message_set_bytes(&c->correlation_id, &c->correlation_id_len,
+					 m->correlation_id, m->correlation_id_len) < 0) ||
+		      (m->reply_to && message_set(&c->reply_to, m->reply_to) < 0) ||
+		      copy_bytes(&c->body, m->body, m->body_len) < 0 ||
+		      copy_bytes(&c->amqp, m->amqp, m->amqp_len) < 0;
+	for (size_t i = 0; !failed && i < m->nprops; i++)
+		failed = message_add_prop(c, m->props[i].name, m->props[i].value,
+					  m->props[i].value_len) < 0;
+	if (failed) {
+		message_unref(c);
+		return NULL;
+	}
+	return c;
+}
+
+const char *message_group(const struct message *m)
+{
+	for (size_t i = 0; i < m->nprops; i++)
+		if (!strcmp(m->props[i].name, MESSAGE_GROUP_PROP))
+			return m->props[i].value;
+	return NULL;
+}

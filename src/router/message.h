@@ -11,6 +11,10 @@
 #include "router/address.h"
 
 #define MESSAGE_DEFAULT_PRIORITY 4
+/* The user property that names a message's group (router/group.h): JMS's
+ * name, which STOMP clients send as a header; adapters map their own group
+ * fields onto it. */
+#define MESSAGE_GROUP_PROP "JMSXGroupID"
 
 struct msg_prop {
 	char *name;
@@ -58,8 +62,16 @@ int message_set(char **field, const char *value);
 /* Sets a field that may hold any bytes; a NUL is added after them. */
 int message_set_bytes(char **field, size_t *len, const void *value, size_t value_len);
 int message_add_prop(struct message *m, const char *name, const char *value, size_t value_len);
+/* Replaces the value of the first property called `name`, or adds one. */
+int message_set_prop(struct message *m, const char *name, const char *value);
 /* Takes ownership of *body (malloc'd) and sets *body to NULL. */
 void message_take_body(struct message *m, uint8_t **body, size_t len);
+/* A new message (one reference) with every field of m copied, for a
+ * changed copy of a published one; NULL on out of memory. */
+struct message *message_copy(const struct message *m);
+/* The value of m's group property, or NULL: the first property named
+ * MESSAGE_GROUP_PROP. */
+const char *message_group(const struct message *m);
 
 /* Reply-to addresses are kept protocol-neutral: "queue://x", "topic://x". */
 #define ADDR_QUEUE_PREFIX "queue://"

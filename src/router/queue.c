@@ -5,12 +5,18 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "router/group.h"
 #include "util/clock.h"
 
+#define NPRIO 10
+
 struct delivery {
-	TAILQ_ENTRY(delivery) link; /* in the queue's ready list or a consumer's unacked list */
+	TAILQ_ENTRY(delivery) link; /* in one of the queue's ready lists or a consumer's unacked list */
 	struct message *msg;
 	uint64_t seq;            /* position in the queue, for putting it back in order */
+	int64_t expires;         /* ms since the epoch, 0 = never: the message's or the queue's */
+	struct group *group;     /* counted in the queue's groups while d lives */
+	uint8_t prio;            /* which ready list */
 	uint32_t count;          /* deliveries so far */
 	uint64_t last_consumer;  /* id of the consumer that had it last */
 	uint64_t *refused_by;    /* ids of consumers it may never go to again */
@@ -37,8 +43,14 @@ struct consumer {
 struct queue {
 	char *name;
 	size_t max_ready;
-	struct delivery_list ready;
+	/* One FIFO per priority; bit p of `nonempty` is set while ready[p]
+	 * holds messages, so finding the highest is one instruction. */
+	struct delivery_list ready[NPRIO];
+	unsigned nonempty;
 	size_t nready;
+	size_t ready_bytes;
+	struct queue_limits lim;
+	struct groups *groups;   /* made on the first message with a group */
 	size_t nunacked;
 	TAILQ_HEAD(, consumer) consumers;
 	size_t nconsumers;
@@ -53,6 +65,8 @@ struct queue {
 	unsigned bindings;
 	void (*settled)(void *arg, uint64_t rec);
 	void *settled_arg;
+	int (*dead)(void *arg, struct queue *q, struct message *m, enum queue_death why);
+	void *dead_arg;
 	struct queue_stats stats;
 };
 
@@ -66,7 +80,10 @@ struct queue *queue_new(const char *name, size_t max_ready)
 		return NULL;
 	}
 	q->max_ready = max_ready;
-	TAILQ_INIT(&q->ready);
+	q->lim.max_length = max_ready;
+	q->lim.priorities = true;
+	for (int p = 0; p < NPRIO; p++)
+		TAILQ_INIT(&q->ready[p]);
 	TAILQ_INIT(&q->consumers);
 	return q;
 }
@@ -83,7 +100,55 @@ static void delivery_done(struct queue *q, struct delivery *d)
 {
 	if (d->rec && q->settled)
 		q->settled(q->settled_arg, d->rec);
+	if (d->group)
+		groups_unref(q->groups, d->group);
 	delivery_free(d);
+}
+
+/* ---- the ready lists ------------------------------------------------------ */
+
+static void ready_insert_tail(struct queue *q, struct delivery *d)
+{
+	TAILQ_INSERT_TAIL(&q->ready[d->prio], d, link);
+	q->nonempty |= 1u << d->prio;
+	q->nready++;
+	q->ready_bytes += d->msg->body_len;
+}
+
+static void ready_remove(struct queue *q, struct delivery *d)
+{
+	TAILQ_REMOVE(&q->ready[d->prio], d, link);
+	if (TAILQ_EMPTY(&q->ready[d->prio]))
+		q->nonempty &= ~(1u << d->prio);
+	q->nready--;
+	q->ready_bytes -= d->msg->body_len;
+}
+
+static int highest(unsigned mask)
+{
+	return 31 - __builtin_clz(mask);
+}
+
+static struct delivery *ready_first(const struct queue *q)
+{
+	return q->nonempty ? TAILQ_FIRST(&q->ready[highest(q->nonempty)]) : NULL;
+}
+
+/* The next message to look at after d: behind it, else the first of the
+ * next lower priority. */
+static struct delivery *ready_next(const struct queue *q, const struct delivery *d)
+{
+	struct delivery *next = TAILQ_NEXT(d, link);
+	if (next)
+		return next;
+	unsigned lower = q->nonempty & ((1u << d->prio) - 1);
+	return lower ? TAILQ_FIRST(&q->ready[highest(lower)]) : NULL;
+}
+
+/* The oldest message of the lowest priority: what drop-head gives up. */
+static struct delivery *ready_oldest(const struct queue *q)
+{
+	return q->nonempty ? TAILQ_FIRST(&q->ready[__builtin_ctz(q->nonempty)]) : NULL;
 }
 
 void queue_set_settle_cb(struct queue *q, void (*settled)(void *arg, uint64_t rec), void *arg)
@@ -97,9 +162,37 @@ void queue_set_overflow(struct queue *q, enum queue_overflow overflow)
 	q->overflow = overflow;
 }
 
+void queue_set_limits(struct queue *q, const struct queue_limits *l)
+{
+	q->lim = *l;
+	q->max_ready = l->max_length;
+	q->overflow = l->overflow;
+}
+
+void queue_set_dead_letter_cb(struct queue *q,
+			      int (*dead)(void *arg, struct queue *q, struct message *m,
+					  enum queue_death why),
+			      void *arg)
+{
+	q->dead = dead;
+	q->dead_arg = arg;
+}
+
 bool queue_full(const struct queue *q)
 {
 	return q->full;
+}
+
+/* Whether `len` more bytes in one more message would pass a bound. */
+static bool over(const struct queue *q, size_t len)
+{
+	return (q->max_ready && q->nready >= q->max_ready) ||
+	       (q->lim.max_bytes && q->ready_bytes + len > q->lim.max_bytes);
+}
+
+bool queue_accepts(const struct queue *q, const struct message *m)
+{
+	return q->overflow != QUEUE_REJECT || !over(q, m->body_len);
 }
 
 void queue_set_room_cb(struct queue *q, void (*room)(void *arg), void *arg)
@@ -111,7 +204,8 @@ void queue_set_room_cb(struct queue *q, void (*room)(void *arg), void *arg)
 /* Full until half drained, so publishers resume in bursts, not per message. */
 static void check_room(struct queue *q)
 {
-	if (q->full && q->nready <= q->max_ready / 2) {
+	if (q->full && q->nready <= q->max_ready / 2 &&
+	    (!q->lim.max_bytes || q->ready_bytes <= q->lim.max_bytes / 2)) {
 		q->full = false;
 		if (q->room)
 			q->room(q->room_arg);
@@ -125,10 +219,11 @@ void queue_free(struct queue *q)
 	if (q->full && q->room)
 		q->room(q->room_arg); /* whoever waits for it waits no more */
 	struct delivery *d;
-	while ((d = TAILQ_FIRST(&q->ready))) {
-		TAILQ_REMOVE(&q->ready, d, link);
+	while ((d = ready_first(q))) {
+		ready_remove(q, d);
 		delivery_free(d);
 	}
+	groups_free(q->groups);
 	free(q->name);
 	free(q);
 }
@@ -143,8 +238,7 @@ void queue_set_bindings(struct queue *q, unsigned n) { q->bindings = n; }
 
 static void drop_ready(struct queue *q, struct delivery *d)
 {
-	TAILQ_REMOVE(&q->ready, d, link);
-	q->nready--;
+	ready_remove(q, d);
 	q->stats.dropped++;
 	delivery_done(q, d);
 	check_room(q);
@@ -152,16 +246,67 @@ static void drop_ready(struct queue *q, struct delivery *d)
 
 void queue_purge(struct queue *q)
 {
-	while (!TAILQ_EMPTY(&q->ready))
-		drop_ready(q, TAILQ_FIRST(&q->ready));
+	struct delivery *d;
+	while ((d = ready_first(q)))
+		drop_ready(q, d);
+}
+
+/* d, off every list, leaves for the dead-letter queue if it has one. */
+static void dead_letter(struct queue *q, struct delivery *d, enum queue_death why)
+{
+	if (q->dead && q->dead(q->dead_arg, q, d->msg, why) == 0)
+		q->stats.dead_lettered++;
+	else
+		q->stats.dropped++;
+	delivery_done(q, d);
+}
+
+static void expire(struct queue *q, struct delivery *d)
+{
+	ready_remove(q, d);
+	q->stats.expired++;
+	if (q->lim.dead_letter_expired) {
+		dead_letter(q, d, QUEUE_DEATH_EXPIRED);
+	} else {
+		q->stats.dropped++;
+		delivery_done(q, d);
+	}
+	check_room(q);
+}
+
+void queue_expire(struct queue *q, int64_t now_ms)
+{
+	if (q->dispatching)
+		return;
+	for (int p = 0; p < NPRIO; p++) {
+		struct delivery *d;
+		while ((d = TAILQ_FIRST(&q->ready[p])) && d->expires && d->expires <= now_ms)
+			expire(q, d);
+	}
+}
+
+/* The earliest of the message's own expiry, the queue's ttl for one that
+ * has none, and the queue's retention. */
+static int64_t expiry_of(const struct queue *q, const struct message *m)
+{
+	int64_t expires = m->expiry_ms;
+	if (!q->lim.ttl_ms && !q->lim.retention_ms)
+		return expires;
+	int64_t base = m->timestamp_ms ? m->timestamp_ms : clock_wall_ms();
+	if (!expires && q->lim.ttl_ms)
+		expires = base + q->lim.ttl_ms;
+	if (q->lim.retention_ms && (!expires || base + q->lim.retention_ms < expires))
+		expires = base + q->lim.retention_ms;
+	return expires;
 }
 
 static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t rec)
 {
-	if (!retained && q->max_ready && q->nready >= q->max_ready) {
+	if (!retained && over(q, m->body_len)) {
 		if (q->overflow == QUEUE_DROP_HEAD) {
-			drop_ready(q, TAILQ_FIRST(&q->ready));
-		} else if (m->qos == 0) {
+			while (q->nready && over(q, m->body_len))
+				drop_ready(q, ready_oldest(q));
+		} else if (q->overflow == QUEUE_BLOCK && m->qos == 0) {
 			q->stats.dropped++; /* at most once: the newest goes */
 			return 0;
 		}
@@ -169,15 +314,25 @@ static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t r
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -1;
+	const char *group = retained ? NULL : message_group(m);
+	if (group) {
+		if (!q->groups)
+			q->groups = groups_new();
+		if (!q->groups || !(d->group = groups_ref(q->groups, group))) {
+			free(d);
+			return -1;
+		}
+	}
 	d->msg = message_ref(m);
 	d->seq = q->next_seq++;
 	d->retained = retained;
 	d->rec = rec;
-	TAILQ_INSERT_TAIL(&q->ready, d, link);
-	q->nready++;
+	d->expires = expiry_of(q, m);
+	d->prio = q->lim.priorities ? (m->priority < NPRIO ? m->priority : NPRIO - 1) : 0;
+	ready_insert_tail(q, d);
 	q->stats.enqueued++;
 	queue_dispatch(q);
-	if (q->overflow == QUEUE_BLOCK && q->max_ready && q->nready >= q->max_ready)
+	if (q->overflow == QUEUE_BLOCK && over(q, 0))
 		q->full = true;
 	return 0;
 }
@@ -221,6 +376,11 @@ static bool refused(const struct delivery *d, const struct consumer *c)
  * not keep a message to itself. */
 static struct consumer *pick(struct queue *q, const struct delivery *d)
 {
+	/* A pinned group waits for its consumer, unless that one refused it. */
+	if (d->group && d->group->owner && !refused(d, d->group->owner)) {
+		struct consumer *owner = (struct consumer *)d->group->owner;
+		return can_take(owner) ? owner : NULL;
+	}
 	struct consumer *start = q->cursor ? q->cursor : TAILQ_FIRST(&q->consumers);
 	struct consumer *fallback = NULL;
 	struct consumer *c = start;
@@ -239,18 +399,32 @@ static struct consumer *pick(struct queue *q, const struct delivery *d)
 	return fallback;
 }
 
-/* Puts d back among the waiting messages at its original position. */
+/* Puts d back among the waiting messages of its priority at its original
+ * position. */
 static void requeue(struct queue *q, struct delivery *d)
 {
 	struct delivery *at;
-	TAILQ_FOREACH(at, &q->ready, link)
+	TAILQ_FOREACH(at, &q->ready[d->prio], link)
 		if (at->seq > d->seq)
 			break;
-	if (at)
+	if (at) {
 		TAILQ_INSERT_BEFORE(at, d, link);
+		q->nonempty |= 1u << d->prio;
+		q->nready++;
+		q->ready_bytes += d->msg->body_len;
+	} else {
+		ready_insert_tail(q, d);
+	}
+}
+
+/* d failed (or its consumer went): back to its place, or past
+ * max_redeliveries to the dead-letter queue. */
+static void give_back(struct queue *q, struct delivery *d)
+{
+	if (q->lim.max_redeliveries && d->count > q->lim.max_redeliveries)
+		dead_letter(q, d, QUEUE_DEATH_MAX_REDELIVERIES);
 	else
-		TAILQ_INSERT_TAIL(&q->ready, d, link);
-	q->nready++;
+		requeue(q, d);
 }
 
 static void unlink_unacked(struct delivery *d)
@@ -262,25 +436,37 @@ static void unlink_unacked(struct delivery *d)
 	d->owner = NULL;
 }
 
+static bool any_can_take(const struct queue *q)
+{
+	const struct consumer *c;
+	TAILQ_FOREACH(c, &q->consumers, link)
+		if (can_take(c))
+			return true;
+	return false;
+}
+
 static bool dispatch_one(struct queue *q, int64_t now)
 {
 	struct delivery *d;
 	struct consumer *c = NULL;
-	/* A message that the consumers able to take it have refused waits for
-	 * another consumer; the messages behind it go on meanwhile. */
-	TAILQ_FOREACH(d, &q->ready, link) {
-		if (d->msg->expiry_ms && d->msg->expiry_ms <= now) {
-			drop_ready(q, d);
+	unsigned skipped = 0;
+	for (d = ready_first(q); d; d = ready_next(q, d)) {
+		if (d->expires && d->expires <= now) {
+			expire(q, d);
 			return true;
 		}
-		if ((c = pick(q, d)) || !d->nrefused)
+		if ((c = pick(q, d)))
 			break;
+		/* Nobody can take an ordinary message: nobody can take any. One
+		 * that waits for a consumer of its own lets those behind it go. */
+		bool waits = d->nrefused || (d->group && d->group->owner);
+		if (!waits || ++skipped > QUEUE_LOOKAHEAD || (skipped == 1 && !any_can_take(q)))
+			return false;
 	}
 	if (!c)
 		return false;
 	q->cursor = TAILQ_NEXT(c, link);
-	TAILQ_REMOVE(&q->ready, d, link);
-	q->nready--;
+	ready_remove(q, d);
 	check_room(q);
 	d->count++;
 	d->last_consumer = c->id;
@@ -303,6 +489,8 @@ static bool dispatch_one(struct queue *q, int64_t now)
 		c->paused = true;
 		return true;
 	}
+	if (d->group && !d->group->owner)
+		d->group->owner = c;
 	q->stats.delivered++;
 	if (c->opts.auto_ack || rc > 0) {
 		if (d->owner)
@@ -323,7 +511,7 @@ void queue_dispatch(struct queue *q)
 	int64_t now = clock_wall_ms();
 	do {
 		q->again = false;
-		while (!TAILQ_EMPTY(&q->ready) && dispatch_one(q, now))
+		while (q->nonempty && dispatch_one(q, now))
 			;
 	} while (q->again);
 	q->dispatching = false;
@@ -353,8 +541,10 @@ void queue_consumer_remove(struct consumer *c)
 	struct delivery *d;
 	while ((d = TAILQ_FIRST(&c->unacked))) {
 		unlink_unacked(d);
-		requeue(q, d);
+		give_back(q, d);
 	}
+	if (q->groups)
+		groups_unpin(q->groups, c);
 	if (q->cursor == c)
 		q->cursor = TAILQ_NEXT(c, link);
 	TAILQ_REMOVE(&q->consumers, c, link);
@@ -413,11 +603,12 @@ void delivery_nack(struct delivery *d, enum nack_outcome outcome)
 	unlink_unacked(d);
 	if (outcome == NACK_REJECT) {
 		q->stats.rejected++;
-		delivery_done(q, d);
-	} else {
-		if (outcome == NACK_RELEASE)
-			d->count--;
+		dead_letter(q, d, QUEUE_DEATH_REJECTED);
+	} else if (outcome == NACK_RELEASE) {
+		d->count--;
 		requeue(q, d);
+	} else {
+		give_back(q, d);
 	}
 	queue_dispatch(q);
 }

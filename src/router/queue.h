@@ -1,7 +1,13 @@
 /* A queue: messages in FIFO order handed to competing consumers, each within
  * its credit and unacknowledged window, round-robin. A topic subscription is
  * a private queue with one consumer, so acks, windows and redelivery work the
- * same for both. Event-loop thread only. */
+ * same for both. With priorities on (the default), a message of a higher
+ * priority (0-9) goes before every lower one, FIFO within a priority. A
+ * message with a group (message_group) goes to the consumer its group is
+ * pinned to (router/group.h). A message that cannot go now (refused by the
+ * consumers able to take it, or its group's consumer busy) waits, and the
+ * messages behind it go on, looking at most QUEUE_LOOKAHEAD of them ahead.
+ * Event-loop thread only. */
 #ifndef WHARF_ROUTER_QUEUE_H
 #define WHARF_ROUTER_QUEUE_H
 
@@ -39,12 +45,16 @@ enum nack_outcome {
 	NACK_REJECT,   /* never deliver again (dead-letter path) */
 };
 
+#define QUEUE_LOOKAHEAD 1000
+
 struct queue_stats {
 	uint64_t enqueued;
 	uint64_t delivered;
 	uint64_t acked;
-	uint64_t dropped;  /* removed by overflow or expiry */
+	uint64_t dropped;  /* removed by overflow or expiry, and not dead-lettered */
 	uint64_t rejected;
+	uint64_t expired;
+	uint64_t dead_lettered;
 };
 
 /* What a queue does with a message past its bound (max_ready). */
@@ -52,8 +62,35 @@ enum queue_overflow {
 	/* Keep it and report the queue full, so its publisher is slowed; a
 	 * message sent at most once (qos 0) is dropped instead, and counted. */
 	QUEUE_BLOCK,
-	/* Drop the oldest waiting message, and count it. */
+	/* Drop the oldest waiting message (of the lowest priority), and count
+	 * it. */
 	QUEUE_DROP_HEAD,
+	/* Refuse new messages: queue_accepts() says so, and the router tells
+	 * the publisher. */
+	QUEUE_REJECT,
+};
+
+/* Why a message leaves a queue for its dead-letter queue. */
+enum queue_death {
+	QUEUE_DEATH_EXPIRED,
+	QUEUE_DEATH_REJECTED,          /* NACK_REJECT */
+	QUEUE_DEATH_MAX_REDELIVERIES,
+};
+
+/* A queue's policies (router/policy.h resolves them for named queues);
+ * 0 means no limit. Expiry times count from the message's timestamp_ms
+ * (from the enqueue when it has none). */
+struct queue_limits {
+	int64_t ttl_ms;             /* for messages that carry no expiry */
+	int64_t retention_ms;       /* the longest any message may wait */
+	size_t max_length;          /* waiting messages (max_ready) */
+	size_t max_bytes;           /* bodies of the waiting messages */
+	enum queue_overflow overflow;
+	/* A message given back (failed, or its consumer gone) after more
+	 * deliveries than 1 + this is dead-lettered instead. */
+	uint32_t max_redeliveries;
+	bool dead_letter_expired;
+	bool priorities;
 };
 
 /* `name` is copied (NULL for a private subscription queue). `max_ready`
@@ -62,6 +99,26 @@ enum queue_overflow {
  * pointers too: consumers must be removed first. */
 struct queue *queue_new(const char *name, size_t max_ready);
 void queue_set_overflow(struct queue *q, enum queue_overflow overflow);
+/* Replaces the queue's limits (queue_new: priorities on, nothing else).
+ * Messages already waiting keep their expiry and priority. */
+void queue_set_limits(struct queue *q, const struct queue_limits *l);
+/* False when the overflow is QUEUE_REJECT and m would pass a bound: the
+ * caller refuses the publish. Enqueueing never refuses by itself, so
+ * that a stored message being restored is never lost. */
+bool queue_accepts(const struct queue *q, const struct message *m);
+/* Called, before the message is settled, for each message that leaves the
+ * queue for a dead-letter queue: rejected, past max_redeliveries, or
+ * expired with dead_letter_expired. Returns 0 once the dead-letter queue
+ * has it, -1 when there is none or it cannot take it (the message is
+ * dropped and counted). Must not call back into q. */
+void queue_set_dead_letter_cb(struct queue *q,
+			      int (*dead)(void *arg, struct queue *q, struct message *m,
+					  enum queue_death why),
+			      void *arg);
+/* Drops (or dead-letters) expired messages at the head of each priority:
+ * a periodic sweep, so an idle queue lets them go too. Messages that expire
+ * before one ahead of them are caught at dispatch. */
+void queue_expire(struct queue *q, int64_t now_ms);
 /* True while the queue is past its bound (QUEUE_BLOCK): publishers should
  * wait; `room` is called once it drains to half (or is freed). */
 bool queue_full(const struct queue *q);
@@ -94,7 +151,8 @@ int queue_enqueue_retained(struct queue *q, struct message *m);
 struct consumer *queue_consumer_add(struct queue *q, const struct consumer_options *opts,
 				    const struct consumer_ops *ops, void *ctx);
 /* Removes and frees c; its unacknowledged messages go back to the queue,
- * marked redelivered, in their original order. */
+ * marked redelivered, in their original order (or, past max_redeliveries,
+ * to the dead-letter queue), and its groups are pinned anew. */
 void queue_consumer_remove(struct consumer *c);
 struct queue *consumer_queue(const struct consumer *c);
 void consumer_set_paused(struct consumer *c, bool paused);
@@ -106,6 +164,8 @@ size_t consumer_unacked(const struct consumer *c);
 /* Settles d (and, if cumulative, every earlier delivery of the same
  * consumer) as consumed. */
 void delivery_ack(struct delivery *d, bool cumulative);
+/* NACK_REJECT dead-letters the message; NACK_FAILED does once it is past
+ * max_redeliveries. */
 void delivery_nack(struct delivery *d, enum nack_outcome outcome);
 /* delivery_nack, and d never goes to this consumer again (AMQP modified
  * with undeliverable-here). Until another consumer takes it, it waits and

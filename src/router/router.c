@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "router/policy.h"
 #include "router/retain.h"
 #include "router/topic.h"
 #include "util/clock.h"
@@ -42,10 +43,12 @@ struct router {
 	struct retain_store *retained;
 	struct map *shares;     /* "GROUP\x01pattern" -> struct share */
 	struct auto_rule *rules;
+	struct policy_rule *policies;
 	struct router_waiter *waiters;
 	struct router_persist persist;  /* all NULL without a store */
 	struct router_confirm *confirm; /* of the publish under way */
 	bool store_failed;              /* in the publish under way */
+	bool refused;                   /* in the publish under way: a queue full */
 	bool last_blocked;
 	uint64_t next_msg_id;
 	struct router_stats stats;
@@ -60,6 +63,7 @@ const char *router_strerror(enum router_err err)
 	case ROUTER_ENOTFOUND: return "no such destination";
 	case ROUTER_EFORBIDDEN: return "destination reserved for the broker";
 	case ROUTER_ESTORE: return "the store could not keep the message";
+	case ROUTER_EFULL: return "queue full";
 	case ROUTER_PENDING: return "pending";
 	}
 	return "unknown error";
@@ -108,6 +112,7 @@ void router_free(struct router *r)
 		r->rules = rule->next;
 		free(rule);
 	}
+	policy_free(r->policies);
 	free(r);
 }
 
@@ -204,16 +209,28 @@ static void settled_cb(void *arg, uint64_t rec)
 		r->persist.settled(r->persist.arg, rec);
 }
 
-/* Only named queues keep durable messages: a private subscription queue
- * dies with its subscriber. */
+static int dead_letter_cb(void *arg, struct queue *q, struct message *m, enum queue_death why);
+
+static void apply_policy(struct router *r, struct queue *q)
+{
+	struct queue_limits l;
+	policy_limits(r->policies, queue_name(q), &l);
+	queue_set_limits(q, &l);
+}
+
+/* Only named queues keep durable messages, have policies and dead-letter
+ * queues: a private subscription queue dies with its subscriber. */
 static struct queue *new_queue(struct router *r, const char *name, size_t max_ready)
 {
 	struct queue *q = queue_new(name, max_ready);
 	if (!q)
 		return NULL;
 	queue_set_room_cb(q, room_cb, r);
-	if (name)
+	if (name) {
 		queue_set_settle_cb(q, settled_cb, r);
+		queue_set_dead_letter_cb(q, dead_letter_cb, r);
+		apply_policy(r, q);
+	}
 	return q;
 }
 
@@ -229,6 +246,10 @@ void router_set_persist(struct router *r, const struct router_persist *p)
  * for a named queue. */
 static int enqueue_msg(struct router *r, struct queue *q, struct message *m)
 {
+	if (!queue_accepts(q, m)) {
+		r->refused = true;
+		return 0;
+	}
 	uint64_t rec = 0;
 	if (m->durable && r->persist.put && queue_name(q)) {
 		rec = r->persist.put(r->persist.arg, queue_name(q), m, r->confirm);
@@ -377,6 +398,7 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 	*mp = NULL;
 	r->last_blocked = false;
 	r->store_failed = false;
+	r->refused = false;
 	r->confirm = c;
 	if (c)
 		c->pending = NULL;
@@ -412,6 +434,8 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 	}
 	if (err == ROUTER_OK && r->store_failed)
 		err = ROUTER_ESTORE;
+	if (err == ROUTER_OK && r->refused)
+		err = ROUTER_EFULL;
 	if (err == ROUTER_OK)
 		r->stats.published++;
 	if (r->persist.busy && r->persist.busy(r->persist.arg))
@@ -470,6 +494,89 @@ enum router_err router_restore(struct router *r, const char *name, struct messag
 	}
 	message_unref(m);
 	return err;
+}
+
+static void set_policy(const char *name, void *value, void *arg)
+{
+	apply_policy(arg, value);
+}
+
+enum router_err router_set_queue_policy(struct router *r, const char *pattern,
+					const struct queue_policy *p)
+{
+	if (address_validate(pattern, true) != 0 ||
+	    ((p->set & POLICY_DEAD_LETTER_QUEUE) &&
+	     (!p->dead_letter_queue || address_validate(p->dead_letter_queue, false) != 0)))
+		return ROUTER_EINVAL;
+	if (policy_add(&r->policies, pattern, p) < 0)
+		return ROUTER_ENOMEM;
+	map_each(r->queues, set_policy, r);
+	return ROUTER_OK;
+}
+
+static const char *const death_reasons[] = {
+	[QUEUE_DEATH_EXPIRED] = "expired",
+	[QUEUE_DEATH_REJECTED] = "rejected",
+	[QUEUE_DEATH_MAX_REDELIVERIES] = "max-redeliveries",
+};
+
+/* A copy of m, saying why and from where, goes into the dead-letter queue
+ * as a new message (stored anew when durable); the queue settles m after.
+ * Its expiry is cleared and its timestamp is now, so the dead-letter
+ * queue's own retention counts from its arrival there. */
+static int dead_letter_cb(void *arg, struct queue *q, struct message *m, enum queue_death why)
+{
+	struct router *r = arg;
+	char *name = policy_dead_letter_queue(r->policies, queue_name(q));
+	struct message *copy = name ? message_copy(m) : NULL;
+	enum router_err err = ROUTER_ENOMEM;
+	struct queue *dlq = copy ? get_queue(r, name, true, &err) : NULL;
+	int rc = -1;
+	if (dlq && dlq != q && message_set(&copy->dest, name) == 0 &&
+	    message_set_prop(copy, "x-death-reason", death_reasons[why]) == 0 &&
+	    message_set_prop(copy, "x-original-destination", queue_name(q)) == 0) {
+		copy->id = ++r->next_msg_id;
+		copy->timestamp_ms = clock_wall_ms();
+		copy->expiry_ms = 0;
+		copy->dest_kind = DEST_QUEUE;
+		/* Not part of a publish that may be under way. */
+		struct router_confirm *confirm = r->confirm;
+		bool store_failed = r->store_failed, refused = r->refused;
+		r->confirm = NULL;
+		r->store_failed = r->refused = false;
+		if (enqueue_msg(r, dlq, copy) == 0 && !r->store_failed && !r->refused)
+			rc = 0;
+		r->confirm = confirm;
+		r->store_failed = store_failed;
+		r->refused = refused;
+	}
+	message_unref(copy);
+	free(name);
+	return rc;
+}
+
+struct sweep {
+	struct queue **qs;
+	size_t n;
+};
+
+static void collect_queue(const char *name, void *value, void *arg)
+{
+	struct sweep *s = arg;
+	s->qs[s->n++] = value;
+}
+
+void router_expire(struct router *r)
+{
+	/* Collected first: dead-lettering may create a queue. */
+	struct sweep s = { .qs = malloc((map_count(r->queues) + 1) * sizeof(*s.qs)) };
+	if (!s.qs)
+		return;
+	map_each(r->queues, collect_queue, &s);
+	int64_t now = clock_wall_ms();
+	for (size_t i = 0; i < s.n; i++)
+		queue_expire(s.qs[i], now);
+	free(s.qs);
 }
 
 static void enqueue_retained(struct message *m, void *arg)

@@ -12,6 +12,7 @@
 
 #include "router/address.h"
 #include "router/message.h"
+#include "router/policy.h"
 #include "router/queue.h"
 
 /* The one list of errors the router reports; each adapter turns them into
@@ -23,6 +24,7 @@ enum router_err {
 	ROUTER_ENOTFOUND,   /* no such destination and auto-create is off */
 	ROUTER_EFORBIDDEN,  /* a name reserved for the broker ($SYS...) */
 	ROUTER_ESTORE,      /* the store could not keep a durable message */
+	ROUTER_EFULL,       /* a queue full with overflow reject-publish refused it */
 	ROUTER_PENDING,     /* not an error: the confirmation comes later */
 };
 
@@ -45,6 +47,13 @@ void router_free(struct router *r);
  * matches: add exact names before wildcards. */
 enum router_err router_set_auto_create(struct router *r, enum dest_kind kind, const char *pattern,
 				       bool allowed);
+/* Adds a queue policy rule (router/policy.h says how rules combine); queues
+ * that exist already take it too. `p` is copied. */
+enum router_err router_set_queue_policy(struct router *r, const char *pattern,
+					const struct queue_policy *p);
+/* Drops or dead-letters the expired messages at the heads of every named
+ * queue: the broker calls it periodically. */
+void router_expire(struct router *r);
 /* Every message published to a topic matching `pattern` is also enqueued,
  * once, in `queue` (created now if it does not exist). */
 enum router_err router_bind(struct router *r, const char *pattern, const char *queue);

@@ -82,6 +82,48 @@ int main(void)
 	bad("max_connection_output = 99999999999999999999999\n", "not a size");
 	bad("[stomp]\nmax_frame_size = 18446744073709551615GiB\n", "not a size");
 
+	rc = parse("[queue orders.>]\n"
+		   "ttl = 30s\n"
+		   "retention = 14d\n"
+		   "max_length = 1000\n"
+		   "max_bytes = 1MiB\n"
+		   "overflow = drop-head\n"
+		   "max_redeliveries = 5\n"
+		   "dead_letter_queue = orders.dead\n"
+		   "dead_letter_expired = true\n"
+		   "priorities = off\n"
+		   "[queue >]\n"
+		   "ttl = 2h\n",
+		   err, sizeof(err), &cfg);
+	ok(rc == 0, "queue policies parse (%s)", err);
+	const struct queue_policy *qp = &cfg->dests->policy;
+	ok(qp->limits.ttl_ms == 30000 && qp->limits.retention_ms == 14LL * 86400000,
+	   "ttl and retention in ms, d is days");
+	ok(qp->limits.max_length == 1000 && qp->limits.max_bytes == 1048576 &&
+		   qp->limits.overflow == QUEUE_DROP_HEAD,
+	   "max_length, max_bytes, overflow");
+	ok(qp->limits.max_redeliveries == 5 && qp->limits.dead_letter_expired &&
+		   !qp->limits.priorities,
+	   "max_redeliveries, dead_letter_expired, priorities");
+	is_str(qp->dead_letter_queue, "orders.dead", "dead_letter_queue");
+	ok(qp->set == (POLICY_TTL | POLICY_RETENTION | POLICY_MAX_LENGTH | POLICY_MAX_BYTES |
+		       POLICY_OVERFLOW | POLICY_MAX_REDELIVERIES | POLICY_DEAD_LETTER_QUEUE |
+		       POLICY_DEAD_LETTER_EXPIRED | POLICY_PRIORITIES),
+	   "every key marked as set");
+	ok(cfg->dests->next->policy.set == POLICY_TTL &&
+		   cfg->dests->next->policy.limits.ttl_ms == 7200000,
+	   "a second section sets only what it names; h is hours");
+	config_free(cfg);
+	bad("[queue q]\nretention = 15d\n", "t.conf:2: retention: at most 14 days");
+	bad("[queue q]\nretention = 0s\n", "t.conf:2: retention: must be more than 0");
+	bad("[queue q]\nttl = soon\n", "t.conf:2: ttl: 'soon' is not a duration");
+	bad("[queue q]\noverflow = spill\n",
+	    "t.conf:2: overflow: 'spill' is not block, drop-head or reject-publish");
+	bad("[queue q]\nmax_redeliveries = 0\n", "t.conf:2: max_redeliveries");
+	bad("[queue q]\ndead_letter_queue = a.*\n", "t.conf:2: dead_letter_queue: 'a.*' is not");
+	bad("[queue q]\npriorities = maybe\n", "t.conf:2: priorities");
+	bad("[topic t]\nttl = 1s\n", "t.conf:2: unknown key 'ttl' in [topic t]");
+
 	cfg = config_new();
 	ok(config_load(cfg, "/nonexistent/wharf.conf", err, sizeof(err)) < 0 &&
 		   strstr(err, "/nonexistent/wharf.conf"),
