@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ struct mqtt_client *mqtt_client_new(struct mqtt_broker *mb, const char *id)
 	return cl;
 }
 
-static void msub_free(struct mqtt_client *cl, struct msub *sub)
+static void msub_free(struct mqtt_client *cl, struct msub *sub, bool ending)
 {
 	/* In-flight entries point at this subscription's deliveries, which
 	 * go back to their queue now: forget them. */
@@ -43,6 +44,13 @@ static void msub_free(struct mqtt_client *cl, struct msub *sub)
 			cl->inflight[j++] = cl->inflight[i];
 	cl->ninflight = j;
 	router_unsubscribe(cl->mb->b->router, sub->rs);
+	if (sub->queue && ending) {
+		char *pattern = mqtt_to_router_name(sub->filter, strlen(sub->filter));
+		if (!pattern || router_drop_durable(cl->mb->b->router, pattern, sub->queue) != ROUTER_OK)
+			log_warn("mqtt client %s: cannot remove the queue of %s", cl->id, sub->filter);
+		free(pattern);
+	}
+	free(sub->queue);
 	free(sub->filter);
 	free(sub);
 }
@@ -58,15 +66,17 @@ static void cancel_will(struct mqtt_client *cl)
 	cl->will_topic = NULL;
 }
 
-void mqtt_client_free(struct mqtt_client *cl, bool publish_will)
+void mqtt_client_free(struct mqtt_client *cl, bool ending)
 {
-	if (cl->will && publish_will)
+	if (cl->will && ending)
 		mqtt_publish_will(cl->mb, &cl->will, cl->will_topic, cl->will_expiry_ms);
 	cancel_will(cl);
+	if (ending)
+		mqtt_session_forget(cl);
 	while (cl->subs) {
 		struct msub *sub = cl->subs;
 		cl->subs = sub->next;
-		msub_free(cl, sub);
+		msub_free(cl, sub, ending);
 	}
 	if (cl->expiry_ev)
 		event_free(cl->expiry_ev);
@@ -169,15 +179,21 @@ void mqtt_client_detach(struct mqtt_client *cl, bool publish_will)
 		mqtt_client_free(cl, true);
 		return;
 	}
-	if (cl->session_expiry != UINT32_MAX) {
-		cl->expiry_ev = evtimer_new(conn_base(mc->c), expiry_cb, cl);
-		if (!cl->expiry_ev) {
-			mqtt_client_free(cl, true);
-			return;
-		}
-		struct timeval tv = { cl->session_expiry, 0 };
-		evtimer_add(cl->expiry_ev, &tv);
+	mqtt_client_start_expiry(cl);
+}
+
+int mqtt_client_start_expiry(struct mqtt_client *cl)
+{
+	if (cl->session_expiry == UINT32_MAX)
+		return 0;
+	cl->expiry_ev = evtimer_new(cl->mb->b->base, expiry_cb, cl);
+	if (!cl->expiry_ev) {
+		mqtt_client_free(cl, true);
+		return -1;
 	}
+	struct timeval tv = { cl->session_expiry, 0 };
+	evtimer_add(cl->expiry_ev, &tv);
+	return 0;
 }
 
 /* ---- deliveries ---------------------------------------------------------- */
@@ -349,6 +365,65 @@ bool mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid)
 
 /* ---- subscriptions ------------------------------------------------------- */
 
+/* "$mqtt.HEX-CLIENT-ID.N": a name of the broker's own, apart for every
+ * client id and subscription, whatever characters the id holds. */
+static char *durable_queue_name(struct mqtt_client *cl)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t il = strlen(cl->id);
+	char *name = malloc(6 + 2 * il + 12);
+	if (!name)
+		return NULL;
+	memcpy(name, "$mqtt.", 6);
+	char *p = name + 6;
+	for (size_t i = 0; i < il; i++) {
+		*p++ = hex[(uint8_t)cl->id[i] >> 4];
+		*p++ = hex[(uint8_t)cl->id[i] & 15];
+	}
+	snprintf(p, 12, ".%u", (unsigned)++cl->next_sub_no);
+	return name;
+}
+
+int mqtt_client_restore_sub(struct mqtt_client *cl, const char *filter, const char *queue, uint8_t qos,
+			    bool no_local, bool retain_as_published, uint32_t sub_id)
+{
+	struct msub *sub = calloc(1, sizeof(*sub));
+	char *pattern = mqtt_to_router_name(filter, strlen(filter));
+	if (!sub || !pattern || !(sub->filter = strdup(filter)) || !(sub->queue = strdup(queue))) {
+		if (sub) {
+			free(sub->filter);
+			free(sub);
+		}
+		free(pattern);
+		return -1;
+	}
+	sub->cl = cl;
+	sub->qos = qos;
+	sub->no_local = no_local;
+	sub->retain_as_published = retain_as_published;
+	sub->sub_id = sub_id;
+	struct subscribe_options so = {
+		.consumer = { .auto_ack = false },
+		.max_pending = cl->mb->b->cfg->mqtt.max_queued,
+		.durable_queue = sub->queue,
+	};
+	enum router_err err;
+	sub->rs = router_subscribe(cl->mb->b->router, DEST_TOPIC, pattern, &so, &mqtt_consumer_ops, sub, &err);
+	free(pattern);
+	if (!sub->rs) {
+		free(sub->queue);
+		free(sub->filter);
+		free(sub);
+		return -1;
+	}
+	struct consumer *c = subscription_consumer(sub->rs);
+	queue_set_overflow(consumer_queue(c), QUEUE_DROP_HEAD);
+	consumer_set_paused(c, true);
+	sub->next = cl->subs;
+	cl->subs = sub;
+	return 0;
+}
+
 struct msub *mqtt_client_find_sub(struct mqtt_client *cl, const char *filter)
 {
 	for (struct msub *sub = cl->subs; sub; sub = sub->next)
@@ -388,6 +463,7 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 		old->sub_id = sub_id;
 		if (f->retain_handling == 0 && !group)
 			router_send_retained(mb->b->router, old->rs);
+		mqtt_session_save(cl);
 		rc = f->qos;
 		goto out;
 	}
@@ -401,6 +477,11 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 	sub->no_local = f->no_local;
 	sub->retain_as_published = f->retain_as_published;
 	sub->sub_id = sub_id;
+	if (!group && mqtt_client_durable(cl) && !(sub->queue = durable_queue_name(cl))) {
+		free(sub->filter);
+		free(sub);
+		goto out;
+	}
 	struct subscribe_options so = {
 		/* Never auto-ack: QoS may change on a later SUBSCRIBE, and QoS 0
 		 * deliveries are settled by returning 1 from mqtt_deliver. */
@@ -408,6 +489,7 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 		.share_group = group,
 		.retained = f->retain_handling != 2,
 		.max_pending = mb->b->cfg->mqtt.max_queued,
+		.durable_queue = sub->queue,
 	};
 	/* Linked first: retained messages are delivered during the call. */
 	sub->next = cl->subs;
@@ -417,6 +499,7 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 				   &err);
 	if (!sub->rs) {
 		cl->subs = sub->next;
+		free(sub->queue);
 		free(sub->filter);
 		free(sub);
 		rc = err == ROUTER_ENOTFOUND ? MQTT_RC_NOT_AUTHORIZED
@@ -426,6 +509,7 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 	}
 	if (!cl->mc)
 		consumer_set_paused(subscription_consumer(sub->rs), true);
+	mqtt_session_save(cl);
 	rc = f->qos;
 out:
 	free(filter);
@@ -440,7 +524,8 @@ uint8_t mqtt_client_unsubscribe(struct mqtt_client *cl, const char *filter)
 		if (!strcmp((*pp)->filter, filter)) {
 			struct msub *sub = *pp;
 			*pp = sub->next;
-			msub_free(cl, sub);
+			msub_free(cl, sub, true);
+			mqtt_session_save(cl);
 			mqtt_client_resume(cl);
 			return MQTT_RC_SUCCESS;
 		}

@@ -76,6 +76,7 @@ struct msub {
 	uint8_t qos;
 	bool no_local, retain_as_published;
 	uint32_t sub_id;            /* 0: none */
+	char *queue;                /* a persistent session's durable queue, or NULL */
 	struct subscription *rs;
 };
 
@@ -90,6 +91,7 @@ struct mqtt_client {
 	struct inflight *inflight;  /* outgoing QoS 1/2, in send order */
 	uint32_t ninflight, cap_inflight;
 	uint16_t next_pid;
+	uint32_t next_sub_no;       /* names durable subscription queues */
 	uint16_t *qos2_in;          /* incoming QoS 2 ids awaiting PUBREL */
 	uint32_t nqos2_in, cap_qos2_in;
 	/* A will whose delay outlives its connection. */
@@ -102,9 +104,25 @@ struct mqtt_client {
 /* client.c */
 struct mqtt_client *mqtt_client_find(struct mqtt_broker *mb, const char *id);
 struct mqtt_client *mqtt_client_new(struct mqtt_broker *mb, const char *id);
-/* Ends the session: unsubscribes everything and, if asked, publishes a
- * will still pending (not when the broker itself stops). */
-void mqtt_client_free(struct mqtt_client *cl, bool publish_will);
+/* Frees the session. `ending`: the session ends (publishes a will still
+ * pending, drops its durable state); false when the broker itself stops
+ * and a persistent session is to come back after the restart. */
+void mqtt_client_free(struct mqtt_client *cl, bool ending);
+/* Starts the session expiry timer of a session with no connection. -1 when
+ * it cannot (the session is then freed). */
+int mqtt_client_start_expiry(struct mqtt_client *cl);
+/* A subscription of a persistent session read back from the store. */
+int mqtt_client_restore_sub(struct mqtt_client *cl, const char *filter, const char *queue, uint8_t qos,
+			    bool no_local, bool retain_as_published, uint32_t sub_id);
+
+/* persist.c */
+/* Whether the session is kept across broker restarts. */
+bool mqtt_client_durable(const struct mqtt_client *cl);
+/* Writes (or removes) the session's record in the store. */
+void mqtt_session_save(struct mqtt_client *cl);
+void mqtt_session_forget(struct mqtt_client *cl);
+/* Recreates the stored sessions, without connections. */
+void mqtt_sessions_restore(struct mqtt_broker *mb);
 /* Connects mc to cl: resends what is in flight (DUP set) and resumes
  * deliveries. */
 void mqtt_client_attach(struct mqtt_client *cl, struct mqtt_conn *mc);

@@ -268,6 +268,10 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	}
 	free(id);
 	cl->session_expiry = expiry;
+	if (mqtt_client_durable(cl))
+		mqtt_session_save(cl);
+	else
+		mqtt_session_forget(cl);
 
 	mc->keepalive = cp->keep_alive;
 	bool server_keepalive = false;
@@ -434,6 +438,12 @@ static void release_confirm(void *ctx, struct confirm *e)
 	uint8_t reason = TAG_REASON(e->tag) ? TAG_REASON(e->tag) : router_reason(e->err);
 	if (reason != MQTT_RC_SUCCESS)
 		log_debug("mqtt %s: publish (id %u) refused (0x%02x)", conn_peer(mc->c), pid, reason);
+	if (e->err == ROUTER_ESTORE && mc->level != MQTT_V5) {
+		/* 3.1.1 acknowledges without a reason: a PUBACK would say the
+		 * message is safe. Without one the client sends it again. */
+		disconnect(mc, MQTT_RC_UNSPECIFIED, "the store could not keep the message");
+		return;
+	}
 	if (TAG_QOS(e->tag) == 1) {
 		ack_publish(mc, MQTT_PUBACK, pid, reason);
 		return;
@@ -569,6 +579,7 @@ static void on_disconnect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		mc->cl->session_expiry = p->props.session_expiry < mc->cfg->max_session_expiry
 						 ? p->props.session_expiry
 						 : mc->cfg->max_session_expiry;
+		mqtt_session_save(mc->cl);
 	}
 	/* A normal DISCONNECT discards the will; 0x04 asks for it. */
 	if (p->reason != MQTT_RC_DISCONNECT_WITH_WILL)
@@ -833,6 +844,7 @@ int mqtt_broker_init(struct broker *b)
 		sys_cb(-1, 0, mb);
 	}
 	b->mqtt = mb;
+	mqtt_sessions_restore(mb);
 	return 0;
 }
 

@@ -162,6 +162,11 @@ void queue_set_overflow(struct queue *q, enum queue_overflow overflow)
 	q->overflow = overflow;
 }
 
+void queue_set_max_ready(struct queue *q, size_t max_ready)
+{
+	q->max_ready = max_ready;
+}
+
 void queue_set_limits(struct queue *q, const struct queue_limits *l)
 {
 	q->lim = *l;

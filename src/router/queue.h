@@ -119,6 +119,7 @@ void queue_set_dead_letter_cb(struct queue *q,
  * a periodic sweep, so an idle queue lets them go too. Messages that expire
  * before one ahead of them are caught at dispatch. */
 void queue_expire(struct queue *q, int64_t now_ms);
+void queue_set_max_ready(struct queue *q, size_t max_ready);
 /* True while the queue is past its bound (QUEUE_BLOCK): publishers should
  * wait; `room` is called once it drains to half (or is freed). */
 bool queue_full(const struct queue *q);

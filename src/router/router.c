@@ -33,6 +33,7 @@ struct subscription {
 	struct consumer *c;
 	struct topic_binding *binding; /* private topic subscriptions only */
 	struct share *share;           /* share group members only */
+	bool durable;                  /* on a durable subscription's queue */
 };
 
 struct router {
@@ -652,7 +653,14 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 		if (!address_is_pattern(name) && (*err = touch_topic(r, name)) != ROUTER_OK)
 			goto fail;
 		*err = ROUTER_ENOMEM;
-		if (opts->share_group) {
+		if (opts->durable_queue) {
+			if ((*err = router_bind(r, name, opts->durable_queue)) != ROUTER_OK)
+				goto fail;
+			s->q = map_get(r->queues, opts->durable_queue);
+			s->durable = true;
+			queue_set_max_ready(s->q, opts->max_pending ? opts->max_pending
+								    : r->opts.topic_max_pending);
+		} else if (opts->share_group) {
 			if (!(s->share = get_share(r, opts->share_group, name)))
 				goto fail;
 			s->share->members++;
@@ -670,12 +678,13 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 		goto fail;
 	}
 	/* Shared subscriptions get no retained messages, as MQTT 5 says. */
-	if (s->binding && !(s->pattern = strdup(name))) {
+	bool own = s->binding || s->durable;
+	if (own && !(s->pattern = strdup(name))) {
 		queue_consumer_remove(s->c);
 		*err = ROUTER_ENOMEM;
 		goto fail;
 	}
-	if (s->binding && opts->retained)
+	if (own && opts->retained)
 		retain_match(r->retained, name, enqueue_retained, s->q);
 	r->stats.subscriptions++;
 	*err = ROUTER_OK;
@@ -685,10 +694,18 @@ fail:
 		put_share(r, s->share);
 	else if (s->binding)
 		topic_tree_remove(r->tree, s->binding);
-	if (kind == DEST_TOPIC && !s->share)
+	if (kind == DEST_TOPIC && !s->share && !s->durable)
 		queue_free(s->q);
 	free(s);
 	return NULL;
+}
+
+enum router_err router_drop_durable(struct router *r, const char *pattern, const char *queue)
+{
+	enum router_err err = router_unbind(r, pattern, queue);
+	if (err != ROUTER_OK && err != ROUTER_ENOTFOUND)
+		return err;
+	return router_delete_queue(r, queue);
 }
 
 void router_unsubscribe(struct router *r, struct subscription *s)

@@ -155,6 +155,11 @@ struct subscribe_options {
 	/* Topics: bound of the subscription's own queue; 0 means the router's
 	 * topic_max_pending. */
 	size_t max_pending;
+	/* Topics: a durable subscription. Its messages wait in this named
+	 * queue, bound to the pattern (both created if needed, and kept
+	 * across restarts by the store), also while no one consumes it;
+	 * router_unsubscribe leaves them, router_drop_durable ends them. */
+	const char *durable_queue;
 };
 
 /* Subscribes to a queue (competing consumers) or a topic pattern (a private
@@ -168,6 +173,9 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
  * to other consumers. Frees s. */
 void router_unsubscribe(struct router *r, struct subscription *s);
 struct consumer *subscription_consumer(const struct subscription *s);
+/* Ends a durable subscription (subscribe_options.durable_queue) that has no
+ * subscriber: removes the binding and the queue with what it holds. */
+enum router_err router_drop_durable(struct router *r, const char *pattern, const char *queue);
 /* Hands a topic subscription the retained messages matching its pattern
  * again (MQTT: a repeated SUBSCRIBE). Nothing for share groups and queues. */
 void router_send_retained(struct router *r, struct subscription *s);

@@ -60,15 +60,6 @@ struct store {
 
 /* ---- record encoding ----------------------------------------------------- */
 
-static int put16str(struct buf *b, const char *s)
-{
-	size_t len = strlen(s);
-	uint8_t n[2] = { (uint8_t)len, (uint8_t)(len >> 8) };
-	if (len > 0xffff)
-		return -1;
-	return buf_append(b, n, 2) < 0 || buf_append(b, s, len) < 0 ? -1 : 0;
-}
-
 /* A u16-length name at *p (n bytes left) as a new C string; NULL if it does
  * not fit, is empty or holds a NUL. */
 static char *get16str(const uint8_t **p, size_t *n)
@@ -151,7 +142,7 @@ static void kv_drop(struct store *s, const char *key)
 static int encode_kv(struct buf *b, const char *key, const void *val, size_t len)
 {
 	buf_reset(b);
-	return put16str(b, key) < 0 || buf_append(b, val, len) < 0 ? -1 : 0;
+	return buf_append_str16(b, key) < 0 || buf_append(b, val, len) < 0 ? -1 : 0;
 }
 
 static char *binding_key(const char *pattern, const char *queue)
@@ -620,7 +611,9 @@ static void refresh_keys(struct store *s)
 	uint64_t next = journal_next_seq(s->j);
 	uint64_t newest = journal_segment_of(s->j, next - 1);
 	struct kv *e;
-	while ((e = TAILQ_FIRST(&s->kvs)) && e->rec == liveset_low(&s->live, next) &&
+	/* Each key at most once (rec < next): the writer thread may start a
+	 * segment meanwhile, and the copies would then never look newest. */
+	while ((e = TAILQ_FIRST(&s->kvs)) && e->rec < next && e->rec == liveset_low(&s->live, next) &&
 	       journal_segment_of(s->j, e->rec) != newest) {
 		uint64_t seq;
 		if (encode_kv(&s->scratch, e->key, e->val, e->len) < 0 ||

@@ -2,6 +2,7 @@
 #include "util/buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,4 +73,14 @@ void buf_free(struct buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+int buf_append_str16(struct buf *b, const char *s)
+{
+	size_t len = strlen(s);
+	uint8_t n[2] = { (uint8_t)len, (uint8_t)(len >> 8) };
+	if (len > 0xffff || buf_reserve(b, 2 + len) < 0)
+		return -1;
+	buf_append(b, n, 2);
+	return buf_append(b, s, len);
 }

@@ -266,6 +266,78 @@ class KeptStateTest(StoreTestCase):
         self.stop(b2)
 
 
+class MqttSessionTest(StoreTestCase):
+    """Persistent MQTT sessions come back after kill -9 with their
+    subscriptions, and keep collecting for their client."""
+
+    def crash_and_resume(self, level, connect_props=None):
+        b = self.start(("mqtt",))
+        kw = dict(client_id="dev-%d" % level, level=level, clean=False)
+        if connect_props:
+            kw["props"] = connect_props()
+        dev = Paho(b.ports["mqtt"], **kw)
+        dev.connect()
+        dev.subscribe("alerts/#", qos=1)
+        dev.subscribe("other/+", qos=1)
+        dev.c.unsubscribe("other/+")
+        time.sleep(0.1)
+        dev.c.disconnect()
+        dev.c.loop_stop()
+        pub = Paho(b.ports["mqtt"], client_id="pub", level=4)
+        pub.connect()
+        mids = [pub.c.publish("alerts/fire/%d" % i, "a-%02d" % i, qos=1).mid for i in range(10)]
+        mids.append(pub.c.publish("other/x", "not subscribed", qos=1).mid)
+        pub.wait_for(lambda: set(mids) <= pub.published, TIMEOUT, "PUBACKs")
+        b.kill9()
+        pub.c.loop_stop()
+
+        b2 = self.start(("mqtt",))
+        pub = Paho(b2.ports["mqtt"], client_id="pub", level=4)
+        pub.connect()
+        mids = [pub.c.publish("alerts/flood/%d" % i, "b-%02d" % i, qos=1).mid for i in range(5)]
+        pub.wait_for(lambda: set(mids) <= pub.published, TIMEOUT, "PUBACKs")
+        dev = Paho(b2.ports["mqtt"], **kw)
+        present, _, _ = dev.connect()
+        self.assertTrue(present, "session not present after the restart")
+        dev.wait_for(lambda: len(dev.messages) >= 15, TIMEOUT, "15 messages")
+        time.sleep(0.3)
+        self.assertEqual([m.payload.decode() for m in dev.messages],
+                         ["a-%02d" % i for i in range(10)] + ["b-%02d" % i for i in range(5)])
+        dev.c.disconnect()
+        dev.c.loop_stop()
+        pub.c.disconnect()
+        pub.c.loop_stop()
+        return b2
+
+    def test_mqtt311_persistent_session_survives_kill9(self):
+        b = self.crash_and_resume(4)
+        self.stop(b)
+
+    def test_mqtt5_session_with_expiry_survives_kill9_and_a_clean_start_ends_it(self):
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        def props():
+            pr = Properties(PacketTypes.CONNECT)
+            pr.SessionExpiryInterval = 3600
+            return pr
+        b = self.crash_and_resume(5, props)
+        # A clean start ends the session: nothing of it comes back.
+        dev = Paho(b.ports["mqtt"], client_id="dev-5", level=5, clean=True)
+        dev.connect()
+        dev.c.disconnect()
+        dev.c.loop_stop()
+        time.sleep(0.2)
+        b.kill9()
+        b2 = self.start(("mqtt",))
+        dev = Paho(b2.ports["mqtt"], client_id="dev-5", level=5, clean=False, props=props())
+        present, _, _ = dev.connect()
+        self.assertFalse(present)
+        dev.c.disconnect()
+        dev.c.loop_stop()
+        self.stop(b2)
+
+
 class DiskUseTest(StoreTestCase):
     config = "journal_segment_size = 64KiB\n"
 

@@ -1,0 +1,169 @@
+/* Persistent MQTT sessions across broker restarts. A session that outlives
+ * its connection (clean session off, or a session expiry interval) keeps
+ * each subscription's messages in a durable subscription queue of the
+ * router, which the store keeps with its binding; what only MQTT knows
+ * (the filters and their options, the expiry interval) is kept here, as
+ * the store key "mqtt/session/CLIENT-ID":
+ *     u8  version (1)
+ *     u32 session expiry interval, u32 next subscription number
+ *     u16 count, then per subscription:
+ *         u16 filter length, filter, u16 queue length, queue,
+ *         u8 qos, u8 flags (1 no local, 2 retain as published), u32 id
+ * Not kept: QoS 1/2 exchanges in flight (their messages are still in the
+ * queue and go again, with new packet ids) and incoming QoS 2 ids. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "protocols/mqtt/internal.h"
+#include "store/record.h"
+#include "store/store.h"
+#include "util/buf.h"
+
+#define KEY_PREFIX "mqtt/session/"
+#define RECORD_VERSION 1
+
+static char *session_key(const char *id)
+{
+	size_t pl = strlen(KEY_PREFIX), il = strlen(id);
+	char *k = malloc(pl + il + 1);
+	if (k) {
+		memcpy(k, KEY_PREFIX, pl);
+		memcpy(k + pl, id, il + 1);
+	}
+	return k;
+}
+
+bool mqtt_client_durable(const struct mqtt_client *cl)
+{
+	return cl->session_expiry && cl->mb->b->store;
+}
+
+static int encode(struct buf *b, const struct mqtt_client *cl)
+{
+	uint8_t head[11];
+	unsigned n = 0;
+	for (const struct msub *sub = cl->subs; sub; sub = sub->next)
+		n += sub->queue != NULL;
+	if (n > 0xffff)
+		return -1;
+	head[0] = RECORD_VERSION;
+	jput32(head + 1, cl->session_expiry);
+	jput32(head + 5, cl->next_sub_no);
+	head[9] = (uint8_t)n;
+	head[10] = (uint8_t)(n >> 8);
+	if (buf_append(b, head, sizeof(head)) < 0)
+		return -1;
+	for (const struct msub *sub = cl->subs; sub; sub = sub->next) {
+		if (!sub->queue)
+			continue;
+		uint8_t opt[6] = { sub->qos,
+				   (uint8_t)((sub->no_local ? 1 : 0) | (sub->retain_as_published ? 2 : 0)) };
+		jput32(opt + 2, sub->sub_id);
+		if (buf_append_str16(b, sub->filter) < 0 || buf_append_str16(b, sub->queue) < 0 ||
+		    buf_append(b, opt, sizeof(opt)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void mqtt_session_save(struct mqtt_client *cl)
+{
+	if (!mqtt_client_durable(cl))
+		return;
+	struct buf b = BUF_INIT;
+	char *key = session_key(cl->id);
+	if (!key || encode(&b, cl) < 0 || store_put(cl->mb->b->store, key, b.data, b.len) < 0)
+		log_warn("mqtt client %s: cannot keep the session in the store", cl->id);
+	free(key);
+	buf_free(&b);
+}
+
+void mqtt_session_forget(struct mqtt_client *cl)
+{
+	struct store *st = cl->mb->b->store;
+	char *key = st ? session_key(cl->id) : NULL;
+	if (key && store_del(st, key) < 0)
+		log_warn("mqtt client %s: cannot remove the session from the store", cl->id);
+	free(key);
+}
+
+struct reader {
+	const uint8_t *p;
+	size_t left;
+};
+
+static bool get(struct reader *r, void *out, size_t n)
+{
+	if (r->left < n)
+		return false;
+	memcpy(out, r->p, n);
+	r->p += n;
+	r->left -= n;
+	return true;
+}
+
+static char *get_u16str(struct reader *r)
+{
+	uint8_t n[2];
+	if (!get(r, n, 2))
+		return NULL;
+	size_t len = (size_t)n[0] | (size_t)n[1] << 8;
+	if (!len || len > r->left || memchr(r->p, 0, len))
+		return NULL;
+	char *s = strndup((const char *)r->p, len);
+	r->p += len;
+	r->left -= len;
+	return s;
+}
+
+static int restore_subs(struct mqtt_client *cl, struct reader *r, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		char *filter = get_u16str(r);
+		char *queue = filter ? get_u16str(r) : NULL;
+		uint8_t opt[6];
+		if (!queue || !get(r, opt, sizeof(opt)) || opt[0] > 2) {
+			free(filter);
+			free(queue);
+			return -1;
+		}
+		if (mqtt_client_restore_sub(cl, filter, queue, opt[0], opt[1] & 1, (opt[1] & 2) != 0,
+					    jget32(opt + 2)) < 0)
+			log_warn("mqtt client %s: cannot restore its subscription to %s", cl->id, filter);
+		free(filter);
+		free(queue);
+	}
+	return 0;
+}
+
+static void restore_one(void *arg, const char *key, const void *val, size_t len)
+{
+	struct mqtt_broker *mb = arg;
+	const char *id = key + strlen(KEY_PREFIX);
+	struct reader r = { val, len };
+	uint8_t head[11];
+	if (!get(&r, head, sizeof(head)) || head[0] != RECORD_VERSION) {
+		log_error("mqtt client %s: stored session unreadable; ignored", id);
+		return;
+	}
+	struct mqtt_client *cl = mqtt_client_new(mb, id);
+	if (!cl) {
+		log_error("mqtt client %s: out of memory restoring its session", id);
+		return;
+	}
+	cl->session_expiry = jget32(head + 1);
+	cl->next_sub_no = jget32(head + 5);
+	if (restore_subs(cl, &r, (unsigned)head[9] | (unsigned)head[10] << 8) < 0 || r.left)
+		log_error("mqtt client %s: stored session damaged; kept what could be read", id);
+	mqtt_client_start_expiry(cl);
+}
+
+void mqtt_sessions_restore(struct mqtt_broker *mb)
+{
+	if (mb->b->store)
+		store_each(mb->b->store, KEY_PREFIX, restore_one, mb);
+}
