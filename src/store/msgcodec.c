@@ -192,16 +192,17 @@ struct message *msgcodec_read(const uint8_t *p, size_t n, const char **why)
 	    get_text(&r, &m->reply_to, false) < 0 || get_props(&r, m) < 0 ||
 	    get_str(&r, &body, &body_len) < 0 || get_str(&r, &amqp, &m->amqp_len) < 0)
 		goto fail;
-	m->body = (uint8_t *)body;
-	m->body_len = body_len;
-	m->amqp = (uint8_t *)amqp;
 	if (r.left) {
 		r.why = "bytes after the message";
 		goto fail;
 	}
+	m->body = (uint8_t *)body;
+	m->body_len = body_len;
+	m->amqp = (uint8_t *)amqp;
 	return m;
 fail:
 	free(body);
+	free(amqp);
 	*why = r.why;
 	message_unref(m);
 	return NULL;
