@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <wslay/wslay.h>
 
 #include "broker.h"
 #include "log.h"
@@ -15,6 +14,7 @@
 #include "protocols/amqp/session.h"
 #include "protocols/mqtt/session.h"
 #include "protocols/stomp/session.h"
+#include "protocols/ws/frame.h"
 #include "protocols/ws/handshake.h"
 
 /* The most a client may send before its request is complete. */
@@ -22,12 +22,10 @@
 
 struct ws {
 	struct conn *c;
-	wslay_event_context_ptr ctx;  /* NULL until the handshake is done */
+	struct ws_framer *framer;     /* NULL until the handshake is done */
 	struct evbuffer *in;          /* decoded message bytes, for the adapter */
 	struct evbuffer *out;         /* what the adapter wrote, not framed yet */
 	struct ws_options opts;
-	bool binary_only;             /* MQTT: text frames are an error */
-	bool close_queued;
 };
 
 /* The subprotocols of DESIGN.md §1 and the adapter each selects. */
@@ -41,50 +39,35 @@ static const struct proto_ops *proto_for(const char *sub)
 	return !strcmp(sub, "amqp") ? &amqp_proto : &stomp_proto;
 }
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-		       void *user)
+static void data_cb(void *arg, const uint8_t *data, size_t len)
 {
-	struct ws *ws = user;
+	struct ws *ws = arg;
+	evbuffer_add(ws->in, data, len);
+}
+
+static int send_cb(void *arg, const uint8_t *data, size_t len)
+{
+	struct ws *ws = arg;
+	return bufferevent_write(ws->c->bev, data, len) < 0 ? -1 : 0;
+}
+
+/* Feeds the framer what the socket holds, chunk by chunk without copying,
+ * leaving in place what it does not take. -1 when the framing broke. */
+static int feed(struct ws *ws)
+{
 	struct evbuffer *raw = bufferevent_get_input(ws->c->bev);
-	int n = evbuffer_remove(raw, buf, len);
-	if (n <= 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
+	size_t len;
+	while ((len = evbuffer_get_contiguous_space(raw)) > 0) {
+		const uint8_t *p = evbuffer_pullup(raw, (ev_ssize_t)len);
+		size_t used = 0;
+		if (ws_framer_recv(ws->framer, p, len, &used) < 0)
+			return -1;
+		evbuffer_drain(raw, used);
+		if (used < len)
+			break;
 	}
-	return n;
+	return 0;
 }
-
-static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-		       void *user)
-{
-	struct ws *ws = user;
-	if (bufferevent_write(ws->c->bev, data, len) < 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	return (ssize_t)len;
-}
-
-static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-		   void *user)
-{
-	struct ws *ws = user;
-	if (wslay_is_ctrl_frame(arg->opcode))
-		return; /* wslay answers pings and closes itself */
-	if (arg->opcode == WSLAY_TEXT_FRAME && ws->binary_only) {
-		wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA,
-					(const uint8_t *)"MQTT needs binary frames", 24);
-		wslay_event_shutdown_read(ctx);
-		return;
-	}
-	evbuffer_add(ws->in, arg->msg, arg->msg_length);
-}
-
-static const struct wslay_event_callbacks callbacks = {
-	.recv_callback = recv_cb,
-	.send_callback = send_cb,
-	.on_msg_recv_callback = msg_cb,
-};
 
 static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -120,8 +103,7 @@ void ws_free(struct conn *c)
 	struct ws *ws = c->ws;
 	if (!ws)
 		return;
-	if (ws->ctx)
-		wslay_event_context_free(ws->ctx);
+	ws_framer_free(ws->framer);
 	evbuffer_free(ws->in);
 	evbuffer_free(ws->out);
 	free(ws);
@@ -141,25 +123,15 @@ size_t ws_pending(const struct conn *c)
 void ws_flush(struct conn *c, bool closing, bool going_away)
 {
 	struct ws *ws = c->ws;
-	if (!ws->ctx)
+	if (!ws->framer)
 		return;
 	size_t len = evbuffer_get_length(ws->out);
-	if (len && !ws->close_queued) {
-		struct wslay_event_msg msg = { WSLAY_BINARY_FRAME, evbuffer_pullup(ws->out, -1), len };
-		if (wslay_event_queue_msg(ws->ctx, &msg) != 0)
-			log_info("ws %s: cannot queue a message", c->peer);
-	}
+	const uint8_t *data = len ? evbuffer_pullup(ws->out, -1) : NULL;
+	if (ws_framer_send(ws->framer, data, len) < 0)
+		log_info("ws %s: cannot queue a message", c->peer);
 	evbuffer_drain(ws->out, len);
-	/* wslay sends control frames ahead of queued messages: the last
-	 * message must be out before the close is queued. */
-	wslay_event_send(ws->ctx);
-	if (closing && !ws->close_queued && !wslay_event_get_close_sent(ws->ctx)) {
-		wslay_event_queue_close(ws->ctx,
-					going_away ? WSLAY_CODE_GOING_AWAY : WSLAY_CODE_NORMAL_CLOSURE,
-					NULL, 0);
-		ws->close_queued = true;
-	}
-	wslay_event_send(ws->ctx);
+	if (closing)
+		ws_framer_close(ws->framer, going_away ? 1001 : 1000);
 }
 
 static void http_error(struct conn *c, int status, const char *why)
@@ -233,13 +205,20 @@ static bool handshake(struct conn *c)
 			 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
 			 "Sec-WebSocket-Protocol: %s\r\n\r\n",
 			 accept, sub);
-	if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
+	bool mqtt = strcmp(sub, "mqtt") == 0;
+	struct ws_framer_config fc = {
+		.max_message = ws->opts.max_message,
+		.text_refused = mqtt ? "MQTT needs binary frames" : NULL,
+		.on_data = data_cb,
+		.on_send = send_cb,
+		.arg = ws,
+	};
+	ws->framer = ws_framer_new(&fc);
+	if (!ws->framer) {
 		conn_close(c, false);
 		return false;
 	}
-	wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->opts.max_message);
 	bufferevent_write(c->bev, resp, (size_t)n);
-	ws->binary_only = strcmp(sub, "mqtt") == 0;
 	c->proto = proto_for(sub);
 	c->session = c->proto->open(c);
 	if (!c->session) {
@@ -253,8 +232,8 @@ static bool handshake(struct conn *c)
 bool ws_close_done(const struct conn *c)
 {
 	const struct ws *ws = c->ws;
-	return !ws->ctx || wslay_event_get_close_received(ws->ctx) ||
-	       !wslay_event_get_read_enabled(ws->ctx);
+	return !ws->framer || ws_framer_close_received(ws->framer) ||
+	       !ws_framer_reading(ws->framer);
 }
 
 void ws_read(struct conn *c)
@@ -262,25 +241,25 @@ void ws_read(struct conn *c)
 	struct ws *ws = c->ws;
 	if (c->closing) {
 		/* Only the client's answer to our close frame matters now. */
-		if (ws->ctx && wslay_event_recv(ws->ctx) == 0)
-			wslay_event_send(ws->ctx);
+		if (ws->framer && feed(ws) == 0)
+			ws_framer_send(ws->framer, NULL, 0);
 		evbuffer_drain(ws->in, evbuffer_get_length(ws->in));
 		return;
 	}
-	if (!ws->ctx && !handshake(c))
+	if (!ws->framer && !handshake(c))
 		return;
-	if (wslay_event_recv(ws->ctx) != 0) {
+	if (feed(ws) < 0) {
 		conn_close(c, false);
 		return;
 	}
 	if (evbuffer_get_length(ws->in) && !c->closing)
 		c->proto->input(c->session, ws->in);
 	ws_flush(c, false, false);
-	if (!wslay_event_want_read(ws->ctx) && !c->closing) {
-		/* The client closed, or broke the framing (wslay queued the
-		 * close frame with its code). */
+	if (!ws_framer_reading(ws->framer) && !c->closing) {
+		/* The client closed, or broke the framing (the framer queued
+		 * the close frame with its code). */
 		log_debug("conn %lu %s: WebSocket closed (code %u)", c->id, c->peer,
-			  wslay_event_get_status_code_received(ws->ctx));
+			  ws_framer_close_code(ws->framer));
 		conn_close(c, true);
 	}
 }

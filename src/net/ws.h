@@ -1,8 +1,9 @@
 /* WebSocket transport (RFC 6455) on wslay, between a connection's socket
  * (or TLS) and its protocol adapter: it answers the upgrade handshake,
  * picks the adapter by subprotocol, and turns messages into the plain byte
- * stream the adapter reads, and the adapter's bytes into binary messages.
- * Frame boundaries never reach a codec. */
+ * stream the adapter reads, and the adapter's bytes into binary messages
+ * (the framing itself is protocols/ws/frame.h). Frame boundaries never
+ * reach a codec. */
 #ifndef WHARF_NET_WS_H
 #define WHARF_NET_WS_H
 

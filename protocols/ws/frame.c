@@ -1,0 +1,135 @@
+#include "config.h"
+#include "protocols/ws/frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+struct ws_framer {
+	wslay_event_context_ptr ctx;
+	struct ws_framer_config cfg;
+	const uint8_t *in;   /* what ws_framer_recv() was given and wslay has not taken */
+	size_t in_len;
+	bool close_queued;   /* ours: adapter output after it is dropped */
+};
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+		       void *user)
+{
+	(void)flags;
+	struct ws_framer *f = user;
+	if (!f->in_len) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	size_t n = len < f->in_len ? len : f->in_len;
+	memcpy(buf, f->in, n);
+	f->in += n;
+	f->in_len -= n;
+	return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+		       void *user)
+{
+	(void)flags;
+	struct ws_framer *f = user;
+	if (f->cfg.on_send(f->cfg.arg, data, len) < 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+		   void *user)
+{
+	struct ws_framer *f = user;
+	if (wslay_is_ctrl_frame(arg->opcode))
+		return; /* wslay answers pings and closes itself */
+	if (arg->opcode == WSLAY_TEXT_FRAME && f->cfg.text_refused) {
+		wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA,
+					(const uint8_t *)f->cfg.text_refused,
+					strlen(f->cfg.text_refused));
+		wslay_event_shutdown_read(ctx);
+		return;
+	}
+	f->cfg.on_data(f->cfg.arg, arg->msg, arg->msg_length);
+}
+
+static const struct wslay_event_callbacks callbacks = {
+	.recv_callback = recv_cb,
+	.send_callback = send_cb,
+	.on_msg_recv_callback = msg_cb,
+};
+
+struct ws_framer *ws_framer_new(const struct ws_framer_config *cfg)
+{
+	struct ws_framer *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->cfg = *cfg;
+	if (wslay_event_context_server_init(&f->ctx, &callbacks, f) != 0) {
+		free(f);
+		return NULL;
+	}
+	wslay_event_config_set_max_recv_msg_length(f->ctx, cfg->max_message);
+	return f;
+}
+
+void ws_framer_free(struct ws_framer *f)
+{
+	if (!f)
+		return;
+	wslay_event_context_free(f->ctx);
+	free(f);
+}
+
+int ws_framer_recv(struct ws_framer *f, const uint8_t *data, size_t len, size_t *used)
+{
+	f->in = data;
+	f->in_len = len;
+	int r = wslay_event_recv(f->ctx);
+	*used = len - f->in_len;
+	/* Nothing may keep a pointer into the caller's bytes. */
+	f->in = NULL;
+	f->in_len = 0;
+	return r == 0 ? 0 : -1;
+}
+
+int ws_framer_send(struct ws_framer *f, const uint8_t *data, size_t len)
+{
+	int r = 0;
+	if (len && !f->close_queued) {
+		struct wslay_event_msg msg = { WSLAY_BINARY_FRAME, data, len };
+		r = wslay_event_queue_msg(f->ctx, &msg) == 0 ? 0 : -1;
+	}
+	/* wslay sends control frames ahead of queued messages: the last
+	 * message must be out before ws_framer_close() queues the close. */
+	wslay_event_send(f->ctx);
+	return r;
+}
+
+void ws_framer_close(struct ws_framer *f, uint16_t code)
+{
+	if (f->close_queued || wslay_event_get_close_sent(f->ctx))
+		return;
+	wslay_event_queue_close(f->ctx, code, NULL, 0);
+	f->close_queued = true;
+	wslay_event_send(f->ctx);
+}
+
+bool ws_framer_reading(const struct ws_framer *f)
+{
+	return wslay_event_get_read_enabled(f->ctx);
+}
+
+bool ws_framer_close_received(const struct ws_framer *f)
+{
+	return wslay_event_get_close_received(f->ctx);
+}
+
+uint16_t ws_framer_close_code(const struct ws_framer *f)
+{
+	return wslay_event_get_status_code_received(f->ctx);
+}
