@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """WebSocket transport: MQTT over ws with paho and MQTT.js, STOMP over ws
-with stompjs, wss, and every kind of bad handshake and frame, each closed
-the way RFC 6455 says while other clients carry on."""
+with stompjs, AMQP over ws with rhea, wss, and every kind of bad handshake
+and frame, each closed the way RFC 6455 says while other clients carry on."""
 import base64
 import json
 import os
@@ -246,6 +246,24 @@ class WsTest(unittest.TestCase):
         self.assertEqual([m["body"] for m in msgs], ["first", "second"])
         self.assertEqual(msgs[0]["headers"]["x-k"], "1")
 
+    @unittest.skipUnless(node_available(), "node and tests/integration/node/node_modules needed")
+    def test_rhea_amqp_over_ws(self):
+        p = subprocess.Popen(["node", "amqp_ws.js", "ws://127.0.0.1:%d" % self.ws, "ws.amqp", "1"],
+                             cwd=NODE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        own = [json.loads(p.stdout.readline()) for _ in range(2)]
+        self.assertEqual(own, [{"body": "from rhea %d" % i, "properties": {"origin": "rhea"}}
+                               for i in range(2)])
+        self.assertEqual(p.stdout.readline().strip(), "ready")
+        conn = stomp.Connection12([("127.0.0.1", self.broker.ports["stomp"])], heartbeats=(0, 0))
+        conn.connect(wait=True)
+        conn.send("/queue/ws.amqp", "from stomp", headers={"x-k": "1"})
+        out, err = p.communicate(timeout=TIMEOUT)
+        conn.disconnect()
+        self.assertEqual(p.returncode, 0, err)
+        msgs = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual([m["body"] for m in msgs], ["from stomp"])
+        self.assertEqual(msgs[0]["properties"].get("x-k"), "1")
+
     def test_fragmented_and_coalesced_packets(self):
         ws = RawWs(self.ws, upgrade_request())
         self.assertEqual(ws.status, 101)
@@ -301,14 +319,25 @@ class WsTest(unittest.TestCase):
     def test_post_refused(self):
         self.assertEqual(self.status_of(upgrade_request().replace(b"GET", b"POST", 1)), 405)
 
-    def test_stomp_subprotocol_preference(self):
-        ws = RawWs(self.ws, upgrade_request(protocols="v10.stomp, v12.stomp"))
+    def first_answer(self, offered, picked, opcode, payload):
+        """Offers subprotocols, checks the one picked, sends one message and
+        returns the broker's first message."""
+        ws = RawWs(self.ws, upgrade_request(protocols=offered))
         self.assertEqual(ws.status, 101)
-        self.assertIn("Sec-WebSocket-Protocol: v10.stomp", ws.headers)
-        ws.send(frame(0x1, b"CONNECT\naccept-version:1.2\nhost:x\n\n\x00"))
-        op, data = ws.read_frame()
-        self.assertTrue(data.startswith(b"CONNECTED\nversion:1.2\n"), data)
+        self.assertIn("Sec-WebSocket-Protocol: " + picked, ws.headers)
+        ws.send(frame(opcode, payload))
+        answer = ws.read_frame()
         ws.close()
+        return answer
+
+    def test_stomp_subprotocol_preference(self):
+        op, data = self.first_answer("v10.stomp, v12.stomp", "v10.stomp", 0x1,
+                                     b"CONNECT\naccept-version:1.2\nhost:x\n\n\x00")
+        self.assertTrue(data.startswith(b"CONNECTED\nversion:1.2\n"), data)
+
+    def test_amqp_subprotocol(self):
+        op, data = self.first_answer("AMQPWSB10, amqp", "amqp", 0x2, b"AMQP\x00\x01\x00\x00")
+        self.assertEqual((op, data[:8]), (0x2, b"AMQP\x00\x01\x00\x00"))
 
     # ---- bad frames --------------------------------------------------------
 
