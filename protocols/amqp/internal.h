@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "protocols/amqp/guard.h"
 #include "router/router.h"
 #include "util/buf.h"
 
@@ -37,6 +38,7 @@ struct amqp_conn {
 	bool remote_opened;         /* the client's open has come */
 	bool error_closed;          /* we sent close with an error: hang up once written */
 	struct router_waiter waiter;  /* some link's destination is full */
+	struct amqp_guard guard;      /* what the client sends, before the engine */
 };
 
 /* One attached link the broker serves; the connection's to free

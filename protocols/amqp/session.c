@@ -283,6 +283,13 @@ static void amqp_input(void *session, struct evbuffer *in)
 		int n = evbuffer_remove(in, rb.start, rb.size);
 		if (n <= 0)
 			break;
+		const char *why;
+		if (amqp_guard_scan(&ac->guard, (const uint8_t *)rb.start, (size_t)n, &why) < 0) {
+			/* The engine never sees these bytes: it would abort. */
+			amqp_close_with_error(ac, "amqp:invalid-field", why);
+			run(ac);
+			break;
+		}
 		pn_connection_driver_read_done(&ac->driver, (size_t)n);
 		run(ac);
 	}
@@ -318,6 +325,7 @@ static void amqp_closed(void *session)
 	event_free(ac->tick_ev);
 	pn_connection_driver_destroy(&ac->driver);
 	buf_free(&ac->scratch);
+	amqp_guard_free(&ac->guard);
 	free(ac);
 }
 

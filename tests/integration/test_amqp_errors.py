@@ -189,6 +189,53 @@ class BadInputTest(AmqpTestCase):
         self.error_close(r, ("amqp:session:unattached-handle", "amqp:invalid-field",
                              "amqp:not-allowed"))
 
+    def test_first_frame_of_a_delivery_without_delivery_id(self):
+        """A transfer that starts a delivery in several frames without a
+        delivery-id: proton 0.37 would abort the broker on it; the client
+        gets a close with an error instead."""
+        r = self.raw()
+        r.open()
+        r.begin()
+        r.attach("s", 0, False, self.name("queue"))
+        r.send(frame(TRANSFER, [uint(0), None, b"t", uint(0), False, True],
+                     payload=simple_message("first part")))
+        self.error_close(r, ("amqp:invalid-field",))
+
+    def test_new_delivery_without_id_after_an_aborted_one(self):
+        r = self.raw()
+        r.open()
+        r.begin()
+        r.attach("s", 0, False, self.name("queue"))
+        r.send(frame(TRANSFER, [uint(0), uint(0), b"t1", uint(0), False, True],
+                     payload=simple_message("first part")))
+        r.send(frame(TRANSFER, [uint(0), None, None, None, None, False, None, None, None, True]))
+        r.send(frame(TRANSFER, [uint(0), None, b"t2", uint(0), False, True],
+                     payload=simple_message("again")))
+        self.error_close(r, ("amqp:invalid-field",))
+
+    def test_continuation_frames_may_leave_out_the_delivery_id(self):
+        """AMQP 1.0 §2.7.5: only the first transfer of a delivery needs its
+        delivery-id; one in three frames, the later two without, arrives
+        whole, and so does the next delivery."""
+        q = self.name("queue")
+        whole = simple_message("in three parts " * 20)
+        parts = [whole[:40], whole[40:100], whole[100:]]
+        r = self.raw()
+        r.open()
+        r.begin()
+        r.attach("s", 0, False, q)
+        r.send(frame(TRANSFER, [uint(0), uint(0), b"t1", uint(0), False, True], payload=parts[0]))
+        r.send(frame(TRANSFER, [uint(0), None, None, None, None, True], payload=parts[1]))
+        r.send(frame(TRANSFER, [uint(0), None, None, None, None, False], payload=parts[2]))
+        r.send(transfer(0, 1, b"t2", simple_message("next")))
+        d = r.expect(DISPOSITION)
+        self.assertEqual(d.field(0), True)  # from the receiver: the outcome
+        c = self.client()
+        rcv = c.rcv(q, credit=10, auto_accept=True)
+        c.wait_received(rcv, 2)
+        c.idle(0.3)
+        self.assertEqual([x.raw for x in rcv.received], [whole, simple_message("next")])
+
     def test_aborted_transfer_is_discarded(self):
         q = self.name("queue")
         r = self.raw()
