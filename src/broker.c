@@ -112,7 +112,10 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	if (lock_data_dir(b) < 0)
 		return -1;
 	b->base = event_base_new();
-	struct router_options ro = { .topic_max_pending = cfg->topic_max_pending };
+	struct router_options ro = {
+		.topic_max_pending = cfg->topic_max_pending,
+		.queue_memory_limit = cfg->queue_memory_limit,
+	};
 	b->router = router_new(&ro);
 	if (!b->base || !b->router) {
 		log_error("out of memory");

@@ -50,6 +50,7 @@ struct wharf_config *config_new(void)
 	cfg->tls.client_cert = -1;
 	cfg->max_connection_output = 1024 * 1024;
 	cfg->topic_max_pending = 100000;
+	cfg->queue_memory_limit = 32 * 1024 * 1024;
 	cfg->shutdown_grace_ms = 2000;
 	cfg->ws_max_message = 4 * 1024 * 1024;
 	cfg->stomp.max_frame_size = 4 * 1024 * 1024;
@@ -302,6 +303,8 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->max_connection_output, v, 4096);
 	if (!strcmp(k, "topic_max_pending"))
 		return set_size(p, k, &cfg->topic_max_pending, v, 1);
+	if (!strcmp(k, "queue_memory_limit"))
+		return set_size(p, k, &cfg->queue_memory_limit, v, 4096);
 	if (!strcmp(k, "shutdown_grace"))
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
 	if (!strcmp(k, "sync")) {
@@ -442,7 +445,7 @@ static int policy_key(struct parser *p, struct queue_policy *qp, const char *k, 
 		return 0;
 	}
 	if (!strcmp(k, "max_redeliveries")) {
-		unsigned n;
+		unsigned n = 0;
 		if (set_count(p, k, &n, v, 1, 1000000) < 0)
 			return -1;
 		l->max_redeliveries = n;

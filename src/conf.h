@@ -63,6 +63,8 @@ struct wharf_config {
 	int log_level;
 	size_t max_connection_output; /* bytes queued to one client before
 				         its deliveries pause */
+	size_t queue_memory_limit;    /* message bytes a queue keeps in memory
+				         before the rest waits on disk */
 	size_t topic_max_pending;     /* messages held for one non-durable
 				         topic subscriber before the oldest drop */
 	unsigned shutdown_grace_ms;

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,11 @@ static int set_opt(char **slot, const char *value)
 
 int main(int argc, char **argv)
 {
+	/* glibc raises its mmap threshold after big buffers are freed, and then
+	 * serves the journal's batch buffers from the heap, which cannot shrink
+	 * around the small allocations made meanwhile: RSS only grows. A fixed
+	 * threshold keeps big buffers in mappings that go back when freed. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "data-dir", required_argument, NULL, OPT_DATA_DIR },

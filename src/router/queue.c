@@ -65,6 +65,10 @@ struct queue {
 	unsigned bindings;
 	void (*settled)(void *arg, uint64_t rec);
 	void *settled_arg;
+	const struct queue_page_ops *page_ops;
+	void *pager;
+	size_t page_limit;
+	size_t npaged, paged_bytes;
 	int (*dead)(void *arg, struct queue *q, struct message *m, enum queue_death why);
 	void *dead_arg;
 	struct queue_stats stats;
@@ -191,8 +195,8 @@ bool queue_full(const struct queue *q)
 /* Whether `len` more bytes in one more message would pass a bound. */
 static bool over(const struct queue *q, size_t len)
 {
-	return (q->max_ready && q->nready >= q->max_ready) ||
-	       (q->lim.max_bytes && q->ready_bytes + len > q->lim.max_bytes);
+	return (q->max_ready && q->nready + q->npaged >= q->max_ready) ||
+	       (q->lim.max_bytes && q->ready_bytes + q->paged_bytes + len > q->lim.max_bytes);
 }
 
 bool queue_accepts(const struct queue *q, const struct message *m)
@@ -229,12 +233,15 @@ void queue_free(struct queue *q)
 		delivery_free(d);
 	}
 	groups_free(q->groups);
+	if (q->pager)
+		q->page_ops->free(q->pager);
 	free(q->name);
 	free(q);
 }
 
 const char *queue_name(const struct queue *q) { return q->name; }
-size_t queue_depth(const struct queue *q) { return q->nready; }
+size_t queue_depth(const struct queue *q) { return q->nready + q->npaged; }
+size_t queue_paged(const struct queue *q) { return q->npaged; }
 size_t queue_unacked(const struct queue *q) { return q->nunacked; }
 size_t queue_consumer_count(const struct queue *q) { return q->nconsumers; }
 const struct queue_stats *queue_stats(const struct queue *q) { return &q->stats; }
@@ -249,11 +256,46 @@ static void drop_ready(struct queue *q, struct delivery *d)
 	check_room(q);
 }
 
+static struct message *page_get(struct queue *q, uint64_t *rec)
+{
+	struct message *m = q->page_ops->get(q->pager, rec);
+	if (!m) {
+		/* Unreadable: what the store keeps comes back at a restart. */
+		q->stats.dropped += q->npaged;
+		q->npaged = 0;
+		q->paged_bytes = 0;
+		return NULL;
+	}
+	q->npaged--;
+	q->paged_bytes -= m->body_len;
+	return m;
+}
+
 void queue_purge(struct queue *q)
 {
 	struct delivery *d;
 	while ((d = ready_first(q)))
 		drop_ready(q, d);
+	while (q->npaged) {
+		uint64_t rec;
+		struct message *m = page_get(q, &rec);
+		if (!m)
+			break;
+		q->stats.dropped++;
+		if (rec && q->settled)
+			q->settled(q->settled_arg, rec);
+		message_unref(m);
+	}
+	check_room(q);
+}
+
+void queue_set_paging(struct queue *q, size_t limit, const struct queue_page_ops *ops, void *pager)
+{
+	if (q->pager)
+		q->page_ops->free(q->pager);
+	q->page_ops = ops;
+	q->pager = pager;
+	q->page_limit = limit;
 }
 
 /* d, off every list, leaves for the dead-letter queue if it has one. */
@@ -305,17 +347,9 @@ static int64_t expiry_of(const struct queue *q, const struct message *m)
 	return expires;
 }
 
-static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t rec)
+/* A delivery for m at the tail of its ready list. */
+static int add_ready(struct queue *q, struct message *m, bool retained, uint64_t rec)
 {
-	if (!retained && over(q, m->body_len)) {
-		if (q->overflow == QUEUE_DROP_HEAD) {
-			while (q->nready && over(q, m->body_len))
-				drop_ready(q, ready_oldest(q));
-		} else if (q->overflow == QUEUE_BLOCK && m->qos == 0) {
-			q->stats.dropped++; /* at most once: the newest goes */
-			return 0;
-		}
-	}
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -1;
@@ -335,6 +369,44 @@ static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t r
 	d->expires = expiry_of(q, m);
 	d->prio = q->lim.priorities ? (m->priority < NPRIO ? m->priority : NPRIO - 1) : 0;
 	ready_insert_tail(q, d);
+	return 0;
+}
+
+/* The head of a paging queue is in memory, its tail in the pager: brings
+ * messages back while memory holds less than half the limit. */
+static void page_in(struct queue *q)
+{
+	while (q->npaged && q->ready_bytes < q->page_limit / 2) {
+		uint64_t rec;
+		struct message *m = page_get(q, &rec);
+		if (!m)
+			return;
+		int rc = add_ready(q, m, false, rec);
+		message_unref(m);
+		if (rc < 0)
+			return;
+	}
+}
+
+static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t rec)
+{
+	if (!retained && over(q, m->body_len)) {
+		if (q->overflow == QUEUE_DROP_HEAD) {
+			while (q->nready && over(q, m->body_len))
+				drop_ready(q, ready_oldest(q));
+		} else if (q->overflow == QUEUE_BLOCK && m->qos == 0) {
+			q->stats.dropped++; /* at most once: the newest goes */
+			return 0;
+		}
+	}
+	/* Once paging, everything new goes behind what is paged: FIFO. */
+	if (q->pager && !retained && (q->npaged || q->ready_bytes + m->body_len > q->page_limit) &&
+	    q->page_ops->put(q->pager, m, rec) == 0) {
+		q->npaged++;
+		q->paged_bytes += m->body_len;
+	} else if (add_ready(q, m, retained, rec) < 0) {
+		return -1;
+	}
 	q->stats.enqueued++;
 	queue_dispatch(q);
 	if (q->overflow == QUEUE_BLOCK && over(q, 0))
@@ -516,7 +588,7 @@ void queue_dispatch(struct queue *q)
 	int64_t now = clock_wall_ms();
 	do {
 		q->again = false;
-		while (q->nonempty && dispatch_one(q, now))
+		while ((page_in(q), q->nonempty) && dispatch_one(q, now))
 			;
 	} while (q->again);
 	q->dispatching = false;

@@ -120,6 +120,22 @@ void queue_set_dead_letter_cb(struct queue *q,
  * before one ahead of them are caught at dispatch. */
 void queue_expire(struct queue *q, int64_t now_ms);
 void queue_set_max_ready(struct queue *q, size_t max_ready);
+
+/* Where a queue past its memory limit keeps its tail (store/pager.h). */
+struct queue_page_ops {
+	/* Appends m (not kept); -1 when it cannot (m then stays in memory). */
+	int (*put)(void *pager, const struct message *m, uint64_t rec);
+	/* The oldest, as a new reference; NULL when empty or unreadable. */
+	struct message *(*get)(void *pager, uint64_t *rec);
+	void (*free)(void *pager);
+};
+/* Paging: once the bodies of the waiting messages pass `limit` bytes, new
+ * messages go to `pager` (the queue owns it from now on, and frees it with
+ * ops->free) and come back in order as the head drains below half of it.
+ * Messages then keep arrival order, whatever their priority, until they
+ * are back in memory. */
+void queue_set_paging(struct queue *q, size_t limit, const struct queue_page_ops *ops, void *pager);
+size_t queue_paged(const struct queue *q);      /* waiting in the pager */
 /* True while the queue is past its bound (QUEUE_BLOCK): publishers should
  * wait; `room` is called once it drains to half (or is freed). */
 bool queue_full(const struct queue *q);

@@ -211,6 +211,7 @@ static void settled_cb(void *arg, uint64_t rec)
 }
 
 static int dead_letter_cb(void *arg, struct queue *q, struct message *m, enum queue_death why);
+static void attach_pager(struct router *r, struct queue *q);
 
 static void apply_policy(struct router *r, struct queue *q)
 {
@@ -231,16 +232,35 @@ static struct queue *new_queue(struct router *r, const char *name, size_t max_re
 		queue_set_settle_cb(q, settled_cb, r);
 		queue_set_dead_letter_cb(q, dead_letter_cb, r);
 		apply_policy(r, q);
+		attach_pager(r, q);
 	}
 	return q;
 }
 
+static void attach_pager(struct router *r, struct queue *q)
+{
+	if (!r->persist.pager_new || !r->opts.queue_memory_limit)
+		return;
+	void *pager = r->persist.pager_new(r->persist.arg, queue_name(q));
+	if (pager)
+		queue_set_paging(q, r->opts.queue_memory_limit, r->persist.page_ops, pager);
+}
+
+static void attach_pager_cb(const char *name, void *value, void *arg)
+{
+	(void)name;
+	attach_pager(arg, value);
+}
+
 void router_set_persist(struct router *r, const struct router_persist *p)
 {
+	bool pagers = p && p->pager_new && !r->persist.pager_new;
 	if (p)
 		r->persist = *p;
 	else
 		memset(&r->persist, 0, sizeof(r->persist));
+	if (pagers)
+		map_each(r->queues, attach_pager_cb, r);
 }
 
 /* Enqueues m in q, through the store first when it is a durable message

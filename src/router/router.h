@@ -32,6 +32,8 @@ const char *router_strerror(enum router_err err);
 
 struct router_options {
 	size_t topic_max_pending; /* bound of each non-durable topic subscription */
+	size_t queue_memory_limit; /* message bytes a named queue keeps in memory
+				      before it pages (with a store) */
 };
 
 struct router;
@@ -123,6 +125,10 @@ struct router_persist {
 	/* Confirms c once everything written so far (acks included) is on
 	 * disk. 0, or -1 when it cannot (c is not pending then). */
 	int (*sync)(void *arg, struct router_confirm *c);
+	/* A pager for a named queue's tail past queue_memory_limit, with
+	 * page_ops to use it (router/queue.h); NULL when there is none. */
+	void *(*pager_new)(void *arg, const char *queue);
+	const struct queue_page_ops *page_ops;
 	/* True while the store has too much waiting for the disk: publishers
 	 * are slowed as for a full queue until it calls router_room(). */
 	bool (*busy)(void *arg);

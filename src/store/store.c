@@ -1,17 +1,21 @@
 #include "config.h"
 #include "store/store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "router/router.h"
 #include "store/liveset.h"
 #include "store/msgcodec.h"
+#include "store/pager.h"
 #include "store/record.h"
 #include "util/buf.h"
 #include "util/map.h"
@@ -53,6 +57,8 @@ struct store {
 	struct map *kv;            /* key -> struct kv */
 	struct kv_list kvs;
 	size_t max_pending;
+	char *page_dir;            /* DIR/paging: queues' page files */
+	uint64_t next_pager;
 	bool busy;
 	bool closing;
 	struct store_stats st;
@@ -595,6 +601,59 @@ static int hook_sync(void *arg, struct router_confirm *c)
 	return 0;
 }
 
+static int page_put(void *p, const struct message *m, uint64_t rec)
+{
+	return pager_put(p, m, rec);
+}
+
+static struct message *page_get(void *p, uint64_t *rec)
+{
+	struct message *m = pager_get(p, rec);
+	if (!m && errno)
+		log_error("paging: cannot read back a queue's page file: %s; its messages come back "
+			  "at the next start",
+			  strerror(errno));
+	return m;
+}
+
+static void page_free(void *p)
+{
+	pager_free(p);
+}
+
+static const struct queue_page_ops page_ops = { page_put, page_get, page_free };
+
+static void *hook_pager_new(void *arg, const char *queue)
+{
+	struct store *s = arg;
+	char name[32];
+	(void)queue;
+	snprintf(name, sizeof(name), "q%llu", (unsigned long long)++s->next_pager);
+	return pager_new(s->page_dir, name);
+}
+
+/* Page files are a cache of the journal: those of an earlier run go. */
+static int open_page_dir(struct store *s, const char *dir)
+{
+	size_t n = strlen(dir) + sizeof("/paging");
+	if (!(s->page_dir = malloc(n)))
+		return -1;
+	snprintf(s->page_dir, n, "%s/paging", dir);
+	if (mkdir(s->page_dir, 0750) < 0 && errno != EEXIST)
+		return -1;
+	DIR *d = opendir(s->page_dir);
+	if (!d)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		if (len > 5 && !strcmp(e->d_name + len - 5, ".page"))
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+	return 0;
+}
+
 static bool hook_busy(void *arg)
 {
 	struct store *s = arg;
@@ -653,6 +712,7 @@ static void store_free(struct store *s)
 	map_free(s->kv);
 	liveset_free(&s->live);
 	buf_free(&s->scratch);
+	free(s->page_dir);
 	free(s->acks);
 	free(s);
 }
@@ -706,9 +766,15 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 		.bound = hook_bound,
 		.retained = hook_retained,
 		.sync = hook_sync,
+		.pager_new = hook_pager_new,
+		.page_ops = &page_ops,
 		.busy = hook_busy,
 		.arg = s,
 	};
+	if (open_page_dir(s, o->dir) < 0) {
+		log_warn("store: %s/paging: %s; queues will not page", o->dir, strerror(errno));
+		p.pager_new = NULL;
+	}
 	router_set_persist(r, &p);
 	flush_cb(-1, 0, s); /* release what replay found dead */
 	*out = s;
