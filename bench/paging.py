@@ -4,12 +4,14 @@ with no consumer, then drained in order; prints the broker's peak RSS
 (VmHWM) after the fill and after the drain, and checks that every message
 came back once, in order.
 
-    bench/paging.py [--count 2000000] [--size 1024] [--wharfd build/src/wharfd]
+    bench/paging.py [--count 2000000] [--size 1024] [--restart] [--wharfd build/src/wharfd]
 
 It starts its own wharfd on a free 127.0.0.1 port with a temporary data
 directory (on the disk of /var/tmp, not a tmpfs) and stops it at the end.
 STOMP over a plain socket: SENDs are pipelined with a receipt every 1,000
-messages and at most 10 receipts outstanding; the drain uses ack:auto."""
+messages and at most 10 receipts outstanding; the drain uses ack:auto.
+With --restart the broker is killed (-9) after the fill and started again on
+the same data directory: replay pages the queue as the run did."""
 
 import argparse
 import os
@@ -72,24 +74,30 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=2000000)
     ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--restart", action="store_true")
     ap.add_argument("--wharfd", default=os.path.join(HERE, "..", "build", "src", "wharfd"))
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="wharf-paging-", dir="/var/tmp")
     log = open(os.path.join(tmp, "wharfd.log"), "w+")
-    proc = subprocess.Popen([a.wharfd, "--data-dir", os.path.join(tmp, "data"),
-                             "--listen", "stomp://127.0.0.1:0"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        port = None
-        for _ in range(500):
+
+    def start():
+        log.seek(0)
+        log.truncate()
+        p = subprocess.Popen([a.wharfd, "--data-dir", os.path.join(tmp, "data"),
+                              "--listen", "stomp://127.0.0.1:0"], stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(60000):
             log.seek(0)
             m = re.search(r"listening stomp 127\.0\.0\.1:(\d+)", log.read())
             if m:
-                port = int(m.group(1))
+                return p, int(m.group(1))
+            if p.poll() is not None:
                 break
             time.sleep(0.01)
-        if port is None:
-            sys.exit("wharfd did not start")
+        sys.exit("wharfd did not start")
+
+    proc, port = start()
+    try:
         pad = b"x" * (a.size - 8)
         c = Stomp(port)
         t0 = time.monotonic()
@@ -115,6 +123,15 @@ def main():
               % (a.count, a.size, fill, a.count / fill, hwm_fill, vm(proc.pid, "VmRSS")))
         du = subprocess.run(["du", "-sm", os.path.join(tmp, "data")], capture_output=True, text=True)
         print("data directory: %s MiB" % du.stdout.split()[0])
+        if a.restart:
+            proc.kill()
+            proc.wait()
+            t0 = time.monotonic()
+            proc, port = start()
+            hwm = vm(proc.pid, "VmHWM")
+            hwm_fill = max(hwm_fill, hwm)
+            print("killed (-9) and restarted: listening after %.1f s, broker peak RSS %d MiB"
+                  % (time.monotonic() - t0, hwm))
 
         c2 = Stomp(port)
         c2.s.sendall(b"SUBSCRIBE\nid:1\ndestination:/queue/paging\nack:auto\n\n\0")

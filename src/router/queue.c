@@ -65,6 +65,8 @@ struct queue {
 	unsigned bindings;
 	void (*settled)(void *arg, uint64_t rec);
 	void *settled_arg;
+	bool (*alive)(void *arg, uint64_t rec);
+	void *alive_arg;
 	const struct queue_page_ops *page_ops;
 	void *pager;
 	size_t page_limit;
@@ -153,6 +155,17 @@ static struct delivery *ready_next(const struct queue *q, const struct delivery 
 static struct delivery *ready_oldest(const struct queue *q)
 {
 	return q->nonempty ? TAILQ_FIRST(&q->ready[__builtin_ctz(q->nonempty)]) : NULL;
+}
+
+void queue_set_alive_cb(struct queue *q, bool (*alive)(void *arg, uint64_t rec), void *arg)
+{
+	q->alive = alive;
+	q->alive_arg = arg;
+}
+
+static bool is_dead(const struct queue *q, uint64_t rec)
+{
+	return rec && q->alive && !q->alive(q->alive_arg, rec);
 }
 
 void queue_set_settle_cb(struct queue *q, void (*settled)(void *arg, uint64_t rec), void *arg)
@@ -289,6 +302,23 @@ void queue_purge(struct queue *q)
 	check_room(q);
 }
 
+void queue_drop_dead(struct queue *q)
+{
+	for (int p = 0; p < NPRIO; p++) {
+		struct delivery *d, *next;
+		for (d = TAILQ_FIRST(&q->ready[p]); d; d = next) {
+			next = TAILQ_NEXT(d, link);
+			if (!is_dead(q, d->rec))
+				continue;
+			ready_remove(q, d);
+			if (d->group)
+				groups_unref(q->groups, d->group);
+			delivery_free(d);
+		}
+	}
+	check_room(q);
+}
+
 void queue_set_paging(struct queue *q, size_t limit, const struct queue_page_ops *ops, void *pager)
 {
 	if (q->pager)
@@ -381,6 +411,10 @@ static void page_in(struct queue *q)
 		struct message *m = page_get(q, &rec);
 		if (!m)
 			return;
+		if (is_dead(q, rec)) {
+			message_unref(m);
+			continue;
+		}
 		int rc = add_ready(q, m, false, rec);
 		message_unref(m);
 		if (rc < 0)

@@ -158,6 +158,12 @@ int queue_enqueue_stored(struct queue *q, struct message *m, uint64_t rec);
 /* Called with the record of each stored message the queue is done with:
  * acknowledged, rejected, expired or dropped (not when the queue is freed). */
 void queue_set_settle_cb(struct queue *q, void (*settled)(void *arg, uint64_t rec), void *arg);
+/* Whether the stored message `rec` is still to be delivered (the store may
+ * learn after restoring it that it was consumed): a dead one is dropped,
+ * not settled again, when it comes back from the pager. */
+void queue_set_alive_cb(struct queue *q, bool (*alive)(void *arg, uint64_t rec), void *arg);
+/* Drops the dead messages waiting in memory (see above). */
+void queue_drop_dead(struct queue *q);
 /* Drops every waiting message, settling stored ones (a queue deleted). */
 void queue_purge(struct queue *q);
 /* The same for a topic's retained message handed to a new subscription:

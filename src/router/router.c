@@ -203,6 +203,12 @@ void router_room(struct router *r)
 	room_cb(r);
 }
 
+static bool alive_cb(void *arg, uint64_t rec)
+{
+	struct router *r = arg;
+	return !r->persist.alive || r->persist.alive(r->persist.arg, rec);
+}
+
 static void settled_cb(void *arg, uint64_t rec)
 {
 	struct router *r = arg;
@@ -230,6 +236,7 @@ static struct queue *new_queue(struct router *r, const char *name, size_t max_re
 	queue_set_room_cb(q, room_cb, r);
 	if (name) {
 		queue_set_settle_cb(q, settled_cb, r);
+		queue_set_alive_cb(q, alive_cb, r);
 		queue_set_dead_letter_cb(q, dead_letter_cb, r);
 		apply_policy(r, q);
 		attach_pager(r, q);
@@ -486,6 +493,18 @@ void router_confirm_cancel(struct router *r, struct router_confirm *c)
 	if (c->pending && r->persist.cancel)
 		r->persist.cancel(r->persist.arg, c);
 	c->pending = NULL;
+}
+
+static void drop_dead_cb(const char *name, void *value, void *arg)
+{
+	(void)name;
+	(void)arg;
+	queue_drop_dead(value);
+}
+
+void router_drop_dead(struct router *r)
+{
+	map_each(r->queues, drop_dead_cb, NULL);
 }
 
 enum router_err router_restore_retained(struct router *r, const char *topic, struct message **mp)

@@ -125,6 +125,11 @@ struct router_persist {
 	/* Confirms c once everything written so far (acks included) is on
 	 * disk. 0, or -1 when it cannot (c is not pending then). */
 	int (*sync)(void *arg, struct router_confirm *c);
+	/* Whether the stored message `rec` is still to be delivered: at
+	 * start-up, an ack read after the message was restored makes it dead;
+	 * router_drop_dead() then drops what is in memory, paged ones go as
+	 * they come back. */
+	bool (*alive)(void *arg, uint64_t rec);
 	/* A pager for a named queue's tail past queue_memory_limit, with
 	 * page_ops to use it (router/queue.h); NULL when there is none. */
 	void *(*pager_new)(void *arg, const char *queue);
@@ -146,6 +151,9 @@ enum router_err router_restore(struct router *r, const char *queue, struct messa
 /* At start-up, from the store: makes *m the retained message of `topic`.
  * Takes the caller's reference and sets *m to NULL. */
 enum router_err router_restore_retained(struct router *r, const char *topic, struct message **m);
+/* At start-up, once replay is done: drops restored messages that are dead
+ * (see alive above) from every queue, without settling them again. */
+void router_drop_dead(struct router *r);
 /* Something that slowed publishers has room again (see busy above). */
 void router_room(struct router *r);
 

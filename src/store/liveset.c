@@ -63,6 +63,13 @@ void liveset_del(struct liveset *s, uint64_t seq)
 	trim(s);
 }
 
+bool liveset_has(const struct liveset *s, uint64_t seq)
+{
+	if (seq < s->base || (seq - s->base) / 64 >= s->n)
+		return false;
+	return (*word(s, (size_t)((seq - s->base) / 64)) >> (seq % 64)) & 1;
+}
+
 uint64_t liveset_low(const struct liveset *s, uint64_t next)
 {
 	if (!s->n)

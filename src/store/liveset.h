@@ -7,6 +7,7 @@
 #ifndef WHARF_STORE_LIVESET_H
 #define WHARF_STORE_LIVESET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,8 @@ struct liveset {
 int liveset_add(struct liveset *s, uint64_t seq);
 /* Marks seq dead; unknown or dead numbers are ignored. */
 void liveset_del(struct liveset *s, uint64_t seq);
+/* Whether seq is marked live. */
+bool liveset_has(const struct liveset *s, uint64_t seq);
 /* The lowest live seq, or `next` (the journal's next number) when none. */
 uint64_t liveset_low(const struct liveset *s, uint64_t next);
 void liveset_free(struct liveset *s);

@@ -166,43 +166,17 @@ static char *binding_key(const char *pattern, const char *queue)
 
 /* ---- replay -------------------------------------------------------------- */
 
-struct rmsg {
-	uint64_t rec;
-	char *queue;
-	struct message *m;  /* NULL once consumed */
-};
-
 struct replay {
 	struct store *s;
 	enum journal_on_corruption on_corruption;
-	struct rmsg *v;     /* in record order */
-	size_t n, cap;
 	int failed;         /* an errno value: replay cannot go on */
 };
 
-static struct rmsg *find_rmsg(struct replay *rp, uint64_t rec)
-{
-	size_t lo = 0, hi = rp->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (rp->v[mid].rec < rec)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < rp->n && rp->v[lo].rec == rec ? &rp->v[lo] : NULL;
-}
-
-static void forget_rmsg(struct replay *rp, uint64_t rec)
-{
-	struct rmsg *e = find_rmsg(rp, rec);
-	liveset_del(&rp->s->live, rec);
-	if (e && e->m) {
-		message_unref(e->m);
-		e->m = NULL;
-	}
-}
-
+/* A message goes back to its queue as soon as its record is read, so that
+ * a deep queue pages during replay as it did while it ran: replay never
+ * holds the journal in memory. An ack read later makes it dead
+ * (router_persist.alive), and dead ones are dropped before the broker
+ * serves. */
 static int replay_msg(struct replay *rp, uint64_t seq, const uint8_t *p, size_t n,
 		      const char **why)
 {
@@ -223,24 +197,15 @@ static int replay_msg(struct replay *rp, uint64_t seq, const uint8_t *p, size_t 
 		free(queue);
 		return 1;
 	}
-	if (rp->n == rp->cap) {
-		size_t cap = rp->cap ? rp->cap * 2 : 1024;
-		struct rmsg *v = realloc(rp->v, cap * sizeof(*v));
-		if (!v)
-			goto oom;
-		rp->v = v;
-		rp->cap = cap;
+	int rc = -1;
+	if (liveset_add(&rp->s->live, seq) == 0) {
+		rc = router_restore(rp->s->r, queue, &m, seq) == ROUTER_OK ? 0 : -1;
+		if (supersedes)
+			liveset_del(&rp->s->live, supersedes);
 	}
-	if (liveset_add(&rp->s->live, seq) < 0)
-		goto oom;
-	rp->v[rp->n++] = (struct rmsg){ seq, queue, m };
-	if (supersedes)
-		forget_rmsg(rp, supersedes);
-	return 0;
-oom:
-	free(queue);
 	message_unref(m);
-	return -1;
+	free(queue);
+	return rc;
 }
 
 static int replay_kv(struct replay *rp, uint64_t seq, bool put, const uint8_t *p, size_t n,
@@ -274,7 +239,7 @@ static int replay_record(struct replay *rp, uint64_t seq, uint8_t type, const ui
 			return 1;
 		}
 		for (size_t i = 0; i < n; i += 8)
-			forget_rmsg(rp, jget64(p + i));
+			liveset_del(&rp->s->live, jget64(p + i));
 		return 0;
 	case STORE_REC_PUT:
 	case STORE_REC_DEL:
@@ -305,10 +270,10 @@ static int replay_cb(void *arg, uint64_t seq, uint8_t type, const uint8_t *data,
 	return 0;
 }
 
-/* Hands what replay kept to the router, in record order per queue. */
-static int restore(struct replay *rp)
+/* Hands the router the keys replay kept, and has it forget the messages
+ * acknowledged after they were restored. */
+static int restore(struct store *s)
 {
-	struct store *s = rp->s;
 	struct kv *k;
 	TAILQ_FOREACH(k, &s->kvs, link) {
 		if (is_binding(k->key)) {
@@ -335,25 +300,9 @@ static int restore(struct replay *rp)
 			s->st.retained++;
 		}
 	}
-	for (size_t i = 0; i < rp->n; i++) {
-		struct rmsg *e = &rp->v[i];
-		if (!e->m)
-			continue;
-		if (router_restore(s->r, e->queue, &e->m, e->rec) != ROUTER_OK)
-			return -1;
-		s->st.restored++;
-	}
-	s->st.messages = s->st.restored;
+	router_drop_dead(s->r);
+	s->st.messages = s->st.restored = s->live.live - s->st.keys;
 	return 0;
-}
-
-static void replay_free(struct replay *rp)
-{
-	for (size_t i = 0; i < rp->n; i++) {
-		free(rp->v[i].queue);
-		message_unref(rp->v[i].m);
-	}
-	free(rp->v);
 }
 
 /* ---- run time ------------------------------------------------------------ */
@@ -639,7 +588,7 @@ static int open_page_dir(struct store *s, const char *dir)
 	if (!(s->page_dir = malloc(n)))
 		return -1;
 	snprintf(s->page_dir, n, "%s/paging", dir);
-	if (mkdir(s->page_dir, 0750) < 0 && errno != EEXIST)
+	if ((mkdir(dir, 0750) < 0 && errno != EEXIST) || (mkdir(s->page_dir, 0750) < 0 && errno != EEXIST))
 		return -1;
 	DIR *d = opendir(s->page_dir);
 	if (!d)
@@ -652,6 +601,12 @@ static int open_page_dir(struct store *s, const char *dir)
 	}
 	closedir(d);
 	return 0;
+}
+
+static bool hook_alive(void *arg, uint64_t rec)
+{
+	struct store *s = arg;
+	return liveset_has(&s->live, rec);
 }
 
 static bool hook_busy(void *arg)
@@ -737,44 +692,47 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 		.sync = o->sync,
 		.on_corruption = o->on_corruption,
 	};
-	struct replay rp = { .s = s, .on_corruption = o->on_corruption };
-	if (journal_open(base, &jo, replay_cb, &rp, &s->j, err, errlen) < 0) {
-		if (rp.failed == ENOMEM)
-			snprintf(err, errlen, "out of memory replaying the journal");
-		else if (rp.failed)
-			snprintf(err, errlen, "unreadable record in the journal (on_corruption = refuse)");
-		replay_free(&rp);
-		store_free(s);
-		return -1;
-	}
-	if (restore(&rp) < 0) {
-		snprintf(err, errlen, "out of memory restoring the journal");
-		replay_free(&rp);
-		journal_close(s->j);
-		store_free(s);
-		return -1;
-	}
-	replay_free(&rp);
-	if (s->st.restored || s->st.keys)
-		log_info("store: %llu messages, %llu retained messages and %llu bindings restored",
-			 (unsigned long long)s->st.restored, (unsigned long long)s->st.retained,
-			 (unsigned long long)s->st.bindings);
+	/* Replay restores messages into queues that page: pagers (and the
+	 * liveness of what is restored) first, the rest once replay is done. */
 	struct router_persist p = {
-		.put = hook_put,
-		.settled = hook_settled,
-		.cancel = hook_cancel,
-		.bound = hook_bound,
-		.retained = hook_retained,
-		.sync = hook_sync,
+		.alive = hook_alive,
 		.pager_new = hook_pager_new,
 		.page_ops = &page_ops,
-		.busy = hook_busy,
 		.arg = s,
 	};
 	if (open_page_dir(s, o->dir) < 0) {
 		log_warn("store: %s/paging: %s; queues will not page", o->dir, strerror(errno));
 		p.pager_new = NULL;
 	}
+	router_set_persist(r, &p);
+	struct replay rp = { .s = s, .on_corruption = o->on_corruption };
+	if (journal_open(base, &jo, replay_cb, &rp, &s->j, err, errlen) < 0) {
+		if (rp.failed == ENOMEM)
+			snprintf(err, errlen, "out of memory replaying the journal");
+		else if (rp.failed)
+			snprintf(err, errlen, "unreadable record in the journal (on_corruption = refuse)");
+		router_set_persist(r, NULL);
+		store_free(s);
+		return -1;
+	}
+	if (restore(s) < 0) {
+		snprintf(err, errlen, "out of memory restoring the journal");
+		router_set_persist(r, NULL);
+		journal_close(s->j);
+		store_free(s);
+		return -1;
+	}
+	if (s->st.restored || s->st.keys)
+		log_info("store: %llu messages, %llu retained messages and %llu bindings restored",
+			 (unsigned long long)s->st.restored, (unsigned long long)s->st.retained,
+			 (unsigned long long)s->st.bindings);
+	p.put = hook_put;
+	p.settled = hook_settled;
+	p.cancel = hook_cancel;
+	p.bound = hook_bound;
+	p.retained = hook_retained;
+	p.sync = hook_sync;
+	p.busy = hook_busy;
 	router_set_persist(r, &p);
 	flush_cb(-1, 0, s); /* release what replay found dead */
 	*out = s;
