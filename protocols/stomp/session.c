@@ -14,6 +14,7 @@
 #include "log.h"
 #include "net/output.h"
 #include "protocols/stomp/codec.h"
+#include "protocols/stomp/durable.h"
 #include "router/confirm.h"
 #include "router/router.h"
 #include "util/buf.h"
@@ -35,6 +36,7 @@ struct stomp_sub {
 	enum ack_mode ack;
 	enum dest_kind kind;
 	char *queue_dest;   /* "/queue/NAME" for a queue subscription */
+	char *durable_queue; /* a durable subscription's queue (protocols/stomp/durable.h) */
 	struct subscription *rs;
 };
 
@@ -63,6 +65,7 @@ struct stomp_session {
 	enum { ST_AWAIT_CONNECT, ST_CONNECTED, ST_DONE } state;
 	enum stomp_version version;
 	struct stomp_limits lim;
+	struct stomp_client_id client_id; /* the CONNECT's client-id, if any */
 	size_t need;
 	struct stomp_sub *subs;
 	unsigned long next_sub_seq;
@@ -374,6 +377,15 @@ static void on_connect(struct stomp_session *s, struct stomp_frame *f)
 		send_error(s, "malformed heart-beat header", NULL, "expected heart-beat:cx,cy");
 		return;
 	}
+	const char *client_id = stomp_frame_get(f, "client-id");
+	if (client_id && *client_id) {
+		int rc = stomp_client_id_claim(&s->client_id, s->b, client_id);
+		if (rc != 0) {
+			send_error(s, rc > 0 ? "client id already in use" : "out of memory",
+				   stomp_frame_get(f, "receipt"), rc > 0 ? client_id : NULL);
+			return;
+		}
+	}
 	unsigned offer = s->b->cfg->stomp.heartbeat_ms;
 	/* We send as often as the client wants to hear from us, but no more
 	 * often than we offer; likewise for what we expect to hear. */
@@ -660,6 +672,65 @@ static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
 	return NULL;
 }
 
+/* What a SUBSCRIBE or UNSUBSCRIBE says of a durable subscription. ActiveMQ
+ * names one with activemq.subscriptionName (or durable-subscription-name);
+ * RabbitMQ asks with durable:true (persistent:true in its older plugin) and
+ * auto-delete:false, and names it by the frame's id. Its durable:true alone
+ * makes a queue deleted with its last subscriber, which is what a plain
+ * subscription is here. False when the frame asks for none; *name is NULL
+ * when it asks RabbitMQ's way without an id. */
+static bool durable_request(struct stomp_frame *f, const char **name)
+{
+	*name = stomp_frame_get(f, "activemq.subscriptionName");
+	if (!*name)
+		*name = stomp_frame_get(f, "durable-subscription-name");
+	if (*name)
+		return true;
+	const char *durable = stomp_frame_get(f, "durable");
+	const char *auto_delete = stomp_frame_get(f, "auto-delete");
+	if (!durable)
+		durable = stomp_frame_get(f, "persistent");
+	if (!durable || strcmp(durable, "true") || !auto_delete || strcmp(auto_delete, "false"))
+		return false;
+	*name = stomp_frame_get(f, "id");
+	return true;
+}
+
+/* The queue of this client's durable subscription `name` (for the caller to
+ * free), or NULL after an ERROR. */
+static char *durable_queue_of(struct stomp_session *s, const char *name, const char *receipt)
+{
+	if (!name) {
+		send_error(s, "missing id header", receipt, "a durable subscription is named by its id");
+		return NULL;
+	}
+	if (!*name) {
+		send_error(s, "empty durable subscription name", receipt, NULL);
+		return NULL;
+	}
+	if (!s->client_id.id) {
+		send_error(s, "durable subscription needs a client-id", receipt,
+			   "send a client-id header on CONNECT: with the subscription name it "
+			   "names the durable subscription");
+		return NULL;
+	}
+	char *q = stomp_durable_queue(s->client_id.id, name);
+	if (!q) {
+		bool long_ = strlen(s->client_id.id) + strlen(name) > STOMP_DURABLE_MAX_NAME;
+		send_error(s, long_ ? "client-id and subscription name too long" : "out of memory",
+			   receipt, long_ ? "they may have 2000 bytes together" : NULL);
+	}
+	return q;
+}
+
+static struct stomp_sub **find_durable(struct stomp_session *s, const char *queue)
+{
+	for (struct stomp_sub **pp = &s->subs; *pp; pp = &(*pp)->next)
+		if ((*pp)->durable_queue && !strcmp((*pp)->durable_queue, queue))
+			return pp;
+	return NULL;
+}
+
 static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 {
 	const char *receipt = stomp_frame_get(f, "receipt");
@@ -711,15 +782,40 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 		opts.consumer.window = (unsigned)n;
 	}
 	opts.consumer.auto_ack = mode == ACK_AUTO;
+	const char *durable_name;
+	char *dq = NULL;
+	bool fresh = false;
+	enum router_err err;
+	/* On a queue the durable headers ask for nothing more: a queue keeps
+	 * its messages anyway. */
+	if (kind == DEST_TOPIC && durable_request(f, &durable_name)) {
+		if (!(dq = durable_queue_of(s, durable_name, receipt)))
+			return false;
+		if (find_durable(s, dq)) {
+			send_error(s, "durable subscription already active", receipt, durable_name);
+			free(dq);
+			return false;
+		}
+		if ((err = stomp_durable_keep(s->b, dq, name, &fresh)) != ROUTER_OK) {
+			free(dq);
+			reply_router_error(s, err, dest, receipt);
+			return false;
+		}
+		opts.durable_queue = dq;
+	}
 	struct stomp_sub *sub = calloc(1, sizeof(*sub));
 	if (!sub || !(sub->id = strdup(id)) ||
 	    (kind == DEST_QUEUE && !(sub->queue_dest = strdup(dest)))) {
 		if (sub)
 			free(sub->id);
 		free(sub);
+		if (fresh)
+			stomp_durable_end(s->b, dq);
+		free(dq);
 		send_error(s, "out of memory", receipt, NULL);
 		return false;
 	}
+	sub->durable_queue = dq;
 	sub->s = s;
 	sub->seq = ++s->next_sub_seq;
 	sub->ack = mode;
@@ -727,10 +823,12 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 	/* Linked before subscribing: the router may deliver at once. */
 	sub->next = s->subs;
 	s->subs = sub;
-	enum router_err err;
 	sub->rs = router_subscribe(s->b->router, kind, name, &opts, &stomp_consumer_ops, sub, &err);
 	if (!sub->rs) {
 		s->subs = sub->next;
+		if (fresh)
+			stomp_durable_end(s->b, dq);
+		free(sub->durable_queue);
 		free(sub->queue_dest);
 		free(sub->id);
 		free(sub);
@@ -743,30 +841,63 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 static void sub_free(struct stomp_session *s, struct stomp_sub *sub)
 {
 	router_unsubscribe(s->b->router, sub->rs);
+	free(sub->durable_queue);
 	free(sub->queue_dest);
 	free(sub->id);
 	free(sub);
 }
 
+static struct stomp_sub *unlink_sub(struct stomp_sub **pp)
+{
+	struct stomp_sub *sub = *pp;
+	*pp = sub->next;
+	return sub;
+}
+
+/* A plain UNSUBSCRIBE detaches a durable subscription, as a disconnect
+ * does; one with the headers that made it durable ends it. */
 static bool on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
 {
+	const char *receipt = stomp_frame_get(f, "receipt");
 	const char *id = stomp_frame_get(f, "id");
+	const char *durable_name;
+	bool durable = durable_request(f, &durable_name);
 	if (!id && s->version == STOMP_V10)
 		id = stomp_frame_get(f, "destination");
-	if (!id) {
-		send_error(s, "missing id header", stomp_frame_get(f, "receipt"), NULL);
+	if (!id && !durable) {
+		send_error(s, "missing id header", receipt, NULL);
 		return false;
 	}
-	for (struct stomp_sub **pp = &s->subs; *pp; pp = &(*pp)->next) {
-		if (!strcmp((*pp)->id, id)) {
-			struct stomp_sub *sub = *pp;
-			*pp = sub->next;
-			sub_free(s, sub);
-			return true;
-		}
+	char *dq = NULL;
+	if (durable && !(dq = durable_queue_of(s, durable_name, receipt)))
+		return false;
+	struct stomp_sub **pp = NULL;
+	if (id)
+		for (pp = &s->subs; *pp && strcmp((*pp)->id, id); pp = &(*pp)->next)
+			;
+	bool had = pp && *pp;
+	if (had)
+		sub_free(s, unlink_sub(pp));
+	if (!durable) {
+		if (!had)
+			send_error(s, "no such subscription", receipt, id);
+		return had;
 	}
-	send_error(s, "no such subscription", stomp_frame_get(f, "receipt"), id);
-	return false;
+	/* Named by the header alone, the subscription may be consumed here
+	 * under another id; the queue goes only once no one consumes it. */
+	if ((pp = find_durable(s, dq)))
+		sub_free(s, unlink_sub(pp));
+	enum router_err err = stomp_durable_end(s->b, dq);
+	free(dq);
+	/* RabbitMQ's headers on a subscription that was not durable: it is
+	 * gone, which is all they ask. */
+	if (err == ROUTER_ENOTFOUND && had)
+		err = ROUTER_OK;
+	if (err == ROUTER_ENOTFOUND)
+		send_error(s, "no such durable subscription", receipt, durable_name);
+	else if (err != ROUTER_OK)
+		reply_router_error(s, err, durable_name, receipt);
+	return err == ROUTER_OK;
 }
 
 static bool parse_msg_id(const char *v, uint64_t *id)
@@ -983,11 +1114,15 @@ static void on_frame(struct stomp_session *s, struct stomp_frame *f)
 		send_error(s, "unexpected frame", receipt, stomp_command_name(f->command));
 		return;
 	}
-	/* A receipt for an ack says the message will not come back. */
-	bool acks = f->command == STOMP_CMD_ACK || f->command == STOMP_CMD_NACK ||
-		    f->command == STOMP_CMD_COMMIT;
+	/* A receipt for an ack says the message will not come back; one for a
+	 * durable subscription's start or end, that a crash will not undo it. */
+	const char *durable_name;
+	bool sync = f->command == STOMP_CMD_ACK || f->command == STOMP_CMD_NACK ||
+		    f->command == STOMP_CMD_COMMIT ||
+		    ((f->command == STOMP_CMD_SUBSCRIBE || f->command == STOMP_CMD_UNSUBSCRIBE) &&
+		     durable_request(f, &durable_name));
 	if (ok && receipt && s->state == ST_CONNECTED)
-		queue_receipt(s, receipt, acks ? RECEIPT_SYNC : RECEIPT_PLAIN);
+		queue_receipt(s, receipt, sync ? RECEIPT_SYNC : RECEIPT_PLAIN);
 }
 
 /* ---- connection callbacks ----------------------------------------------- */
@@ -1055,6 +1190,7 @@ static void stomp_closed(void *session)
 	s->state = ST_DONE;
 	router_cancel_wait(&s->waiter);
 	confirmq_clear(&s->confirms);
+	stomp_client_id_release(&s->client_id);
 	while (s->subs) {
 		struct stomp_sub *sub = s->subs;
 		s->subs = sub->next;
