@@ -40,6 +40,8 @@ static bool allowed(pn_transport_t *t, const char *mech)
 /* PLAIN's response is authzid NUL authcid NUL password (RFC 4616). */
 static bool plain_identity(const pn_bytes_t *recv, char *user, size_t cap)
 {
+	if (!recv->start) /* an init frame without a response */
+		return false;
 	const char *p = recv->start, *end = p + recv->size;
 	const char *nul1 = memchr(p, '\0', recv->size);
 	if (!nul1)
