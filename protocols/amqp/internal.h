@@ -20,8 +20,12 @@ struct event;
 
 /* Credit each incoming link holds; topped up when half is used. */
 #define AMQP_LINK_CREDIT 500
+/* The delivery state of a transfer or outcome under a transaction
+ * (AMQP 1.0 §4.5.5); proton has no name for it. */
+#define AMQP_TRANSACTIONAL_STATE 0x34
 
 struct amqp_link;
+struct amqp_txn;
 
 /* One connection; freed with it (amqp_proto.closed). */
 struct amqp_conn {
@@ -39,6 +43,8 @@ struct amqp_conn {
 	bool error_closed;          /* we sent close with an error: hang up once written */
 	struct router_waiter waiter;  /* some link's destination is full */
 	struct amqp_guard guard;      /* what the client sends, before the engine */
+	struct amqp_txn *txns;        /* declared, not yet discharged */
+	uint64_t next_txn;
 };
 
 /* One attached link the broker serves; the connection's to free
@@ -48,7 +54,9 @@ struct amqp_link {
 	struct amqp_conn *ac;
 	pn_link_t *link;
 	enum dest_kind kind;
-	char *name;                 /* NULL on an anonymous relay link */
+	char *name;                 /* NULL on a relay or coordinator link */
+	bool relay;                 /* no target address: each message by its to */
+	bool coordinator;           /* declares and discharges transactions */
 	struct subscription *rs;    /* links to the client only */
 	uint64_t next_tag;
 	bool temporary;             /* a dynamic source's queue: deleted with the link */
@@ -71,11 +79,31 @@ void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed);
 /* The client's credit on a link to it changed. */
 void amqp_link_credit_changed(struct amqp_link *al);
 /* The client's outcome for a delivery it got from us. */
-void amqp_outcome(pn_delivery_t *pd);
+void amqp_outcome(struct amqp_conn *ac, pn_delivery_t *pd);
+/* Applies an outcome (AMQP descriptor: 0x24 accepted... 0x27 modified; 0
+ * for none) to the delivery of ours pd carries, and settles pd. */
+void amqp_settle_outcome(pn_delivery_t *pd, uint64_t type, bool failed, bool undeliverable);
 /* A refusing attach (null terminus), then a detach saying why. */
 void amqp_refuse_link(pn_link_t *link, const char *cond, const char *why);
 /* The AMQP error condition for a router error. */
 const char *amqp_router_condition(enum router_err err);
+
+/* txn.c */
+/* A declare or discharge on a coordinator link: answered and settled. */
+void amqp_txn_control(struct amqp_conn *ac, struct amqp_link *coordinator, pn_delivery_t *pd,
+		      const char *bytes, size_t len);
+/* A transfer under a transaction: m (a reference taken) goes to dest on
+ * commit. Sets pd's disposition; -1 when it was refused. */
+int amqp_txn_publish(struct amqp_conn *ac, pn_delivery_t *pd, struct message *m,
+		     enum dest_kind kind, const char *dest);
+/* An outcome under a transaction for a delivery of ours: kept for the
+ * discharge. False when it names no transaction of this connection. */
+bool amqp_txn_outcome(struct amqp_conn *ac, pn_delivery_t *pd);
+/* pd is settled otherwise: its transactional outcome no longer counts. */
+void amqp_txn_forget_delivery(struct amqp_conn *ac, pn_delivery_t *pd);
+/* The link goes: its deliveries leave every transaction, and a coordinator
+ * rolls back the transactions declared on it. */
+void amqp_txn_link_gone(struct amqp_conn *ac, struct amqp_link *al);
 
 /* publish.c */
 /* A transfer from the client, once whole: route it and settle it. */

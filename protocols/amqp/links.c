@@ -53,26 +53,22 @@ void amqp_link_credit_changed(struct amqp_link *al)
 	}
 }
 
-void amqp_outcome(pn_delivery_t *pd)
+void amqp_settle_outcome(pn_delivery_t *pd, uint64_t type, bool failed, bool undeliverable)
 {
 	struct delivery *d = pn_delivery_get_context(pd);
-	if (!d)
-		return;
 	pn_delivery_set_context(pd, NULL);
-	uint64_t state = pn_delivery_remote_state(pd);
-	pn_disposition_t *disp = pn_delivery_remote(pd);
-	switch (state) {
+	enum nack_outcome how = failed ? NACK_FAILED : NACK_RELEASE;
+	switch (d ? type : PN_RELEASED) {
 	case PN_RELEASED:
-		delivery_nack(d, NACK_RELEASE);
+		if (d)
+			delivery_nack(d, NACK_RELEASE);
 		break;
-	case PN_MODIFIED: {
-		enum nack_outcome how = pn_disposition_is_failed(disp) ? NACK_FAILED : NACK_RELEASE;
-		if (pn_disposition_is_undeliverable(disp))
+	case PN_MODIFIED:
+		if (undeliverable)
 			delivery_nack_elsewhere(d, how); /* not to this link again */
 		else
 			delivery_nack(d, how);
 		break;
-	}
 	case PN_REJECTED:
 		delivery_nack(d, NACK_REJECT);
 		break;
@@ -81,6 +77,24 @@ void amqp_outcome(pn_delivery_t *pd)
 		break;
 	}
 	pn_delivery_settle(pd);
+}
+
+void amqp_outcome(struct amqp_conn *ac, pn_delivery_t *pd)
+{
+	if (!pn_delivery_get_context(pd))
+		return;
+	uint64_t state = pn_delivery_remote_state(pd);
+	if (state == AMQP_TRANSACTIONAL_STATE) {
+		if (amqp_txn_outcome(ac, pd))
+			return;
+		/* Under a transaction we do not know: it goes back. */
+		state = PN_RELEASED;
+	} else {
+		amqp_txn_forget_delivery(ac, pd);
+	}
+	pn_disposition_t *disp = pn_delivery_remote(pd);
+	amqp_settle_outcome(pd, state, pn_disposition_is_failed(disp),
+			    pn_disposition_is_undeliverable(disp));
 }
 
 /* ---- links --------------------------------------------------------------- */
@@ -93,6 +107,7 @@ void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed)
 			break;
 		}
 	}
+	amqp_txn_link_gone(ac, al);
 	if (al->rs) {
 		/* Deliveries still unsettled go back to their queue. */
 		for (pn_delivery_t *pd = pn_unsettled_head(al->link); pd; pd = pn_unsettled_next(pd))
@@ -168,15 +183,12 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 {
 	bool to_client = pn_link_is_sender(link);
 	pn_terminus_t *remote = to_client ? pn_link_remote_source(link) : pn_link_remote_target(link);
-	if (!to_client && pn_terminus_get_type(remote) == PN_COORDINATOR) {
-		amqp_refuse_link(link, "amqp:not-implemented", "transactions are not supported");
-		return;
-	}
-	const char *address = pn_terminus_get_address(remote);
+	bool coordinator = !to_client && pn_terminus_get_type(remote) == PN_COORDINATOR;
+	const char *address = coordinator ? NULL : pn_terminus_get_address(remote);
 	bool dynamic = to_client && pn_terminus_is_dynamic(remote);
 	/* A target without address: an anonymous relay, each message to
 	 * where its `to` says (publish.c). */
-	bool relay = !to_client && (!address || !*address);
+	bool relay = !to_client && !coordinator && (!address || !*address);
 	if (to_client && !dynamic && (!address || !*address)) {
 		amqp_refuse_link(link, "amqp:not-implemented", "a source needs an address, or to be dynamic");
 		return;
@@ -187,7 +199,7 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 	if (dynamic) {
 		snprintf(temp, sizeof(temp), "wharf.temp.%lu.%lu", conn_id(ac->c), ++ac->next_temp);
 		name = temp;
-	} else if (!relay) {
+	} else if (!relay && !coordinator) {
 		name = amqp_destination(address, remote, &kind);
 	}
 	bool pattern = kind == DEST_TOPIC && to_client;
@@ -205,6 +217,8 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 	al->link = link;
 	al->kind = kind;
 	al->temporary = dynamic;
+	al->relay = relay;
+	al->coordinator = coordinator;
 	pn_terminus_copy(pn_link_source(link), pn_link_remote_source(link));
 	pn_terminus_copy(pn_link_target(link), pn_link_remote_target(link));
 	if (dynamic)
@@ -238,7 +252,7 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 		}
 		pn_link_open(link);
 	} else {
-		enum router_err err = relay ? ROUTER_OK : router_may_publish(ac->b->router, kind, name);
+		enum router_err err = name ? router_may_publish(ac->b->router, kind, name) : ROUTER_OK;
 		if (err != ROUTER_OK) {
 			amqp_link_free(ac, al, false);
 			amqp_refuse_link(link, amqp_router_condition(err), router_strerror(err));

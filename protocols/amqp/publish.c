@@ -33,6 +33,18 @@ static const char *relay_destination(const char *to, enum dest_kind *kind, const
 	return name;
 }
 
+/* Credit back for what the link used, unless its destination is full:
+ * then none until it drains, which is how AMQP slows a sender. */
+static void top_up(struct amqp_conn *ac, struct amqp_link *al, pn_link_t *link, bool blocked)
+{
+	if (al && blocked) {
+		al->starved = true;
+		router_wait_room(ac->b->router, &ac->waiter);
+	} else if (!(al && al->starved) && pn_link_credit(link) < AMQP_LINK_CREDIT / 2) {
+		pn_link_flow(link, AMQP_LINK_CREDIT - pn_link_credit(link));
+	}
+}
+
 void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 {
 	pn_link_t *link = pn_delivery_link(pd);
@@ -47,7 +59,12 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	}
 	ssize_t n = pn_link_recv(link, ac->scratch.data, size);
 	pn_link_advance(link);
-	bool relay = al && !al->name;
+	if (al && al->coordinator) {
+		amqp_txn_control(ac, al, pd, ac->scratch.data, n > 0 ? (size_t)n : 0);
+		top_up(ac, al, link, false);
+		return;
+	}
+	bool relay = al && al->relay;
 	char *to = NULL;
 	const char *cond = "amqp:decode-error", *why = NULL;
 	struct message *m = n >= 0 ? amqp_message_decode(ac->scratch.data, (size_t)n,
@@ -57,6 +74,7 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	 * sent at most once: dropped at a full destination, never slowed, not
 	 * kept across a restart (durable implies qos >= 1). */
 	bool at_most_once = pn_delivery_settled(pd);
+	bool in_txn = pn_delivery_remote_state(pd) == AMQP_TRANSACTIONAL_STATE;
 	enum router_err err = ROUTER_EINVAL;
 	enum dest_kind kind = al ? al->kind : DEST_QUEUE;
 	const char *dest = NULL;
@@ -75,13 +93,17 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 			m->qos = 0;
 			m->durable = false;
 		}
-		err = router_publish(ac->b->router, kind, dest, &m, false);
+		/* Under a transaction it waits for the commit; whether its
+		 * destination takes it is known now. */
+		err = in_txn ? router_may_publish(ac->b->router, kind, dest)
+			     : router_publish(ac->b->router, kind, dest, &m, false);
 		cond = amqp_router_condition(err);
 		why = router_strerror(err);
 	}
-	free(to);
-	message_unref(m);
-	if (!at_most_once) {
+	if (in_txn && err == ROUTER_OK) {
+		if (amqp_txn_publish(ac, pd, m, kind, dest) < 0)
+			err = ROUTER_EINVAL;
+	} else if (!at_most_once) {
 		if (err == ROUTER_OK) {
 			pn_delivery_update(pd, PN_ACCEPTED);
 		} else {
@@ -91,15 +113,11 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 			pn_delivery_update(pd, PN_REJECTED);
 		}
 	}
+	free(to);
+	message_unref(m);
 	pn_delivery_settle(pd);
-	if (al && err == ROUTER_OK && !at_most_once && router_last_blocked(ac->b->router)) {
-		/* The destination is full: the publisher gets no more credit
-		 * until it drains, which is how AMQP slows a sender. */
-		al->starved = true;
-		router_wait_room(ac->b->router, &ac->waiter);
-	} else if (!(al && al->starved) && pn_link_credit(link) < AMQP_LINK_CREDIT / 2) {
-		pn_link_flow(link, AMQP_LINK_CREDIT - pn_link_credit(link));
-	}
+	top_up(ac, al, link,
+	       err == ROUTER_OK && !at_most_once && !in_txn && router_last_blocked(ac->b->router));
 }
 
 void amqp_room(struct router_waiter *w)

@@ -148,7 +148,7 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 			amqp_receive(ac, pd);
 		else if (pn_delivery_updated(pd) || pn_delivery_remote_state(pd) ||
 			 pn_delivery_settled(pd))
-			amqp_outcome(pd);
+			amqp_outcome(ac, pd);
 		break;
 	}
 	case PN_TRANSPORT_TAIL_CLOSED:

@@ -26,6 +26,7 @@ import uuid
 
 from proton import (Data, Delivery, Described, Endpoint, Handler, Message, Terminus, Timeout,
                     symbol, uint, ulong)
+from proton.handlers import TransactionHandler
 from proton.reactor import Container, LinkOption
 from proton.utils import BlockingConnection
 
@@ -268,6 +269,30 @@ class Snd(_LinkState):
 
     def outcomes(self):
         return [d.remote_state for d in self.deliveries]
+
+
+class TxEvents(TransactionHandler):
+    """Records what becomes of a transaction: declared, declare-failed,
+    committed, commit-failed, aborted."""
+
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def on_transaction_declared(self, event):
+        self.events.append("declared")
+
+    def on_transaction_declare_failed(self, event):
+        self.events.append("declare-failed")
+
+    def on_transaction_committed(self, event):
+        self.events.append("committed")
+
+    def on_transaction_commit_failed(self, event):
+        self.events.append("commit-failed")
+
+    def on_transaction_aborted(self, event):
+        self.events.append("aborted")
 
 
 # ---- a client driven from the test thread -------------------------------------------

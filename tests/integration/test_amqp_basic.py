@@ -10,13 +10,12 @@ import uuid
 
 from proton import (Condition, Delivery, Described, Endpoint, Link, Message, symbol, timestamp,
                     ubyte, uint, ulong)
-from proton.handlers import TransactionHandler
 from proton.reactor import AtMostOnce, DurableSubscription
 
 from amqptest import (ACCEPTED, AMQP_SEQUENCE, AMQP_VALUE, APPLICATION_PROPERTIES, DATA,
                       DISPOSITION, FOOTER, HEADER, MESSAGE_ANNOTATIONS, PROPERTIES, TIMEOUT,
-                      TRANSFER, AmqpTestCase, Capabilities, RawAmqp, Rcv, Snd, body_sections,
-                      flow, frame, section, sections)
+                      TRANSFER, AmqpTestCase, Capabilities, RawAmqp, Rcv, Snd, TxEvents,
+                      body_sections, flow, frame, section, sections)
 from wharftest import main
 
 
@@ -936,33 +935,12 @@ class MessageTest(AmqpTestCase):
         c.idle(0.3)
         self.assertEqual((r_bare.bodies(), r_q.bodies()), (["bare", "bare again"], ["prefixed"]))
 
-    @unittest.skip("not built yet: local transactions")
     def test_transaction_commit_and_abort(self):
         q = self.name("queue")
         c = self.client()
         s = c.snd(q)
-
-        class TxH(TransactionHandler):
-            def __init__(self):
-                self.events = []
-
-            def on_transaction_declared(self, event):
-                self.events.append("declared")
-
-            def on_transaction_committed(self, event):
-                self.events.append("committed")
-
-            def on_transaction_aborted(self, event):
-                self.events.append("aborted")
-
-            def on_transaction_declare_failed(self, event):
-                self.events.append("declare-failed")
-
-            def on_transaction_commit_failed(self, event):
-                self.events.append("commit-failed")
-
         for outcome in ("commit", "abort"):
-            h = TxH()
+            h = TxEvents()
             tx = c.bc.container.declare_transaction(c.conn, handler=h)
             ctrl = tx.txn_ctrl
             c.pump(lambda: h.events or ctrl.state & Endpoint.REMOTE_CLOSED, what="the declare")

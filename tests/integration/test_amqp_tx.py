@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""AMQP 1.0 local transactions (AMQP 1.0 §4, docs/amqp.md) with
+python3-qpid-proton's TransactionHandler: outcomes given under a transaction
+take effect on commit and not on abort; transfers under a transaction reach
+their queue on commit only; a transaction the broker does not know is
+refused; one whose coordinator link goes away rolls back.
+(MessageTest.test_transaction_commit_and_abort in test_amqp_basic.py covers
+sending under commit and abort.)"""
+from proton import Delivery, Endpoint, Message
+
+from amqptest import AmqpTestCase, TxEvents
+from wharftest import main
+
+
+class TransactionTest(AmqpTestCase):
+
+    def declare(self, c):
+        h = TxEvents()
+        tx = c.bc.container.declare_transaction(c.conn, handler=h)
+        c.pump(lambda: h.events or tx.txn_ctrl.state & Endpoint.REMOTE_CLOSED, what="the declare")
+        self.assertEqual(h.events, ["declared"], tx.txn_ctrl.remote_condition)
+        return tx, h
+
+    def discharge(self, c, tx, h, commit):
+        n = len(h.events)
+        tx.commit() if commit else tx.abort()
+        c.pump(lambda: len(h.events) > n, what="the discharge")
+        return h.events[-1]
+
+    def test_acks_take_effect_on_commit_only(self):
+        q = self.name("queue")
+        c = self.client()
+        s = c.snd(q)
+        c.send_all(s, [Message(body="kept"), Message(body="gone")])
+        r = c.rcv(q, credit=2)
+        got = c.wait_received(r, 2)
+        tx, h = self.declare(c)
+        tx.accept(got[0].delivery)
+        self.assertEqual(self.discharge(c, tx, h, commit=False), "aborted")
+        tx, h = self.declare(c)
+        tx.accept(got[1].delivery)
+        self.assertEqual(self.discharge(c, tx, h, commit=True), "committed")
+        r.link.close()
+        c.pump(lambda: r.remote_closed, what="the detach")
+        again = c.rcv(q, credit=5, auto_accept=True)
+        c.wait_received(again, 1)
+        c.idle(0.5)
+        self.assertEqual(again.bodies(), ["kept"])
+
+    def test_settled_ack_under_abort_goes_back(self):
+        """An outcome the client settled at once under a transaction that
+        is then aborted: the client cannot settle it again, so the message
+        goes back to the queue."""
+        q = self.name("queue")
+        c = self.client()
+        s = c.snd(q)
+        c.send_all(s, [Message(body="back")])
+        r = c.rcv(q, credit=1)
+        x = c.wait_received(r, 1)[0]
+        tx, h = self.declare(c)
+        tx.settle_before_discharge = True
+        tx.accept(x.delivery)
+        self.assertEqual(self.discharge(c, tx, h, commit=False), "aborted")
+        other = c.rcv(q, credit=5, auto_accept=True)
+        got = c.wait_received(other, 1)
+        self.assertEqual(got[0].body, "back")
+
+    def test_unknown_transaction_refused(self):
+        q = self.name("queue")
+        c = self.client()
+        tx, h = self.declare(c)
+        s = c.snd(q)
+        real = tx.id
+        tx.id = b"\x00unknown"
+        d = tx.send(s.link, Message(body="lost"))
+        c.pump(lambda: d.remote_state, what="the outcome")
+        self.assertEqual(d.remote_state, Delivery.REJECTED)
+        self.assertEqual(d.remote.condition.name, "amqp:transaction:unknown-id")
+        self.assertEqual(self.discharge(c, tx, h, commit=True), "commit-failed")
+        tx.id = real
+        self.assertEqual(self.discharge(c, tx, h, commit=True), "committed")
+        r = c.rcv(q, credit=5)
+        c.idle(0.5)
+        self.assertEqual(r.count(), 0)
+
+    def test_coordinator_gone_rolls_back(self):
+        q = self.name("queue")
+        c = self.client()
+        tx, h = self.declare(c)
+        s = c.snd(q)
+        d = tx.send(s.link, Message(body="never"))
+        c.pump(lambda: d.remote_state, what="the transactional outcome")
+        tx.txn_ctrl.close()
+        c.pump(lambda: tx.txn_ctrl.state & Endpoint.REMOTE_CLOSED, what="the coordinator detach")
+        r = c.rcv(q, credit=5)
+        c.idle(0.5)
+        self.assertEqual(r.count(), 0)
+        c2 = self.client()
+        tx2, h2 = self.declare(c2)
+        s2 = c2.snd(q)
+        tx2.send(s2.link, Message(body="sent"))
+        c2.close()
+        c.idle(0.5)
+        self.assertEqual(r.count(), 0, "a transaction of a closed connection was committed")
+
+
+if __name__ == "__main__":
+    main()
