@@ -678,9 +678,10 @@ static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
  * auto-delete:false, and names it by the frame's id. Its durable:true alone
  * makes a queue deleted with its last subscriber, which is what a plain
  * subscription is here. False when the frame asks for none; *name is NULL
- * when it asks RabbitMQ's way without an id. */
-static bool durable_request(struct stomp_frame *f, const char **name)
+ * when it asks RabbitMQ's way without an id; *rabbit says it asked so. */
+static bool durable_request(struct stomp_frame *f, const char **name, bool *rabbit)
 {
+	*rabbit = false;
 	*name = stomp_frame_get(f, "activemq.subscriptionName");
 	if (!*name)
 		*name = stomp_frame_get(f, "durable-subscription-name");
@@ -693,12 +694,16 @@ static bool durable_request(struct stomp_frame *f, const char **name)
 	if (!durable || strcmp(durable, "true") || !auto_delete || strcmp(auto_delete, "false"))
 		return false;
 	*name = stomp_frame_get(f, "id");
+	*rabbit = true;
 	return true;
 }
 
 /* The queue of this client's durable subscription `name` (for the caller to
- * free), or NULL after an ERROR. */
-static char *durable_queue_of(struct stomp_session *s, const char *name, const char *receipt)
+ * free), or NULL after an ERROR. RabbitMQ has no client-id: a subscription
+ * asked its way without one is named by its id alone, as there, so that
+ * its clients need no change. */
+static char *durable_queue_of(struct stomp_session *s, const char *name, bool rabbit,
+			      const char *receipt)
 {
 	if (!name) {
 		send_error(s, "missing id header", receipt, "a durable subscription is named by its id");
@@ -708,15 +713,16 @@ static char *durable_queue_of(struct stomp_session *s, const char *name, const c
 		send_error(s, "empty durable subscription name", receipt, NULL);
 		return NULL;
 	}
-	if (!s->client_id.id) {
+	if (!s->client_id.id && !rabbit) {
 		send_error(s, "durable subscription needs a client-id", receipt,
 			   "send a client-id header on CONNECT: with the subscription name it "
 			   "names the durable subscription");
 		return NULL;
 	}
-	char *q = stomp_durable_queue(s->client_id.id, name);
+	const char *cid = s->client_id.id ? s->client_id.id : "";
+	char *q = stomp_durable_queue(cid, name);
 	if (!q) {
-		bool long_ = strlen(s->client_id.id) + strlen(name) > STOMP_DURABLE_MAX_NAME;
+		bool long_ = strlen(cid) + strlen(name) > STOMP_DURABLE_MAX_NAME;
 		send_error(s, long_ ? "client-id and subscription name too long" : "out of memory",
 			   receipt, long_ ? "they may have 2000 bytes together" : NULL);
 	}
@@ -783,13 +789,14 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 	}
 	opts.consumer.auto_ack = mode == ACK_AUTO;
 	const char *durable_name;
+	bool rabbit;
 	char *dq = NULL;
 	bool fresh = false;
 	enum router_err err;
 	/* On a queue the durable headers ask for nothing more: a queue keeps
 	 * its messages anyway. */
-	if (kind == DEST_TOPIC && durable_request(f, &durable_name)) {
-		if (!(dq = durable_queue_of(s, durable_name, receipt)))
+	if (kind == DEST_TOPIC && durable_request(f, &durable_name, &rabbit)) {
+		if (!(dq = durable_queue_of(s, durable_name, rabbit, receipt)))
 			return false;
 		if (find_durable(s, dq)) {
 			send_error(s, "durable subscription already active", receipt, durable_name);
@@ -861,7 +868,8 @@ static bool on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
 	const char *receipt = stomp_frame_get(f, "receipt");
 	const char *id = stomp_frame_get(f, "id");
 	const char *durable_name;
-	bool durable = durable_request(f, &durable_name);
+	bool rabbit;
+	bool durable = durable_request(f, &durable_name, &rabbit);
 	if (!id && s->version == STOMP_V10)
 		id = stomp_frame_get(f, "destination");
 	if (!id && !durable) {
@@ -869,7 +877,7 @@ static bool on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
 		return false;
 	}
 	char *dq = NULL;
-	if (durable && !(dq = durable_queue_of(s, durable_name, receipt)))
+	if (durable && !(dq = durable_queue_of(s, durable_name, rabbit, receipt)))
 		return false;
 	struct stomp_sub **pp = NULL;
 	if (id)
@@ -1117,10 +1125,11 @@ static void on_frame(struct stomp_session *s, struct stomp_frame *f)
 	/* A receipt for an ack says the message will not come back; one for a
 	 * durable subscription's start or end, that a crash will not undo it. */
 	const char *durable_name;
+	bool rabbit;
 	bool sync = f->command == STOMP_CMD_ACK || f->command == STOMP_CMD_NACK ||
 		    f->command == STOMP_CMD_COMMIT ||
 		    ((f->command == STOMP_CMD_SUBSCRIBE || f->command == STOMP_CMD_UNSUBSCRIBE) &&
-		     durable_request(f, &durable_name));
+		     durable_request(f, &durable_name, &rabbit));
 	if (ok && receipt && s->state == ST_CONNECTED)
 		queue_receipt(s, receipt, sync ? RECEIPT_SYNC : RECEIPT_PLAIN);
 }

@@ -49,7 +49,7 @@ class Durable:
     def attach(self):
         """Connects and subscribes; returns the frames up to the receipt."""
         self.r = RawStomp(self.port)
-        self.r.connect(self.version, headers=[("client-id", self.cid)])
+        self.r.connect(self.version, headers=[("client-id", self.cid)] if self.cid else [])
         return self.subscribe()
 
     def subscribe(self, dest=None):
@@ -291,8 +291,22 @@ class DurableTest(StompTestCase):
         self.assertEqual(f.headers["message"], "no such durable subscription")
         r.wait_closed()
 
-    def test_a_durable_subscribe_without_client_id_is_an_error(self):
-        for style in (AMQ, RABBIT):
+    def test_rabbitmq_style_without_client_id_is_named_by_its_id(self):
+        """RabbitMQ clients send no client-id: as there, the subscription's
+        id names it, so they need no change."""
+        t = self.name("topic")
+        d = Durable(self, self.port, None, t, RABBIT, sub_id="rabbit-" + client_id())
+        self.addCleanup(d.close)
+        d.attach()
+        d.close()
+        self.publish(t, ["a1", "a2", "a3"])
+        d.attach()
+        d.read(3)
+        d.sync()
+        self.assertEqual(bodies(d.got), ["a1", "a2", "a3"])
+
+    def test_an_activemq_durable_subscribe_without_client_id_is_an_error(self):
+        for style in (AMQ, AMQ_NEW):
             r = self.raw()
             r.send_frame("SUBSCRIBE", [("id", "s"), ("destination", self.name("topic"))]
                          + list(style))
