@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "protocols/amqp/guard.h"
+#include "router/confirm.h"
 #include "router/router.h"
 #include "util/buf.h"
 
@@ -44,6 +45,9 @@ struct amqp_conn {
 	struct router_waiter waiter;  /* some link's destination is full */
 	struct amqp_guard guard;      /* what the client sends, before the engine */
 	struct amqp_txn *txns;        /* declared, not yet discharged */
+	/* Outcomes of transfers waiting for the store: a durable message is
+	 * accepted only once it is on disk. */
+	struct confirm_queue confirms;
 	uint64_t next_txn;
 };
 
@@ -108,6 +112,10 @@ void amqp_txn_link_gone(struct amqp_conn *ac, struct amqp_link *al);
 /* publish.c */
 /* A transfer from the client, once whole: route it and settle it. */
 void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd);
+/* confirm_queue release: settles the transfer with its outcome. */
+void amqp_release_outcome(void *ctx, struct confirm *e);
+/* The link goes: outcomes still waiting for the store are not sent. */
+void amqp_outcomes_link_gone(struct amqp_conn *ac, pn_link_t *link);
 /* The full destinations some links waited for have room: credit again. */
 void amqp_room(struct router_waiter *w);
 

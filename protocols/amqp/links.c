@@ -108,6 +108,7 @@ void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed)
 		}
 	}
 	amqp_txn_link_gone(ac, al);
+	amqp_outcomes_link_gone(ac, al->link);
 	if (al->rs) {
 		/* Deliveries still unsettled go back to their queue. */
 		for (pn_delivery_t *pd = pn_unsettled_head(al->link); pd; pd = pn_unsettled_next(pd))

@@ -45,6 +45,36 @@ static void top_up(struct amqp_conn *ac, struct amqp_link *al, pn_link_t *link, 
 	}
 }
 
+/* The outcome of a transfer, settled: accepted, or rejected with why. */
+static void settle_outcome(pn_delivery_t *pd, enum router_err err, const char *cond, const char *why)
+{
+	if (err == ROUTER_OK) {
+		pn_delivery_update(pd, PN_ACCEPTED);
+	} else {
+		pn_condition_t *c = pn_disposition_condition(pn_delivery_local(pd));
+		pn_condition_set_name(c, cond);
+		pn_condition_set_description(c, why);
+		pn_delivery_update(pd, PN_REJECTED);
+	}
+	pn_delivery_settle(pd);
+}
+
+void amqp_release_outcome(void *ctx, struct confirm *e)
+{
+	struct amqp_conn *ac = ctx;
+	if (!e->ptr)
+		return; /* its link went */
+	settle_outcome(e->ptr, e->err, amqp_router_condition(e->err), router_strerror(e->err));
+	amqp_schedule_flush(ac);
+}
+
+void amqp_outcomes_link_gone(struct amqp_conn *ac, pn_link_t *link)
+{
+	for (struct confirm *e = ac->confirms.head; e; e = e->next)
+		if (e->ptr && pn_delivery_link(e->ptr) == link)
+			e->ptr = NULL;
+}
+
 void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 {
 	pn_link_t *link = pn_delivery_link(pd);
@@ -94,28 +124,34 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 			m->durable = false;
 		}
 		/* Under a transaction it waits for the commit; whether its
-		 * destination takes it is known now. */
-		err = in_txn ? router_may_publish(ac->b->router, kind, dest)
-			     : router_publish(ac->b->router, kind, dest, &m, false);
+		 * destination takes it is known now. An unsettled transfer's
+		 * outcome comes in order, once the store has what is durable. */
+		struct confirm *e = NULL;
+		if (in_txn)
+			err = router_may_publish(ac->b->router, kind, dest);
+		else if (at_most_once || !(e = confirmq_push(&ac->confirms)))
+			err = router_publish(ac->b->router, kind, dest, &m, false);
+		else {
+			e->ptr = pd;
+			err = confirmq_publish(&ac->confirms, e, kind, dest, &m, false);
+			free(to);
+			top_up(ac, al, link, (err == ROUTER_OK || err == ROUTER_PENDING) &&
+						     router_last_blocked(ac->b->router));
+			return;
+		}
 		cond = amqp_router_condition(err);
 		why = router_strerror(err);
 	}
 	if (in_txn && err == ROUTER_OK) {
 		if (amqp_txn_publish(ac, pd, m, kind, dest) < 0)
 			err = ROUTER_EINVAL;
-	} else if (!at_most_once) {
-		if (err == ROUTER_OK) {
-			pn_delivery_update(pd, PN_ACCEPTED);
-		} else {
-			pn_condition_t *c = pn_disposition_condition(pn_delivery_local(pd));
-			pn_condition_set_name(c, cond);
-			pn_condition_set_description(c, why);
-			pn_delivery_update(pd, PN_REJECTED);
-		}
 	}
 	free(to);
 	message_unref(m);
-	pn_delivery_settle(pd);
+	if (at_most_once || in_txn)
+		pn_delivery_settle(pd);
+	else
+		settle_outcome(pd, err, cond, why);
 	top_up(ac, al, link,
 	       err == ROUTER_OK && !at_most_once && !in_txn && router_last_blocked(ac->b->router));
 }

@@ -221,6 +221,7 @@ static void *amqp_open(struct conn *c)
 	pn_transport_set_idle_timeout(ac->driver.transport, AMQP_IDLE_TIMEOUT_MS);
 	/* A frame announcing more is a framing error, not a reason to buffer. */
 	pn_transport_set_max_frame(ac->driver.transport, AMQP_MAX_FRAME);
+	confirmq_init(&ac->confirms, ac->b->router, amqp_release_outcome, ac);
 	ac->flush_ev = event_new(conn_base(c), -1, 0, flush_cb, ac);
 	ac->tick_ev = evtimer_new(conn_base(c), tick_cb, ac);
 	if (!ac->flush_ev || !ac->tick_ev || pn_connection_driver_bind(&ac->driver) != 0) {
@@ -319,6 +320,7 @@ static void amqp_closed(void *session)
 {
 	struct amqp_conn *ac = session;
 	router_cancel_wait(&ac->waiter);
+	confirmq_clear(&ac->confirms);
 	while (ac->links)
 		amqp_link_free(ac, ac->links, false);
 	event_free(ac->flush_ev);

@@ -188,6 +188,21 @@ class CrashTest(StoreTestCase):
         stomp_close(conn, lst)
         self.stop(b2)
 
+    def test_amqp_accepted_durable_messages_survive(self):
+        b = self.start(("amqp",))
+        p = Client(b.ports["amqp"])
+        snd = p.snd("orders")
+        p.send_all(snd, [Message(body="m-%06d" % i, durable=True) for i in range(500)])  # all accepted
+        b.kill9()
+        b2 = self.start(("amqp",))
+        c = Client(b2.ports["amqp"])
+        r = c.rcv("orders", credit=1000, auto_accept=True)
+        c.wait_received(r, 500)
+        c.idle(0.3)
+        self.assertEqual(r.bodies(), ["m-%06d" % i for i in range(500)])
+        c.close()
+        self.stop(b2)
+
     def test_mqtt_qos1_into_a_bound_queue_survives(self):
         config = "[topic sensors.>]\nbind = readings\n"
         b = self.start(("stomp", "mqtt"), config)
