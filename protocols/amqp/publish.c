@@ -142,13 +142,13 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 		cond = amqp_router_condition(err);
 		why = router_strerror(err);
 	}
-	if (in_txn && err == ROUTER_OK) {
-		if (amqp_txn_publish(ac, pd, m, kind, dest) < 0)
-			err = ROUTER_EINVAL;
-	}
+	/* Routed under a transaction: it gives the outcome (or refusal). */
+	bool held = in_txn && err == ROUTER_OK;
+	if (held && amqp_txn_publish(ac, pd, m, kind, dest) < 0)
+		err = ROUTER_EINVAL;
 	free(to);
 	message_unref(m);
-	if (at_most_once || in_txn)
+	if (at_most_once || held)
 		pn_delivery_settle(pd);
 	else
 		settle_outcome(pd, err, cond, why);

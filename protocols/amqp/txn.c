@@ -251,15 +251,24 @@ void amqp_txn_control(struct amqp_conn *ac, struct amqp_link *coordinator, pn_de
 	} else if (code == DESC_DISCHARGE) {
 		struct amqp_txn *t = pn_data_next(body) ? find(ac, body) : NULL;
 		bool fail = pn_data_next(body) && pn_data_type(body) == PN_BOOL && pn_data_get_bool(body);
+		struct confirm *e = t ? confirmq_push(&ac->confirms) : NULL;
 		if (!t) {
 			reject(pd, "amqp:transaction:unknown-id", "no such transaction");
+		} else if (!e) {
+			reject(pd, "amqp:resource-limit-exceeded", "out of memory");
 		} else {
 			unlink_txn(ac, t);
 			if (fail)
 				rollback(t);
 			else
 				commit(ac, t);
-			pn_delivery_update(pd, PN_ACCEPTED);
+			/* Accepted once what the commit stored is on disk, and
+			 * after the outcomes of transfers before it; settled
+			 * then (publish.c). */
+			e->ptr = pd;
+			confirmq_sync(&ac->confirms, e);
+			pn_message_free(pm);
+			return;
 		}
 	} else {
 		reject(pd, "amqp:decode-error", "not a declare or a discharge");

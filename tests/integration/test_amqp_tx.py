@@ -83,6 +83,19 @@ class TransactionTest(AmqpTestCase):
         c.idle(0.5)
         self.assertEqual(r.count(), 0)
 
+    def test_transfer_its_destination_refuses_is_rejected(self):
+        """Under a transaction too, a destination that would refuse the
+        message refuses the transfer at once, with its condition."""
+        c = self.client()
+        tx, h = self.declare(c)
+        relay = c.snd(None)
+        d = tx.send(relay.link, Message(body="forged", address="topic://$SYS.broker.fake"))
+        c.pump(lambda: d.remote_state or d.settled, what="the outcome")
+        self.assertEqual(d.remote_state, Delivery.REJECTED)
+        self.assertEqual(d.remote.condition and d.remote.condition.name,
+                         "amqp:unauthorized-access")
+        self.assertEqual(self.discharge(c, tx, h, commit=True), "committed")
+
     def test_coordinator_gone_rolls_back(self):
         q = self.name("queue")
         c = self.client()
