@@ -21,6 +21,8 @@ struct conn {
 	const struct proto_ops *proto;
 	void *session;
 	struct event *close_ev; /* deferred free, and the flush deadline */
+	struct event *flush_ev;  /* plain TCP: writes the output at the end of the loop's pass */
+	bool flush_queued;
 	size_t max_output;
 	bool closing;
 	bool flushing;
