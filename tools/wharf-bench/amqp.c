@@ -3,7 +3,8 @@
  * URL), one session, one link per connection. Publishers send unsettled
  * transfers (the broker's accepted outcome is the confirmation; other
  * outcomes count as rejected) or pre-settled ones, with header.durable for
- * --persistent; they publish only against the broker's credit. Subscribers
+ * --persistent (and, on a queue, a durable terminus); they publish only
+ * against the broker's credit. Subscribers
  * grant --prefetch credit, topped up at half, and accept and settle each
  * delivery (or take them pre-settled).
  *
@@ -256,6 +257,14 @@ static void amqp_start(struct wb_client *c)
 			pn_terminus_set_address(pn_link_source(s->link), addr);
 			pn_terminus_set_address(pn_link_target(s->link), c->id);
 		}
+		/* --persistent on a queue: the queue's end of the link is a durable
+		 * terminus, which is how a broker that declares the queue on attach
+		 * (RabbitMQ's /queue/NAME) is asked for a durable one. Not on a
+		 * topic, where it would ask for a durable subscription. */
+		if (o->persistent && o->kind == WB_QUEUE)
+			pn_terminus_set_durability(c->role == WB_PUB ? pn_link_target(s->link)
+								      : pn_link_source(s->link),
+						   PN_CONFIGURATION);
 		pn_link_set_snd_settle_mode(s->link, o->presettled ? PN_SND_SETTLED : PN_SND_UNSETTLED);
 		pn_link_set_rcv_settle_mode(s->link, PN_RCV_FIRST);
 		pn_link_open(s->link);
