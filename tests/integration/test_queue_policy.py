@@ -175,10 +175,12 @@ class QueuePolicy(StompTestCase):
         # other, which gets them again, in order, then new ones too.
         gone = [g for g, i in owner.items() if i == 0]
         c0, l0 = consumers[0]
+        _, l1 = consumers[1]
+        # Counted first: the moved groups may reach the other consumer
+        # before the disconnect's own confirmation reaches the test.
+        before = l1.count()
         c0.disconnect()
         l0.wait_disconnected()
-        _, l1 = consumers[1]
-        before = l1.count()
         want = [b for b in bodies if b[0] in gone]
         wait_until(lambda: l1.count() >= before + len(want), TIMEOUT, what="the moved groups")
         for b in [g + "-new" for g in gone]:
