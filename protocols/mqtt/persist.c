@@ -9,8 +9,12 @@
  *     u16 count, then per subscription:
  *         u16 filter length, filter, u16 queue length, queue,
  *         u8 qos, u8 flags (1 no local, 2 retain as published), u32 id
- * Not kept: QoS 1/2 exchanges in flight (their messages are still in the
- * queue and go again, with new packet ids) and incoming QoS 2 ids. */
+ *     u16 count, then the packet ids of incoming QoS 2 messages awaiting
+ *         PUBREL (a resend of one is acknowledged, not routed again)
+ * Written before the PUBLISH's own message, so that the PUBREC, which waits
+ * for that, comes after both are on disk. Not kept: QoS 1/2 deliveries in
+ * flight to the client (their messages are still in the queue and go
+ * again, with new packet ids). */
 #include "config.h"
 
 #include <stdlib.h>
@@ -65,6 +69,14 @@ static int encode(struct buf *b, const struct mqtt_client *cl)
 		jput32(opt + 2, sub->sub_id);
 		if (buf_append_str16(b, sub->filter) < 0 || buf_append_str16(b, sub->queue) < 0 ||
 		    buf_append(b, opt, sizeof(opt)) < 0)
+			return -1;
+	}
+	uint8_t n2[2] = { (uint8_t)cl->nqos2_in, (uint8_t)(cl->nqos2_in >> 8) };
+	if (cl->nqos2_in > 0xffff || buf_append(b, n2, 2) < 0)
+		return -1;
+	for (uint32_t i = 0; i < cl->nqos2_in; i++) {
+		uint8_t pid[2] = { (uint8_t)cl->qos2_in[i], (uint8_t)(cl->qos2_in[i] >> 8) };
+		if (buf_append(b, pid, 2) < 0)
 			return -1;
 	}
 	return 0;
@@ -140,6 +152,19 @@ static int restore_subs(struct mqtt_client *cl, struct reader *r, unsigned n)
 	return 0;
 }
 
+static int restore_qos2(struct mqtt_client *cl, struct reader *r)
+{
+	uint8_t n[2];
+	if (!get(r, n, 2))
+		return -1;
+	for (unsigned i = 0; i < ((unsigned)n[0] | (unsigned)n[1] << 8); i++) {
+		uint8_t pid[2];
+		if (!get(r, pid, 2) || mqtt_client_qos2_add(cl, (uint16_t)(pid[0] | pid[1] << 8)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void restore_one(void *arg, const char *key, const void *val, size_t len)
 {
 	struct mqtt_broker *mb = arg;
@@ -155,10 +180,13 @@ static void restore_one(void *arg, const char *key, const void *val, size_t len)
 		log_error("mqtt client %s: out of memory restoring its session", id);
 		return;
 	}
-	cl->session_expiry = jget32(head + 1);
 	cl->next_sub_no = jget32(head + 5);
-	if (restore_subs(cl, &r, (unsigned)head[9] | (unsigned)head[10] << 8) < 0 || r.left)
+	if (restore_subs(cl, &r, (unsigned)head[9] | (unsigned)head[10] << 8) < 0 ||
+	    restore_qos2(cl, &r) < 0 || r.left)
 		log_error("mqtt client %s: stored session damaged; kept what could be read", id);
+	/* Only now: with an expiry the session is durable, and restoring it
+	 * would write it again while the store walks its keys. */
+	cl->session_expiry = jget32(head + 1);
 	mqtt_client_start_expiry(cl);
 }
 

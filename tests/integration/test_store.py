@@ -16,7 +16,7 @@ from proton import Message
 from proton.reactor import DurableSubscription
 
 from amqptest import Client
-from mqtttest import Paho
+from mqtttest import PUBCOMP, PUBREC, PUBREL, Paho, RawMqtt, ack_packet
 from stomptest import TIMEOUT, new_receipt, stomp_close, stomp_connect
 from wharftest import Broker, main, wait_until
 
@@ -323,6 +323,30 @@ class MqttSessionTest(StoreTestCase):
         pub.c.disconnect()
         pub.c.loop_stop()
         return b2
+
+    def test_qos2_publish_resent_after_a_crash_is_not_routed_twice(self):
+        """The broker sent PUBREC and died; the client, which did not see
+        it, sends the PUBLISH again (DUP): exactly once all the same."""
+        config = "[topic meters.>]\nbind = readings\n"
+        b = self.start(("stomp", "mqtt"), config)
+        raw = RawMqtt(b.ports["mqtt"], level=4)
+        raw.connect("meter-9", clean=False)
+        raw.publish("meters/9", b"once", qos=2, pid=7)
+        raw.expect(PUBREC, lambda p: p.pid == 7)
+        b.kill9()
+        raw.close()
+        b2 = self.start(("stomp", "mqtt"), config)
+        raw = RawMqtt(b2.ports["mqtt"], level=4)
+        ack = raw.connect("meter-9", clean=False)
+        self.assertTrue(ack.session_present)
+        raw.publish("meters/9", b"once", qos=2, pid=7, dup=True)
+        raw.expect(PUBREC, lambda p: p.pid == 7)
+        raw.send(ack_packet(PUBREL, 7, level=4))
+        raw.expect(PUBCOMP, lambda p: p.pid == 7)
+        raw.close()
+        got, _, _ = drain(b2.stomp_port, "/queue/readings")
+        self.assertEqual(got, ["once"])
+        self.stop(b2)
 
     def test_mqtt311_persistent_session_survives_kill9(self):
         b = self.crash_and_resume(4)
