@@ -489,11 +489,16 @@ void store_each(const struct store *s, const char *prefix,
 		void (*fn)(void *arg, const char *key, const void *val, size_t len), void *arg)
 {
 	size_t pl = strlen(prefix);
-	struct kv *e, *next;
+	/* A key put again moves to the tail: stop at the tail of now, so that
+	 * none is seen twice. */
+	struct kv *e, *next, *last = TAILQ_LAST(&s->kvs, kv_list);
 	for (e = TAILQ_FIRST(&s->kvs); e; e = next) {
+		bool final = e == last;
 		next = TAILQ_NEXT(e, link);
 		if (!strncmp(e->key, prefix, pl))
 			fn(arg, e->key, e->val, e->len);
+		if (final)
+			break;
 	}
 }
 
