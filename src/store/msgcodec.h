@@ -3,7 +3,9 @@
  * router state) and versioned. Pure functions, any thread.
  *
  *     u8  version (1)
- *     u8  flags         bit 0 durable, bit 1 retain
+ *     u8  flags         bit 0 durable, bit 1 retain, bit 2 the body is the
+ *                       tail of the AMQP encoding (its field is then a u32
+ *                       length alone: an AMQP message's body is written once)
  *     u8  qos, priority, payload_format, dest_kind
  *     i64 timestamp_ms, expiry_ms
  *     str dest, content_type, correlation_id, reply_to
