@@ -676,7 +676,10 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 				      const struct consumer_ops *ops, void *ctx,
 				      enum router_err *err)
 {
-	*err = check_name(name, kind == DEST_TOPIC, true);
+	/* Topics may be the broker's ($SYS); queues named $... are its own
+	 * (durable subscriptions' and sessions' queues) and reached only
+	 * through subscribe_options.durable_queue. */
+	*err = check_name(name, kind == DEST_TOPIC, kind == DEST_TOPIC);
 	if (*err != ROUTER_OK)
 		return NULL;
 	struct subscription *s = calloc(1, sizeof(*s));

@@ -177,7 +177,8 @@ struct subscribe_options {
 };
 
 /* Subscribes to a queue (competing consumers) or a topic pattern (a private
- * queue, or a share group's queue). Returns NULL and sets *err on failure.
+ * queue, or a share group's queue). A queue named `$...` is the broker's:
+ * refused (ROUTER_EFORBIDDEN). Returns NULL and sets *err on failure.
  * Unsubscribe with router_unsubscribe(). */
 struct subscription *router_subscribe(struct router *r, enum dest_kind kind, const char *name,
 				      const struct subscribe_options *opts,

@@ -316,6 +316,19 @@ class DurableTest(StompTestCase):
             self.assertIn(b"client-id", f.body)
             r.wait_closed()
 
+    def test_no_other_client_reads_a_durable_subscriptions_queue(self):
+        t = self.name("topic")
+        d = self.durable(t)
+        d.attach()
+        d.close()
+        q = "/queue/$stomp.%s.%s" % (d.cid.encode().hex(), "audit".encode().hex())
+        r = self.raw()
+        r.send_frame("SUBSCRIBE", [("id", "thief"), ("destination", q)])
+        f = r.read_frame()
+        self.assertEqual(f.command, "ERROR")
+        self.assertEqual(f.headers["message"], "destination reserved for the broker")
+        r.wait_closed()
+
     def test_durable_headers_on_a_queue_change_nothing(self):
         q = self.name("queue")
         r = self.raw()
