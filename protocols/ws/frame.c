@@ -11,6 +11,7 @@ struct ws_framer {
 	const uint8_t *in;   /* what ws_framer_recv() was given and wslay has not taken */
 	size_t in_len;
 	bool close_queued;   /* ours: adapter output after it is dropped */
+	bool broken;         /* a frame header no client may send: nothing more */
 };
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -89,17 +90,27 @@ int ws_framer_recv(struct ws_framer *f, const uint8_t *data, size_t len, size_t 
 {
 	f->in = data;
 	f->in_len = len;
-	int r = wslay_event_recv(f->ctx);
+	int r = f->broken ? -1 : wslay_event_recv(f->ctx);
 	*used = len - f->in_len;
 	/* Nothing may keep a pointer into the caller's bytes. */
 	f->in = NULL;
 	f->in_len = 0;
+	if (r != 0 && !f->broken) {
+		/* wslay stops at such a header with a close frame queued that
+		 * carries no code: 1002 says why, and then nothing more goes. */
+		static const uint8_t close_1002[] = { 0x88, 0x02, 0x03, 0xea };
+		f->broken = true;
+		if (!wslay_event_get_close_sent(f->ctx))
+			f->cfg.on_send(f->cfg.arg, close_1002, sizeof(close_1002));
+	}
 	return r == 0 ? 0 : -1;
 }
 
 int ws_framer_send(struct ws_framer *f, const uint8_t *data, size_t len)
 {
 	int r = 0;
+	if (f->broken)
+		return len ? -1 : 0;
 	if (len && !f->close_queued) {
 		struct wslay_event_msg msg = { WSLAY_BINARY_FRAME, data, len };
 		r = wslay_event_queue_msg(f->ctx, &msg) == 0 ? 0 : -1;
@@ -112,7 +123,7 @@ int ws_framer_send(struct ws_framer *f, const uint8_t *data, size_t len)
 
 void ws_framer_close(struct ws_framer *f, uint16_t code)
 {
-	if (f->close_queued || wslay_event_get_close_sent(f->ctx))
+	if (f->broken || f->close_queued || wslay_event_get_close_sent(f->ctx))
 		return;
 	wslay_event_queue_close(f->ctx, code, NULL, 0);
 	f->close_queued = true;

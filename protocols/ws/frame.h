@@ -38,8 +38,9 @@ void ws_framer_free(struct ws_framer *f);
  * than `len` once reading has stopped: the rest is not WebSocket data).
  * Replies wslay owes (pongs, the answer to a close, a close for a
  * violation) stay queued until the next ws_framer_send(). -1 when a frame
- * header is malformed (wslay queued a close without a code) or memory ran
- * out: the connection must go. */
+ * header is malformed or memory ran out: a close frame with 1002 has gone
+ * out (unless a close went already), the framer sends nothing more, and
+ * the connection must go. */
 int ws_framer_recv(struct ws_framer *f, const uint8_t *data, size_t len, size_t *used);
 
 /* Sends `len` bytes as one binary message (none when `len` is 0, or once

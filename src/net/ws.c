@@ -249,7 +249,9 @@ void ws_read(struct conn *c)
 	if (!ws->framer && !handshake(c))
 		return;
 	if (feed(ws) < 0) {
-		conn_close(c, false);
+		/* A frame header no client may send: the framer's close frame
+		 * (1002) goes out before the socket closes. */
+		conn_close(c, true);
 		return;
 	}
 	if (evbuffer_get_length(ws->in) && !c->closing)

@@ -352,6 +352,17 @@ class WsTest(unittest.TestCase):
         self.assertEqual(ws.close_code(), 1002)
         ws.close()
 
+    def test_frame_headers_no_client_may_send(self):
+        """A control frame over 125 bytes, a fragmented control frame, a
+        length not in its shortest form: each gets close code 1002."""
+        for raw in (bytes([0x89, 0x80 | 126]) + struct.pack(">H", 126) + b"\0" * 4 + b"x" * 126,
+                    bytes([0x09, 0x80 | 1]) + b"\0" * 4 + b"x",
+                    bytes([0x82, 0x80 | 126]) + struct.pack(">H", 5) + b"\0" * 4 + b"hello"):
+            ws = self.opened()
+            ws.send(raw)
+            self.assertEqual(ws.close_code(), 1002, raw[:4].hex())
+            ws.close()
+
     def test_oversized_message(self):
         ws = self.opened()
         ws.send(frame(0x2, b"\x00" * (70 * 1024)))
