@@ -385,8 +385,6 @@ static uint64_t hook_put(void *arg, const char *queue, const struct message *m,
 	struct store *s = arg;
 	struct buf *b = &s->scratch;
 	size_t qlen = strlen(queue);
-	if (s->nacks) /* so that the journal's order is the order things happened */
-		write_acks(s, NULL);
 	size_t len = MSG_HEAD + qlen + msgcodec_size(m);
 	buf_reset(b);
 	if (qlen > 0xffff || buf_reserve(b, len) < 0)
