@@ -349,7 +349,7 @@ int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid)
 		cl->cap_qos2_in = cap;
 	}
 	cl->qos2_in[cl->nqos2_in++] = pid;
-	mqtt_session_save(cl);
+	mqtt_session_save_qos2(cl);
 	return 0;
 }
 
@@ -358,7 +358,7 @@ bool mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid)
 	for (uint32_t i = 0; i < cl->nqos2_in; i++) {
 		if (cl->qos2_in[i] == pid) {
 			cl->qos2_in[i] = cl->qos2_in[--cl->nqos2_in];
-			mqtt_session_save(cl);
+			mqtt_session_save_qos2(cl);
 			return true;
 		}
 	}

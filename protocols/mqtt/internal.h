@@ -120,6 +120,9 @@ int mqtt_client_restore_sub(struct mqtt_client *cl, const char *filter, const ch
 bool mqtt_client_durable(const struct mqtt_client *cl);
 /* Writes (or removes) the session's record in the store. */
 void mqtt_session_save(struct mqtt_client *cl);
+/* Writes the ids of incoming QoS 2 messages awaiting PUBREL, on their own:
+ * they change with every such PUBLISH and PUBREL. */
+void mqtt_session_save_qos2(struct mqtt_client *cl);
 void mqtt_session_forget(struct mqtt_client *cl);
 /* Recreates the stored sessions, without connections. */
 void mqtt_sessions_restore(struct mqtt_broker *mb);

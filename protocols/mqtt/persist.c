@@ -9,10 +9,11 @@
  *     u16 count, then per subscription:
  *         u16 filter length, filter, u16 queue length, queue,
  *         u8 qos, u8 flags (1 no local, 2 retain as published), u32 id
- *     u16 count, then the packet ids of incoming QoS 2 messages awaiting
- *         PUBREL (a resend of one is acknowledged, not routed again)
- * Written before the PUBLISH's own message, so that the PUBREC, which waits
- * for that, comes after both are on disk. Not kept: QoS 1/2 deliveries in
+ * and apart, as it changes with every QoS 2 PUBLISH and PUBREL, the key
+ * "mqtt/qos2/CLIENT-ID": the u16 packet ids of incoming QoS 2 messages
+ * awaiting PUBREL (a resend of one is acknowledged, not routed again),
+ * written before the PUBLISH's own message, so that the PUBREC, which
+ * waits for that, comes after both are on disk. Not kept: QoS 1/2 deliveries in
  * flight to the client (their messages are still in the queue and go
  * again, with new packet ids). */
 #include "config.h"
@@ -28,14 +29,15 @@
 #include "util/buf.h"
 
 #define KEY_PREFIX "mqtt/session/"
+#define QOS2_PREFIX "mqtt/qos2/"
 #define RECORD_VERSION 1
 
-static char *session_key(const char *id)
+static char *session_key(const char *prefix, const char *id)
 {
-	size_t pl = strlen(KEY_PREFIX), il = strlen(id);
+	size_t pl = strlen(prefix), il = strlen(id);
 	char *k = malloc(pl + il + 1);
 	if (k) {
-		memcpy(k, KEY_PREFIX, pl);
+		memcpy(k, prefix, pl);
 		memcpy(k + pl, id, il + 1);
 	}
 	return k;
@@ -71,9 +73,11 @@ static int encode(struct buf *b, const struct mqtt_client *cl)
 		    buf_append(b, opt, sizeof(opt)) < 0)
 			return -1;
 	}
-	uint8_t n2[2] = { (uint8_t)cl->nqos2_in, (uint8_t)(cl->nqos2_in >> 8) };
-	if (cl->nqos2_in > 0xffff || buf_append(b, n2, 2) < 0)
-		return -1;
+	return 0;
+}
+
+static int encode_qos2(struct buf *b, const struct mqtt_client *cl)
+{
 	for (uint32_t i = 0; i < cl->nqos2_in; i++) {
 		uint8_t pid[2] = { (uint8_t)cl->qos2_in[i], (uint8_t)(cl->qos2_in[i] >> 8) };
 		if (buf_append(b, pid, 2) < 0)
@@ -82,25 +86,47 @@ static int encode(struct buf *b, const struct mqtt_client *cl)
 	return 0;
 }
 
-void mqtt_session_save(struct mqtt_client *cl)
+/* Puts the key under `prefix` with what encode makes of cl; deletes it
+ * when that is nothing and `drop_empty`. */
+static void save(struct mqtt_client *cl, const char *prefix,
+		 int (*encode_fn)(struct buf *, const struct mqtt_client *), bool drop_empty)
 {
 	if (!mqtt_client_durable(cl))
 		return;
+	struct store *st = cl->mb->b->store;
 	struct buf b = BUF_INIT;
-	char *key = session_key(cl->id);
-	if (!key || encode(&b, cl) < 0 || store_put(cl->mb->b->store, key, b.data, b.len) < 0)
+	char *key = session_key(prefix, cl->id);
+	int rc = !key || encode_fn(&b, cl) < 0 ? -1
+		 : drop_empty && !b.len        ? store_del(st, key)
+					       : store_put(st, key, b.data, b.len);
+	if (rc < 0)
 		log_warn("mqtt client %s: cannot keep the session in the store", cl->id);
 	free(key);
 	buf_free(&b);
 }
 
+void mqtt_session_save(struct mqtt_client *cl)
+{
+	save(cl, KEY_PREFIX, encode, false);
+}
+
+void mqtt_session_save_qos2(struct mqtt_client *cl)
+{
+	save(cl, QOS2_PREFIX, encode_qos2, true);
+}
+
 void mqtt_session_forget(struct mqtt_client *cl)
 {
 	struct store *st = cl->mb->b->store;
-	char *key = st ? session_key(cl->id) : NULL;
-	if (key && store_del(st, key) < 0)
-		log_warn("mqtt client %s: cannot remove the session from the store", cl->id);
-	free(key);
+	if (!st)
+		return;
+	const char *prefixes[] = { KEY_PREFIX, QOS2_PREFIX };
+	for (size_t i = 0; i < 2; i++) {
+		char *key = session_key(prefixes[i], cl->id);
+		if (key && store_del(st, key) < 0)
+			log_warn("mqtt client %s: cannot remove the session from the store", cl->id);
+		free(key);
+	}
 }
 
 struct reader {
@@ -152,16 +178,17 @@ static int restore_subs(struct mqtt_client *cl, struct reader *r, unsigned n)
 	return 0;
 }
 
-static int restore_qos2(struct mqtt_client *cl, struct reader *r)
+static int restore_qos2(struct mqtt_client *cl)
 {
-	uint8_t n[2];
-	if (!get(r, n, 2))
+	char *key = session_key(QOS2_PREFIX, cl->id);
+	size_t len = 0;
+	const uint8_t *p = key ? store_get(cl->mb->b->store, key, &len) : NULL;
+	free(key);
+	if (len % 2)
 		return -1;
-	for (unsigned i = 0; i < ((unsigned)n[0] | (unsigned)n[1] << 8); i++) {
-		uint8_t pid[2];
-		if (!get(r, pid, 2) || mqtt_client_qos2_add(cl, (uint16_t)(pid[0] | pid[1] << 8)) < 0)
+	for (size_t i = 0; p && i < len; i += 2)
+		if (mqtt_client_qos2_add(cl, (uint16_t)(p[i] | p[i + 1] << 8)) < 0)
 			return -1;
-	}
 	return 0;
 }
 
@@ -181,8 +208,8 @@ static void restore_one(void *arg, const char *key, const void *val, size_t len)
 		return;
 	}
 	cl->next_sub_no = jget32(head + 5);
-	if (restore_subs(cl, &r, (unsigned)head[9] | (unsigned)head[10] << 8) < 0 ||
-	    restore_qos2(cl, &r) < 0 || r.left)
+	if (restore_subs(cl, &r, (unsigned)head[9] | (unsigned)head[10] << 8) < 0 || r.left ||
+	    restore_qos2(cl) < 0)
 		log_error("mqtt client %s: stored session damaged; kept what could be read", id);
 	/* Only now: with an expiry the session is durable, and restoring it
 	 * would write it again while the store walks its keys. */
