@@ -28,16 +28,10 @@
 #include "store/msgcodec.h"
 #include "store/record.h"
 #include "store/store.h"
+#include "loop.h"
 #include "tap.h"
 
 /* ---- helpers --------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -108,36 +102,6 @@ static bool on_disk(const char *dir, const char *needle)
 	if (d)
 		closedir(d);
 	return found;
-}
-
-static struct event *tick;
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
-
-static struct event_base *new_base(void)
-{
-	struct event_base *b = event_base_new();
-	tick = event_new(b, -1, EV_PERSIST, tick_cb, NULL);
-	struct timeval tv = { 0, 20000 };
-	event_add(tick, &tv);
-	return b;
-}
-
-static void free_base(struct event_base *b)
-{
-	event_free(tick);
-	event_base_free(b);
-}
-
-static void run_until(struct event_base *b, const int *counter, int target, int timeout_ms)
-{
-	int64_t end = now_ms() + timeout_ms;
-	while (*counter < target && now_ms() < end)
-		event_base_loop(b, EVLOOP_ONCE);
 }
 
 /* Runs the loop until every record appended so far has had its done. */
