@@ -4,7 +4,8 @@
  * assertions) on a transfer that starts a delivery in several frames without
  * a delivery-id. The guard follows, per link, what the engine makes of each
  * transfer, to tell a first frame from a continuation (which may leave the
- * delivery-id out). Everything else the engine refuses on its own. Pure: no
+ * delivery-id out). It also refuses a second sasl-init, which proton 0.37
+ * accepts and leaks. Everything else the engine refuses on its own. Pure: no
  * I/O. */
 #ifndef WHARF_AMQP_GUARD_H
 #define WHARF_AMQP_GUARD_H
@@ -31,6 +32,7 @@ struct amqp_guard {
 	size_t have;         /* bytes of the current header or frame start in head */
 	uint64_t skip;       /* bytes of the current frame still to pass unread */
 	bool off;            /* the engine refuses what comes next on its own */
+	bool sasl_init_seen;
 	pn_data_t *data;     /* for decoding a transfer's fields */
 	struct amqp_guard_link *links;
 	size_t nlinks, caplinks;

@@ -68,7 +68,8 @@ class Broker:
         return self.ports["stomp"]
 
     def output(self):
-        with open(self.log_path) as f:
+        # errors="replace": a log line may quote what a client sent.
+        with open(self.log_path, errors="replace") as f:
             return f.read()
 
     def wait_for_log(self, pattern, timeout=10):

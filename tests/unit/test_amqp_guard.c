@@ -147,6 +147,15 @@ int main(void)
 	ok(scan(&s) == -1 && refused_at(&s) > 0, "after SASL and a heartbeat, still watched");
 
 	s.n = 0;
+	put(&s, sasl_header, 8);
+	frame(&s, 1, 0, sasl_init, sizeof(sasl_init));
+	ok(scan(&s) == 0, "one sasl-init passes");
+	frame(&s, 1, 0, sasl_init, sizeof(sasl_init));
+	at = refused_at(&s);
+	ok(scan(&s) == -1 && at > 8 + 8 + (long)sizeof(sasl_init),
+	   "a second sasl-init is refused (proton would leak its mechanism), byte by byte at %ld", at);
+
+	s.n = 0;
 	put(&s, amqp_header, 8);
 	static const uint8_t bad_size[8] = { 0, 0, 0, 4, 2, 0, 0, 0 };
 	put(&s, bad_size, 8);
