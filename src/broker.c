@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,10 +82,59 @@ static void apply_destinations(struct broker *b)
  * them go. */
 #define EXPIRY_SWEEP_MS 1000
 
+/* At most this many destinations are named in one drop report. */
+#define DROP_REPORT_LINES 10
+
+struct drop_report {
+	unsigned seconds;
+	unsigned lines, more;
+};
+
+static void log_drops(const char *label, const uint64_t n[DROP_NCAUSES], void *arg)
+{
+	struct drop_report *rep = arg;
+	if (rep->lines == DROP_REPORT_LINES) {
+		rep->more++;
+		return;
+	}
+	rep->lines++;
+	char causes[256] = "";
+	uint64_t total = 0;
+	size_t len = 0;
+	for (int why = 0; why < DROP_NCAUSES; why++) {
+		if (!n[why])
+			continue;
+		total += n[why];
+		int k = snprintf(causes + len, sizeof(causes) - len, "%s%s %" PRIu64, len ? ", " : "",
+				 queue_drop_name(why), n[why]);
+		if (k > 0 && (size_t)k < sizeof(causes) - len)
+			len += (size_t)k;
+	}
+	log_warn("%s: %" PRIu64 " messages dropped in the last %u s (%s)", label, total,
+		 rep->seconds, causes);
+}
+
+/* Messages let go undelivered (at most once, by policy, expiry) are named
+ * once per drop_log_interval, however many there are. */
+static void report_drops(struct broker *b)
+{
+	unsigned ms = b->cfg->drop_log_interval_ms;
+	int64_t now = clock_mono_ms();
+	if (!ms || now < b->next_drop_report_ms)
+		return;
+	struct drop_report rep = { .seconds = ms / 1000 ? ms / 1000 : 1 };
+	router_take_drops(b->router, log_drops, &rep);
+	if (rep.more)
+		log_warn("and %u more destinations dropped messages in the last %u s", rep.more,
+			 rep.seconds);
+	b->next_drop_report_ms = now + ms;
+}
+
 static void expiry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
 	router_expire(b->router);
+	report_drops(b);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)

@@ -30,7 +30,8 @@ struct broker {
 	unsigned long nconns;
 	unsigned long next_conn_id;
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
-	struct event *expiry_timer; /* sweeps expired messages out of idle queues */
+	struct event *expiry_timer; /* sweeps expired messages out of idle queues, reports drops */
+	int64_t next_drop_report_ms;
 	bool stopping;
 	int lock_fd;
 	int64_t started_ms;

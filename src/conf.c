@@ -52,6 +52,7 @@ struct wharf_config *config_new(void)
 	cfg->topic_max_pending = 100000;
 	cfg->queue_memory_limit = 32 * 1024 * 1024;
 	cfg->shutdown_grace_ms = 2000;
+	cfg->drop_log_interval_ms = 10000;
 	cfg->ws_max_message = 4 * 1024 * 1024;
 	cfg->stomp.max_frame_size = 4 * 1024 * 1024;
 	cfg->stomp.max_headers = 64;
@@ -307,6 +308,8 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->queue_memory_limit, v, 4096);
 	if (!strcmp(k, "shutdown_grace"))
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
+	if (!strcmp(k, "drop_log_interval"))
+		return set_duration(p, k, &cfg->drop_log_interval_ms, v);
 	if (!strcmp(k, "sync")) {
 		/* In the order of enum journal_sync. */
 		static const char *const names[] = { "always", "batch", "never", NULL };

@@ -68,6 +68,7 @@ struct wharf_config {
 	size_t topic_max_pending;     /* messages held for one non-durable
 				         topic subscriber before the oldest drop */
 	unsigned shutdown_grace_ms;
+	unsigned drop_log_interval_ms; /* 0: drops are not logged */
 	int sync;                     /* enum journal_sync */
 	int on_corruption;            /* enum journal_on_corruption */
 	size_t journal_segment_size;

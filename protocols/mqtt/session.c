@@ -819,7 +819,16 @@ static void sys_cb(evutil_socket_t fd, short what, void *arg)
 	sys_count(mb, "$SYS.broker.messages.sent", mb->msgs_out);
 	sys_count(mb, "$SYS.broker.bytes.received", mb->bytes_in);
 	sys_count(mb, "$SYS.broker.bytes.sent", mb->bytes_out);
-	sys_count(mb, "$SYS.broker.retained messages.count", router_stats(mb->b->router)->retained);
+	const struct router_stats *rs = router_stats(mb->b->router);
+	sys_count(mb, "$SYS.broker.retained messages.count", rs->retained);
+	uint64_t dropped = 0;
+	for (int why = 0; why < DROP_NCAUSES; why++) {
+		char name[64];
+		snprintf(name, sizeof(name), "$SYS.broker.messages.dropped.%s", queue_drop_name(why));
+		sys_count(mb, name, rs->dropped[why]);
+		dropped += rs->dropped[why];
+	}
+	sys_count(mb, "$SYS.broker.publish.messages.dropped", dropped);
 }
 
 int mqtt_broker_init(struct broker *b)

@@ -73,8 +73,31 @@ struct queue {
 	size_t npaged, paged_bytes;
 	int (*dead)(void *arg, struct queue *q, struct message *m, enum queue_death why);
 	void *dead_arg;
+	void (*dropped)(void *arg, struct queue *q, enum queue_drop why, uint64_t n);
+	void *dropped_arg;
+	char *label;
 	struct queue_stats stats;
 };
+
+const char *queue_drop_name(enum queue_drop why)
+{
+	static const char *const names[DROP_NCAUSES] = {
+		[DROP_FULL] = "full",
+		[DROP_HEAD] = "drop-head",
+		[DROP_EXPIRED] = "expired",
+		[DROP_DEAD] = "dead",
+		[DROP_UNREADABLE] = "unreadable",
+		[DROP_PURGED] = "purged",
+	};
+	return (unsigned)why < DROP_NCAUSES ? names[why] : "?";
+}
+
+static void count_drop(struct queue *q, enum queue_drop why, uint64_t n)
+{
+	q->stats.dropped += n;
+	if (n && q->dropped)
+		q->dropped(q->dropped_arg, q, why, n);
+}
 
 struct queue *queue_new(const char *name, size_t max_ready)
 {
@@ -191,6 +214,29 @@ void queue_set_limits(struct queue *q, const struct queue_limits *l)
 	q->overflow = l->overflow;
 }
 
+void queue_set_drop_cb(struct queue *q,
+		       void (*dropped)(void *arg, struct queue *q, enum queue_drop why, uint64_t n),
+		       void *arg)
+{
+	q->dropped = dropped;
+	q->dropped_arg = arg;
+}
+
+int queue_set_label(struct queue *q, const char *label)
+{
+	char *copy = strdup(label);
+	if (!copy)
+		return -1;
+	free(q->label);
+	q->label = copy;
+	return 0;
+}
+
+const char *queue_label(const struct queue *q)
+{
+	return q->name ? q->name : q->label;
+}
+
 void queue_set_dead_letter_cb(struct queue *q,
 			      int (*dead)(void *arg, struct queue *q, struct message *m,
 					  enum queue_death why),
@@ -249,6 +295,7 @@ void queue_free(struct queue *q)
 	if (q->pager)
 		q->page_ops->free(q->pager);
 	free(q->name);
+	free(q->label);
 	free(q);
 }
 
@@ -261,10 +308,10 @@ const struct queue_stats *queue_stats(const struct queue *q) { return &q->stats;
 unsigned queue_bindings(const struct queue *q) { return q->bindings; }
 void queue_set_bindings(struct queue *q, unsigned n) { q->bindings = n; }
 
-static void drop_ready(struct queue *q, struct delivery *d)
+static void drop_ready(struct queue *q, struct delivery *d, enum queue_drop why)
 {
 	ready_remove(q, d);
-	q->stats.dropped++;
+	count_drop(q, why, 1);
 	delivery_done(q, d);
 	check_room(q);
 }
@@ -274,7 +321,7 @@ static struct message *page_get(struct queue *q, uint64_t *rec)
 	struct message *m = q->page_ops->get(q->pager, rec);
 	if (!m) {
 		/* Unreadable: what the store keeps comes back at a restart. */
-		q->stats.dropped += q->npaged;
+		count_drop(q, DROP_UNREADABLE, q->npaged);
 		q->npaged = 0;
 		q->paged_bytes = 0;
 		return NULL;
@@ -288,13 +335,13 @@ void queue_purge(struct queue *q)
 {
 	struct delivery *d;
 	while ((d = ready_first(q)))
-		drop_ready(q, d);
+		drop_ready(q, d, DROP_PURGED);
 	while (q->npaged) {
 		uint64_t rec;
 		struct message *m = page_get(q, &rec);
 		if (!m)
 			break;
-		q->stats.dropped++;
+		count_drop(q, DROP_PURGED, 1);
 		if (rec && q->settled)
 			q->settled(q->settled_arg, rec);
 		message_unref(m);
@@ -334,7 +381,7 @@ static void dead_letter(struct queue *q, struct delivery *d, enum queue_death wh
 	if (q->dead && q->dead(q->dead_arg, q, d->msg, why) == 0)
 		q->stats.dead_lettered++;
 	else
-		q->stats.dropped++;
+		count_drop(q, why == QUEUE_DEATH_EXPIRED ? DROP_EXPIRED : DROP_DEAD, 1);
 	delivery_done(q, d);
 }
 
@@ -345,7 +392,7 @@ static void expire(struct queue *q, struct delivery *d)
 	if (q->lim.dead_letter_expired) {
 		dead_letter(q, d, QUEUE_DEATH_EXPIRED);
 	} else {
-		q->stats.dropped++;
+		count_drop(q, DROP_EXPIRED, 1);
 		delivery_done(q, d);
 	}
 	check_room(q);
@@ -427,9 +474,9 @@ static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t r
 	if (!retained && over(q, m->body_len)) {
 		if (q->overflow == QUEUE_DROP_HEAD) {
 			while (q->nready && over(q, m->body_len))
-				drop_ready(q, ready_oldest(q));
+				drop_ready(q, ready_oldest(q), DROP_HEAD);
 		} else if (q->overflow == QUEUE_BLOCK && m->qos == 0) {
-			q->stats.dropped++; /* at most once: the newest goes */
+			count_drop(q, DROP_FULL, 1); /* at most once: the newest goes */
 			return 0;
 		}
 	}

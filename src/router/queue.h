@@ -51,11 +51,24 @@ struct queue_stats {
 	uint64_t enqueued;
 	uint64_t delivered;
 	uint64_t acked;
-	uint64_t dropped;  /* removed by overflow or expiry, and not dead-lettered */
+	uint64_t dropped;  /* let go undelivered and not dead-lettered (enum queue_drop) */
 	uint64_t rejected;
 	uint64_t expired;
 	uint64_t dead_lettered;
 };
+
+/* Why a queue let a message go undelivered (and not to a dead-letter queue). */
+enum queue_drop {
+	DROP_FULL,       /* sent at most once to a full queue: the newest goes */
+	DROP_HEAD,             /* the drop-head policy made room */
+	DROP_EXPIRED,    /* its time to live passed */
+	DROP_DEAD,       /* rejected or redelivered too often, with no dead-letter queue */
+	DROP_UNREADABLE, /* its page could not be read back */
+	DROP_PURGED,     /* the queue was purged */
+	DROP_NCAUSES
+};
+/* The cause's name in logs and $SYS topics: "full", "drop-head", ... */
+const char *queue_drop_name(enum queue_drop why);
 
 /* What a queue does with a message past its bound (max_ready). */
 enum queue_overflow {
@@ -140,6 +153,15 @@ size_t queue_paged(const struct queue *q);      /* waiting in the pager */
  * wait; `room` is called once it drains to half (or is freed). */
 bool queue_full(const struct queue *q);
 void queue_set_room_cb(struct queue *q, void (*room)(void *arg), void *arg);
+/* Hears of every message q lets go undelivered: n of them, for `why`. */
+void queue_set_drop_cb(struct queue *q,
+		       void (*dropped)(void *arg, struct queue *q, enum queue_drop why, uint64_t n),
+		       void *arg);
+/* What logs call a queue without a name (a private subscription's): a copy
+ * of `label` is kept. -1 on out of memory. */
+int queue_set_label(struct queue *q, const char *label);
+/* The queue's name, else its label, else NULL. */
+const char *queue_label(const struct queue *q);
 void queue_free(struct queue *q);
 const char *queue_name(const struct queue *q);
 size_t queue_depth(const struct queue *q);      /* waiting */

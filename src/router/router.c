@@ -1,6 +1,7 @@
 #include "config.h"
 #include "router/router.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,7 @@ struct router {
 	bool store_failed;              /* in the publish under way */
 	bool refused;                   /* in the publish under way: a queue full */
 	bool last_blocked;
+	struct map *drops;      /* label -> struct drop_tally, since router_take_drops */
 	uint64_t next_msg_id;
 	struct router_stats stats;
 };
@@ -81,7 +83,8 @@ struct router *router_new(const struct router_options *opts)
 	r->tree = topic_tree_new();
 	r->retained = retain_new();
 	r->shares = map_new();
-	if (!r->queues || !r->topics || !r->tree || !r->retained || !r->shares) {
+	r->drops = map_new();
+	if (!r->queues || !r->topics || !r->tree || !r->retained || !r->shares || !r->drops) {
 		router_free(r);
 		return NULL;
 	}
@@ -91,6 +94,71 @@ struct router *router_new(const struct router_options *opts)
 static void free_queue(const char *key, void *value, void *arg)
 {
 	queue_free(value);
+}
+
+static void free_value(const char *key, void *value, void *arg)
+{
+	free(value);
+}
+
+/* ---- messages let go undelivered ------------------------------------------- */
+
+/* Past this many destinations with drops in one report, the rest are
+ * counted together: a report stays small whatever a client does. */
+#define DROP_LABELS_MAX 1000
+#define DROP_LABEL_OTHER "(other destinations)"
+
+struct drop_tally {
+	uint64_t n[DROP_NCAUSES];
+};
+
+static void drop_cb(void *arg, struct queue *q, enum queue_drop why, uint64_t n)
+{
+	struct router *r = arg;
+	r->stats.dropped[why] += n;
+	const char *label = queue_label(q);
+	if (!label)
+		label = "a private subscription";
+	struct drop_tally *t = map_get(r->drops, label);
+	if (!t && map_count(r->drops) >= DROP_LABELS_MAX)
+		t = map_get(r->drops, label = DROP_LABEL_OTHER);
+	if (!t) {
+		if (!(t = calloc(1, sizeof(*t))))
+			return;
+		if (map_put(r->drops, label, t) < 0) {
+			free(t);
+			return;
+		}
+	}
+	t->n[why] += n;
+}
+
+struct take_drops {
+	void (*fn)(const char *label, const uint64_t n[DROP_NCAUSES], void *arg);
+	void *arg;
+};
+
+static void take_one(const char *label, void *value, void *arg)
+{
+	struct take_drops *td = arg;
+	const struct drop_tally *t = value;
+	td->fn(label, t->n, td->arg);
+	free(value);
+}
+
+void router_take_drops(struct router *r,
+		       void (*fn)(const char *label, const uint64_t n[DROP_NCAUSES], void *arg),
+		       void *arg)
+{
+	if (!map_count(r->drops))
+		return;
+	struct map *fresh = map_new();
+	if (!fresh)
+		return; /* the tally goes on, and is reported next time */
+	struct take_drops td = { fn, arg };
+	map_each(r->drops, take_one, &td);
+	map_free(r->drops);
+	r->drops = fresh;
 }
 
 void router_free(struct router *r)
@@ -108,6 +176,10 @@ void router_free(struct router *r)
 	/* Shares are gone with their last member; the router is freed after
 	 * every subscription. */
 	map_free(r->shares);
+	if (r->drops) {
+		map_each(r->drops, free_value, NULL);
+		map_free(r->drops);
+	}
 	while (r->rules) {
 		struct auto_rule *rule = r->rules;
 		r->rules = rule->next;
@@ -234,6 +306,7 @@ static struct queue *new_queue(struct router *r, const char *name, size_t max_re
 	if (!q)
 		return NULL;
 	queue_set_room_cb(q, room_cb, r);
+	queue_set_drop_cb(q, drop_cb, r);
 	if (name) {
 		queue_set_settle_cb(q, settled_cb, r);
 		queue_set_alive_cb(q, alive_cb, r);
@@ -624,6 +697,14 @@ static void enqueue_retained(struct message *m, void *arg)
 	queue_enqueue_retained(arg, m);
 }
 
+/* Names a private queue for the drop reports: "WHAT GROUP PATTERN". */
+static int label_queue(struct queue *q, const char *what, const char *group, const char *pattern)
+{
+	char label[512];
+	snprintf(label, sizeof(label), "%s%s %s", what, group, pattern);
+	return queue_set_label(q, label);
+}
+
 /* The share group's queue for `pattern`, created with its binding on the
  * first member. */
 static struct share *get_share(struct router *r, const char *group, const char *pattern)
@@ -645,7 +726,8 @@ static struct share *get_share(struct router *r, const char *group, const char *
 		goto fail;
 	sh->key = key;
 	sh->q = new_queue(r, NULL, r->opts.topic_max_pending);
-	if (!sh->q || !(sh->binding = topic_tree_add(r->tree, pattern, sh->q)))
+	if (!sh->q || !(sh->binding = topic_tree_add(r->tree, pattern, sh->q)) ||
+	    label_queue(sh->q, "share group ", group, pattern) < 0)
 		goto fail;
 	if (map_put(r->shares, key, sh) < 0)
 		goto fail;
@@ -710,7 +792,8 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 		} else {
 			s->q = new_queue(r, NULL, opts->max_pending ? opts->max_pending
 								  : r->opts.topic_max_pending);
-			if (!s->q || !(s->binding = topic_tree_add(r->tree, name, s->q)))
+			if (!s->q || !(s->binding = topic_tree_add(r->tree, name, s->q)) ||
+			    label_queue(s->q, "subscription", "", name) < 0)
 				goto fail;
 		}
 	}

@@ -214,8 +214,15 @@ struct router_stats {
 	uint64_t queues;
 	uint64_t subscriptions;
 	uint64_t retained;
+	uint64_t dropped[DROP_NCAUSES]; /* let go undelivered, by cause, since start */
 };
 const struct router_stats *router_stats(const struct router *r);
+/* Calls fn once for each destination that let messages go undelivered
+ * since the last call, with its counts by cause (a queue's name, or
+ * "subscription PATTERN" or "share group GROUP PATTERN"), then forgets them. */
+void router_take_drops(struct router *r,
+		       void (*fn)(const char *label, const uint64_t n[DROP_NCAUSES], void *arg),
+		       void *arg);
 /* The named queue, or NULL (tests, admin). */
 struct queue *router_find_queue(const struct router *r, const char *name);
 
