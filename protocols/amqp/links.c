@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "durable_sub.h"
 #include "log.h"
 #include "net/conn.h"
 #include "protocols/amqp/internal.h"
@@ -99,6 +100,10 @@ void amqp_outcome(struct amqp_conn *ac, pn_delivery_t *pd)
 
 /* ---- links --------------------------------------------------------------- */
 
+/* The store's key for a durable subscription's pattern (durable_sub.h). */
+#define DURABLE_RECORD_PREFIX "amqp/durable/"
+
+
 void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed)
 {
 	for (struct amqp_link **pp = &ac->links; *pp; pp = &(*pp)->next) {
@@ -117,10 +122,11 @@ void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed)
 	}
 	if (al->temporary)
 		router_delete_queue(ac->b->router, al->name);
-	if (al->durable_queue && closed) {
-		router_unbind(ac->b->router, al->name, al->durable_queue);
-		router_delete_queue(ac->b->router, al->durable_queue);
-	}
+	/* A subscription made before the store kept its pattern has no
+	 * record: its binding and queue go all the same. */
+	if (al->durable_queue && closed &&
+	    durable_sub_end(ac->b, DURABLE_RECORD_PREFIX, al->durable_queue) == ROUTER_ENOTFOUND)
+		router_drop_durable(ac->b->router, al->name, al->durable_queue);
 	pn_link_set_context(al->link, NULL);
 	free(al->durable_queue);
 	free(al->name);
@@ -229,24 +235,29 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 	ac->links = al;
 	if (to_client) {
 		pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
-		struct subscribe_options so = { .consumer = { .credit_mode = true } };
+		struct subscribe_options so = { .consumer = { .credit_mode = true }, .owner = dynamic };
 		enum router_err err = ROUTER_OK;
 		bool durable = kind == DEST_TOPIC && pn_terminus_get_durability(remote) != PN_NONDURABLE &&
 			       pn_terminus_get_expiry_policy(remote) == PN_EXPIRE_NEVER;
+		bool fresh = false;
 		if (durable) {
 			/* A queue bound to the pattern keeps what arrives while the
-			 * link is detached; the link consumes from it. */
+			 * link is detached; the link consumes from it. Attached
+			 * again to another address, it starts afresh. */
 			al->durable_queue = durable_queue_name(link);
-			err = al->durable_queue ? router_bind(ac->b->router, name, al->durable_queue)
+			err = al->durable_queue ? durable_sub_keep(ac->b, DURABLE_RECORD_PREFIX,
+								   al->durable_queue, name, &fresh)
 						: ROUTER_ENOMEM;
+			so.durable_queue = al->durable_queue;
 		}
 		log_debug("amqp %s: link '%s' from %s%s%s", conn_peer(ac->c), pn_link_name(link), name,
 			  durable ? ", durable in " : "", durable ? al->durable_queue : "");
 		if (err == ROUTER_OK)
-			al->rs = router_subscribe(ac->b->router, durable ? DEST_QUEUE : kind,
-						  durable ? al->durable_queue : name, &so,
-						  &amqp_consumer_ops, al, &err);
+			al->rs = router_subscribe(ac->b->router, kind, name, &so, &amqp_consumer_ops, al,
+						  &err);
 		if (!al->rs) {
+			if (fresh)
+				durable_sub_end(ac->b, DURABLE_RECORD_PREFIX, al->durable_queue);
 			amqp_link_free(ac, al, false);
 			amqp_refuse_link(link, amqp_router_condition(err), router_strerror(err));
 			return;

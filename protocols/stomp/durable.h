@@ -2,11 +2,10 @@
  * name them (docs/stomp.md). A durable subscription is named by the
  * client id of its connection and a subscription name; its messages wait
  * in the router queue "$stomp.HEX(client-id).HEX(name)", bound to its
- * topic pattern. The store keeps the pattern under the key
- * "stomp/durable/QUEUE" (the value is the pattern's bytes), so that any
- * later connection with that client id, also after a restart, can resume,
- * change or end the subscription; the router and the store keep the queue
- * and its binding themselves. Event-loop thread only. */
+ * topic pattern, kept as src/durable_sub.h says under the store key
+ * "stomp/durable/QUEUE", so that any later connection with that client id,
+ * also after a restart, can resume, change or end the subscription.
+ * Event-loop thread only. */
 #ifndef WHARF_STOMP_DURABLE_H
 #define WHARF_STOMP_DURABLE_H
 

@@ -217,11 +217,22 @@ static bool may_create(const struct router *r, enum dest_kind kind, const char *
 	return true;
 }
 
+/* Prefixes of queues the broker names for one client: a durable
+ * subscription's (held for its subscriber only) and a dynamic reply queue's
+ * (anyone may send to it, only its maker consume). */
+#define DURABLE_PREFIX "wharf.durable."
+#define TEMP_PREFIX "wharf.temp."
+
+static bool has_prefix(const char *name, const char *prefix)
+{
+	return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
 static enum router_err check_name(const char *name, bool pattern, bool broker_own)
 {
 	if (address_validate(name, pattern) != 0)
 		return ROUTER_EINVAL;
-	if (name[0] == '$' && !broker_own)
+	if ((name[0] == '$' || has_prefix(name, DURABLE_PREFIX)) && !broker_own)
 		return ROUTER_EFORBIDDEN;
 	return ROUTER_OK;
 }
@@ -762,6 +773,8 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 	 * (durable subscriptions' and sessions' queues) and reached only
 	 * through subscribe_options.durable_queue. */
 	*err = check_name(name, kind == DEST_TOPIC, kind == DEST_TOPIC);
+	if (*err == ROUTER_OK && kind == DEST_QUEUE && has_prefix(name, TEMP_PREFIX) && !opts->owner)
+		*err = ROUTER_EFORBIDDEN;
 	if (*err != ROUTER_OK)
 		return NULL;
 	struct subscription *s = calloc(1, sizeof(*s));

@@ -174,10 +174,14 @@ struct subscribe_options {
 	 * across restarts by the store), also while no one consumes it;
 	 * router_unsubscribe leaves them, router_drop_durable ends them. */
 	const char *durable_queue;
+	/* Queues: the subscriber made this queue for itself (an AMQP dynamic
+	 * reply queue, wharf.temp.*), which no one else may consume. */
+	bool owner;
 };
 
 /* Subscribes to a queue (competing consumers) or a topic pattern (a private
- * queue, or a share group's queue). A queue named `$...` is the broker's:
+ * queue, or a share group's queue). A queue named `$...` or `wharf.durable.*`
+ * is the broker's, and one named `wharf.temp.*` its maker's (`owner`):
  * refused (ROUTER_EFORBIDDEN). Returns NULL and sets *err on failure.
  * Unsubscribe with router_unsubscribe(). */
 struct subscription *router_subscribe(struct router *r, enum dest_kind kind, const char *name,

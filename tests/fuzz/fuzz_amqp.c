@@ -22,6 +22,7 @@
 #include "net/conn.h"
 #include "protocols/amqp/session.h"
 #include "router/router.h"
+#include "store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__lsan_default_suppressions(void);
@@ -70,6 +71,12 @@ int conn_set_principal(struct conn *c, const char *principal)
 	memcpy(c->principal, principal, n + 1);
 	return 0;
 }
+
+/* No store: durable subscriptions' patterns are kept nowhere, so each
+ * attach is a fresh one (src/durable_sub.c). */
+int store_put(struct store *s, const char *key, const void *val, size_t len) { return 0; }
+int store_del(struct store *s, const char *key) { return 0; }
+const void *store_get(const struct store *s, const char *key, size_t *len) { return NULL; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -625,6 +625,57 @@ class TopicTest(AmqpTestCase):
             r.link.close()
             c.pump(lambda: r.remote_closed, what="the close")
 
+    def test_durable_subscription_attached_to_another_address_starts_afresh(self):
+        """The same container and link name on another topic is a new
+        subscription, as a JMS durable subscriber that changes topic: the
+        old topic's messages no longer collect for it, and what waited
+        is dropped."""
+        old, new = self.name("old"), self.name("new")
+        cid = "durable-" + uuid.uuid4().hex[:8]
+        c = self.client(container_id=cid)
+        r = c.rcv(old, credit=10, name="moving", options=DurableSubscription(), auto_accept=True)
+        self.assertFalse(r.refused, r.condition)
+        r.link.detach()
+        c.pump(lambda: r.remote_closed, what="the detach")
+        p = self.client()
+        p.send_all(p.snd(old), [Message(body="for the old topic")])
+        r2 = c.rcv(new, credit=10, name="moving", options=DurableSubscription(), auto_accept=True)
+        self.assertFalse(r2.refused, r2.condition)
+        p.send_all(p.snd(old), [Message(body="old again")])
+        p.send_all(p.snd(new), [Message(body="new")])
+        c.wait_received(r2, 1)
+        c.idle(0.3)
+        self.assertEqual(r2.bodies(), ["new"])
+        r2.link.close()
+        c.pump(lambda: r2.remote_closed, what="the close")
+
+    def test_durable_and_dynamic_queues_are_not_for_others(self):
+        """A durable subscription's queue (wharf.durable.*) is its
+        subscriber's alone; a dynamic reply queue (wharf.temp.*) takes
+        messages from anyone but is consumed by its maker only."""
+        t = self.name("topic")
+        cid = "durable-" + uuid.uuid4().hex[:8]
+        owner = self.client(container_id=cid)
+        r = owner.rcv(t, credit=10, name="mine", options=DurableSubscription(), auto_accept=True)
+        self.assertFalse(r.refused, r.condition)
+        reply = owner.rcv(None, credit=10, auto_accept=True, wait=False)
+        reply.link.source.dynamic = True
+        owner.pump(lambda: reply.remote_opened or reply.remote_closed, what="dynamic attach")
+        temp = reply.link.remote_source.address
+        self.assertTrue(temp.startswith("wharf.temp."), temp)
+        thief = self.client()
+        for address in ("wharf.durable.%s.mine" % cid, temp):
+            stolen = thief.rcv(address, credit=10)
+            self.assertTrue(stolen.refused, "%s could be consumed by another client" % address)
+            self.assertEqual(stolen.condition.name, "amqp:unauthorized-access")
+        into = thief.snd("wharf.durable.%s.mine" % cid)
+        self.assertTrue(into.refused, "a durable subscription's queue took a message directly")
+        thief.send_all(thief.snd(temp), [Message(body="the reply")])
+        owner.wait_received(reply, 1)
+        self.assertEqual(reply.bodies(), ["the reply"])
+        r.link.close()
+        owner.pump(lambda: r.remote_closed, what="the close")
+
     def test_unsettled_durable_messages_come_back_on_resume(self):
         t = self.name("topic")
         cid = "durable-" + uuid.uuid4().hex[:8]
