@@ -125,6 +125,11 @@ size_t ws_pending(const struct conn *c)
 	return evbuffer_get_length(c->ws->out);
 }
 
+size_t ws_unread(const struct conn *c)
+{
+	return evbuffer_get_length(c->ws->in);
+}
+
 void ws_flush(struct conn *c, bool closing, bool going_away)
 {
 	struct ws *ws = c->ws;

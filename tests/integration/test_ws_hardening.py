@@ -159,5 +159,72 @@ class WsAbortStress(unittest.TestCase):
             self.assertEqual(b.stop(), 0, b.output())
 
 
+def read_frames(s, buf, want, timeout=TIMEOUT):
+    """Reads server frames until `want(payloads)` is true; the payloads so far."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    s.settimeout(0.2)
+    while not want(got) and time.monotonic() < deadline:
+        while len(buf) >= 2:
+            n, pos = buf[1] & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n, pos = struct.unpack(">H", buf[2:4])[0], 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n, pos = struct.unpack(">Q", buf[2:10])[0], 10
+            if len(buf) < pos + n:
+                break
+            if buf[0] & 0x0F == 8:
+                return got, True
+            got += buf[pos:pos + n]
+            buf = buf[pos + n:]
+        if want(got):
+            break
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            return got, True
+        buf += chunk
+    return got, False
+
+
+class WsFlowControl(unittest.TestCase):
+    """Issue 16.5: frames decoded from one WebSocket message while the
+    destination was full are read once input resumes."""
+
+    def test_stomp_receipt_after_blocked_burst(self):
+        config = "[queue small]\nmax_length = 3\noverflow = block\n"
+        with Broker(protocols=("ws", "stomp"), config=config) as b:
+            s, rest = ws_open(b.ports["ws"], "v12.stomp")
+            n = 40
+            burst = stomp_frame("CONNECT", [("accept-version", "1.2"), ("host", "/")])
+            for i in range(n):
+                hdrs = [("destination", "/queue/small")]
+                if i == n - 1:
+                    hdrs.append(("receipt", "last"))
+                burst += stomp_frame("SEND", hdrs, b"m%d" % i)
+            # All of it in one WebSocket message: the frames past the
+            # bound wait decoded in the broker while input is paused.
+            s.sendall(frame(2, burst))
+            got = []
+            consumer = stomp.Connection12([("127.0.0.1", b.ports["stomp"])], heartbeats=(0, 0))
+            consumer.set_listener("", type("L", (stomp.ConnectionListener,), {
+                "on_message": lambda self, f: got.append(f.body)})())
+            consumer.connect(wait=True)
+            consumer.subscribe("/queue/small", id="1", ack="auto")
+            out, closed = read_frames(s, bytearray(rest), lambda d: b"receipt-id:last" in d, 10)
+            self.assertIn(b"receipt-id:last", out, "no receipt; closed=%s" % closed)
+            wait_until(lambda: len(got) == n, TIMEOUT, what="all %d messages" % n)
+            self.assertEqual(got, ["m%d" % i for i in range(n)])
+            consumer.disconnect()
+            s.close()
+            self.assertEqual(b.stop(), 0, b.output())
+
+
 if __name__ == "__main__":
     main()
