@@ -73,8 +73,9 @@ void conn_pause_input(struct conn *c, bool paused)
 		bufferevent_disable(c->bev, EV_READ);
 	} else {
 		bufferevent_enable(c->bev, EV_READ);
-		/* What arrived before the pause is read again, from the loop. */
-		if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		/* What arrived before the pause is read again, from the loop:
+		 * socket bytes, or over WebSocket what was decoded already. */
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) || (c->ws && ws_unread(c)))
 			bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 	}
 }

@@ -25,6 +25,7 @@ struct ws {
 	struct ws_framer *framer;     /* NULL until the handshake is done */
 	struct evbuffer *in;          /* decoded message bytes, for the adapter */
 	struct evbuffer *out;         /* what the adapter wrote, not framed yet */
+	struct evbuffer_cb_entry *out_cb;
 	struct ws_options opts;
 };
 
@@ -84,7 +85,7 @@ int ws_attach(struct conn *c, const struct ws_options *o)
 	ws->opts = *o;
 	ws->in = evbuffer_new();
 	ws->out = evbuffer_new();
-	if (!ws->in || !ws->out || !evbuffer_add_cb(ws->out, out_cb, c)) {
+	if (!ws->in || !ws->out || !(ws->out_cb = evbuffer_add_cb(ws->out, out_cb, c))) {
 		if (ws->in)
 			evbuffer_free(ws->in);
 		if (ws->out)
@@ -105,6 +106,10 @@ void ws_free(struct conn *c)
 		return;
 	ws_framer_free(ws->framer);
 	evbuffer_free(ws->in);
+	/* A write in this loop turn has queued out_cb (deferred), and the
+	 * queue holds a reference that keeps ws->out alive past
+	 * evbuffer_free(): without the callback it runs on nothing. */
+	evbuffer_remove_cb_entry(ws->out, ws->out_cb);
 	evbuffer_free(ws->out);
 	free(ws);
 	c->ws = NULL;
@@ -118,6 +123,11 @@ struct evbuffer *ws_output(struct conn *c)
 size_t ws_pending(const struct conn *c)
 {
 	return evbuffer_get_length(c->ws->out);
+}
+
+size_t ws_unread(const struct conn *c)
+{
+	return evbuffer_get_length(c->ws->in);
 }
 
 void ws_flush(struct conn *c, bool closing, bool going_away)

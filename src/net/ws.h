@@ -27,6 +27,8 @@ void ws_read(struct conn *c);
 /* Where the adapter writes: framed into messages from the event loop. */
 struct evbuffer *ws_output(struct conn *c);
 size_t ws_pending(const struct conn *c);
+/* Decoded bytes the adapter has not consumed (it paused its input). */
+size_t ws_unread(const struct conn *c);
 /* Frames what the adapter wrote, now; and, if `closing`, queues a close
  * frame (code 1000, or 1001 when the broker stops) after it. */
 void ws_flush(struct conn *c, bool closing, bool going_away);
