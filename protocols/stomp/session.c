@@ -318,6 +318,10 @@ static void hb_send_cb(evutil_socket_t fd, short what, void *arg)
 static void hb_recv_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct stomp_session *s = arg;
+	/* While a full destination has us not reading the client, what it
+	 * sends (heart-beats too) waits unread: that is not silence. */
+	if (s->blocked)
+		return;
 	/* Half an interval of grace for the network, as the spec suggests. */
 	if (clock_mono_ms() - s->last_rx_ms > (int64_t)s->hb_recv_ms * 3 / 2)
 		send_error(s, "heart-beat timeout", NULL, "no data received within the heart-beat interval");
@@ -543,6 +547,7 @@ static void room_cb(struct router_waiter *w)
 {
 	struct stomp_session *s = (struct stomp_session *)((char *)w - offsetof(struct stomp_session, waiter));
 	s->blocked = false;
+	s->last_rx_ms = clock_mono_ms();
 	conn_pause_input(s->c, false);
 }
 
