@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "broker.h"
 #include "log.h"
@@ -419,6 +420,18 @@ static void on_connect(struct stomp_session *s, struct stomp_frame *f)
 		  conn_principal(s->c));
 }
 
+/* A boolean header: 1 for true, 0 for false, -1 when absent or neither.
+ * Any case, as RabbitMQ reads them: stomp.py sends Python's True/False. */
+static int header_bool(const struct stomp_frame *f, const char *name)
+{
+	const char *v = stomp_frame_get(f, name);
+	if (v && !strcasecmp(v, "true"))
+		return 1;
+	if (v && !strcasecmp(v, "false"))
+		return 0;
+	return -1;
+}
+
 /* Headers that are the frame's own, not user properties. */
 static bool reserved_header(const char *name)
 {
@@ -445,8 +458,7 @@ static struct message *message_from_send(struct stomp_frame *f, const char **why
 		return NULL;
 	/* STOMP frames are acknowledged (receipts, acks): at least once. */
 	m->qos = 1;
-	if ((v = stomp_frame_get(f, "persistent")))
-		m->durable = !strcmp(v, "true");
+	m->durable = header_bool(f, "persistent") == 1;
 	if ((v = stomp_frame_get(f, "priority"))) {
 		if (!parse_uint(v, 9, &n)) {
 			*why = "priority must be 0 to 9";
@@ -681,8 +693,9 @@ static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
  * names one with activemq.subscriptionName (or durable-subscription-name);
  * RabbitMQ asks with durable:true (persistent:true in its older plugin) and
  * auto-delete:false, and names it by the frame's id. Its durable:true alone
- * makes a queue deleted with its last subscriber, which is what a plain
- * subscription is here. False when the frame asks for none; *name is NULL
+ * on a SUBSCRIBE makes a queue deleted with its last subscriber, which is
+ * what a plain subscription is here; on an UNSUBSCRIBE it ends the durable
+ * subscription, as there. False when the frame asks for none; *name is NULL
  * when it asks RabbitMQ's way without an id; *rabbit says it asked so. */
 static bool durable_request(struct stomp_frame *f, const char **name, bool *rabbit)
 {
@@ -692,11 +705,11 @@ static bool durable_request(struct stomp_frame *f, const char **name, bool *rabb
 		*name = stomp_frame_get(f, "durable-subscription-name");
 	if (*name)
 		return true;
-	const char *durable = stomp_frame_get(f, "durable");
-	const char *auto_delete = stomp_frame_get(f, "auto-delete");
-	if (!durable)
-		durable = stomp_frame_get(f, "persistent");
-	if (!durable || strcmp(durable, "true") || !auto_delete || strcmp(auto_delete, "false"))
+	int durable = header_bool(f, "durable");
+	if (durable < 0)
+		durable = header_bool(f, "persistent");
+	if (durable != 1 ||
+	    (f->command == STOMP_CMD_SUBSCRIBE && header_bool(f, "auto-delete") != 0))
 		return false;
 	*name = stomp_frame_get(f, "id");
 	*rabbit = true;
@@ -867,7 +880,8 @@ static struct stomp_sub *unlink_sub(struct stomp_sub **pp)
 }
 
 /* A plain UNSUBSCRIBE detaches a durable subscription, as a disconnect
- * does; one with the headers that made it durable ends it. */
+ * does; one with the headers that made it durable (RabbitMQ's durable:true
+ * alone is enough) ends it. */
 static bool on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
 {
 	const char *receipt = stomp_frame_get(f, "receipt");
