@@ -58,6 +58,7 @@ struct stomp_tx {
 	char *id;
 	struct tx_op *ops, **tail;
 	size_t nops;
+	size_t bytes; /* message_size() of its SENDs */
 };
 
 struct stomp_session {
@@ -71,6 +72,7 @@ struct stomp_session {
 	struct stomp_sub *subs;
 	unsigned long next_sub_seq;
 	struct stomp_tx *txs;
+	size_t ntxs, tx_bytes; /* open transactions, the bytes of all of them */
 	bool paused;
 	bool blocked;                 /* a destination is full: input paused */
 	bool disconnecting;           /* DISCONNECT read: answer what is pending, close */
@@ -528,11 +530,16 @@ static struct stomp_tx *frame_tx(struct stomp_session *s, struct stomp_frame *f,
 	return t;
 }
 
-static void tx_add(struct stomp_tx *t, struct tx_op *op)
+static void tx_add(struct stomp_session *s, struct stomp_tx *t, struct tx_op *op)
 {
 	*t->tail = op;
 	t->tail = &op->next;
 	t->nops++;
+	if (op->msg) {
+		size_t n = message_size(op->msg);
+		t->bytes += n;
+		s->tx_bytes += n;
+	}
 }
 
 static void tx_op_free(struct tx_op *op)
@@ -664,6 +671,15 @@ static int on_send(struct stomp_session *s, struct stomp_frame *f)
 		return -1;
 	}
 	m->origin = conn_id(s->c);
+	if (t && s->tx_bytes + message_size(m) > s->b->cfg->max_transaction_bytes) {
+		char text[128];
+		snprintf(text, sizeof(text),
+			 "the open transactions of a connection hold at most %zu bytes of messages",
+			 s->b->cfg->max_transaction_bytes);
+		message_unref(m);
+		send_error(s, "transaction too large", receipt, text);
+		return -1;
+	}
 	if (t) {
 		struct tx_op *op = calloc(1, sizeof(*op));
 		if (!op || !(op->name = strdup(name))) {
@@ -675,7 +691,7 @@ static int on_send(struct stomp_session *s, struct stomp_frame *f)
 		op->type = TX_SEND;
 		op->kind = kind;
 		op->msg = m;
-		tx_add(t, op);
+		tx_add(s, t, op);
 		return 0;
 	}
 	return publish(s, kind, name, &m, receipt);
@@ -1011,7 +1027,7 @@ static bool on_ack(struct stomp_session *s, struct stomp_frame *f, bool nack)
 		op->type = nack ? TX_NACK : TX_ACK;
 		op->sub_seq = sub_seq;
 		op->msg_id = msg_id;
-		tx_add(t, op);
+		tx_add(s, t, op);
 		return true;
 	}
 	if (!apply_ack(s, sub_seq, msg_id, nack)) {
@@ -1039,6 +1055,8 @@ static struct stomp_tx *tx_unlink(struct stomp_session *s, const char *id)
 		if (!strcmp((*pp)->id, id)) {
 			struct stomp_tx *t = *pp;
 			*pp = t->next;
+			s->ntxs--;
+			s->tx_bytes -= t->bytes;
 			return t;
 		}
 	}
@@ -1058,6 +1076,13 @@ static bool on_transaction(struct stomp_session *s, struct stomp_frame *f)
 			send_error(s, "transaction already begun", receipt, id);
 			return false;
 		}
+		if (s->ntxs >= s->b->cfg->max_transactions) {
+			char why[96];
+			snprintf(why, sizeof(why), "a connection may have at most %zu open at once",
+				 s->b->cfg->max_transactions);
+			send_error(s, "too many open transactions", receipt, why);
+			return false;
+		}
 		struct stomp_tx *t = calloc(1, sizeof(*t));
 		if (!t || !(t->id = strdup(id))) {
 			free(t);
@@ -1067,6 +1092,7 @@ static bool on_transaction(struct stomp_session *s, struct stomp_frame *f)
 		t->tail = &t->ops;
 		t->next = s->txs;
 		s->txs = t;
+		s->ntxs++;
 		return true;
 	}
 	struct stomp_tx *t = tx_unlink(s, id);
