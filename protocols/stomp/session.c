@@ -69,6 +69,7 @@ struct stomp_session {
 	struct stomp_limits lim;
 	struct stomp_client_id client_id; /* the CONNECT's client-id, if any */
 	size_t need;
+	size_t scanned; /* stomp_decode()'s search for the NUL, kept between reads */
 	struct stomp_sub *subs;
 	unsigned long next_sub_seq;
 	struct stomp_tx *txs;
@@ -1212,7 +1213,8 @@ static void stomp_input(void *session, struct evbuffer *in)
 		size_t used = 0, need = 0;
 		const char *err = NULL;
 		enum stomp_decode_status st =
-			stomp_decode(data + off, len - off, s->version, &s->lim, &f, &used, &need, &err);
+			stomp_decode(data + off, len - off, s->version, &s->lim, &f, &used, &need,
+				     &s->scanned, &err);
 		if (st == STOMP_DECODE_NEED_MORE) {
 			s->need = need;
 			break;
