@@ -51,6 +51,8 @@ struct wharf_config *config_new(void)
 	cfg->max_connection_output = 1024 * 1024;
 	cfg->topic_max_pending = 100000;
 	cfg->queue_memory_limit = 32 * 1024 * 1024;
+	cfg->max_transactions = 64;
+	cfg->max_transaction_bytes = 64 * 1024 * 1024;
 	cfg->shutdown_grace_ms = 2000;
 	cfg->drop_log_interval_ms = 10000;
 	cfg->ws_max_message = 4 * 1024 * 1024;
@@ -306,6 +308,10 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->topic_max_pending, v, 1);
 	if (!strcmp(k, "queue_memory_limit"))
 		return set_size(p, k, &cfg->queue_memory_limit, v, 4096);
+	if (!strcmp(k, "max_transactions"))
+		return set_size(p, k, &cfg->max_transactions, v, 1);
+	if (!strcmp(k, "max_transaction_bytes"))
+		return set_size(p, k, &cfg->max_transaction_bytes, v, 1024);
 	if (!strcmp(k, "shutdown_grace"))
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
 	if (!strcmp(k, "drop_log_interval"))

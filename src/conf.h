@@ -67,6 +67,10 @@ struct wharf_config {
 				         before the rest waits on disk */
 	size_t topic_max_pending;     /* messages held for one non-durable
 				         topic subscriber before the oldest drop */
+	size_t max_transactions;      /* open transactions per connection
+				         (STOMP, AMQP) */
+	size_t max_transaction_bytes; /* message bytes one connection's open
+				         transactions hold together */
 	unsigned shutdown_grace_ms;
 	unsigned drop_log_interval_ms; /* 0: drops are not logged */
 	int sync;                     /* enum journal_sync */

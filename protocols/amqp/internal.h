@@ -45,6 +45,7 @@ struct amqp_conn {
 	struct router_waiter waiter;  /* some link's destination is full */
 	struct amqp_guard guard;      /* what the client sends, before the engine */
 	struct amqp_txn *txns;        /* declared, not yet discharged */
+	size_t ntxns, txn_bytes;      /* how many, the bytes of their messages */
 	/* Outcomes of transfers waiting for the store: a durable message is
 	 * accepted only once it is on disk. */
 	struct confirm_queue confirms;

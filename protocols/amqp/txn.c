@@ -8,6 +8,7 @@
 #include <proton/condition.h>
 #include <proton/disposition.h>
 #include <proton/message.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,7 @@ struct amqp_txn {
 	size_t npubs, cappubs;
 	struct txn_outcome *outs;
 	size_t nouts, capouts;
+	size_t bytes; /* message_size() of pubs */
 };
 
 /* The descriptor at d (the current node) as a number: a ulong, or the
@@ -160,6 +162,8 @@ static void unlink_txn(struct amqp_conn *ac, struct amqp_txn *t)
 	for (struct amqp_txn **pp = &ac->txns; *pp; pp = &(*pp)->next) {
 		if (*pp == t) {
 			*pp = t->next;
+			ac->ntxns--;
+			ac->txn_bytes -= t->bytes;
 			return;
 		}
 	}
@@ -214,6 +218,14 @@ static bool room_for_work(struct amqp_txn *t)
 
 static void declare(struct amqp_conn *ac, struct amqp_link *coordinator, pn_delivery_t *pd)
 {
+	if (ac->ntxns >= ac->b->cfg->max_transactions) {
+		char why[96];
+		snprintf(why, sizeof(why),
+			 "too many open transactions: a connection may have at most %zu",
+			 ac->b->cfg->max_transactions);
+		reject(pd, "amqp:resource-limit-exceeded", why);
+		return;
+	}
 	struct amqp_txn *t = calloc(1, sizeof(*t));
 	if (!t) {
 		reject(pd, "amqp:resource-limit-exceeded", "out of memory");
@@ -223,6 +235,7 @@ static void declare(struct amqp_conn *ac, struct amqp_link *coordinator, pn_deli
 	t->coordinator = coordinator;
 	t->next = ac->txns;
 	ac->txns = t;
+	ac->ntxns++;
 	pn_data_t *data = pn_disposition_data(pn_delivery_local(pd));
 	pn_data_put_list(data);
 	pn_data_enter(data);
@@ -290,6 +303,16 @@ int amqp_txn_publish(struct amqp_conn *ac, pn_delivery_t *pd, struct message *m,
 		reject(pd, "amqp:resource-limit-exceeded", "too much in one transaction");
 		return -1;
 	}
+	size_t size = message_size(m);
+	if (ac->txn_bytes + size > ac->b->cfg->max_transaction_bytes) {
+		char why[128];
+		snprintf(why, sizeof(why),
+			 "transaction too large: the open transactions of a connection hold at "
+			 "most %zu bytes of messages",
+			 ac->b->cfg->max_transaction_bytes);
+		reject(pd, "amqp:resource-limit-exceeded", why);
+		return -1;
+	}
 	struct txn_publish *pubs = make_room(t->pubs, &t->cappubs, t->npubs, sizeof(*pubs));
 	if (pubs)
 		t->pubs = pubs;
@@ -299,6 +322,8 @@ int amqp_txn_publish(struct amqp_conn *ac, pn_delivery_t *pd, struct message *m,
 		return -1;
 	}
 	t->pubs[t->npubs++] = (struct txn_publish){ .m = message_ref(m), .kind = kind, .dest = copy };
+	t->bytes += size;
+	ac->txn_bytes += size;
 	/* The outcome it will have once committed, under the transaction. */
 	pn_data_t *data = pn_disposition_data(pn_delivery_local(pd));
 	pn_data_put_list(data);
@@ -356,7 +381,7 @@ void amqp_txn_link_gone(struct amqp_conn *ac, struct amqp_link *al)
 	while (*pp) {
 		struct amqp_txn *t = *pp;
 		if (t->coordinator == al) {
-			*pp = t->next;
+			unlink_txn(ac, t);
 			rollback(t);
 		} else {
 			pp = &t->next;

@@ -311,8 +311,13 @@ static enum stomp_decode_status need_more(size_t len, size_t want, const struct 
  * allocated empty string, so callers need not special-case it. */
 enum stomp_decode_status stomp_decode(const uint8_t *buf, size_t len, enum stomp_version version,
 				      const struct stomp_limits *lim, struct stomp_frame **out,
-				      size_t *consumed, size_t *need, const char **err)
+				      size_t *consumed, size_t *need, size_t *scanned,
+				      const char **err)
 {
+	/* Bytes before it are known to hold no NUL; a hint past what buf
+	 * holds cannot be from an earlier call on it and is ignored. */
+	size_t from = *scanned <= len ? *scanned : 0;
+	*scanned = 0;
 	*out = NULL;
 	*consumed = 0;
 	*need = 0;
@@ -359,9 +364,15 @@ enum stomp_decode_status stomp_decode(const uint8_t *buf, size_t len, enum stomp
 			return STOMP_DECODE_ERROR;
 		}
 	} else {
-		const uint8_t *nul = memchr(buf + h.len, '\0', len - h.len);
-		if (!nul)
-			return need_more(len, len + 1, lim, need, err);
+		if (from < h.len)
+			from = h.len;
+		const uint8_t *nul = memchr(buf + from, '\0', len - from);
+		if (!nul) {
+			enum stomp_decode_status st = need_more(len, len + 1, lim, need, err);
+			if (st == STOMP_DECODE_NEED_MORE)
+				*scanned = len;
+			return st;
+		}
 		body_len = (size_t)(nul - (buf + h.len));
 		total = h.len + body_len + 1;
 		if (total > lim->max_frame_size) {

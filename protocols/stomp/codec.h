@@ -75,10 +75,16 @@ enum stomp_decode_status {
  * On STOMP_DECODE_FRAME the caller owns *out and frees it with
  * stomp_frame_free(). On error *err points to a static message fit for the
  * ERROR frame's `message` header. `version` selects header escaping; the
- * CONNECT, STOMP and CONNECTED frames are never unescaped, as the spec says. */
+ * CONNECT, STOMP and CONNECTED frames are never unescaped, as the spec says.
+ * *scanned carries the search for the NUL that ends a frame without
+ * content-length from one call to the next, so that a body arriving in
+ * small pieces is searched once, not once per piece: pass 0 for a new
+ * frame and, after NEED_MORE, the value it left, with the same bytes at
+ * the start of buf (and more after them). It is 0 after any other result. */
 enum stomp_decode_status stomp_decode(const uint8_t *buf, size_t len, enum stomp_version version,
 				      const struct stomp_limits *lim, struct stomp_frame **out,
-				      size_t *consumed, size_t *need, const char **err);
+				      size_t *consumed, size_t *need, size_t *scanned,
+				      const char **err);
 
 void stomp_frame_free(struct stomp_frame *f);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "broker.h"
 #include "log.h"
@@ -57,6 +58,7 @@ struct stomp_tx {
 	char *id;
 	struct tx_op *ops, **tail;
 	size_t nops;
+	size_t bytes; /* message_size() of its SENDs */
 };
 
 struct stomp_session {
@@ -67,9 +69,11 @@ struct stomp_session {
 	struct stomp_limits lim;
 	struct stomp_client_id client_id; /* the CONNECT's client-id, if any */
 	size_t need;
+	size_t scanned; /* stomp_decode()'s search for the NUL, kept between reads */
 	struct stomp_sub *subs;
 	unsigned long next_sub_seq;
 	struct stomp_tx *txs;
+	size_t ntxs, tx_bytes; /* open transactions, the bytes of all of them */
 	bool paused;
 	bool blocked;                 /* a destination is full: input paused */
 	bool disconnecting;           /* DISCONNECT read: answer what is pending, close */
@@ -318,6 +322,10 @@ static void hb_send_cb(evutil_socket_t fd, short what, void *arg)
 static void hb_recv_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct stomp_session *s = arg;
+	/* While a full destination has us not reading the client, what it
+	 * sends (heart-beats too) waits unread: that is not silence. */
+	if (s->blocked)
+		return;
 	/* Half an interval of grace for the network, as the spec suggests. */
 	if (clock_mono_ms() - s->last_rx_ms > (int64_t)s->hb_recv_ms * 3 / 2)
 		send_error(s, "heart-beat timeout", NULL, "no data received within the heart-beat interval");
@@ -415,6 +423,18 @@ static void on_connect(struct stomp_session *s, struct stomp_frame *f)
 		  conn_principal(s->c));
 }
 
+/* A boolean header: 1 for true, 0 for false, -1 when absent or neither.
+ * Any case, as RabbitMQ reads them: stomp.py sends Python's True/False. */
+static int header_bool(const struct stomp_frame *f, const char *name)
+{
+	const char *v = stomp_frame_get(f, name);
+	if (v && !strcasecmp(v, "true"))
+		return 1;
+	if (v && !strcasecmp(v, "false"))
+		return 0;
+	return -1;
+}
+
 /* Headers that are the frame's own, not user properties. */
 static bool reserved_header(const char *name)
 {
@@ -441,8 +461,7 @@ static struct message *message_from_send(struct stomp_frame *f, const char **why
 		return NULL;
 	/* STOMP frames are acknowledged (receipts, acks): at least once. */
 	m->qos = 1;
-	if ((v = stomp_frame_get(f, "persistent")))
-		m->durable = !strcmp(v, "true");
+	m->durable = header_bool(f, "persistent") == 1;
 	if ((v = stomp_frame_get(f, "priority"))) {
 		if (!parse_uint(v, 9, &n)) {
 			*why = "priority must be 0 to 9";
@@ -512,11 +531,16 @@ static struct stomp_tx *frame_tx(struct stomp_session *s, struct stomp_frame *f,
 	return t;
 }
 
-static void tx_add(struct stomp_tx *t, struct tx_op *op)
+static void tx_add(struct stomp_session *s, struct stomp_tx *t, struct tx_op *op)
 {
 	*t->tail = op;
 	t->tail = &op->next;
 	t->nops++;
+	if (op->msg) {
+		size_t n = message_size(op->msg);
+		t->bytes += n;
+		s->tx_bytes += n;
+	}
 }
 
 static void tx_op_free(struct tx_op *op)
@@ -543,6 +567,7 @@ static void room_cb(struct router_waiter *w)
 {
 	struct stomp_session *s = (struct stomp_session *)((char *)w - offsetof(struct stomp_session, waiter));
 	s->blocked = false;
+	s->last_rx_ms = clock_mono_ms();
 	conn_pause_input(s->c, false);
 }
 
@@ -647,6 +672,15 @@ static int on_send(struct stomp_session *s, struct stomp_frame *f)
 		return -1;
 	}
 	m->origin = conn_id(s->c);
+	if (t && s->tx_bytes + message_size(m) > s->b->cfg->max_transaction_bytes) {
+		char text[128];
+		snprintf(text, sizeof(text),
+			 "the open transactions of a connection hold at most %zu bytes of messages",
+			 s->b->cfg->max_transaction_bytes);
+		message_unref(m);
+		send_error(s, "transaction too large", receipt, text);
+		return -1;
+	}
 	if (t) {
 		struct tx_op *op = calloc(1, sizeof(*op));
 		if (!op || !(op->name = strdup(name))) {
@@ -658,7 +692,7 @@ static int on_send(struct stomp_session *s, struct stomp_frame *f)
 		op->type = TX_SEND;
 		op->kind = kind;
 		op->msg = m;
-		tx_add(t, op);
+		tx_add(s, t, op);
 		return 0;
 	}
 	return publish(s, kind, name, &m, receipt);
@@ -676,8 +710,9 @@ static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
  * names one with activemq.subscriptionName (or durable-subscription-name);
  * RabbitMQ asks with durable:true (persistent:true in its older plugin) and
  * auto-delete:false, and names it by the frame's id. Its durable:true alone
- * makes a queue deleted with its last subscriber, which is what a plain
- * subscription is here. False when the frame asks for none; *name is NULL
+ * on a SUBSCRIBE makes a queue deleted with its last subscriber, which is
+ * what a plain subscription is here; on an UNSUBSCRIBE it ends the durable
+ * subscription, as there. False when the frame asks for none; *name is NULL
  * when it asks RabbitMQ's way without an id; *rabbit says it asked so. */
 static bool durable_request(struct stomp_frame *f, const char **name, bool *rabbit)
 {
@@ -687,11 +722,11 @@ static bool durable_request(struct stomp_frame *f, const char **name, bool *rabb
 		*name = stomp_frame_get(f, "durable-subscription-name");
 	if (*name)
 		return true;
-	const char *durable = stomp_frame_get(f, "durable");
-	const char *auto_delete = stomp_frame_get(f, "auto-delete");
-	if (!durable)
-		durable = stomp_frame_get(f, "persistent");
-	if (!durable || strcmp(durable, "true") || !auto_delete || strcmp(auto_delete, "false"))
+	int durable = header_bool(f, "durable");
+	if (durable < 0)
+		durable = header_bool(f, "persistent");
+	if (durable != 1 ||
+	    (f->command == STOMP_CMD_SUBSCRIBE && header_bool(f, "auto-delete") != 0))
 		return false;
 	*name = stomp_frame_get(f, "id");
 	*rabbit = true;
@@ -862,7 +897,8 @@ static struct stomp_sub *unlink_sub(struct stomp_sub **pp)
 }
 
 /* A plain UNSUBSCRIBE detaches a durable subscription, as a disconnect
- * does; one with the headers that made it durable ends it. */
+ * does; one with the headers that made it durable (RabbitMQ's durable:true
+ * alone is enough) ends it. */
 static bool on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
 {
 	const char *receipt = stomp_frame_get(f, "receipt");
@@ -992,7 +1028,7 @@ static bool on_ack(struct stomp_session *s, struct stomp_frame *f, bool nack)
 		op->type = nack ? TX_NACK : TX_ACK;
 		op->sub_seq = sub_seq;
 		op->msg_id = msg_id;
-		tx_add(t, op);
+		tx_add(s, t, op);
 		return true;
 	}
 	if (!apply_ack(s, sub_seq, msg_id, nack)) {
@@ -1020,6 +1056,8 @@ static struct stomp_tx *tx_unlink(struct stomp_session *s, const char *id)
 		if (!strcmp((*pp)->id, id)) {
 			struct stomp_tx *t = *pp;
 			*pp = t->next;
+			s->ntxs--;
+			s->tx_bytes -= t->bytes;
 			return t;
 		}
 	}
@@ -1039,6 +1077,13 @@ static bool on_transaction(struct stomp_session *s, struct stomp_frame *f)
 			send_error(s, "transaction already begun", receipt, id);
 			return false;
 		}
+		if (s->ntxs >= s->b->cfg->max_transactions) {
+			char why[96];
+			snprintf(why, sizeof(why), "a connection may have at most %zu open at once",
+				 s->b->cfg->max_transactions);
+			send_error(s, "too many open transactions", receipt, why);
+			return false;
+		}
 		struct stomp_tx *t = calloc(1, sizeof(*t));
 		if (!t || !(t->id = strdup(id))) {
 			free(t);
@@ -1048,6 +1093,7 @@ static bool on_transaction(struct stomp_session *s, struct stomp_frame *f)
 		t->tail = &t->ops;
 		t->next = s->txs;
 		s->txs = t;
+		s->ntxs++;
 		return true;
 	}
 	struct stomp_tx *t = tx_unlink(s, id);
@@ -1167,7 +1213,8 @@ static void stomp_input(void *session, struct evbuffer *in)
 		size_t used = 0, need = 0;
 		const char *err = NULL;
 		enum stomp_decode_status st =
-			stomp_decode(data + off, len - off, s->version, &s->lim, &f, &used, &need, &err);
+			stomp_decode(data + off, len - off, s->version, &s->lim, &f, &used, &need,
+				     &s->scanned, &err);
 		if (st == STOMP_DECODE_NEED_MORE) {
 			s->need = need;
 			break;

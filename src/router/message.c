@@ -139,6 +139,20 @@ struct message *message_copy(const struct message *m)
 	return c;
 }
 
+static size_t str_size(const char *s)
+{
+	return s ? strlen(s) + 1 : 0;
+}
+
+size_t message_size(const struct message *m)
+{
+	size_t n = sizeof(*m) + m->body_len + m->amqp_len + m->correlation_id_len +
+		   str_size(m->dest) + str_size(m->content_type) + str_size(m->reply_to);
+	for (size_t i = 0; i < m->nprops; i++)
+		n += sizeof(m->props[i]) + str_size(m->props[i].name) + m->props[i].value_len + 1;
+	return n;
+}
+
 const char *message_group(const struct message *m)
 {
 	for (size_t i = 0; i < m->nprops; i++)

@@ -69,6 +69,9 @@ void message_take_body(struct message *m, uint8_t **body, size_t len);
 /* A new message (one reference) with every field of m copied, for a
  * changed copy of a published one; NULL on out of memory. */
 struct message *message_copy(const struct message *m);
+/* Bytes m holds, near enough: body, AMQP encoding, properties and the
+ * other strings; what a bound on held messages counts. */
+size_t message_size(const struct message *m);
 /* The value of m's group property, or NULL: the first property named
  * MESSAGE_GROUP_PROP. */
 const char *message_group(const struct message *m);

@@ -50,10 +50,10 @@ static void check_frame(const struct stomp_frame *f, enum stomp_version v)
 		goto out;
 
 	struct stomp_frame *g;
-	size_t consumed, need;
+	size_t consumed, need, scanned = 0;
 	const char *err;
-	enum stomp_decode_status st =
-		stomp_decode((const uint8_t *)b.data, b.len, v, &wide, &g, &consumed, &need, &err);
+	enum stomp_decode_status st = stomp_decode((const uint8_t *)b.data, b.len, v, &wide, &g,
+						   &consumed, &need, &scanned, &err);
 	if (st == STOMP_DECODE_ERROR && err && strcmp(err, "out of memory") == 0)
 		goto out;
 	CHECK(st == STOMP_DECODE_FRAME && consumed == b.len);
@@ -92,11 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 0;
 	while (off < size) {
 		struct stomp_frame *f;
-		size_t consumed, need;
+		size_t consumed, need, scanned = 0;
 		const char *err;
 		size_t len = size - off;
 		enum stomp_decode_status st =
-			stomp_decode(buf + off, len, v, &lim, &f, &consumed, &need, &err);
+			stomp_decode(buf + off, len, v, &lim, &f, &consumed, &need, &scanned, &err);
 		if (st == STOMP_DECODE_NEED_MORE) {
 			CHECK(consumed == 0 && f == NULL && need > len);
 			break;
@@ -117,9 +117,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		stomp_frame_free(f);
 
 		/* One byte short of a frame is never an error, and asks for
-		 * exactly the missing byte. */
-		st = stomp_decode(buf + off, consumed - 1, v, &lim, &f, &len, &need, &err);
-		CHECK(st == STOMP_DECODE_NEED_MORE && need == consumed);
+		 * exactly the missing byte; resuming its search finds the same
+		 * frame. */
+		st = stomp_decode(buf + off, consumed - 1, v, &lim, &f, &len, &need, &scanned, &err);
+		CHECK(st == STOMP_DECODE_NEED_MORE && need == consumed && scanned < consumed);
+		size_t again;
+		st = stomp_decode(buf + off, consumed, v, &lim, &f, &again, &need, &scanned, &err);
+		CHECK(st == STOMP_DECODE_FRAME && again == consumed && scanned == 0);
+		stomp_frame_free(f);
 		off += consumed;
 	}
 	free(buf);

@@ -3,7 +3,8 @@
 python3-qpid-proton's TransactionHandler: outcomes given under a transaction
 take effect on commit and not on abort; transfers under a transaction reach
 their queue on commit only; a transaction the broker does not know is
-refused; one whose coordinator link goes away rolls back.
+refused; one whose coordinator link goes away rolls back; a connection's
+open transactions are bounded in number and in bytes.
 (MessageTest.test_transaction_commit_and_abort in test_amqp_basic.py covers
 sending under commit and abort.)"""
 from proton import Delivery, Endpoint, Message
@@ -12,7 +13,7 @@ from amqptest import AmqpTestCase, TxEvents
 from wharftest import main
 
 
-class TransactionTest(AmqpTestCase):
+class Transactions:
 
     def declare(self, c):
         h = TxEvents()
@@ -26,6 +27,9 @@ class TransactionTest(AmqpTestCase):
         tx.commit() if commit else tx.abort()
         c.pump(lambda: len(h.events) > n, what="the discharge")
         return h.events[-1]
+
+
+class TransactionTest(Transactions, AmqpTestCase):
 
     def test_acks_take_effect_on_commit_only(self):
         q = self.name("queue")
@@ -115,6 +119,52 @@ class TransactionTest(AmqpTestCase):
         c2.close()
         c.idle(0.5)
         self.assertEqual(r.count(), 0, "a transaction of a closed connection was committed")
+
+
+class TransactionBoundsTest(Transactions, AmqpTestCase):
+    config = "max_transaction_bytes = 1MiB\nmax_transactions = 3\n"
+
+    def test_open_transactions_are_bounded(self):
+        c = self.client()
+        txs = [self.declare(c) for _ in range(3)]
+        h = TxEvents()
+        tx = c.bc.container.declare_transaction(c.conn, handler=h)
+        c.pump(lambda: h.events, what="the declare")
+        self.assertEqual(h.events, ["declare-failed"])
+        cond = tx._declare.remote.condition
+        self.assertEqual(cond and cond.name, "amqp:resource-limit-exceeded")
+        self.assertIn("at most 3", cond.description)
+        self.assertEqual(self.discharge(c, txs[0][0], txs[0][1], commit=False), "aborted")
+        self.declare(c)
+
+    def test_bytes_of_open_transactions_are_bounded(self):
+        """Three transfers of 150 KiB bodies (300 KiB each as the broker
+        holds them: the body and the message's AMQP encoding) fit in 1 MiB,
+        a fourth is rejected with amqp:resource-limit-exceeded; the three
+        still commit."""
+        q = self.name("queue")
+        c = self.client()
+        tx, h = self.declare(c)
+        s = c.snd(q)
+        body = "x" * (150 * 1024)
+        ds = []
+        for _ in range(4):
+            ds.append(tx.send(s.link, Message(body=body)))
+            c.pump(lambda: ds[-1].remote_state, what="the transactional outcome")
+        self.assertEqual([d.remote_state == Delivery.REJECTED for d in ds],
+                         [False, False, False, True])
+        self.assertEqual(ds[3].remote.condition.name, "amqp:resource-limit-exceeded")
+        self.assertIn("transaction too large", ds[3].remote.condition.description)
+        self.assertEqual(self.discharge(c, tx, h, commit=True), "committed")
+        r = c.rcv(q, credit=10)
+        c.wait_received(r, 3)
+        c.idle(0.3)
+        self.assertEqual(r.count(), 3)
+        tx, h = self.declare(c)
+        d = tx.send(s.link, Message(body=body))
+        c.pump(lambda: d.remote_state, what="the transactional outcome")
+        self.assertNotEqual(d.remote_state, Delivery.REJECTED, "committed bytes not given back")
+        self.assertEqual(self.discharge(c, tx, h, commit=False), "aborted")
 
 
 if __name__ == "__main__":

@@ -391,6 +391,24 @@ class Framing:
         self.assertEqual([f.body for f in msgs], [b"bytewise\x00!", b"last"])
         self.assertEqual(msgs[0].headers.get("x-k"), "a\\cb")
 
+    def test_bodies_without_content_length_in_pieces(self):
+        """Bodies that end at their NUL, arriving in pieces that end one
+        frame and start the next: the broker resumes its search for each
+        NUL where the last read left it, and starts afresh per frame."""
+        q = self.name()
+        raw = self.raw("1.2")
+        raw.send_frame("SUBSCRIBE", [("destination", q), ("id", "1"), ("receipt", "rs")])
+        raw.wait_receipt("rs")
+        bodies = [b"a" * 5000, b"", b"b" * 3, b"c" * 70000]
+        data = b"".join(encode_frame("SEND", [("destination", q)], body, version="1.2",
+                                     content_length=False) + b"\n" for body in bodies)
+        data += encode_frame("SEND", [("destination", q), ("receipt", "end")], b"end",
+                             content_length=False)
+        for i in range(0, len(data), 777):
+            raw.send(data[i:i + 777])
+        frames = raw.read_until(lambda f: f.command == "MESSAGE" and f.body == b"end")
+        self.assertEqual([f.body for f in frames if f.command == "MESSAGE"], bodies + [b"end"])
+
     def test_many_frames_in_one_write(self):
         q = self.name()
         raw = self.raw("1.2")

@@ -1,16 +1,27 @@
 #!/usr/bin/env python3
 """STOMP transactions: BEGIN/COMMIT/ABORT of SENDs and ACKs, unknown
-transactions, and a disconnect with a transaction still open."""
-from stomptest import StompTestCase, sync
+transactions, a disconnect with a transaction still open, and the bounds on
+open transactions (their count and bytes per connection)."""
+from stomptest import StompTestCase, new_receipt, sync
 from wharftest import main
 
 
-class StompTx(StompTestCase):
+class TxCase(StompTestCase):
 
     def consumer(self, q, **kw):
         conn, lst = self.connect()
         self.subscribe(conn, lst, q, **kw)
         return conn, lst
+
+    def only_sentinel_arrives(self, q, cons, clst):
+        """A message sent now on another connection is all cons gets."""
+        other, olst = self.connect()
+        self.send_all(other, olst, q, ["sentinel"])
+        clst.wait_body("sentinel")
+        sync(cons, clst)
+        self.assertEqual(clst.bodies(), ["sentinel"])
+
+class StompTx(TxCase):
 
     def test_commit_delivers_all_at_commit(self):
         q = self.name()
@@ -199,11 +210,7 @@ class StompTx(StompTestCase):
             prod.send(q, "never-%d" % i, transaction=tx)
         prod.disconnect()
         plst.wait_disconnected()
-        other, olst = self.connect()
-        self.send_all(other, olst, q, ["sentinel"])
-        clst.wait_body("sentinel")
-        sync(cons, clst)
-        self.assertEqual(clst.bodies(), ["sentinel"])
+        self.only_sentinel_arrives(q, cons, clst)
 
     def test_abrupt_close_with_open_transaction_discards_it(self):
         q = self.name()
@@ -214,11 +221,7 @@ class StompTx(StompTestCase):
         raw.send_frame("SEND", [("destination", q), ("transaction", "t"), ("receipt", "s")], b"x")
         raw.wait_receipt("s")
         raw.close()
-        other, olst = self.connect()
-        self.send_all(other, olst, q, ["sentinel"])
-        clst.wait_body("sentinel")
-        sync(cons, clst)
-        self.assertEqual(clst.bodies(), ["sentinel"])
+        self.only_sentinel_arrives(q, cons, clst)
 
     def test_large_transaction(self):
         q = self.name()
@@ -232,6 +235,71 @@ class StompTx(StompTestCase):
         plst.wait_receipt("c")
         clst.wait_messages(2000)
         self.assertEqual(clst.bodies(), bodies)
+
+
+KIB = 1024
+BODY = "x" * (300 * KIB)
+
+
+class StompTxBounds(TxCase):
+    config = "max_transaction_bytes = 1MiB\nmax_transactions = 3\n"
+
+    def send_in(self, conn, lst, q, tx, n):
+        for i in range(n):
+            rid = new_receipt()
+            conn.send(q, BODY, transaction=tx, headers={"receipt": rid})
+            lst.wait_for(lambda: rid in lst.receipts or lst.errors, what="receipt or ERROR")
+
+    def test_bytes_of_open_transactions_are_bounded(self):
+        """Three 300 KiB SENDs fit in 1 MiB, a fourth does not: ERROR and
+        close, and nothing of the transaction is delivered."""
+        q = self.name()
+        cons, clst = self.consumer(q)
+        prod, plst = self.connect()
+        tx = prod.begin()
+        self.send_in(prod, plst, q, tx, 3)
+        self.assertEqual(plst.errors, [])
+        self.send_in(prod, plst, q, tx, 1)
+        err = plst.wait_error()
+        self.assertEqual(err.headers["message"], "transaction too large")
+        self.assertIn("1048576 bytes", err.body)
+        plst.wait_disconnected()
+        self.only_sentinel_arrives(q, cons, clst)
+
+    def test_ended_transactions_give_their_bytes_back(self):
+        q = self.name()
+        cons, clst = self.consumer(q)
+        prod, plst = self.connect()
+        for end in (prod.commit, prod.abort, prod.commit):
+            tx = prod.begin()
+            self.send_in(prod, plst, q, tx, 3)
+            end(tx)
+        sync(prod, plst)
+        self.assertEqual(plst.errors, [])
+        clst.wait_messages(6)
+        self.assertEqual(plst.errors, [])
+
+    def test_the_bytes_bound_is_one_for_all_open_transactions(self):
+        q = self.name()
+        prod, plst = self.connect()
+        t1, t2 = prod.begin(), prod.begin()
+        self.send_in(prod, plst, q, t1, 2)
+        self.send_in(prod, plst, q, t2, 2)
+        self.assertEqual(plst.wait_error().headers["message"], "transaction too large")
+
+    def test_open_transactions_are_bounded(self):
+        prod, plst = self.connect()
+        txs = [prod.begin() for _ in range(3)]
+        prod.abort(txs[0])
+        rid = new_receipt()
+        prod.begin(headers={"receipt": rid})
+        plst.wait_receipt(rid)
+        self.assertEqual(plst.errors, [])
+        prod.begin()
+        err = plst.wait_error()
+        self.assertEqual(err.headers["message"], "too many open transactions")
+        self.assertIn("at most 3", err.body)
+        plst.wait_disconnected()
 
 
 if __name__ == "__main__":

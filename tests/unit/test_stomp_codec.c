@@ -18,15 +18,24 @@ struct result {
 	struct stomp_frame *f;
 	size_t consumed;
 	size_t need;
+	size_t scanned; /* what stomp_decode() left in it */
 	const char *err;
 };
+
+/* Decodes with `scanned` as the hint of an earlier call. */
+static struct result decode_from(const void *buf, size_t len, enum stomp_version v,
+				 const struct stomp_limits *lim, size_t scanned)
+{
+	struct result r;
+	r.scanned = scanned;
+	r.st = stomp_decode(buf, len, v, lim, &r.f, &r.consumed, &r.need, &r.scanned, &r.err);
+	return r;
+}
 
 static struct result decode_lim(const void *buf, size_t len, enum stomp_version v,
 				const struct stomp_limits *lim)
 {
-	struct result r;
-	r.st = stomp_decode(buf, len, v, lim, &r.f, &r.consumed, &r.need, &r.err);
-	return r;
+	return decode_from(buf, len, v, lim, 0);
 }
 
 static struct result decode(const void *buf, size_t len, enum stomp_version v)
@@ -144,27 +153,34 @@ static void test_heartbeats(void)
 }
 
 /* Every proper prefix must ask for more (and never for less than it has);
- * the whole must give the same frame as a one-shot decode. */
+ * the whole must give the same frame as a one-shot decode, also when each
+ * decode resumes the search of the one before, as a session's do. */
 static void check_prefixes(const char *in, size_t n, enum stomp_version v, const char *what)
 {
 	int bad = 0;
+	size_t hint = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *copy = malloc(i ? i : 1); /* exact size: ASan sees over-reads */
 		memcpy(copy, in, i);
 		struct result r = decode(copy, i, v);
-		if (r.st != STOMP_DECODE_NEED_MORE || r.consumed || r.need <= i || r.need > n) {
+		struct result resumed = decode_from(copy, i, v, &lim_default, hint);
+		hint = resumed.scanned;
+		if (r.st != STOMP_DECODE_NEED_MORE || r.consumed || r.need <= i || r.need > n ||
+		    resumed.st != r.st || resumed.need != r.need || resumed.scanned > i) {
 			printf("# prefix %zu: status %d need %zu\n", i, r.st, r.need);
 			bad++;
 		}
 		stomp_frame_free(r.f);
+		stomp_frame_free(resumed.f);
 		free(copy);
 	}
 	ok(bad == 0, "%s: every prefix needs more", what);
 
 	uint8_t *copy = malloc(n);
 	memcpy(copy, in, n);
-	struct result r = decode(copy, n, v);
+	struct result r = decode_from(copy, n, v, &lim_default, hint);
 	free(copy);
+	ok(r.scanned == 0, "%s: the search ends with the frame", what);
 	ok(r.st == STOMP_DECODE_FRAME && r.consumed == n, "%s: whole frame decodes", what);
 	if (r.st == STOMP_DECODE_FRAME) {
 		is_str(stomp_frame_get(r.f, "destination"), "/queue/a:b", "%s: destination", what);
@@ -514,6 +530,31 @@ static void test_encode(void)
 	}
 }
 
+/* The search for the NUL resumes where the last NEED_MORE left it. */
+static void test_resume(void)
+{
+	struct result r = decode(LIT("SEND\n\nabc"), STOMP_V12);
+	ok(r.st == STOMP_DECODE_NEED_MORE && r.scanned == 9, "body without NUL: searched to the end");
+	r = decode_from(LIT("SEND\n\nabcdef\0"), STOMP_V12, &lim_default, 9);
+	ok(r.st == STOMP_DECODE_FRAME && r.f->body_len == 6 && r.scanned == 0,
+	   "more bytes: the frame, the search done");
+	stomp_frame_free(r.f);
+	/* Bytes before the hint are not searched again: it is trusted. */
+	r = decode_from(LIT("SEND\n\nab\0cd\0"), STOMP_V12, &lim_default, 10);
+	ok(r.st == STOMP_DECODE_FRAME && r.f->body_len == 5 && r.consumed == 12,
+	   "the hint is where the search starts");
+	stomp_frame_free(r.f);
+	r = decode_from(LIT("SEND\n\nab\0"), STOMP_V12, &lim_default, 100);
+	ok(r.st == STOMP_DECODE_FRAME && r.f->body_len == 2, "a hint past the buffer is ignored");
+	stomp_frame_free(r.f);
+	r = decode_from(LIT("SEND\n"), STOMP_V12, &lim_default, 3);
+	ok(r.st == STOMP_DECODE_NEED_MORE && r.scanned == 0, "a hint inside the head is ignored");
+	r = decode(LIT("SEND\ncontent-length:5\n\nab"), STOMP_V12);
+	ok(r.st == STOMP_DECODE_NEED_MORE && r.scanned == 0, "content-length: no search to keep");
+	r = decode(LIT("\n"), STOMP_V12);
+	ok(r.st == STOMP_DECODE_HEARTBEAT && r.scanned == 0, "heart-beat: no search to keep");
+}
+
 int main(void)
 {
 	test_commands();
@@ -526,6 +567,7 @@ int main(void)
 	test_escapes();
 	test_limits();
 	test_sequences();
+	test_resume();
 	test_encode();
 	return tap_done();
 }
