@@ -532,6 +532,7 @@ static void on_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		/* 3.1.1 has one failure code for every reason. */
 		codes[i++] = (mc->level != MQTT_V5 && rc >= 0x80) ? 0x80 : rc;
 	}
+	mqtt_session_save(mc->cl);
 	mqtt_encode_suback(&mc->out, mc->level, MQTT_SUBACK, p->packet_id, codes, i, NULL,
 			   mc->peer_max_packet);
 	free(codes);
@@ -561,6 +562,8 @@ static void on_unsubscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		codes[i++] = mqtt_client_unsubscribe(mc->cl, filter);
 		free(filter);
 	}
+	mqtt_session_save(mc->cl);
+	mqtt_client_resume(mc->cl);
 	mqtt_encode_suback(&mc->out, mc->level, MQTT_UNSUBACK, p->packet_id, codes, i, NULL,
 			   mc->peer_max_packet);
 	free(codes);
