@@ -83,7 +83,7 @@ static void msub_free(struct mqtt_client *cl, struct msub *sub, bool ending)
 	free(sub);
 }
 
-static void cancel_will(struct mqtt_client *cl)
+void mqtt_client_cancel_will(struct mqtt_client *cl)
 {
 	if (cl->will_ev)
 		event_free(cl->will_ev);
@@ -98,7 +98,7 @@ void mqtt_client_free(struct mqtt_client *cl, bool ending)
 {
 	if (cl->will && ending)
 		mqtt_publish_will(cl->mb, &cl->will, cl->will_topic, cl->will_expiry_ms);
-	cancel_will(cl);
+	mqtt_client_cancel_will(cl);
 	if (ending)
 		mqtt_session_forget(cl);
 	while (cl->subs)
@@ -140,7 +140,7 @@ void mqtt_client_attach(struct mqtt_client *cl, struct mqtt_conn *mc)
 {
 	cl->mc = mc;
 	mc->cl = cl;
-	cancel_will(cl);
+	mqtt_client_cancel_will(cl);
 	if (cl->expiry_ev) {
 		event_free(cl->expiry_ev);
 		cl->expiry_ev = NULL;
@@ -170,7 +170,7 @@ static void will_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mqtt_client *cl = arg;
 	mqtt_publish_will(cl->mb, &cl->will, cl->will_topic, cl->will_expiry_ms);
-	cancel_will(cl);
+	mqtt_client_cancel_will(cl);
 }
 
 void mqtt_client_detach(struct mqtt_client *cl, bool publish_will)

@@ -111,6 +111,8 @@ struct mqtt_client *mqtt_client_new(struct mqtt_broker *mb, const char *id);
  * pending, drops its durable state); false when the broker itself stops
  * and a persistent session is to come back after the restart. */
 void mqtt_client_free(struct mqtt_client *cl, bool ending);
+/* Drops a will held for its delay. */
+void mqtt_client_cancel_will(struct mqtt_client *cl);
 /* Starts the session expiry timer of a session with no connection. -1 when
  * it cannot (the session is then freed). */
 int mqtt_client_start_expiry(struct mqtt_client *cl);
