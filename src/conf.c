@@ -68,6 +68,7 @@ struct wharf_config *config_new(void)
 	cfg->mqtt.max_keepalive = 0;
 	cfg->mqtt.max_session_expiry = 7 * 24 * 3600;
 	cfg->mqtt.max_queued = 1000;
+	cfg->mqtt.max_subscriptions = 1000;
 	cfg->mqtt.sys_interval_ms = 10000;
 	return cfg;
 }
@@ -400,6 +401,9 @@ static int mqtt_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &m->max_queued, v, 1);
 	if (!strcmp(k, "sys_interval"))
 		return set_duration(p, k, &m->sys_interval_ms, v);
+	/* At most what a stored session record can count (persist.c). */
+	if (!strcmp(k, "max_subscriptions_per_client"))
+		return set_count(p, k, &m->max_subscriptions, v, 1, 65535);
 	return fail(p, "unknown key '%s' in [mqtt]", k);
 }
 

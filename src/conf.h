@@ -54,6 +54,7 @@ struct mqtt_config {
 	unsigned max_keepalive;      /* seconds; 0 = take what the client asks */
 	unsigned max_session_expiry; /* seconds; caps what a client asks */
 	size_t max_queued;           /* messages held per subscription of an absent session */
+	unsigned max_subscriptions;  /* filters one client session may hold */
 	unsigned sys_interval_ms;    /* $SYS/broker/... publishing period; 0 = off */
 };
 

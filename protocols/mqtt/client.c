@@ -23,9 +23,12 @@ struct mqtt_client *mqtt_client_find(struct mqtt_broker *mb, const char *id)
 struct mqtt_client *mqtt_client_new(struct mqtt_broker *mb, const char *id)
 {
 	struct mqtt_client *cl = calloc(1, sizeof(*cl));
-	if (!cl || !(cl->id = strdup(id)) || map_put(mb->clients, id, cl) < 0) {
-		if (cl)
+	if (!cl || !(cl->id = strdup(id)) || !(cl->subs_by_filter = map_new()) ||
+	    map_put(mb->clients, id, cl) < 0) {
+		if (cl) {
+			map_free(cl->subs_by_filter);
 			free(cl->id);
+		}
 		free(cl);
 		return NULL;
 	}
@@ -34,8 +37,33 @@ struct mqtt_client *mqtt_client_new(struct mqtt_broker *mb, const char *id)
 	return cl;
 }
 
+/* Adds sub to the session's list and index. -1 on out of memory. */
+static int link_sub(struct mqtt_client *cl, struct msub *sub)
+{
+	if (map_put(cl->subs_by_filter, sub->filter, sub) < 0)
+		return -1;
+	sub->next = cl->subs;
+	if (sub->next)
+		sub->next->prevp = &sub->next;
+	sub->prevp = &cl->subs;
+	cl->subs = sub;
+	cl->nsubs++;
+	return 0;
+}
+
+static void unlink_sub(struct mqtt_client *cl, struct msub *sub)
+{
+	map_del(cl->subs_by_filter, sub->filter);
+	*sub->prevp = sub->next;
+	if (sub->next)
+		sub->next->prevp = sub->prevp;
+	cl->nsubs--;
+}
+
+/* Unlinks and frees sub. */
 static void msub_free(struct mqtt_client *cl, struct msub *sub, bool ending)
 {
+	unlink_sub(cl, sub);
 	/* In-flight entries point at this subscription's deliveries, which
 	 * go back to their queue now: forget them. */
 	uint32_t j = 0;
@@ -55,7 +83,7 @@ static void msub_free(struct mqtt_client *cl, struct msub *sub, bool ending)
 	free(sub);
 }
 
-static void cancel_will(struct mqtt_client *cl)
+void mqtt_client_cancel_will(struct mqtt_client *cl)
 {
 	if (cl->will_ev)
 		event_free(cl->will_ev);
@@ -70,14 +98,12 @@ void mqtt_client_free(struct mqtt_client *cl, bool ending)
 {
 	if (cl->will && ending)
 		mqtt_publish_will(cl->mb, &cl->will, cl->will_topic, cl->will_expiry_ms);
-	cancel_will(cl);
+	mqtt_client_cancel_will(cl);
 	if (ending)
 		mqtt_session_forget(cl);
-	while (cl->subs) {
-		struct msub *sub = cl->subs;
-		cl->subs = sub->next;
-		msub_free(cl, sub, ending);
-	}
+	while (cl->subs)
+		msub_free(cl, cl->subs, ending);
+	map_free(cl->subs_by_filter);
 	if (cl->expiry_ev)
 		event_free(cl->expiry_ev);
 	map_del(cl->mb->clients, cl->id);
@@ -114,7 +140,7 @@ void mqtt_client_attach(struct mqtt_client *cl, struct mqtt_conn *mc)
 {
 	cl->mc = mc;
 	mc->cl = cl;
-	cancel_will(cl);
+	mqtt_client_cancel_will(cl);
 	if (cl->expiry_ev) {
 		event_free(cl->expiry_ev);
 		cl->expiry_ev = NULL;
@@ -144,7 +170,7 @@ static void will_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mqtt_client *cl = arg;
 	mqtt_publish_will(cl->mb, &cl->will, cl->will_topic, cl->will_expiry_ms);
-	cancel_will(cl);
+	mqtt_client_cancel_will(cl);
 }
 
 void mqtt_client_detach(struct mqtt_client *cl, bool publish_will)
@@ -418,20 +444,22 @@ int mqtt_client_restore_sub(struct mqtt_client *cl, const char *filter, const ch
 		free(sub);
 		return -1;
 	}
+	if (link_sub(cl, sub) < 0) {
+		router_unsubscribe(cl->mb->b->router, sub->rs);
+		free(sub->queue);
+		free(sub->filter);
+		free(sub);
+		return -1;
+	}
 	struct consumer *c = subscription_consumer(sub->rs);
 	queue_set_overflow(consumer_queue(c), QUEUE_DROP_HEAD);
 	consumer_set_paused(c, true);
-	sub->next = cl->subs;
-	cl->subs = sub;
 	return 0;
 }
 
 struct msub *mqtt_client_find_sub(struct mqtt_client *cl, const char *filter)
 {
-	for (struct msub *sub = cl->subs; sub; sub = sub->next)
-		if (!strcmp(sub->filter, filter))
-			return sub;
-	return NULL;
+	return map_get(cl->subs_by_filter, filter);
 }
 
 uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_filter *f,
@@ -465,8 +493,11 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 		old->sub_id = sub_id;
 		if (f->retain_handling == 0 && !group)
 			router_send_retained(mb->b->router, old->rs);
-		mqtt_session_save(cl);
 		rc = f->qos;
+		goto out;
+	}
+	if (cl->nsubs >= mb->b->cfg->mqtt.max_subscriptions) {
+		rc = MQTT_RC_QUOTA_EXCEEDED;
 		goto out;
 	}
 	sub = calloc(1, sizeof(*sub));
@@ -494,13 +525,17 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 		.durable_queue = sub->queue,
 	};
 	/* Linked first: retained messages are delivered during the call. */
-	sub->next = cl->subs;
-	cl->subs = sub;
+	if (link_sub(cl, sub) < 0) {
+		free(sub->queue);
+		free(sub->filter);
+		free(sub);
+		goto out;
+	}
 	enum router_err err;
 	sub->rs = router_subscribe(mb->b->router, DEST_TOPIC, pattern, &so, &mqtt_consumer_ops, sub,
 				   &err);
 	if (!sub->rs) {
-		cl->subs = sub->next;
+		unlink_sub(cl, sub);
 		free(sub->queue);
 		free(sub->filter);
 		free(sub);
@@ -511,7 +546,6 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 	}
 	if (!cl->mc)
 		consumer_set_paused(subscription_consumer(sub->rs), true);
-	mqtt_session_save(cl);
 	rc = f->qos;
 out:
 	free(filter);
@@ -522,15 +556,9 @@ out:
 
 uint8_t mqtt_client_unsubscribe(struct mqtt_client *cl, const char *filter)
 {
-	for (struct msub **pp = &cl->subs; *pp; pp = &(*pp)->next) {
-		if (!strcmp((*pp)->filter, filter)) {
-			struct msub *sub = *pp;
-			*pp = sub->next;
-			msub_free(cl, sub, true);
-			mqtt_session_save(cl);
-			mqtt_client_resume(cl);
-			return MQTT_RC_SUCCESS;
-		}
-	}
-	return MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+	struct msub *sub = mqtt_client_find_sub(cl, filter);
+	if (!sub)
+		return MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+	msub_free(cl, sub, true);
+	return MQTT_RC_SUCCESS;
 }

@@ -70,7 +70,7 @@ struct inflight {
 
 /* One subscription of a client session. */
 struct msub {
-	struct msub *next;
+	struct msub *next, **prevp;
 	struct mqtt_client *cl;
 	char *filter;               /* as the client wrote it, "$share/g/" included */
 	uint8_t qos;
@@ -86,6 +86,9 @@ struct mqtt_client {
 	struct mqtt_broker *mb;
 	struct mqtt_conn *mc;       /* attached connection, or NULL */
 	struct msub *subs;
+	struct map *subs_by_filter; /* filter -> struct msub: a SUBSCRIBE of n
+				       filters costs O(n), not O(n * subs) */
+	uint32_t nsubs;
 	uint32_t session_expiry;    /* seconds after the connection ends */
 	struct event *expiry_ev;
 	struct inflight *inflight;  /* outgoing QoS 1/2, in send order */
@@ -108,6 +111,8 @@ struct mqtt_client *mqtt_client_new(struct mqtt_broker *mb, const char *id);
  * pending, drops its durable state); false when the broker itself stops
  * and a persistent session is to come back after the restart. */
 void mqtt_client_free(struct mqtt_client *cl, bool ending);
+/* Drops a will held for its delay. */
+void mqtt_client_cancel_will(struct mqtt_client *cl);
 /* Starts the session expiry timer of a session with no connection. -1 when
  * it cannot (the session is then freed). */
 int mqtt_client_start_expiry(struct mqtt_client *cl);
@@ -136,10 +141,13 @@ void mqtt_client_detach(struct mqtt_client *cl, bool publish_will);
 void mqtt_client_resume(struct mqtt_client *cl);
 
 struct msub *mqtt_client_find_sub(struct mqtt_client *cl, const char *filter);
-/* Subscribes (or updates an existing subscription); returns the SUBACK code. */
+/* Subscribes (or updates an existing subscription); returns the SUBACK
+ * code. The caller saves the session (mqtt_session_save) once per
+ * SUBSCRIBE, not once per filter. */
 uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_filter *f,
 			      uint32_t sub_id);
-/* Returns the UNSUBACK code. */
+/* Returns the UNSUBACK code. The caller saves the session and resumes
+ * deliveries (mqtt_client_resume) once per UNSUBSCRIBE. */
 uint8_t mqtt_client_unsubscribe(struct mqtt_client *cl, const char *filter);
 
 /* Acknowledgements from the client, by packet id; false if unknown. */

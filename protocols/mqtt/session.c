@@ -257,6 +257,9 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		cl = mqtt_client_find(mb, id);
 	}
 	if (cl && cp->clean_start) {
+		/* The new connection cancels a delayed will [MQTT-3.1.3-9],
+		 * even as the old session ends. */
+		mqtt_client_cancel_will(cl);
 		mqtt_client_free(cl, true);
 		cl = NULL;
 	}
@@ -532,6 +535,7 @@ static void on_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		/* 3.1.1 has one failure code for every reason. */
 		codes[i++] = (mc->level != MQTT_V5 && rc >= 0x80) ? 0x80 : rc;
 	}
+	mqtt_session_save(mc->cl);
 	mqtt_encode_suback(&mc->out, mc->level, MQTT_SUBACK, p->packet_id, codes, i, NULL,
 			   mc->peer_max_packet);
 	free(codes);
@@ -561,6 +565,8 @@ static void on_unsubscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		codes[i++] = mqtt_client_unsubscribe(mc->cl, filter);
 		free(filter);
 	}
+	mqtt_session_save(mc->cl);
+	mqtt_client_resume(mc->cl);
 	mqtt_encode_suback(&mc->out, mc->level, MQTT_UNSUBACK, p->packet_id, codes, i, NULL,
 			   mc->peer_max_packet);
 	free(codes);
@@ -663,7 +669,10 @@ static void on_decode_error(struct mqtt_conn *mc, const struct mqtt_error *err,
 {
 	if (mc->state == MC_AWAIT_CONNECT) {
 		uint8_t level = err->level ? err->level : peek_connect_level(data, len);
-		if (err->type == MQTT_CONNECT && level) {
+		/* A level MQTT does not know, 0 included, still gets its
+		 * CONNACK 0x01 [MQTT-3.1.2-2]. */
+		if (err->type == MQTT_CONNECT &&
+		    (level || err->reason == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION)) {
 			mc->level = level == MQTT_V5 ? MQTT_V5 : MQTT_V311;
 			if (err->reason == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION ||
 			    (mc->level == MQTT_V5) || mqtt_connack_rc_v311(err->reason) > 0) {

@@ -284,6 +284,18 @@ class ConnectTest(MqttTestCase):
         self.assertEqual(ack.body, b"\x00\x01")
         r.wait_closed()
 
+    def test_levels_0_1_2_255_get_v311_rc1(self):
+        # [MQTT-3.1.2-2]: an unsupported level gets CONNACK 0x01, then the
+        # close; level 0 too (it was closed without a word).
+        for level in (0, 1, 2, 255):
+            r = RawMqtt(self.port, level=4)
+            self.on_teardown(r.close)
+            body = mstr("MQTT") + bytes([level, 0x02]) + u16(0) + mstr(self.client_id())
+            r.send(packet(1, 0, body))
+            ack = r.expect(CONNACK)
+            self.assertEqual(ack.body, b"\x00\x01", "level %d" % level)
+            r.wait_closed()
+
     def test_unsupported_name_level_pair_v5_gets_0x84(self):
         r = self.raw(level=5)
         r.send(connect_packet(self.client_id(), level=5, protocol_name="MQIsdp"))

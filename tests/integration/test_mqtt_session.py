@@ -427,6 +427,26 @@ class SessionTest(MqttTestCase):
         w.sync(wt)
         self.assertEqual(w.payloads(), [])
 
+    def test_will_delay_cancelled_by_clean_start_reconnect(self):
+        # [MQTT-3.1.3-9]: a new connection for the client id within the
+        # delay cancels the will, also when it starts a clean session (the
+        # old session's end published it).
+        wt = self.topic("will")
+        w = self.will_watcher(wt)
+        cid = self.client_id()
+        r = self.raw(level=5)
+        r.connect(cid, props=[("session_expiry", 30)],
+                  will=dict(topic=wt, payload=b"never", qos=1, props=[("will_delay", 2)]))
+        r.ping()
+        r.abort()
+        r = self.raw(level=5)
+        self.assertFalse(r.connect(cid, clean=True).session_present)
+        deadline = time.monotonic() + 3.5  # past the delay
+        while time.monotonic() < deadline:
+            w.sync(wt)
+            self.assertEqual(w.payloads(), [], "will published after a reconnect")
+        r.disconnect()
+
     def test_will_delay_longer_than_session(self):
         wt = self.topic("will")
         w = self.will_watcher(wt)
