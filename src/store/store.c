@@ -24,15 +24,30 @@
 #define ACK_BATCH 512u
 
 /* One key's value; the list keeps them in the order of their records, so
- * the head holds the oldest. */
+ * the head holds the oldest. A key's last record known durable stays live
+ * until a newer one is durable too: its segment is not released before the
+ * record that replaces it is on disk. */
 struct kv {
 	TAILQ_ENTRY(kv) link;
-	uint64_t rec;
+	uint64_t rec;      /* the newest record, maybe not written yet */
+	uint64_t durable;  /* the newest record on disk, 0 if none */
+	uint64_t born;     /* the first record of this entry: older ones are of
+			    * a deleted namesake */
+	bool rewrite;      /* rec's write failed: write the value again */
 	char *key;   /* also the map's key */
 	uint8_t *val;
 	size_t len;
 };
 TAILQ_HEAD(kv_list, kv);
+
+/* A key record the journal has not reported on yet; reports come in
+ * append order, so these form a queue. */
+struct kwrite {
+	struct kwrite *next;
+	uint64_t seq;
+	struct ticket *t;  /* the confirmation waiting for it, or NULL */
+	char key[];
+};
 
 #define BIND_PREFIX "bind/"
 #define RETAIN_PREFIX "retain/"
@@ -56,6 +71,8 @@ struct store {
 	bool flush_scheduled;
 	struct map *kv;            /* key -> struct kv */
 	struct kv_list kvs;
+	struct kwrite *kw_head, **kw_tail;  /* key records not reported on yet */
+	size_t nrewrite;           /* keys with `rewrite` set */
 	size_t max_pending;
 	char *page_dir;            /* DIR/paging: queues' page files */
 	uint64_t next_pager;
@@ -97,35 +114,57 @@ static bool is_binding(const char *key)
 	return !strncmp(key, BIND_PREFIX, strlen(BIND_PREFIX));
 }
 
-/* Record `rec` now holds key = val[0..len) (copied): a new key, a new
- * value, or the same value written again. */
-static int kv_set(struct store *s, const char *key, const void *val, size_t len, uint64_t rec)
+/* A new entry for key, at the tail, with no record yet; NULL on out of
+ * memory. */
+static struct kv *kv_new(struct store *s, const char *key)
+{
+	struct kv *e = calloc(1, sizeof(*e));
+	if (!e || !(e->key = strdup(key)) || map_put(s->kv, key, e) < 0) {
+		if (e)
+			free(e->key);
+		free(e);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&s->kvs, e, link);
+	s->st.keys++;
+	s->st.bindings += is_binding(key);
+	return e;
+}
+
+/* Record `rec` (appended last) now holds e's value: e moves to the tail. */
+static void kv_moved(struct store *s, struct kv *e, uint64_t rec)
+{
+	if (!e->rec)
+		e->born = rec;
+	e->rec = rec;
+	if (e->rewrite) {
+		e->rewrite = false;
+		s->nrewrite--;
+	}
+	TAILQ_REMOVE(&s->kvs, e, link);
+	TAILQ_INSERT_TAIL(&s->kvs, e, link);
+}
+
+/* Replay: record `rec`, on disk, holds key = val[0..len) (copied). */
+static int kv_replayed(struct store *s, const char *key, const void *val, size_t len, uint64_t rec)
 {
 	struct kv *e = map_get(s->kv, key);
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy || liveset_add(&s->live, rec) < 0)
 		goto oom;
+	if (!e && !(e = kv_new(s, key))) {
+		liveset_del(&s->live, rec);
+		goto oom;
+	}
 	if (len)
 		memcpy(copy, val, len);
-	if (e) {
+	if (e->rec)
 		liveset_del(&s->live, e->rec);
-		TAILQ_REMOVE(&s->kvs, e, link);
-		free(e->val);
-	} else {
-		if (!(e = calloc(1, sizeof(*e))) || !(e->key = strdup(key)) || map_put(s->kv, key, e) < 0) {
-			if (e)
-				free(e->key);
-			free(e);
-			liveset_del(&s->live, rec);
-			goto oom;
-		}
-		s->st.keys++;
-		s->st.bindings += is_binding(key);
-	}
+	free(e->val);
 	e->val = copy;
 	e->len = len;
-	e->rec = rec;
-	TAILQ_INSERT_TAIL(&s->kvs, e, link);
+	kv_moved(s, e, rec);
+	e->durable = rec;
 	return 0;
 oom:
 	free(copy);
@@ -139,6 +178,10 @@ static void kv_drop(struct store *s, const char *key)
 		return;
 	TAILQ_REMOVE(&s->kvs, e, link);
 	liveset_del(&s->live, e->rec);
+	if (e->durable)
+		liveset_del(&s->live, e->durable);
+	if (e->rewrite)
+		s->nrewrite--;
 	s->st.keys--;
 	s->st.bindings -= is_binding(key);
 	kv_free(e);
@@ -219,7 +262,7 @@ static int replay_kv(struct replay *rp, uint64_t seq, bool put, const uint8_t *p
 	}
 	int rc = 0;
 	if (put)
-		rc = kv_set(rp->s, key, p, n, seq);
+		rc = kv_replayed(rp->s, key, p, n, seq);
 	else
 		kv_drop(rp->s, key);
 	free(key);
@@ -323,6 +366,12 @@ static void check_room(struct store *s)
 	}
 }
 
+/* Has the journal release the segments nothing live is left in. */
+static void release_dead(struct store *s)
+{
+	journal_release_before(s->j, liveset_low(&s->live, journal_next_seq(s->j)));
+}
+
 static void plain_done(void *arg, int err)
 {
 	struct store *s = arg;
@@ -349,6 +398,104 @@ static void ticket_done(void *arg, int err)
 		}
 	}
 	check_room(s);
+}
+
+/* The ticket c's confirmation waits on: its own already, or a new one.
+ * NULL on out of memory. */
+static struct ticket *ticket_of(struct store *s, struct router_confirm *c)
+{
+	struct ticket *t = c->pending;
+	if (!t && (t = calloc(1, sizeof(*t)))) {
+		t->s = s;
+		t->c = c;
+	}
+	return t;
+}
+
+/* After the append of a record for t: t waits for it too, or, if the
+ * append failed and t waits for nothing, goes. */
+static void ticket_joined(struct router_confirm *c, struct ticket *t, bool appended)
+{
+	if (appended) {
+		t->waiting++;
+		c->pending = t;
+	} else if (!c->pending) {
+		free(t);
+	}
+}
+
+/* The journal's report on the oldest key record not reported on yet. */
+static void key_done(void *arg, int err)
+{
+	struct store *s = arg;
+	struct kwrite *w = s->kw_head;
+	if (!(s->kw_head = w->next))
+		s->kw_tail = &s->kw_head;
+	struct kv *e = map_get(s->kv, w->key);
+	if (e && w->seq < e->born)
+		e = NULL;
+	if (err || !e) {
+		liveset_del(&s->live, w->seq);
+		if (err && e && e->rec == w->seq && !e->rewrite) {
+			e->rewrite = true;
+			s->nrewrite++;
+		}
+	} else {
+		/* Newer than the key's last durable record (reports come in
+		 * order): that one may go now, and with it maybe a segment. */
+		if (e->durable) {
+			liveset_del(&s->live, e->durable);
+			release_dead(s);
+		}
+		e->durable = w->seq;
+	}
+	struct ticket *t = w->t;
+	free(w);
+	if (t)
+		ticket_done(t, err);
+	else
+		plain_done(s, err);
+}
+
+/* Appends a PUT of key = val[0..len), reported to c (may be NULL) once
+ * on disk, and tracks it as live. Sets *seq. 0, or -1 when nothing was
+ * appended. */
+static int key_append(struct store *s, const char *key, const void *val, size_t len,
+		      struct router_confirm *c, uint64_t *seq)
+{
+	size_t kl = strlen(key);
+	struct kwrite *w = malloc(sizeof(*w) + kl + 1);
+	struct ticket *t = NULL;
+	if (!w || (c && !(t = ticket_of(s, c))) || encode_kv(&s->scratch, key, val, len) < 0 ||
+	    journal_append(s->j, STORE_REC_PUT, s->scratch.data, s->scratch.len, key_done, s, seq) < 0) {
+		free(w);
+		if (t)
+			ticket_joined(c, t, false);
+		return -1;
+	}
+	if (t)
+		ticket_joined(c, t, true);
+	memcpy(w->key, key, kl + 1);
+	w->seq = *seq;
+	w->t = t;
+	w->next = NULL;
+	*s->kw_tail = w;
+	s->kw_tail = &w->next;
+	/* Untracked, the record still holds the value until its segment goes:
+	 * a later write of the key covers it. */
+	if (liveset_add(&s->live, *seq) < 0)
+		log_warn("store: out of memory tracking the record of %s", key);
+	return 0;
+}
+
+/* Writes e's value again (at the head of the journal). */
+static int key_rewrite(struct store *s, struct kv *e)
+{
+	uint64_t seq;
+	if (key_append(s, e->key, e->val, e->len, NULL, &seq) < 0)
+		return -1;
+	kv_moved(s, e, seq);
+	return 0;
 }
 
 /* Appends the acks gathered so far; the last record (an empty one when
@@ -396,25 +543,16 @@ static uint64_t hook_put(void *arg, const char *queue, const struct message *m,
 	p[13] = (uint8_t)(qlen >> 8);
 	memcpy(p + MSG_HEAD, queue, qlen);
 	msgcodec_write(p + MSG_HEAD + qlen, m);
-	struct ticket *t = c ? c->pending : NULL;
-	if (c && !t) {
-		if (!(t = calloc(1, sizeof(*t))))
-			return 0;
-		t->s = s;
-		t->c = c;
-	}
+	struct ticket *t = NULL;
+	if (c && !(t = ticket_of(s, c)))
+		return 0;
 	uint64_t seq = 0;
 	int rc = t ? journal_append(s->j, STORE_REC_MSG, p, len, ticket_done, t, &seq)
 		   : journal_append(s->j, STORE_REC_MSG, p, len, plain_done, s, &seq);
-	if (rc < 0) {
-		if (t && !c->pending)
-			free(t);
+	if (t)
+		ticket_joined(c, t, rc == 0);
+	if (rc < 0)
 		return 0;
-	}
-	if (t) {
-		t->waiting++;
-		c->pending = t;
-	}
 	/* Untracked, the record would be replayed though the publish fails:
 	 * a duplicate at worst, which at-least-once allows. */
 	if (liveset_add(&s->live, seq) < 0)
@@ -452,15 +590,31 @@ static void hook_settled(void *arg, uint64_t rec)
 	schedule_flush(s);
 }
 
+int store_put_confirmed(struct store *s, const char *key, const void *val, size_t len,
+			struct router_confirm *c)
+{
+	struct kv *e = map_get(s->kv, key);
+	bool fresh = !e;
+	uint8_t *copy = malloc(len ? len : 1);
+	uint64_t seq;
+	if (!copy || (fresh && !(e = kv_new(s, key))) || key_append(s, key, val, len, c, &seq) < 0) {
+		free(copy);
+		if (fresh && e)
+			kv_drop(s, key);
+		return -1;
+	}
+	if (len)
+		memcpy(copy, val, len);
+	free(e->val);
+	e->val = copy;
+	e->len = len;
+	kv_moved(s, e, seq);
+	return 0;
+}
+
 int store_put(struct store *s, const char *key, const void *val, size_t len)
 {
-	uint64_t seq;
-	if (encode_kv(&s->scratch, key, val, len) < 0 ||
-	    journal_append(s->j, STORE_REC_PUT, s->scratch.data, s->scratch.len, plain_done, s, &seq) < 0)
-		return -1;
-	/* The record is written even if this fails: it is then replayed, which
-	 * is what was asked. */
-	return kv_set(s, key, val, len, seq);
+	return store_put_confirmed(s, key, val, len, NULL);
 }
 
 int store_del(struct store *s, const char *key)
@@ -622,26 +776,27 @@ static bool hook_busy(void *arg)
 
 
 /* A key whose record sits in a segment older than the newest is written
- * again, so that long-lived keys never keep old segments on disk. */
+ * again, so that long-lived keys never keep old segments on disk; so is a
+ * key whose last write failed. */
 static void refresh_keys(struct store *s)
 {
 	uint64_t next = journal_next_seq(s->j);
 	uint64_t newest = journal_segment_of(s->j, next - 1);
-	struct kv *e;
+	struct kv *e, *following, *last = TAILQ_LAST(&s->kvs, kv_list);
 	/* Each key at most once (rec < next): the writer thread may start a
 	 * segment meanwhile, and the copies would then never look newest. */
-	while ((e = TAILQ_FIRST(&s->kvs)) && e->rec < next && e->rec == liveset_low(&s->live, next) &&
-	       journal_segment_of(s->j, e->rec) != newest) {
-		uint64_t seq;
-		if (encode_kv(&s->scratch, e->key, e->val, e->len) < 0 ||
-		    journal_append(s->j, STORE_REC_PUT, s->scratch.data, s->scratch.len, plain_done, s,
-				   &seq) < 0 ||
-		    liveset_add(&s->live, seq) < 0)
+	while ((e = TAILQ_FIRST(&s->kvs)) && e->rec < next && e->rec == e->durable &&
+	       e->rec == liveset_low(&s->live, next) && journal_segment_of(s->j, e->rec) != newest) {
+		if (key_rewrite(s, e) < 0)
 			return;
-		liveset_del(&s->live, e->rec);
-		e->rec = seq;
-		TAILQ_REMOVE(&s->kvs, e, link);
-		TAILQ_INSERT_TAIL(&s->kvs, e, link);
+	}
+	for (e = TAILQ_FIRST(&s->kvs); s->nrewrite && e; e = following) {
+		bool final = e == last;
+		following = TAILQ_NEXT(e, link);
+		if (e->rewrite && key_rewrite(s, e) < 0)
+			return;
+		if (final)
+			break;
 	}
 }
 
@@ -653,7 +808,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	s->flush_scheduled = false;
 	write_acks(s, NULL);
 	refresh_keys(s);
-	journal_release_before(s->j, liveset_low(&s->live, journal_next_seq(s->j)));
+	release_dead(s);
 }
 
 /* ---- open and close ------------------------------------------------------ */
@@ -666,6 +821,11 @@ static void store_free(struct store *s)
 	while ((e = TAILQ_FIRST(&s->kvs))) {
 		TAILQ_REMOVE(&s->kvs, e, link);
 		kv_free(e);
+	}
+	struct kwrite *w;
+	while ((w = s->kw_head)) {
+		s->kw_head = w->next;
+		free(w);
 	}
 	map_free(s->kv);
 	liveset_free(&s->live);
@@ -687,6 +847,7 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 		return -1;
 	}
 	TAILQ_INIT(&s->kvs);
+	s->kw_tail = &s->kw_head;
 	s->r = r;
 	s->max_pending = o->max_pending ? o->max_pending : STORE_DEFAULT_MAX_PENDING;
 	struct journal_options jo = {

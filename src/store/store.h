@@ -15,7 +15,8 @@
  * empty value) and "retain/TOPIC" (a retained message, store/msgcodec.h);
  * adapters keep their own under their own prefix (e.g. "mqtt/").
  * A message record is live from its append to its ack; a key's record until
- * the key is put again or deleted. Segments are released once nothing live
+ * the key is deleted, or put again and that newer record is on disk (so a
+ * failed write or a crash never finds the old one released). Segments are released once nothing live
  * is left at or below them (store/liveset.h), so a replayed ack never
  * outlives the message it removes. A key in an old segment is written
  * again, so keys never hold old segments; a message that is never consumed
@@ -31,6 +32,7 @@
 
 struct event_base;
 struct router;
+struct router_confirm;
 struct store;
 
 enum store_rec_type {
@@ -73,8 +75,17 @@ void store_stats(const struct store *s, struct store_stats *out);
 
 /* Keeps val[0..len) (copied) under `key` across restarts, replacing what
  * was there. Durable once the journal has written it; no confirmation (a
- * crash just before loses the change). 0, or -1 when it cannot be written. */
+ * crash just before loses the change, and the value before it comes back;
+ * a write that fails is tried again with the store's next writes). 0, or
+ * -1 when it cannot be written. */
 int store_put(struct store *s, const char *key, const void *val, size_t len);
+/* store_put, and c is confirmed (as by router_publish_confirmed) once the
+ * record is on disk, together with whatever else c waits for: c->pending
+ * is the store's, NULL before the first record c waits for. A message
+ * published with c afterwards joins the same confirmation. When this
+ * returns -1, c does not wait for this record. */
+int store_put_confirmed(struct store *s, const char *key, const void *val, size_t len,
+			struct router_confirm *c);
 /* Forgets key (nothing if it is not there). 0 or -1. */
 int store_del(struct store *s, const char *key);
 /* The value under key, valid until the key changes; NULL if none. */

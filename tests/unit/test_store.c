@@ -1235,6 +1235,49 @@ static void test_write_failure(struct event_base *base)
 	rig_close(&g);
 	finish(dir);
 }
+
+/* A key's old record must stay on disk until the record that replaces it
+ * (a new value, or the copy refresh_keys writes at the head) is: were the
+ * old segment released first, a failed write (or a crash before the sync)
+ * would lose the key. Here every write fails from the moment both are
+ * under way while the old segments are all dead otherwise. */
+static void test_key_outlives_failed_rewrite(struct event_base *base)
+{
+	struct store_options o;
+	char *dir = start("a key's old record outlives a failed rewrite", &o, JOURNAL_SYNC_ALWAYS, 4096,
+			  false);
+	struct rig g;
+	ok(rig_open(&g, base, &o) == 0, "store open, 4 KiB segments");
+	ok(router_bind(g.r, "kr.t", "kr.bound") == ROUTER_OK && store_put(g.s, "test/k", "v1", 2) == 0,
+	   "a binding and a key, in the first segment");
+	ok(sink_on(&sink1, g.r, "kr.stream"), "consumer on kr.stream");
+	for (int i = 0; i < 200; i++)
+		publish(g.r, DEST_QUEUE, "kr.stream", i, true);
+	run_written(base, g.s);
+	int segs = 0;
+	journal_files(dir, &segs);
+	ok(sink1.n == 200 && segs > 4, "200 messages delivered, not acked yet: %d segments", segs);
+	journal_fault(JOURNAL_FAULT_WRITE, ENOSPC, 1000);
+	ok(store_put(g.s, "test/k", "v2", 2) == 0, "the key put again while the disk fails");
+	sink_ack_all(&sink1);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	run_written(base, g.s);
+	/* Whatever the writer was told to release goes with its next batch. */
+	struct journal_stats js;
+	journal_stats(store_journal(g.s), &js);
+	ok(js.write_errors > 0, "the writes failed (%llu errors)", (unsigned long long)js.write_errors);
+	journal_fault(JOURNAL_FAULT_WRITE, 0, 0);
+	sink_off(&sink1, g.r);
+	rig_close(&g);
+
+	ok(rig_open(&g, base, &o) == 0, "reopened (%s)", errbuf);
+	size_t len = 0;
+	const char *v = store_get(g.s, "test/k", &len);
+	ok(v && len == 2 && (!memcmp(v, "v1", 2) || !memcmp(v, "v2", 2)), "the key is still there");
+	ok(stats_of(&g).bindings == 1, "and the binding (%llu)", (unsigned long long)stats_of(&g).bindings);
+	rig_close(&g);
+	finish(dir);
+}
 #endif
 
 int main(void)
@@ -1261,6 +1304,7 @@ int main(void)
 	test_bad_records(base);
 #ifdef WHARF_JOURNAL_FAULTS
 	test_write_failure(base);
+	test_key_outlives_failed_rewrite(base);
 #else
 	printf("# built without WHARF_JOURNAL_FAULTS: write failure cases skipped\n");
 #endif
