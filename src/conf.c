@@ -303,6 +303,8 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		cfg->log_level = level;
 		return 0;
 	}
+	if (!strcmp(k, "max_connections"))
+		return set_size(p, k, &cfg->max_connections, v, 0);
 	if (!strcmp(k, "max_connection_output"))
 		return set_size(p, k, &cfg->max_connection_output, v, 4096);
 	if (!strcmp(k, "topic_max_pending"))
@@ -411,6 +413,8 @@ static int listener_key(struct parser *p, const char *k, const char *v)
 {
 	if (!strcmp(k, "url"))
 		return set_string(p, &p->listener->url, v);
+	if (!strcmp(k, "max_connections"))
+		return set_size(p, k, &p->listener->max_connections, v, 0);
 	int rc = tls_key(p, &p->listener->tls, k, v);
 	if (rc <= 0)
 		return rc;

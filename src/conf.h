@@ -21,6 +21,7 @@ struct tls_config {
 struct listener_config {
 	char *name;
 	char *url;
+	size_t max_connections; /* 0: only the global max_connections */
 	struct tls_config tls;
 	int line; /* of its section header, for messages */
 	struct listener_config *next;
@@ -62,6 +63,7 @@ struct wharf_config {
 	char *data_dir;
 	char *log_file;
 	int log_level;
+	size_t max_connections;       /* open client connections; 0 = no limit */
 	size_t max_connection_output; /* bytes queued to one client before
 				         its deliveries pause */
 	size_t queue_memory_limit;    /* message bytes a queue keeps in memory

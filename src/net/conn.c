@@ -275,7 +275,7 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t len)
 
 struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct tls_ctx *tls,
 			 const struct ws_options *ws, int fd, const struct sockaddr *peer, int peerlen,
-			 size_t max_output)
+			 size_t max_output, unsigned long *listener_count)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -331,6 +331,8 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 	/* write_cb runs when output falls to half the cap: paused deliveries resume. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, max_output / 2, 0);
 	broker_conn_added(b, c);
+	c->listener_count = listener_count;
+	++*listener_count;
 	/* Over WebSocket the adapter comes with the handshake's subprotocol. */
 	if (ws ? ws_attach(c, ws) < 0 : !(c->session = proto->open(c))) {
 		conn_close(c, false);
@@ -371,4 +373,14 @@ static void broker_conn_removed(struct broker *b, struct conn *c)
 {
 	TAILQ_REMOVE(&b->conns, c, link);
 	b->nconns--;
+	if (c->listener_count)
+		--*c->listener_count;
+}
+
+void conn_forget_count(struct broker *b, const unsigned long *listener_count)
+{
+	struct conn *c;
+	TAILQ_FOREACH(c, &b->conns, link)
+		if (c->listener_count == listener_count)
+			c->listener_count = NULL;
 }

@@ -60,10 +60,15 @@ struct ws_options;
 /* Takes ownership of fd (closed on failure). With tls, the connection runs
  * a TLS handshake first and its principal becomes the verified client
  * certificate's subject. With ws, a WebSocket handshake follows and its
- * subprotocol picks the adapter (proto is then unused). NULL if refused. */
+ * subprotocol picks the adapter (proto is then unused). `*listener_count`
+ * counts the connection while it lives (see conn_forget_count). NULL if
+ * refused. */
 struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct tls_ctx *tls,
 			 const struct ws_options *ws, int fd, const struct sockaddr *peer,
-			 int peerlen, size_t max_output);
+			 int peerlen, size_t max_output, unsigned long *listener_count);
+/* The counter given to conn_accept is going away (its listener closes):
+ * the connections still counted in it stop touching it. */
+void conn_forget_count(struct broker *b, const unsigned long *listener_count);
 /* Every connection of the broker: tell them all the broker stops, or free
  * them at once (teardown only, outside any callback). */
 void conn_shutdown_all(struct broker *b);

@@ -24,6 +24,7 @@ struct conn {
 	struct event *flush_ev;  /* plain TCP: writes the output at the end of the loop's pass */
 	bool flush_queued;
 	size_t max_output;
+	unsigned long *listener_count; /* its listener's open connections, or NULL */
 	bool closing;
 	bool flushing;
 	bool tls;

@@ -3,12 +3,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "log.h"
@@ -19,6 +21,20 @@
 #include "protocols/amqp/session.h"
 #include "protocols/mqtt/session.h"
 #include "protocols/stomp/session.h"
+#include "util/clock.h"
+
+/* Out of descriptors, a listener stops accepting this long, so that a full
+ * backlog does not spin the loop on accept(). */
+#define ACCEPT_PAUSE_MS 100
+/* A line repeated for every refused connection is logged at most this
+ * often, with the count of those left out. */
+#define LOG_EVERY_MS 10000
+
+/* A log line limited to one per LOG_EVERY_MS. */
+struct log_limit {
+	int64_t next_ms;
+	unsigned long held; /* left out since the last line */
+};
 
 struct listener {
 	struct listener *next;
@@ -28,6 +44,10 @@ struct listener {
 	struct tls_ctx *tls; /* NULL for plain TCP */
 	bool ws;
 	char *name;
+	size_t max_connections;     /* 0: the global limit only */
+	unsigned long nconns;       /* open connections accepted here */
+	struct event *resume_ev;    /* re-enables accepting after a pause */
+	struct log_limit accept_log, limit_log;
 };
 
 /* The scheme of a listener URL names its protocol and transport. */
@@ -54,23 +74,64 @@ static const struct scheme *find_scheme(const char *name)
 	return NULL;
 }
 
+/* True when the line may go out now; *held then says how many were left
+ * out since the last one. */
+static bool log_limit_pass(struct log_limit *ll, unsigned long *held)
+{
+	int64_t now = clock_mono_ms();
+	if (now < ll->next_ms) {
+		ll->held++;
+		return false;
+	}
+	ll->next_ms = now + LOG_EVERY_MS;
+	*held = ll->held;
+	ll->held = 0;
+	return true;
+}
+
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
 	struct listener *l = arg;
 	const struct wharf_config *cfg = l->b->cfg;
+	size_t global = cfg->max_connections;
+	unsigned long held;
+	if ((global && l->b->nconns >= global) || (l->max_connections && l->nconns >= l->max_connections)) {
+		/* Accepted and closed at once: left in the backlog, the client
+		 * would wait for nothing. */
+		close(fd);
+		if (log_limit_pass(&l->limit_log, &held))
+			log_warn("listener %s: connection refused: max_connections (%zu) reached (%lu more refused since the last such line)",
+				 l->name, l->max_connections && l->nconns >= l->max_connections
+				 ? l->max_connections : global, held);
+		return;
+	}
 	struct ws_options ws = { .max_message = cfg->ws_max_message,
 				 .allowed_origins = cfg->ws_allowed_origins };
 	conn_accept(l->b, l->proto, l->tls, l->ws ? &ws : NULL, fd, sa, salen,
-		    cfg->max_connection_output);
+		    cfg->max_connection_output, &l->nconns);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	evconnlistener_enable(l->evl);
 }
 
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
 {
 	struct listener *l = arg;
-	/* EMFILE and friends: keep the listener; the loop retries when a
-	 * descriptor frees up. */
-	log_warn("listener %s: accept failed: %s", l->name, strerror(errno));
+	int err = errno;
+	unsigned long held;
+	/* EMFILE and friends: the pending connection stays in the backlog and
+	 * the socket stays readable, so retrying at once would spin. Accepting
+	 * pauses and resumes after a while, when descriptors may be free. */
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	evconnlistener_disable(evl);
+	evtimer_add(l->resume_ev, &tv);
+	if (log_limit_pass(&l->accept_log, &held))
+		log_warn("listener %s: accept failed: %s; accepting pauses for %d ms at a time (%lu more failures since the last such line)",
+			 l->name, strerror(err), ACCEPT_PAUSE_MS, held);
 }
 
 static int resolve(const struct listen_url *u, struct sockaddr_storage *ss, socklen_t *len)
@@ -149,7 +210,15 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 	l->b = b;
 	l->proto = proto;
 	l->ws = !proto;
+	l->max_connections = lc->max_connections;
+	if (!(l->resume_ev = evtimer_new(b->base, resume_cb, l))) {
+		log_error("listener %s: out of memory", name);
+		free(l->name);
+		free(l);
+		return -1;
+	}
 	if (scheme->tls && !(l->tls = make_tls(b, lc))) {
+		event_free(l->resume_ev);
 		free(l->name);
 		free(l);
 		return -1;
@@ -159,6 +228,7 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 					 1024, (struct sockaddr *)&ss, (int)sslen);
 	if (!l->evl) {
 		log_error("listener %s: cannot listen on %s: %s", name, url, strerror(errno));
+		event_free(l->resume_ev);
 		tls_ctx_free(l->tls);
 		free(l->name);
 		free(l);
@@ -192,6 +262,8 @@ void listener_close_all(struct broker *b)
 		struct listener *l = b->listeners;
 		b->listeners = l->next;
 		evconnlistener_free(l->evl);
+		event_free(l->resume_ev);
+		conn_forget_count(b, &l->nconns);
 		tls_ctx_free(l->tls);
 		free(l->name);
 		free(l);
