@@ -15,6 +15,7 @@
 #include "log.h"
 #include "net/output.h"
 #include "protocols/stomp/codec.h"
+#include "protocols/stomp/dest.h"
 #include "protocols/stomp/durable.h"
 #include "router/confirm.h"
 #include "router/router.h"
@@ -36,7 +37,9 @@ struct stomp_sub {
 	char *id;           /* the client's subscription id */
 	enum ack_mode ack;
 	enum dest_kind kind;
-	char *queue_dest;   /* "/queue/NAME" for a queue subscription */
+	char *queue_dest;   /* the SUBSCRIBE's destination, for a queue subscription */
+	const char *topic_prefix; /* a topic subscription's MESSAGE destinations start so */
+	bool rabbit;        /* asked RabbitMQ's way: redelivered:false on first deliveries */
 	char *durable_queue; /* a durable subscription's queue (protocols/stomp/durable.h) */
 	struct subscription *rs;
 };
@@ -160,35 +163,29 @@ static int send_receipt(struct stomp_session *s, const char *receipt)
 
 /* ---- destinations ------------------------------------------------------- */
 
-/* "/queue/NAME" and "/topic/NAME", as ActiveMQ and RabbitMQ name them. */
-static int parse_dest(const char *dest, enum dest_kind *kind, const char **name)
+static enum stomp_dialect dialect(const struct stomp_session *s)
 {
-	if (!strncmp(dest, "/queue/", 7)) {
-		*kind = DEST_QUEUE;
-		*name = dest + 7;
-	} else if (!strncmp(dest, "/topic/", 7)) {
-		*kind = DEST_TOPIC;
-		*name = dest + 7;
-	} else {
-		return -1;
-	}
-	return **name ? 0 : -1;
+	return (enum stomp_dialect)s->b->cfg->stomp.dialect;
 }
 
 /* Reply-to is kept protocol-neutral in the message (queue://, topic://);
  * anything else is carried as the client wrote it. */
-static int reply_to_in(struct message *m, const char *v)
+static int reply_to_in(struct stomp_session *s, struct message *m, const char *v)
 {
-	enum dest_kind kind;
-	const char *name;
-	if (parse_dest(v, &kind, &name) < 0)
+	struct stomp_dest d;
+	const char *why;
+	if (stomp_dest_parse(v, dialect(s), false, &d, &why) < 0)
 		return message_set(&m->reply_to, v);
-	char *mapped = malloc(strlen(name) + sizeof(ADDR_QUEUE_PREFIX));
-	if (!mapped)
+	struct buf mapped = BUF_INIT;
+	int rc = buf_printf(&mapped, "%s%s", d.kind == DEST_QUEUE ? ADDR_QUEUE_PREFIX : ADDR_TOPIC_PREFIX,
+			    d.name);
+	stomp_dest_clear(&d);
+	if (rc < 0) {
+		buf_free(&mapped);
 		return -1;
-	sprintf(mapped, "%s%s", kind == DEST_QUEUE ? ADDR_QUEUE_PREFIX : ADDR_TOPIC_PREFIX, name);
+	}
 	free(m->reply_to);
-	m->reply_to = mapped;
+	m->reply_to = mapped.data;
 	return 0;
 }
 
@@ -221,7 +218,7 @@ static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "destination", sub->queue_dest);
 	} else {
 		struct buf dest = BUF_INIT;
-		rc |= buf_printf(&dest, "/topic/%s", m->dest);
+		rc |= buf_printf(&dest, "%s%s", sub->topic_prefix, m->dest);
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "destination", dest.data ? dest.data : "");
 		buf_free(&dest);
 	}
@@ -258,6 +255,8 @@ static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "redelivered", "true");
 		snprintf(num, sizeof(num), "%" PRIu32, count - 1);
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "x-delivery-count", num);
+	} else if (sub->rabbit) {
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "redelivered", "false");
 	}
 	for (size_t i = 0; i < m->nprops; i++) {
 		/* A property named like a frame header (content-length, ...)
@@ -451,7 +450,8 @@ static bool reserved_header(const char *name)
 
 /* Builds the message a SEND frame describes; takes the frame's body.
  * Returns NULL with *why set on a bad header or out of memory. */
-static struct message *message_from_send(struct stomp_frame *f, const char **why)
+static struct message *message_from_send(struct stomp_session *s, struct stomp_frame *f,
+					 const char **why)
 {
 	struct message *m = message_new();
 	unsigned long long n;
@@ -481,7 +481,7 @@ static struct message *message_from_send(struct stomp_frame *f, const char **why
 	if ((v = stomp_frame_get(f, "correlation-id")) &&
 	    message_set_bytes(&m->correlation_id, &m->correlation_id_len, v, strlen(v)) < 0)
 		goto fail;
-	if ((v = stomp_frame_get(f, "reply-to")) && reply_to_in(m, v) < 0)
+	if ((v = stomp_frame_get(f, "reply-to")) && reply_to_in(s, m, v) < 0)
 		goto fail;
 	for (size_t i = 0; i < f->nheaders; i++) {
 		const struct stomp_header *h = &f->headers[i];
@@ -647,26 +647,15 @@ static int publish(struct stomp_session *s, enum dest_kind kind, const char *nam
 	return 1;
 }
 
-static int on_send(struct stomp_session *s, struct stomp_frame *f)
+static int send_to(struct stomp_session *s, struct stomp_frame *f, enum dest_kind kind,
+		   const char *name, const char *receipt)
 {
-	const char *receipt = stomp_frame_get(f, "receipt");
-	const char *dest = stomp_frame_get(f, "destination");
-	enum dest_kind kind;
-	const char *name, *why;
-	if (!dest) {
-		send_error(s, "missing destination header", receipt, NULL);
-		return -1;
-	}
-	if (parse_dest(dest, &kind, &name) < 0 || address_validate(name, false) != 0) {
-		send_error(s, "invalid destination", receipt,
-			   "use /queue/NAME or /topic/NAME, no wildcards");
-		return -1;
-	}
+	const char *why;
 	bool failed;
 	struct stomp_tx *t = frame_tx(s, f, &failed);
 	if (failed)
 		return -1;
-	struct message *m = message_from_send(f, &why);
+	struct message *m = message_from_send(s, f, &why);
 	if (!m) {
 		send_error(s, why, receipt, NULL);
 		return -1;
@@ -696,6 +685,36 @@ static int on_send(struct stomp_session *s, struct stomp_frame *f)
 		return 0;
 	}
 	return publish(s, kind, name, &m, receipt);
+}
+
+/* The frame's destination in *d (for the caller to clear); false after an
+ * ERROR. pattern: a SUBSCRIBE's, which may hold wildcards. */
+static bool frame_dest(struct stomp_session *s, struct stomp_frame *f, bool pattern,
+		       struct stomp_dest *d)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	const char *dest = stomp_frame_get(f, "destination");
+	const char *why;
+	if (!dest) {
+		send_error(s, "missing destination header", receipt, NULL);
+		return false;
+	}
+	if (stomp_dest_parse(dest, dialect(s), pattern, d, &why) < 0) {
+		send_error(s, "invalid destination", receipt, why);
+		return false;
+	}
+	return true;
+}
+
+static int on_send(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	struct stomp_dest d;
+	if (!frame_dest(s, f, false, &d))
+		return -1;
+	int rc = send_to(s, f, d.kind, d.name, receipt);
+	stomp_dest_clear(&d);
+	return rc;
 }
 
 static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
@@ -772,38 +791,44 @@ static struct stomp_sub **find_durable(struct stomp_session *s, const char *queu
 	return NULL;
 }
 
-static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
+/* The window a SUBSCRIBE asks for: ActiveMQ's activemq.prefetchSize or
+ * RabbitMQ's prefetch-count (0 there: no limit, here the largest window).
+ * False after an ERROR. */
+static bool sub_window(struct stomp_session *s, struct stomp_frame *f, const char *receipt,
+		       unsigned *window, bool *rabbit)
 {
-	const char *receipt = stomp_frame_get(f, "receipt");
-	const char *dest = stomp_frame_get(f, "destination");
-	const char *id = stomp_frame_get(f, "id");
-	const char *ack = stomp_frame_get(f, "ack");
 	const char *prefetch = stomp_frame_get(f, "activemq.prefetchSize");
-	enum dest_kind kind;
-	const char *name;
-	if (!dest) {
-		send_error(s, "missing destination header", receipt, NULL);
-		return false;
-	}
-	if (!id) {
-		if (s->version >= STOMP_V11) {
-			send_error(s, "missing id header", receipt, NULL);
+	const char *count = dialect(s) != STOMP_DIALECT_ACTIVEMQ ? stomp_frame_get(f, "prefetch-count")
+								  : NULL;
+	unsigned long long n;
+	*window = s->b->cfg->stomp.prefetch;
+	if (prefetch) {
+		if (!parse_uint(prefetch, 1000000, &n) || n == 0) {
+			send_error(s, "invalid activemq.prefetchSize", receipt, "expected 1 to 1000000");
 			return false;
 		}
-		id = dest; /* 1.0: the destination names the subscription */
+		*window = (unsigned)n;
+	} else if (count) {
+		if (!parse_uint(count, 1000000, &n)) {
+			send_error(s, "invalid prefetch-count", receipt, "expected 0 to 1000000");
+			return false;
+		}
+		*window = n ? (unsigned)n : 1000000;
+		*rabbit = true;
 	}
-	if (find_sub(s, id)) {
-		send_error(s, "subscription id already in use", receipt, id);
+	return true;
+}
+
+static bool subscribe_to(struct stomp_session *s, struct stomp_frame *f, const char *dest,
+			 const struct stomp_dest *d, const char *id, const char *receipt)
+{
+	const char *ack = stomp_frame_get(f, "ack");
+	enum dest_kind kind = d->kind;
+	const char *name = d->name;
+	bool rabbit_style = d->rabbit || dialect(s) == STOMP_DIALECT_RABBITMQ;
+	struct subscribe_options opts = { 0 };
+	if (!sub_window(s, f, receipt, &opts.consumer.window, &rabbit_style))
 		return false;
-	}
-	if (parse_dest(dest, &kind, &name) < 0 ||
-	    address_validate(name, kind == DEST_TOPIC) != 0) {
-		send_error(s, "invalid destination", receipt,
-			   "use /queue/NAME or /topic/PATTERN with * and > wildcards");
-		return false;
-	}
-	struct subscribe_options opts = { .consumer.window = s->b->cfg->stomp.prefetch };
-	unsigned long long n;
 	enum ack_mode mode = ACK_AUTO;
 	if (!ack || !strcmp(ack, "auto"))
 		mode = ACK_AUTO;
@@ -815,16 +840,9 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 		send_error(s, "invalid ack mode", receipt, ack);
 		return false;
 	}
-	if (prefetch) {
-		if (!parse_uint(prefetch, 1000000, &n) || n == 0) {
-			send_error(s, "invalid activemq.prefetchSize", receipt, "expected 1 to 1000000");
-			return false;
-		}
-		opts.consumer.window = (unsigned)n;
-	}
 	opts.consumer.auto_ack = mode == ACK_AUTO;
 	const char *durable_name;
-	bool rabbit;
+	bool rabbit = false;
 	char *dq = NULL;
 	bool fresh = false;
 	enum router_err err;
@@ -858,6 +876,8 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 		return false;
 	}
 	sub->durable_queue = dq;
+	sub->topic_prefix = d->out_prefix;
+	sub->rabbit = rabbit_style || rabbit;
 	sub->s = s;
 	sub->seq = ++s->next_sub_seq;
 	sub->ack = mode;
@@ -878,6 +898,27 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 		return false;
 	}
 	return true;
+}
+
+static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	const char *dest = stomp_frame_get(f, "destination");
+	const char *id = stomp_frame_get(f, "id");
+	struct stomp_dest d;
+	if (!frame_dest(s, f, true, &d))
+		return false;
+	if (!id && s->version < STOMP_V11)
+		id = dest; /* 1.0: the destination names the subscription */
+	bool ok = false;
+	if (!id)
+		send_error(s, "missing id header", receipt, NULL);
+	else if (find_sub(s, id))
+		send_error(s, "subscription id already in use", receipt, id);
+	else
+		ok = subscribe_to(s, f, dest, &d, id, receipt);
+	stomp_dest_clear(&d);
+	return ok;
 }
 
 static void sub_free(struct stomp_session *s, struct stomp_sub *sub)
