@@ -46,12 +46,13 @@ struct stomp_sub {
 
 struct tx_op {
 	struct tx_op *next;
-	enum { TX_SEND, TX_ACK, TX_NACK } type;
+	/* TX_REJECT: a NACK with RabbitMQ's requeue:false */
+	enum op_type { TX_SEND, TX_ACK, TX_NACK, TX_REJECT } type;
 	/* TX_SEND */
 	enum dest_kind kind;
 	char *name;
 	struct message *msg;
-	/* TX_ACK, TX_NACK */
+	/* TX_ACK, TX_NACK, TX_REJECT */
 	unsigned long sub_seq;
 	uint64_t msg_id;
 };
@@ -1027,8 +1028,10 @@ static bool ack_target(struct stomp_session *s, struct stomp_frame *f, unsigned 
 	return true;
 }
 
-/* Applies an ACK or NACK; false if no outstanding delivery matches. */
-static bool apply_ack(struct stomp_session *s, unsigned long sub_seq, uint64_t msg_id, bool nack)
+/* Applies an ACK, NACK or rejecting NACK; false if no outstanding
+ * delivery matches. */
+static bool apply_ack(struct stomp_session *s, unsigned long sub_seq, uint64_t msg_id,
+		      enum op_type type)
 {
 	for (struct stomp_sub *sub = s->subs; sub; sub = sub->next) {
 		if ((sub_seq && sub->seq != sub_seq) || sub->ack == ACK_AUTO)
@@ -1036,10 +1039,10 @@ static bool apply_ack(struct stomp_session *s, unsigned long sub_seq, uint64_t m
 		struct delivery *d = consumer_find_delivery(subscription_consumer(sub->rs), msg_id);
 		if (!d)
 			continue;
-		if (nack)
-			delivery_nack(d, NACK_FAILED);
-		else
+		if (type == TX_ACK)
 			delivery_ack(d, sub->ack == ACK_CLIENT);
+		else
+			delivery_nack(d, type == TX_REJECT ? NACK_REJECT : NACK_FAILED);
 		return true;
 	}
 	return false;
@@ -1056,6 +1059,11 @@ static bool on_ack(struct stomp_session *s, struct stomp_frame *f, bool nack)
 						   : "expected message-id and subscription headers");
 		return false;
 	}
+	/* RabbitMQ's requeue:false: to the dead-letter queue, or dropped, as
+	 * the queue's policy says, never back to the queue. */
+	enum op_type type = !nack ? TX_ACK
+		: dialect(s) != STOMP_DIALECT_ACTIVEMQ && header_bool(f, "requeue") == 0 ? TX_REJECT
+		: TX_NACK;
 	bool failed;
 	struct stomp_tx *t = frame_tx(s, f, &failed);
 	if (failed)
@@ -1066,13 +1074,13 @@ static bool on_ack(struct stomp_session *s, struct stomp_frame *f, bool nack)
 			send_error(s, "out of memory", receipt, NULL);
 			return false;
 		}
-		op->type = nack ? TX_NACK : TX_ACK;
+		op->type = type;
 		op->sub_seq = sub_seq;
 		op->msg_id = msg_id;
 		tx_add(s, t, op);
 		return true;
 	}
-	if (!apply_ack(s, sub_seq, msg_id, nack)) {
+	if (!apply_ack(s, sub_seq, msg_id, type)) {
 		send_error(s, "no outstanding message with that id", receipt,
 			   "it was acknowledged already, or never delivered to this subscription");
 		return false;
@@ -1150,7 +1158,7 @@ static bool on_transaction(struct stomp_session *s, struct stomp_frame *f)
 			if (op->type == TX_SEND)
 				rc = publish(s, op->kind, op->name, &op->msg, NULL);
 			else
-				apply_ack(s, op->sub_seq, op->msg_id, op->type == TX_NACK);
+				apply_ack(s, op->sub_seq, op->msg_id, op->type);
 		}
 	}
 	tx_free(t);

@@ -183,6 +183,28 @@ class RabbitDestinations(StompTestCase):
         sync(cons, clst)
         self.assertEqual(clst.bodies(), ["m0", "m1", "m2"])
 
+    def test_nack_requeue_false_dead_letters(self):
+        """RabbitMQ's NACK with requeue:false: not back to the queue, but to
+        its dead-letter queue (DLQ.NAME by default); a plain NACK requeues."""
+        q = self.name()
+        prod, plst = self.connect()
+        self.send_all(prod, plst, q, ["rejected", "requeued"])
+        cons, clst = self.connect()
+        self.subscribe(cons, clst, q, ack="client-individual", headers={"prefetch-count": 2})
+        first = clst.wait_messages(2)
+        cons.nack(first[0].headers["ack"], requeue=False)
+        cons.nack(first[1].headers["ack"])
+        again = clst.wait_messages(3)[2]
+        self.assertEqual((again.body, again.headers.get("redelivered")), ("requeued", "true"))
+        cons.ack(again.headers["ack"])
+        sync(cons, clst)
+        self.assertEqual(clst.bodies(), ["rejected", "requeued", "requeued"])
+        dlq, dlst = self.connect()
+        self.subscribe(dlq, dlst, "/queue/DLQ." + q[len("/queue/"):])
+        dead = dlst.wait_messages(1)[0]
+        self.assertEqual(dead.body, "rejected")
+        self.assertEqual(dead.headers.get("x-death-reason"), "rejected")
+
     def test_activemq_style_subscriptions_get_no_redelivered_header(self):
         q = self.name()
         cons, clst = self.connect()
