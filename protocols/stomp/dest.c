@@ -112,6 +112,7 @@ int stomp_dest_parse(const char *dest, enum stomp_dialect dialect, bool pattern,
 			      (!pattern && (rest = after(dest, "/reply-queue/"))))) {
 		d->kind = DEST_QUEUE;
 		d->rabbit = true;
+		d->reply = dest[1] == 'r'; /* not /amq/queue/ */
 		if (set_name(d, rest, false, why) < 0)
 			return -1;
 	} else if (rabbit && (rest = after(dest, "/exchange/"))) {

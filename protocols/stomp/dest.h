@@ -20,6 +20,7 @@ struct stomp_dest {
 	char *name;             /* the router's name; owned, free with stomp_dest_clear */
 	const char *out_prefix; /* a topic's MESSAGE destination: this, then the topic */
 	bool rabbit;            /* named only RabbitMQ's way */
+	bool reply;             /* a /reply-queue/: a temp queue of another connection */
 };
 
 /* Maps `dest` (a SEND's when pattern is false, a SUBSCRIBE's when true)

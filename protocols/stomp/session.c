@@ -57,6 +57,13 @@ struct tx_op {
 	uint64_t msg_id;
 };
 
+/* A RabbitMQ temp queue of this connection (see temp_queue). */
+struct stomp_temp {
+	struct stomp_temp *next;
+	char *name;  /* NAME of the client's /temp-queue/NAME */
+	char *queue; /* the router's queue, "wharf.temp.CONN.N" */
+};
+
 struct stomp_tx {
 	struct stomp_tx *next;
 	char *id;
@@ -76,6 +83,8 @@ struct stomp_session {
 	size_t scanned; /* stomp_decode()'s search for the NUL, kept between reads */
 	struct stomp_sub *subs;
 	unsigned long next_sub_seq;
+	struct stomp_temp *temps;
+	unsigned long next_temp;
 	struct stomp_tx *txs;
 	size_t ntxs, tx_bytes; /* open transactions, the bytes of all of them */
 	bool paused;
@@ -169,31 +178,105 @@ static enum stomp_dialect dialect(const struct stomp_session *s)
 	return (enum stomp_dialect)s->b->cfg->stomp.dialect;
 }
 
+static const struct consumer_ops stomp_consumer_ops;
+
+static void temp_free(struct stomp_temp *t)
+{
+	free(t->name);
+	free(t->queue);
+	free(t);
+}
+
+/* RabbitMQ's temp queues: reply-to:/temp-queue/NAME on a SEND makes a
+ * queue private to this connection (its name is opaque), subscribed at
+ * once with ack:auto under the id "/temp-queue/NAME"; the message names
+ * that queue as its reply-to, and the queue goes with the connection. The
+ * queue's name (the session's), or NULL when it cannot be made. */
+static const char *temp_queue(struct stomp_session *s, const char *name)
+{
+	struct stomp_temp *t;
+	for (t = s->temps; t; t = t->next)
+		if (!strcmp(t->name, name))
+			return t->queue;
+	struct stomp_sub *sub = calloc(1, sizeof(*sub));
+	struct buf id = BUF_INIT, queue = BUF_INIT, dest = BUF_INIT;
+	enum router_err err;
+	t = calloc(1, sizeof(*t));
+	if (!t || !sub || buf_printf(&id, "/temp-queue/%s", name) < 0 ||
+	    buf_printf(&queue, "wharf.temp.%lu.%lu", conn_id(s->c), ++s->next_temp) < 0 ||
+	    buf_printf(&dest, "/reply-queue/%s", queue.data) < 0 || !(t->name = strdup(name)))
+		goto fail;
+	sub->id = id.data;
+	sub->queue_dest = dest.data;
+	sub->s = s;
+	sub->seq = ++s->next_sub_seq;
+	sub->ack = ACK_AUTO;
+	sub->kind = DEST_QUEUE;
+	sub->rabbit = true;
+	struct subscribe_options opts = { .consumer.window = s->b->cfg->stomp.prefetch,
+					  .consumer.auto_ack = true };
+	sub->next = s->subs;
+	s->subs = sub;
+	sub->rs = router_subscribe(s->b->router, DEST_QUEUE, queue.data, &opts, &stomp_consumer_ops,
+				   sub, &err);
+	if (!sub->rs) {
+		s->subs = sub->next;
+		log_info("stomp %s: temp queue %s: %s", conn_peer(s->c), queue.data,
+			 router_strerror(err));
+		goto fail;
+	}
+	t->queue = queue.data;
+	t->next = s->temps;
+	s->temps = t;
+	return t->queue;
+fail:
+	free(sub);
+	buf_free(&id);
+	buf_free(&queue);
+	buf_free(&dest);
+	if (t)
+		temp_free(t);
+	return NULL;
+}
+
+static int set_reply_to(struct message *m, const char *prefix, const char *name)
+{
+	struct buf b = BUF_INIT;
+	if (buf_printf(&b, "%s%s", prefix, name) < 0) {
+		buf_free(&b);
+		return -1;
+	}
+	free(m->reply_to);
+	m->reply_to = b.data;
+	return 0;
+}
+
 /* Reply-to is kept protocol-neutral in the message (queue://, topic://);
  * anything else is carried as the client wrote it. */
 static int reply_to_in(struct stomp_session *s, struct message *m, const char *v)
 {
+	const char *temp = dialect(s) != STOMP_DIALECT_ACTIVEMQ && !strncmp(v, "/temp-queue/", 12) &&
+				   v[12] ? v + 12 : NULL;
+	if (temp) {
+		const char *queue = temp_queue(s, temp);
+		return queue ? set_reply_to(m, ADDR_QUEUE_PREFIX, queue) : -1;
+	}
 	struct stomp_dest d;
 	const char *why;
 	if (stomp_dest_parse(v, dialect(s), false, &d, &why) < 0)
 		return message_set(&m->reply_to, v);
-	struct buf mapped = BUF_INIT;
-	int rc = buf_printf(&mapped, "%s%s", d.kind == DEST_QUEUE ? ADDR_QUEUE_PREFIX : ADDR_TOPIC_PREFIX,
-			    d.name);
+	int rc = set_reply_to(m, d.kind == DEST_QUEUE ? ADDR_QUEUE_PREFIX : ADDR_TOPIC_PREFIX, d.name);
 	stomp_dest_clear(&d);
-	if (rc < 0) {
-		buf_free(&mapped);
-		return -1;
-	}
-	free(m->reply_to);
-	m->reply_to = mapped.data;
-	return 0;
+	return rc;
 }
 
 static int reply_to_out(struct stomp_session *s, const char *v)
 {
 	const char *kind = NULL;
-	if (!strncmp(v, ADDR_QUEUE_PREFIX, strlen(ADDR_QUEUE_PREFIX)))
+	if (!strncmp(v, ADDR_QUEUE_PREFIX "wharf.temp.", strlen(ADDR_QUEUE_PREFIX "wharf.temp.")) &&
+	    dialect(s) != STOMP_DIALECT_ACTIVEMQ)
+		kind = "/reply-queue/";
+	else if (!strncmp(v, ADDR_QUEUE_PREFIX, strlen(ADDR_QUEUE_PREFIX)))
 		kind = "/queue/";
 	else if (!strncmp(v, ADDR_TOPIC_PREFIX, strlen(ADDR_TOPIC_PREFIX)))
 		kind = "/topic/";
@@ -713,7 +796,13 @@ static int on_send(struct stomp_session *s, struct stomp_frame *f)
 	struct stomp_dest d;
 	if (!frame_dest(s, f, false, &d))
 		return -1;
-	int rc = send_to(s, f, d.kind, d.name, receipt);
+	int rc = 0;
+	/* A reply to a requester that has gone: dropped, as RabbitMQ does,
+	 * rather than making a queue no one will read. */
+	if (d.reply && !router_has_queue(s->b->router, d.name))
+		log_debug("stomp %s: reply to %s dropped: no such queue", conn_peer(s->c), d.name);
+	else
+		rc = send_to(s, f, d.kind, d.name, receipt);
 	stomp_dest_clear(&d);
 	return rc;
 }
@@ -1305,6 +1394,12 @@ static void stomp_closed(void *session)
 		struct stomp_tx *t = s->txs;
 		s->txs = t->next;
 		tx_free(t);
+	}
+	while (s->temps) {
+		struct stomp_temp *t = s->temps;
+		s->temps = t->next;
+		router_delete_queue(s->b->router, t->queue);
+		temp_free(t);
 	}
 	if (s->hb_send_ev)
 		event_free(s->hb_send_ev);

@@ -214,8 +214,75 @@ class RabbitDestinations(StompTestCase):
         self.assertNotIn("redelivered", clst.wait_messages(1)[0].headers)
 
 
+class RabbitTempQueues(StompTestCase):
+
+    def rpc_server(self, q):
+        """Answers each request on q to its reply-to with "re:" + body;
+        returns the reply-to headers it saw."""
+        seen = []
+        server, slst = self.connect()
+
+        def answer(frame):
+            seen.append(frame.headers["reply-to"])
+            server.send(frame.headers["reply-to"], "re:" + frame.body)
+
+        slst.callback = answer
+        self.subscribe(server, slst, q)
+        return server, slst, seen
+
+    def test_reply_to_temp_queue_makes_a_private_reply_queue(self):
+        q = self.name()
+        server, slst, seen = self.rpc_server(q)
+        client, clst = self.connect()
+        client.send(q, "ping", headers={"reply-to": "/temp-queue/replies"})
+        client.send(q, "pong", headers={"reply-to": "/temp-queue/replies"})
+        msgs = clst.wait_messages(2)
+        self.assertEqual([m.body for m in msgs], ["re:ping", "re:pong"])
+        self.assertEqual({m.headers["subscription"] for m in msgs}, {"/temp-queue/replies"})
+        self.assertEqual(len(set(seen)), 1, seen)
+        self.assertTrue(seen[0].startswith("/reply-queue/"), seen)
+        self.assertEqual(msgs[0].headers["destination"], seen[0])
+        # Another connection's /temp-queue/replies is a queue of its own.
+        other, olst = self.connect()
+        other.send(q, "other", headers={"reply-to": "/temp-queue/replies"})
+        self.assertEqual(olst.wait_messages(1)[0].body, "re:other")
+        self.assertNotEqual(seen[2], seen[0])
+        sync(client, clst)
+        self.assertEqual(clst.bodies(), ["re:ping", "re:pong"])
+
+    def test_the_temp_queue_goes_with_its_connection(self):
+        q = self.name()
+        client, clst = self.connect()
+        self.send_all(client, clst, q, ["req"], headers={"reply-to": "/temp-queue/r"})
+        server, slst = self.connect()
+        self.subscribe(server, slst, q)
+        reply_to = slst.wait_messages(1)[0].headers["reply-to"]
+        client.disconnect()
+        clst.wait_disconnected()
+        self.send_all(server, slst, reply_to, ["late reply"])
+        self.assertEqual(slst.errors, [])
+        queue = "/queue/" + reply_to[len("/reply-queue/"):]
+        probe, plst = self.connect()
+        self.subscribe(probe, plst, queue)
+        sync(probe, plst)
+        self.assertEqual(plst.bodies(), [], "a reply to a gone requester was kept")
+
+    def test_temp_queue_is_no_destination(self):
+        prod, plst = self.connect()
+        prod.send("/temp-queue/x", "x")
+        self.assertEqual(plst.wait_error().headers["message"], "invalid destination")
+
+
 class DialectActiveMQ(StompTestCase):
     config = "[stomp]\ndialect = activemq\n"
+
+    def test_temp_queue_reply_to_is_carried_as_written(self):
+        q = self.name()
+        cons, clst = self.connect()
+        self.subscribe(cons, clst, q)
+        prod, plst = self.connect()
+        self.send_all(prod, plst, q, ["x"], headers={"reply-to": "/temp-queue/abc"})
+        self.assertEqual(clst.wait_messages(1)[0].headers["reply-to"], "/temp-queue/abc")
 
     def test_rabbitmq_destinations_are_invalid(self):
         for dest in ("/exchange/amq.topic/a", "/amq/queue/a"):
