@@ -818,7 +818,8 @@ static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
 /* What a SUBSCRIBE or UNSUBSCRIBE says of a durable subscription. ActiveMQ
  * names one with activemq.subscriptionName (or durable-subscription-name);
  * RabbitMQ asks with durable:true (persistent:true in its older plugin) and
- * auto-delete:false, and names it by the frame's id. Its durable:true alone
+ * auto-delete:false, and names it by its x-queue-name header, or else the
+ * frame's id. Its durable:true alone
  * on a SUBSCRIBE makes a queue deleted with its last subscriber, which is
  * what a plain subscription is here; on an UNSUBSCRIBE it ends the durable
  * subscription, as there. False when the frame asks for none; *name is NULL
@@ -837,7 +838,9 @@ static bool durable_request(struct stomp_frame *f, const char **name, bool *rabb
 	if (durable != 1 ||
 	    (f->command == STOMP_CMD_SUBSCRIBE && header_bool(f, "auto-delete") != 0))
 		return false;
-	*name = stomp_frame_get(f, "id");
+	*name = stomp_frame_get(f, "x-queue-name");
+	if (!*name)
+		*name = stomp_frame_get(f, "id");
 	*rabbit = true;
 	return true;
 }
@@ -1051,8 +1054,17 @@ static bool on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
 		for (pp = &s->subs; *pp && strcmp((*pp)->id, id); pp = &(*pp)->next)
 			;
 	bool had = pp && *pp;
-	if (had)
-		sub_free(s, unlink_sub(pp));
+	if (had) {
+		struct stomp_sub *sub = unlink_sub(pp);
+		/* The one named by id ends whatever named its queue (an
+		 * x-queue-name the UNSUBSCRIBE need not repeat). */
+		if (durable && sub->durable_queue) {
+			free(dq);
+			dq = sub->durable_queue;
+			sub->durable_queue = NULL;
+		}
+		sub_free(s, sub);
+	}
 	if (!durable) {
 		if (!had)
 			send_error(s, "no such subscription", receipt, id);

@@ -48,6 +48,31 @@ class RabbitBooleans(StompTestCase):
 
 class RabbitUnsubscribe(StompTestCase):
 
+    def test_x_queue_name_names_a_durable_subscription(self):
+        """The queue of a durable subscription is named by x-queue-name
+        when given (not the id), and an UNSUBSCRIBE by id ends it."""
+        t = self.name("topic")
+        flags = {"durable": "true", "auto-delete": "false",
+                 "x-queue-name": "xq-" + uuid.uuid4().hex[:8]}
+        cons, clst = self.connect()
+        self.subscribe(cons, clst, t, "first-id", headers=flags)
+        cons.disconnect()
+        clst.wait_disconnected()
+        prod, plst = self.connect()
+        self.send_all(prod, plst, t, ["kept"])
+        cons2, clst2 = self.connect()
+        self.subscribe(cons2, clst2, t, "second-id", headers=flags)
+        self.assertEqual(clst2.wait_messages(1)[0].body, "kept")
+        rid = new_receipt()
+        cons2.unsubscribe("second-id", headers={"durable": "true", "receipt": rid})
+        clst2.wait_receipt(rid)
+        self.send_all(prod, plst, t, ["gone"])
+        self.subscribe(cons2, clst2, t, "third-id", headers=flags)
+        self.send_all(prod, plst, t, ["fresh"])
+        clst2.wait_messages(2)
+        sync(cons2, clst2)
+        self.assertEqual(clst2.bodies(), ["kept", "fresh"])
+
     def test_unsubscribe_with_durable_true_alone_ends_the_subscription(self):
         """RabbitMQ deletes a durable subscription's queue on an UNSUBSCRIBE
         with durable:true and its id; the orphan must not keep filling."""
