@@ -252,19 +252,24 @@ static int set_reply_to(struct message *m, const char *prefix, const char *name)
 }
 
 /* Reply-to is kept protocol-neutral in the message (queue://, topic://);
- * anything else is carried as the client wrote it. */
-static int reply_to_in(struct stomp_session *s, struct message *m, const char *v)
+ * anything else is carried as the client wrote it. -1 with *why set. */
+static int reply_to_in(struct stomp_session *s, struct message *m, const char *v,
+		       const char **why)
 {
 	const char *temp = dialect(s) != STOMP_DIALECT_ACTIVEMQ && !strncmp(v, "/temp-queue/", 12) &&
 				   v[12] ? v + 12 : NULL;
 	if (temp) {
 		const char *queue = temp_queue(s, temp);
+		if (!queue)
+			*why = "the reply-to temp queue cannot be made";
 		return queue ? set_reply_to(m, ADDR_QUEUE_PREFIX, queue) : -1;
 	}
 	struct stomp_dest d;
-	const char *why;
-	if (stomp_dest_parse(v, dialect(s), false, &d, &why) < 0)
+	if (stomp_dest_parse(v, dialect(s), false, &d, why) < 0) {
+		*why = "out of memory";
 		return message_set(&m->reply_to, v);
+	}
+	*why = "out of memory";
 	int rc = set_reply_to(m, d.kind == DEST_QUEUE ? ADDR_QUEUE_PREFIX : ADDR_TOPIC_PREFIX, d.name);
 	stomp_dest_clear(&d);
 	return rc;
@@ -565,7 +570,7 @@ static struct message *message_from_send(struct stomp_session *s, struct stomp_f
 	if ((v = stomp_frame_get(f, "correlation-id")) &&
 	    message_set_bytes(&m->correlation_id, &m->correlation_id_len, v, strlen(v)) < 0)
 		goto fail;
-	if ((v = stomp_frame_get(f, "reply-to")) && reply_to_in(s, m, v) < 0)
+	if ((v = stomp_frame_get(f, "reply-to")) && reply_to_in(s, m, v, why) < 0)
 		goto fail;
 	for (size_t i = 0; i < f->nheaders; i++) {
 		const struct stomp_header *h = &f->headers[i];

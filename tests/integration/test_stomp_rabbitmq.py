@@ -298,6 +298,16 @@ class RabbitTempQueues(StompTestCase):
         self.assertEqual(plst.wait_error().headers["message"], "invalid destination")
 
 
+class TempQueuesForbidden(StompTestCase):
+    config = "[queue wharf.temp.>]\nauto_create = false\n"
+
+    def test_a_temp_queue_the_config_forbids_is_an_error(self):
+        prod, plst = self.connect()
+        prod.send(self.name(), "x", headers={"reply-to": "/temp-queue/r"})
+        err = plst.wait_error()
+        self.assertEqual(err.headers["message"], "the reply-to temp queue cannot be made")
+
+
 class DialectActiveMQ(StompTestCase):
     config = "[stomp]\ndialect = activemq\n"
 
