@@ -361,6 +361,11 @@ static int stomp_key(struct parser *p, const char *k, const char *v)
 		s->prefetch = (unsigned)n;
 		return 0;
 	}
+	if (!strcmp(k, "dialect")) {
+		/* In the order of enum stomp_dialect. */
+		static const char *const names[] = { "both", "activemq", "rabbitmq", NULL };
+		return set_choice(p, k, &s->dialect, v, names);
+	}
 	return fail(p, "unknown key '%s' in [stomp]", k);
 }
 

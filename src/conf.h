@@ -45,6 +45,7 @@ struct stomp_config {
 	size_t max_header_length;
 	unsigned heartbeat_ms;  /* what the broker offers and asks for */
 	unsigned prefetch;      /* unacked window when the client sets none */
+	int dialect;            /* enum stomp_dialect (protocols/stomp/dest.h) */
 };
 
 struct mqtt_config {

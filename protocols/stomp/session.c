@@ -15,6 +15,7 @@
 #include "log.h"
 #include "net/output.h"
 #include "protocols/stomp/codec.h"
+#include "protocols/stomp/dest.h"
 #include "protocols/stomp/durable.h"
 #include "router/confirm.h"
 #include "router/router.h"
@@ -36,21 +37,31 @@ struct stomp_sub {
 	char *id;           /* the client's subscription id */
 	enum ack_mode ack;
 	enum dest_kind kind;
-	char *queue_dest;   /* "/queue/NAME" for a queue subscription */
+	char *queue_dest;   /* the SUBSCRIBE's destination, for a queue subscription */
+	const char *topic_prefix; /* a topic subscription's MESSAGE destinations start so */
+	bool rabbit;        /* asked RabbitMQ's way: redelivered:false on first deliveries */
 	char *durable_queue; /* a durable subscription's queue (protocols/stomp/durable.h) */
 	struct subscription *rs;
 };
 
 struct tx_op {
 	struct tx_op *next;
-	enum { TX_SEND, TX_ACK, TX_NACK } type;
+	/* TX_REJECT: a NACK with RabbitMQ's requeue:false */
+	enum op_type { TX_SEND, TX_ACK, TX_NACK, TX_REJECT } type;
 	/* TX_SEND */
 	enum dest_kind kind;
 	char *name;
 	struct message *msg;
-	/* TX_ACK, TX_NACK */
+	/* TX_ACK, TX_NACK, TX_REJECT */
 	unsigned long sub_seq;
 	uint64_t msg_id;
+};
+
+/* A RabbitMQ temp queue of this connection (see temp_queue). */
+struct stomp_temp {
+	struct stomp_temp *next;
+	char *name;  /* NAME of the client's /temp-queue/NAME */
+	char *queue; /* the router's queue, "wharf.temp.CONN.N" */
 };
 
 struct stomp_tx {
@@ -72,6 +83,8 @@ struct stomp_session {
 	size_t scanned; /* stomp_decode()'s search for the NUL, kept between reads */
 	struct stomp_sub *subs;
 	unsigned long next_sub_seq;
+	struct stomp_temp *temps;
+	unsigned long next_temp;
 	struct stomp_tx *txs;
 	size_t ntxs, tx_bytes; /* open transactions, the bytes of all of them */
 	bool paused;
@@ -160,42 +173,115 @@ static int send_receipt(struct stomp_session *s, const char *receipt)
 
 /* ---- destinations ------------------------------------------------------- */
 
-/* "/queue/NAME" and "/topic/NAME", as ActiveMQ and RabbitMQ name them. */
-static int parse_dest(const char *dest, enum dest_kind *kind, const char **name)
+static enum stomp_dialect dialect(const struct stomp_session *s)
 {
-	if (!strncmp(dest, "/queue/", 7)) {
-		*kind = DEST_QUEUE;
-		*name = dest + 7;
-	} else if (!strncmp(dest, "/topic/", 7)) {
-		*kind = DEST_TOPIC;
-		*name = dest + 7;
-	} else {
+	return (enum stomp_dialect)s->b->cfg->stomp.dialect;
+}
+
+static const struct consumer_ops stomp_consumer_ops;
+
+static void temp_free(struct stomp_temp *t)
+{
+	free(t->name);
+	free(t->queue);
+	free(t);
+}
+
+/* RabbitMQ's temp queues: reply-to:/temp-queue/NAME on a SEND makes a
+ * queue private to this connection (its name is opaque), subscribed at
+ * once with ack:auto under the id "/temp-queue/NAME"; the message names
+ * that queue as its reply-to, and the queue goes with the connection. The
+ * queue's name (the session's), or NULL when it cannot be made. */
+static const char *temp_queue(struct stomp_session *s, const char *name)
+{
+	struct stomp_temp *t;
+	for (t = s->temps; t; t = t->next)
+		if (!strcmp(t->name, name))
+			return t->queue;
+	struct stomp_sub *sub = calloc(1, sizeof(*sub));
+	struct buf id = BUF_INIT, queue = BUF_INIT, dest = BUF_INIT;
+	enum router_err err;
+	t = calloc(1, sizeof(*t));
+	if (!t || !sub || buf_printf(&id, "/temp-queue/%s", name) < 0 ||
+	    buf_printf(&queue, "wharf.temp.%lu.%lu", conn_id(s->c), ++s->next_temp) < 0 ||
+	    buf_printf(&dest, "/reply-queue/%s", queue.data) < 0 || !(t->name = strdup(name)))
+		goto fail;
+	sub->id = id.data;
+	sub->queue_dest = dest.data;
+	sub->s = s;
+	sub->seq = ++s->next_sub_seq;
+	sub->ack = ACK_AUTO;
+	sub->kind = DEST_QUEUE;
+	sub->rabbit = true;
+	struct subscribe_options opts = { .consumer.window = s->b->cfg->stomp.prefetch,
+					  .consumer.auto_ack = true };
+	sub->next = s->subs;
+	s->subs = sub;
+	sub->rs = router_subscribe(s->b->router, DEST_QUEUE, queue.data, &opts, &stomp_consumer_ops,
+				   sub, &err);
+	if (!sub->rs) {
+		s->subs = sub->next;
+		log_info("stomp %s: temp queue %s: %s", conn_peer(s->c), queue.data,
+			 router_strerror(err));
+		goto fail;
+	}
+	t->queue = queue.data;
+	t->next = s->temps;
+	s->temps = t;
+	return t->queue;
+fail:
+	free(sub);
+	buf_free(&id);
+	buf_free(&queue);
+	buf_free(&dest);
+	if (t)
+		temp_free(t);
+	return NULL;
+}
+
+static int set_reply_to(struct message *m, const char *prefix, const char *name)
+{
+	struct buf b = BUF_INIT;
+	if (buf_printf(&b, "%s%s", prefix, name) < 0) {
+		buf_free(&b);
 		return -1;
 	}
-	return **name ? 0 : -1;
+	free(m->reply_to);
+	m->reply_to = b.data;
+	return 0;
 }
 
 /* Reply-to is kept protocol-neutral in the message (queue://, topic://);
- * anything else is carried as the client wrote it. */
-static int reply_to_in(struct message *m, const char *v)
+ * anything else is carried as the client wrote it. -1 with *why set. */
+static int reply_to_in(struct stomp_session *s, struct message *m, const char *v,
+		       const char **why)
 {
-	enum dest_kind kind;
-	const char *name;
-	if (parse_dest(v, &kind, &name) < 0)
+	const char *temp = dialect(s) != STOMP_DIALECT_ACTIVEMQ && !strncmp(v, "/temp-queue/", 12) &&
+				   v[12] ? v + 12 : NULL;
+	if (temp) {
+		const char *queue = temp_queue(s, temp);
+		if (!queue)
+			*why = "the reply-to temp queue cannot be made";
+		return queue ? set_reply_to(m, ADDR_QUEUE_PREFIX, queue) : -1;
+	}
+	struct stomp_dest d;
+	if (stomp_dest_parse(v, dialect(s), false, &d, why) < 0) {
+		*why = "out of memory";
 		return message_set(&m->reply_to, v);
-	char *mapped = malloc(strlen(name) + sizeof(ADDR_QUEUE_PREFIX));
-	if (!mapped)
-		return -1;
-	sprintf(mapped, "%s%s", kind == DEST_QUEUE ? ADDR_QUEUE_PREFIX : ADDR_TOPIC_PREFIX, name);
-	free(m->reply_to);
-	m->reply_to = mapped;
-	return 0;
+	}
+	*why = "out of memory";
+	int rc = set_reply_to(m, d.kind == DEST_QUEUE ? ADDR_QUEUE_PREFIX : ADDR_TOPIC_PREFIX, d.name);
+	stomp_dest_clear(&d);
+	return rc;
 }
 
 static int reply_to_out(struct stomp_session *s, const char *v)
 {
 	const char *kind = NULL;
-	if (!strncmp(v, ADDR_QUEUE_PREFIX, strlen(ADDR_QUEUE_PREFIX)))
+	if (!strncmp(v, ADDR_QUEUE_PREFIX "wharf.temp.", strlen(ADDR_QUEUE_PREFIX "wharf.temp.")) &&
+	    dialect(s) != STOMP_DIALECT_ACTIVEMQ)
+		kind = "/reply-queue/";
+	else if (!strncmp(v, ADDR_QUEUE_PREFIX, strlen(ADDR_QUEUE_PREFIX)))
 		kind = "/queue/";
 	else if (!strncmp(v, ADDR_TOPIC_PREFIX, strlen(ADDR_TOPIC_PREFIX)))
 		kind = "/topic/";
@@ -221,7 +307,7 @@ static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "destination", sub->queue_dest);
 	} else {
 		struct buf dest = BUF_INIT;
-		rc |= buf_printf(&dest, "/topic/%s", m->dest);
+		rc |= buf_printf(&dest, "%s%s", sub->topic_prefix, m->dest);
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "destination", dest.data ? dest.data : "");
 		buf_free(&dest);
 	}
@@ -258,6 +344,8 @@ static int encode_message_head(struct stomp_session *s, struct stomp_sub *sub,
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "redelivered", "true");
 		snprintf(num, sizeof(num), "%" PRIu32, count - 1);
 		rc |= hdr(s, STOMP_CMD_MESSAGE, "x-delivery-count", num);
+	} else if (sub->rabbit) {
+		rc |= hdr(s, STOMP_CMD_MESSAGE, "redelivered", "false");
 	}
 	for (size_t i = 0; i < m->nprops; i++) {
 		/* A property named like a frame header (content-length, ...)
@@ -451,7 +539,8 @@ static bool reserved_header(const char *name)
 
 /* Builds the message a SEND frame describes; takes the frame's body.
  * Returns NULL with *why set on a bad header or out of memory. */
-static struct message *message_from_send(struct stomp_frame *f, const char **why)
+static struct message *message_from_send(struct stomp_session *s, struct stomp_frame *f,
+					 const char **why)
 {
 	struct message *m = message_new();
 	unsigned long long n;
@@ -481,7 +570,7 @@ static struct message *message_from_send(struct stomp_frame *f, const char **why
 	if ((v = stomp_frame_get(f, "correlation-id")) &&
 	    message_set_bytes(&m->correlation_id, &m->correlation_id_len, v, strlen(v)) < 0)
 		goto fail;
-	if ((v = stomp_frame_get(f, "reply-to")) && reply_to_in(m, v) < 0)
+	if ((v = stomp_frame_get(f, "reply-to")) && reply_to_in(s, m, v, why) < 0)
 		goto fail;
 	for (size_t i = 0; i < f->nheaders; i++) {
 		const struct stomp_header *h = &f->headers[i];
@@ -647,26 +736,15 @@ static int publish(struct stomp_session *s, enum dest_kind kind, const char *nam
 	return 1;
 }
 
-static int on_send(struct stomp_session *s, struct stomp_frame *f)
+static int send_to(struct stomp_session *s, struct stomp_frame *f, enum dest_kind kind,
+		   const char *name, const char *receipt)
 {
-	const char *receipt = stomp_frame_get(f, "receipt");
-	const char *dest = stomp_frame_get(f, "destination");
-	enum dest_kind kind;
-	const char *name, *why;
-	if (!dest) {
-		send_error(s, "missing destination header", receipt, NULL);
-		return -1;
-	}
-	if (parse_dest(dest, &kind, &name) < 0 || address_validate(name, false) != 0) {
-		send_error(s, "invalid destination", receipt,
-			   "use /queue/NAME or /topic/NAME, no wildcards");
-		return -1;
-	}
+	const char *why;
 	bool failed;
 	struct stomp_tx *t = frame_tx(s, f, &failed);
 	if (failed)
 		return -1;
-	struct message *m = message_from_send(f, &why);
+	struct message *m = message_from_send(s, f, &why);
 	if (!m) {
 		send_error(s, why, receipt, NULL);
 		return -1;
@@ -698,6 +776,42 @@ static int on_send(struct stomp_session *s, struct stomp_frame *f)
 	return publish(s, kind, name, &m, receipt);
 }
 
+/* The frame's destination in *d (for the caller to clear); false after an
+ * ERROR. pattern: a SUBSCRIBE's, which may hold wildcards. */
+static bool frame_dest(struct stomp_session *s, struct stomp_frame *f, bool pattern,
+		       struct stomp_dest *d)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	const char *dest = stomp_frame_get(f, "destination");
+	const char *why;
+	if (!dest) {
+		send_error(s, "missing destination header", receipt, NULL);
+		return false;
+	}
+	if (stomp_dest_parse(dest, dialect(s), pattern, d, &why) < 0) {
+		send_error(s, "invalid destination", receipt, why);
+		return false;
+	}
+	return true;
+}
+
+static int on_send(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	struct stomp_dest d;
+	if (!frame_dest(s, f, false, &d))
+		return -1;
+	int rc = 0;
+	/* A reply to a requester that has gone: dropped, as RabbitMQ does,
+	 * rather than making a queue no one will read. */
+	if (d.reply && !router_has_queue(s->b->router, d.name))
+		log_debug("stomp %s: reply to %s dropped: no such queue", conn_peer(s->c), d.name);
+	else
+		rc = send_to(s, f, d.kind, d.name, receipt);
+	stomp_dest_clear(&d);
+	return rc;
+}
+
 static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
 {
 	for (struct stomp_sub *sub = s->subs; sub; sub = sub->next)
@@ -709,7 +823,8 @@ static struct stomp_sub *find_sub(struct stomp_session *s, const char *id)
 /* What a SUBSCRIBE or UNSUBSCRIBE says of a durable subscription. ActiveMQ
  * names one with activemq.subscriptionName (or durable-subscription-name);
  * RabbitMQ asks with durable:true (persistent:true in its older plugin) and
- * auto-delete:false, and names it by the frame's id. Its durable:true alone
+ * auto-delete:false, and names it by its x-queue-name header, or else the
+ * frame's id. Its durable:true alone
  * on a SUBSCRIBE makes a queue deleted with its last subscriber, which is
  * what a plain subscription is here; on an UNSUBSCRIBE it ends the durable
  * subscription, as there. False when the frame asks for none; *name is NULL
@@ -728,7 +843,9 @@ static bool durable_request(struct stomp_frame *f, const char **name, bool *rabb
 	if (durable != 1 ||
 	    (f->command == STOMP_CMD_SUBSCRIBE && header_bool(f, "auto-delete") != 0))
 		return false;
-	*name = stomp_frame_get(f, "id");
+	*name = stomp_frame_get(f, "x-queue-name");
+	if (!*name)
+		*name = stomp_frame_get(f, "id");
 	*rabbit = true;
 	return true;
 }
@@ -772,38 +889,44 @@ static struct stomp_sub **find_durable(struct stomp_session *s, const char *queu
 	return NULL;
 }
 
-static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
+/* The window a SUBSCRIBE asks for: ActiveMQ's activemq.prefetchSize or
+ * RabbitMQ's prefetch-count (0 there: no limit, here the largest window).
+ * False after an ERROR. */
+static bool sub_window(struct stomp_session *s, struct stomp_frame *f, const char *receipt,
+		       unsigned *window, bool *rabbit)
 {
-	const char *receipt = stomp_frame_get(f, "receipt");
-	const char *dest = stomp_frame_get(f, "destination");
-	const char *id = stomp_frame_get(f, "id");
-	const char *ack = stomp_frame_get(f, "ack");
 	const char *prefetch = stomp_frame_get(f, "activemq.prefetchSize");
-	enum dest_kind kind;
-	const char *name;
-	if (!dest) {
-		send_error(s, "missing destination header", receipt, NULL);
-		return false;
-	}
-	if (!id) {
-		if (s->version >= STOMP_V11) {
-			send_error(s, "missing id header", receipt, NULL);
+	const char *count = dialect(s) != STOMP_DIALECT_ACTIVEMQ ? stomp_frame_get(f, "prefetch-count")
+								  : NULL;
+	unsigned long long n;
+	*window = s->b->cfg->stomp.prefetch;
+	if (prefetch) {
+		if (!parse_uint(prefetch, 1000000, &n) || n == 0) {
+			send_error(s, "invalid activemq.prefetchSize", receipt, "expected 1 to 1000000");
 			return false;
 		}
-		id = dest; /* 1.0: the destination names the subscription */
+		*window = (unsigned)n;
+	} else if (count) {
+		if (!parse_uint(count, 1000000, &n)) {
+			send_error(s, "invalid prefetch-count", receipt, "expected 0 to 1000000");
+			return false;
+		}
+		*window = n ? (unsigned)n : 1000000;
+		*rabbit = true;
 	}
-	if (find_sub(s, id)) {
-		send_error(s, "subscription id already in use", receipt, id);
+	return true;
+}
+
+static bool subscribe_to(struct stomp_session *s, struct stomp_frame *f, const char *dest,
+			 const struct stomp_dest *d, const char *id, const char *receipt)
+{
+	const char *ack = stomp_frame_get(f, "ack");
+	enum dest_kind kind = d->kind;
+	const char *name = d->name;
+	bool rabbit_style = d->rabbit || dialect(s) == STOMP_DIALECT_RABBITMQ;
+	struct subscribe_options opts = { 0 };
+	if (!sub_window(s, f, receipt, &opts.consumer.window, &rabbit_style))
 		return false;
-	}
-	if (parse_dest(dest, &kind, &name) < 0 ||
-	    address_validate(name, kind == DEST_TOPIC) != 0) {
-		send_error(s, "invalid destination", receipt,
-			   "use /queue/NAME or /topic/PATTERN with * and > wildcards");
-		return false;
-	}
-	struct subscribe_options opts = { .consumer.window = s->b->cfg->stomp.prefetch };
-	unsigned long long n;
 	enum ack_mode mode = ACK_AUTO;
 	if (!ack || !strcmp(ack, "auto"))
 		mode = ACK_AUTO;
@@ -815,16 +938,9 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 		send_error(s, "invalid ack mode", receipt, ack);
 		return false;
 	}
-	if (prefetch) {
-		if (!parse_uint(prefetch, 1000000, &n) || n == 0) {
-			send_error(s, "invalid activemq.prefetchSize", receipt, "expected 1 to 1000000");
-			return false;
-		}
-		opts.consumer.window = (unsigned)n;
-	}
 	opts.consumer.auto_ack = mode == ACK_AUTO;
 	const char *durable_name;
-	bool rabbit;
+	bool rabbit = false;
 	char *dq = NULL;
 	bool fresh = false;
 	enum router_err err;
@@ -858,6 +974,8 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 		return false;
 	}
 	sub->durable_queue = dq;
+	sub->topic_prefix = d->out_prefix;
+	sub->rabbit = rabbit_style || rabbit;
 	sub->s = s;
 	sub->seq = ++s->next_sub_seq;
 	sub->ack = mode;
@@ -878,6 +996,27 @@ static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 		return false;
 	}
 	return true;
+}
+
+static bool on_subscribe(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *receipt = stomp_frame_get(f, "receipt");
+	const char *dest = stomp_frame_get(f, "destination");
+	const char *id = stomp_frame_get(f, "id");
+	struct stomp_dest d;
+	if (!frame_dest(s, f, true, &d))
+		return false;
+	if (!id && s->version < STOMP_V11)
+		id = dest; /* 1.0: the destination names the subscription */
+	bool ok = false;
+	if (!id)
+		send_error(s, "missing id header", receipt, NULL);
+	else if (find_sub(s, id))
+		send_error(s, "subscription id already in use", receipt, id);
+	else
+		ok = subscribe_to(s, f, dest, &d, id, receipt);
+	stomp_dest_clear(&d);
+	return ok;
 }
 
 static void sub_free(struct stomp_session *s, struct stomp_sub *sub)
@@ -920,8 +1059,17 @@ static bool on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
 		for (pp = &s->subs; *pp && strcmp((*pp)->id, id); pp = &(*pp)->next)
 			;
 	bool had = pp && *pp;
-	if (had)
-		sub_free(s, unlink_sub(pp));
+	if (had) {
+		struct stomp_sub *sub = unlink_sub(pp);
+		/* The one named by id ends whatever named its queue (an
+		 * x-queue-name the UNSUBSCRIBE need not repeat). */
+		if (durable && sub->durable_queue) {
+			free(dq);
+			dq = sub->durable_queue;
+			sub->durable_queue = NULL;
+		}
+		sub_free(s, sub);
+	}
 	if (!durable) {
 		if (!had)
 			send_error(s, "no such subscription", receipt, id);
@@ -986,8 +1134,10 @@ static bool ack_target(struct stomp_session *s, struct stomp_frame *f, unsigned 
 	return true;
 }
 
-/* Applies an ACK or NACK; false if no outstanding delivery matches. */
-static bool apply_ack(struct stomp_session *s, unsigned long sub_seq, uint64_t msg_id, bool nack)
+/* Applies an ACK, NACK or rejecting NACK; false if no outstanding
+ * delivery matches. */
+static bool apply_ack(struct stomp_session *s, unsigned long sub_seq, uint64_t msg_id,
+		      enum op_type type)
 {
 	for (struct stomp_sub *sub = s->subs; sub; sub = sub->next) {
 		if ((sub_seq && sub->seq != sub_seq) || sub->ack == ACK_AUTO)
@@ -995,10 +1145,10 @@ static bool apply_ack(struct stomp_session *s, unsigned long sub_seq, uint64_t m
 		struct delivery *d = consumer_find_delivery(subscription_consumer(sub->rs), msg_id);
 		if (!d)
 			continue;
-		if (nack)
-			delivery_nack(d, NACK_FAILED);
-		else
+		if (type == TX_ACK)
 			delivery_ack(d, sub->ack == ACK_CLIENT);
+		else
+			delivery_nack(d, type == TX_REJECT ? NACK_REJECT : NACK_FAILED);
 		return true;
 	}
 	return false;
@@ -1015,6 +1165,11 @@ static bool on_ack(struct stomp_session *s, struct stomp_frame *f, bool nack)
 						   : "expected message-id and subscription headers");
 		return false;
 	}
+	/* RabbitMQ's requeue:false: to the dead-letter queue, or dropped, as
+	 * the queue's policy says, never back to the queue. */
+	enum op_type type = !nack ? TX_ACK
+		: dialect(s) != STOMP_DIALECT_ACTIVEMQ && header_bool(f, "requeue") == 0 ? TX_REJECT
+		: TX_NACK;
 	bool failed;
 	struct stomp_tx *t = frame_tx(s, f, &failed);
 	if (failed)
@@ -1025,13 +1180,13 @@ static bool on_ack(struct stomp_session *s, struct stomp_frame *f, bool nack)
 			send_error(s, "out of memory", receipt, NULL);
 			return false;
 		}
-		op->type = nack ? TX_NACK : TX_ACK;
+		op->type = type;
 		op->sub_seq = sub_seq;
 		op->msg_id = msg_id;
 		tx_add(s, t, op);
 		return true;
 	}
-	if (!apply_ack(s, sub_seq, msg_id, nack)) {
+	if (!apply_ack(s, sub_seq, msg_id, type)) {
 		send_error(s, "no outstanding message with that id", receipt,
 			   "it was acknowledged already, or never delivered to this subscription");
 		return false;
@@ -1109,7 +1264,7 @@ static bool on_transaction(struct stomp_session *s, struct stomp_frame *f)
 			if (op->type == TX_SEND)
 				rc = publish(s, op->kind, op->name, &op->msg, NULL);
 			else
-				apply_ack(s, op->sub_seq, op->msg_id, op->type == TX_NACK);
+				apply_ack(s, op->sub_seq, op->msg_id, op->type);
 		}
 	}
 	tx_free(t);
@@ -1256,6 +1411,12 @@ static void stomp_closed(void *session)
 		struct stomp_tx *t = s->txs;
 		s->txs = t->next;
 		tx_free(t);
+	}
+	while (s->temps) {
+		struct stomp_temp *t = s->temps;
+		s->temps = t->next;
+		router_delete_queue(s->b->router, t->queue);
+		temp_free(t);
 	}
 	if (s->hb_send_ev)
 		event_free(s->hb_send_ev);

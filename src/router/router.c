@@ -451,6 +451,11 @@ enum router_err router_delete_queue(struct router *r, const char *queue)
 	return ROUTER_OK;
 }
 
+bool router_has_queue(const struct router *r, const char *queue)
+{
+	return map_get(r->queues, queue) != NULL;
+}
+
 enum router_err router_may_publish(struct router *r, enum dest_kind kind, const char *name)
 {
 	enum router_err err = check_name(name, false, false);

@@ -66,6 +66,9 @@ enum router_err router_unbind(struct router *r, const char *pattern, const char 
  * has consumers or bindings. */
 enum router_err router_delete_queue(struct router *r, const char *queue);
 
+/* Whether the queue `queue` exists now. */
+bool router_has_queue(const struct router *r, const char *queue);
+
 /* Whether a publish to that destination could succeed now: it exists or
  * may be created, and the name is valid and not the broker's. */
 enum router_err router_may_publish(struct router *r, enum dest_kind kind, const char *name);

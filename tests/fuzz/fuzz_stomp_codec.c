@@ -5,6 +5,7 @@
  * must come back unchanged. */
 #include "config.h"
 #include "protocols/stomp/codec.h"
+#include "protocols/stomp/dest.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,24 @@ static const struct stomp_limits wide = {
 	.max_header_length = 1 << 16,
 };
 
+/* A destination maps, in every dialect, onto a valid name or nothing. */
+static void check_dest(const char *dest)
+{
+	for (int dialect = STOMP_DIALECT_BOTH; dialect <= STOMP_DIALECT_RABBITMQ; dialect++) {
+		for (int pattern = 0; pattern < 2; pattern++) {
+			struct stomp_dest d;
+			const char *why = NULL;
+			if (stomp_dest_parse(dest, (enum stomp_dialect)dialect, pattern, &d, &why) < 0) {
+				CHECK(why != NULL && d.name == NULL);
+				continue;
+			}
+			CHECK(address_validate(d.name, pattern && d.kind == DEST_TOPIC) == 0);
+			CHECK(d.kind == DEST_QUEUE || d.out_prefix != NULL);
+			stomp_dest_clear(&d);
+		}
+	}
+}
+
 static void check_frame(const struct stomp_frame *f, enum stomp_version v)
 {
 	CHECK(f->body && f->body[f->body_len] == '\0');
@@ -35,6 +54,9 @@ static void check_frame(const struct stomp_frame *f, enum stomp_version v)
 	}
 	if (f->nheaders)
 		CHECK(stomp_frame_get(f, f->headers[0].name) == f->headers[0].value);
+	const char *dest = stomp_frame_get(f, "destination");
+	if (dest)
+		check_dest(dest);
 
 	struct buf b = BUF_INIT;
 	if (stomp_encode_command(&b, f->command) < 0)

@@ -5,6 +5,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "protocols/stomp/dest.h"
 #include "tap.h"
 
 static int parse(const char *text, char *err, size_t errlen, struct wharf_config **out)
@@ -33,6 +34,8 @@ int main(void)
 		       "data_dir = /var/lib/wharf   # trailing comment\n"
 		       "log_level = debug\n"
 		       "max_connection_output = 2MiB\n"
+		       "max_transactions = 5\n"
+		       "max_transaction_bytes = 1MiB\n"
 		       "[listener one]\n"
 		       "url = stomp://127.0.0.1:61613\n"
 		       "[listener two]\n"
@@ -41,6 +44,7 @@ int main(void)
 		       "heartbeat = 5s\n"
 		       "prefetch = 10\n"
 		       "max_frame_size = 64KiB\n"
+		       "dialect = rabbitmq\n"
 		       "[topic orders.>]\n"
 		       "bind = audit, billing\n"
 		       "[queue fixed.*]\n"
@@ -56,6 +60,9 @@ int main(void)
 	ok(cfg->stomp.heartbeat_ms == 5000, "duration in s");
 	ok(cfg->stomp.prefetch == 10, "prefetch");
 	ok(cfg->stomp.max_frame_size == 65536, "KiB");
+	ok(cfg->stomp.dialect == STOMP_DIALECT_RABBITMQ, "dialect");
+	ok(cfg->max_transactions == 5 && cfg->max_transaction_bytes == 1024 * 1024,
+	   "transaction bounds");
 	ok(cfg->dests && cfg->dests->kind == POLICY_TOPIC && cfg->dests->nbind == 2, "topic binds");
 	is_str(cfg->dests->bind[1], "billing", "bind list split on commas and spaces");
 	ok(cfg->dests->next && cfg->dests->next->auto_create == 0, "queue auto_create false");
@@ -70,6 +77,9 @@ int main(void)
 	bad("[stomp]\nmax_frame_size = lots\n", "t.conf:2: max_frame_size: 'lots' is not a size");
 	bad("[stomp]\nheartbeat = 5 hours\n", "t.conf:2: heartbeat: '5 hours' is not a duration");
 	bad("[stomp]\nprefetch = 0\n", "t.conf:2: prefetch: must be at least 1");
+	bad("[stomp]\ndialect = openwire\n",
+	    "t.conf:2: dialect: 'openwire' is not both, activemq or rabbitmq");
+	bad("max_transactions = 0\n", "t.conf:1: max_transactions: must be at least 1");
 	bad("log_level = loud\n", "t.conf:1: log_level");
 	bad("just words\n", "t.conf:1: expected 'key = value'");
 	bad("data_dir =\n", "t.conf:1: data_dir: missing value");
@@ -125,6 +135,9 @@ int main(void)
 	bad("[topic t]\nttl = 1s\n", "t.conf:2: unknown key 'ttl' in [topic t]");
 
 	cfg = config_new();
+	ok(cfg->stomp.dialect == STOMP_DIALECT_BOTH && cfg->max_transactions == 64 &&
+		   cfg->max_transaction_bytes == 64 * 1024 * 1024,
+	   "defaults: dialect both, 64 transactions of 64 MiB");
 	ok(config_load(cfg, "/nonexistent/wharf.conf", err, sizeof(err)) < 0 &&
 		   strstr(err, "/nonexistent/wharf.conf"),
 	   "a missing file names the path");
