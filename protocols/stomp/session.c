@@ -214,7 +214,7 @@ static const char *temp_queue(struct stomp_session *s, const char *name)
 	sub->kind = DEST_QUEUE;
 	sub->rabbit = true;
 	struct subscribe_options opts = { .consumer.window = s->b->cfg->stomp.prefetch,
-					  .consumer.auto_ack = true };
+					  .consumer.auto_ack = true, .owner = true };
 	sub->next = s->subs;
 	s->subs = sub;
 	sub->rs = router_subscribe(s->b->router, DEST_QUEUE, queue.data, &opts, &stomp_consumer_ops,

@@ -286,11 +286,13 @@ class RabbitTempQueues(StompTestCase):
         clst.wait_disconnected()
         self.send_all(server, slst, reply_to, ["late reply"])
         self.assertEqual(slst.errors, [])
+        # A temp queue is its connection's alone, as RabbitMQ's exclusive
+        # queues are: no one else may read it, before or after it goes.
         queue = "/queue/" + reply_to[len("/reply-queue/"):]
         probe, plst = self.connect()
-        self.subscribe(probe, plst, queue)
-        sync(probe, plst)
-        self.assertEqual(plst.bodies(), [], "a reply to a gone requester was kept")
+        probe.subscribe(queue, id="probe")
+        self.assertEqual(plst.wait_error().headers["message"], "destination reserved for the broker")
+        self.assertEqual(plst.bodies(), [], "a reply to a gone requester was delivered")
 
     def test_temp_queue_is_no_destination(self):
         prod, plst = self.connect()
