@@ -52,6 +52,8 @@ struct wharf_config *config_new(void)
 	cfg->topic_max_pending = 100000;
 	cfg->queue_memory_limit = 32 * 1024 * 1024;
 	cfg->shutdown_grace_ms = 2000;
+	cfg->handshake_timeout_ms = 10000;
+	cfg->frame_timeout_ms = 60000;
 	cfg->ws_max_message = 4 * 1024 * 1024;
 	cfg->stomp.max_frame_size = 4 * 1024 * 1024;
 	cfg->stomp.max_headers = 64;
@@ -309,6 +311,10 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->queue_memory_limit, v, 4096);
 	if (!strcmp(k, "shutdown_grace"))
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
+	if (!strcmp(k, "handshake_timeout"))
+		return set_duration(p, k, &cfg->handshake_timeout_ms, v);
+	if (!strcmp(k, "frame_timeout"))
+		return set_duration(p, k, &cfg->frame_timeout_ms, v);
 	if (!strcmp(k, "sync")) {
 		/* In the order of enum journal_sync. */
 		static const char *const names[] = { "always", "batch", "never", NULL };

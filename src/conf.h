@@ -70,6 +70,8 @@ struct wharf_config {
 	size_t topic_max_pending;     /* messages held for one non-durable
 				         topic subscriber before the oldest drop */
 	unsigned shutdown_grace_ms;
+	unsigned handshake_timeout_ms; /* accept to the protocol's handshake; 0 = none */
+	unsigned frame_timeout_ms;     /* a started frame to its end; 0 = none */
 	int sync;                     /* enum journal_sync */
 	int on_corruption;            /* enum journal_on_corruption */
 	size_t journal_segment_size;

@@ -12,6 +12,7 @@ struct ws_framer {
 	size_t in_len;
 	bool close_queued;   /* ours: adapter output after it is dropped */
 	bool broken;         /* a frame header no client may send: nothing more */
+	bool in_frame;       /* a frame's header came, its end not yet */
 };
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -58,9 +59,24 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	f->cfg.on_data(f->cfg.arg, arg->msg, arg->msg_length);
 }
 
+static void frame_start_cb(wslay_event_context_ptr ctx,
+			   const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+	struct ws_framer *f = user;
+	f->in_frame = true;
+}
+
+static void frame_end_cb(wslay_event_context_ptr ctx, void *user)
+{
+	struct ws_framer *f = user;
+	f->in_frame = false;
+}
+
 static const struct wslay_event_callbacks callbacks = {
 	.recv_callback = recv_cb,
 	.send_callback = send_cb,
+	.on_frame_recv_start_callback = frame_start_cb,
+	.on_frame_recv_end_callback = frame_end_cb,
 	.on_msg_recv_callback = msg_cb,
 };
 
@@ -138,6 +154,11 @@ bool ws_framer_reading(const struct ws_framer *f)
 bool ws_framer_close_received(const struct ws_framer *f)
 {
 	return wslay_event_get_close_received(f->ctx);
+}
+
+bool ws_framer_in_frame(const struct ws_framer *f)
+{
+	return f->in_frame;
 }
 
 uint16_t ws_framer_close_code(const struct ws_framer *f)

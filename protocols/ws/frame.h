@@ -55,6 +55,8 @@ void ws_framer_close(struct ws_framer *f, uint16_t code);
 /* False once the client's close arrived or its framing broke. */
 bool ws_framer_reading(const struct ws_framer *f);
 bool ws_framer_close_received(const struct ws_framer *f);
+/* True between a frame's header and its last payload byte. */
+bool ws_framer_in_frame(const struct ws_framer *f);
 /* The code of the client's close frame (1005 when it gave none). */
 uint16_t ws_framer_close_code(const struct ws_framer *f);
 

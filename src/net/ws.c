@@ -130,6 +130,12 @@ size_t ws_unread(const struct conn *c)
 	return evbuffer_get_length(c->ws->in);
 }
 
+bool ws_unfinished(const struct conn *c)
+{
+	const struct ws *ws = c->ws;
+	return evbuffer_get_length(ws->in) || (ws->framer && ws_framer_in_frame(ws->framer));
+}
+
 void ws_flush(struct conn *c, bool closing, bool going_away)
 {
 	struct ws *ws = c->ws;
