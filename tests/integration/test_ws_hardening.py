@@ -226,5 +226,92 @@ class WsFlowControl(unittest.TestCase):
             self.assertEqual(b.stop(), 0, b.output())
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def close_code(s, buf, timeout=10):
+    """Reads server frames until the close frame; its code, or None."""
+    s.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while len(buf) >= 2 and len(buf) >= 2 + (buf[1] & 0x7F) and (buf[1] & 0x7F) < 126:
+            op, n = buf[0] & 0x0F, buf[1] & 0x7F
+            payload, buf = buf[2:2 + n], buf[2 + n:]
+            if op == 8:
+                return struct.unpack(">H", payload[:2])[0] if n >= 2 else 1005
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+    return None
+
+
+class WsFragments(unittest.TestCase):
+    """Issue 11.5: tiny continuation frames cost what they carry, and a
+    message has at most 4096 of them."""
+
+    def test_flood_of_one_byte_fragments(self):
+        with Broker(protocols=("ws",)) as b:
+            s, rest = ws_open(b.ports["ws"], "v12.stomp")
+            rss0 = rss_kib(b.proc.pid)
+            key = b"\0\0\0\0"  # a zero mask: the payload goes as it is
+            one = bytes([0x00, 0x81]) + key + b"x"
+            batch = bytes([0x02, 0x81]) + key + b"S" + one * 9999
+            sent = 0
+            try:
+                s.sendall(batch)
+                sent += 10000
+                for _ in range(29):  # 300,000 frames in all
+                    s.sendall(one * 10000)
+                    sent += 10000
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.assertEqual(close_code(s, bytearray(rest)), 1009)
+            grown = rss_kib(b.proc.pid) - rss0
+            print("# %d one-byte fragments sent; broker RSS grew by %d KiB" % (sent, grown))
+            self.assertLess(grown, 16 * 1024, "RSS grew by %d KiB" % grown)
+            s.close()
+            self.assertEqual(b.stop(), 0, b.output())
+
+    def test_fragments_cost_counts_against_max_message(self):
+        # 64 KiB: 1-byte fragments at 17 bytes each reach it before 4096.
+        with Broker(protocols=("ws",), config="ws_max_message = 64KiB\n") as b:
+            s, rest = ws_open(b.ports["ws"], "v12.stomp")
+            key = b"\0\0\0\0"
+            one = bytes([0x00, 0x81]) + key + b"x"
+            try:
+                s.sendall(bytes([0x02, 0x81]) + key + b"S" + one * 3999)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.assertEqual(close_code(s, bytearray(rest)), 1009)
+            s.close()
+            self.assertEqual(b.stop(), 0, b.output())
+
+    def test_message_in_many_fragments_arrives_whole(self):
+        with Broker(protocols=("ws",)) as b:
+            s, rest = ws_open(b.ports["ws"], "v12.stomp")
+            data = (stomp_frame("CONNECT", [("accept-version", "1.2"), ("host", "/")]) +
+                    stomp_frame("SEND", [("destination", "/queue/frag"), ("receipt", "r1")],
+                                b"y" * 2000))
+            key = b"\0\0\0\0"
+            frames = bytes([0x02, 0x81]) + key + data[:1]
+            for i in range(1, len(data)):
+                fin = 0x80 if i == len(data) - 1 else 0
+                frames += bytes([fin, 0x81]) + key + data[i:i + 1]
+            s.sendall(frames)
+            out, closed = read_frames(s, bytearray(rest), lambda d: b"receipt-id:r1" in d, 10)
+            self.assertIn(b"receipt-id:r1", out, "closed=%s" % closed)
+            s.close()
+            self.assertEqual(b.stop(), 0, b.output())
+
+
 if __name__ == "__main__":
     main()
