@@ -73,6 +73,14 @@ MQTT_CONNECT = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04rawc"
 AMQP_HEADER = b"AMQP\x00\x01\x00\x00"
 
 
+def stomp_connected_over_ws(port):
+    s, rest = ws_open(port, "v12.stomp")
+    s.sendall(frame(2, stomp_frame("CONNECT", [("accept-version", "1.2")])))
+    out, _ = read_frames(s, bytearray(rest), lambda d: b"CONNECTED" in d, 10)
+    s.close()
+    return out.startswith(b"CONNECTED")
+
+
 def mutate(data, rng):
     b = bytearray(data)
     for _ in range(rng.randint(1, 4)):
@@ -191,6 +199,32 @@ def read_frames(s, buf, want, timeout=TIMEOUT):
             return got, True
         buf += chunk
     return got, False
+
+
+class WsFreedWithOutputQueued(unittest.TestCase):
+    """Issue 11.1, made likely: a heart-beat every millisecond writes to
+    connections that are closing, so a write often lands in the loop turn
+    that frees one."""
+
+    def test_heartbeats_to_closing_connections(self):
+        config = "[stomp]\nheartbeat = 1ms\n"
+        with Broker(protocols=("ws", "stomp"), config=config) as b:
+            port = b.ports["ws"]
+            for round_ in range(3):
+                socks = []
+                for i in range(100):
+                    s, _ = ws_open(port, "v12.stomp")
+                    s.sendall(frame(2, stomp_frame("CONNECT", [("accept-version", "1.2"),
+                                                               ("heart-beat", "1,1")])))
+                    socks.append(s)
+                time.sleep(0.05)
+                for i, s in enumerate(socks):
+                    if i % 2:
+                        s.sendall(frame(8, struct.pack(">H", 1000)))  # a close frame
+                    abort(s)
+                self.assertTrue(b.alive(), b.output())
+            self.assertTrue(stomp_connected_over_ws(port))
+            self.assertEqual(b.stop(), 0, b.output())
 
 
 class WsFlowControl(unittest.TestCase):
