@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Connection limits: out of file descriptors the broker pauses accepting
 instead of spinning, `max_connections` (global and per listener) refuses
-the connections past it, and `handshake_timeout` closes connections that
-never finish their protocol's handshake."""
+the connections past it, `handshake_timeout` closes connections that never
+finish their protocol's handshake, and `frame_timeout` those that dribble a
+frame."""
 import os
 import re
 import resource
