@@ -55,6 +55,8 @@ struct wharf_config *config_new(void)
 	cfg->max_transaction_bytes = 64 * 1024 * 1024;
 	cfg->shutdown_grace_ms = 2000;
 	cfg->drop_log_interval_ms = 10000;
+	cfg->handshake_timeout_ms = 10000;
+	cfg->frame_timeout_ms = 60000;
 	cfg->ws_max_message = 4 * 1024 * 1024;
 	cfg->stomp.max_frame_size = 4 * 1024 * 1024;
 	cfg->stomp.max_headers = 64;
@@ -319,6 +321,10 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
 	if (!strcmp(k, "drop_log_interval"))
 		return set_duration(p, k, &cfg->drop_log_interval_ms, v);
+	if (!strcmp(k, "handshake_timeout"))
+		return set_duration(p, k, &cfg->handshake_timeout_ms, v);
+	if (!strcmp(k, "frame_timeout"))
+		return set_duration(p, k, &cfg->frame_timeout_ms, v);
 	if (!strcmp(k, "sync")) {
 		/* In the order of enum journal_sync. */
 		static const char *const names[] = { "always", "batch", "never", NULL };

@@ -77,6 +77,8 @@ struct wharf_config {
 				         transactions hold together */
 	unsigned shutdown_grace_ms;
 	unsigned drop_log_interval_ms; /* 0: drops are not logged */
+	unsigned handshake_timeout_ms; /* accept to the protocol's handshake; 0 = none */
+	unsigned frame_timeout_ms;     /* a started frame to its end; 0 = none */
 	int sync;                     /* enum journal_sync */
 	int on_corruption;            /* enum journal_on_corruption */
 	size_t journal_segment_size;

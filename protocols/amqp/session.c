@@ -94,6 +94,7 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 		ac->remote_opened = true;
 		if (ac->error_closed)
 			break;
+		conn_handshake_done(ac->c);
 		pn_connection_set_container(pc, "wharf");
 		/* Clients (Qpid JMS) look for it before they use a sender
 		 * without target address for every destination. */

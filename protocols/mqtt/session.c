@@ -333,6 +333,7 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		}
 	}
 	mc->state = MC_CONNECTED;
+	conn_handshake_done(mc->c);
 	send_connack(mc, present, MQTT_RC_SUCCESS, &ack);
 	mb->connected++;
 	log_debug("mqtt %s: connected as '%s', level %u, keep alive %u, session %s", conn_peer(mc->c),

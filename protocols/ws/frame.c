@@ -5,6 +5,8 @@
 #include <string.h>
 #include <wslay/wslay.h>
 
+#include "util/buf.h"
+
 struct ws_framer {
 	wslay_event_context_ptr ctx;
 	struct ws_framer_config cfg;
@@ -12,6 +14,11 @@ struct ws_framer {
 	size_t in_len;
 	bool close_queued;   /* ours: adapter output after it is dropped */
 	bool broken;         /* a frame header no client may send: nothing more */
+	bool in_frame;       /* a frame's header came, its end not yet */
+	bool data_frame;     /* the frame being read is a data frame */
+	bool refused;        /* the message being read closed the connection */
+	unsigned fragments;  /* frames of the message being read */
+	struct buf msg;      /* its payload so far */
 };
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -42,25 +49,68 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 	return (ssize_t)len;
 }
 
+/* Closes with `code` and reads no more; the message being read is dropped. */
+static void refuse(struct ws_framer *f, uint16_t code, const char *reason)
+{
+	wslay_event_queue_close(f->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+	wslay_event_shutdown_read(f->ctx);
+	f->refused = true;
+}
+
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
 		   void *user)
 {
 	struct ws_framer *f = user;
-	if (wslay_is_ctrl_frame(arg->opcode))
+	if (wslay_is_ctrl_frame(arg->opcode) || f->refused)
 		return; /* wslay answers pings and closes itself */
-	if (arg->opcode == WSLAY_TEXT_FRAME && f->cfg.text_refused) {
-		wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA,
-					(const uint8_t *)f->cfg.text_refused,
-					strlen(f->cfg.text_refused));
-		wslay_event_shutdown_read(ctx);
+	if (arg->opcode == WSLAY_TEXT_FRAME && f->cfg.text_refused)
+		refuse(f, WSLAY_CODE_UNSUPPORTED_DATA, f->cfg.text_refused);
+	else
+		f->cfg.on_data(f->cfg.arg, (const uint8_t *)f->msg.data, f->msg.len);
+	/* An idle connection keeps no message buffer. */
+	buf_free(&f->msg);
+}
+
+static void frame_start_cb(wslay_event_context_ptr ctx,
+			   const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+	struct ws_framer *f = user;
+	f->in_frame = true;
+	f->data_frame = !wslay_is_ctrl_frame(arg->opcode);
+	if (!f->data_frame || f->refused)
 		return;
-	}
-	f->cfg.on_data(f->cfg.arg, arg->msg, arg->msg_length);
+	if (arg->opcode != WSLAY_CONTINUATION_FRAME)
+		f->fragments = 0;
+	f->fragments++;
+	/* wslay checks each frame against the maximum: with its buffering
+	 * off, the whole message is ours to check. */
+	uint64_t cost = (uint64_t)f->msg.len + arg->payload_length +
+			(uint64_t)(f->fragments - 1) * WS_FRAGMENT_COST;
+	if (f->fragments > WS_MAX_FRAGMENTS || cost > f->cfg.max_message)
+		refuse(f, WSLAY_CODE_MESSAGE_TOO_BIG, NULL);
+}
+
+static void frame_chunk_cb(wslay_event_context_ptr ctx,
+			   const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+	struct ws_framer *f = user;
+	if (f->data_frame && !f->refused && arg->data_length &&
+	    buf_append(&f->msg, arg->data, arg->data_length) < 0)
+		refuse(f, WSLAY_CODE_INTERNAL_SERVER_ERROR, NULL);
+}
+
+static void frame_end_cb(wslay_event_context_ptr ctx, void *user)
+{
+	struct ws_framer *f = user;
+	f->in_frame = false;
 }
 
 static const struct wslay_event_callbacks callbacks = {
 	.recv_callback = recv_cb,
 	.send_callback = send_cb,
+	.on_frame_recv_start_callback = frame_start_cb,
+	.on_frame_recv_chunk_callback = frame_chunk_cb,
+	.on_frame_recv_end_callback = frame_end_cb,
 	.on_msg_recv_callback = msg_cb,
 };
 
@@ -75,6 +125,9 @@ struct ws_framer *ws_framer_new(const struct ws_framer_config *cfg)
 		return NULL;
 	}
 	wslay_event_config_set_max_recv_msg_length(f->ctx, cfg->max_message);
+	/* wslay would keep each frame's payload in a chunk of its own, some
+	 * hundred bytes a frame however small: frame_chunk_cb gathers them. */
+	wslay_event_config_set_no_buffering(f->ctx, 1);
 	return f;
 }
 
@@ -83,6 +136,7 @@ void ws_framer_free(struct ws_framer *f)
 	if (!f)
 		return;
 	wslay_event_context_free(f->ctx);
+	buf_free(&f->msg);
 	free(f);
 }
 
@@ -138,6 +192,11 @@ bool ws_framer_reading(const struct ws_framer *f)
 bool ws_framer_close_received(const struct ws_framer *f)
 {
 	return wslay_event_get_close_received(f->ctx);
+}
+
+bool ws_framer_in_frame(const struct ws_framer *f)
+{
+	return f->in_frame;
 }
 
 uint16_t ws_framer_close_code(const struct ws_framer *f)

@@ -5,7 +5,8 @@
  * wslay enforces client masking, the fragmentation and control frame rules,
  * close codes, UTF-8 in text messages and close reasons, and the maximum
  * message size, answering each violation with its RFC 6455 close code and
- * reading nothing more. */
+ * reading nothing more. The fragments of a message are gathered into one
+ * buffer as they come, not kept frame by frame. */
 #ifndef WHARF_WS_FRAME_H
 #define WHARF_WS_FRAME_H
 
@@ -13,14 +14,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One whole message; `data` is wslay's, valid only during the call. */
+/* A message in more than WS_MAX_FRAGMENTS frames closes with 1009, and each
+ * frame after its first counts WS_FRAGMENT_COST bytes against max_message
+ * (what a tiny frame costs to read), so a flood of one-byte continuation
+ * frames ends early. */
+#define WS_MAX_FRAGMENTS 4096
+#define WS_FRAGMENT_COST 16
+
+/* One whole message; `data` is the framer's, valid only during the call. */
 typedef void ws_data_fn(void *arg, const uint8_t *data, size_t len);
 /* Bytes for the client, to be sent in order. 0 once the caller holds them,
  * -1 when it cannot (wslay then stops writing). */
 typedef int ws_send_fn(void *arg, const uint8_t *data, size_t len);
 
 struct ws_framer_config {
-	size_t max_message;       /* largest message a client may send; past it 1009 */
+	size_t max_message;       /* largest message a client may send, fragments
+				     counted as above; past it 1009 */
 	const char *text_refused; /* non-NULL: a text message closes with 1003 and this reason */
 	ws_data_fn *on_data;
 	ws_send_fn *on_send;
@@ -55,6 +64,8 @@ void ws_framer_close(struct ws_framer *f, uint16_t code);
 /* False once the client's close arrived or its framing broke. */
 bool ws_framer_reading(const struct ws_framer *f);
 bool ws_framer_close_received(const struct ws_framer *f);
+/* True between a frame's header and its last payload byte. */
+bool ws_framer_in_frame(const struct ws_framer *f);
 /* The code of the client's close frame (1005 when it gave none). */
 uint16_t ws_framer_close_code(const struct ws_framer *f);
 

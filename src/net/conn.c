@@ -69,8 +69,11 @@ void conn_pause_input(struct conn *c, bool paused)
 {
 	if (c->closing)
 		return;
+	c->input_paused = paused;
 	if (paused) {
 		bufferevent_disable(c->bev, EV_READ);
+		/* What waits now waits for us, not for the client. */
+		evtimer_del(c->frame_ev);
 	} else {
 		bufferevent_enable(c->bev, EV_READ);
 		/* What arrived before the pause is read again, from the loop:
@@ -78,6 +81,47 @@ void conn_pause_input(struct conn *c, bool paused)
 		if (evbuffer_get_length(bufferevent_get_input(c->bev)) || (c->ws && ws_unread(c)))
 			bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 	}
+}
+
+void conn_handshake_done(struct conn *c)
+{
+	evtimer_del(c->handshake_ev);
+}
+
+static void timer_start(struct event *ev, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(ev, &tv);
+}
+
+static void handshake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	log_info("conn %lu %s: no %s handshake within handshake_timeout (%u ms): closed", c->id,
+		 c->peer, conn_protocol(c), c->b->cfg->handshake_timeout_ms);
+	conn_close(c, false);
+}
+
+static void frame_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	log_info("conn %lu %s: a %s frame not finished within frame_timeout (%u ms): closed", c->id,
+		 c->peer, conn_protocol(c), c->b->cfg->frame_timeout_ms);
+	conn_close(c, false);
+}
+
+/* A frame that has started (bytes the adapter left for later, or over
+ * WebSocket part of a frame) must be whole within frame_timeout, counted
+ * from its first bytes: a client that sends a byte now and then cannot
+ * hold a connection for ever. */
+static void frame_check(struct conn *c)
+{
+	unsigned ms = c->b->cfg->frame_timeout_ms;
+	bool started = c->ws ? ws_unfinished(c) : evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+	if (!started || c->input_paused || c->closing || !ms)
+		evtimer_del(c->frame_ev);
+	else if (!evtimer_pending(c->frame_ev, NULL))
+		timer_start(c->frame_ev, ms);
 }
 
 static void conn_free(struct conn *c)
@@ -91,6 +135,10 @@ static void conn_free(struct conn *c)
 	event_free(c->close_ev);
 	if (c->flush_ev)
 		event_free(c->flush_ev);
+	if (c->handshake_ev)
+		event_free(c->handshake_ev);
+	if (c->frame_ev)
+		event_free(c->frame_ev);
 	free(c->principal);
 	free(c);
 }
@@ -102,8 +150,7 @@ static void close_cb(evutil_socket_t fd, short what, void *arg)
 
 static void schedule_free(struct conn *c, int ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	evtimer_add(c->close_ev, &tv);
+	timer_start(c->close_ev, (unsigned)ms);
 }
 
 void conn_close(struct conn *c, bool flush)
@@ -112,6 +159,10 @@ void conn_close(struct conn *c, bool flush)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
+	if (c->handshake_ev)
+		evtimer_del(c->handshake_ev);
+	if (c->frame_ev)
+		evtimer_del(c->frame_ev);
 	if (c->ws)
 		ws_flush(c, flush, c->b->stopping);
 	bool await_ws_close = flush && c->ws && !ws_close_done(c);
@@ -157,6 +208,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		ws_read(c);
 	else
 		c->proto->input(c->session, in);
+	frame_check(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -333,6 +385,14 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 	broker_conn_added(b, c);
 	c->listener_count = listener_count;
 	++*listener_count;
+	c->handshake_ev = evtimer_new(b->base, handshake_cb, c);
+	c->frame_ev = evtimer_new(b->base, frame_cb, c);
+	if (!c->handshake_ev || !c->frame_ev) {
+		conn_close(c, false);
+		return NULL;
+	}
+	if (b->cfg->handshake_timeout_ms)
+		timer_start(c->handshake_ev, b->cfg->handshake_timeout_ms);
 	/* Over WebSocket the adapter comes with the handshake's subprotocol. */
 	if (ws ? ws_attach(c, ws) < 0 : !(c->session = proto->open(c))) {
 		conn_close(c, false);

@@ -45,6 +45,9 @@ bool conn_output_full(const struct conn *c);
 /* Stops reading the client; resuming hands the adapter what is already
  * buffered (from the event loop). */
 void conn_pause_input(struct conn *c, bool paused);
+/* The protocol's handshake is done (STOMP CONNECTED, MQTT CONNACK, AMQP
+ * open): handshake_timeout no longer applies. */
+void conn_handshake_done(struct conn *c);
 
 /* Closes the connection later, from the event loop, never inside the
  * caller's stack: after flushing queued output (bounded by a deadline) if

@@ -22,6 +22,9 @@ struct conn {
 	void *session;
 	struct event *close_ev; /* deferred free, and the flush deadline */
 	struct event *flush_ev;  /* plain TCP: writes the output at the end of the loop's pass */
+	struct event *handshake_ev; /* handshake_timeout, from accept */
+	struct event *frame_ev;     /* frame_timeout, while a frame is unfinished */
+	bool input_paused;
 	bool flush_queued;
 	size_t max_output;
 	unsigned long *listener_count; /* its listener's open connections, or NULL */

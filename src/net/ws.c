@@ -25,7 +25,7 @@ struct ws {
 	struct ws_framer *framer;     /* NULL until the handshake is done */
 	struct evbuffer *in;          /* decoded message bytes, for the adapter */
 	struct evbuffer *out;         /* what the adapter wrote, not framed yet */
-	struct evbuffer_cb_entry *out_cb;
+	struct event *flush_ev;       /* frames ws->out later in the loop's pass */
 	struct ws_options opts;
 };
 
@@ -70,10 +70,20 @@ static int feed(struct ws *ws)
 	return 0;
 }
 
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ws_flush(arg, false, false);
+}
+
+/* Every write of one loop pass goes out as one message: flush_cb runs after
+ * the events already active. Not an evbuffer deferred callback: one pending
+ * when the connection is freed holds the buffer and runs on nothing (or,
+ * if the loop ends first, leaks), and libevent cannot cancel it. */
 static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
+	struct ws *ws = arg;
 	if (info->n_added)
-		ws_flush(arg, false, false);
+		event_active(ws->flush_ev, 0, 0);
 }
 
 int ws_attach(struct conn *c, const struct ws_options *o)
@@ -85,16 +95,17 @@ int ws_attach(struct conn *c, const struct ws_options *o)
 	ws->opts = *o;
 	ws->in = evbuffer_new();
 	ws->out = evbuffer_new();
-	if (!ws->in || !ws->out || !(ws->out_cb = evbuffer_add_cb(ws->out, out_cb, c))) {
+	ws->flush_ev = event_new(c->b->base, -1, 0, flush_cb, c);
+	if (!ws->in || !ws->out || !ws->flush_ev || !evbuffer_add_cb(ws->out, out_cb, ws)) {
 		if (ws->in)
 			evbuffer_free(ws->in);
 		if (ws->out)
 			evbuffer_free(ws->out);
+		if (ws->flush_ev)
+			event_free(ws->flush_ev);
 		free(ws);
 		return -1;
 	}
-	/* Deferred: every write of one loop turn goes out as one message. */
-	evbuffer_defer_callbacks(ws->out, c->b->base);
 	c->ws = ws;
 	return 0;
 }
@@ -106,10 +117,7 @@ void ws_free(struct conn *c)
 		return;
 	ws_framer_free(ws->framer);
 	evbuffer_free(ws->in);
-	/* A write in this loop turn has queued out_cb (deferred), and the
-	 * queue holds a reference that keeps ws->out alive past
-	 * evbuffer_free(): without the callback it runs on nothing. */
-	evbuffer_remove_cb_entry(ws->out, ws->out_cb);
+	event_free(ws->flush_ev); /* a flush still pending in this pass goes too */
 	evbuffer_free(ws->out);
 	free(ws);
 	c->ws = NULL;
@@ -128,6 +136,12 @@ size_t ws_pending(const struct conn *c)
 size_t ws_unread(const struct conn *c)
 {
 	return evbuffer_get_length(c->ws->in);
+}
+
+bool ws_unfinished(const struct conn *c)
+{
+	const struct ws *ws = c->ws;
+	return evbuffer_get_length(ws->in) || (ws->framer && ws_framer_in_frame(ws->framer));
 }
 
 void ws_flush(struct conn *c, bool closing, bool going_away)

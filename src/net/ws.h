@@ -29,6 +29,9 @@ struct evbuffer *ws_output(struct conn *c);
 size_t ws_pending(const struct conn *c);
 /* Decoded bytes the adapter has not consumed (it paused its input). */
 size_t ws_unread(const struct conn *c);
+/* True while a frame has started and not ended: part of a WebSocket frame,
+ * or of the adapter's own frame in the decoded bytes. */
+bool ws_unfinished(const struct conn *c);
 /* Frames what the adapter wrote, now; and, if `closing`, queues a close
  * frame (code 1000, or 1001 when the broker stops) after it. */
 void ws_flush(struct conn *c, bool closing, bool going_away);

@@ -146,6 +146,7 @@ static void expect_stream(const uint8_t *s, size_t n, size_t max, bool text_refu
 	uint8_t *msg = NULL;
 	size_t msg_len = 0, msg_cap = 0;
 	bool in_msg = false, text = false;
+	size_t fragments = 0;
 	size_t pos = 0;
 	e->sure = true;
 	for (;;) {
@@ -189,7 +190,14 @@ static void expect_stream(const uint8_t *s, size_t n, size_t max, bool text_refu
 		bool whole = avail - hdr >= len;
 		size_t got = whole ? (size_t)len : avail - hdr;
 		bool known = (ctrl && op <= 10) || (in_msg ? op == 0 : op == 1 || op == 2);
-		if (rsv || !masked || !known || (ctrl ? 0 : in_msg ? msg_len : 0) + len > max) {
+		if (!ctrl)
+			fragments = in_msg ? fragments + 1 : 1;
+		/* Each frame of a message past its first costs WS_FRAGMENT_COST. */
+		bool too_big = ctrl ? len > max
+			       : known && (fragments > WS_MAX_FRAGMENTS ||
+					   (in_msg ? msg_len : 0) + len +
+					   (fragments - 1) * WS_FRAGMENT_COST > max);
+		if (rsv || !masked || !known || too_big) {
 			e->stop = BROKEN;
 			e->sure = whole;
 			break;

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Connection limits: out of file descriptors the broker pauses accepting
 instead of spinning, `max_connections` (global and per listener) refuses
-the connections past it, and `handshake_timeout` closes connections that
-never finish their protocol's handshake."""
+the connections past it, `handshake_timeout` closes connections that never
+finish their protocol's handshake, and `frame_timeout` those that dribble a
+frame."""
 import os
 import re
 import resource
@@ -10,7 +11,7 @@ import socket
 import time
 import unittest
 
-from wharftest import Broker, main, wait_until
+from wharftest import Broker, BrokerTestCase, main, wait_until
 
 TIMEOUT = 20
 CONNECT = b"CONNECT\naccept-version:1.2\nhost:/\n\n\0"
@@ -136,6 +137,135 @@ class MaxConnections(unittest.TestCase):
                 s.close()
             first.close()
             self.assertEqual(b.stop(), 0, b.output())
+
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+MQTT_CONNECT = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
+AMQP_HEADER = b"AMQP\x00\x01\x00\x00"
+
+
+def ws_upgrade(protocol):
+    return ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: %s\r\n\r\n" % (KEY, protocol)).encode()
+
+
+def ws_frame(payload, fin=True, opcode=2):
+    """A masked client frame (payloads under 126 bytes)."""
+    key = os.urandom(4)
+    return (bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + key +
+            bytes(b ^ key[i % 4] for i, b in enumerate(payload)))
+
+
+def closed_within(s, seconds, drip=None):
+    """Seconds until the broker closes s (reading and dropping what it
+    sends), sending `drip` every 0.3 s meanwhile; None if still open."""
+    start = time.monotonic()
+    s.settimeout(0.3)
+    while time.monotonic() - start < seconds:
+        try:
+            if not s.recv(65536):
+                return time.monotonic() - start
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            return time.monotonic() - start
+        if drip:
+            try:
+                s.sendall(drip)
+            except OSError:
+                return time.monotonic() - start
+    return None
+
+
+def ws_connect(port, protocol):
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    s.sendall(ws_upgrade(protocol))
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    assert buf.startswith(b"HTTP/1.1 101"), buf
+    return s
+
+
+class HandshakeTimeout(BrokerTestCase):
+    """Issue 11.4: connections that never finish their handshake, or dribble
+    a frame, are closed; clients that did their handshake stay."""
+
+    protocols = ("stomp", "mqtt", "amqp", "ws")
+    config = "handshake_timeout = 1s\nframe_timeout = 1s\n"
+
+    def conn(self, proto):
+        return socket.create_connection(("127.0.0.1", self.broker.ports[proto]), timeout=TIMEOUT)
+
+    def assert_closed(self, s, what, drip=None):
+        t = closed_within(s, 8, drip)
+        s.close()
+        self.assertIsNotNone(t, "%s: still open after 8 s" % what)
+        self.assertTrue(0.5 < t < 4, "%s: closed after %.1f s, the timeout is 1 s" % (what, t))
+
+    def test_silent_connections_closed(self):
+        for proto in ("stomp", "mqtt", "amqp", "ws"):
+            self.assert_closed(self.conn(proto), proto)
+        self.broker.wait_for_log(r"no stomp handshake within handshake_timeout \(1000 ms\): closed")
+
+    def test_half_frame_then_a_byte_now_and_then(self):
+        for proto, start, drip in (("stomp", b"CONNECT\naccept-ver", b"x"),
+                                   ("mqtt", MQTT_CONNECT[:5], b""),
+                                   ("amqp", AMQP_HEADER[:3], b""),
+                                   ("ws", ws_upgrade("mqtt")[:40], b"X")):
+            s = self.conn(proto)
+            s.sendall(start)
+            self.assert_closed(s, proto, drip or None)
+
+    def test_over_websocket_upgrade_but_no_protocol_handshake(self):
+        for sub in ("mqtt", "v12.stomp", "amqp"):
+            self.assert_closed(ws_connect(self.broker.ports["ws"], sub), "ws " + sub)
+
+    def test_frame_dribbled_after_handshake(self):
+        s = self.conn("stomp")
+        s.sendall(CONNECT)
+        self.assertTrue(s.recv(4096).startswith(b"CONNECTED"))
+        s.sendall(b"SEND\ndestination:/queue/slow\n\nab")
+        self.assert_closed(s, "stomp SEND", b"c")
+        m = self.conn("mqtt")
+        m.sendall(MQTT_CONNECT)
+        self.assertEqual(m.recv(4)[:1], b"\x20")
+        m.sendall(b"\x30\x7f\x00\x03a/b")
+        self.assert_closed(m, "mqtt PUBLISH", b"z")
+        self.broker.wait_for_log(r"a stomp frame not finished within frame_timeout \(1000 ms\)")
+        # Over WebSocket: a WebSocket frame that never ends.
+        w = ws_connect(self.broker.ports["ws"], "mqtt")
+        w.sendall(ws_frame(MQTT_CONNECT))
+        w.settimeout(TIMEOUT)
+        self.assertEqual(w.recv(6)[2:3], b"\x20")
+        # A 125-byte frame of which only the start comes, then a byte now and then.
+        w.sendall(bytes([0x82, 0x80 | 125]) + os.urandom(4) + b"\x30")
+        self.assert_closed(w, "ws frame", b"\x00")
+
+    def test_clients_past_the_handshake_stay(self):
+        s = self.conn("stomp")
+        s.sendall(CONNECT)
+        self.assertTrue(s.recv(4096).startswith(b"CONNECTED"))
+        m = self.conn("mqtt")
+        m.sendall(MQTT_CONNECT)
+        self.assertEqual(m.recv(4)[:1], b"\x20")
+        w = ws_connect(self.broker.ports["ws"], "mqtt")
+        w.sendall(ws_frame(MQTT_CONNECT))
+        w.settimeout(TIMEOUT)
+        self.assertEqual(w.recv(6)[2:3], b"\x20")
+        # Idle past both timeouts (whole frames only), then still served.
+        for c in (s, m, w):
+            self.assertIsNone(closed_within(c, 2.5))
+        s.sendall(b"SEND\ndestination:/queue/ok\nreceipt:r1\n\nhi\0")
+        s.settimeout(TIMEOUT)
+        self.assertIn(b"receipt-id:r1", s.recv(4096))
+        m.sendall(b"\xc0\x00")  # PINGREQ
+        self.assertEqual(m.recv(2), b"\xd0\x00")
+        w.sendall(ws_frame(b"\xc0\x00"))
+        self.assertEqual(w.recv(4)[2:], b"\xd0\x00")
+        for c in (s, m, w):
+            c.close()
 
 
 if __name__ == "__main__":

@@ -73,6 +73,14 @@ MQTT_CONNECT = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04rawc"
 AMQP_HEADER = b"AMQP\x00\x01\x00\x00"
 
 
+def stomp_connected_over_ws(port):
+    s, rest = ws_open(port, "v12.stomp")
+    s.sendall(frame(2, stomp_frame("CONNECT", [("accept-version", "1.2")])))
+    out, _ = read_frames(s, bytearray(rest), lambda d: b"CONNECTED" in d, 10)
+    s.close()
+    return out.startswith(b"CONNECTED")
+
+
 def mutate(data, rng):
     b = bytearray(data)
     for _ in range(rng.randint(1, 4)):
@@ -193,6 +201,32 @@ def read_frames(s, buf, want, timeout=TIMEOUT):
     return got, False
 
 
+class WsFreedWithOutputQueued(unittest.TestCase):
+    """Issue 11.1, made likely: a heart-beat every millisecond writes to
+    connections that are closing, so a write often lands in the loop turn
+    that frees one."""
+
+    def test_heartbeats_to_closing_connections(self):
+        config = "[stomp]\nheartbeat = 1ms\n"
+        with Broker(protocols=("ws", "stomp"), config=config) as b:
+            port = b.ports["ws"]
+            for round_ in range(3):
+                socks = []
+                for i in range(100):
+                    s, _ = ws_open(port, "v12.stomp")
+                    s.sendall(frame(2, stomp_frame("CONNECT", [("accept-version", "1.2"),
+                                                               ("heart-beat", "1,1")])))
+                    socks.append(s)
+                time.sleep(0.05)
+                for i, s in enumerate(socks):
+                    if i % 2:
+                        s.sendall(frame(8, struct.pack(">H", 1000)))  # a close frame
+                    abort(s)
+                self.assertTrue(b.alive(), b.output())
+            self.assertTrue(stomp_connected_over_ws(port))
+            self.assertEqual(b.stop(), 0, b.output())
+
+
 class WsFlowControl(unittest.TestCase):
     """Issue 16.5: frames decoded from one WebSocket message while the
     destination was full are read once input resumes."""
@@ -222,6 +256,93 @@ class WsFlowControl(unittest.TestCase):
             wait_until(lambda: len(got) == n, TIMEOUT, what="all %d messages" % n)
             self.assertEqual(got, ["m%d" % i for i in range(n)])
             consumer.disconnect()
+            s.close()
+            self.assertEqual(b.stop(), 0, b.output())
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def close_code(s, buf, timeout=10):
+    """Reads server frames until the close frame; its code, or None."""
+    s.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while len(buf) >= 2 and len(buf) >= 2 + (buf[1] & 0x7F) and (buf[1] & 0x7F) < 126:
+            op, n = buf[0] & 0x0F, buf[1] & 0x7F
+            payload, buf = buf[2:2 + n], buf[2 + n:]
+            if op == 8:
+                return struct.unpack(">H", payload[:2])[0] if n >= 2 else 1005
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+    return None
+
+
+class WsFragments(unittest.TestCase):
+    """Issue 11.5: tiny continuation frames cost what they carry, and a
+    message has at most 4096 of them."""
+
+    def test_flood_of_one_byte_fragments(self):
+        with Broker(protocols=("ws",)) as b:
+            s, rest = ws_open(b.ports["ws"], "v12.stomp")
+            rss0 = rss_kib(b.proc.pid)
+            key = b"\0\0\0\0"  # a zero mask: the payload goes as it is
+            one = bytes([0x00, 0x81]) + key + b"x"
+            batch = bytes([0x02, 0x81]) + key + b"S" + one * 9999
+            sent = 0
+            try:
+                s.sendall(batch)
+                sent += 10000
+                for _ in range(29):  # 300,000 frames in all
+                    s.sendall(one * 10000)
+                    sent += 10000
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.assertEqual(close_code(s, bytearray(rest)), 1009)
+            grown = rss_kib(b.proc.pid) - rss0
+            print("# %d one-byte fragments sent; broker RSS grew by %d KiB" % (sent, grown))
+            self.assertLess(grown, 16 * 1024, "RSS grew by %d KiB" % grown)
+            s.close()
+            self.assertEqual(b.stop(), 0, b.output())
+
+    def test_fragments_cost_counts_against_max_message(self):
+        # 64 KiB: 1-byte fragments at 17 bytes each reach it before 4096.
+        with Broker(protocols=("ws",), config="ws_max_message = 64KiB\n") as b:
+            s, rest = ws_open(b.ports["ws"], "v12.stomp")
+            key = b"\0\0\0\0"
+            one = bytes([0x00, 0x81]) + key + b"x"
+            try:
+                s.sendall(bytes([0x02, 0x81]) + key + b"S" + one * 3999)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.assertEqual(close_code(s, bytearray(rest)), 1009)
+            s.close()
+            self.assertEqual(b.stop(), 0, b.output())
+
+    def test_message_in_many_fragments_arrives_whole(self):
+        with Broker(protocols=("ws",)) as b:
+            s, rest = ws_open(b.ports["ws"], "v12.stomp")
+            data = (stomp_frame("CONNECT", [("accept-version", "1.2"), ("host", "/")]) +
+                    stomp_frame("SEND", [("destination", "/queue/frag"), ("receipt", "r1")],
+                                b"y" * 2000))
+            key = b"\0\0\0\0"
+            frames = bytes([0x02, 0x81]) + key + data[:1]
+            for i in range(1, len(data)):
+                fin = 0x80 if i == len(data) - 1 else 0
+                frames += bytes([fin, 0x81]) + key + data[i:i + 1]
+            s.sendall(frames)
+            out, closed = read_frames(s, bytearray(rest), lambda d: b"receipt-id:r1" in d, 10)
+            self.assertIn(b"receipt-id:r1", out, "closed=%s" % closed)
             s.close()
             self.assertEqual(b.stop(), 0, b.output())
 
