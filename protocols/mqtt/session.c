@@ -350,10 +350,12 @@ static void send_held_acks(struct router_waiter *w)
 	flush_out(mc);
 }
 
-/* Acknowledges a routed publish now, or later if a destination is full. */
-static void ack_publish(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, uint8_t reason)
+/* Acknowledges a routed publish now, or later if it left a destination
+ * full (`blocked`: this publish's own outcome, whoever published since). */
+static void ack_publish(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, uint8_t reason,
+			bool blocked)
 {
-	if (reason != MQTT_RC_SUCCESS || (!router_last_blocked(mc->mb->b->router) && !mc->nheld)) {
+	if (reason != MQTT_RC_SUCCESS || (!blocked && !mc->nheld)) {
 		mqtt_conn_send_ack(mc, type, pid, reason);
 		return;
 	}
@@ -448,12 +450,12 @@ static void release_confirm(void *ctx, struct confirm *e)
 		return;
 	}
 	if (TAG_QOS(e->tag) == 1) {
-		ack_publish(mc, MQTT_PUBACK, pid, reason);
+		ack_publish(mc, MQTT_PUBACK, pid, reason, e->rc.blocked);
 		return;
 	}
 	if (reason != MQTT_RC_SUCCESS)
 		mqtt_client_qos2_del(mc->cl, pid); /* the flow ends here */
-	ack_publish(mc, MQTT_PUBREC, pid, reason);
+	ack_publish(mc, MQTT_PUBREC, pid, reason, e->rc.blocked);
 }
 
 static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
