@@ -741,10 +741,12 @@ static void mqtt_shutdown(void *session)
 	disconnect(mc, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 }
 
+static int sys_start(struct mqtt_broker *mb);
+
 static void *mqtt_open(struct conn *c)
 {
 	struct broker *b = conn_broker(c);
-	if (!b->mqtt && mqtt_broker_init(b) < 0)
+	if (sys_start(b->mqtt) < 0)
 		return NULL;
 	struct mqtt_conn *mc = calloc(1, sizeof(*mc));
 	if (!mc)
@@ -833,6 +835,25 @@ static void sys_cb(evutil_socket_t fd, short what, void *arg)
 	sys_count(mb, "$SYS.broker.retained messages.count", router_stats(mb->b->router)->retained);
 }
 
+/* $SYS publishing starts with the first MQTT connection: a broker no MQTT
+ * client uses has no $SYS topics. */
+static int sys_start(struct mqtt_broker *mb)
+{
+	unsigned ms = mb->b->cfg->mqtt.sys_interval_ms;
+	if (mb->sys_ev || !ms)
+		return 0;
+	mb->sys_ev = event_new(mb->b->base, -1, EV_PERSIST, sys_cb, mb);
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	if (!mb->sys_ev || event_add(mb->sys_ev, &tv) < 0) {
+		if (mb->sys_ev)
+			event_free(mb->sys_ev);
+		mb->sys_ev = NULL;
+		return -1;
+	}
+	sys_cb(-1, 0, mb);
+	return 0;
+}
+
 int mqtt_broker_init(struct broker *b)
 {
 	struct mqtt_broker *mb = calloc(1, sizeof(*mb));
@@ -841,19 +862,6 @@ int mqtt_broker_init(struct broker *b)
 		return -1;
 	}
 	mb->b = b;
-	unsigned ms = b->cfg->mqtt.sys_interval_ms;
-	if (ms) {
-		mb->sys_ev = event_new(b->base, -1, EV_PERSIST, sys_cb, mb);
-		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-		if (!mb->sys_ev || event_add(mb->sys_ev, &tv) < 0) {
-			if (mb->sys_ev)
-				event_free(mb->sys_ev);
-			map_free(mb->clients);
-			free(mb);
-			return -1;
-		}
-		sys_cb(-1, 0, mb);
-	}
 	b->mqtt = mb;
 	mqtt_sessions_restore(mb);
 	return 0;
