@@ -641,15 +641,26 @@ static void on_packet(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		on_publish(mc, p);
 		break;
 	case MQTT_PUBACK:
-		mqtt_client_puback(mc->cl, p->packet_id);
+		/* One for an id no longer in flight (a late duplicate) is
+		 * ignored, as Mosquitto does. */
+		if (mqtt_client_puback(mc->cl, p->packet_id) == MQTT_ACK_MISMATCH)
+			disconnect(mc, MQTT_RC_PROTOCOL_ERROR, "PUBACK for a QoS 2 message");
 		break;
 	case MQTT_PUBREC:
-		if (p->reason >= 0x80)
-			mqtt_client_pubrec(mc->cl, p->packet_id, true);
-		else if (mqtt_client_pubrec(mc->cl, p->packet_id, false))
-			mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, 0);
-		else
-			mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+		switch (mqtt_client_pubrec(mc->cl, p->packet_id, p->reason >= 0x80)) {
+		case MQTT_ACK_OK:
+			if (p->reason < 0x80)
+				mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, 0);
+			break;
+		case MQTT_ACK_UNKNOWN:
+			if (p->reason < 0x80)
+				mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id,
+						   MQTT_RC_PACKET_ID_NOT_FOUND);
+			break;
+		case MQTT_ACK_MISMATCH:
+			disconnect(mc, MQTT_RC_PROTOCOL_ERROR, "PUBREC for a QoS 1 message");
+			break;
+		}
 		break;
 	case MQTT_PUBREL:
 		mqtt_conn_send_ack(mc, MQTT_PUBCOMP, p->packet_id,
@@ -658,7 +669,8 @@ static void on_packet(struct mqtt_conn *mc, const struct mqtt_packet *p)
 					   : MQTT_RC_PACKET_ID_NOT_FOUND);
 		break;
 	case MQTT_PUBCOMP:
-		mqtt_client_pubcomp(mc->cl, p->packet_id);
+		if (mqtt_client_pubcomp(mc->cl, p->packet_id) == MQTT_ACK_MISMATCH)
+			disconnect(mc, MQTT_RC_PROTOCOL_ERROR, "PUBCOMP for a message not yet released");
 		break;
 	case MQTT_SUBSCRIBE:
 		on_subscribe(mc, p);

@@ -6,8 +6,9 @@ well-behaved paho client on the same broker keeps publishing and receiving
 QoS 1 throughout, and gets every message."""
 import os
 
-from mqtttest import (PUBACK, PUBREC, MqttBystander, MqttTestCase, RawMqtt, connect_packet,
-                      mstr, packet, publish_packet, sub_options, subscribe_packet, u16, varint)
+from mqtttest import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, MqttBystander, MqttTestCase,
+                      RawMqtt, connect_packet, mstr, packet, publish_packet, sub_options,
+                      subscribe_packet, u16, varint)
 from wharftest import main, raw_exchange
 
 CONFIG = """\
@@ -198,6 +199,48 @@ class ErrorsTest(MqttTestCase):
     def test_no_local_on_shared_subscription(self):
         self.rejected(subscribe_packet(1, [("$share/g/a/b", sub_options(1, no_local=True))]),
                       0x82)
+
+    # ---- acknowledgements that do not match what is in flight ----
+
+    def ack_mismatch(self, level, qos, ack_type, reason=0x82):
+        """Receives one message at `qos`, answers with `ack_type`: 5.0 gets
+        DISCONNECT `reason`, 3.1.1 a plain close."""
+        t = self.topic()
+        r = self.raw(level=level, connect=True)
+        r.subscribe([(t, 2)])
+        self.paho(level=4).publish(t, b"x", qos=qos)
+        p = r.expect(PUBLISH)
+        self.assertEqual(p.qos, qos)
+        r.ack(ack_type, p.pid)
+        got = r.wait_closed()
+        if level == 5:
+            self.assertEqual([(x.name, x.reason) for x in got], [("DISCONNECT", reason)])
+        else:
+            self.assertEqual(got, [])
+
+    def test_puback_for_qos2_message(self):
+        self.ack_mismatch(5, 2, PUBACK)
+        self.ack_mismatch(4, 2, PUBACK)
+
+    def test_pubrec_for_qos1_message(self):
+        self.ack_mismatch(5, 1, PUBREC)
+        self.ack_mismatch(4, 1, PUBREC)
+
+    def test_pubcomp_before_pubrec(self):
+        self.ack_mismatch(5, 2, PUBCOMP)
+        self.ack_mismatch(4, 2, PUBCOMP)
+
+    def test_acks_for_unknown_ids_are_not_errors(self):
+        # A late duplicate PUBACK or PUBCOMP is ignored; an unknown PUBREC
+        # gets PUBREL 0x92 and an unknown PUBREL PUBCOMP 0x92.
+        r = self.raw(level=5, connect=True)
+        r.ack(PUBACK, 4711)
+        r.ack(PUBCOMP, 4712)
+        r.ack(PUBREC, 4713)
+        self.assertEqual(r.expect(PUBREL, lambda p: p.pid == 4713).reason, 0x92)
+        r.ack(PUBREL, 4714)
+        self.assertEqual(r.expect(PUBCOMP, lambda p: p.pid == 4714).reason, 0x92)
+        r.ping()
 
     # ---- CONNECT ----
 
