@@ -26,6 +26,7 @@ struct conn {
 	size_t max_output;
 	bool closing;
 	bool flushing;
+	bool lingering;   /* closed with a last word: draining input a while */
 	bool tls;
 	struct ws *ws;           /* the WebSocket layer, or NULL */
 	char peer[64];
