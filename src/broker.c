@@ -183,6 +183,10 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		log_error("store: %s", err);
 		return -1;
 	}
+	if (mqtt_broker_init(b) < 0) {
+		log_error("out of memory");
+		return -1;
+	}
 	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
 	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);

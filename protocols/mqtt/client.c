@@ -306,25 +306,29 @@ static void remove_inflight(struct mqtt_client *cl, uint32_t i)
 	cl->ninflight--;
 }
 
-bool mqtt_client_puback(struct mqtt_client *cl, uint16_t pid)
+enum mqtt_ack_result mqtt_client_puback(struct mqtt_client *cl, uint16_t pid)
 {
 	uint32_t i;
 	struct inflight *f = find_inflight(cl, pid, &i);
-	if (!f || f->state != IF_PUBACK)
-		return false;
+	if (!f)
+		return MQTT_ACK_UNKNOWN;
+	if (f->state != IF_PUBACK)
+		return MQTT_ACK_MISMATCH;
 	struct delivery *d = f->d;
 	remove_inflight(cl, i);
 	delivery_ack(d, false);
 	mqtt_client_resume(cl);
-	return true;
+	return MQTT_ACK_OK;
 }
 
-bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bool refused)
+enum mqtt_ack_result mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bool refused)
 {
 	uint32_t i;
 	struct inflight *f = find_inflight(cl, pid, &i);
-	if (!f || f->state == IF_PUBACK)
-		return false;
+	if (!f)
+		return MQTT_ACK_UNKNOWN;
+	if (f->state == IF_PUBACK)
+		return MQTT_ACK_MISMATCH;
 	if (refused) {
 		/* A PUBREC with an error code ends the exchange: no PUBREL. */
 		struct delivery *d = f->d;
@@ -332,7 +336,7 @@ bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bool refused)
 		if (d)
 			delivery_ack(d, false);
 		mqtt_client_resume(cl);
-		return true;
+		return MQTT_ACK_OK;
 	}
 	if (f->state == IF_PUBREC) {
 		/* The client has it: the message is settled; only the PUBREL
@@ -342,18 +346,20 @@ bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bool refused)
 		f->state = IF_PUBCOMP;
 		delivery_ack(d, false);
 	}
-	return true;
+	return MQTT_ACK_OK;
 }
 
-bool mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid)
+enum mqtt_ack_result mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid)
 {
 	uint32_t i;
 	struct inflight *f = find_inflight(cl, pid, &i);
-	if (!f || f->state != IF_PUBCOMP)
-		return false;
+	if (!f)
+		return MQTT_ACK_UNKNOWN;
+	if (f->state != IF_PUBCOMP)
+		return MQTT_ACK_MISMATCH;
 	remove_inflight(cl, i);
 	mqtt_client_resume(cl);
-	return true;
+	return MQTT_ACK_OK;
 }
 
 bool mqtt_client_qos2_has(const struct mqtt_client *cl, uint16_t pid)

@@ -150,11 +150,18 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
  * deliveries (mqtt_client_resume) once per UNSUBSCRIBE. */
 uint8_t mqtt_client_unsubscribe(struct mqtt_client *cl, const char *filter);
 
-/* Acknowledgements from the client, by packet id; false if unknown. */
-bool mqtt_client_puback(struct mqtt_client *cl, uint16_t pid);
+/* Acknowledgements from the client, by packet id. */
+enum mqtt_ack_result {
+	MQTT_ACK_OK,
+	MQTT_ACK_UNKNOWN,   /* no message in flight with that id */
+	MQTT_ACK_MISMATCH,  /* the wrong acknowledgement for the message's QoS
+			       or stage (PUBACK for QoS 2, PUBREC for QoS 1,
+			       PUBCOMP before PUBREC): a protocol error */
+};
+enum mqtt_ack_result mqtt_client_puback(struct mqtt_client *cl, uint16_t pid);
 /* refused: the client's PUBREC carried an error code. */
-bool mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bool refused);
-bool mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid);
+enum mqtt_ack_result mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bool refused);
+enum mqtt_ack_result mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid);
 
 /* Incoming QoS 2: whether pid is awaiting PUBREL; record it; forget it. */
 bool mqtt_client_qos2_has(const struct mqtt_client *cl, uint16_t pid);

@@ -407,9 +407,28 @@ bool mqtt_sub_ids_next(struct mqtt_prop_iter *it, uint32_t *out)
  * early, so an absurd array costs no more than a large packet. */
 #define OVER(w) ((w)->n > MQTT_MAX_PACKET_SIZE)
 
+/* CONNACK properties go in the order the spec lists them (3.2.2.3), which
+ * strict clients expect; the rest, never valid there, follow so that they
+ * are still refused. Other packets: by identifier. */
+static const uint8_t connack_order[] = {
+	MQTT_PROP_SESSION_EXPIRY, MQTT_PROP_RECEIVE_MAXIMUM, MQTT_PROP_MAXIMUM_QOS,
+	MQTT_PROP_RETAIN_AVAILABLE, MQTT_PROP_MAXIMUM_PACKET_SIZE, MQTT_PROP_ASSIGNED_CLIENT_ID,
+	MQTT_PROP_TOPIC_ALIAS_MAXIMUM, MQTT_PROP_REASON_STRING, MQTT_PROP_USER,
+	MQTT_PROP_WILDCARD_SUB_AVAILABLE, MQTT_PROP_SUB_ID_AVAILABLE,
+	MQTT_PROP_SHARED_SUB_AVAILABLE, MQTT_PROP_SERVER_KEEP_ALIVE, MQTT_PROP_RESPONSE_INFO,
+	MQTT_PROP_SERVER_REFERENCE, MQTT_PROP_AUTH_METHOD, MQTT_PROP_AUTH_DATA,
+	MQTT_PROP_PAYLOAD_FORMAT, MQTT_PROP_MESSAGE_EXPIRY, MQTT_PROP_CONTENT_TYPE,
+	MQTT_PROP_RESPONSE_TOPIC, MQTT_PROP_CORRELATION_DATA, MQTT_PROP_SUB_ID,
+	MQTT_PROP_REQUEST_PROBLEM_INFO, MQTT_PROP_WILL_DELAY, MQTT_PROP_REQUEST_RESPONSE_INFO,
+	MQTT_PROP_TOPIC_ALIAS,
+};
+
 static int emit_block(struct mqtt_wr *w, unsigned ctx, const struct mqtt_props *p)
 {
-	for (unsigned id = 1; id < NPROPS; id++) {
+	bool connack = ctx == MQTT_CONNACK;
+	unsigned n_ids = connack ? (unsigned)sizeof(connack_order) : NPROPS - 1;
+	for (unsigned i = 0; i < n_ids; i++) {
+		unsigned id = connack ? connack_order[i] : i + 1;
 		if (!known(id))
 			continue;
 		if (id == MQTT_PROP_USER || id == MQTT_PROP_SUB_ID) {

@@ -167,8 +167,51 @@ static void send_connack(struct mqtt_conn *mc, bool present, uint8_t reason,
 		int rc = mqtt_connack_rc_v311(reason);
 		code = rc < 0 ? 2 : (uint8_t)rc;
 	}
-	mqtt_encode_connack(&mc->out, mc->level, present, code, props, 0);
+	mqtt_encode_connack(&mc->out, mc->level, present, code, props, mc->peer_max_packet);
 	flush_out(mc);
+}
+
+/* The 5.0 CONNACK's properties: those whose value is not the spec's default
+ * (retain, wildcard, subscription identifiers and shared subscriptions are
+ * all available: said by leaving them out). `assigned_id` (NULL: none),
+ * `server_keepalive` (0: none) and the session expiry when `set_expiry`. */
+static void connack_props(struct mqtt_props *ack, const struct mqtt_config *cfg,
+			  const char *assigned_id, uint16_t server_keepalive, bool set_expiry,
+			  uint32_t expiry)
+{
+	if (cfg->receive_maximum != 65535) {
+		ack->present |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM);
+		ack->receive_maximum = (uint16_t)cfg->receive_maximum;
+	}
+	if (cfg->topic_alias_maximum) {
+		ack->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+		ack->topic_alias_maximum = (uint16_t)cfg->topic_alias_maximum;
+	}
+	ack->present |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
+	ack->maximum_packet_size = (uint32_t)cfg->max_packet_size;
+	if (assigned_id) {
+		ack->present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
+		ack->assigned_client_id = (struct mqtt_str){ assigned_id, (uint32_t)strlen(assigned_id) };
+	}
+	if (server_keepalive) {
+		ack->present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
+		ack->server_keep_alive = server_keepalive;
+	}
+	if (set_expiry) {
+		ack->present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+		ack->session_expiry = expiry;
+	}
+}
+
+/* Whether a successful CONNACK with these properties fits the client's
+ * maximum packet size (session present or not: the same size). */
+static bool connack_fits(struct mqtt_conn *mc, const struct mqtt_props *ack)
+{
+	buf_reset(&mc->scratch);
+	int rc = mqtt_encode_connack(&mc->scratch, mc->level, false, MQTT_RC_SUCCESS, ack,
+				     mc->peer_max_packet);
+	buf_reset(&mc->scratch);
+	return rc == MQTT_ENCODE_OK;
 }
 
 static void refuse_connect(struct mqtt_conn *mc, uint8_t reason, const char *why)
@@ -246,6 +289,34 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		return;
 	}
+	mc->keepalive = cp->keep_alive;
+	bool server_keepalive = false;
+	if (cfg->max_keepalive && (mc->keepalive == 0 || mc->keepalive > cfg->max_keepalive) &&
+	    mc->level == MQTT_V5) {
+		mc->keepalive = (uint16_t)cfg->max_keepalive;
+		server_keepalive = true;
+	}
+	mc->peer_receive_max = mqtt_has(pr, MQTT_PROP_RECEIVE_MAXIMUM) ? pr->receive_maximum : 65535;
+	mc->peer_max_packet = mqtt_has(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE) ? pr->maximum_packet_size : 0;
+	mc->problem_info = !mqtt_has(pr, MQTT_PROP_REQUEST_PROBLEM_INFO) || pr->request_problem_info;
+	struct mqtt_props ack = { 0 };
+	if (mc->level == MQTT_V5) {
+		connack_props(&ack, cfg, assigned ? id : NULL, server_keepalive ? mc->keepalive : 0,
+			      expiry != (mqtt_has(pr, MQTT_PROP_SESSION_EXPIRY) ? pr->session_expiry : 0),
+			      expiry);
+		/* Checked before the session changes: a client whose maximum
+		 * packet size leaves no room for the CONNACK is let go as if it
+		 * never came [MQTT-3.1.2-24]. */
+		if (!connack_fits(mc, &ack)) {
+			log_info("mqtt %s: the CONNACK does not fit the client's maximum packet size %u",
+				 conn_peer(mc->c), mc->peer_max_packet);
+			free(id);
+			drop_will(mc);
+			mc->state = MC_DONE;
+			conn_close(mc->c, false);
+			return;
+		}
+	}
 
 	struct mqtt_client *cl = mqtt_client_find(mb, id);
 	if (cl && cl->mc) {
@@ -276,16 +347,6 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	else
 		mqtt_session_forget(cl);
 
-	mc->keepalive = cp->keep_alive;
-	bool server_keepalive = false;
-	if (cfg->max_keepalive && (mc->keepalive == 0 || mc->keepalive > cfg->max_keepalive) &&
-	    mc->level == MQTT_V5) {
-		mc->keepalive = (uint16_t)cfg->max_keepalive;
-		server_keepalive = true;
-	}
-	mc->peer_receive_max = mqtt_has(pr, MQTT_PROP_RECEIVE_MAXIMUM) ? pr->receive_maximum : 65535;
-	mc->peer_max_packet = mqtt_has(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE) ? pr->maximum_packet_size : 0;
-	mc->problem_info = !mqtt_has(pr, MQTT_PROP_REQUEST_PROBLEM_INFO) || pr->request_problem_info;
 	if (cfg->topic_alias_maximum && mc->level == MQTT_V5) {
 		mc->aliases = calloc(cfg->topic_alias_maximum + 1, sizeof(*mc->aliases));
 		if (!mc->aliases) {
@@ -303,35 +364,8 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		}
 	}
 
-	struct mqtt_props ack = { 0 };
-	if (mc->level == MQTT_V5) {
-		ack.present = MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM) |
-			      MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM) |
-			      MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE) |
-			      MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE) |
-			      MQTT_PROP_BIT(MQTT_PROP_WILDCARD_SUB_AVAILABLE) |
-			      MQTT_PROP_BIT(MQTT_PROP_SUB_ID_AVAILABLE) |
-			      MQTT_PROP_BIT(MQTT_PROP_SHARED_SUB_AVAILABLE);
-		ack.receive_maximum = (uint16_t)cfg->receive_maximum;
-		ack.topic_alias_maximum = (uint16_t)cfg->topic_alias_maximum;
-		ack.maximum_packet_size = (uint32_t)cfg->max_packet_size;
-		ack.retain_available = 1;
-		ack.wildcard_sub_available = 1;
-		ack.sub_id_available = 1;
-		ack.shared_sub_available = 1;
-		if (assigned) {
-			ack.present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
-			ack.assigned_client_id = (struct mqtt_str){ cl->id, (uint32_t)strlen(cl->id) };
-		}
-		if (server_keepalive) {
-			ack.present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
-			ack.server_keep_alive = mc->keepalive;
-		}
-		if (expiry != (mqtt_has(pr, MQTT_PROP_SESSION_EXPIRY) ? pr->session_expiry : 0)) {
-			ack.present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
-			ack.session_expiry = expiry;
-		}
-	}
+	if (assigned) /* the same text; `id` is gone */
+		ack.assigned_client_id = (struct mqtt_str){ cl->id, (uint32_t)strlen(cl->id) };
 	mc->state = MC_CONNECTED;
 	conn_handshake_done(mc->c);
 	send_connack(mc, present, MQTT_RC_SUCCESS, &ack);
@@ -351,10 +385,12 @@ static void send_held_acks(struct router_waiter *w)
 	flush_out(mc);
 }
 
-/* Acknowledges a routed publish now, or later if a destination is full. */
-static void ack_publish(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, uint8_t reason)
+/* Acknowledges a routed publish now, or later if it left a destination
+ * full (`blocked`: this publish's own outcome, whoever published since). */
+static void ack_publish(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid, uint8_t reason,
+			bool blocked)
 {
-	if (reason != MQTT_RC_SUCCESS || (!router_last_blocked(mc->mb->b->router) && !mc->nheld)) {
+	if (reason != MQTT_RC_SUCCESS || (!blocked && !mc->nheld)) {
 		mqtt_conn_send_ack(mc, type, pid, reason);
 		return;
 	}
@@ -449,12 +485,12 @@ static void release_confirm(void *ctx, struct confirm *e)
 		return;
 	}
 	if (TAG_QOS(e->tag) == 1) {
-		ack_publish(mc, MQTT_PUBACK, pid, reason);
+		ack_publish(mc, MQTT_PUBACK, pid, reason, e->rc.blocked);
 		return;
 	}
 	if (reason != MQTT_RC_SUCCESS)
 		mqtt_client_qos2_del(mc->cl, pid); /* the flow ends here */
-	ack_publish(mc, MQTT_PUBREC, pid, reason);
+	ack_publish(mc, MQTT_PUBREC, pid, reason, e->rc.blocked);
 }
 
 static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
@@ -606,15 +642,26 @@ static void on_packet(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		on_publish(mc, p);
 		break;
 	case MQTT_PUBACK:
-		mqtt_client_puback(mc->cl, p->packet_id);
+		/* One for an id no longer in flight (a late duplicate) is
+		 * ignored, as Mosquitto does. */
+		if (mqtt_client_puback(mc->cl, p->packet_id) == MQTT_ACK_MISMATCH)
+			disconnect(mc, MQTT_RC_PROTOCOL_ERROR, "PUBACK for a QoS 2 message");
 		break;
 	case MQTT_PUBREC:
-		if (p->reason >= 0x80)
-			mqtt_client_pubrec(mc->cl, p->packet_id, true);
-		else if (mqtt_client_pubrec(mc->cl, p->packet_id, false))
-			mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, 0);
-		else
-			mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+		switch (mqtt_client_pubrec(mc->cl, p->packet_id, p->reason >= 0x80)) {
+		case MQTT_ACK_OK:
+			if (p->reason < 0x80)
+				mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id, 0);
+			break;
+		case MQTT_ACK_UNKNOWN:
+			if (p->reason < 0x80)
+				mqtt_conn_send_ack(mc, MQTT_PUBREL, p->packet_id,
+						   MQTT_RC_PACKET_ID_NOT_FOUND);
+			break;
+		case MQTT_ACK_MISMATCH:
+			disconnect(mc, MQTT_RC_PROTOCOL_ERROR, "PUBREC for a QoS 1 message");
+			break;
+		}
 		break;
 	case MQTT_PUBREL:
 		mqtt_conn_send_ack(mc, MQTT_PUBCOMP, p->packet_id,
@@ -623,7 +670,8 @@ static void on_packet(struct mqtt_conn *mc, const struct mqtt_packet *p)
 					   : MQTT_RC_PACKET_ID_NOT_FOUND);
 		break;
 	case MQTT_PUBCOMP:
-		mqtt_client_pubcomp(mc->cl, p->packet_id);
+		if (mqtt_client_pubcomp(mc->cl, p->packet_id) == MQTT_ACK_MISMATCH)
+			disconnect(mc, MQTT_RC_PROTOCOL_ERROR, "PUBCOMP for a message not yet released");
 		break;
 	case MQTT_SUBSCRIBE:
 		on_subscribe(mc, p);
@@ -740,10 +788,12 @@ static void mqtt_shutdown(void *session)
 	disconnect(mc, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 }
 
+static int sys_start(struct mqtt_broker *mb);
+
 static void *mqtt_open(struct conn *c)
 {
 	struct broker *b = conn_broker(c);
-	if (!b->mqtt && mqtt_broker_init(b) < 0)
+	if (sys_start(b->mqtt) < 0)
 		return NULL;
 	struct mqtt_conn *mc = calloc(1, sizeof(*mc));
 	if (!mc)
@@ -841,6 +891,25 @@ static void sys_cb(evutil_socket_t fd, short what, void *arg)
 	sys_count(mb, "$SYS.broker.publish.messages.dropped", dropped);
 }
 
+/* $SYS publishing starts with the first MQTT connection: a broker no MQTT
+ * client uses has no $SYS topics. */
+static int sys_start(struct mqtt_broker *mb)
+{
+	unsigned ms = mb->b->cfg->mqtt.sys_interval_ms;
+	if (mb->sys_ev || !ms)
+		return 0;
+	mb->sys_ev = event_new(mb->b->base, -1, EV_PERSIST, sys_cb, mb);
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	if (!mb->sys_ev || event_add(mb->sys_ev, &tv) < 0) {
+		if (mb->sys_ev)
+			event_free(mb->sys_ev);
+		mb->sys_ev = NULL;
+		return -1;
+	}
+	sys_cb(-1, 0, mb);
+	return 0;
+}
+
 int mqtt_broker_init(struct broker *b)
 {
 	struct mqtt_broker *mb = calloc(1, sizeof(*mb));
@@ -849,19 +918,6 @@ int mqtt_broker_init(struct broker *b)
 		return -1;
 	}
 	mb->b = b;
-	unsigned ms = b->cfg->mqtt.sys_interval_ms;
-	if (ms) {
-		mb->sys_ev = event_new(b->base, -1, EV_PERSIST, sys_cb, mb);
-		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-		if (!mb->sys_ev || event_add(mb->sys_ev, &tv) < 0) {
-			if (mb->sys_ev)
-				event_free(mb->sys_ev);
-			map_free(mb->clients);
-			free(mb);
-			return -1;
-		}
-		sys_cb(-1, 0, mb);
-	}
 	b->mqtt = mb;
 	mqtt_sessions_restore(mb);
 	return 0;

@@ -12,7 +12,9 @@ struct mqtt_broker;
 extern const struct proto_ops mqtt_proto;
 
 /* The adapter's broker-wide state (client sessions by id, $SYS timer),
- * created on the first MQTT listener. -1 on out of memory. */
+ * created at start-up once the store is open: persistent sessions come
+ * back then, with their expiry timers and offline bounds, whether or not
+ * an MQTT client ever connects. -1 on out of memory. */
 int mqtt_broker_init(struct broker *b);
 /* Ends every client session; run after every connection is gone. */
 void mqtt_broker_free(struct broker *b);

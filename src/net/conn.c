@@ -25,6 +25,11 @@
 
 /* How long a closing connection may take to flush what it has queued. */
 #define CLOSE_FLUSH_MS 5000
+/* How long a connection closed with a last word (a protocol's error
+ * reason) then reads, and drops, what its client still sends. Closing a
+ * socket with unread input sends a reset, which can destroy the reason
+ * before a client busy writing reads it. */
+#define CLOSE_LINGER_MS 2000
 
 
 static void broker_conn_added(struct broker *b, struct conn *c);
@@ -153,6 +158,23 @@ static void schedule_free(struct conn *c, int ms)
 	timer_start(c->close_ev, (unsigned)ms);
 }
 
+/* All queued output is written. Free the connection now, or, after a last
+ * word (`linger`), shut its write side (the client reads the end after
+ * the reason) and drop its input until it closes too or CLOSE_LINGER_MS
+ * pass. Not over WebSocket, whose close handshake does this, nor while the
+ * broker stops. */
+static void output_done(struct conn *c, bool linger)
+{
+	c->flushing = false;
+	if (!linger || c->ws || c->b->stopping || shutdown(bufferevent_getfd(c->bev), SHUT_WR) < 0) {
+		schedule_free(c, 0);
+		return;
+	}
+	c->lingering = true;
+	bufferevent_enable(c->bev, EV_READ);
+	schedule_free(c, CLOSE_LINGER_MS);
+}
+
 void conn_close(struct conn *c, bool flush)
 {
 	if (c->closing && !(c->flushing && !flush))
@@ -177,18 +199,15 @@ void conn_close(struct conn *c, bool flush)
 		schedule_free(c, CLOSE_FLUSH_MS);
 		return;
 	}
-	c->flushing = false;
-	schedule_free(c, 0);
+	output_done(c, flush);
 }
 
 /* Frees a flushing connection once all is sent (and, over WebSocket, the
  * client has answered the close frame). */
 static void flushed_check(struct conn *c)
 {
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && (!c->ws || ws_close_done(c))) {
-		c->flushing = false;
-		schedule_free(c, 0);
-	}
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && (!c->ws || ws_close_done(c)))
+		output_done(c, true);
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -288,6 +307,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 	if ((what & BEV_EVENT_CONNECTED) && c->tls) {
 		tls_connected(c);
+		return;
+	}
+	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && c->lingering) {
+		schedule_free(c, 0); /* the client has closed its side too */
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {

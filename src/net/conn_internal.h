@@ -30,6 +30,7 @@ struct conn {
 	unsigned long *listener_count; /* its listener's open connections, or NULL */
 	bool closing;
 	bool flushing;
+	bool lingering;   /* closed with a last word: draining input a while */
 	bool tls;
 	struct ws *ws;           /* the WebSocket layer, or NULL */
 	char peer[64];

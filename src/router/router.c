@@ -559,6 +559,8 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 		r->last_blocked = true;
 out:
 	r->confirm = NULL;
+	if (c)
+		c->blocked = r->last_blocked;
 	if (c && c->pending) {
 		if (err == ROUTER_OK)
 			err = ROUTER_PENDING;

@@ -90,6 +90,10 @@ struct router_confirm {
 	 * ROUTER_ESTORE. */
 	void (*done)(struct router_confirm *c, enum router_err err);
 	void *pending;
+	/* Set by router_publish_confirmed, for this publish alone: it left
+	 * some destination full (or the store too busy), so the publisher is
+	 * to be slowed (see router_wait_room). */
+	bool blocked;
 };
 
 /* router_publish, and: when the message goes into the store, returns
@@ -211,7 +215,9 @@ struct router_waiter {
 	void (*room)(struct router_waiter *w);
 };
 
-/* True if the last router_publish left some destination queue full. */
+/* True if the last router_publish left some destination queue full. Only
+ * right after the publish: a confirmation released later reads its own
+ * router_confirm.blocked. */
 bool router_last_blocked(const struct router *r);
 void router_wait_room(struct router *r, struct router_waiter *w);
 void router_cancel_wait(struct router_waiter *w);

@@ -84,16 +84,46 @@ class ConnectTest(MqttTestCase):
         self.assertEqual(p.get("receive_maximum"), 50)
         self.assertEqual(p.get("topic_alias_maximum"), 7)
         self.assertEqual(p.get("maximum_packet_size"), 65536)
-        self.assertEqual(p.get("retain_available"), 1)
-        self.assertEqual(p.get("wildcard_sub_available"), 1)
-        self.assertEqual(p.get("sub_id_available"), 1)
-        self.assertEqual(p.get("shared_sub_available"), 1)
-        # Maximum QoS 2 is said by leaving the property out; the client id
-        # was given, so none is assigned; no session expiry was asked for.
-        self.assertNotIn("maximum_qos", p)
-        self.assertNotIn("assigned_client_id", p)
-        self.assertNotIn("session_expiry", p)
+        # Maximum QoS 2, and retain, wildcard, subscription identifiers and
+        # shared subscriptions available, are said by leaving them out (the
+        # spec's defaults); the client id was given, so none is assigned;
+        # no session expiry was asked for.
+        for absent in ("maximum_qos", "retain_available", "wildcard_sub_available",
+                       "sub_id_available", "shared_sub_available", "assigned_client_id",
+                       "session_expiry"):
+            self.assertNotIn(absent, p)
+        # In the order of the spec's list (3.2.2.3).
+        self.assertEqual(list(p), ["receive_maximum", "maximum_packet_size",
+                                   "topic_alias_maximum", "server_keep_alive"])
         self.raw_roundtrip(r, self.topic())
+
+    def test_raw_v5_connack_property_order(self):
+        r = self.raw(level=5)
+        ack = r.connect("", keepalive=0, props=[("session_expiry", 3600)])
+        self.assertEqual(list(ack.props), ["session_expiry", "receive_maximum",
+                                           "maximum_packet_size", "assigned_client_id",
+                                           "topic_alias_maximum", "server_keep_alive"])
+        self.assertEqual(ack.props["session_expiry"], 120)
+        self.assertEqual(ack.props["server_keep_alive"], 30)
+
+    def test_connack_fits_client_maximum_packet_size(self):
+        # 16 bytes: fits 16 (it was 24 before, over a limit of 20).
+        r = self.raw(level=5)
+        ack = r.connect(self.client_id(), keepalive=10, props=[("maximum_packet_size", 16)])
+        self.assertLessEqual(2 + len(ack.body), 16)
+        self.assertEqual(ack.props["maximum_packet_size"], 65536)
+        r.ping()
+
+    def test_connack_too_large_for_client_closes_without_one(self):
+        # [MQTT-3.1.2-24]: nothing larger than the client allows; with no
+        # room even for the CONNACK the connection just closes.
+        for cid, limit in ((self.client_id(), 15), ("", 20)):
+            r = self.raw(level=5)
+            r.send(connect_packet(cid, 5, True, 10, [("maximum_packet_size", limit)]))
+            self.assertEqual(r.wait_closed(), [], "limit %d" % limit)
+        # Nothing of the refused clients stayed: the id connects afresh.
+        r = self.raw(level=5)
+        self.assertFalse(r.connect(cid or self.client_id(), clean=False).session_present)
 
     def test_username_password_accepted(self):
         for level in (4, 5):

@@ -5,9 +5,12 @@ return code where one exists), and the connection closes, while a
 well-behaved paho client on the same broker keeps publishing and receiving
 QoS 1 throughout, and gets every message."""
 import os
+import threading
+import time
 
-from mqtttest import (PUBACK, PUBREC, MqttBystander, MqttTestCase, RawMqtt, connect_packet,
-                      mstr, packet, publish_packet, sub_options, subscribe_packet, u16, varint)
+from mqtttest import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, TIMEOUT, MqttBystander,
+                      MqttTestCase, RawMqtt, connect_packet, mstr, packet, publish_packet,
+                      sub_options, subscribe_packet, u16, varint)
 from wharftest import main, raw_exchange
 
 CONFIG = """\
@@ -173,6 +176,58 @@ class ErrorsTest(MqttTestCase):
         got = r.wait_closed()
         self.assertEqual([(p.name, p.reason) for p in got], [("DISCONNECT", 0x93)])
 
+    def test_receive_maximum_exceeded_reason_reaches_a_writing_client(self):
+        # The client goes on writing after its sixth QoS 2 PUBLISH. Closing
+        # on its unread input would reset the connection, which can destroy
+        # the DISCONNECT before the client reads it: the broker shuts its
+        # write side and drops the input a while (2 s) instead.
+        r = self.raw(level=5, connect=True)
+        t = self.topic()
+        burst = b"".join(publish_packet(t, b"x", qos=2, pid=i) for i in range(1, 7))
+        junk = publish_packet(t, b"y" * 1000) * 64
+        stop, write_error = threading.Event(), []
+
+        def writer():
+            try:
+                r.sock.sendall(burst + junk * 16)  # unread when the sixth is refused
+                while not stop.is_set():
+                    r.sock.sendall(junk)
+            except OSError as e:
+                write_error.append(e)
+
+        th = threading.Thread(target=writer, daemon=True)
+        th.start()
+        try:
+            reset = False
+            while True:
+                try:
+                    chunk = r.sock.recv(65536)
+                except ConnectionResetError:
+                    reset = True
+                    break
+                if not chunk:
+                    break
+                r.buf += chunk
+            got = []
+            while True:
+                p = r._parse()
+                if p is None:
+                    break
+                got.append((p.name, p.reason))
+            ended = time.monotonic()
+            self.assertFalse(reset, "reset instead of an orderly end; read %r" % got)
+            self.assertEqual(got, [("PUBREC", 0)] * 5 + [("DISCONNECT", 0x93)])
+            # The client could go on writing a while after the end (it was
+            # reset at once before), but not for ever.
+            deadline = ended + 10
+            while not write_error and time.monotonic() < deadline:
+                th.join(0.05)
+            self.assertTrue(write_error, "still connected after 10 s")
+            self.assertGreater(time.monotonic() - ended, 1.0, "writes failed at once")
+        finally:
+            stop.set()
+            th.join(TIMEOUT)
+
     def test_payload_format_invalid(self):
         r = self.raw(level=5, connect=True)
         ack = r.publish_acked("pf/t", b"\xff\xfe", props=[("payload_format", 1)])
@@ -198,6 +253,48 @@ class ErrorsTest(MqttTestCase):
     def test_no_local_on_shared_subscription(self):
         self.rejected(subscribe_packet(1, [("$share/g/a/b", sub_options(1, no_local=True))]),
                       0x82)
+
+    # ---- acknowledgements that do not match what is in flight ----
+
+    def ack_mismatch(self, level, qos, ack_type, reason=0x82):
+        """Receives one message at `qos`, answers with `ack_type`: 5.0 gets
+        DISCONNECT `reason`, 3.1.1 a plain close."""
+        t = self.topic()
+        r = self.raw(level=level, connect=True)
+        r.subscribe([(t, 2)])
+        self.paho(level=4).publish(t, b"x", qos=qos)
+        p = r.expect(PUBLISH)
+        self.assertEqual(p.qos, qos)
+        r.ack(ack_type, p.pid)
+        got = r.wait_closed()
+        if level == 5:
+            self.assertEqual([(x.name, x.reason) for x in got], [("DISCONNECT", reason)])
+        else:
+            self.assertEqual(got, [])
+
+    def test_puback_for_qos2_message(self):
+        self.ack_mismatch(5, 2, PUBACK)
+        self.ack_mismatch(4, 2, PUBACK)
+
+    def test_pubrec_for_qos1_message(self):
+        self.ack_mismatch(5, 1, PUBREC)
+        self.ack_mismatch(4, 1, PUBREC)
+
+    def test_pubcomp_before_pubrec(self):
+        self.ack_mismatch(5, 2, PUBCOMP)
+        self.ack_mismatch(4, 2, PUBCOMP)
+
+    def test_acks_for_unknown_ids_are_not_errors(self):
+        # A late duplicate PUBACK or PUBCOMP is ignored; an unknown PUBREC
+        # gets PUBREL 0x92 and an unknown PUBREL PUBCOMP 0x92.
+        r = self.raw(level=5, connect=True)
+        r.ack(PUBACK, 4711)
+        r.ack(PUBCOMP, 4712)
+        r.ack(PUBREC, 4713)
+        self.assertEqual(r.expect(PUBREL, lambda p: p.pid == 4713).reason, 0x92)
+        r.ack(PUBREL, 4714)
+        self.assertEqual(r.expect(PUBCOMP, lambda p: p.pid == 4714).reason, 0x92)
+        r.ping()
 
     # ---- CONNECT ----
 
