@@ -428,8 +428,6 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 	r->store_failed = false;
 	r->refused = false;
 	r->confirm = c;
-	if (c)
-		c->pending = NULL;
 	enum router_err err = check_name(name, false, broker_own);
 	if (err != ROUTER_OK)
 		goto out;
@@ -451,8 +449,12 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 			goto out;
 		}
 		if (m->retain && r->persist.retained &&
-		    r->persist.retained(r->persist.arg, name, m->body_len ? m : NULL) < 0)
-			log_warn("store: cannot keep the retained message of %s", name);
+		    r->persist.retained(r->persist.arg, name, m->body_len ? m : NULL, c) < 0) {
+			if (c)
+				r->store_failed = true;
+			else
+				log_warn("store: cannot keep the retained message of %s", name);
+		}
 		r->stats.retained = retain_count(r->retained);
 		struct fanout f = { .r = r, .m = m };
 		if (topic_tree_match(r->tree, name, fanout_one, &f) < 0 || f.oom)

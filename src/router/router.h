@@ -89,9 +89,11 @@ struct router_confirm {
 	void *pending;
 };
 
-/* router_publish, and: when the message goes into the store, returns
- * ROUTER_PENDING and calls c->done once it is there. Any other result is
- * final and done is not called. */
+/* router_publish, and: when the message (or the topic's retained message)
+ * goes into the store, returns ROUTER_PENDING and calls c->done once it is
+ * there. Any other result is final and done is not called. c->pending is
+ * NULL, or the store's from records c already waits for
+ * (store_put_confirmed): c is then confirmed once they are on disk too. */
 enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, const char *name,
 					 struct message **m, bool broker_own,
 					 struct router_confirm *c);
@@ -119,9 +121,12 @@ struct router_persist {
 	/* A binding made (bind true) or removed at run time. 0, or -1 when it
 	 * cannot be written (the call fails with ROUTER_ESTORE). */
 	int (*bound)(void *arg, const char *pattern, const char *queue, bool bind);
-	/* Topic's retained message is now m, or none (m NULL). 0 or -1; a
-	 * failure is logged, the publish goes on. */
-	int (*retained)(void *arg, const char *topic, const struct message *m);
+	/* Topic's retained message is now m, or none (m NULL). `c`, when not
+	 * NULL, is to be confirmed once m's record is on disk too. 0, or -1
+	 * when it cannot be written: with c the publish fails with
+	 * ROUTER_ESTORE, without it the failure is logged. */
+	int (*retained)(void *arg, const char *topic, const struct message *m,
+			struct router_confirm *c);
 	/* Confirms c once everything written so far (acks included) is on
 	 * disk. 0, or -1 when it cannot (c is not pending then). */
 	int (*sync)(void *arg, struct router_confirm *c);

@@ -665,7 +665,8 @@ static int hook_bound(void *arg, const char *pattern, const char *queue, bool bi
 	return rc;
 }
 
-static int hook_retained(void *arg, const char *topic, const struct message *m)
+static int hook_retained(void *arg, const char *topic, const struct message *m,
+			 struct router_confirm *c)
 {
 	struct store *s = arg;
 	size_t tl = strlen(topic), pl = strlen(RETAIN_PREFIX);
@@ -683,7 +684,7 @@ static int hook_retained(void *arg, const char *topic, const struct message *m)
 		rc = -1;
 		if (val) {
 			msgcodec_write(val, m);
-			rc = store_put(s, key, val, len);
+			rc = store_put_confirmed(s, key, val, len, c);
 			free(val);
 		}
 	}

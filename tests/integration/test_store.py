@@ -230,7 +230,6 @@ class KeptStateTest(StoreTestCase):
                 for i in range(20)]
         mids.append(p.c.publish("plant/3/state", b"", qos=1, retain=True).mid)  # clears it
         p.wait_for(lambda: set(mids) <= p.published, TIMEOUT, "PUBACKs")
-        time.sleep(0.2)  # a retained message is kept once written; no confirmation waits for it
         b.kill9()
         p.c.loop_stop()
         b2 = self.start(("mqtt",))
@@ -242,6 +241,39 @@ class KeptStateTest(StoreTestCase):
         got = sorted((m.topic, m.payload, m.retain) for m in s.messages)
         want = sorted(("plant/%d/state" % i, b"state-%d" % i, True) for i in range(20) if i != 3)
         self.assertEqual(got, want)
+        s.c.disconnect()
+        s.c.loop_stop()
+        self.stop(b2)
+
+    def test_retained_message_is_on_disk_before_its_puback(self):
+        """The PUBACK of a retained QoS 1 message waits for its record: kill -9
+        the moment the PUBACK arrives (from paho's own callback) and the
+        retained message is there after the restart. Large bodies make the
+        write slow enough that an early PUBACK would lose the race."""
+        b = self.start(("mqtt",), config="[mqtt]\nmax_packet_size = 16MiB\n")
+        p = Paho(b.ports["mqtt"], client_id="pub", level=5)
+        p.connect()
+        body = bytes(range(256)) * (8 << 12)  # 8 MiB
+        killed = threading.Event()
+
+        def on_publish(c, ud, mid):
+            b.proc.kill()  # SIGKILL at once, before anything else happens
+            killed.set()
+            p._on_publish(c, ud, mid)
+
+        p.c.on_publish = on_publish
+        p.c.publish("plant/big/state", body, qos=1, retain=True)
+        self.assertTrue(killed.wait(TIMEOUT), "no PUBACK")
+        b.kill9()
+        p.c.loop_stop()
+        b2 = self.start(("mqtt",), config="[mqtt]\nmax_packet_size = 16MiB\n")
+        s = Paho(b2.ports["mqtt"], client_id="sub", level=5)
+        s.connect()
+        s.subscribe("plant/+/state", qos=1)
+        got = s.wait_messages(1)
+        self.assertEqual([(m.topic, len(m.payload), m.retain) for m in got],
+                         [("plant/big/state", len(body), True)])
+        self.assertEqual(got[0].payload, body)
         s.c.disconnect()
         s.c.loop_stop()
         self.stop(b2)
