@@ -532,6 +532,11 @@ static uint64_t hook_put(void *arg, const char *queue, const struct message *m,
 	struct store *s = arg;
 	struct buf *b = &s->scratch;
 	size_t qlen = strlen(queue);
+	if (journal_full(s->j)) {
+		/* What room is left is for the acks that free the disk. */
+		s->st.write_errors++;
+		return 0;
+	}
 	size_t len = MSG_HEAD + qlen + msgcodec_size(m);
 	buf_reset(b);
 	if (qlen > 0xffff || buf_reserve(b, len) < 0)
