@@ -69,6 +69,7 @@ struct wharf_config {
 				         topic subscriber before the oldest drop */
 	unsigned shutdown_grace_ms;
 	int sync;                     /* enum journal_sync */
+	unsigned sync_batch_delay_ms; /* sync = batch: at most one fsync per this */
 	int on_corruption;            /* enum journal_on_corruption */
 	size_t journal_segment_size;
 	size_t ws_max_message;        /* largest WebSocket message a client may send */

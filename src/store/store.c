@@ -860,6 +860,7 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 		.dir = o->dir,
 		.segment_size = o->segment_size,
 		.sync = o->sync,
+		.batch_delay_us = o->batch_delay_us,
 		.on_corruption = o->on_corruption,
 	};
 	/* Replay restores messages into queues that page: pagers (and the

@@ -47,6 +47,7 @@ enum store_rec_type {
 struct store_options {
 	const char *dir;             /* the data directory: the journal goes in dir/journal */
 	enum journal_sync sync;
+	unsigned batch_delay_us;     /* sync BATCH: at most one fsync per this */
 	enum journal_on_corruption on_corruption;
 	size_t segment_size;         /* 0: the journal's default */
 	size_t max_pending;          /* bytes waiting for the disk before publishers are
