@@ -66,6 +66,9 @@ struct queue {
 	void (*settled)(void *arg, uint64_t rec);
 	void *settled_arg;
 	bool (*alive)(void *arg, uint64_t rec);
+	uint32_t (*count_of)(void *arg, uint64_t rec);
+	void (*counted)(void *arg, uint64_t rec, uint32_t count);
+	void *count_arg;
 	void *alive_arg;
 	const struct queue_page_ops *page_ops;
 	void *pager;
@@ -166,6 +169,14 @@ void queue_set_alive_cb(struct queue *q, bool (*alive)(void *arg, uint64_t rec),
 static bool is_dead(const struct queue *q, uint64_t rec)
 {
 	return rec && q->alive && !q->alive(q->alive_arg, rec);
+}
+
+void queue_set_count_cbs(struct queue *q, uint32_t (*count_of)(void *arg, uint64_t rec),
+			 void (*counted)(void *arg, uint64_t rec, uint32_t count), void *arg)
+{
+	q->count_of = count_of;
+	q->counted = counted;
+	q->count_arg = arg;
 }
 
 void queue_set_settle_cb(struct queue *q, void (*settled)(void *arg, uint64_t rec), void *arg)
@@ -532,10 +543,13 @@ static void requeue(struct queue *q, struct delivery *d)
  * max_redeliveries to the dead-letter queue. */
 static void give_back(struct queue *q, struct delivery *d)
 {
-	if (q->lim.max_redeliveries && d->count > q->lim.max_redeliveries)
+	if (q->lim.max_redeliveries && d->count > q->lim.max_redeliveries) {
 		dead_letter(q, d, QUEUE_DEATH_MAX_REDELIVERIES);
-	else
-		requeue(q, d);
+		return;
+	}
+	if (d->rec && q->counted)
+		q->counted(q->count_arg, d->rec, d->count);
+	requeue(q, d);
 }
 
 static void unlink_unacked(struct delivery *d)
@@ -579,6 +593,8 @@ static bool dispatch_one(struct queue *q, int64_t now)
 	q->cursor = TAILQ_NEXT(c, link);
 	ready_remove(q, d);
 	check_room(q);
+	if (!d->count && d->rec && q->count_of)
+		d->count = q->count_of(q->count_arg, d->rec);
 	d->count++;
 	d->last_consumer = c->id;
 	if (c->opts.credit_mode)

@@ -216,6 +216,19 @@ static void settled_cb(void *arg, uint64_t rec)
 		r->persist.settled(r->persist.arg, rec);
 }
 
+static uint32_t count_of_cb(void *arg, uint64_t rec)
+{
+	struct router *r = arg;
+	return r->persist.count_of ? r->persist.count_of(r->persist.arg, rec) : 0;
+}
+
+static void counted_cb(void *arg, uint64_t rec, uint32_t count)
+{
+	struct router *r = arg;
+	if (r->persist.counted)
+		r->persist.counted(r->persist.arg, rec, count);
+}
+
 static int dead_letter_cb(void *arg, struct queue *q, struct message *m, enum queue_death why);
 static void attach_pager(struct router *r, struct queue *q);
 
@@ -237,6 +250,7 @@ static struct queue *new_queue(struct router *r, const char *name, size_t max_re
 	if (name) {
 		queue_set_settle_cb(q, settled_cb, r);
 		queue_set_alive_cb(q, alive_cb, r);
+		queue_set_count_cbs(q, count_of_cb, counted_cb, r);
 		queue_set_dead_letter_cb(q, dead_letter_cb, r);
 		apply_policy(r, q);
 		attach_pager(r, q);

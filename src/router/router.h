@@ -130,6 +130,13 @@ struct router_persist {
 	/* Confirms c once everything written so far (acks included) is on
 	 * disk. 0, or -1 when it cannot (c is not pending then). */
 	int (*sync)(void *arg, struct router_confirm *c);
+	/* The stored message `rec` goes back to its queue after `count`
+	 * deliveries (a NACK, a consumer gone): keep the count, so that
+	 * redelivery and max_redeliveries go on after a restart. */
+	void (*counted)(void *arg, uint64_t rec, uint32_t count);
+	/* How many deliveries the stored message `rec` had before the
+	 * restart, asked once before its first delivery since; 0 if none. */
+	uint32_t (*count_of)(void *arg, uint64_t rec);
 	/* Whether the stored message `rec` is still to be delivered: at
 	 * start-up, an ack read after the message was restored makes it dead;
 	 * router_drop_dead() then drops what is in memory, paged ones go as

@@ -219,6 +219,46 @@ class CrashTest(StoreTestCase):
         self.stop(b2)
 
 
+class DeliveryCountTest(StoreTestCase):
+    """A message's delivery count outlives a crash: it is written when the
+    message is given back (NACK, a consumer gone), docs/durability.md."""
+    config = "[queue counted]\nmax_redeliveries = 3\n"
+
+    def deliver_and_nack(self, lst, conn, n):
+        """Waits for delivery n (1-based, of one message) and NACKs it with
+        a receipt; returns the frame."""
+        lst.wait_for(lambda: len(lst.messages) >= n or lst.errors, TIMEOUT, "delivery %d" % n)
+        self.assertEqual(lst.errors, [])
+        f = lst.messages[n - 1]
+        conn.nack(f.headers["ack"], receipt="n%d" % n)
+        lst.wait_for(lambda: ("n%d" % n) in lst.receipts, TIMEOUT, "NACK receipt")
+        return f
+
+    def test_delivery_count_continues_after_kill9(self):
+        b = self.start()
+        conn, lst = stomp_connect(b.stomp_port)
+        conn.send("/queue/counted", "once", headers={"persistent": "true", "receipt": "p"})
+        lst.wait_for(lambda: "p" in lst.receipts, TIMEOUT, "receipt")
+        conn.subscribe("/queue/counted", id="s", ack="client-individual")
+        self.assertNotIn("redelivered", self.deliver_and_nack(lst, conn, 1).headers)
+        self.assertEqual(self.deliver_and_nack(lst, conn, 2).headers.get("x-delivery-count"), "1")
+        b.kill9()
+
+        b2 = self.start()
+        conn, lst = stomp_connect(b2.stomp_port)
+        conn.subscribe("/queue/counted", id="s", ack="client-individual")
+        f = self.deliver_and_nack(lst, conn, 1)
+        self.assertEqual(f.body, "once")
+        self.assertEqual((f.headers.get("redelivered"), f.headers.get("x-delivery-count")),
+                         ("true", "2"), "the count started again")
+        self.deliver_and_nack(lst, conn, 2)  # the 4th delivery: past max_redeliveries
+        stomp_close(conn, lst)
+        got, _, _ = drain(b2.stomp_port, dest="/queue/DLQ.counted", idle=0.5)
+        self.assertEqual(got, ["once"], "not dead-lettered after 1 + 3 deliveries")
+        self.assertEqual(drain(b2.stomp_port, dest="/queue/counted", idle=0.3)[0], [])
+        self.stop(b2)
+
+
 class KeptStateTest(StoreTestCase):
     """What is not a queued message but must outlive a crash too."""
 
