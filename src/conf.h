@@ -63,7 +63,7 @@ struct wharf_config {
 	int log_level;
 	size_t max_connection_output; /* bytes queued to one client before
 				         its deliveries pause */
-	size_t queue_memory_limit;    /* message bytes a queue keeps in memory
+	size_t queue_memory_limit;    /* memory (whole messages) a queue keeps
 				         before the rest waits on disk */
 	size_t topic_max_pending;     /* messages held for one non-durable
 				         topic subscriber before the oldest drop */

@@ -48,7 +48,8 @@ struct queue {
 	struct delivery_list ready[NPRIO];
 	unsigned nonempty;
 	size_t nready;
-	size_t ready_bytes;
+	size_t ready_bytes;      /* their bodies: max_bytes */
+	size_t ready_mem;        /* all they cost in memory: paging */
 	struct queue_limits lim;
 	struct groups *groups;   /* made on the first message with a group */
 	size_t nunacked;
@@ -116,12 +117,25 @@ static void delivery_done(struct queue *q, struct delivery *d)
 
 /* ---- the ready lists ------------------------------------------------------ */
 
-static void ready_insert_tail(struct queue *q, struct delivery *d)
+/* What waiting in memory costs a message: itself and its delivery. */
+static size_t msg_cost(const struct message *m)
 {
-	TAILQ_INSERT_TAIL(&q->ready[d->prio], d, link);
+	return message_mem_size(m) + mem_block(sizeof(struct delivery), true);
+}
+
+/* d was put in its ready list. */
+static void ready_added(struct queue *q, struct delivery *d)
+{
 	q->nonempty |= 1u << d->prio;
 	q->nready++;
 	q->ready_bytes += d->msg->body_len;
+	q->ready_mem += msg_cost(d->msg);
+}
+
+static void ready_insert_tail(struct queue *q, struct delivery *d)
+{
+	TAILQ_INSERT_TAIL(&q->ready[d->prio], d, link);
+	ready_added(q, d);
 }
 
 static void ready_remove(struct queue *q, struct delivery *d)
@@ -131,6 +145,7 @@ static void ready_remove(struct queue *q, struct delivery *d)
 		q->nonempty &= ~(1u << d->prio);
 	q->nready--;
 	q->ready_bytes -= d->msg->body_len;
+	q->ready_mem -= msg_cost(d->msg);
 }
 
 static int highest(unsigned mask)
@@ -417,7 +432,7 @@ static int add_ready(struct queue *q, struct message *m, bool retained, uint64_t
  * messages back while memory holds less than half the limit. */
 static void page_in(struct queue *q)
 {
-	while (q->npaged && q->ready_bytes < q->page_limit / 2) {
+	while (q->npaged && q->ready_mem < q->page_limit / 2) {
 		uint64_t rec;
 		struct message *m = page_get(q, &rec);
 		if (!m)
@@ -445,7 +460,7 @@ static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t r
 		}
 	}
 	/* Once paging, everything new goes behind what is paged: FIFO. */
-	if (q->pager && !retained && (q->npaged || q->ready_bytes + m->body_len > q->page_limit) &&
+	if (q->pager && !retained && (q->npaged || q->ready_mem + msg_cost(m) > q->page_limit) &&
 	    q->page_ops->put(q->pager, m, rec) == 0) {
 		q->npaged++;
 		q->paged_bytes += m->body_len;
@@ -531,9 +546,7 @@ static void requeue(struct queue *q, struct delivery *d)
 			break;
 	if (at) {
 		TAILQ_INSERT_BEFORE(at, d, link);
-		q->nonempty |= 1u << d->prio;
-		q->nready++;
-		q->ready_bytes += d->msg->body_len;
+		ready_added(q, d);
 	} else {
 		ready_insert_tail(q, d);
 	}

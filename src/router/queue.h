@@ -129,7 +129,8 @@ struct queue_page_ops {
 	struct message *(*get)(void *pager, uint64_t *rec);
 	void (*free)(void *pager);
 };
-/* Paging: once the bodies of the waiting messages pass `limit` bytes, new
+/* Paging: once the waiting messages cost `limit` bytes of memory (each
+ * whole, message_mem_size and its delivery, not just bodies), new
  * messages go to `pager` (the queue owns it from now on, and frees it with
  * ops->free) and come back in order as the head drains below half of it.
  * Messages then keep arrival order, whatever their priority, until they

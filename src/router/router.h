@@ -32,7 +32,7 @@ const char *router_strerror(enum router_err err);
 
 struct router_options {
 	size_t topic_max_pending; /* bound of each non-durable topic subscription */
-	size_t queue_memory_limit; /* message bytes a named queue keeps in memory
+	size_t queue_memory_limit; /* memory (whole messages) a named queue keeps
 				      before it pages (with a store) */
 };
 
