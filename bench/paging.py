@@ -104,7 +104,7 @@ def main():
         outstanding = 0
         batch = []
         for i in range(a.count):
-            body = b"%08d" % i + pad if a.size >= 8 else b""
+            body = b"%08d" % i + pad if a.size >= 8 else b"x" * a.size
             rc = b"receipt:%d\n" % i if i % 1000 == 999 or i == a.count - 1 else b""
             batch.append(b"SEND\ndestination:/queue/paging\npersistent:true\n%scontent-length:%d\n\n%s\0"
                          % (rc, len(body), body))

@@ -175,6 +175,7 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	struct store_options so = {
 		.dir = cfg->data_dir,
 		.sync = (enum journal_sync)cfg->sync,
+		.batch_delay_us = cfg->sync_batch_delay_ms * 1000u,
 		.on_corruption = (enum journal_on_corruption)cfg->on_corruption,
 		.segment_size = cfg->journal_segment_size,
 	};

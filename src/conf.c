@@ -57,6 +57,7 @@ struct wharf_config *config_new(void)
 	cfg->drop_log_interval_ms = 10000;
 	cfg->handshake_timeout_ms = 10000;
 	cfg->frame_timeout_ms = 60000;
+	cfg->sync_batch_delay_ms = 10;
 	cfg->ws_max_message = 4 * 1024 * 1024;
 	cfg->stomp.max_frame_size = 4 * 1024 * 1024;
 	cfg->stomp.max_headers = 64;
@@ -329,6 +330,13 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		/* In the order of enum journal_sync. */
 		static const char *const names[] = { "always", "batch", "never", NULL };
 		return set_choice(p, k, &cfg->sync, v, names);
+	}
+	if (!strcmp(k, "sync_batch_delay")) {
+		if (set_duration(p, k, &cfg->sync_batch_delay_ms, v) < 0)
+			return -1;
+		if (cfg->sync_batch_delay_ms > 1000)
+			return fail(p, "%s: at most 1s", k);
+		return 0;
 	}
 	if (!strcmp(k, "on_corruption")) {
 		/* In the order of enum journal_on_corruption. */

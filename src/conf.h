@@ -67,7 +67,7 @@ struct wharf_config {
 	size_t max_connections;       /* open client connections; 0 = no limit */
 	size_t max_connection_output; /* bytes queued to one client before
 				         its deliveries pause */
-	size_t queue_memory_limit;    /* message bytes a queue keeps in memory
+	size_t queue_memory_limit;    /* memory (whole messages) a queue keeps
 				         before the rest waits on disk */
 	size_t topic_max_pending;     /* messages held for one non-durable
 				         topic subscriber before the oldest drop */
@@ -80,6 +80,7 @@ struct wharf_config {
 	unsigned handshake_timeout_ms; /* accept to the protocol's handshake; 0 = none */
 	unsigned frame_timeout_ms;     /* a started frame to its end; 0 = none */
 	int sync;                     /* enum journal_sync */
+	unsigned sync_batch_delay_ms; /* sync = batch: at most one fsync per this */
 	int on_corruption;            /* enum journal_on_corruption */
 	size_t journal_segment_size;
 	size_t ws_max_message;        /* largest WebSocket message a client may send */

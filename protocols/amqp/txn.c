@@ -49,7 +49,7 @@ struct amqp_txn {
 	size_t npubs, cappubs;
 	struct txn_outcome *outs;
 	size_t nouts, capouts;
-	size_t bytes; /* message_size() of pubs */
+	size_t bytes; /* message_mem_size() of pubs */
 };
 
 /* The descriptor at d (the current node) as a number: a ulong, or the
@@ -303,7 +303,7 @@ int amqp_txn_publish(struct amqp_conn *ac, pn_delivery_t *pd, struct message *m,
 		reject(pd, "amqp:resource-limit-exceeded", "too much in one transaction");
 		return -1;
 	}
-	size_t size = message_size(m);
+	size_t size = message_mem_size(m);
 	if (ac->txn_bytes + size > ac->b->cfg->max_transaction_bytes) {
 		char why[128];
 		snprintf(why, sizeof(why),

@@ -370,7 +370,7 @@ bool mqtt_client_qos2_has(const struct mqtt_client *cl, uint16_t pid)
 	return false;
 }
 
-int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid)
+int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid, struct router_confirm *c)
 {
 	if (cl->nqos2_in == cl->cap_qos2_in) {
 		uint32_t cap = cl->cap_qos2_in ? cl->cap_qos2_in * 2 : 8;
@@ -381,7 +381,7 @@ int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid)
 		cl->cap_qos2_in = cap;
 	}
 	cl->qos2_in[cl->nqos2_in++] = pid;
-	mqtt_session_save_qos2(cl);
+	mqtt_session_save_qos2(cl, c);
 	return 0;
 }
 
@@ -390,7 +390,7 @@ bool mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid)
 	for (uint32_t i = 0; i < cl->nqos2_in; i++) {
 		if (cl->qos2_in[i] == pid) {
 			cl->qos2_in[i] = cl->qos2_in[--cl->nqos2_in];
-			mqtt_session_save_qos2(cl);
+			mqtt_session_save_qos2(cl, NULL);
 			return true;
 		}
 	}

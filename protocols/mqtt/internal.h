@@ -126,8 +126,9 @@ bool mqtt_client_durable(const struct mqtt_client *cl);
 /* Writes (or removes) the session's record in the store. */
 void mqtt_session_save(struct mqtt_client *cl);
 /* Writes the ids of incoming QoS 2 messages awaiting PUBREL, on their own:
- * they change with every such PUBLISH and PUBREL. */
-void mqtt_session_save_qos2(struct mqtt_client *cl);
+ * they change with every such PUBLISH and PUBREL. `c` (may be NULL): the
+ * confirmation (the PUBREC) that is to wait for the record too. */
+void mqtt_session_save_qos2(struct mqtt_client *cl, struct router_confirm *c);
 void mqtt_session_forget(struct mqtt_client *cl);
 /* Recreates the stored sessions, without connections. */
 void mqtt_sessions_restore(struct mqtt_broker *mb);
@@ -163,9 +164,10 @@ enum mqtt_ack_result mqtt_client_puback(struct mqtt_client *cl, uint16_t pid);
 enum mqtt_ack_result mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bool refused);
 enum mqtt_ack_result mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid);
 
-/* Incoming QoS 2: whether pid is awaiting PUBREL; record it; forget it. */
+/* Incoming QoS 2: whether pid is awaiting PUBREL; record it (its PUBREC's
+ * confirmation c, may be NULL, waits for the store's record); forget it. */
 bool mqtt_client_qos2_has(const struct mqtt_client *cl, uint16_t pid);
-int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid);
+int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid, struct router_confirm *c);
 bool mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid);
 
 /* session.c, for client.c */

@@ -12,8 +12,8 @@
  * and apart, as it changes with every QoS 2 PUBLISH and PUBREL, the key
  * "mqtt/qos2/CLIENT-ID": the u16 packet ids of incoming QoS 2 messages
  * awaiting PUBREL (a resend of one is acknowledged, not routed again),
- * written before the PUBLISH's own message, so that the PUBREC, which
- * waits for that, comes after both are on disk. Not kept: QoS 1/2 deliveries in
+ * written before the PUBLISH's own message; the PUBREC waits for both
+ * records. Not kept: QoS 1/2 deliveries in
  * flight to the client (their messages are still in the queue and go
  * again, with new packet ids). */
 #include "config.h"
@@ -89,7 +89,8 @@ static int encode_qos2(struct buf *b, const struct mqtt_client *cl)
 /* Puts the key under `prefix` with what encode makes of cl; deletes it
  * when that is nothing and `drop_empty`. */
 static void save(struct mqtt_client *cl, const char *prefix,
-		 int (*encode_fn)(struct buf *, const struct mqtt_client *), bool drop_empty)
+		 int (*encode_fn)(struct buf *, const struct mqtt_client *), bool drop_empty,
+		 struct router_confirm *c)
 {
 	if (!mqtt_client_durable(cl))
 		return;
@@ -98,7 +99,7 @@ static void save(struct mqtt_client *cl, const char *prefix,
 	char *key = session_key(prefix, cl->id);
 	int rc = !key || encode_fn(&b, cl) < 0 ? -1
 		 : drop_empty && !b.len        ? store_del(st, key)
-					       : store_put(st, key, b.data, b.len);
+					       : store_put_confirmed(st, key, b.data, b.len, c);
 	if (rc < 0)
 		log_warn("mqtt client %s: cannot keep the session in the store", cl->id);
 	free(key);
@@ -107,12 +108,12 @@ static void save(struct mqtt_client *cl, const char *prefix,
 
 void mqtt_session_save(struct mqtt_client *cl)
 {
-	save(cl, KEY_PREFIX, encode, false);
+	save(cl, KEY_PREFIX, encode, false, NULL);
 }
 
-void mqtt_session_save_qos2(struct mqtt_client *cl)
+void mqtt_session_save_qos2(struct mqtt_client *cl, struct router_confirm *c)
 {
-	save(cl, QOS2_PREFIX, encode_qos2, true);
+	save(cl, QOS2_PREFIX, encode_qos2, true, c);
 }
 
 void mqtt_session_forget(struct mqtt_client *cl)
@@ -187,7 +188,7 @@ static int restore_qos2(struct mqtt_client *cl)
 	if (len % 2)
 		return -1;
 	for (size_t i = 0; p && i < len; i += 2)
-		if (mqtt_client_qos2_add(cl, (uint16_t)(p[i] | p[i + 1] << 8)) < 0)
+		if (mqtt_client_qos2_add(cl, (uint16_t)(p[i] | p[i + 1] << 8), NULL) < 0)
 			return -1;
 	return 0;
 }

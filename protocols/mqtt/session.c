@@ -530,7 +530,7 @@ static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	}
 	/* Before the store answers, so that a resend meanwhile is not routed
 	 * twice. */
-	if (qos == 2 && mqtt_client_qos2_add(cl, pid) < 0)
+	if (qos == 2 && mqtt_client_qos2_add(cl, pid, &e->rc) < 0)
 		goto oom;
 	if (!(m = mqtt_message_from_publish(p, conn_id(mc->c), clock_wall_ms())))
 		goto oom;

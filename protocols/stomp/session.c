@@ -69,7 +69,7 @@ struct stomp_tx {
 	char *id;
 	struct tx_op *ops, **tail;
 	size_t nops;
-	size_t bytes; /* message_size() of its SENDs */
+	size_t bytes; /* message_mem_size() of its SENDs */
 };
 
 struct stomp_session {
@@ -627,7 +627,7 @@ static void tx_add(struct stomp_session *s, struct stomp_tx *t, struct tx_op *op
 	t->tail = &op->next;
 	t->nops++;
 	if (op->msg) {
-		size_t n = message_size(op->msg);
+		size_t n = message_mem_size(op->msg);
 		t->bytes += n;
 		s->tx_bytes += n;
 	}
@@ -751,7 +751,7 @@ static int send_to(struct stomp_session *s, struct stomp_frame *f, enum dest_kin
 		return -1;
 	}
 	m->origin = conn_id(s->c);
-	if (t && s->tx_bytes + message_size(m) > s->b->cfg->max_transaction_bytes) {
+	if (t && s->tx_bytes + message_mem_size(m) > s->b->cfg->max_transaction_bytes) {
 		char text[128];
 		snprintf(text, sizeof(text),
 			 "the open transactions of a connection hold at most %zu bytes of messages",

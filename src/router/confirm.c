@@ -53,6 +53,9 @@ static void flush(struct confirm_queue *q)
 
 void confirmq_ready(struct confirm_queue *q, struct confirm *e, enum router_err err)
 {
+	/* Ready before the store answered (the adapter gave up on it): the
+	 * store must not call back into a recycled entry. */
+	router_confirm_cancel(q->r, &e->rc);
 	e->ready = true;
 	e->err = err;
 	flush(q);

@@ -139,17 +139,27 @@ struct message *message_copy(const struct message *m)
 	return c;
 }
 
-static size_t str_size(const char *s)
+size_t mem_block(size_t n, bool allocated)
 {
-	return s ? strlen(s) + 1 : 0;
+	if (!allocated)
+		return 0;
+	size_t b = (n + sizeof(size_t) + 15) & ~(size_t)15;
+	return b < 32 ? 32 : b;
 }
 
-size_t message_size(const struct message *m)
+static size_t str_block(const char *s)
 {
-	size_t n = sizeof(*m) + m->body_len + m->amqp_len + m->correlation_id_len +
-		   str_size(m->dest) + str_size(m->content_type) + str_size(m->reply_to);
+	return s ? mem_block(strlen(s) + 1, true) : 0;
+}
+
+size_t message_mem_size(const struct message *m)
+{
+	size_t n = mem_block(sizeof(*m), true) + str_block(m->dest) + str_block(m->content_type) +
+		   str_block(m->reply_to) + mem_block(m->correlation_id_len + 1, m->correlation_id) +
+		   mem_block(m->body_len, m->body) + mem_block(m->amqp_len, m->amqp) +
+		   mem_block(m->nprops * sizeof(*m->props), m->props);
 	for (size_t i = 0; i < m->nprops; i++)
-		n += sizeof(m->props[i]) + str_size(m->props[i].name) + m->props[i].value_len + 1;
+		n += str_block(m->props[i].name) + mem_block(m->props[i].value_len + 1, m->props[i].value);
 	return n;
 }
 

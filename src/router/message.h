@@ -69,9 +69,12 @@ void message_take_body(struct message *m, uint8_t **body, size_t len);
 /* A new message (one reference) with every field of m copied, for a
  * changed copy of a published one; NULL on out of memory. */
 struct message *message_copy(const struct message *m);
-/* Bytes m holds, near enough: body, AMQP encoding, properties and the
- * other strings; what a bound on held messages counts. */
-size_t message_size(const struct message *m);
+/* What one allocation of n bytes costs with the allocator's own header and
+ * rounding (glibc malloc: 16-byte steps, 32 at least), 0 for none. */
+size_t mem_block(size_t n, bool allocated);
+/* What m costs in memory: the struct, each field, property and body, as
+ * allocated. For memory limits: queue_memory_limit counts this. */
+size_t message_mem_size(const struct message *m);
 /* The value of m's group property, or NULL: the first property named
  * MESSAGE_GROUP_PROP. */
 const char *message_group(const struct message *m);

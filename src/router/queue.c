@@ -48,7 +48,8 @@ struct queue {
 	struct delivery_list ready[NPRIO];
 	unsigned nonempty;
 	size_t nready;
-	size_t ready_bytes;
+	size_t ready_bytes;      /* their bodies: max_bytes */
+	size_t ready_mem;        /* all they cost in memory: paging */
 	struct queue_limits lim;
 	struct groups *groups;   /* made on the first message with a group */
 	size_t nunacked;
@@ -66,6 +67,9 @@ struct queue {
 	void (*settled)(void *arg, uint64_t rec);
 	void *settled_arg;
 	bool (*alive)(void *arg, uint64_t rec);
+	uint32_t (*count_of)(void *arg, uint64_t rec);
+	void (*counted)(void *arg, uint64_t rec, uint32_t count);
+	void *count_arg;
 	void *alive_arg;
 	const struct queue_page_ops *page_ops;
 	void *pager;
@@ -136,12 +140,25 @@ static void delivery_done(struct queue *q, struct delivery *d)
 
 /* ---- the ready lists ------------------------------------------------------ */
 
-static void ready_insert_tail(struct queue *q, struct delivery *d)
+/* What waiting in memory costs a message: itself and its delivery. */
+static size_t msg_cost(const struct message *m)
 {
-	TAILQ_INSERT_TAIL(&q->ready[d->prio], d, link);
+	return message_mem_size(m) + mem_block(sizeof(struct delivery), true);
+}
+
+/* d was put in its ready list. */
+static void ready_added(struct queue *q, struct delivery *d)
+{
 	q->nonempty |= 1u << d->prio;
 	q->nready++;
 	q->ready_bytes += d->msg->body_len;
+	q->ready_mem += msg_cost(d->msg);
+}
+
+static void ready_insert_tail(struct queue *q, struct delivery *d)
+{
+	TAILQ_INSERT_TAIL(&q->ready[d->prio], d, link);
+	ready_added(q, d);
 }
 
 static void ready_remove(struct queue *q, struct delivery *d)
@@ -151,6 +168,7 @@ static void ready_remove(struct queue *q, struct delivery *d)
 		q->nonempty &= ~(1u << d->prio);
 	q->nready--;
 	q->ready_bytes -= d->msg->body_len;
+	q->ready_mem -= msg_cost(d->msg);
 }
 
 static int highest(unsigned mask)
@@ -189,6 +207,14 @@ void queue_set_alive_cb(struct queue *q, bool (*alive)(void *arg, uint64_t rec),
 static bool is_dead(const struct queue *q, uint64_t rec)
 {
 	return rec && q->alive && !q->alive(q->alive_arg, rec);
+}
+
+void queue_set_count_cbs(struct queue *q, uint32_t (*count_of)(void *arg, uint64_t rec),
+			 void (*counted)(void *arg, uint64_t rec, uint32_t count), void *arg)
+{
+	q->count_of = count_of;
+	q->counted = counted;
+	q->count_arg = arg;
 }
 
 void queue_set_settle_cb(struct queue *q, void (*settled)(void *arg, uint64_t rec), void *arg)
@@ -453,7 +479,7 @@ static int add_ready(struct queue *q, struct message *m, bool retained, uint64_t
  * messages back while memory holds less than half the limit. */
 static void page_in(struct queue *q)
 {
-	while (q->npaged && q->ready_bytes < q->page_limit / 2) {
+	while (q->npaged && q->ready_mem < q->page_limit / 2) {
 		uint64_t rec;
 		struct message *m = page_get(q, &rec);
 		if (!m)
@@ -481,7 +507,7 @@ static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t r
 		}
 	}
 	/* Once paging, everything new goes behind what is paged: FIFO. */
-	if (q->pager && !retained && (q->npaged || q->ready_bytes + m->body_len > q->page_limit) &&
+	if (q->pager && !retained && (q->npaged || q->ready_mem + msg_cost(m) > q->page_limit) &&
 	    q->page_ops->put(q->pager, m, rec) == 0) {
 		q->npaged++;
 		q->paged_bytes += m->body_len;
@@ -567,9 +593,7 @@ static void requeue(struct queue *q, struct delivery *d)
 			break;
 	if (at) {
 		TAILQ_INSERT_BEFORE(at, d, link);
-		q->nonempty |= 1u << d->prio;
-		q->nready++;
-		q->ready_bytes += d->msg->body_len;
+		ready_added(q, d);
 	} else {
 		ready_insert_tail(q, d);
 	}
@@ -579,10 +603,13 @@ static void requeue(struct queue *q, struct delivery *d)
  * max_redeliveries to the dead-letter queue. */
 static void give_back(struct queue *q, struct delivery *d)
 {
-	if (q->lim.max_redeliveries && d->count > q->lim.max_redeliveries)
+	if (q->lim.max_redeliveries && d->count > q->lim.max_redeliveries) {
 		dead_letter(q, d, QUEUE_DEATH_MAX_REDELIVERIES);
-	else
-		requeue(q, d);
+		return;
+	}
+	if (d->rec && q->counted)
+		q->counted(q->count_arg, d->rec, d->count);
+	requeue(q, d);
 }
 
 static void unlink_unacked(struct delivery *d)
@@ -626,6 +653,8 @@ static bool dispatch_one(struct queue *q, int64_t now)
 	q->cursor = TAILQ_NEXT(c, link);
 	ready_remove(q, d);
 	check_room(q);
+	if (!d->count && d->rec && q->count_of)
+		d->count = q->count_of(q->count_arg, d->rec);
 	d->count++;
 	d->last_consumer = c->id;
 	if (c->opts.credit_mode)

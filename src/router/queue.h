@@ -142,7 +142,8 @@ struct queue_page_ops {
 	struct message *(*get)(void *pager, uint64_t *rec);
 	void (*free)(void *pager);
 };
-/* Paging: once the bodies of the waiting messages pass `limit` bytes, new
+/* Paging: once the waiting messages cost `limit` bytes of memory (each
+ * whole, message_mem_size and its delivery, not just bodies), new
  * messages go to `pager` (the queue owns it from now on, and frees it with
  * ops->free) and come back in order as the head drains below half of it.
  * Messages then keep arrival order, whatever their priority, until they
@@ -184,6 +185,12 @@ void queue_set_settle_cb(struct queue *q, void (*settled)(void *arg, uint64_t re
  * learn after restoring it that it was consumed): a dead one is dropped,
  * not settled again, when it comes back from the pager. */
 void queue_set_alive_cb(struct queue *q, bool (*alive)(void *arg, uint64_t rec), void *arg);
+/* Keeping the delivery count of stored messages across restarts: counted
+ * hears of a stored message given back to the queue after `count`
+ * deliveries; count_of is asked, before the first delivery of a stored
+ * message since it was restored, how many it had before. */
+void queue_set_count_cbs(struct queue *q, uint32_t (*count_of)(void *arg, uint64_t rec),
+			 void (*counted)(void *arg, uint64_t rec, uint32_t count), void *arg);
 /* Drops the dead messages waiting in memory (see above). */
 void queue_drop_dead(struct queue *q);
 /* Drops every waiting message, settling stored ones (a queue deleted). */

@@ -299,6 +299,19 @@ static void settled_cb(void *arg, uint64_t rec)
 		r->persist.settled(r->persist.arg, rec);
 }
 
+static uint32_t count_of_cb(void *arg, uint64_t rec)
+{
+	struct router *r = arg;
+	return r->persist.count_of ? r->persist.count_of(r->persist.arg, rec) : 0;
+}
+
+static void counted_cb(void *arg, uint64_t rec, uint32_t count)
+{
+	struct router *r = arg;
+	if (r->persist.counted)
+		r->persist.counted(r->persist.arg, rec, count);
+}
+
 static int dead_letter_cb(void *arg, struct queue *q, struct message *m, enum queue_death why);
 static void attach_pager(struct router *r, struct queue *q);
 
@@ -321,6 +334,7 @@ static struct queue *new_queue(struct router *r, const char *name, size_t max_re
 	if (name) {
 		queue_set_settle_cb(q, settled_cb, r);
 		queue_set_alive_cb(q, alive_cb, r);
+		queue_set_count_cbs(q, count_of_cb, counted_cb, r);
 		queue_set_dead_letter_cb(q, dead_letter_cb, r);
 		apply_policy(r, q);
 		attach_pager(r, q);
@@ -517,8 +531,6 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 	r->store_failed = false;
 	r->refused = false;
 	r->confirm = c;
-	if (c)
-		c->pending = NULL;
 	enum router_err err = check_name(name, false, broker_own);
 	if (err != ROUTER_OK)
 		goto out;
@@ -540,8 +552,12 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 			goto out;
 		}
 		if (m->retain && r->persist.retained &&
-		    r->persist.retained(r->persist.arg, name, m->body_len ? m : NULL) < 0)
-			log_warn("store: cannot keep the retained message of %s", name);
+		    r->persist.retained(r->persist.arg, name, m->body_len ? m : NULL, c) < 0) {
+			if (c)
+				r->store_failed = true;
+			else
+				log_warn("store: cannot keep the retained message of %s", name);
+		}
 		r->stats.retained = retain_count(r->retained);
 		struct fanout f = { .r = r, .m = m };
 		if (topic_tree_match(r->tree, name, fanout_one, &f) < 0 || f.oom)

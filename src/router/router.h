@@ -32,7 +32,7 @@ const char *router_strerror(enum router_err err);
 
 struct router_options {
 	size_t topic_max_pending; /* bound of each non-durable topic subscription */
-	size_t queue_memory_limit; /* message bytes a named queue keeps in memory
+	size_t queue_memory_limit; /* memory (whole messages) a named queue keeps
 				      before it pages (with a store) */
 };
 
@@ -96,9 +96,11 @@ struct router_confirm {
 	bool blocked;
 };
 
-/* router_publish, and: when the message goes into the store, returns
- * ROUTER_PENDING and calls c->done once it is there. Any other result is
- * final and done is not called. */
+/* router_publish, and: when the message (or the topic's retained message)
+ * goes into the store, returns ROUTER_PENDING and calls c->done once it is
+ * there. Any other result is final and done is not called. c->pending is
+ * NULL, or the store's from records c already waits for
+ * (store_put_confirmed): c is then confirmed once they are on disk too. */
 enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, const char *name,
 					 struct message **m, bool broker_own,
 					 struct router_confirm *c);
@@ -126,12 +128,22 @@ struct router_persist {
 	/* A binding made (bind true) or removed at run time. 0, or -1 when it
 	 * cannot be written (the call fails with ROUTER_ESTORE). */
 	int (*bound)(void *arg, const char *pattern, const char *queue, bool bind);
-	/* Topic's retained message is now m, or none (m NULL). 0 or -1; a
-	 * failure is logged, the publish goes on. */
-	int (*retained)(void *arg, const char *topic, const struct message *m);
+	/* Topic's retained message is now m, or none (m NULL). `c`, when not
+	 * NULL, is to be confirmed once m's record is on disk too. 0, or -1
+	 * when it cannot be written: with c the publish fails with
+	 * ROUTER_ESTORE, without it the failure is logged. */
+	int (*retained)(void *arg, const char *topic, const struct message *m,
+			struct router_confirm *c);
 	/* Confirms c once everything written so far (acks included) is on
 	 * disk. 0, or -1 when it cannot (c is not pending then). */
 	int (*sync)(void *arg, struct router_confirm *c);
+	/* The stored message `rec` goes back to its queue after `count`
+	 * deliveries (a NACK, a consumer gone): keep the count, so that
+	 * redelivery and max_redeliveries go on after a restart. */
+	void (*counted)(void *arg, uint64_t rec, uint32_t count);
+	/* How many deliveries the stored message `rec` had before the
+	 * restart, asked once before its first delivery since; 0 if none. */
+	uint32_t (*count_of)(void *arg, uint64_t rec);
 	/* Whether the stored message `rec` is still to be delivered: at
 	 * start-up, an ack read after the message was restored makes it dead;
 	 * router_drop_dead() then drops what is in memory, paged ones go as

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -42,6 +43,14 @@ static int fault_take(enum journal_fault what)
 #else
 #define fault_take(what) 0
 #endif
+
+/* Disk space held back in journal/reserve and given up when the disk is
+ * full, so that acknowledgements (which free space) can still be written
+ * while durable publishes are refused. */
+#define RESERVE_SIZE (256u << 10)
+#define RESERVE_MIN (16u << 10)
+/* While full, how often the writer looks for space again when idle. */
+#define FULL_RETRY_MS 500
 
 /* A batch's data beyond this is given back when the batch is recycled. */
 #define KEEP_CAP (8u << 20)
@@ -526,6 +535,87 @@ static void do_releases(struct journal *j, struct wres *res)
 	pthread_mutex_unlock(&j->mu);
 }
 
+/* The store holds nothing live in the last segment either, and every
+ * other one is gone: it goes too, so that a disk smaller than one segment
+ * is freed once drained. The next record starts a new segment. Only when
+ * it matters (a full disk, a segment from before the restart, or half a
+ * segment's worth), so that a queue in steady state does not pay a new
+ * segment for every time it empties. */
+static void drop_dead_last(struct journal *j, struct wres *res)
+{
+	char name[64];
+	pthread_mutex_lock(&j->mu);
+	bool drop = j->nsegs == 1 && !(j->segs[0].flags & (JSEG_STUB | JSEG_RELEASE)) &&
+		    j->written_next <= j->dead_below &&
+		    (atomic_load(&j->full) || j->fd < 0 || j->off >= j->segment_size / 2);
+	uint64_t first = drop ? j->segs[0].first : 0;
+	pthread_mutex_unlock(&j->mu);
+	if (!drop)
+		return;
+	if (j->fd >= 0) {
+		close(j->fd);
+		j->fd = -1;
+	}
+	jseg_name(name, sizeof(name), first);
+	if (unlinkat(j->dirfd, name, 0) < 0 && errno != ENOENT) {
+		post(j, LOG_ERROR, errno, "journal: cannot delete released segment %s", name);
+		return;
+	}
+	jfsync(j->dirfd);
+	res->fsyncs++;
+	pthread_mutex_lock(&j->mu);
+	j->nsegs = 0;
+	j->st.segments--;
+	j->st.released++;
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* ---- writer: a full disk ------------------------------------------------- */
+
+static bool hit_enospc(const struct jbatch *chain)
+{
+	for (const struct jbatch *b = chain; b; b = b->next)
+		if (b->nok < b->n && b->err == ENOSPC)
+			return true;
+	return false;
+}
+
+/* Claims the reserve if the disk has room for it and as much again. */
+static bool reserve_take(struct journal *j)
+{
+	struct statvfs sv;
+	if (j->reserve_fd < 0 || fstatvfs(j->dirfd, &sv) < 0 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize < 2 * (uint64_t)RESERVE_SIZE)
+		return false;
+	if (posix_fallocate(j->reserve_fd, 0, RESERVE_SIZE) == 0)
+		return true;
+	w_truncate(j->reserve_fd, 0);
+	return false;
+}
+
+/* A write found the disk full: the reserve goes to the writes that free
+ * space; the store refuses durable publishes meanwhile (journal_full). */
+static void reserve_give_up(struct journal *j)
+{
+	if (atomic_load(&j->full))
+		return;
+	if (j->reserve_fd >= 0)
+		w_truncate(j->reserve_fd, 0);
+	atomic_store(&j->full, true);
+	post(j, LOG_ERROR, 0,
+	     "journal: the disk is full: durable publishes are refused until space returns; the "
+	     "%u KiB reserve is kept for acknowledgements",
+	     RESERVE_SIZE >> 10);
+}
+
+static void reserve_retry(struct journal *j)
+{
+	if (!atomic_load(&j->full) || !reserve_take(j))
+		return;
+	atomic_store(&j->full, false);
+	post(j, LOG_INFO, 0, "journal: disk space returned: durable publishes are accepted again");
+}
+
 /* ---- writer thread ------------------------------------------------------ */
 
 static void ts_add_us(struct timespec *t, unsigned us)
@@ -575,6 +665,14 @@ static void *writer_main(void *arg)
 			}
 			if (release)
 				break;
+			if (atomic_load(&j->full)) {
+				struct timespec due;
+				clock_gettime(CLOCK_MONOTONIC, &due);
+				ts_add_us(&due, FULL_RETRY_MS * 1000u);
+				if (pthread_cond_timedwait(&j->cond, &j->mu, &due) == ETIMEDOUT)
+					break;
+				continue;
+			}
 			pthread_cond_wait(&j->cond, &j->mu);
 		}
 		struct jbatch *chain = take ? j->queued : NULL;
@@ -592,8 +690,15 @@ static void *writer_main(void *arg)
 				clock_gettime(CLOCK_MONOTONIC, &j->last_sync);
 				j->synced_once = true;
 			}
+			for (struct jbatch *b = chain; b; b = b->next)
+				if (b->nok)
+					j->written_next = b->first_seq + b->nok;
+			if (hit_enospc(chain))
+				reserve_give_up(j);
 		}
 		do_releases(j, &res);
+		drop_dead_last(j, &res);
+		reserve_retry(j);
 
 		pthread_mutex_lock(&j->mu);
 		j->st.records += res.records;
@@ -862,6 +967,10 @@ void journal_release_before(struct journal *j, uint64_t seq)
 {
 	pthread_mutex_lock(&j->mu);
 	bool any = false;
+	if (seq > j->dead_below) {
+		j->dead_below = seq;
+		any = j->nsegs == 1;
+	}
 	for (size_t i = 0; i + 1 < j->nsegs && j->segs[i + 1].first <= seq; i++) {
 		if (j->segs[i].flags & (JSEG_STUB | JSEG_RELEASE))
 			continue;
@@ -872,6 +981,11 @@ void journal_release_before(struct journal *j, uint64_t seq)
 	if (any)
 		pthread_cond_signal(&j->cond);
 	pthread_mutex_unlock(&j->mu);
+}
+
+bool journal_full(const struct journal *j)
+{
+	return atomic_load(&((struct journal *)j)->full);
 }
 
 uint64_t journal_pending_bytes(const struct journal *j)
@@ -929,6 +1043,8 @@ static void jfree(struct journal *j)
 			close(j->pipefd[i]);
 	if (j->fd >= 0)
 		close(j->fd);
+	if (j->reserve_fd >= 0)
+		close(j->reserve_fd);
 	if (j->dirfd >= 0)
 		close(j->dirfd);
 	if (j->lockfd >= 0)
@@ -972,7 +1088,7 @@ int journal_open(struct event_base *base, const struct journal_options *o, journ
 			snprintf(err, errlen, "journal: out of memory");
 		return -1;
 	}
-	j->dirfd = j->lockfd = j->fd = -1;
+	j->dirfd = j->lockfd = j->fd = j->reserve_fd = -1;
 	j->pipefd[0] = j->pipefd[1] = -1;
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_condattr_t ca;
@@ -1007,6 +1123,18 @@ int journal_open(struct event_base *base, const struct journal_options *o, journ
 
 	if (journal_replay(j, o, replay, arg, err, errlen) < 0)
 		goto fail;
+	j->written_next = j->next_seq;
+	j->reserve_fd = openat(j->dirfd, "reserve", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (j->reserve_fd < 0) {
+		log_warn("journal: cannot create %s/reserve: %s; acknowledgements may be refused "
+			 "when the disk is full",
+			 path, strerror(errno));
+	} else if (!reserve_take(j)) {
+		log_error("journal: %s has no room for the %u KiB reserve: durable publishes are "
+			  "refused until it has",
+			  path, RESERVE_SIZE >> 10);
+		atomic_store(&j->full, true);
+	}
 
 	if (pipe(j->pipefd) < 0)
 		FAIL("journal: pipe: %s", strerror(errno));

@@ -15,6 +15,8 @@
  *   journal/<FIRST>-<NEXT>.released  empty stand-ins for released segments
  *                                  that were not the oldest
  *   journal/lock                   flock()ed while a journal is open
+ *   journal/reserve                256 KiB held back for a full disk
+ *                                  (journal_full)
  *   quarantine/<SEQ>-<OFFSET>.bad  unreadable bytes copied aside at open
  *   quarantine/<SEQ>-<OFFSET>.torn a torn tail cut off at open, kept too
  *   quarantine/<SEQ>-missing.txt   a note on missing sequence numbers
@@ -24,6 +26,7 @@
 #ifndef WHARF_STORE_JOURNAL_H
 #define WHARF_STORE_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,8 +122,16 @@ uint64_t journal_segment_of(const struct journal *j, uint64_t seq);
 void journal_release(struct journal *j, uint64_t segment);
 
 /* Nothing the store holds is live below sequence number `seq`: releases
- * (as journal_release) every segment whose records all lie below it. */
+ * (as journal_release) every segment whose records all lie below it, and
+ * the segment being written too when it is the only one left, all its
+ * records lie below `seq` and it matters (the disk is full, or it is
+ * half full): the next record then starts a new one. */
 void journal_release_before(struct journal *j, uint64_t seq);
+
+/* Whether a write found the disk full and no room has come back since:
+ * the reserve is then given up to the records that free space (acks), and
+ * the store refuses durable messages up front. Any thread. */
+bool journal_full(const struct journal *j);
 
 void journal_stats(const struct journal *j, struct journal_stats *out);
 /* journal_stats' pending_bytes and last_seq + 1, without its lock. */

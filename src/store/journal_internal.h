@@ -4,6 +4,7 @@
 #define WHARF_STORE_JOURNAL_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -92,12 +93,19 @@ struct journal {
 	bool notified;
 	struct jseg *segs;          /* sorted by first; the last may be active */
 	size_t nsegs, segcap;
+	uint64_t dead_below;        /* the store holds nothing live below it */
 	size_t nrelease;            /* entries with JSEG_RELEASE */
 	struct journal_stats st;
 	struct jmsg msgs[JMSG_MAX];
 	unsigned nmsgs, msgs_lost;
 
+	/* Set by the writer, read by the loop: a write found the disk full and
+	 * the reserve is given up to records that free space. */
+	atomic_bool full;
+
 	/* Writer thread only (and open, before the thread starts). */
+	int reserve_fd;             /* journal/reserve, -1 if none */
+	uint64_t written_next;      /* the number after the last record written */
 	int fd;                     /* the active segment, -1 before the first write */
 	uint64_t active_first;
 	uint64_t off;               /* good bytes in it */

@@ -596,7 +596,7 @@ static int list_segments(struct rctx *c, struct dent **out, size_t *nout)
 			   parse_u64(nm + 21, &x.next) && x.next > x.first) {
 			x.stub = true;
 		} else {
-			if (strcmp(nm, ".") && strcmp(nm, "..") && strcmp(nm, "lock"))
+			if (strcmp(nm, ".") && strcmp(nm, "..") && strcmp(nm, "lock") && strcmp(nm, "reserve"))
 				log_warn("journal: ignoring %s/journal/%s", j->root, nm);
 			continue;
 		}

@@ -73,6 +73,8 @@ struct store {
 	struct kv_list kvs;
 	struct kwrite *kw_head, **kw_tail;  /* key records not reported on yet */
 	size_t nrewrite;           /* keys with `rewrite` set */
+	struct map *counts;        /* from replay: record number -> delivery count,
+				    * until first delivered; NULL once empty */
 	size_t max_pending;
 	char *page_dir;            /* DIR/paging: queues' page files */
 	uint64_t next_pager;
@@ -207,6 +209,12 @@ static char *binding_key(const char *pattern, const char *queue)
 	return k;
 }
 
+/* The map key for record number rec. */
+static void rec_key(char *out, size_t n, uint64_t rec)
+{
+	snprintf(out, n, "%llu", (unsigned long long)rec);
+}
+
 /* ---- replay -------------------------------------------------------------- */
 
 struct replay {
@@ -269,6 +277,22 @@ static int replay_kv(struct replay *rp, uint64_t seq, bool put, const uint8_t *p
 	return rc;
 }
 
+static int replay_count(struct store *s, const uint8_t *p, size_t n, const char **why)
+{
+	if (n != 12) {
+		*why = "bad delivery count record";
+		return 1;
+	}
+	uint64_t rec = jget64(p);
+	if (!liveset_has(&s->live, rec))
+		return 0;
+	char key[24];
+	rec_key(key, sizeof(key), rec);
+	if (!s->counts && !(s->counts = map_new()))
+		return -1;
+	return map_put(s->counts, key, (void *)(uintptr_t)jget32(p + 8));
+}
+
 /* 0 done, 1 a record that makes no sense (why set), -1 out of memory. */
 static int replay_record(struct replay *rp, uint64_t seq, uint8_t type, const uint8_t *p, size_t n,
 			 const char **why)
@@ -287,6 +311,8 @@ static int replay_record(struct replay *rp, uint64_t seq, uint8_t type, const ui
 	case STORE_REC_PUT:
 	case STORE_REC_DEL:
 		return replay_kv(rp, seq, type == STORE_REC_PUT, p, n, why);
+	case STORE_REC_COUNT:
+		return replay_count(rp->s, p, n, why);
 	}
 	*why = "unknown record type";
 	return 1;
@@ -532,6 +558,11 @@ static uint64_t hook_put(void *arg, const char *queue, const struct message *m,
 	struct store *s = arg;
 	struct buf *b = &s->scratch;
 	size_t qlen = strlen(queue);
+	if (journal_full(s->j)) {
+		/* What room is left is for the acks that free the disk. */
+		s->st.write_errors++;
+		return 0;
+	}
 	size_t len = MSG_HEAD + qlen + msgcodec_size(m);
 	buf_reset(b);
 	if (qlen > 0xffff || buf_reserve(b, len) < 0)
@@ -569,9 +600,41 @@ static void hook_cancel(void *arg, struct router_confirm *c)
 		t->c = NULL;
 }
 
+/* The count replay found for rec, forgotten as it is handed over. */
+static uint32_t take_count(struct store *s, uint64_t rec)
+{
+	if (!s->counts)
+		return 0;
+	char key[24];
+	rec_key(key, sizeof(key), rec);
+	uint32_t count = (uint32_t)(uintptr_t)map_del(s->counts, key);
+	if (!map_count(s->counts)) {
+		map_free(s->counts);
+		s->counts = NULL;
+	}
+	return count;
+}
+
+static uint32_t hook_count_of(void *arg, uint64_t rec)
+{
+	return take_count(arg, rec);
+}
+
+static void hook_counted(void *arg, uint64_t rec, uint32_t count)
+{
+	struct store *s = arg;
+	uint8_t p[12];
+	jput64(p, rec);
+	jput32(p + 8, count);
+	/* Lost, the count starts again after a restart: what it did before. */
+	if (journal_append(s->j, STORE_REC_COUNT, p, sizeof(p), plain_done, s, NULL) < 0)
+		log_warn("store: cannot record a delivery count: %s", strerror(errno));
+}
+
 static void hook_settled(void *arg, uint64_t rec)
 {
 	struct store *s = arg;
+	take_count(s, rec);
 	liveset_del(&s->live, rec);
 	s->st.messages--;
 	if (s->nacks == s->ackcap) {
@@ -665,7 +728,8 @@ static int hook_bound(void *arg, const char *pattern, const char *queue, bool bi
 	return rc;
 }
 
-static int hook_retained(void *arg, const char *topic, const struct message *m)
+static int hook_retained(void *arg, const char *topic, const struct message *m,
+			 struct router_confirm *c)
 {
 	struct store *s = arg;
 	size_t tl = strlen(topic), pl = strlen(RETAIN_PREFIX);
@@ -683,7 +747,7 @@ static int hook_retained(void *arg, const char *topic, const struct message *m)
 		rc = -1;
 		if (val) {
 			msgcodec_write(val, m);
-			rc = store_put(s, key, val, len);
+			rc = store_put_confirmed(s, key, val, len, c);
 			free(val);
 		}
 	}
@@ -828,6 +892,7 @@ static void store_free(struct store *s)
 		free(w);
 	}
 	map_free(s->kv);
+	map_free(s->counts);
 	liveset_free(&s->live);
 	buf_free(&s->scratch);
 	free(s->page_dir);
@@ -854,6 +919,7 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 		.dir = o->dir,
 		.segment_size = o->segment_size,
 		.sync = o->sync,
+		.batch_delay_us = o->batch_delay_us,
 		.on_corruption = o->on_corruption,
 	};
 	/* Replay restores messages into queues that page: pagers (and the
@@ -896,6 +962,8 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 	p.bound = hook_bound;
 	p.retained = hook_retained;
 	p.sync = hook_sync;
+	p.counted = hook_counted;
+	p.count_of = hook_count_of;
 	p.busy = hook_busy;
 	router_set_persist(r, &p);
 	flush_cb(-1, 0, s); /* release what replay found dead */

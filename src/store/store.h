@@ -11,6 +11,10 @@
  *   STORE_REC_PUT    u16 key length, key, value (the rest): small named
  *                    state, the last value put under a key
  *   STORE_REC_DEL    u16 key length, key: removes it
+ *   STORE_REC_COUNT  u64 record number of a message, u32 its deliveries so
+ *                    far: written when it goes back to its queue (a NACK,
+ *                    a consumer gone), not on the happy path; kept on disk
+ *                    by the message itself (it is newer)
  * Keys the store itself uses: "bind/PATTERN\x01QUEUE" (a run-time binding,
  * empty value) and "retain/TOPIC" (a retained message, store/msgcodec.h);
  * adapters keep their own under their own prefix (e.g. "mqtt/").
@@ -40,6 +44,7 @@ enum store_rec_type {
 	STORE_REC_ACK = 2,
 	STORE_REC_PUT = 3,
 	STORE_REC_DEL = 4,
+	STORE_REC_COUNT = 5,
 };
 
 #define STORE_DEFAULT_MAX_PENDING (64u << 20)
@@ -47,6 +52,7 @@ enum store_rec_type {
 struct store_options {
 	const char *dir;             /* the data directory: the journal goes in dir/journal */
 	enum journal_sync sync;
+	unsigned batch_delay_us;     /* sync BATCH: at most one fsync per this */
 	enum journal_on_corruption on_corruption;
 	size_t segment_size;         /* 0: the journal's default */
 	size_t max_pending;          /* bytes waiting for the disk before publishers are

@@ -267,6 +267,30 @@ static void test_limits_count_paged(void)
 	queue_free(q);
 }
 
+/* Tiny messages cost far more than their bodies: the limit counts what a
+ * waiting message costs in memory (message_mem_size and its delivery), so
+ * 64 KiB holds a few hundred one-byte messages, not 65,536. */
+static void test_limit_counts_whole_messages(void)
+{
+	struct queue *q = queue_new("tiny", 0);
+	queue_set_paging(q, 64 * 1024, &ops, pager_new(dir, "t"));
+	struct message *m = NULL;
+	for (uint64_t i = 1; i <= 5000; i++) {
+		message_unref(m);
+		m = msg(i, 1);
+		message_set(&m->content_type, "text/plain");
+		message_add_prop(m, "k", "v", 1);
+		queue_enqueue_stored(q, m, i);
+	}
+	size_t in_memory = queue_depth(q) - queue_paged(q);
+	size_t cost = message_mem_size(m);
+	ok(cost >= sizeof(*m) + 1 && in_memory * cost <= 64 * 1024 && in_memory * cost > 32 * 1024,
+	   "5,000 one-byte messages of %zu bytes each over a 64 KiB limit: %zu in memory", cost,
+	   in_memory);
+	message_unref(m);
+	queue_free(q);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -277,6 +301,7 @@ int main(void)
 	test_pager_damage();
 	test_queue_paging();
 	test_limits_count_paged();
+	test_limit_counts_whole_messages();
 	rmdir(dir);
 	return tap_done();
 }

@@ -1136,6 +1136,38 @@ static void test_stuck(struct event_base *base)
 	finish(dir);
 }
 
+/* ---- sync = batch ------------------------------------------------------------ */
+
+/* A durable publish every 2 ms for 400 ms: with a 50 ms batch delay the
+ * store makes at most one fsync per 50 ms, not one per publish. */
+static void test_batch_delay(struct event_base *base)
+{
+	struct store_options o;
+	char *dir = start("sync batch", &o, JOURNAL_SYNC_BATCH, 0, false);
+	o.batch_delay_us = 50000;
+	struct rig g;
+	ok(rig_open(&g, base, &o) == 0, "store open, sync batch, 50 ms delay");
+	int n = 0;
+	int64_t t0 = now_ms();
+	while (now_ms() - t0 < 400) {
+		publish(g.r, DEST_QUEUE, "bd.q", n++, true);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(2000);
+	}
+	run_written(base, g.s);
+	int64_t took = now_ms() - t0;
+	struct journal_stats js;
+	journal_stats(store_journal(g.s), &js);
+	/* Segment creation takes its own fsyncs: a few more than batches. */
+	ok(js.batches <= (uint64_t)(took / 50 + 2) && js.fsyncs <= js.batches + 4,
+	   "%d publishes in %lld ms: %llu batches, %llu fsyncs", n, (long long)took,
+	   (unsigned long long)js.batches, (unsigned long long)js.fsyncs);
+	rig_close(&g);
+	ok(rig_open(&g, base, &o) == 0 && stats_of(&g).restored == (uint64_t)n, "all %d kept", n);
+	rig_close(&g);
+	finish(dir);
+}
+
 /* ---- records that make no sense -------------------------------------------- */
 
 static int appended;
@@ -1300,6 +1332,7 @@ int main(void)
 	test_bindings_while_rolling(base);
 	test_stream(base);
 	test_stuck(base);
+	test_batch_delay(base);
 	log_set_level(LOG_ERROR);
 	test_bad_records(base);
 #ifdef WHARF_JOURNAL_FAULTS
