@@ -48,10 +48,7 @@ struct router {
 	struct policy_rule *policies;
 	struct router_waiter *waiters;
 	struct router_persist persist;  /* all NULL without a store */
-	struct router_confirm *confirm; /* of the publish under way */
-	bool store_failed;              /* in the publish under way */
-	bool refused;                   /* in the publish under way: a queue full */
-	bool last_blocked;
+	bool last_blocked;              /* what the last publish left full */
 	struct map *drops;      /* label -> struct drop_tally, since router_take_drops */
 	uint64_t next_msg_id;
 	struct router_stats stats;
@@ -368,23 +365,29 @@ void router_set_persist(struct router *r, const struct router_persist *p)
 		map_each(r->queues, attach_pager_cb, r);
 }
 
+/* One publish as it goes: what it is to be confirmed through, and what
+ * befell it on the way, queue by queue. */
+struct publish {
+	struct router_confirm *confirm; /* NULL: no one waits for the store */
+	bool store_failed;              /* some copy could not be written */
+	bool refused;                   /* some queue refused it (reject-publish) */
+	bool blocked;                   /* it left some queue full */
+	bool oom;
+};
+
 /* Enqueues m in q, through the store first when it is a durable message
  * for a named queue. */
-static int enqueue_msg(struct router *r, struct queue *q, struct message *m)
+static void enqueue_msg(struct router *r, struct publish *p, struct queue *q, struct message *m)
 {
-	if (!queue_accepts(q, m)) {
-		r->refused = true;
-		return 0;
-	}
 	uint64_t rec = 0;
-	if (m->durable && r->persist.put && queue_name(q)) {
-		rec = r->persist.put(r->persist.arg, queue_name(q), m, r->confirm);
-		if (!rec) {
-			r->store_failed = true;
-			return 0;
-		}
-	}
-	return queue_enqueue_stored(q, m, rec);
+	if (!queue_accepts(q, m))
+		p->refused = true;
+	else if (m->durable && r->persist.put && queue_name(q) &&
+		 !(rec = r->persist.put(r->persist.arg, queue_name(q), m, p->confirm)))
+		p->store_failed = true;
+	else if (queue_enqueue_stored(q, m, rec) < 0)
+		p->oom = true;
+	p->blocked |= queue_full(q);
 }
 
 /* The named queue, created if allowed (or if `force`, for bindings). */
@@ -484,11 +487,10 @@ enum router_err router_may_publish(struct router *r, enum dest_kind kind, const 
 
 struct fanout {
 	struct router *r;
+	struct publish *p;
 	struct message *m;
 	struct queue **seen; /* queues already given this message */
 	size_t nseen, cap;
-	bool oom;
-	bool blocked;
 };
 
 /* Several bindings may lead to one queue (two patterns, one bound queue);
@@ -503,16 +505,14 @@ static void fanout_one(struct queue *q, void *arg)
 		size_t cap = f->cap ? f->cap * 2 : 16;
 		struct queue **seen = realloc(f->seen, cap * sizeof(*seen));
 		if (!seen) {
-			f->oom = true;
+			f->p->oom = true;
 			return;
 		}
 		f->seen = seen;
 		f->cap = cap;
 	}
 	f->seen[f->nseen++] = q;
-	if (enqueue_msg(f->r, q, f->m) < 0)
-		f->oom = true;
-	f->blocked |= queue_full(q);
+	enqueue_msg(f->r, f->p, q, f->m);
 }
 
 enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
@@ -527,10 +527,7 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 {
 	struct message *m = *mp;
 	*mp = NULL;
-	r->last_blocked = false;
-	r->store_failed = false;
-	r->refused = false;
-	r->confirm = c;
+	struct publish p = { .confirm = c };
 	enum router_err err = check_name(name, false, broker_own);
 	if (err != ROUTER_OK)
 		goto out;
@@ -543,9 +540,8 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 	m->dest_kind = kind;
 	if (kind == DEST_QUEUE) {
 		struct queue *q = get_queue(r, name, false, &err);
-		if (q && enqueue_msg(r, q, m) < 0)
-			err = ROUTER_ENOMEM;
-		r->last_blocked = q && queue_full(q);
+		if (q)
+			enqueue_msg(r, &p, q, m);
 	} else if ((err = touch_topic(r, name)) == ROUTER_OK) {
 		if (m->retain && retain_set(r->retained, name, m) < 0) {
 			err = ROUTER_ENOMEM;
@@ -554,29 +550,30 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 		if (m->retain && r->persist.retained &&
 		    r->persist.retained(r->persist.arg, name, m->body_len ? m : NULL, c) < 0) {
 			if (c)
-				r->store_failed = true;
+				p.store_failed = true;
 			else
 				log_warn("store: cannot keep the retained message of %s", name);
 		}
 		r->stats.retained = retain_count(r->retained);
-		struct fanout f = { .r = r, .m = m };
-		if (topic_tree_match(r->tree, name, fanout_one, &f) < 0 || f.oom)
+		struct fanout f = { .r = r, .p = &p, .m = m };
+		if (topic_tree_match(r->tree, name, fanout_one, &f) < 0)
 			err = ROUTER_ENOMEM;
-		r->last_blocked = f.blocked;
 		free(f.seen);
 	}
-	if (err == ROUTER_OK && r->store_failed)
+	if (err == ROUTER_OK && p.oom)
+		err = ROUTER_ENOMEM;
+	if (err == ROUTER_OK && p.store_failed)
 		err = ROUTER_ESTORE;
-	if (err == ROUTER_OK && r->refused)
+	if (err == ROUTER_OK && p.refused)
 		err = ROUTER_EFULL;
 	if (err == ROUTER_OK)
 		r->stats.published++;
 	if (r->persist.busy && r->persist.busy(r->persist.arg))
-		r->last_blocked = true;
+		p.blocked = true;
 out:
-	r->confirm = NULL;
+	r->last_blocked = p.blocked;
 	if (c)
-		c->blocked = r->last_blocked;
+		c->blocked = p.blocked;
 	if (c && c->pending) {
 		if (err == ROUTER_OK)
 			err = ROUTER_PENDING;
@@ -686,16 +683,11 @@ static int dead_letter_cb(void *arg, struct queue *q, struct message *m, enum qu
 		copy->timestamp_ms = clock_wall_ms();
 		copy->expiry_ms = 0;
 		copy->dest_kind = DEST_QUEUE;
-		/* Not part of a publish that may be under way. */
-		struct router_confirm *confirm = r->confirm;
-		bool store_failed = r->store_failed, refused = r->refused;
-		r->confirm = NULL;
-		r->store_failed = r->refused = false;
-		if (enqueue_msg(r, dlq, copy) == 0 && !r->store_failed && !r->refused)
+		/* A publish of its own, apart from any under way. */
+		struct publish p = { 0 };
+		enqueue_msg(r, &p, dlq, copy);
+		if (!p.oom && !p.store_failed && !p.refused)
 			rc = 0;
-		r->confirm = confirm;
-		r->store_failed = store_failed;
-		r->refused = refused;
 	}
 	message_unref(copy);
 	free(name);
