@@ -273,6 +273,40 @@ class MutualTlsTest(unittest.TestCase):
         self.broker.wait_for_log(r"TLS error: .*certificate")
 
 
+class HandshakeTimeoutTest(unittest.TestCase):
+    """handshake_timeout runs from accept: a TLS handshake that never starts,
+    and a STOMP CONNECT that never follows one, both count."""
+
+    def test_tls_and_stomp_handshakes_are_bounded(self):
+        c = certs()
+        args = ["--tls-cert", c.path("server.crt"), "--tls-key", c.path("server.key")]
+        with Broker(protocols=("stomps",), args=args, config="handshake_timeout = 1s\n") as b:
+            port = b.ports["stomps"]
+            silent = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            quiet = client_context().wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT),
+                server_hostname="localhost")
+            good = client_context().wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT),
+                server_hostname="localhost")
+            good.sendall(b"CONNECT\naccept-version:1.2\nhost:/\n\n\0")
+            self.assertTrue(good.recv(4096).startswith(b"CONNECTED"))
+            start = time.monotonic()
+            for s in (silent, quiet):
+                s.settimeout(8)
+                try:
+                    self.assertEqual(s.recv(4096), b"")
+                except (ConnectionResetError, ssl.SSLError):
+                    pass
+                self.assertLess(time.monotonic() - start, 5)
+                s.close()
+            # Past the timeout, the client that did its handshake is served.
+            good.sendall(b"SEND\ndestination:/queue/t\nreceipt:r\n\nx\0")
+            self.assertIn(b"receipt-id:r", good.recv(4096))
+            good.close()
+            self.assertEqual(b.stop(), 0, b.output())
+
+
 class ReloadTest(unittest.TestCase):
     def test_sighup_reloads_the_certificate_and_keeps_connections(self):
         c = certs()
