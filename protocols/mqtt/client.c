@@ -60,27 +60,42 @@ static void unlink_sub(struct mqtt_client *cl, struct msub *sub)
 	cl->nsubs--;
 }
 
+/* Frees what sub holds, and sub. */
+static void msub_release(struct msub *sub)
+{
+	free(sub->queue);
+	free(sub->group);
+	free(sub->pattern);
+	free(sub->filter);
+	free(sub);
+}
+
+/* Forgets the in-flight entries of sub whose deliveries go back to their
+ * queue now (router_unsubscribe); `all`: also those settled already, which
+ * only wait for PUBCOMP. */
+static void forget_inflight(struct mqtt_client *cl, const struct msub *sub, bool all)
+{
+	uint32_t j = 0;
+	for (uint32_t i = 0; i < cl->ninflight; i++)
+		if (cl->inflight[i].sub != sub || (!all && !cl->inflight[i].d))
+			cl->inflight[j++] = cl->inflight[i];
+	cl->ninflight = j;
+}
+
 /* Unlinks and frees sub. */
 static void msub_free(struct mqtt_client *cl, struct msub *sub, bool ending)
 {
 	unlink_sub(cl, sub);
-	/* In-flight entries point at this subscription's deliveries, which
-	 * go back to their queue now: forget them. */
-	uint32_t j = 0;
-	for (uint32_t i = 0; i < cl->ninflight; i++)
-		if (cl->inflight[i].sub != sub)
-			cl->inflight[j++] = cl->inflight[i];
-	cl->ninflight = j;
-	router_unsubscribe(cl->mb->b->router, sub->rs);
+	forget_inflight(cl, sub, true);
+	if (sub->rs)
+		router_unsubscribe(cl->mb->b->router, sub->rs);
 	if (sub->queue && ending) {
 		char *pattern = mqtt_to_router_name(sub->filter, strlen(sub->filter));
 		if (!pattern || router_drop_durable(cl->mb->b->router, pattern, sub->queue) != ROUTER_OK)
 			log_warn("mqtt client %s: cannot remove the queue of %s", cl->id, sub->filter);
 		free(pattern);
 	}
-	free(sub->queue);
-	free(sub->filter);
-	free(sub);
+	msub_release(sub);
 }
 
 void mqtt_client_cancel_will(struct mqtt_client *cl)
@@ -113,15 +128,37 @@ void mqtt_client_free(struct mqtt_client *cl, bool ending)
 	free(cl);
 }
 
+static struct subscription *router_sub(struct mqtt_client *cl, struct msub *sub,
+				       const char *pattern, bool retained, enum router_err *err);
+
 /* While the client is away its subscriptions keep at most max_queued
  * messages each, dropping the oldest (as Mosquitto does); while it is
- * connected a full subscription slows its publishers instead. */
-static void set_paused(struct mqtt_client *cl, bool paused)
+ * connected a full subscription slows its publishers instead. A share
+ * group member leaves its group meanwhile: what it had in flight goes
+ * back to the group's queue for the others, whose policy stays. */
+static void park_subs(struct mqtt_client *cl)
 {
 	for (struct msub *sub = cl->subs; sub; sub = sub->next) {
+		if (sub->group) {
+			forget_inflight(cl, sub, false);
+			router_unsubscribe(cl->mb->b->router, sub->rs);
+			sub->rs = NULL;
+			continue;
+		}
 		struct consumer *c = subscription_consumer(sub->rs);
-		queue_set_overflow(consumer_queue(c), paused ? QUEUE_DROP_HEAD : QUEUE_BLOCK);
-		consumer_set_paused(c, paused);
+		queue_set_overflow(consumer_queue(c), QUEUE_DROP_HEAD);
+		consumer_set_paused(c, true);
+	}
+}
+
+/* The client is back: share group members rejoin their groups. */
+static void rejoin_shares(struct mqtt_client *cl)
+{
+	for (struct msub *sub = cl->subs; sub; sub = sub->next) {
+		enum router_err err;
+		if (sub->group && !sub->rs && !(sub->rs = router_sub(cl, sub, sub->pattern, false, &err)))
+			log_warn("mqtt client %s: cannot rejoin %s: %s", cl->id, sub->filter,
+				 router_strerror(err));
 	}
 }
 
@@ -130,8 +167,11 @@ void mqtt_client_resume(struct mqtt_client *cl)
 	if (cl->mc)
 		cl->mc->paused = false;
 	for (struct msub *sub = cl->subs; sub && cl->mc && !cl->mc->paused; sub = sub->next) {
+		if (!sub->rs)
+			continue;
 		struct consumer *c = subscription_consumer(sub->rs);
-		queue_set_overflow(consumer_queue(c), QUEUE_BLOCK);
+		if (!sub->group)
+			queue_set_overflow(consumer_queue(c), QUEUE_BLOCK);
 		consumer_set_paused(c, false);
 	}
 }
@@ -156,6 +196,7 @@ void mqtt_client_attach(struct mqtt_client *cl, struct mqtt_conn *mc)
 			mqtt_conn_send_publish(mc, f->sub, m, qos, f->pid, true, delivery_retained(f->d));
 		}
 	}
+	rejoin_shares(cl);
 	mqtt_client_resume(cl);
 }
 
@@ -178,7 +219,7 @@ void mqtt_client_detach(struct mqtt_client *cl, bool publish_will)
 	struct mqtt_conn *mc = cl->mc;
 	cl->mc = NULL;
 	mc->cl = NULL;
-	set_paused(cl, true);
+	park_subs(cl);
 	if (publish_will && mc->will) {
 		if (mc->will_delay && cl->session_expiry) {
 			/* Held until the delay passes or the session ends, and
@@ -287,6 +328,24 @@ static int mqtt_deliver(void *ctx, struct delivery *d, struct message *m)
 }
 
 static const struct consumer_ops mqtt_consumer_ops = { .deliver = mqtt_deliver };
+
+/* Subscribes sub in the router to the dotted `pattern`, in its share group
+ * or with its durable queue. */
+static struct subscription *router_sub(struct mqtt_client *cl, struct msub *sub,
+				       const char *pattern, bool retained, enum router_err *err)
+{
+	struct subscribe_options so = {
+		/* Never auto-ack: QoS may change on a later SUBSCRIBE, and QoS 0
+		 * deliveries are settled by returning 1 from mqtt_deliver. */
+		.consumer = { .auto_ack = false },
+		.share_group = sub->group,
+		.retained = retained,
+		.max_pending = cl->mb->b->cfg->mqtt.max_queued,
+		.durable_queue = sub->queue,
+	};
+	return router_subscribe(cl->mb->b->router, DEST_TOPIC, pattern, &so, &mqtt_consumer_ops,
+				sub, err);
+}
 
 static struct inflight *find_inflight(struct mqtt_client *cl, uint16_t pid, uint32_t *index)
 {
@@ -424,10 +483,8 @@ int mqtt_client_restore_sub(struct mqtt_client *cl, const char *filter, const ch
 	struct msub *sub = calloc(1, sizeof(*sub));
 	char *pattern = mqtt_to_router_name(filter, strlen(filter));
 	if (!sub || !pattern || !(sub->filter = strdup(filter)) || !(sub->queue = strdup(queue))) {
-		if (sub) {
-			free(sub->filter);
-			free(sub);
-		}
+		if (sub)
+			msub_release(sub);
 		free(pattern);
 		return -1;
 	}
@@ -436,25 +493,16 @@ int mqtt_client_restore_sub(struct mqtt_client *cl, const char *filter, const ch
 	sub->no_local = no_local;
 	sub->retain_as_published = retain_as_published;
 	sub->sub_id = sub_id;
-	struct subscribe_options so = {
-		.consumer = { .auto_ack = false },
-		.max_pending = cl->mb->b->cfg->mqtt.max_queued,
-		.durable_queue = sub->queue,
-	};
 	enum router_err err;
-	sub->rs = router_subscribe(cl->mb->b->router, DEST_TOPIC, pattern, &so, &mqtt_consumer_ops, sub, &err);
+	sub->rs = router_sub(cl, sub, pattern, false, &err);
 	free(pattern);
 	if (!sub->rs) {
-		free(sub->queue);
-		free(sub->filter);
-		free(sub);
+		msub_release(sub);
 		return -1;
 	}
 	if (link_sub(cl, sub) < 0) {
 		router_unsubscribe(cl->mb->b->router, sub->rs);
-		free(sub->queue);
-		free(sub->filter);
-		free(sub);
+		msub_release(sub);
 		return -1;
 	}
 	struct consumer *c = subscription_consumer(sub->rs);
@@ -517,34 +565,26 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 	sub->retain_as_published = f->retain_as_published;
 	sub->sub_id = sub_id;
 	if (!group && mqtt_client_durable(cl) && !(sub->queue = durable_queue_name(cl))) {
-		free(sub->filter);
-		free(sub);
+		msub_release(sub);
 		goto out;
 	}
-	struct subscribe_options so = {
-		/* Never auto-ack: QoS may change on a later SUBSCRIBE, and QoS 0
-		 * deliveries are settled by returning 1 from mqtt_deliver. */
-		.consumer = { .auto_ack = false },
-		.share_group = group,
-		.retained = f->retain_handling != 2,
-		.max_pending = mb->b->cfg->mqtt.max_queued,
-		.durable_queue = sub->queue,
-	};
+	if (group) {
+		/* Kept to rejoin the group after the client has been away. */
+		sub->group = group;
+		sub->pattern = pattern;
+		group = pattern = NULL;
+	}
 	/* Linked first: retained messages are delivered during the call. */
 	if (link_sub(cl, sub) < 0) {
-		free(sub->queue);
-		free(sub->filter);
-		free(sub);
+		msub_release(sub);
 		goto out;
 	}
 	enum router_err err;
-	sub->rs = router_subscribe(mb->b->router, DEST_TOPIC, pattern, &so, &mqtt_consumer_ops, sub,
-				   &err);
+	sub->rs = router_sub(cl, sub, sub->pattern ? sub->pattern : pattern,
+			     f->retain_handling != 2, &err);
 	if (!sub->rs) {
 		unlink_sub(cl, sub);
-		free(sub->queue);
-		free(sub->filter);
-		free(sub);
+		msub_release(sub);
 		rc = err == ROUTER_ENOTFOUND ? MQTT_RC_NOT_AUTHORIZED
 		     : err == ROUTER_EINVAL	 ? MQTT_RC_TOPIC_FILTER_INVALID
 						 : MQTT_RC_UNSPECIFIED;

@@ -77,7 +77,10 @@ struct msub {
 	bool no_local, retain_as_published;
 	uint32_t sub_id;            /* 0: none */
 	char *queue;                /* a persistent session's durable queue, or NULL */
-	struct subscription *rs;
+	/* A share group member's group and dotted pattern, to rejoin with;
+	 * NULL for a subscription of its own. */
+	char *group, *pattern;
+	struct subscription *rs;    /* NULL while a share member's client is away */
 };
 
 /* A client session: what MQTT keeps across connections. */

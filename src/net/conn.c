@@ -148,31 +148,38 @@ static void conn_free(struct conn *c)
 	free(c);
 }
 
-static void close_cb(evutil_socket_t fd, short what, void *arg)
-{
-	conn_free(arg);
-}
-
 static void schedule_free(struct conn *c, int ms)
 {
 	timer_start(c->close_ev, (unsigned)ms);
 }
 
-/* All queued output is written. Free the connection now, or, after a last
- * word (`linger`), shut its write side (the client reads the end after
- * the reason) and drop its input until it closes too or CLOSE_LINGER_MS
- * pass. Not over WebSocket, whose close handshake does this, nor while the
- * broker stops. */
+static void close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (c->lingering && c->session) {
+		/* The session ends now as on any close; only the socket stays,
+		 * its write side shut, its input read and dropped. */
+		c->proto->closed(c->session);
+		c->session = NULL;
+		if (shutdown(bufferevent_getfd(c->bev), SHUT_WR) == 0) {
+			bufferevent_enable(c->bev, EV_READ);
+			schedule_free(c, CLOSE_LINGER_MS);
+			return;
+		}
+	}
+	conn_free(c);
+}
+
+/* All queued output is written: the connection goes, from the loop. After
+ * a last word (`linger`) its socket first lingers (close_cb): the client
+ * reads the end after the reason, and its input is dropped until it
+ * closes too or CLOSE_LINGER_MS pass. Not over WebSocket, whose close
+ * handshake does this, nor while the broker stops. */
 static void output_done(struct conn *c, bool linger)
 {
 	c->flushing = false;
-	if (!linger || c->ws || c->b->stopping || shutdown(bufferevent_getfd(c->bev), SHUT_WR) < 0) {
-		schedule_free(c, 0);
-		return;
-	}
-	c->lingering = true;
-	bufferevent_enable(c->bev, EV_READ);
-	schedule_free(c, CLOSE_LINGER_MS);
+	c->lingering = linger && !c->ws && !c->b->stopping;
+	schedule_free(c, 0);
 }
 
 void conn_close(struct conn *c, bool flush)
@@ -310,7 +317,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && c->lingering) {
-		schedule_free(c, 0); /* the client has closed its side too */
+		c->lingering = false; /* the client has closed its side too */
+		schedule_free(c, 0);
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {

@@ -70,6 +70,14 @@ int main(void)
 	ok(cfg->listeners == NULL, "clear listeners");
 	config_free(cfg);
 
+	rc = parse("", err, sizeof(err), &cfg);
+	ok(rc == 0 && cfg->mqtt.max_subscriptions == 1000, "max_subscriptions_per_client: 1000 by default");
+	config_free(cfg);
+	rc = parse("[mqtt]\nmax_subscriptions_per_client = 65535\n", err, sizeof(err), &cfg);
+	ok(rc == 0 && cfg->mqtt.max_subscriptions == 65535, "max_subscriptions_per_client set");
+	config_free(cfg);
+	bad("[mqtt]\nmax_subscriptions_per_client = 0\n", "max_subscriptions_per_client");
+	bad("[mqtt]\nmax_subscriptions_per_client = 65536\n", "from 1 to 65535");
 	bad("nonsense = 1\n", "t.conf:1: unknown key 'nonsense'");
 	bad("\n\n[nope]\n", "t.conf:3: unknown section [nope]");
 	bad("[listener a]\n", "t.conf:1: [listener a] has no url");
