@@ -115,6 +115,7 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	struct router_options ro = {
 		.topic_max_pending = cfg->topic_max_pending,
 		.queue_memory_limit = cfg->queue_memory_limit,
+		.broker_memory_limit = cfg->broker_memory_limit,
 	};
 	b->router = router_new(&ro);
 	if (!b->base || !b->router) {

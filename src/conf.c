@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "router/address.h"
@@ -51,6 +52,9 @@ struct wharf_config *config_new(void)
 	cfg->max_connection_output = 1024 * 1024;
 	cfg->topic_max_pending = 100000;
 	cfg->queue_memory_limit = 32 * 1024 * 1024;
+	/* 40% of the machine's memory, as RabbitMQ's vm_memory_high_watermark. */
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	cfg->broker_memory_limit = pages > 0 && page > 0 ? (size_t)pages / 5 * 2 * (size_t)page : 0;
 	cfg->shutdown_grace_ms = 2000;
 	cfg->sync_batch_delay_ms = 10;
 	cfg->ws_max_message = 4 * 1024 * 1024;
@@ -306,6 +310,8 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->topic_max_pending, v, 1);
 	if (!strcmp(k, "queue_memory_limit"))
 		return set_size(p, k, &cfg->queue_memory_limit, v, 4096);
+	if (!strcmp(k, "broker_memory_limit"))
+		return set_size(p, k, &cfg->broker_memory_limit, v, 0);
 	if (!strcmp(k, "shutdown_grace"))
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
 	if (!strcmp(k, "sync")) {

@@ -513,6 +513,27 @@ class PagingTest(StoreTestCase):
                          "the page file still holds something once the queue drained")
         self.stop(b2)
 
+    def test_queues_below_their_own_limit_page_past_broker_memory_limit(self):
+        """Three queues, each far below queue_memory_limit, together past
+        broker_memory_limit: they page, and drain in order."""
+        b = self.start(config="queue_memory_limit = 64MiB\nbroker_memory_limit = 512KiB\n")
+        conn, lst = stomp_connect(b.stomp_port)
+        for i in range(3000):
+            h = {"persistent": "true"}
+            if i % 500 == 499:
+                h["receipt"] = "p%d" % i
+            conn.send("/queue/shared.%d" % (i % 3), "m-%06d" % i + "x" * 1000, headers=h)
+            if i % 500 == 499:
+                lst.wait_receipt("p%d" % i)
+        stomp_close(conn, lst)
+        pages = [f for f in glob.glob(os.path.join(self.data_dir, "paging", "*.page"))
+                 if os.path.getsize(f) > 256 * 1024]
+        self.assertEqual(len(pages), 3, "not every queue paged")
+        for k in range(3):
+            got, _, _ = drain(b.stomp_port, dest="/queue/shared.%d" % k, idle=0.5)
+            self.assertEqual([int(x[2:8]) for x in got], list(range(k, 3000, 3)))
+        self.stop(b)
+
 
 class DiskUseTest(StoreTestCase):
     config = "journal_segment_size = 64KiB\n"
