@@ -19,6 +19,7 @@
 #include "router/router.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/memtrim.h"
 
 static int make_dirs(const char *path)
 {
@@ -85,6 +86,7 @@ static void expiry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
 	router_expire(b->router);
+	memtrim(false); /* after a big drain, RSS comes down within seconds */
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -135,6 +137,7 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		log_error("store: %s", err);
 		return -1;
 	}
+	memtrim(true); /* replay freed what it read */
 	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
 	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);

@@ -535,6 +535,34 @@ class PagingTest(StoreTestCase):
         self.stop(b)
 
 
+class MemoryReturnTest(StoreTestCase):
+    """Memory freed by a big drain goes back to the OS (malloc_trim), and is
+    logged. glibc's allocator only: under ASan the sanitizer's own allocator
+    decides, so the test runs against a build without it."""
+    config = "queue_memory_limit = 1GiB\n"
+
+    def test_rss_comes_down_after_a_big_drain(self):
+        b = self.start()
+        with open("/proc/%d/maps" % b.proc.pid) as f:
+            if "libasan" in f.read():
+                self.skipTest("ASan's allocator, not glibc's")
+        conn, lst = stomp_connect(b.stomp_port)
+        for i in range(150000):  # about 200 MiB waiting in memory
+            h = {"receipt": "p%d" % i} if i % 5000 == 4999 else {}
+            conn.send(QUEUE, "m-%06d" % i + "x" * 1024, headers=h)
+            if i % 5000 == 4999:
+                lst.wait_receipt("p%d" % i)
+        stomp_close(conn, lst)
+        full = vm_kib(b.proc.pid, "VmRSS")
+        self.assertGreater(full, 150 * 1024, "the queue did not fill memory")
+        got, _, _ = drain(b.stomp_port, idle=0.5)
+        self.assertEqual(len(got), 150000)
+        wait_until(lambda: vm_kib(b.proc.pid, "VmRSS") < 64 * 1024, 30,
+                   what="RSS under 64 MiB after the drain (was %d MiB full)" % (full >> 10))
+        b.wait_for_log(r"returned \d+ MiB to the OS")
+        self.stop(b)
+
+
 class DiskUseTest(StoreTestCase):
     config = "journal_segment_size = 64KiB\n"
 
