@@ -20,6 +20,7 @@
 #include "router/router.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/memtrim.h"
 
 static int make_dirs(const char *path)
 {
@@ -135,6 +136,7 @@ static void expiry_cb(evutil_socket_t fd, short what, void *arg)
 	struct broker *b = arg;
 	router_expire(b->router);
 	report_drops(b);
+	memtrim(false); /* after a big drain, RSS comes down within seconds */
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -165,6 +167,7 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	struct router_options ro = {
 		.topic_max_pending = cfg->topic_max_pending,
 		.queue_memory_limit = cfg->queue_memory_limit,
+		.broker_memory_limit = cfg->broker_memory_limit,
 	};
 	b->router = router_new(&ro);
 	if (!b->base || !b->router) {
@@ -188,6 +191,7 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		log_error("out of memory");
 		return -1;
 	}
+	memtrim(true); /* replay freed what it read */
 	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
 	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);

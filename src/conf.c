@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "router/address.h"
@@ -53,6 +54,9 @@ struct wharf_config *config_new(void)
 	cfg->queue_memory_limit = 32 * 1024 * 1024;
 	cfg->max_transactions = 64;
 	cfg->max_transaction_bytes = 64 * 1024 * 1024;
+	/* 40% of the machine's memory, as RabbitMQ's vm_memory_high_watermark. */
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	cfg->broker_memory_limit = pages > 0 && page > 0 ? (size_t)pages / 5 * 2 * (size_t)page : 0;
 	cfg->shutdown_grace_ms = 2000;
 	cfg->drop_log_interval_ms = 10000;
 	cfg->handshake_timeout_ms = 10000;
@@ -318,6 +322,8 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->max_transactions, v, 1);
 	if (!strcmp(k, "max_transaction_bytes"))
 		return set_size(p, k, &cfg->max_transaction_bytes, v, 1024);
+	if (!strcmp(k, "broker_memory_limit"))
+		return set_size(p, k, &cfg->broker_memory_limit, v, 0);
 	if (!strcmp(k, "shutdown_grace"))
 		return set_duration(p, k, &cfg->shutdown_grace_ms, v);
 	if (!strcmp(k, "drop_log_interval"))

@@ -69,6 +69,8 @@ struct wharf_config {
 				         its deliveries pause */
 	size_t queue_memory_limit;    /* memory (whole messages) a queue keeps
 				         before the rest waits on disk */
+	size_t broker_memory_limit;   /* memory all queues' waiting messages may
+				         use before every queue pages; 0: none */
 	size_t topic_max_pending;     /* messages held for one non-durable
 				         topic subscriber before the oldest drop */
 	size_t max_transactions;      /* open transactions per connection

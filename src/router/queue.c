@@ -50,6 +50,7 @@ struct queue {
 	size_t nready;
 	size_t ready_bytes;      /* their bodies: max_bytes */
 	size_t ready_mem;        /* all they cost in memory: paging */
+	struct mem_account *acct; /* shared with other queues, or NULL */
 	struct queue_limits lim;
 	struct groups *groups;   /* made on the first message with a group */
 	size_t nunacked;
@@ -146,13 +147,23 @@ static size_t msg_cost(const struct message *m)
 	return message_mem_size(m) + mem_block(sizeof(struct delivery), true);
 }
 
+static bool over_shared(const struct queue *q, size_t more)
+{
+	return q->acct && q->acct->limit && q->acct->used + more > q->acct->limit;
+}
+
 /* d was put in its ready list. */
 static void ready_added(struct queue *q, struct delivery *d)
 {
+	size_t cost = msg_cost(d->msg);
 	q->nonempty |= 1u << d->prio;
 	q->nready++;
 	q->ready_bytes += d->msg->body_len;
-	q->ready_mem += msg_cost(d->msg);
+	q->ready_mem += cost;
+	if (q->acct) {
+		q->acct->over |= over_shared(q, cost);
+		q->acct->used += cost;
+	}
 }
 
 static void ready_insert_tail(struct queue *q, struct delivery *d)
@@ -168,7 +179,22 @@ static void ready_remove(struct queue *q, struct delivery *d)
 		q->nonempty &= ~(1u << d->prio);
 	q->nready--;
 	q->ready_bytes -= d->msg->body_len;
-	q->ready_mem -= msg_cost(d->msg);
+	size_t cost = msg_cost(d->msg);
+	q->ready_mem -= cost;
+	struct mem_account *a = q->acct;
+	if (a) {
+		a->used -= cost;
+		if (a->over && a->used <= a->limit / 2) {
+			a->over = false;
+			if (a->room)
+				a->room(a->room_arg);
+		}
+	}
+}
+
+void queue_set_mem_account(struct queue *q, struct mem_account *a)
+{
+	q->acct = a;
 }
 
 static int highest(unsigned mask)
@@ -479,7 +505,10 @@ static int add_ready(struct queue *q, struct message *m, bool retained, uint64_t
  * messages back while memory holds less than half the limit. */
 static void page_in(struct queue *q)
 {
-	while (q->npaged && q->ready_mem < q->page_limit / 2) {
+	/* Under a shared limit too, as under the queue's own: back below half
+	 * of it, or what keeps consumers busy. */
+	while (q->npaged && q->ready_mem < q->page_limit / 2 &&
+	       (!q->nready || !q->acct || q->acct->used < q->acct->limit / 2 || !q->acct->limit)) {
 		uint64_t rec;
 		struct message *m = page_get(q, &rec);
 		if (!m)
@@ -507,7 +536,11 @@ static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t r
 		}
 	}
 	/* Once paging, everything new goes behind what is paged: FIFO. */
-	if (q->pager && !retained && (q->npaged || q->ready_mem + msg_cost(m) > q->page_limit) &&
+	size_t cost = msg_cost(m);
+	bool shared_full = over_shared(q, cost);
+	if (shared_full)
+		q->acct->over = true;
+	if (q->pager && !retained && (q->npaged || q->ready_mem + cost > q->page_limit || shared_full) &&
 	    q->page_ops->put(q->pager, m, rec) == 0) {
 		q->npaged++;
 		q->paged_bytes += m->body_len;

@@ -191,6 +191,18 @@ void queue_set_alive_cb(struct queue *q, bool (*alive)(void *arg, uint64_t rec),
  * message since it was restored, how many it had before. */
 void queue_set_count_cbs(struct queue *q, uint32_t (*count_of)(void *arg, uint64_t rec),
 			 void (*counted)(void *arg, uint64_t rec, uint32_t count), void *arg);
+/* Memory that the waiting messages of many queues share (the router's):
+ * past `limit` (0: none) every queue that can page does, also below its
+ * own limit, and `over` stays set until the total is back under half,
+ * when `room` is called. */
+struct mem_account {
+	size_t used, limit;
+	bool over;
+	void (*room)(void *arg);
+	void *room_arg;
+};
+/* q's waiting messages count in a too (which must outlive q). */
+void queue_set_mem_account(struct queue *q, struct mem_account *a);
 /* Drops the dead messages waiting in memory (see above). */
 void queue_drop_dead(struct queue *q);
 /* Drops every waiting message, settling stored ones (a queue deleted). */

@@ -50,6 +50,8 @@ struct router {
 	struct router_persist persist;  /* all NULL without a store */
 	bool last_blocked;              /* what the last publish left full */
 	struct map *drops;      /* label -> struct drop_tally, since router_take_drops */
+	struct mem_account mem;         /* what every queue's waiting messages use */
+	bool mem_alarm;                 /* logged as over broker_memory_limit */
 	uint64_t next_msg_id;
 	struct router_stats stats;
 };
@@ -69,12 +71,17 @@ const char *router_strerror(enum router_err err)
 	return "unknown error";
 }
 
+static void mem_room_cb(void *arg);
+
 struct router *router_new(const struct router_options *opts)
 {
 	struct router *r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
 	r->opts = *opts;
+	r->mem.limit = opts->broker_memory_limit;
+	r->mem.room = mem_room_cb;
+	r->mem.room_arg = r;
 	r->queues = map_new();
 	r->topics = map_new();
 	r->tree = topic_tree_new();
@@ -278,6 +285,18 @@ static void room_cb(void *arg)
 	}
 }
 
+static void mem_room_cb(void *arg)
+{
+	struct router *r = arg;
+	if (r->mem_alarm) {
+		log_info("memory: waiting messages back under half of broker_memory_limit (%zu MiB): "
+			 "publishers resume",
+			 r->mem.limit >> 20);
+		r->mem_alarm = false;
+	}
+	room_cb(r);
+}
+
 void router_room(struct router *r)
 {
 	room_cb(r);
@@ -328,6 +347,7 @@ static struct queue *new_queue(struct router *r, const char *name, size_t max_re
 		return NULL;
 	queue_set_room_cb(q, room_cb, r);
 	queue_set_drop_cb(q, drop_cb, r);
+	queue_set_mem_account(q, &r->mem);
 	if (name) {
 		queue_set_settle_cb(q, settled_cb, r);
 		queue_set_alive_cb(q, alive_cb, r);
@@ -570,6 +590,16 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 		r->stats.published++;
 	if (r->persist.busy && r->persist.busy(r->persist.arg))
 		p.blocked = true;
+	if (r->mem.over && !m->durable) {
+		/* Durable messages page; what does not is slowed at the source. */
+		p.blocked = true;
+		if (!r->mem_alarm) {
+			log_warn("memory: waiting messages over broker_memory_limit (%zu MiB): every "
+				 "queue pages, publishers of non-durable messages are slowed",
+				 r->mem.limit >> 20);
+			r->mem_alarm = true;
+		}
+	}
 out:
 	r->last_blocked = p.blocked;
 	if (c)

@@ -34,6 +34,9 @@ struct router_options {
 	size_t topic_max_pending; /* bound of each non-durable topic subscription */
 	size_t queue_memory_limit; /* memory (whole messages) a named queue keeps
 				      before it pages (with a store) */
+	size_t broker_memory_limit; /* memory all queues' waiting messages may use
+				       before every queue pages and publishers
+				       of non-durable messages are slowed; 0: none */
 };
 
 struct router;

@@ -513,6 +513,55 @@ class PagingTest(StoreTestCase):
                          "the page file still holds something once the queue drained")
         self.stop(b2)
 
+    def test_queues_below_their_own_limit_page_past_broker_memory_limit(self):
+        """Three queues, each far below queue_memory_limit, together past
+        broker_memory_limit: they page, and drain in order."""
+        b = self.start(config="queue_memory_limit = 64MiB\nbroker_memory_limit = 512KiB\n")
+        conn, lst = stomp_connect(b.stomp_port)
+        for i in range(3000):
+            h = {"persistent": "true"}
+            if i % 500 == 499:
+                h["receipt"] = "p%d" % i
+            conn.send("/queue/shared.%d" % (i % 3), "m-%06d" % i + "x" * 1000, headers=h)
+            if i % 500 == 499:
+                lst.wait_receipt("p%d" % i)
+        stomp_close(conn, lst)
+        pages = [f for f in glob.glob(os.path.join(self.data_dir, "paging", "*.page"))
+                 if os.path.getsize(f) > 256 * 1024]
+        self.assertEqual(len(pages), 3, "not every queue paged")
+        for k in range(3):
+            got, _, _ = drain(b.stomp_port, dest="/queue/shared.%d" % k, idle=0.5)
+            self.assertEqual([int(x[2:8]) for x in got], list(range(k, 3000, 3)))
+        self.stop(b)
+
+
+class MemoryReturnTest(StoreTestCase):
+    """Memory freed by a big drain goes back to the OS (malloc_trim), and is
+    logged. glibc's allocator only: under ASan the sanitizer's own allocator
+    decides, so the test runs against a build without it."""
+    config = "queue_memory_limit = 1GiB\n"
+
+    def test_rss_comes_down_after_a_big_drain(self):
+        b = self.start()
+        with open("/proc/%d/maps" % b.proc.pid) as f:
+            if "libasan" in f.read():
+                self.skipTest("ASan's allocator, not glibc's")
+        conn, lst = stomp_connect(b.stomp_port)
+        for i in range(150000):  # about 200 MiB waiting in memory
+            h = {"receipt": "p%d" % i} if i % 5000 == 4999 else {}
+            conn.send(QUEUE, "m-%06d" % i + "x" * 1024, headers=h)
+            if i % 5000 == 4999:
+                lst.wait_receipt("p%d" % i)
+        stomp_close(conn, lst)
+        full = vm_kib(b.proc.pid, "VmRSS")
+        self.assertGreater(full, 150 * 1024, "the queue did not fill memory")
+        got, _, _ = drain(b.stomp_port, idle=0.5)
+        self.assertEqual(len(got), 150000)
+        wait_until(lambda: vm_kib(b.proc.pid, "VmRSS") < 64 * 1024, 30,
+                   what="RSS under 64 MiB after the drain (was %d MiB full)" % (full >> 10))
+        b.wait_for_log(r"returned \d+ MiB to the OS")
+        self.stop(b)
+
 
 class DiskUseTest(StoreTestCase):
     config = "journal_segment_size = 64KiB\n"

@@ -291,6 +291,49 @@ static void test_limit_counts_whole_messages(void)
 	queue_free(q);
 }
 
+/* Two queues each far below their own limit share one past which both
+ * page: broker_memory_limit. */
+static int rooms;
+static void on_room(void *arg)
+{
+	(void)arg;
+	rooms++;
+}
+
+static void test_shared_limit(void)
+{
+	struct mem_account a = { .limit = 64 * 1024, .room = on_room };
+	struct queue *q[2];
+	for (int k = 0; k < 2; k++) {
+		q[k] = queue_new(k ? "shared.b" : "shared.a", 0);
+		queue_set_paging(q[k], 1 << 20, &ops, pager_new(dir, k ? "sb" : "sa"));
+		queue_set_mem_account(q[k], &a);
+	}
+	for (uint64_t i = 1; i <= 1000; i++) {
+		struct message *m = msg(i, 1000);
+		queue_enqueue(q[i % 2], m);
+		message_unref(m);
+	}
+	ok(queue_paged(q[0]) > 400 && queue_paged(q[1]) > 400 && a.used <= a.limit && a.over,
+	   "1,000 x 1 KiB, 1 MiB limits each, 64 KiB shared: %zu and %zu paged, %zu bytes in memory",
+	   queue_paged(q[0]), queue_paged(q[1]), a.used);
+	struct consumer_options o = { .auto_ack = true };
+	bool order = true;
+	for (int k = 0; k < 2; k++) {
+		struct sink s = { .n = 0 };
+		struct consumer *c = queue_consumer_add(q[k], &o, &sink_ops, &s);
+		order &= s.n == 500;
+		for (int i = 0; i < s.n && i < 500; i++)
+			order &= s.ids[i] == (uint64_t)(2 * i + (k ? 1 : 2));
+		queue_consumer_remove(c);
+	}
+	ok(order && !a.over && rooms == 1 && a.used == 0,
+	   "both drained in order, under half again, room called once (%d)", rooms);
+	for (int k = 0; k < 2; k++)
+		queue_free(q[k]);
+	ok(a.used == 0, "freed queues give their memory back to the account");
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -302,6 +345,7 @@ int main(void)
 	test_queue_paging();
 	test_limits_count_paged();
 	test_limit_counts_whole_messages();
+	test_shared_limit();
 	rmdir(dir);
 	return tap_done();
 }
