@@ -1,0 +1,128 @@
+/* CONNECT and STOMP frames: version and heart-beat negotiation, the
+ * client-id, CONNECTED; the heart-beat timers. */
+#include "config.h"
+#include "protocols/stomp/internal.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "net/conn.h"
+
+/* ---- heart-beats -------------------------------------------------------- */
+
+static void hb_send_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stomp_session *s = arg;
+	if (clock_mono_ms() - s->last_tx_ms >= s->hb_send_ms / 2) {
+		conn_write(s->c, "\n", 1);
+		stomp_note_tx(s);
+	}
+}
+
+static void hb_recv_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stomp_session *s = arg;
+	/* While a full destination has us not reading the client, what it
+	 * sends (heart-beats too) waits unread: that is not silence. */
+	if (s->blocked)
+		return;
+	/* Half an interval of grace for the network, as the spec suggests. */
+	if (clock_mono_ms() - s->last_rx_ms > (int64_t)s->hb_recv_ms * 3 / 2)
+		stomp_send_error(s, "heart-beat timeout", NULL,
+				 "no data received within the heart-beat interval");
+}
+
+static int start_timer(struct stomp_session *s, struct event **ev, unsigned ms,
+		       event_callback_fn cb)
+{
+	*ev = event_new(conn_base(s->c), -1, EV_PERSIST, cb, s);
+	if (!*ev)
+		return -1;
+	unsigned period = cb == hb_recv_cb ? ms / 2 : ms;
+	struct timeval tv = { period / 1000, (period % 1000) * 1000 };
+	return event_add(*ev, &tv);
+}
+
+void stomp_heartbeat_free(struct stomp_session *s)
+{
+	if (s->hb_send_ev)
+		event_free(s->hb_send_ev);
+	if (s->hb_recv_ev)
+		event_free(s->hb_recv_ev);
+}
+
+/* ---- CONNECT ------------------------------------------------------------ */
+
+void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
+{
+	const char *accept = stomp_frame_get(f, "accept-version");
+	enum stomp_version v = STOMP_V10;
+	if (accept) {
+		v = STOMP_V_NONE;
+		char *copy = strdup(accept);
+		char *save = NULL;
+		for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+			if (!strcmp(t, "1.2"))
+				v = STOMP_V12;
+			else if (!strcmp(t, "1.1") && v < STOMP_V11)
+				v = STOMP_V11;
+			else if (!strcmp(t, "1.0") && v < STOMP_V10)
+				v = STOMP_V10;
+		}
+		free(copy);
+	}
+	if (v == STOMP_V_NONE) {
+		s->version = STOMP_V12;
+		stomp_send_error_frame(s, "unsupported protocol version", stomp_frame_get(f, "receipt"),
+				       "supported versions are 1.0, 1.1 and 1.2", "1.0,1.1,1.2");
+		return;
+	}
+	s->version = v;
+	unsigned cx = 0, cy = 0;
+	const char *hb = stomp_frame_get(f, "heart-beat");
+	if (hb && v >= STOMP_V11 && sscanf(hb, "%u,%u", &cx, &cy) != 2) {
+		stomp_send_error(s, "malformed heart-beat header", NULL, "expected heart-beat:cx,cy");
+		return;
+	}
+	const char *client_id = stomp_frame_get(f, "client-id");
+	if (client_id && *client_id) {
+		int rc = stomp_client_id_claim(&s->client_id, s->b, client_id);
+		if (rc != 0) {
+			stomp_send_error(s, rc > 0 ? "client id already in use" : "out of memory",
+					 stomp_frame_get(f, "receipt"), rc > 0 ? client_id : NULL);
+			return;
+		}
+	}
+	unsigned offer = s->b->cfg->stomp.heartbeat_ms;
+	/* We send as often as the client wants to hear from us, but no more
+	 * often than we offer; likewise for what we expect to hear. */
+	s->hb_send_ms = (cy && offer) ? (cy > offer ? cy : offer) : 0;
+	s->hb_recv_ms = (cx && offer) ? (cx > offer ? cx : offer) : 0;
+	s->last_rx_ms = s->last_tx_ms = clock_mono_ms();
+	if ((s->hb_send_ms && start_timer(s, &s->hb_send_ev, s->hb_send_ms, hb_send_cb) < 0) ||
+	    (s->hb_recv_ms && start_timer(s, &s->hb_recv_ev, s->hb_recv_ms, hb_recv_cb) < 0)) {
+		stomp_send_error(s, "out of memory", NULL, NULL);
+		return;
+	}
+	s->state = ST_CONNECTED;
+	char text[64];
+	buf_reset(&s->out);
+	stomp_encode_command(&s->out, STOMP_CMD_CONNECTED);
+	stomp_hdr(s, STOMP_CMD_CONNECTED, "version",
+		  v == STOMP_V12 ? "1.2" : v == STOMP_V11 ? "1.1" : "1.0");
+	stomp_hdr(s, STOMP_CMD_CONNECTED, "server", "wharf/" PACKAGE_VERSION);
+	snprintf(text, sizeof(text), "wharf-%lu", conn_id(s->c));
+	stomp_hdr(s, STOMP_CMD_CONNECTED, "session", text);
+	if (v >= STOMP_V11) {
+		snprintf(text, sizeof(text), "%u,%u", offer, offer);
+		stomp_hdr(s, STOMP_CMD_CONNECTED, "heart-beat", text);
+	}
+	stomp_encode_end_headers(&s->out);
+	stomp_send_frame(s, NULL);
+	log_debug("stomp %s: connected, version %d, principal %s", conn_peer(s->c), v,
+		  conn_principal(s->c));
+}
