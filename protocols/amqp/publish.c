@@ -106,6 +106,7 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	bool at_most_once = pn_delivery_settled(pd);
 	bool in_txn = pn_delivery_remote_state(pd) == AMQP_TRANSACTIONAL_STATE;
 	enum router_err err = ROUTER_EINVAL;
+	struct publish_ctx pc = { 0 };
 	enum dest_kind kind = al ? al->kind : DEST_QUEUE;
 	const char *dest = NULL;
 	if (m) {
@@ -130,13 +131,12 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 		if (in_txn)
 			err = router_may_publish(ac->b->router, kind, dest);
 		else if (at_most_once || !(e = confirmq_push(&ac->confirms)))
-			err = router_publish(ac->b->router, kind, dest, &m, false);
+			err = router_publish(ac->b->router, kind, dest, &m, &pc);
 		else {
 			e->ptr = pd;
-			err = confirmq_publish(&ac->confirms, e, kind, dest, &m, false);
+			err = confirmq_publish(&ac->confirms, e, kind, dest, &m, &pc);
 			free(to);
-			top_up(ac, al, link, (err == ROUTER_OK || err == ROUTER_PENDING) &&
-						     router_last_blocked(ac->b->router));
+			top_up(ac, al, link, (err == ROUTER_OK || err == ROUTER_PENDING) && pc.blocked);
 			return;
 		}
 		cond = amqp_router_condition(err);
@@ -152,8 +152,7 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 		pn_delivery_settle(pd);
 	else
 		settle_outcome(pd, err, cond, why);
-	top_up(ac, al, link,
-	       err == ROUTER_OK && !at_most_once && !in_txn && router_last_blocked(ac->b->router));
+	top_up(ac, al, link, err == ROUTER_OK && !at_most_once && !in_txn && pc.blocked);
 }
 
 void amqp_room(struct router_waiter *w)

@@ -187,7 +187,7 @@ static void commit(struct amqp_conn *ac, struct amqp_txn *t)
 {
 	for (size_t i = 0; i < t->npubs; i++) {
 		enum router_err err = router_publish(ac->b->router, t->pubs[i].kind, t->pubs[i].dest,
-						     &t->pubs[i].m, false);
+						     &t->pubs[i].m, NULL);
 		if (err != ROUTER_OK)
 			log_warn("amqp %s: committed message to %s lost: %s", conn_peer(ac->c),
 				 t->pubs[i].dest, router_strerror(err));

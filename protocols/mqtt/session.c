@@ -125,7 +125,7 @@ void mqtt_publish_will(struct mqtt_broker *mb, struct message **m, const char *t
 		return;
 	if (expiry_ms)
 		(*m)->expiry_ms = clock_wall_ms() + expiry_ms;
-	enum router_err err = router_publish(mb->b->router, DEST_TOPIC, topic, m, false);
+	enum router_err err = router_publish(mb->b->router, DEST_TOPIC, topic, m, NULL);
 	if (err != ROUTER_OK)
 		log_info("mqtt: will to %s not published: %s", topic, router_strerror(err));
 }
@@ -485,12 +485,12 @@ static void release_confirm(void *ctx, struct confirm *e)
 		return;
 	}
 	if (TAG_QOS(e->tag) == 1) {
-		ack_publish(mc, MQTT_PUBACK, pid, reason, e->rc.blocked);
+		ack_publish(mc, MQTT_PUBACK, pid, reason, e->blocked);
 		return;
 	}
 	if (reason != MQTT_RC_SUCCESS)
 		mqtt_client_qos2_del(mc->cl, pid); /* the flow ends here */
-	ack_publish(mc, MQTT_PUBREC, pid, reason, e->rc.blocked);
+	ack_publish(mc, MQTT_PUBREC, pid, reason, e->blocked);
 }
 
 static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
@@ -537,9 +537,9 @@ static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	mc->mb->msgs_in++;
 	if (e) {
 		e->tag = TAG(qos, pid, 0);
-		confirmq_publish(&mc->confirms, e, DEST_TOPIC, topic, &m, false);
+		confirmq_publish(&mc->confirms, e, DEST_TOPIC, topic, &m, NULL);
 	} else {
-		router_publish(mc->mb->b->router, DEST_TOPIC, topic, &m, false);
+		router_publish(mc->mb->b->router, DEST_TOPIC, topic, &m, NULL);
 	}
 	free(topic);
 	return;
@@ -855,7 +855,8 @@ static void sys_publish(struct mqtt_broker *mb, const char *name, const char *te
 	message_take_body(m, &body, n);
 	m->retain = true;
 	m->payload_format = 1;
-	router_publish(mb->b->router, DEST_TOPIC, name, &m, true);
+	struct publish_ctx own = { .broker_own = true };
+	router_publish(mb->b->router, DEST_TOPIC, name, &m, &own);
 }
 
 static void sys_count(struct mqtt_broker *mb, const char *name, uint64_t v)

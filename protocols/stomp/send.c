@@ -106,9 +106,9 @@ fail:
  * client that also consumes on this connection must not depend on this
  * connection's acks to drain it (use a second connection, as with
  * RabbitMQ's flow control). */
-static void block_if_full(struct stomp_session *s)
+static void block_if_full(struct stomp_session *s, const struct publish_ctx *pc)
 {
-	if (!router_last_blocked(s->b->router) || s->blocked)
+	if (!pc->blocked || s->blocked)
 		return;
 	s->blocked = true;
 	conn_pause_input(s->c, true);
@@ -168,13 +168,14 @@ void stomp_release_confirm(void *ctx, struct confirm *e)
 int stomp_publish(struct stomp_session *s, enum dest_kind kind, const char *name,
 		  struct message **m, const char *receipt)
 {
+	struct publish_ctx pc = { 0 };
 	if (!(*m)->durable) {
-		enum router_err err = router_publish(s->b->router, kind, name, m, false);
+		enum router_err err = router_publish(s->b->router, kind, name, m, &pc);
 		if (err != ROUTER_OK) {
 			stomp_send_router_error(s, err, name, receipt);
 			return -1;
 		}
-		block_if_full(s);
+		block_if_full(s, &pc);
 		return 0;
 	}
 	struct confirm *e = confirmq_push(&s->confirms);
@@ -187,10 +188,10 @@ int stomp_publish(struct stomp_session *s, enum dest_kind kind, const char *name
 			stomp_send_error(s, "out of memory", receipt, NULL);
 		return -1;
 	}
-	enum router_err err = confirmq_publish(&s->confirms, e, kind, name, m, false);
+	enum router_err err = confirmq_publish(&s->confirms, e, kind, name, m, &pc);
 	if (err != ROUTER_OK && err != ROUTER_PENDING)
 		return -1; /* the error went out in order */
-	block_if_full(s);
+	block_if_full(s, &pc);
 	return 1;
 }
 

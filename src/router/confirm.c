@@ -68,10 +68,15 @@ static void stored(struct router_confirm *rc, enum router_err err)
 }
 
 enum router_err confirmq_publish(struct confirm_queue *q, struct confirm *e, enum dest_kind kind,
-				 const char *name, struct message **m, bool broker_own)
+				 const char *name, struct message **m, struct publish_ctx *ctx)
 {
+	struct publish_ctx own = { 0 };
+	if (!ctx)
+		ctx = &own;
 	e->rc.done = stored;
-	enum router_err err = router_publish_confirmed(q->r, kind, name, m, broker_own, &e->rc);
+	ctx->confirm = &e->rc;
+	enum router_err err = router_publish(q->r, kind, name, m, ctx);
+	e->blocked = ctx->blocked;
 	if (err != ROUTER_PENDING)
 		confirmq_ready(q, e, err);
 	return err;

@@ -20,6 +20,7 @@ struct confirm {
 	struct confirm *next;
 	bool ready;
 	enum router_err err;       /* the outcome, once ready */
+	bool blocked;              /* the publish left a destination full */
 	/* The adapter's, for its release callback: */
 	uint64_t tag;
 	char *text;                /* freed with the entry */
@@ -41,12 +42,14 @@ void confirmq_init(struct confirm_queue *q, struct router *r,
 		   void (*release)(void *ctx, struct confirm *e), void *ctx);
 /* A new entry at the tail, not ready; NULL on out of memory. */
 struct confirm *confirmq_push(struct confirm_queue *q);
-/* Publishes through the router for entry e (from confirmq_push). A result
- * other than ROUTER_PENDING makes e ready at once (released in order, maybe
- * from inside this call); ROUTER_PENDING makes it ready when the store has
- * the message. Returns the router's result. */
+/* Publishes through the router for entry e (from confirmq_push), with
+ * ctx's other fields (ctx may be NULL). A result other than ROUTER_PENDING
+ * makes e ready at once (released in order, maybe from inside this call);
+ * ROUTER_PENDING makes it ready when the store has the message. Returns
+ * the router's result; e->blocked (and ctx->blocked) tell whether the
+ * publish left a destination full. */
 enum router_err confirmq_publish(struct confirm_queue *q, struct confirm *e, enum dest_kind kind,
-				 const char *name, struct message **m, bool broker_own);
+				 const char *name, struct message **m, struct publish_ctx *ctx);
 /* Entry e becomes ready once what the store holds so far is on disk
  * (router_sync): for receipts of acknowledgements. */
 void confirmq_sync(struct confirm_queue *q, struct confirm *e);

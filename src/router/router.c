@@ -48,7 +48,6 @@ struct router {
 	struct policy_rule *policies;
 	struct router_waiter *waiters;
 	struct router_persist persist;  /* all NULL without a store */
-	bool last_blocked;              /* what the last publish left full */
 	struct map *drops;      /* label -> struct drop_tally, since router_take_drops */
 	struct mem_account mem;         /* what every queue's waiting messages use */
 	bool mem_alarm;                 /* logged as over broker_memory_limit */
@@ -239,11 +238,6 @@ static enum router_err check_name(const char *name, bool pattern, bool broker_ow
 	if ((name[0] == '$' || has_prefix(name, DURABLE_PREFIX)) && !broker_own)
 		return ROUTER_EFORBIDDEN;
 	return ROUTER_OK;
-}
-
-bool router_last_blocked(const struct router *r)
-{
-	return r->last_blocked;
 }
 
 void router_wait_room(struct router *r, struct router_waiter *w)
@@ -536,19 +530,13 @@ static void fanout_one(struct queue *q, void *arg)
 }
 
 enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
-			       struct message **mp, bool broker_own)
-{
-	return router_publish_confirmed(r, kind, name, mp, broker_own, NULL);
-}
-
-enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, const char *name,
-					 struct message **mp, bool broker_own,
-					 struct router_confirm *c)
+			       struct message **mp, struct publish_ctx *ctx)
 {
 	struct message *m = *mp;
 	*mp = NULL;
+	struct router_confirm *c = ctx ? ctx->confirm : NULL;
 	struct publish p = { .confirm = c };
-	enum router_err err = check_name(name, false, broker_own);
+	enum router_err err = check_name(name, false, ctx && ctx->broker_own);
 	if (err != ROUTER_OK)
 		goto out;
 	if (message_set(&m->dest, name) < 0) {
@@ -601,9 +589,8 @@ enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, 
 		}
 	}
 out:
-	r->last_blocked = p.blocked;
-	if (c)
-		c->blocked = p.blocked;
+	if (ctx)
+		ctx->blocked = p.blocked;
 	if (c && c->pending) {
 		if (err == ROUTER_OK)
 			err = ROUTER_PENDING;

@@ -76,14 +76,6 @@ bool router_has_queue(const struct router *r, const char *queue);
  * may be created, and the name is valid and not the broker's. */
 enum router_err router_may_publish(struct router *r, enum dest_kind kind, const char *name);
 
-/* Publishes *m to a queue or topic; takes the caller's reference and sets
- * *m to NULL, whatever the outcome. Sets the message's id, timestamp and
- * destination. A topic message with `retain` set becomes the topic's
- * retained message (an empty body clears it). `broker_own` allows the
- * reserved names. */
-enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
-			       struct message **m, bool broker_own);
-
 /* A publisher waiting to hear that its durable message is safe in the
  * store. The adapter owns it (embedded in its own per-publish state) and
  * sets `done`; the router and store own `pending` while it is set. */
@@ -93,20 +85,31 @@ struct router_confirm {
 	 * ROUTER_ESTORE. */
 	void (*done)(struct router_confirm *c, enum router_err err);
 	void *pending;
-	/* Set by router_publish_confirmed, for this publish alone: it left
-	 * some destination full (or the store too busy), so the publisher is
-	 * to be slowed (see router_wait_room). */
+};
+
+/* One publish as its publisher asks for it, and what it learns besides the
+ * result: the router keeps nothing of it once router_publish returns. */
+struct publish_ctx {
+	bool broker_own;                /* the broker's own: reserved names allowed */
+	/* When not NULL and the message (or the topic's retained message)
+	 * goes into the store, router_publish returns ROUTER_PENDING and calls
+	 * confirm->done once it is there; any other result is final and done
+	 * is not called. confirm->pending is NULL, or the store's from records
+	 * confirm already waits for (store_put_confirmed): it is then
+	 * confirmed once they are on disk too. */
+	struct router_confirm *confirm;
+	/* Out: this publish left some destination full (or the store too
+	 * busy), so its publisher is to be slowed (router_wait_room). */
 	bool blocked;
 };
 
-/* router_publish, and: when the message (or the topic's retained message)
- * goes into the store, returns ROUTER_PENDING and calls c->done once it is
- * there. Any other result is final and done is not called. c->pending is
- * NULL, or the store's from records c already waits for
- * (store_put_confirmed): c is then confirmed once they are on disk too. */
-enum router_err router_publish_confirmed(struct router *r, enum dest_kind kind, const char *name,
-					 struct message **m, bool broker_own,
-					 struct router_confirm *c);
+/* Publishes *m to a queue or topic; takes the caller's reference and sets
+ * *m to NULL, whatever the outcome. Sets the message's id, timestamp and
+ * destination. A topic message with `retain` set becomes the topic's
+ * retained message (an empty body clears it). `ctx` may be NULL: a
+ * client's publish that no one waits for. */
+enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
+			       struct message **m, struct publish_ctx *ctx);
 /* ROUTER_PENDING, and c->done is called once every acknowledgement and
  * message recorded so far is on disk (a client's ack with a receipt);
  * ROUTER_OK at once when nothing is stored; ROUTER_ESTORE when the store
@@ -222,7 +225,7 @@ enum router_err router_drop_durable(struct router *r, const char *pattern, const
 void router_send_retained(struct router *r, struct subscription *s);
 
 /* A publisher waiting for room: after a publish that filled a queue
- * (router_last_blocked), an adapter slows its client (holds back its
+ * (publish_ctx.blocked), an adapter slows its client (holds back its
  * confirmations or stops reading it) and waits here; `room` is called once
  * some full queue has drained. The waiter is the adapter's to own. */
 struct router_waiter {
@@ -230,10 +233,6 @@ struct router_waiter {
 	void (*room)(struct router_waiter *w);
 };
 
-/* True if the last router_publish left some destination queue full. Only
- * right after the publish: a confirmation released later reads its own
- * router_confirm.blocked. */
-bool router_last_blocked(const struct router *r);
 void router_wait_room(struct router *r, struct router_waiter *w);
 void router_cancel_wait(struct router_waiter *w);
 

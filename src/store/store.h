@@ -85,7 +85,7 @@ void store_stats(const struct store *s, struct store_stats *out);
  * a write that fails is tried again with the store's next writes). 0, or
  * -1 when it cannot be written. */
 int store_put(struct store *s, const char *key, const void *val, size_t len);
-/* store_put, and c is confirmed (as by router_publish_confirmed) once the
+/* store_put, and c is confirmed (as by publish_ctx.confirm) once the
  * record is on disk, together with whatever else c waits for: c->pending
  * is the store's, NULL before the first record c waits for. A message
  * published with c afterwards joins the same confirmation. When this

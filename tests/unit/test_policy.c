@@ -362,16 +362,16 @@ static void test_router(void)
 				  .limits = { .max_length = 1, .overflow = QUEUE_REJECT } };
 	ok(router_set_queue_policy(r, "small", &p) == ROUTER_OK, "policy added");
 	struct message *m = message_new();
-	ok(router_publish(r, DEST_QUEUE, "small", &m, false) == ROUTER_OK, "first publish fits");
+	ok(router_publish(r, DEST_QUEUE, "small", &m, NULL) == ROUTER_OK, "first publish fits");
 	m = message_new();
-	ok(router_publish(r, DEST_QUEUE, "small", &m, false) == ROUTER_EFULL,
+	ok(router_publish(r, DEST_QUEUE, "small", &m, NULL) == ROUTER_EFULL,
 	   "reject-publish: the publisher hears ROUTER_EFULL");
 	ok(queue_depth(router_find_queue(r, "small")) == 1, "and the queue kept only the first");
 
 	m = message_new();
 	message_set_bytes((char **)&m->body, &m->body_len, "poison", 6);
 	message_add_prop(m, "k", "v", 1);
-	router_publish(r, DEST_QUEUE, "work", &m, false);
+	router_publish(r, DEST_QUEUE, "work", &m, NULL);
 	struct delivery *d = NULL;
 	enum router_err err;
 	struct subscription *s = router_subscribe(r, DEST_QUEUE, "work",

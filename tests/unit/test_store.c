@@ -279,7 +279,7 @@ static enum router_err publish(struct router *r, enum dest_kind kind, const char
 			       bool durable)
 {
 	struct message *m = make_msg(i, durable);
-	return router_publish(r, kind, name, &m, false);
+	return router_publish(r, kind, name, &m, NULL);
 }
 
 /* ---- consumers ------------------------------------------------------------- */
@@ -835,7 +835,7 @@ static enum router_err cpub(struct confirm_queue *q, int tag, enum dest_kind kin
 	e->tag = (uint64_t)tag;
 	e->text = stored ? strdup(body) : NULL;
 	struct message *m = make_msg(i, durable);
-	return confirmq_publish(q, e, kind, name, &m, false);
+	return confirmq_publish(q, e, kind, name, &m, NULL);
 }
 
 static int raw_calls;
@@ -884,7 +884,8 @@ static void test_confirm(struct event_base *base)
 	/* A publisher gone before the disk answered hears nothing. */
 	struct router_confirm rc = { .done = raw_done };
 	struct message *m = make_msg(310, true);
-	ok(router_publish_confirmed(g.r, DEST_QUEUE, "cq.one", &m, false, &rc) == ROUTER_PENDING &&
+	struct publish_ctx pc = { .confirm = &rc };
+	ok(router_publish(g.r, DEST_QUEUE, "cq.one", &m, &pc) == ROUTER_PENDING &&
 	   rc.pending, "raw confirmed publish pends");
 	router_confirm_cancel(g.r, &rc);
 	ok(!rc.pending, "cancel clears pending");

@@ -184,7 +184,7 @@ static void test_router_fanout(void)
 	ok(router_bind(r, "orders.>", "audit") == ROUTER_OK, "bind orders.> -> audit");
 	ok(router_bind(r, "orders.eu", "audit") == ROUTER_OK, "bind orders.eu -> audit too");
 	struct message *m = msg("x");
-	ok(router_publish(r, DEST_TOPIC, "orders.eu", &m, false) == ROUTER_OK && m == NULL,
+	ok(router_publish(r, DEST_TOPIC, "orders.eu", &m, NULL) == ROUTER_OK && m == NULL,
 	   "publish takes the message");
 	ok(s1.got == 1 && s2.got == 1, "both wildcard subscribers got it");
 	is_str(s1.last, "orders.eu", "delivered with the concrete topic");
@@ -194,15 +194,15 @@ static void test_router_fanout(void)
 	ok(sq.got == 1, "queue consumer drains the bound queue");
 
 	m = msg("y");
-	ok(router_publish(r, DEST_TOPIC, "$SYS.x", &m, false) == ROUTER_EFORBIDDEN,
+	ok(router_publish(r, DEST_TOPIC, "$SYS.x", &m, NULL) == ROUTER_EFORBIDDEN,
 	   "clients cannot publish to $SYS");
 	m = msg("y");
-	ok(router_publish(r, DEST_TOPIC, "a.*", &m, false) == ROUTER_EINVAL,
+	ok(router_publish(r, DEST_TOPIC, "a.*", &m, NULL) == ROUTER_EINVAL,
 	   "cannot publish to a pattern");
 
 	ok(router_set_auto_create(r, DEST_QUEUE, "fixed.>", false) == ROUTER_OK, "auto_create off");
 	m = msg("z");
-	ok(router_publish(r, DEST_QUEUE, "fixed.q", &m, false) == ROUTER_ENOTFOUND,
+	ok(router_publish(r, DEST_QUEUE, "fixed.q", &m, NULL) == ROUTER_ENOTFOUND,
 	   "no auto-create gives not found");
 	ok(!router_subscribe(r, DEST_QUEUE, "fixed.q", &auto_ack, &sink_ops, &sq, &err) &&
 		   err == ROUTER_ENOTFOUND,
@@ -212,7 +212,7 @@ static void test_router_fanout(void)
 	router_unsubscribe(r, b);
 	router_unsubscribe(r, c);
 	m = msg("after");
-	ok(router_publish(r, DEST_TOPIC, "orders.us", &m, false) == ROUTER_OK, "publish with no subscriber");
+	ok(router_publish(r, DEST_TOPIC, "orders.us", &m, NULL) == ROUTER_OK, "publish with no subscriber");
 	ok(s1.got == 1 && s2.got == 1, "unsubscribed: nothing more");
 	ok(queue_depth(audit) == 1, "bound queue keeps it");
 	router_free(r);
@@ -228,7 +228,7 @@ static void test_slow_topic_subscriber(void)
 	struct subscription *sub = router_subscribe(r, DEST_TOPIC, "t", &opts, &sink_ops, &s, &err);
 	for (int i = 0; i < 20; i++) {
 		struct message *m = msg("m");
-		router_publish(r, DEST_TOPIC, "t", &m, false);
+		router_publish(r, DEST_TOPIC, "t", &m, NULL);
 	}
 	struct queue *q = consumer_queue(subscription_consumer(sub));
 	ok(s.got == 1, "window of one: one delivered");
@@ -291,14 +291,14 @@ static void test_share_groups(void)
 	struct subscription *ss = router_subscribe(r, DEST_TOPIC, "s.>", &own, &sink_ops, &solo, &err);
 	for (int i = 0; i < 10; i++) {
 		struct message *m = msg("x");
-		router_publish(r, DEST_TOPIC, "s.t", &m, false);
+		router_publish(r, DEST_TOPIC, "s.t", &m, NULL);
 	}
 	ok(a.got == 5 && b.got == 5, "a share group splits 10 messages 5/5");
 	ok(solo.got == 10, "a plain subscriber on the same pattern gets all 10");
 	router_unsubscribe(r, sa);
 	struct message *m = msg("y");
 	m->retain = true;
-	router_publish(r, DEST_TOPIC, "s.t", &m, false);
+	router_publish(r, DEST_TOPIC, "s.t", &m, NULL);
 	ok(b.got == 6 && solo.got == 11, "after one member leaves, the other gets the rest");
 	router_unsubscribe(r, sb);
 	ok(router_stats(r)->retained == 1, "retained counted");
