@@ -259,6 +259,11 @@ static int examine(struct amqp_guard *g, size_t *need, const char **why)
 	return pass_rest(g, size);
 }
 
+bool amqp_guard_mid_frame(const struct amqp_guard *g)
+{
+	return !g->off && (g->have || g->skip);
+}
+
 int amqp_guard_scan(struct amqp_guard *g, const uint8_t *p, size_t n, const char **why)
 {
 	for (;;) {

@@ -41,6 +41,10 @@ struct amqp_guard {
 /* A zeroed struct amqp_guard is ready; amqp_guard_free releases it. */
 void amqp_guard_free(struct amqp_guard *g);
 
+/* Whether the bytes looked at so far end amid a frame (or a protocol
+ * header): for frame_timeout, since the engine takes partial frames in. */
+bool amqp_guard_mid_frame(const struct amqp_guard *g);
+
 /* Looks at the next n bytes the client sent. 0: they may go to the engine;
  * -1 with *why set: the connection must end before they reach it. */
 int amqp_guard_scan(struct amqp_guard *g, const uint8_t *p, size_t n, const char **why);

@@ -332,6 +332,12 @@ static void amqp_closed(void *session)
 	free(ac);
 }
 
+static bool amqp_mid_frame(void *session)
+{
+	struct amqp_conn *ac = session;
+	return amqp_guard_mid_frame(&ac->guard);
+}
+
 const struct proto_ops amqp_proto = {
 	.name = "amqp",
 	.open = amqp_open,
@@ -339,4 +345,5 @@ const struct proto_ops amqp_proto = {
 	.drained = amqp_drained,
 	.shutdown = amqp_shutdown,
 	.closed = amqp_closed,
+	.mid_frame = amqp_mid_frame,
 };

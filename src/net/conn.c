@@ -123,6 +123,8 @@ static void frame_check(struct conn *c)
 {
 	unsigned ms = c->b->cfg->frame_timeout_ms;
 	bool started = c->ws ? ws_unfinished(c) : evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+	if (!started && c->session && c->proto->mid_frame)
+		started = c->proto->mid_frame(c->session);
 	if (!started || c->input_paused || c->closing || !ms)
 		evtimer_del(c->frame_ev);
 	else if (!evtimer_pending(c->frame_ev, NULL))

@@ -25,6 +25,10 @@ struct proto_ops {
 	void (*shutdown)(void *session);
 	/* The connection is gone: release everything and free the session. */
 	void (*closed)(void *session);
+	/* Optional: whether the adapter holds part of a frame although it
+	 * took every byte in (AMQP hands bytes to proton as they come), for
+	 * frame_timeout. Without it, bytes left in the input are the part. */
+	bool (*mid_frame)(void *session);
 };
 
 struct broker *conn_broker(const struct conn *c);

@@ -11,6 +11,9 @@ import socket
 import time
 import unittest
 
+from proton import uint
+
+from amqptest import BEGIN, RawAmqp, frame
 from wharftest import Broker, BrokerTestCase, main, wait_until
 
 TIMEOUT = 20
@@ -234,7 +237,13 @@ class HandshakeTimeout(BrokerTestCase):
         self.assertEqual(m.recv(4)[:1], b"\x20")
         m.sendall(b"\x30\x7f\x00\x03a/b")
         self.assert_closed(m, "mqtt PUBLISH", b"z")
+        # AMQP: proton takes partial frames in, the broker still sees one.
+        a = RawAmqp(self.broker.ports["amqp"])
+        a.open("dribbler")
+        a.send(frame(BEGIN, [None, uint(0), uint(100), uint(100)])[:9])
+        self.assert_closed(a.sock, "amqp begin", b"\x00")
         self.broker.wait_for_log(r"a stomp frame not finished within frame_timeout \(1000 ms\)")
+        self.broker.wait_for_log(r"a amqp frame not finished within frame_timeout \(1000 ms\)")
         # Over WebSocket: a WebSocket frame that never ends.
         w = ws_connect(self.broker.ports["ws"], "mqtt")
         w.sendall(ws_frame(MQTT_CONNECT))
