@@ -82,10 +82,12 @@ const void *store_get(const struct store *s, const char *key, size_t *len) { ret
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct event_base *base;
+	static struct wharf_config *cfg; /* the defaults, as wharfd without -c */
 	if (!base) {
 		log_set_level(LOG_ERROR);
 		base = event_base_new();
-		CHECK(base);
+		cfg = config_new();
+		CHECK(base && cfg);
 	}
 	if (size < 1)
 		return 0;
@@ -93,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	struct router_options ro = { .topic_max_pending = 64 };
-	struct broker b = { .base = base, .router = router_new(&ro) };
+	struct broker b = { .base = base, .cfg = cfg, .router = router_new(&ro) };
 	CHECK(b.router);
 	struct conn c = { .b = &b };
 	void *s = amqp_proto.open(&c);
