@@ -11,9 +11,7 @@
 #include "broker.h"
 #include "log.h"
 #include "net/conn_internal.h"
-#include "protocols/amqp/session.h"
-#include "protocols/mqtt/session.h"
-#include "protocols/stomp/session.h"
+#include "net/protocol.h"
 #include "protocols/ws/frame.h"
 #include "protocols/ws/handshake.h"
 
@@ -28,17 +26,6 @@ struct ws {
 	struct event *flush_ev;       /* frames ws->out later in the loop's pass */
 	struct ws_options opts;
 };
-
-/* The subprotocols of DESIGN.md §1 and the adapter each selects. */
-static const char *const subprotocols[] = { "mqtt", "v12.stomp", "v11.stomp", "v10.stomp",
-					    "stomp", "amqp", NULL };
-
-static const struct proto_ops *proto_for(const char *sub)
-{
-	if (!strcmp(sub, "mqtt"))
-		return &mqtt_proto;
-	return !strcmp(sub, "amqp") ? &amqp_proto : &stomp_proto;
-}
 
 static void data_cb(void *arg, const uint8_t *data, size_t len)
 {
@@ -216,11 +203,19 @@ static bool handshake(struct conn *c)
 		http_error(c, 403, "origin not allowed");
 		return false;
 	}
-	const char *sub = ws_pick_protocol(req.protocols, subprotocols);
+	/* The client's order decides among the subprotocols of every
+	 * protocol in the registry. */
+	const char *subs[PROTOCOL_SUBPROTOCOLS_MAX + 1];
+	protocol_subprotocols(subs);
+	const char *sub = ws_pick_protocol(req.protocols, subs);
 	if (!sub) {
-		http_error(c, 400, "no supported subprotocol: offer mqtt, v12.stomp, v11.stomp, v10.stomp, stomp or amqp");
+		char offer[256], reason[300];
+		protocol_subprotocols_text(offer, sizeof(offer));
+		snprintf(reason, sizeof(reason), "no supported subprotocol: offer %s", offer);
+		http_error(c, 400, reason);
 		return false;
 	}
+	const struct protocol *proto = protocol_by_subprotocol(sub);
 	char accept[29];
 	ws_accept_value(req.key, accept);
 	char resp[256];
@@ -229,10 +224,9 @@ static bool handshake(struct conn *c)
 			 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
 			 "Sec-WebSocket-Protocol: %s\r\n\r\n",
 			 accept, sub);
-	bool mqtt = strcmp(sub, "mqtt") == 0;
 	struct ws_framer_config fc = {
 		.max_message = ws->opts.max_message,
-		.text_refused = mqtt ? "MQTT needs binary frames" : NULL,
+		.text_refused = proto->ws_text_refused,
 		.on_data = data_cb,
 		.on_send = send_cb,
 		.arg = ws,
@@ -243,7 +237,7 @@ static bool handshake(struct conn *c)
 		return false;
 	}
 	bufferevent_write(c->bev, resp, (size_t)n);
-	c->proto = proto_for(sub);
+	c->proto = proto->ops;
 	c->session = c->proto->open(c);
 	if (!c->session) {
 		conn_close(c, false);
