@@ -22,6 +22,7 @@
 #include "net/conn_internal.h"
 #include "net/tls.h"
 #include "net/ws.h"
+#include "net/xprt.h"
 
 /* How long a closing connection may take to flush what it has queued. */
 #define CLOSE_FLUSH_MS 5000
@@ -44,7 +45,7 @@ unsigned long conn_id(const struct conn *c) { return c->id; }
 bool conn_closing(const struct conn *c) { return c->closing; }
 struct evbuffer *conn_output(struct conn *c)
 {
-	return c->ws ? ws_output(c) : bufferevent_get_output(c->bev);
+	return c->xprt->output(c);
 }
 
 int conn_set_principal(struct conn *c, const char *principal)
@@ -64,10 +65,7 @@ int conn_write(struct conn *c, const void *data, size_t len)
 
 bool conn_output_full(const struct conn *c)
 {
-	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
-	if (c->ws)
-		queued += ws_pending(c);
-	return queued >= c->max_output;
+	return c->xprt->pending(c) >= c->max_output;
 }
 
 void conn_pause_input(struct conn *c, bool paused)
@@ -83,7 +81,7 @@ void conn_pause_input(struct conn *c, bool paused)
 		bufferevent_enable(c->bev, EV_READ);
 		/* What arrived before the pause is read again, from the loop:
 		 * socket bytes, or over WebSocket what was decoded already. */
-		if (evbuffer_get_length(bufferevent_get_input(c->bev)) || (c->ws && ws_unread(c)))
+		if (c->xprt->unread(c))
 			bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 	}
 }
@@ -122,8 +120,7 @@ static void frame_cb(evutil_socket_t fd, short what, void *arg)
 static void frame_check(struct conn *c)
 {
 	unsigned ms = c->b->cfg->frame_timeout_ms;
-	bool started = c->ws ? ws_unfinished(c) : evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
-	if (!started || c->input_paused || c->closing || !ms)
+	if (!c->xprt->unfinished(c) || c->input_paused || c->closing || !ms)
 		evtimer_del(c->frame_ev);
 	else if (!evtimer_pending(c->frame_ev, NULL))
 		timer_start(c->frame_ev, ms);
@@ -134,7 +131,7 @@ static void conn_free(struct conn *c)
 	if (c->session)
 		c->proto->closed(c->session);
 	log_debug("conn %lu %s closed", c->id, c->peer);
-	ws_free(c);
+	c->xprt->free(c);
 	broker_conn_removed(c->b, c);
 	bufferevent_free(c->bev);
 	event_free(c->close_ev);
@@ -178,7 +175,7 @@ static void close_cb(evutil_socket_t fd, short what, void *arg)
 static void output_done(struct conn *c, bool linger)
 {
 	c->flushing = false;
-	c->lingering = linger && !c->ws && !c->b->stopping;
+	c->lingering = linger && !c->xprt->close_handshake && !c->b->stopping;
 	schedule_free(c, 0);
 }
 
@@ -192,12 +189,11 @@ void conn_close(struct conn *c, bool flush)
 		evtimer_del(c->handshake_ev);
 	if (c->frame_ev)
 		evtimer_del(c->frame_ev);
-	if (c->ws)
-		ws_flush(c, flush, c->b->stopping);
-	bool await_ws_close = flush && c->ws && !ws_close_done(c);
-	if (await_ws_close)
+	c->xprt->flush(c, flush, c->b->stopping);
+	bool await_close = flush && !c->xprt->close_done(c);
+	if (await_close)
 		bufferevent_enable(c->bev, EV_READ); /* for the client's close frame */
-	if (flush && (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || await_ws_close)) {
+	if (flush && (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || await_close)) {
 		/* write_cb (or, over WebSocket, the client's close frame) frees
 		 * once the output is empty; the timer caps the wait. */
 		c->flushing = true;
@@ -213,7 +209,7 @@ void conn_close(struct conn *c, bool flush)
  * client has answered the close frame). */
 static void flushed_check(struct conn *c)
 {
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && (!c->ws || ws_close_done(c)))
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && c->xprt->close_done(c))
 		output_done(c, true);
 }
 
@@ -221,8 +217,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	if (c->closing && c->ws && c->flushing) {
-		ws_read(c);
+	if (c->closing && c->flushing && c->xprt->close_handshake) {
+		c->xprt->read(c); /* for the client's answer to our close */
 		flushed_check(c);
 		return;
 	}
@@ -230,10 +226,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
-	if (c->ws)
-		ws_read(c);
-	else
-		c->proto->input(c->session, in);
+	c->xprt->read(c);
 	frame_check(c);
 }
 
@@ -367,6 +360,7 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 	}
 	c->b = b;
 	c->id = ++b->next_conn_id;
+	c->xprt = &xprt_stream; /* ws_attach puts WebSocket on top */
 	c->proto = proto;
 	c->max_output = max_output;
 	format_peer(peer, c->peer, sizeof(c->peer));

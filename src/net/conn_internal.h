@@ -1,5 +1,5 @@
-/* The inside of struct conn, for the transports under it (net/conn.c and
- * the WebSocket layer, net/ws.c). Adapters use net/conn.h only. */
+/* The inside of struct conn, for net/conn.c and the transports under it
+ * (net/xprt.h: net/stream.c, net/ws.c). Adapters use net/conn.h only. */
 #ifndef WHARF_NET_CONN_INTERNAL_H
 #define WHARF_NET_CONN_INTERNAL_H
 
@@ -11,7 +11,7 @@
 
 struct bufferevent;
 struct event;
-struct ws;
+struct xprt_ops;
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
@@ -32,7 +32,8 @@ struct conn {
 	bool flushing;
 	bool lingering;   /* closed with a last word: draining input a while */
 	bool tls;
-	struct ws *ws;           /* the WebSocket layer, or NULL */
+	const struct xprt_ops *xprt; /* TCP/TLS, or WebSocket on top of it */
+	void *xprt_state;        /* the transport's own; freed by xprt->free */
 	char peer[64];
 	char *principal;
 };
