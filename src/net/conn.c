@@ -5,12 +5,8 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +16,7 @@
 #include "broker.h"
 #include "log.h"
 #include "net/conn_internal.h"
-#include "net/tls.h"
+#include "net/stream.h"
 #include "net/ws.h"
 #include "net/xprt.h"
 
@@ -133,10 +129,8 @@ static void conn_free(struct conn *c)
 	log_debug("conn %lu %s closed", c->id, c->peer);
 	c->xprt->free(c);
 	broker_conn_removed(c->b, c);
-	bufferevent_free(c->bev);
+	stream_close(c);
 	event_free(c->close_ev);
-	if (c->flush_ev)
-		event_free(c->flush_ev);
 	if (c->handshake_ev)
 		event_free(c->handshake_ev);
 	if (c->frame_ev)
@@ -237,76 +231,16 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		flushed_check(c);
 		return;
 	}
-	/* Plain TCP: once libevent has written a backlog out, writes are
-	 * direct again (flush_cb), with no EPOLLOUT armed. */
-	if (c->flush_ev && !c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_disable(bev, EV_WRITE);
+	stream_written(c);
 	if (!c->closing && c->session && c->proto->drained)
 		c->proto->drained(c->session);
-}
-
-/* Plain TCP output. A socket bufferevent with EV_WRITE enabled arms EPOLLOUT
- * (epoll_ctl) as soon as output is added, writes it on the loop's next pass
- * and disarms it (epoll_ctl) once empty: two system calls and one more pass
- * per burst, which at a few thousand messages a second per connection is
- * most of what the broker spends outside the kernel's TCP. Instead, EV_WRITE
- * stays disabled while the socket keeps up: adding output activates
- * flush_ev, which runs after the events already active in this pass (so the
- * output of a whole read is written at once) and writes directly. Only what
- * the socket does not take is left to libevent (EV_WRITE enabled until
- * write_cb sees the output empty), and so are errors. */
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	c->flush_queued = false;
-	if (c->closing || (bufferevent_get_enabled(c->bev) & EV_WRITE))
-		return;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (!evbuffer_get_length(out))
-		return;
-	/* A socket bufferevent keeps its output's start frozen but for its own
-	 * writes; this is one of them. */
-	evbuffer_unfreeze(out, 1);
-	int n = evbuffer_write(out, bufferevent_getfd(c->bev));
-	evbuffer_freeze(out, 1);
-	if (n < 0 || evbuffer_get_length(out)) {
-		/* EAGAIN, a short write or an error: libevent's write path
-		 * goes on, and reports errors through event_cb. */
-		bufferevent_enable(c->bev, EV_WRITE);
-		return;
-	}
-	/* All written: what write_cb does after libevent's writes. */
-	if (c->session && c->proto->drained)
-		c->proto->drained(c->session);
-}
-
-static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct conn *c = arg;
-	if (!info->n_added || c->flush_queued || c->closing ||
-	    (bufferevent_get_enabled(c->bev) & EV_WRITE))
-		return;
-	c->flush_queued = true;
-	event_active(c->flush_ev, EV_WRITE, 1);
-}
-
-static void tls_connected(struct conn *c)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	char *subject = tls_peer_subject(ssl);
-	log_debug("conn %lu %s: TLS %s established%s%s", c->id, c->peer, SSL_get_version(ssl),
-		  subject ? ", client " : "", subject ? subject : "");
-	if (subject) {
-		free(c->principal);
-		c->principal = subject;
-	}
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	if ((what & BEV_EVENT_CONNECTED) && c->tls) {
-		tls_connected(c);
+		stream_tls_connected(c);
 		return;
 	}
 	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && c->lingering) {
@@ -315,16 +249,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		unsigned long tls_err = c->tls ? bufferevent_get_openssl_error(bev) : 0;
-		char buf[256];
-		if (tls_err)
-			log_info("conn %lu %s: TLS error: %s", c->id, c->peer,
-				 tls_last_error(tls_err, buf, sizeof(buf)));
-		else
-			log_debug("conn %lu %s: %s", c->id, c->peer,
-				  (what & BEV_EVENT_EOF) ? "peer closed" : "socket error");
-		while (c->tls && bufferevent_get_openssl_error(bev))
-			; /* the rest of the error queue says nothing more */
+		stream_log_end(c, what);
 		c->flushing = false;
 		conn_close(c, false);
 	}
@@ -364,43 +289,12 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 	c->proto = proto;
 	c->max_output = max_output;
 	format_peer(peer, c->peer, sizeof(c->peer));
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (tls) {
-		SSL *ssl = tls_ctx_ssl_new(tls);
-		if (ssl) {
-			c->tls = true;
-			c->bev = bufferevent_openssl_socket_new(b->base, fd, ssl,
-								BUFFEREVENT_SSL_ACCEPTING,
-								BEV_OPT_CLOSE_ON_FREE);
-			if (c->bev)
-				bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-			else
-				SSL_free(ssl);
-		}
-	} else {
-		c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (stream_open(c, fd, tls) < 0) {
+		free(c);
+		return NULL;
 	}
-	c->close_ev = evtimer_new(b->base, close_cb, c);
-	if (!c->tls)
-		c->flush_ev = event_new(b->base, -1, 0, flush_cb, c);
-	if (c->bev && c->flush_ev) {
-		/* A new bufferevent has EV_WRITE enabled: flush_cb writes instead. */
-		bufferevent_disable(c->bev, EV_WRITE);
-		if (!evbuffer_add_cb(bufferevent_get_output(c->bev), output_cb, c)) {
-			event_free(c->flush_ev);
-			c->flush_ev = NULL;
-		}
-	}
-	if (!c->bev || !c->close_ev || (!c->tls && !c->flush_ev)) {
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
-		if (c->close_ev)
-			event_free(c->close_ev);
-		if (c->flush_ev)
-			event_free(c->flush_ev);
+	if (!(c->close_ev = evtimer_new(b->base, close_cb, c))) {
+		stream_close(c);
 		free(c);
 		return NULL;
 	}
@@ -423,7 +317,7 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 		conn_close(c, false);
 		return NULL;
 	}
-	bufferevent_enable(c->bev, c->flush_ev ? EV_READ : EV_READ | EV_WRITE);
+	stream_start(c);
 	log_debug("conn %lu %s opened (%s%s)", c->id, c->peer, ws ? "ws" : proto->name,
 		  c->tls ? ", tls" : "");
 	return c;
