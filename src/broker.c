@@ -16,7 +16,7 @@
 #include "log.h"
 #include "net/conn.h"
 #include "net/listener.h"
-#include "protocols/mqtt/session.h"
+#include "net/protocol.h"
 #include "router/router.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -187,7 +187,7 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		log_error("store: %s", err);
 		return -1;
 	}
-	if (mqtt_broker_init(b) < 0) {
+	if (protocols_init(b) < 0) {
 		log_error("out of memory");
 		return -1;
 	}
@@ -262,7 +262,7 @@ void broker_free(struct broker *b)
 	listener_close_all(b);
 	if (b->base)
 		conn_free_all(b);
-	mqtt_broker_free(b);
+	protocols_fini(b);
 	store_close(b->store);
 	router_free(b->router);
 	if (b->stop_timer)

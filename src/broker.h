@@ -8,6 +8,7 @@
 #include <sys/queue.h>
 
 #include "conf.h"
+#include "net/protocol.h"
 
 struct event_base;
 struct event;
@@ -15,7 +16,6 @@ struct router;
 struct store;
 struct conn;
 struct listener;
-struct mqtt_broker;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -25,7 +25,9 @@ struct broker {
 	struct router *router;
 	struct store *store;      /* durable messages and run-time bindings */
 	struct listener *listeners;
-	struct mqtt_broker *mqtt; /* the MQTT adapter's state, once it has a listener */
+	/* Each protocol's broker-wide state, by its place in the registry
+	 * (net/protocol.h): set by its init, freed by its fini. */
+	void *proto_state[PROTOCOLS_MAX];
 	struct conn_list conns;
 	unsigned long nconns;
 	unsigned long next_conn_id;

@@ -15,6 +15,7 @@
 #include "broker.h"
 #include "log.h"
 #include "net/output.h"
+#include "net/protocol.h"
 #include "protocols/mqtt/internal.h"
 #include "protocols/mqtt/mapping.h"
 #include "util/clock.h"
@@ -793,13 +794,14 @@ static int sys_start(struct mqtt_broker *mb);
 static void *mqtt_open(struct conn *c)
 {
 	struct broker *b = conn_broker(c);
-	if (sys_start(b->mqtt) < 0)
+	struct mqtt_broker *mb = protocol_state(b, &mqtt_proto);
+	if (sys_start(mb) < 0)
 		return NULL;
 	struct mqtt_conn *mc = calloc(1, sizeof(*mc));
 	if (!mc)
 		return NULL;
 	mc->c = c;
-	mc->mb = b->mqtt;
+	mc->mb = mb;
 	mc->cfg = &b->cfg->mqtt;
 	mc->last_rx_ms = clock_mono_ms();
 	mc->waiter.room = send_held_acks;
@@ -911,7 +913,7 @@ static int sys_start(struct mqtt_broker *mb)
 	return 0;
 }
 
-int mqtt_broker_init(struct broker *b)
+int mqtt_broker_init(struct broker *b, void **state)
 {
 	struct mqtt_broker *mb = calloc(1, sizeof(*mb));
 	if (!mb || !(mb->clients = map_new())) {
@@ -919,7 +921,7 @@ int mqtt_broker_init(struct broker *b)
 		return -1;
 	}
 	mb->b = b;
-	b->mqtt = mb;
+	*state = mb;
 	mqtt_sessions_restore(mb);
 	return 0;
 }
@@ -935,9 +937,9 @@ static void collect_client(const char *key, void *value, void *arg)
 	l->v[l->n++] = value;
 }
 
-void mqtt_broker_free(struct broker *b)
+void mqtt_broker_free(void *state)
 {
-	struct mqtt_broker *mb = b->mqtt;
+	struct mqtt_broker *mb = state;
 	if (!mb)
 		return;
 	/* Collected first: freeing a client removes it from the map. */
@@ -952,5 +954,4 @@ void mqtt_broker_free(struct broker *b)
 		event_free(mb->sys_ev);
 	map_free(mb->clients);
 	free(mb);
-	b->mqtt = NULL;
 }

@@ -11,12 +11,14 @@ struct mqtt_broker;
 
 extern const struct proto_ops mqtt_proto;
 
-/* The adapter's broker-wide state (client sessions by id, $SYS timer),
- * created at start-up once the store is open: persistent sessions come
- * back then, with their expiry timers and offline bounds, whether or not
- * an MQTT client ever connects. -1 on out of memory. */
-int mqtt_broker_init(struct broker *b);
-/* Ends every client session; run after every connection is gone. */
-void mqtt_broker_free(struct broker *b);
+/* The adapter's broker-wide state (client sessions by id, $SYS timer), the
+ * registry's init and fini hooks (net/protocol.h): created at start-up once
+ * the store is open, into *state, which then owns it: persistent sessions
+ * come back then, with their expiry timers and offline bounds, whether or
+ * not an MQTT client ever connects. -1 on out of memory. */
+int mqtt_broker_init(struct broker *b, void **state);
+/* Ends every client session and frees the state; run after every
+ * connection is gone. */
+void mqtt_broker_free(void *state);
 
 #endif

@@ -5,12 +5,8 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +16,9 @@
 #include "broker.h"
 #include "log.h"
 #include "net/conn_internal.h"
-#include "net/tls.h"
+#include "net/stream.h"
 #include "net/ws.h"
+#include "net/xprt.h"
 
 /* How long a closing connection may take to flush what it has queued. */
 #define CLOSE_FLUSH_MS 5000
@@ -44,7 +41,7 @@ unsigned long conn_id(const struct conn *c) { return c->id; }
 bool conn_closing(const struct conn *c) { return c->closing; }
 struct evbuffer *conn_output(struct conn *c)
 {
-	return c->ws ? ws_output(c) : bufferevent_get_output(c->bev);
+	return c->xprt->output(c);
 }
 
 int conn_set_principal(struct conn *c, const char *principal)
@@ -64,10 +61,7 @@ int conn_write(struct conn *c, const void *data, size_t len)
 
 bool conn_output_full(const struct conn *c)
 {
-	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
-	if (c->ws)
-		queued += ws_pending(c);
-	return queued >= c->max_output;
+	return c->xprt->pending(c) >= c->max_output;
 }
 
 void conn_pause_input(struct conn *c, bool paused)
@@ -83,7 +77,7 @@ void conn_pause_input(struct conn *c, bool paused)
 		bufferevent_enable(c->bev, EV_READ);
 		/* What arrived before the pause is read again, from the loop:
 		 * socket bytes, or over WebSocket what was decoded already. */
-		if (evbuffer_get_length(bufferevent_get_input(c->bev)) || (c->ws && ws_unread(c)))
+		if (c->xprt->unread(c))
 			bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 	}
 }
@@ -122,7 +116,7 @@ static void frame_cb(evutil_socket_t fd, short what, void *arg)
 static void frame_check(struct conn *c)
 {
 	unsigned ms = c->b->cfg->frame_timeout_ms;
-	bool started = c->ws ? ws_unfinished(c) : evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+	bool started = c->xprt->unfinished(c);
 	if (!started && c->session && c->proto->mid_frame)
 		started = c->proto->mid_frame(c->session);
 	if (!started || c->input_paused || c->closing || !ms)
@@ -136,12 +130,10 @@ static void conn_free(struct conn *c)
 	if (c->session)
 		c->proto->closed(c->session);
 	log_debug("conn %lu %s closed", c->id, c->peer);
-	ws_free(c);
+	c->xprt->free(c);
 	broker_conn_removed(c->b, c);
-	bufferevent_free(c->bev);
+	stream_close(c);
 	event_free(c->close_ev);
-	if (c->flush_ev)
-		event_free(c->flush_ev);
 	if (c->handshake_ev)
 		event_free(c->handshake_ev);
 	if (c->frame_ev)
@@ -180,7 +172,7 @@ static void close_cb(evutil_socket_t fd, short what, void *arg)
 static void output_done(struct conn *c, bool linger)
 {
 	c->flushing = false;
-	c->lingering = linger && !c->ws && !c->b->stopping;
+	c->lingering = linger && !c->xprt->close_handshake && !c->b->stopping;
 	schedule_free(c, 0);
 }
 
@@ -194,12 +186,11 @@ void conn_close(struct conn *c, bool flush)
 		evtimer_del(c->handshake_ev);
 	if (c->frame_ev)
 		evtimer_del(c->frame_ev);
-	if (c->ws)
-		ws_flush(c, flush, c->b->stopping);
-	bool await_ws_close = flush && c->ws && !ws_close_done(c);
-	if (await_ws_close)
+	c->xprt->flush(c, flush, c->b->stopping);
+	bool await_close = flush && !c->xprt->close_done(c);
+	if (await_close)
 		bufferevent_enable(c->bev, EV_READ); /* for the client's close frame */
-	if (flush && (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || await_ws_close)) {
+	if (flush && (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || await_close)) {
 		/* write_cb (or, over WebSocket, the client's close frame) frees
 		 * once the output is empty; the timer caps the wait. */
 		c->flushing = true;
@@ -215,7 +206,7 @@ void conn_close(struct conn *c, bool flush)
  * client has answered the close frame). */
 static void flushed_check(struct conn *c)
 {
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && (!c->ws || ws_close_done(c)))
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && c->xprt->close_done(c))
 		output_done(c, true);
 }
 
@@ -223,8 +214,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	if (c->closing && c->ws && c->flushing) {
-		ws_read(c);
+	if (c->closing && c->flushing && c->xprt->close_handshake) {
+		c->xprt->read(c); /* for the client's answer to our close */
 		flushed_check(c);
 		return;
 	}
@@ -232,10 +223,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
-	if (c->ws)
-		ws_read(c);
-	else
-		c->proto->input(c->session, in);
+	c->xprt->read(c);
 	frame_check(c);
 }
 
@@ -246,76 +234,16 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		flushed_check(c);
 		return;
 	}
-	/* Plain TCP: once libevent has written a backlog out, writes are
-	 * direct again (flush_cb), with no EPOLLOUT armed. */
-	if (c->flush_ev && !c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_disable(bev, EV_WRITE);
+	stream_written(c);
 	if (!c->closing && c->session && c->proto->drained)
 		c->proto->drained(c->session);
-}
-
-/* Plain TCP output. A socket bufferevent with EV_WRITE enabled arms EPOLLOUT
- * (epoll_ctl) as soon as output is added, writes it on the loop's next pass
- * and disarms it (epoll_ctl) once empty: two system calls and one more pass
- * per burst, which at a few thousand messages a second per connection is
- * most of what the broker spends outside the kernel's TCP. Instead, EV_WRITE
- * stays disabled while the socket keeps up: adding output activates
- * flush_ev, which runs after the events already active in this pass (so the
- * output of a whole read is written at once) and writes directly. Only what
- * the socket does not take is left to libevent (EV_WRITE enabled until
- * write_cb sees the output empty), and so are errors. */
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	c->flush_queued = false;
-	if (c->closing || (bufferevent_get_enabled(c->bev) & EV_WRITE))
-		return;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (!evbuffer_get_length(out))
-		return;
-	/* A socket bufferevent keeps its output's start frozen but for its own
-	 * writes; this is one of them. */
-	evbuffer_unfreeze(out, 1);
-	int n = evbuffer_write(out, bufferevent_getfd(c->bev));
-	evbuffer_freeze(out, 1);
-	if (n < 0 || evbuffer_get_length(out)) {
-		/* EAGAIN, a short write or an error: libevent's write path
-		 * goes on, and reports errors through event_cb. */
-		bufferevent_enable(c->bev, EV_WRITE);
-		return;
-	}
-	/* All written: what write_cb does after libevent's writes. */
-	if (c->session && c->proto->drained)
-		c->proto->drained(c->session);
-}
-
-static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct conn *c = arg;
-	if (!info->n_added || c->flush_queued || c->closing ||
-	    (bufferevent_get_enabled(c->bev) & EV_WRITE))
-		return;
-	c->flush_queued = true;
-	event_active(c->flush_ev, EV_WRITE, 1);
-}
-
-static void tls_connected(struct conn *c)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	char *subject = tls_peer_subject(ssl);
-	log_debug("conn %lu %s: TLS %s established%s%s", c->id, c->peer, SSL_get_version(ssl),
-		  subject ? ", client " : "", subject ? subject : "");
-	if (subject) {
-		free(c->principal);
-		c->principal = subject;
-	}
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	if ((what & BEV_EVENT_CONNECTED) && c->tls) {
-		tls_connected(c);
+		stream_tls_connected(c);
 		return;
 	}
 	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && c->lingering) {
@@ -324,16 +252,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		unsigned long tls_err = c->tls ? bufferevent_get_openssl_error(bev) : 0;
-		char buf[256];
-		if (tls_err)
-			log_info("conn %lu %s: TLS error: %s", c->id, c->peer,
-				 tls_last_error(tls_err, buf, sizeof(buf)));
-		else
-			log_debug("conn %lu %s: %s", c->id, c->peer,
-				  (what & BEV_EVENT_EOF) ? "peer closed" : "socket error");
-		while (c->tls && bufferevent_get_openssl_error(bev))
-			; /* the rest of the error queue says nothing more */
+		stream_log_end(c, what);
 		c->flushing = false;
 		conn_close(c, false);
 	}
@@ -369,46 +288,16 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 	}
 	c->b = b;
 	c->id = ++b->next_conn_id;
+	c->xprt = &xprt_stream; /* ws_attach puts WebSocket on top */
 	c->proto = proto;
 	c->max_output = max_output;
 	format_peer(peer, c->peer, sizeof(c->peer));
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (tls) {
-		SSL *ssl = tls_ctx_ssl_new(tls);
-		if (ssl) {
-			c->tls = true;
-			c->bev = bufferevent_openssl_socket_new(b->base, fd, ssl,
-								BUFFEREVENT_SSL_ACCEPTING,
-								BEV_OPT_CLOSE_ON_FREE);
-			if (c->bev)
-				bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-			else
-				SSL_free(ssl);
-		}
-	} else {
-		c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (stream_open(c, fd, tls) < 0) {
+		free(c);
+		return NULL;
 	}
-	c->close_ev = evtimer_new(b->base, close_cb, c);
-	if (!c->tls)
-		c->flush_ev = event_new(b->base, -1, 0, flush_cb, c);
-	if (c->bev && c->flush_ev) {
-		/* A new bufferevent has EV_WRITE enabled: flush_cb writes instead. */
-		bufferevent_disable(c->bev, EV_WRITE);
-		if (!evbuffer_add_cb(bufferevent_get_output(c->bev), output_cb, c)) {
-			event_free(c->flush_ev);
-			c->flush_ev = NULL;
-		}
-	}
-	if (!c->bev || !c->close_ev || (!c->tls && !c->flush_ev)) {
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
-		if (c->close_ev)
-			event_free(c->close_ev);
-		if (c->flush_ev)
-			event_free(c->flush_ev);
+	if (!(c->close_ev = evtimer_new(b->base, close_cb, c))) {
+		stream_close(c);
 		free(c);
 		return NULL;
 	}
@@ -431,7 +320,7 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 		conn_close(c, false);
 		return NULL;
 	}
-	bufferevent_enable(c->bev, c->flush_ev ? EV_READ : EV_READ | EV_WRITE);
+	stream_start(c);
 	log_debug("conn %lu %s opened (%s%s)", c->id, c->peer, ws ? "ws" : proto->name,
 		  c->tls ? ", tls" : "");
 	return c;

@@ -1,5 +1,5 @@
-/* The inside of struct conn, for the transports under it (net/conn.c and
- * the WebSocket layer, net/ws.c). Adapters use net/conn.h only. */
+/* The inside of struct conn, for net/conn.c and the transports under it
+ * (net/xprt.h: net/stream.c, net/ws.c). Adapters use net/conn.h only. */
 #ifndef WHARF_NET_CONN_INTERNAL_H
 #define WHARF_NET_CONN_INTERNAL_H
 
@@ -11,7 +11,7 @@
 
 struct bufferevent;
 struct event;
-struct ws;
+struct xprt_ops;
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
@@ -21,18 +21,19 @@ struct conn {
 	const struct proto_ops *proto;
 	void *session;
 	struct event *close_ev; /* deferred free, and the flush deadline */
-	struct event *flush_ev;  /* plain TCP: writes the output at the end of the loop's pass */
+	struct event *flush_ev;  /* plain TCP: writes the output at the end of the loop's pass (net/stream.c) */
 	struct event *handshake_ev; /* handshake_timeout, from accept */
 	struct event *frame_ev;     /* frame_timeout, while a frame is unfinished */
 	bool input_paused;
-	bool flush_queued;
+	bool flush_queued;       /* flush_ev is active (net/stream.c) */
 	size_t max_output;
 	unsigned long *listener_count; /* its listener's open connections, or NULL */
 	bool closing;
 	bool flushing;
 	bool lingering;   /* closed with a last word: draining input a while */
-	bool tls;
-	struct ws *ws;           /* the WebSocket layer, or NULL */
+	bool tls;                /* c->bev is an OpenSSL one (net/stream.c) */
+	const struct xprt_ops *xprt; /* TCP/TLS, or WebSocket on top of it */
+	void *xprt_state;        /* the transport's own; freed by xprt->free */
 	char peer[64];
 	char *principal;
 };

@@ -15,12 +15,10 @@
 #include "broker.h"
 #include "log.h"
 #include "net/conn.h"
+#include "net/protocol.h"
 #include "net/tls.h"
 #include "net/url.h"
 #include "net/ws.h"
-#include "protocols/amqp/session.h"
-#include "protocols/mqtt/session.h"
-#include "protocols/stomp/session.h"
 #include "util/clock.h"
 
 /* Out of descriptors, a listener stops accepting this long, so that a full
@@ -50,28 +48,26 @@ struct listener {
 	struct log_limit accept_log, limit_log;
 };
 
-/* The scheme of a listener URL names its protocol and transport. */
-static const struct scheme {
+/* What a listener URL's scheme names: a protocol from the registry
+ * (net/protocol.h), or WebSocket, whose subprotocol picks it per
+ * connection; and whether it runs over TLS. */
+struct scheme {
 	const char *name;
 	const struct proto_ops *proto; /* NULL: chosen by WebSocket subprotocol */
 	bool tls;
-} schemes[] = {
-	{ "stomp", &stomp_proto, false },
-	{ "stomps", &stomp_proto, true },
-	{ "mqtt", &mqtt_proto, false },
-	{ "mqtts", &mqtt_proto, true },
-	{ "amqp", &amqp_proto, false },
-	{ "amqps", &amqp_proto, true },
-	{ "ws", NULL, false },
-	{ "wss", NULL, true },
 };
 
-static const struct scheme *find_scheme(const char *name)
+static bool find_scheme(const char *name, struct scheme *out)
 {
-	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-		if (!strcmp(schemes[i].name, name))
-			return &schemes[i];
-	return NULL;
+	bool tls = false;
+	const struct protocol *p = protocol_by_scheme(name, &tls);
+	if (p)
+		*out = (struct scheme){ name, p->ops, tls };
+	else if (!strcmp(name, "ws") || !strcmp(name, "wss"))
+		*out = (struct scheme){ name, NULL, !strcmp(name, "wss") };
+	else
+		return false;
+	return true;
 }
 
 /* True when the line may go out now; *held then says how many were left
@@ -156,8 +152,15 @@ int listener_url_check(const char *url, const char **why)
 	struct listen_url u;
 	if (url_parse(url, &u, why) < 0)
 		return -1;
-	if (!find_scheme(u.scheme)) {
-		*why = "unsupported scheme (supported: stomp, stomps, mqtt, mqtts, amqp, amqps, ws, wss)";
+	struct scheme scheme;
+	if (!find_scheme(u.scheme, &scheme)) {
+		/* *why is static: the text is made here, on the one thread
+		 * that reads configs and opens listeners. */
+		static char text[256];
+		char schemes[192];
+		protocol_schemes_text(schemes, sizeof(schemes));
+		snprintf(text, sizeof(text), "unsupported scheme (supported: %s, ws, wss)", schemes);
+		*why = text;
 		return -1;
 	}
 	return 0;
@@ -192,8 +195,9 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 		log_error("listener %s: bad url '%s': %s", name, url, why);
 		return -1;
 	}
-	const struct scheme *scheme = find_scheme(u.scheme);
-	const struct proto_ops *proto = scheme->proto;
+	struct scheme scheme;
+	find_scheme(u.scheme, &scheme);
+	const struct proto_ops *proto = scheme.proto;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	int rc = resolve(&u, &ss, &sslen);
@@ -217,7 +221,7 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 		free(l);
 		return -1;
 	}
-	if (scheme->tls && !(l->tls = make_tls(b, lc))) {
+	if (scheme.tls && !(l->tls = make_tls(b, lc))) {
 		event_free(l->resume_ev);
 		free(l->name);
 		free(l);
@@ -244,12 +248,12 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&bound;
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		port = ntohs(in6->sin6_port);
-		log_info("listening %s [%s]:%d", scheme->name, host, port);
+		log_info("listening %s [%s]:%d", scheme.name, host, port);
 	} else {
 		struct sockaddr_in *in = (struct sockaddr_in *)&bound;
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
 		port = ntohs(in->sin_port);
-		log_info("listening %s %s:%d", scheme->name, host, port);
+		log_info("listening %s %s:%d", scheme.name, host, port);
 	}
 	l->next = b->listeners;
 	b->listeners = l;

@@ -11,9 +11,8 @@
 #include "broker.h"
 #include "log.h"
 #include "net/conn_internal.h"
-#include "protocols/amqp/session.h"
-#include "protocols/mqtt/session.h"
-#include "protocols/stomp/session.h"
+#include "net/protocol.h"
+#include "net/xprt.h"
 #include "protocols/ws/frame.h"
 #include "protocols/ws/handshake.h"
 
@@ -28,17 +27,6 @@ struct ws {
 	struct event *flush_ev;       /* frames ws->out later in the loop's pass */
 	struct ws_options opts;
 };
-
-/* The subprotocols of DESIGN.md §1 and the adapter each selects. */
-static const char *const subprotocols[] = { "mqtt", "v12.stomp", "v11.stomp", "v10.stomp",
-					    "stomp", "amqp", NULL };
-
-static const struct proto_ops *proto_for(const char *sub)
-{
-	if (!strcmp(sub, "mqtt"))
-		return &mqtt_proto;
-	return !strcmp(sub, "amqp") ? &amqp_proto : &stomp_proto;
-}
 
 static void data_cb(void *arg, const uint8_t *data, size_t len)
 {
@@ -70,6 +58,20 @@ static int feed(struct ws *ws)
 	return 0;
 }
 
+static void ws_flush(struct conn *c, bool closing, bool going_away)
+{
+	struct ws *ws = c->xprt_state;
+	if (!ws->framer)
+		return;
+	size_t len = evbuffer_get_length(ws->out);
+	const uint8_t *data = len ? evbuffer_pullup(ws->out, -1) : NULL;
+	if (ws_framer_send(ws->framer, data, len) < 0)
+		log_info("ws %s: cannot queue a message", c->peer);
+	evbuffer_drain(ws->out, len);
+	if (closing)
+		ws_framer_close(ws->framer, going_away ? 1001 : 1000);
+}
+
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	ws_flush(arg, false, false);
@@ -86,76 +88,10 @@ static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, vo
 		event_active(ws->flush_ev, 0, 0);
 }
 
-int ws_attach(struct conn *c, const struct ws_options *o)
+static bool ws_unfinished(const struct conn *c)
 {
-	struct ws *ws = calloc(1, sizeof(*ws));
-	if (!ws)
-		return -1;
-	ws->c = c;
-	ws->opts = *o;
-	ws->in = evbuffer_new();
-	ws->out = evbuffer_new();
-	ws->flush_ev = event_new(c->b->base, -1, 0, flush_cb, c);
-	if (!ws->in || !ws->out || !ws->flush_ev || !evbuffer_add_cb(ws->out, out_cb, ws)) {
-		if (ws->in)
-			evbuffer_free(ws->in);
-		if (ws->out)
-			evbuffer_free(ws->out);
-		if (ws->flush_ev)
-			event_free(ws->flush_ev);
-		free(ws);
-		return -1;
-	}
-	c->ws = ws;
-	return 0;
-}
-
-void ws_free(struct conn *c)
-{
-	struct ws *ws = c->ws;
-	if (!ws)
-		return;
-	ws_framer_free(ws->framer);
-	evbuffer_free(ws->in);
-	event_free(ws->flush_ev); /* a flush still pending in this pass goes too */
-	evbuffer_free(ws->out);
-	free(ws);
-	c->ws = NULL;
-}
-
-struct evbuffer *ws_output(struct conn *c)
-{
-	return c->ws->out;
-}
-
-size_t ws_pending(const struct conn *c)
-{
-	return evbuffer_get_length(c->ws->out);
-}
-
-size_t ws_unread(const struct conn *c)
-{
-	return evbuffer_get_length(c->ws->in);
-}
-
-bool ws_unfinished(const struct conn *c)
-{
-	const struct ws *ws = c->ws;
+	const struct ws *ws = c->xprt_state;
 	return evbuffer_get_length(ws->in) || (ws->framer && ws_framer_in_frame(ws->framer));
-}
-
-void ws_flush(struct conn *c, bool closing, bool going_away)
-{
-	struct ws *ws = c->ws;
-	if (!ws->framer)
-		return;
-	size_t len = evbuffer_get_length(ws->out);
-	const uint8_t *data = len ? evbuffer_pullup(ws->out, -1) : NULL;
-	if (ws_framer_send(ws->framer, data, len) < 0)
-		log_info("ws %s: cannot queue a message", c->peer);
-	evbuffer_drain(ws->out, len);
-	if (closing)
-		ws_framer_close(ws->framer, going_away ? 1001 : 1000);
 }
 
 static void http_error(struct conn *c, int status, const char *why)
@@ -196,7 +132,7 @@ static bool origin_allowed(const struct ws *ws, const struct ws_request *req)
 /* Answers the upgrade request; true once the adapter is attached. */
 static bool handshake(struct conn *c)
 {
-	struct ws *ws = c->ws;
+	struct ws *ws = c->xprt_state;
 	struct evbuffer *raw = bufferevent_get_input(c->bev);
 	size_t len = evbuffer_get_length(raw), used = 0;
 	size_t look = len < WS_MAX_REQUEST ? len : WS_MAX_REQUEST;
@@ -216,11 +152,19 @@ static bool handshake(struct conn *c)
 		http_error(c, 403, "origin not allowed");
 		return false;
 	}
-	const char *sub = ws_pick_protocol(req.protocols, subprotocols);
+	/* The client's order decides among the subprotocols of every
+	 * protocol in the registry. */
+	const char *subs[PROTOCOL_SUBPROTOCOLS_MAX + 1];
+	protocol_subprotocols(subs);
+	const char *sub = ws_pick_protocol(req.protocols, subs);
 	if (!sub) {
-		http_error(c, 400, "no supported subprotocol: offer mqtt, v12.stomp, v11.stomp, v10.stomp, stomp or amqp");
+		char offer[256], reason[300];
+		protocol_subprotocols_text(offer, sizeof(offer));
+		snprintf(reason, sizeof(reason), "no supported subprotocol: offer %s", offer);
+		http_error(c, 400, reason);
 		return false;
 	}
+	const struct protocol *proto = protocol_by_subprotocol(sub);
 	char accept[29];
 	ws_accept_value(req.key, accept);
 	char resp[256];
@@ -229,10 +173,9 @@ static bool handshake(struct conn *c)
 			 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
 			 "Sec-WebSocket-Protocol: %s\r\n\r\n",
 			 accept, sub);
-	bool mqtt = strcmp(sub, "mqtt") == 0;
 	struct ws_framer_config fc = {
 		.max_message = ws->opts.max_message,
-		.text_refused = mqtt ? "MQTT needs binary frames" : NULL,
+		.text_refused = proto->ws_text_refused,
 		.on_data = data_cb,
 		.on_send = send_cb,
 		.arg = ws,
@@ -243,7 +186,7 @@ static bool handshake(struct conn *c)
 		return false;
 	}
 	bufferevent_write(c->bev, resp, (size_t)n);
-	c->proto = proto_for(sub);
+	c->proto = proto->ops;
 	c->session = c->proto->open(c);
 	if (!c->session) {
 		conn_close(c, false);
@@ -253,16 +196,16 @@ static bool handshake(struct conn *c)
 	return true;
 }
 
-bool ws_close_done(const struct conn *c)
+static bool ws_close_done(const struct conn *c)
 {
-	const struct ws *ws = c->ws;
+	const struct ws *ws = c->xprt_state;
 	return !ws->framer || ws_framer_close_received(ws->framer) ||
 	       !ws_framer_reading(ws->framer);
 }
 
-void ws_read(struct conn *c)
+static void ws_read(struct conn *c)
 {
-	struct ws *ws = c->ws;
+	struct ws *ws = c->xprt_state;
 	if (c->closing) {
 		/* Only the client's answer to our close frame matters now. */
 		if (ws->framer && feed(ws) == 0)
@@ -288,4 +231,74 @@ void ws_read(struct conn *c)
 			  ws_framer_close_code(ws->framer));
 		conn_close(c, true);
 	}
+}
+
+static void ws_free(struct conn *c)
+{
+	struct ws *ws = c->xprt_state;
+	ws_framer_free(ws->framer);
+	evbuffer_free(ws->in);
+	event_free(ws->flush_ev); /* a flush still pending in this pass goes too */
+	evbuffer_free(ws->out);
+	free(ws);
+	c->xprt_state = NULL;
+}
+
+static struct evbuffer *ws_output(struct conn *c)
+{
+	struct ws *ws = c->xprt_state;
+	return ws->out;
+}
+
+/* What the socket has not taken, and what is not framed yet. */
+static size_t ws_pending(const struct conn *c)
+{
+	const struct ws *ws = c->xprt_state;
+	return xprt_stream.pending(c) + evbuffer_get_length(ws->out);
+}
+
+/* Socket bytes not decoded yet, or decoded bytes the adapter left. */
+static bool ws_unread(const struct conn *c)
+{
+	const struct ws *ws = c->xprt_state;
+	return xprt_stream.unread(c) || evbuffer_get_length(ws->in) > 0;
+}
+
+/* On the TCP or TLS bufferevent: the stream transport's socket side, with
+ * messages framed on it. */
+static const struct xprt_ops xprt_ws = {
+	.output = ws_output,
+	.pending = ws_pending,
+	.read = ws_read,
+	.unread = ws_unread,
+	.unfinished = ws_unfinished,
+	.flush = ws_flush,
+	.close_done = ws_close_done,
+	.free = ws_free,
+	.close_handshake = true,
+};
+
+int ws_attach(struct conn *c, const struct ws_options *o)
+{
+	struct ws *ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return -1;
+	ws->c = c;
+	ws->opts = *o;
+	ws->in = evbuffer_new();
+	ws->out = evbuffer_new();
+	ws->flush_ev = event_new(c->b->base, -1, 0, flush_cb, c);
+	if (!ws->in || !ws->out || !ws->flush_ev || !evbuffer_add_cb(ws->out, out_cb, ws)) {
+		if (ws->in)
+			evbuffer_free(ws->in);
+		if (ws->out)
+			evbuffer_free(ws->out);
+		if (ws->flush_ev)
+			event_free(ws->flush_ev);
+		free(ws);
+		return -1;
+	}
+	c->xprt = &xprt_ws;
+	c->xprt_state = ws;
+	return 0;
 }
