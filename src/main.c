@@ -13,6 +13,8 @@
 
 static void usage(FILE *f)
 {
+	char schemes[256];
+	listener_schemes_text(schemes, sizeof(schemes));
 	fprintf(f,
 		"Usage: wharfd [-c FILE] [--data-dir DIR] [--listen URL]... [--log-level LEVEL]\n"
 		"              [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
@@ -20,9 +22,10 @@ static void usage(FILE *f)
 		"\n"
 		"  -c, --config FILE   read FILE (see conf/wharf.conf and docs/configuration.md)\n"
 		"  --data-dir DIR      keep the broker's data in DIR (default: ./data)\n"
-		"  --listen URL        listen on URL: stomp://, stomps://, mqtt://, mqtts://\n"
-		"                      HOST:PORT; port 0 picks a free port. Repeatable;\n"
-		"                      replaces the file's listeners.\n"
+		"  --listen URL        listen on SCHEME://HOST:PORT, SCHEME one of\n"
+		"                      %s;\n"
+		"                      port 0 picks a free port. Repeatable; replaces the\n"
+		"                      file's listeners.\n"
 		"  --tls-cert FILE     certificate chain (PEM) for TLS listeners\n"
 		"  --tls-key FILE      private key (PEM) for TLS listeners\n"
 		"  --tls-ca FILE       CA bundle (PEM) to verify client certificates\n"
@@ -30,7 +33,8 @@ static void usage(FILE *f)
 		"  --check-config      validate the configuration and exit\n"
 		"  --version           print the version and exit\n"
 		"\n"
-		"Each bound listener is logged as: listening SCHEME HOST:PORT\n");
+		"Each bound listener is logged as: listening SCHEME HOST:PORT\n",
+		schemes);
 }
 
 enum { OPT_DATA_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_VERSION, OPT_LOG_LEVEL, OPT_TLS_CERT,

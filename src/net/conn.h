@@ -1,6 +1,6 @@
 /* A client connection as protocol adapters see it: bytes in, bytes out, a
  * principal and a deferred close. Adapters never touch the socket or the
- * transport under it (TCP now; TLS and WebSocket later). */
+ * transport under it (TCP, TLS or WebSocket: net/xprt.h). */
 #ifndef WHARF_NET_CONN_H
 #define WHARF_NET_CONN_H
 

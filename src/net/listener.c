@@ -147,6 +147,13 @@ static int resolve(const struct listen_url *u, struct sockaddr_storage *ss, sock
 	return 0;
 }
 
+void listener_schemes_text(char *buf, size_t len)
+{
+	char schemes[192];
+	protocol_schemes_text(schemes, sizeof(schemes));
+	snprintf(buf, len, "%s, ws, wss", schemes);
+}
+
 int listener_url_check(const char *url, const char **why)
 {
 	struct listen_url u;
@@ -157,9 +164,9 @@ int listener_url_check(const char *url, const char **why)
 		/* *why is static: the text is made here, on the one thread
 		 * that reads configs and opens listeners. */
 		static char text[256];
-		char schemes[192];
-		protocol_schemes_text(schemes, sizeof(schemes));
-		snprintf(text, sizeof(text), "unsupported scheme (supported: %s, ws, wss)", schemes);
+		char schemes[200];
+		listener_schemes_text(schemes, sizeof(schemes));
+		snprintf(text, sizeof(text), "unsupported scheme (supported: %s)", schemes);
 		*why = text;
 		return -1;
 	}

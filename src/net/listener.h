@@ -2,6 +2,8 @@
 #ifndef WHARF_NET_LISTENER_H
 #define WHARF_NET_LISTENER_H
 
+#include <stddef.h>
+
 struct broker;
 struct listener;
 struct proto_ops;
@@ -9,6 +11,9 @@ struct proto_ops;
 /* 0 if `url` is well formed and names a protocol we serve; else -1 and a
  * reason in *why (static). */
 int listener_url_check(const char *url, const char **why);
+/* Every scheme a listener URL may have, ", "-separated into buf (cut at
+ * len): the protocols' own and the WebSocket ones. */
+void listener_schemes_text(char *buf, size_t len);
 
 struct listener_config;
 

@@ -70,6 +70,8 @@ class WharfdCli(unittest.TestCase):
         self.assertIn("Usage", out)
         self.assertIn("--listen", out)
         self.assertIn("--check-config", out)
+        for scheme in ("stomp", "stomps", "mqtt", "mqtts", "amqp", "amqps", "ws", "wss"):
+            self.assertRegex(out, r"\b%s\b" % scheme, "--help names every listener scheme")
         rc, out, err = self.run_wharfd("-h")
         self.assertEqual(rc, 0, err)
 
