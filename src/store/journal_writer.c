@@ -427,10 +427,28 @@ static void remove_first(struct journal *j)
 	j->nsegs--;
 }
 
+/* Caller holds mu (released around each unlink). Stand-ins that are the
+ * oldest entries, with a segment after them, say nothing any more. */
+static void drop_leading_stubs(struct journal *j)
+{
+	char stub[96];
+	while (j->nsegs > 1 && (j->segs[0].flags & JSEG_STUB)) {
+		jstub_name(stub, sizeof(stub), j->segs[0].first, j->segs[0].next);
+		remove_first(j);
+		pthread_mutex_unlock(&j->mu);
+		unlinkat(j->dirfd, stub, 0);
+		pthread_mutex_lock(&j->mu);
+	}
+}
+
 static void do_releases(struct journal *j, struct wres *res)
 {
 	char name[96], stub[96];
 	pthread_mutex_lock(&j->mu);
+	/* The stand-in drop_dead_last left goes once a segment after it holds
+	 * a record: that one carries the numbers on. */
+	if (j->nsegs > 1 && j->written_next > j->segs[1].first)
+		drop_leading_stubs(j);
 	long i;
 	while ((i = jrelease_candidate(j)) >= 0) {
 		struct jseg s = j->segs[i];
@@ -470,14 +488,7 @@ static void do_releases(struct journal *j, struct wres *res)
 		j->st.released++;
 		if (i == 0) {
 			remove_first(j);
-			/* Stand-ins that are now the oldest say nothing any more. */
-			while (j->nsegs > 1 && (j->segs[0].flags & JSEG_STUB)) {
-				jstub_name(stub, sizeof(stub), j->segs[0].first, j->segs[0].next);
-				remove_first(j);
-				pthread_mutex_unlock(&j->mu);
-				unlinkat(j->dirfd, stub, 0);
-				pthread_mutex_lock(&j->mu);
-			}
+			drop_leading_stubs(j);
 		} else {
 			j->segs[i].flags |= JSEG_STUB;
 			j->segs[i].next = next;
@@ -491,10 +502,13 @@ static void do_releases(struct journal *j, struct wres *res)
  * is freed once drained. The next record starts a new segment. Only when
  * it matters (a full disk, a segment from before the restart, or half a
  * segment's worth), so that a queue in steady state does not pay a new
- * segment for every time it empties. */
+ * segment for every time it empties. It leaves an empty stand-in
+ * FIRST-NEXT.released, so that record numbers go on from NEXT after a
+ * restart with no segment (replay keeps it; it goes once the next segment
+ * holds a record). */
 static void drop_dead_last(struct journal *j, struct wres *res)
 {
-	char name[64];
+	char name[64], stub[96];
 	pthread_mutex_lock(&j->mu);
 	bool drop = j->nsegs == 1 && !(j->segs[0].flags & (JSEG_STUB | JSEG_RELEASE)) &&
 		    j->written_next <= j->dead_below &&
@@ -507,15 +521,23 @@ static void drop_dead_last(struct journal *j, struct wres *res)
 		close(j->fd);
 		j->fd = -1;
 	}
+	/* A stand-in's name needs NEXT > FIRST: a segment holding no record
+	 * says one number more, which is never reused either. */
+	uint64_t next = j->written_next > first ? j->written_next : first + 1;
 	jseg_name(name, sizeof(name), first);
-	if (unlinkat(j->dirfd, name, 0) < 0 && errno != ENOENT) {
+	jstub_name(stub, sizeof(stub), first, next);
+	if (renameat(j->dirfd, name, j->dirfd, stub) < 0 && errno != ENOENT) {
 		post(j, LOG_ERROR, errno, "journal: cannot delete released segment %s", name);
 		return;
 	}
+	/* Emptied; made if the segment was gone already. */
+	int fd = openat(j->dirfd, stub, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		close(fd);
 	jfsync(j->dirfd);
 	res->fsyncs++;
 	pthread_mutex_lock(&j->mu);
-	j->nsegs = 0;
+	j->segs[0] = (struct jseg){ .first = first, .next = next, .flags = JSEG_STUB };
 	j->st.segments--;
 	j->st.released++;
 	pthread_mutex_unlock(&j->mu);
