@@ -444,16 +444,15 @@ int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid, struct router_con
 	return 0;
 }
 
-bool mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid)
+int mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid, struct router_confirm *c)
 {
 	for (uint32_t i = 0; i < cl->nqos2_in; i++) {
 		if (cl->qos2_in[i] == pid) {
 			cl->qos2_in[i] = cl->qos2_in[--cl->nqos2_in];
-			mqtt_session_save_qos2(cl, NULL);
-			return true;
+			return mqtt_session_save_qos2(cl, c) < 0 ? -1 : 1;
 		}
 	}
-	return false;
+	return 0;
 }
 
 /* ---- subscriptions ------------------------------------------------------- */

@@ -130,8 +130,9 @@ bool mqtt_client_durable(const struct mqtt_client *cl);
 void mqtt_session_save(struct mqtt_client *cl);
 /* Writes the ids of incoming QoS 2 messages awaiting PUBREL, on their own:
  * they change with every such PUBLISH and PUBREL. `c` (may be NULL): the
- * confirmation (the PUBREC) that is to wait for the record too. */
-void mqtt_session_save_qos2(struct mqtt_client *cl, struct router_confirm *c);
+ * confirmation (the PUBREC, the PUBCOMP) that is to wait for the record
+ * too. 0, or -1 when the record cannot be written (c does not wait). */
+int mqtt_session_save_qos2(struct mqtt_client *cl, struct router_confirm *c);
 void mqtt_session_forget(struct mqtt_client *cl);
 /* Recreates the stored sessions, without connections. */
 void mqtt_sessions_restore(struct mqtt_broker *mb);
@@ -168,10 +169,13 @@ enum mqtt_ack_result mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bo
 enum mqtt_ack_result mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid);
 
 /* Incoming QoS 2: whether pid is awaiting PUBREL; record it (its PUBREC's
- * confirmation c, may be NULL, waits for the store's record); forget it. */
+ * confirmation c, may be NULL, waits for the store's record); forget it
+ * (its PUBCOMP's confirmation c, may be NULL, waits for the record that
+ * removes it). qos2_del: 1 when pid was there, 0 when not, -1 when it was
+ * forgotten but the store cannot record that (c does not wait). */
 bool mqtt_client_qos2_has(const struct mqtt_client *cl, uint16_t pid);
 int mqtt_client_qos2_add(struct mqtt_client *cl, uint16_t pid, struct router_confirm *c);
-bool mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid);
+int mqtt_client_qos2_del(struct mqtt_client *cl, uint16_t pid, struct router_confirm *c);
 
 /* session.c, for client.c */
 int mqtt_conn_send_publish(struct mqtt_conn *mc, struct msub *sub, struct message *m,

@@ -13,7 +13,8 @@
  * "mqtt/qos2/CLIENT-ID": the u16 packet ids of incoming QoS 2 messages
  * awaiting PUBREL (a resend of one is acknowledged, not routed again),
  * written before the PUBLISH's own message; the PUBREC waits for both
- * records. Not kept: QoS 1/2 deliveries in
+ * records, and the PUBCOMP for the record that removes the id (once it
+ * goes, a new PUBLISH may reuse the id). Not kept: QoS 1/2 deliveries in
  * flight to the client (their messages are still in the queue and go
  * again, with new packet ids). */
 #include "config.h"
@@ -87,23 +88,25 @@ static int encode_qos2(struct buf *b, const struct mqtt_client *cl)
 }
 
 /* Puts the key under `prefix` with what encode makes of cl; deletes it
- * when that is nothing and `drop_empty`. */
-static void save(struct mqtt_client *cl, const char *prefix,
-		 int (*encode_fn)(struct buf *, const struct mqtt_client *), bool drop_empty,
-		 struct router_confirm *c)
+ * when that is nothing and `drop_empty`. c (may be NULL) waits for the
+ * record. 0, or -1 when it cannot be written (logged). */
+static int save(struct mqtt_client *cl, const char *prefix,
+		int (*encode_fn)(struct buf *, const struct mqtt_client *), bool drop_empty,
+		struct router_confirm *c)
 {
 	if (!mqtt_client_durable(cl))
-		return;
+		return 0;
 	struct store *st = cl->mb->b->store;
 	struct buf b = BUF_INIT;
 	char *key = session_key(prefix, cl->id);
 	int rc = !key || encode_fn(&b, cl) < 0 ? -1
-		 : drop_empty && !b.len        ? store_del(st, key)
+		 : drop_empty && !b.len        ? store_del_confirmed(st, key, c)
 					       : store_put_confirmed(st, key, b.data, b.len, c);
 	if (rc < 0)
 		log_warn("mqtt client %s: cannot keep the session in the store", cl->id);
 	free(key);
 	buf_free(&b);
+	return rc;
 }
 
 void mqtt_session_save(struct mqtt_client *cl)
@@ -111,9 +114,9 @@ void mqtt_session_save(struct mqtt_client *cl)
 	save(cl, KEY_PREFIX, encode, false, NULL);
 }
 
-void mqtt_session_save_qos2(struct mqtt_client *cl, struct router_confirm *c)
+int mqtt_session_save_qos2(struct mqtt_client *cl, struct router_confirm *c)
 {
-	save(cl, QOS2_PREFIX, encode_qos2, true, c);
+	return save(cl, QOS2_PREFIX, encode_qos2, true, c);
 }
 
 void mqtt_session_forget(struct mqtt_client *cl)

@@ -462,20 +462,41 @@ static uint8_t router_reason(enum router_err err)
 	return MQTT_RC_UNSPECIFIED;
 }
 
-/* A confirmation's tag: what the acknowledgement needs. */
+/* A confirmation's tag: what the acknowledgement needs. The qos of a
+ * PUBLISH's (1, 2), or TAG_PUBCOMP for a PUBREL's. */
 #define TAG(qos, pid, reason) ((uint64_t)(qos) << 16 | (pid) | (uint64_t)(reason) << 24)
+#define TAG_PUBCOMP 3
 #define TAG_PID(t) ((uint16_t)(t))
 #define TAG_QOS(t) ((uint8_t)((t) >> 16))
 #define TAG_REASON(t) ((uint8_t)((t) >> 24))
 
+/* The PUBCOMP of a PUBREL, once the removal of its id is on disk. */
+static void release_pubcomp(struct mqtt_conn *mc, uint16_t pid, uint8_t reason, enum router_err err)
+{
+	if (err != ROUTER_OK) {
+		/* The id may still be on disk, so it is not free: it waits for
+		 * a PUBREL again, which the client sends again once it is back
+		 * (PUBCOMP has no reason code for this). */
+		if (reason == MQTT_RC_SUCCESS && !mqtt_client_qos2_has(mc->cl, pid))
+			mqtt_client_qos2_add(mc->cl, pid, NULL);
+		disconnect(mc, MQTT_RC_UNSPECIFIED, "the store could not record the PUBREL");
+		return;
+	}
+	mqtt_conn_send_ack(mc, MQTT_PUBCOMP, pid, reason);
+}
+
 /* PUBACK or PUBREC, in the order the publishes came, each once the store
- * has the message (or refused it). */
+ * has the message (or refused it); PUBCOMP among them (see on_pubrel). */
 static void release_confirm(void *ctx, struct confirm *e)
 {
 	struct mqtt_conn *mc = ctx;
 	if (mc->state == MC_DONE)
 		return;
 	uint16_t pid = TAG_PID(e->tag);
+	if (TAG_QOS(e->tag) == TAG_PUBCOMP) {
+		release_pubcomp(mc, pid, TAG_REASON(e->tag), e->err);
+		return;
+	}
 	uint8_t reason = TAG_REASON(e->tag) ? TAG_REASON(e->tag) : router_reason(e->err);
 	if (reason != MQTT_RC_SUCCESS)
 		log_debug("mqtt %s: publish (id %u) refused (0x%02x)", conn_peer(mc->c), pid, reason);
@@ -490,7 +511,7 @@ static void release_confirm(void *ctx, struct confirm *e)
 		return;
 	}
 	if (reason != MQTT_RC_SUCCESS)
-		mqtt_client_qos2_del(mc->cl, pid); /* the flow ends here */
+		mqtt_client_qos2_del(mc->cl, pid, NULL); /* the flow ends here */
 	ack_publish(mc, MQTT_PUBREC, pid, reason, e->blocked);
 }
 
@@ -549,6 +570,30 @@ oom:
 	if (e)
 		confirmq_ready(&mc->confirms, e, ROUTER_ENOMEM);
 	disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+}
+
+/* PUBREL: the id is free for a new PUBLISH once the PUBCOMP is out, so the
+ * PUBCOMP waits until the id's removal is on disk (after a crash before
+ * that, the id would come back and a new PUBLISH reusing it would be taken
+ * for a resend: acknowledged, not routed), and goes in turn with the
+ * PUBACKs and PUBRECs before it. */
+static void on_pubrel(struct mqtt_conn *mc, uint16_t pid)
+{
+	struct confirm *e = confirmq_push(&mc->confirms);
+	if (!e) {
+		disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+		return;
+	}
+	int found = mqtt_client_qos2_del(mc->cl, pid, &e->rc);
+	e->tag = TAG(TAG_PUBCOMP, pid, found ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND);
+	if (found < 0)
+		confirmq_ready(&mc->confirms, e, ROUTER_ESTORE);
+	else if (!found && mqtt_client_durable(mc->cl))
+		/* A PUBREL sent again: the removal it asked for last time may
+		 * still be on its way to disk. */
+		confirmq_sync(&mc->confirms, e);
+	else
+		confirmq_await(&mc->confirms, e);
 }
 
 /* ---- SUBSCRIBE, UNSUBSCRIBE ---------------------------------------------- */
@@ -665,10 +710,7 @@ static void on_packet(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		}
 		break;
 	case MQTT_PUBREL:
-		mqtt_conn_send_ack(mc, MQTT_PUBCOMP, p->packet_id,
-				   mqtt_client_qos2_del(mc->cl, p->packet_id)
-					   ? MQTT_RC_SUCCESS
-					   : MQTT_RC_PACKET_ID_NOT_FOUND);
+		on_pubrel(mc, p->packet_id);
 		break;
 	case MQTT_PUBCOMP:
 		if (mqtt_client_pubcomp(mc->cl, p->packet_id) == MQTT_ACK_MISMATCH)

@@ -90,6 +90,13 @@ void confirmq_sync(struct confirm_queue *q, struct confirm *e)
 		confirmq_ready(q, e, err);
 }
 
+void confirmq_await(struct confirm_queue *q, struct confirm *e)
+{
+	e->rc.done = stored;
+	if (!e->rc.pending)
+		confirmq_ready(q, e, ROUTER_OK);
+}
+
 void confirmq_clear(struct confirm_queue *q)
 {
 	struct confirm *e;

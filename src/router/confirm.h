@@ -53,6 +53,11 @@ enum router_err confirmq_publish(struct confirm_queue *q, struct confirm *e, enu
 /* Entry e becomes ready once what the store holds so far is on disk
  * (router_sync): for receipts of acknowledgements. */
 void confirmq_sync(struct confirm_queue *q, struct confirm *e);
+/* Entry e becomes ready once the store records e->rc was joined to
+ * (store_put_confirmed, store_del_confirmed) are on disk, with ROUTER_OK,
+ * or ROUTER_ESTORE if one could not be written; at once, with ROUTER_OK,
+ * when it was joined to none. */
+void confirmq_await(struct confirm_queue *q, struct confirm *e);
 /* Marks e ready with outcome err and releases what can go. */
 void confirmq_ready(struct confirm_queue *q, struct confirm *e, enum router_err err);
 static inline bool confirmq_empty(const struct confirm_queue *q) { return q->n == 0; }

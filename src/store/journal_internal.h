@@ -1,11 +1,12 @@
-/* Shared by journal.c (API, writer thread) and journal_replay.c (open-time
- * scan). Not for other modules. */
+/* Shared by journal.c (the loop-side API), journal_writer.c (the writer
+ * thread) and journal_replay.c (open-time scan). Not for other modules. */
 #ifndef WHARF_STORE_JOURNAL_INTERNAL_H
 #define WHARF_STORE_JOURNAL_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -117,11 +118,38 @@ struct journal {
 	bool synced_once;
 };
 
+/* Disk space held back in journal/reserve and given up when the disk is
+ * full, so that acknowledgements (which free space) can still be written
+ * while durable publishes are refused. */
+#define JRESERVE_SIZE (256u << 10)
+
+/* The size of record i of batch b, its header included. Either thread,
+ * whichever owns b. */
+static inline size_t jbatch_rec_size(const struct jbatch *b, size_t i)
+{
+	size_t end = i + 1 < b->n ? b->ents[i + 1].off : b->len;
+	return end - b->ents[i].off;
+}
+
+/* journal_writer.c: the writer thread's body (pthread_create's start
+ * routine; arg is the journal), started by journal_open. */
+void *jwriter_main(void *arg);
+/* journal_writer.c: claims the reserve if the disk has room for it and as
+ * much again. The writer thread, or journal_open before it starts. */
+bool jreserve_take(struct journal *j);
+/* journal_writer.c: caller holds mu (either thread). The index of a
+ * released segment that may go now (never the last entry: it is, or is
+ * about to be followed by, the active one), or -1. */
+long jrelease_candidate(struct journal *j);
+
 /* journal_replay.c: lists and replays the segments of j->dirfd, fills
  * j->segs, j->next_seq and the replay stats. 0, or -1 with err set. */
 int journal_replay(struct journal *j, const struct journal_options *o, journal_replay_fn fn, void *arg,
 		   char *err, size_t errlen);
 
+/* journal.c, small helpers for any thread: segment and stand-in file
+ * names; room for `extra` more entries in j->segs (the caller holds mu, or
+ * the writer is not running yet; 0 or -1); fsync retried on EINTR. */
 void jseg_name(char *out, size_t n, uint64_t first);
 void jstub_name(char *out, size_t n, uint64_t first, uint64_t next);
 int jsegs_reserve(struct journal *j, size_t extra);

@@ -621,6 +621,28 @@ static int list_segments(struct rctx *c, struct dent **out, size_t *nout)
 	return 0;
 }
 
+/* Nothing is left on disk to say which numbers were used (a leading
+ * stand-in was dropped, and the only segment after it was empty and
+ * removed): leave a stand-in for the last one, so that numbers go on after
+ * it on every restart, never from 1 again. */
+static void keep_numbers(struct rctx *c)
+{
+	struct journal *j = c->j;
+	char name[96];
+	jstub_name(name, sizeof(name), c->max_seq, c->max_seq + 1);
+	int fd = openat(j->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_warn("journal: cannot create %s/journal/%s: %s; record numbers may start again "
+			 "from 1 after the next restart",
+			 j->root, name, strerror(errno));
+		return;
+	}
+	close(fd);
+	jfsync(j->dirfd);
+	j->segs[j->nsegs++] = (struct jseg){ .first = c->max_seq, .next = c->max_seq + 1,
+					     .flags = JSEG_STUB };
+}
+
 int journal_replay(struct journal *j, const struct journal_options *o, journal_replay_fn fn, void *arg,
 		   char *err, size_t errlen)
 {
@@ -635,12 +657,15 @@ int journal_replay(struct journal *j, const struct journal_options *o, journal_r
 		return -1;
 
 	/* Drop stand-ins that a segment of the same number overrides, and
-	 * those with nothing older left: they explain no hole. */
+	 * those with nothing older left: they explain no hole. Keep the last
+	 * entry though, a stand-in when no segment is left: its numbers say
+	 * where the next record's number goes on. */
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
 		bool dup_stub = v[i].stub && m && v[m - 1].first == v[i].first;
-		bool leading = v[i].stub && m == 0;
+		bool leading = v[i].stub && m == 0 && i + 1 < n;
 		if (dup_stub || leading) {
+			seen(&c, v[i].next - 1); /* numbers used all the same */
 			jstub_name(name, sizeof(name), v[i].first, v[i].next);
 			unlinkat(j->dirfd, name, 0);
 			continue;
@@ -694,6 +719,8 @@ int journal_replay(struct journal *j, const struct journal_options *o, journal_r
 		}
 		jseg_name(prev, sizeof(prev), v[i].first);
 	}
+	if (!j->nsegs && c.max_seq)
+		keep_numbers(&c);
 	j->next_seq = c.max_seq + 1;
 	j->st.replayed = c.records;
 	j->st.replayed_bytes = c.done_bytes;

@@ -680,15 +680,30 @@ int store_put(struct store *s, const char *key, const void *val, size_t len)
 	return store_put_confirmed(s, key, val, len, NULL);
 }
 
-int store_del(struct store *s, const char *key)
+int store_del_confirmed(struct store *s, const char *key, struct router_confirm *c)
 {
 	if (!map_get(s->kv, key))
 		return 0;
-	if (encode_kv(&s->scratch, key, NULL, 0) < 0 ||
-	    journal_append(s->j, STORE_REC_DEL, s->scratch.data, s->scratch.len, plain_done, s, NULL) < 0)
+	struct ticket *t = NULL;
+	if (c && !(t = ticket_of(s, c)))
+		return -1;
+	int rc = encode_kv(&s->scratch, key, NULL, 0);
+	if (rc == 0)
+		rc = t ? journal_append(s->j, STORE_REC_DEL, s->scratch.data, s->scratch.len,
+					ticket_done, t, NULL)
+		       : journal_append(s->j, STORE_REC_DEL, s->scratch.data, s->scratch.len,
+					plain_done, s, NULL);
+	if (t)
+		ticket_joined(c, t, rc == 0);
+	if (rc < 0)
 		return -1;
 	kv_drop(s, key);
 	return 0;
+}
+
+int store_del(struct store *s, const char *key)
+{
+	return store_del_confirmed(s, key, NULL);
 }
 
 const void *store_get(const struct store *s, const char *key, size_t *len)

@@ -92,8 +92,13 @@ int store_put(struct store *s, const char *key, const void *val, size_t len);
  * returns -1, c does not wait for this record. */
 int store_put_confirmed(struct store *s, const char *key, const void *val, size_t len,
 			struct router_confirm *c);
-/* Forgets key (nothing if it is not there). 0 or -1. */
+/* Forgets key (nothing if it is not there). 0 or -1. Durable once the
+ * journal has written it; until then a crash brings the value back. */
 int store_del(struct store *s, const char *key);
+/* store_del, and c is confirmed once the removal is on disk, together with
+ * whatever else c waits for (as store_put_confirmed). When the key is not
+ * there, or this returns -1, c does not wait for this removal. */
+int store_del_confirmed(struct store *s, const char *key, struct router_confirm *c);
 /* The value under key, valid until the key changes; NULL if none. */
 const void *store_get(const struct store *s, const char *key, size_t *len);
 /* Calls fn for each key starting with `prefix`, oldest record first. fn

@@ -16,7 +16,7 @@ from proton import Message
 from proton.reactor import DurableSubscription
 
 from amqptest import Client
-from mqtttest import PUBCOMP, PUBREC, PUBREL, Paho, RawMqtt, ack_packet
+from mqtttest import PUBCOMP, PUBREC, PUBREL, Paho, RawMqtt, ack_packet, publish_packet
 from stomptest import TIMEOUT, new_receipt, stomp_close, stomp_connect
 from wharftest import Broker, main, wait_until
 
@@ -418,6 +418,36 @@ class MqttSessionTest(StoreTestCase):
         raw.close()
         got, _, _ = drain(b2.stomp_port, "/queue/readings")
         self.assertEqual(got, ["once"])
+        self.stop(b2)
+
+    def test_qos2_id_reused_after_pubcomp_and_a_crash_is_routed(self):
+        """PUBCOMP frees the packet id for a new message, so it comes only
+        once the id's removal is on disk: kill -9 the moment it arrives, and
+        after the restart a new PUBLISH with the same id is routed, not taken
+        for a resend. An 8 MiB message just before the PUBREL keeps the
+        journal writer busy, so that an early PUBCOMP would win the race."""
+        config = ("[mqtt]\nmax_packet_size = 16MiB\n"
+                  "[topic meters.>]\nbind = readings\n[topic bulk.>]\nbind = bulk\n")
+        b = self.start(("stomp", "mqtt"), config)
+        raw = RawMqtt(b.ports["mqtt"], level=4)
+        raw.connect("meter-7", clean=False)
+        raw.publish("meters/7", b"first", qos=2, pid=7)
+        raw.expect(PUBREC, lambda p: p.pid == 7)
+        raw.send(publish_packet("bulk/x", bytes(8 << 20), qos=1, pid=8, level=4) +
+                 ack_packet(PUBREL, 7, level=4))
+        raw.expect(PUBCOMP, lambda p: p.pid == 7)
+        b.kill9()
+        raw.close()
+        b2 = self.start(("stomp", "mqtt"), config)
+        raw = RawMqtt(b2.ports["mqtt"], level=4)
+        self.assertTrue(raw.connect("meter-7", clean=False).session_present)
+        raw.publish("meters/7", b"second", qos=2, pid=7)
+        raw.expect(PUBREC, lambda p: p.pid == 7)
+        raw.send(ack_packet(PUBREL, 7, level=4))
+        raw.expect(PUBCOMP, lambda p: p.pid == 7)
+        raw.close()
+        got, _, _ = drain(b2.stomp_port, "/queue/readings")
+        self.assertEqual(got, ["first", "second"])
         self.stop(b2)
 
     def test_mqtt311_persistent_session_survives_kill9(self):

@@ -1155,6 +1155,78 @@ static void test_rollover_release(void)
 	free(dir);
 }
 
+/* The only segment, drained and deleted, leaves its numbers behind: after
+ * a restart with no segment the next record still gets the next number
+ * (replication ships records by number), and once a new segment carries
+ * them, the stand-in that kept them goes. */
+static void test_numbers_outlive_the_last_segment(void)
+{
+	char *dir = new_dir();
+	struct event_base *b = new_base();
+	struct journal_options o = opts(dir);
+	char jd[600];
+	snprintf(jd, sizeof(jd), "%s/journal", dir);
+	struct journal *j = open_j(b, &o, NULL);
+	struct done_log l = { 0 };
+	appendk(j, &l, 3, 5);
+	run_until(b, &l.calls, 5, 10000);
+	journal_close(j);
+	/* Reopened, the segment is from before the restart: drained, it goes
+	 * (at the writer's next pass: here, the last one, at close). */
+	j = open_j(b, &o, NULL);
+	journal_release_before(j, 6);
+	journal_close(j);
+	uint64_t segs[4];
+	ok(list_segs(dir, segs, 4) == 0, "the only segment, drained, is deleted");
+	struct journal_stats st;
+	for (int round = 1; round <= 2; round++) {
+		j = open_j(b, &o, NULL);
+		journal_stats(j, &st);
+		ok(j && st.last_seq == 5, "reopen %d with no segment: the numbers go on after 5 (last %llu)",
+		   round, (unsigned long long)st.last_seq);
+		if (round == 1)
+			journal_close(j);
+	}
+	memset(&l, 0, sizeof(l));
+	uint64_t seq = 0;
+	append1(j, &l, 3, &seq);
+	run_until(b, &l.calls, 1, 10000);
+	ok(seq == 6 && l.ok == 1, "the next record is 6 (%llu)", (unsigned long long)seq);
+	journal_stats(j, &st);
+	ok(st.segments == 1 && count_files(jd, ".released") == 0,
+	   "its segment carries the numbers now: the stand-in is gone");
+	journal_close(j);
+	struct replayed r = { .mode = 3 };
+	j = open_j(b, &o, &r);
+	journal_stats(j, &st);
+	ok(j && r.n == 1 && r.first == 6 && r.bad == 0 && st.last_seq == 6 && st.quarantined == 0,
+	   "reopened: record 6 replays, nothing reported missing");
+	journal_close(j);
+	rm_rf(dir);
+	free(dir);
+
+	/* A crash after the next segment was made, before a record was in
+	 * it: the empty segment is removed, the numbers stay. */
+	dir = new_dir();
+	snprintf(jd, sizeof(jd), "%s/journal", dir);
+	write_seg(dir, 6, 6, 5, 0, 0, 0);
+	char stub[700];
+	snprintf(stub, sizeof(stub), "%s/%020llu-%020llu.released", jd, 1ull, 6ull);
+	fclose(fopen(stub, "w"));
+	o = opts(dir);
+	for (int round = 1; round <= 2; round++) {
+		j = open_j(b, &o, NULL);
+		journal_stats(j, &st);
+		ok(j && st.last_seq == 5 && st.quarantined == 0 && list_segs(dir, segs, 4) == 0,
+		   "a stand-in and an empty segment, reopen %d: the numbers go on after 5 (last %llu)",
+		   round, (unsigned long long)st.last_seq);
+		journal_close(j);
+	}
+	free_base(b);
+	rm_rf(dir);
+	free(dir);
+}
+
 /* ---- sync modes and progress --------------------------------------------------------- */
 
 static int slow_replay(void *arg, uint64_t seq, uint8_t type, const uint8_t *data, size_t len)
@@ -1561,6 +1633,7 @@ int main(void)
 	if (!getenv("JOURNAL_TEST_VERBOSE"))
 		log_set_level(LOG_ERROR);
 	test_rollover_release();
+	test_numbers_outlive_the_last_segment();
 	test_enospc_tmpfs();
 #ifdef WHARF_JOURNAL_FAULTS
 	test_faults();
