@@ -16,6 +16,21 @@ def harness(a, b, piece=0, timers=False, shutdown=False, option=False):
     return bytes([flags]) + struct.pack('<H', len(a) | (0x8000 if option else 0)) + a + b
 
 
+def rounds(piece, chunks, pad_even, pad_odd=None):
+    """A client's bytes such that each chunk arrives in a round of its own
+    when pieces are `piece` bytes: each is padded with `pad_even` (and once
+    `pad_odd`, of odd length, where needed) to a multiple of piece."""
+    out = b''
+    for c in chunks:
+        left = -len(c) % piece
+        if left % len(pad_even) and pad_odd:
+            c += pad_odd
+            left = -len(c) % piece
+        c += pad_even * (left // len(pad_even))
+        out += c
+    return out
+
+
 # ---- STOMP (stomp.py's framing: command, headers, blank line, body, NUL) ----
 
 def frame(cmd, headers=(), body=b''):
@@ -87,6 +102,28 @@ def stomp_seeds():
         connect() + frame('SUBSCRIBE', [('destination', '/queue/e'), ('id', '1'),
                                         ('activemq.prefetchSize', '1'), ('ack', 'client-individual')]) +
         frame('NACK', [('id', '1-1'), ('requeue', 'false')]), timers=True, shutdown=True)
+    # Round by round: A subscribes, B sends, A acks what came, B sends
+    # inside a transaction, A nacks, both go.
+    P = 63
+    a = rounds(P, [connect() + frame('SUBSCRIBE', [('destination', '/queue/r'), ('id', '1'),
+                                                    ('ack', 'client-individual')]),
+                   b'', frame('ACK', [('id', '1-1'), ('receipt', 'a')]),
+                   frame('NACK', [('id', '1-2')]) + frame('UNSUBSCRIBE', [('id', '1')])], b'\n')
+    b = rounds(P, [connect(), frame('SEND', [('destination', '/queue/r')], b'1') +
+                   frame('SEND', [('destination', '/queue/r')], b'2'),
+                   frame('BEGIN', [('transaction', 't')]) +
+                   frame('SEND', [('destination', '/queue/r'), ('transaction', 't')], b'3') +
+                   frame('COMMIT', [('transaction', 't')])], b'\n')
+    s['rounds-queue'] = harness(a, b, piece=P)
+    a = rounds(P, [connect(client_id='dur') + frame('SUBSCRIBE', [('destination', '/topic/x'), ('id', '1'),
+                                                                  ('activemq.subscriptionName', 'n'),
+                                                                  ('ack', 'client')]),
+                   frame('DISCONNECT', []), b'', connect(client_id='dur') +
+                   frame('SUBSCRIBE', [('destination', '/topic/x'), ('id', '1'), ('activemq.subscriptionName', 'n'),
+                                       ('ack', 'client')]), frame('ACK', [('id', '1-2')])], b'\n')
+    b = rounds(P, [connect(), b'', frame('SEND', [('destination', '/topic/x'), ('persistent', 'true')], b'a') +
+                   frame('SEND', [('destination', '/topic/x')], b'b')], b'\n')
+    s['rounds-durable'] = harness(a, b, piece=P, timers=True)
     return s
 
 
@@ -232,6 +269,25 @@ def mqtt_seeds():
         mconnect(5, 'sub2') + subscribe(2, [('x/#', 0x2e)], 5, b'\x0b\x07'), piece=2)
     s['bad'] = harness(publish('a', b'x') + mconnect(4), mconnect(4, 'b') + mconnect(4, 'b') +
                        subscribe(1, [('a/#/b', 1)]))
+    # Round by round, QoS 2 both ways between two clients, then a
+    # take-over of A's persistent session by B with A's will, and a shared
+    # group whose member leaves with messages in flight.
+    P = 62
+    ping, pad, pad5 = PINGREQ, publish('p', b''), publish('pp', b'', level=5)
+    a = rounds(P, [mconnect(5, 'A', clean=False, v5props=u32prop(0x11, 300),
+                            will=('will/a', b'bye', 1, False), will_props=u32prop(0x18, 0)) +
+                   subscribe(1, [('q/#', 2), ('$share/g/s', 1)], 5), b'',
+                   ack(5, 1, 5, 0) + ack(7, 1, 5, 0) + ack(4, 2, 5, 0), b''], ping, pad5)
+    b = rounds(P, [mconnect(5, 'B', v5props=u16prop(0x21, 2)) + subscribe(3, [('will/#', 1)], 5),
+                   publish('q/1', b'two', 2, 10, level=5) + ack(6, 10, 5, 0) + publish('s', b'sh', 1, 11, level=5),
+                   disconnect(5), mconnect(5, 'A', clean=False, v5props=u32prop(0x11, 300)) +
+                   ack(4, 1, 5, 0)], ping, pad5)
+    s['rounds-qos2-takeover'] = harness(a, b, piece=P, timers=True)
+    a = rounds(P, [mconnect(4, 'm1') + subscribe(1, [('$share/g/t/+', 1)]), b'', b'', disconnect()], ping, pad)
+    b = rounds(P, [mconnect(4, 'm2') + subscribe(1, [('$share/g/t/+', 1)]),
+                   publish('t/1', b'1', 1, 5) + publish('t/2', b'2', 1, 6) + publish('t/3', b'3', 1, 7),
+                   ack(4, 1) + ack(4, 2), b''], ping, pad)
+    s['rounds-shared'] = harness(a, b, piece=P)
     return s
 
 
