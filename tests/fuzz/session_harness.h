@@ -153,11 +153,139 @@ const void *store_get(const struct store *s, const char *key, size_t *len)
 	return v->data;
 }
 
+struct each_key {
+	const char *prefix;
+	char **keys;
+	size_t n;
+};
+
+static void collect_key(const char *key, void *value, void *arg)
+{
+	struct each_key *e = arg;
+	if (!strncmp(key, e->prefix, strlen(e->prefix)))
+		CHECK((e->keys[e->n++] = strdup(key)));
+}
+
+/* fn may delete or put the key it is given: the keys are collected first. */
+void store_each(const struct store *s, const char *prefix,
+		void (*fn)(void *arg, const char *key, const void *val, size_t len), void *arg)
+{
+	struct each_key e = { prefix, calloc(map_count(fuzz_records) + 1, sizeof(char *)), 0 };
+	CHECK(e.keys);
+	map_each(fuzz_records, collect_key, &e);
+	for (size_t i = 0; i < e.n; i++) {
+		struct fuzz_val *v = map_get(fuzz_records, e.keys[i]);
+		if (v)
+			fn(arg, e.keys[i], v->data, v->len);
+		free(e.keys[i]);
+	}
+	free(e.keys);
+}
+
 static void free_record(const char *key, void *value, void *arg) { free(value); }
+
+/* ---- the router's persistence, in memory -------------------------------- */
+
+/* Confirmations wait for the next pass of the loop, as for a journal batch
+ * (never inside the call); past FUZZ_STORE_BUSY waiting, the store is busy
+ * and publishers are slowed until they are done. */
+#define FUZZ_STORE_WAITING 64
+#define FUZZ_STORE_BUSY 4
+
+static struct router *fuzz_router;
+static struct router_confirm *fuzz_waiting[FUZZ_STORE_WAITING];
+static int fuzz_nwaiting;
+static uint64_t fuzz_next_rec;
+static bool fuzz_was_busy;
+static char fuzz_ticket; /* what c->pending points to */
+
+/* c waits for a record: false when too many wait (the write fails). */
+static bool fuzz_wait(struct router_confirm *c)
+{
+	if (!c || c->pending)
+		return true;
+	if (fuzz_nwaiting == FUZZ_STORE_WAITING)
+		return false;
+	c->pending = &fuzz_ticket;
+	fuzz_waiting[fuzz_nwaiting++] = c;
+	return true;
+}
+
+static uint64_t fuzz_put(void *arg, const char *queue, const struct message *m,
+			 struct router_confirm *c)
+{
+	return fuzz_wait(c) ? ++fuzz_next_rec : 0;
+}
+
+static int fuzz_retained(void *arg, const char *topic, const struct message *m,
+			 struct router_confirm *c)
+{
+	return fuzz_wait(c) ? 0 : -1;
+}
+
+static int fuzz_sync(void *arg, struct router_confirm *c)
+{
+	c->pending = NULL;
+	return fuzz_wait(c) ? 0 : -1;
+}
+
+static void fuzz_cancel(void *arg, struct router_confirm *c)
+{
+	for (int i = 0; i < fuzz_nwaiting; i++)
+		if (fuzz_waiting[i] == c) {
+			fuzz_waiting[i] = fuzz_waiting[--fuzz_nwaiting];
+			break;
+		}
+	c->pending = NULL;
+}
+
+static bool fuzz_busy(void *arg)
+{
+	if (fuzz_nwaiting > FUZZ_STORE_BUSY)
+		fuzz_was_busy = true;
+	return fuzz_nwaiting > FUZZ_STORE_BUSY;
+}
+
+static void fuzz_settled(void *arg, uint64_t rec) {}
+static void fuzz_counted(void *arg, uint64_t rec, uint32_t count) {}
+static uint32_t fuzz_count_of(void *arg, uint64_t rec) { return 0; }
+static bool fuzz_alive(void *arg, uint64_t rec) { return true; }
+static int fuzz_bound(void *arg, const char *pattern, const char *queue, bool bind) { return 0; }
+
+static const struct router_persist fuzz_persist = {
+	.put = fuzz_put, .settled = fuzz_settled, .cancel = fuzz_cancel, .bound = fuzz_bound,
+	.retained = fuzz_retained, .sync = fuzz_sync, .counted = fuzz_counted,
+	.count_of = fuzz_count_of, .alive = fuzz_alive, .busy = fuzz_busy,
+};
+
+/* Everything waiting is on disk: confirmed in the order written. */
+static void fuzz_store_flush(void)
+{
+	while (fuzz_nwaiting) {
+		struct router_confirm *c = fuzz_waiting[0];
+		memmove(fuzz_waiting, fuzz_waiting + 1, --fuzz_nwaiting * sizeof(*fuzz_waiting));
+		c->pending = NULL;
+		c->done(c, ROUTER_OK);
+	}
+	if (fuzz_was_busy && fuzz_router) {
+		fuzz_was_busy = false;
+		router_room(fuzz_router);
+	}
+}
+
+int store_put_confirmed(struct store *s, const char *key, const void *val, size_t len,
+			struct router_confirm *c)
+{
+	if (!fuzz_wait(c))
+		return -1;
+	return store_put(s, key, val, len);
+}
 
 /* After the adapter's broker-wide state is gone. */
 static void fuzz_records_clear(void)
 {
+	CHECK(fuzz_nwaiting == 0);
+	fuzz_router = NULL;
 	map_each(fuzz_records, free_record, NULL);
 	map_free(fuzz_records);
 	fuzz_records = NULL;
@@ -249,6 +377,8 @@ static void reap(struct client *k)
 static void pass(struct event_base *base, struct client *k, int n)
 {
 	event_base_loop(base, EVLOOP_NONBLOCK);
+	fuzz_store_flush();
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	for (int i = 0; i < n; i++)
 		reap(&k[i]);
 }
@@ -305,12 +435,22 @@ static void fuzz_once(bool *first)
 	CHECK(fuzz_base && fuzz_cfg);
 }
 
-/* A broker around a new router (bound of a topic subscriber: 8). */
+/* Stands for the store: the records are fuzz_records, the router's
+ * persistence fuzz_persist. Never dereferenced. */
+static struct store *const fuzz_store = (struct store *)&fuzz_ticket;
+
+/* A broker around a new router (bound of a topic subscriber: 8) that keeps
+ * durable messages in the harness's store. */
 static struct broker fuzz_broker(void)
 {
 	struct router_options ro = { .topic_max_pending = 8 };
-	struct broker b = { .base = fuzz_base, .cfg = fuzz_cfg, .router = router_new(&ro) };
+	struct broker b = { .base = fuzz_base, .cfg = fuzz_cfg, .router = router_new(&ro),
+			    .store = fuzz_store };
 	CHECK(b.router);
+	router_set_persist(b.router, &fuzz_persist);
+	fuzz_router = b.router;
+	fuzz_records = map_new();
+	CHECK(fuzz_records);
 	return b;
 }
 
@@ -327,8 +467,6 @@ static void fuzz_run(struct broker *b, const struct proto_ops *proto, const uint
 	fuzz_trace = getenv("FUZZ_SESSION_TRACE");
 	if (fuzz_trace)
 		log_set_level(LOG_DEBUG);
-	fuzz_records = map_new();
-	CHECK(fuzz_records);
 	size_t piece = data[0] & 63 ? data[0] & 63 : size;
 	bool timers = data[0] & 64, shutdown = data[0] & 128;
 	size_t alen = (size_t)data[1] | (size_t)(data[2] & 0x7f) << 8;
@@ -362,6 +500,7 @@ static void fuzz_run(struct broker *b, const struct proto_ops *proto, const uint
 	/* Wills waiting out their delay, session expiry, redelivery. */
 	for (int i = 0; i < 3; i++)
 		fire_timers(b->base);
+	fuzz_store_flush();
 }
 
 #endif
