@@ -267,6 +267,11 @@ def mqtt_seeds():
                 pprops=b'\x01\x01' + b'\x03' + string('application/json') + b'\x08' + string('re/ply') +
                 b'\x09' + string(b'\x01\x02') + b'\x26' + string('k') + string('v')),
         mconnect(5, 'sub2') + subscribe(2, [('x/#', 0x2e)], 5, b'\x0b\x07'), piece=2)
+    s['v5-quota-will-expiry'] = harness(
+        mconnect(5, 'qw', clean=False, v5props=u32prop(0x11, 10), will=('qw/w', b'late', 2, True),
+                 will_props=u32prop(0x18, 20) + u32prop(0x02, 5)) +
+        subscribe(1, [('f/%d' % i, 1) for i in range(9)], 5),
+        mconnect(5, 'obs') + subscribe(1, [('qw/#', 2)], 5), timers=True)
     s['bad'] = harness(publish('a', b'x') + mconnect(4), mconnect(4, 'b') + mconnect(4, 'b') +
                        subscribe(1, [('a/#/b', 1)]))
     # Round by round, QoS 2 both ways between two clients, then a
