@@ -109,6 +109,7 @@ void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 		return;
 	}
 	s->state = ST_CONNECTED;
+	conn_handshake_done(s->c);
 	char text[64];
 	buf_reset(&s->out);
 	stomp_encode_command(&s->out, STOMP_CMD_CONNECTED);
