@@ -19,6 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_once(&first);
 	struct wharf_config *cfg = fuzz_cfg;
 	if (first) {
+		fuzz_handshake_answer = "CONNECTED\n";
 		cfg->stomp.heartbeat_ms = 1000;
 		cfg->max_transactions = 4;
 		cfg->max_transaction_bytes = 4096;
