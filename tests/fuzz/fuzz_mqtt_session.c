@@ -10,8 +10,18 @@
  * AddressSanitizer reports what leaked. */
 #include "config.h"
 
+#include "net/protocol.h"
 #include "protocols/mqtt/session.h"
 #include "tests/fuzz/session_harness.h"
+
+/* The broker's protocol registry is not linked here: the MQTT adapter's
+ * state is the one this target makes. */
+static void *mqtt_state;
+
+void *protocol_state(const struct broker *b, const struct proto_ops *ops)
+{
+	return mqtt_state;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,14 +41,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * that ask for it. */
 	cfg->mqtt.sys_interval_ms = fuzz_option(data) ? 10000 : 0;
 	struct broker b = fuzz_broker();
-	CHECK(mqtt_broker_init(&b) == 0);
+	CHECK(mqtt_broker_init(&b, &mqtt_state) == 0);
 	fuzz_run(&b, &mqtt_proto, data, size);
-	mqtt_broker_free(&b);
+	mqtt_broker_free(mqtt_state);
+	mqtt_state = NULL;
 	event_base_loop(b.base, EVLOOP_NONBLOCK);
 	/* A restart: persistent sessions come back from the records. */
-	CHECK(mqtt_broker_init(&b) == 0);
+	CHECK(mqtt_broker_init(&b, &mqtt_state) == 0);
 	event_base_loop(b.base, EVLOOP_NONBLOCK);
-	mqtt_broker_free(&b);
+	mqtt_broker_free(mqtt_state);
+	mqtt_state = NULL;
 	event_base_loop(b.base, EVLOOP_NONBLOCK);
 	fuzz_store_flush();
 	CHECK(router_stats(b.router)->subscriptions == 0);

@@ -286,6 +286,13 @@ int store_put_confirmed(struct store *s, const char *key, const void *val, size_
 	return store_put(s, key, val, len);
 }
 
+int store_del_confirmed(struct store *s, const char *key, struct router_confirm *c)
+{
+	if (!fuzz_wait(c))
+		return -1;
+	return store_del(s, key);
+}
+
 /* After the adapter's broker-wide state is gone. */
 static void fuzz_records_clear(void)
 {
