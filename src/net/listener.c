@@ -149,9 +149,9 @@ static int resolve(const struct listen_url *u, struct sockaddr_storage *ss, sock
 
 void listener_schemes_text(char *buf, size_t len)
 {
-	char schemes[192];
-	protocol_schemes_text(schemes, sizeof(schemes));
-	snprintf(buf, len, "%s, ws, wss", schemes);
+	protocol_schemes_text(buf, len);
+	size_t n = strlen(buf);
+	snprintf(buf + n, len - n, ", ws, wss");
 }
 
 int listener_url_check(const char *url, const char **why)
