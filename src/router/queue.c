@@ -24,6 +24,7 @@ struct delivery {
 	struct consumer *owner;  /* while out to a consumer */
 	bool retained;           /* a retained message sent on subscribe */
 	uint64_t rec;            /* the store's record of it, 0 if none */
+	size_t cost;             /* msg_cost(msg), counted while it waits in memory */
 };
 TAILQ_HEAD(delivery_list, delivery);
 
@@ -155,7 +156,7 @@ static bool over_shared(const struct queue *q, size_t more)
 /* d was put in its ready list. */
 static void ready_added(struct queue *q, struct delivery *d)
 {
-	size_t cost = msg_cost(d->msg);
+	size_t cost = d->cost;
 	q->nonempty |= 1u << d->prio;
 	q->nready++;
 	q->ready_bytes += d->msg->body_len;
@@ -179,7 +180,7 @@ static void ready_remove(struct queue *q, struct delivery *d)
 		q->nonempty &= ~(1u << d->prio);
 	q->nready--;
 	q->ready_bytes -= d->msg->body_len;
-	size_t cost = msg_cost(d->msg);
+	size_t cost = d->cost;
 	q->ready_mem -= cost;
 	struct mem_account *a = q->acct;
 	if (a) {
@@ -476,8 +477,9 @@ static int64_t expiry_of(const struct queue *q, const struct message *m)
 	return expires;
 }
 
-/* A delivery for m at the tail of its ready list. */
-static int add_ready(struct queue *q, struct message *m, bool retained, uint64_t rec)
+/* A delivery for m, which costs `cost` in memory (msg_cost), at the tail
+ * of its ready list. */
+static int add_ready(struct queue *q, struct message *m, size_t cost, bool retained, uint64_t rec)
 {
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -495,6 +497,7 @@ static int add_ready(struct queue *q, struct message *m, bool retained, uint64_t
 	d->seq = q->next_seq++;
 	d->retained = retained;
 	d->rec = rec;
+	d->cost = cost;
 	d->expires = expiry_of(q, m);
 	d->prio = q->lim.priorities ? (m->priority < NPRIO ? m->priority : NPRIO - 1) : 0;
 	ready_insert_tail(q, d);
@@ -517,7 +520,7 @@ static void page_in(struct queue *q)
 			message_unref(m);
 			continue;
 		}
-		int rc = add_ready(q, m, false, rec);
+		int rc = add_ready(q, m, msg_cost(m), false, rec);
 		message_unref(m);
 		if (rc < 0)
 			return;
@@ -544,7 +547,7 @@ static int enqueue(struct queue *q, struct message *m, bool retained, uint64_t r
 	    q->page_ops->put(q->pager, m, rec) == 0) {
 		q->npaged++;
 		q->paged_bytes += m->body_len;
-	} else if (add_ready(q, m, retained, rec) < 0) {
+	} else if (add_ready(q, m, cost, retained, rec) < 0) {
 		return -1;
 	}
 	q->stats.enqueued++;
