@@ -5,13 +5,11 @@ an expired message goes; each is logged once per drop_log_interval with
 its destination and cause, and counted under $SYS/broker/messages/dropped/
 (and Mosquitto's $SYS/broker/publish/messages/dropped) for any client."""
 import threading
-import time
-import unittest
 
 import paho.mqtt.client as mqtt
 import stomp
 
-from wharftest import BrokerTestCase, main, wait_until
+from wharftest import BrokerTestCase, main
 from mqtttest import RawMqtt, connect_packet, subscribe_packet, SUBACK, CONNACK
 from stomptest import Collector
 

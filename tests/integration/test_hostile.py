@@ -32,6 +32,7 @@ import paho.mqtt.client as mqtt
 import stomp
 
 from wharftest import Broker, main
+from wstest import frame as ws_frame, upgrade_request
 from mqtttest import connect_packet, publish_packet, subscribe_packet
 from stomptest import Collector
 
@@ -108,19 +109,6 @@ def mutate(rng, data):
     return bytes(data)
 
 
-def ws_frame(rng, payload, opcode=2, fin=True):
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack(">H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
-    key = bytes(rng.randrange(256) for _ in range(4))
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
 def ws_wrap(rng, stream):
     """The stream cut into masked binary frames, some fragmented, and now and
     then a frame header that is itself mangled."""
@@ -130,7 +118,7 @@ def ws_wrap(rng, stream):
         n = rng.randrange(1, 300)
         chunk = stream[pos:pos + n]
         pos += n
-        f = ws_frame(rng, chunk, opcode=2 if rng.random() < 0.9 else rng.choice((0, 1, 8, 9, 3)),
+        f = ws_frame(2 if rng.random() < 0.9 else rng.choice((0, 1, 8, 9, 3)), chunk,
                      fin=rng.random() < 0.9)
         if rng.random() < 0.05:
             f = mutate(rng, f)
@@ -186,12 +174,10 @@ class Attacker:
                 s = ctx.wrap_socket(s)
             if over_ws:
                 sub = {"stomp": "v12.stomp", "mqtt": "mqtt", "amqp": "amqp"}[proto]
-                req = ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n" % sub)
+                req = upgrade_request(sub)
                 if rng.random() < 0.1:
-                    req = mutate(rng, req.encode()).decode("latin-1")
-                s.sendall(req.encode("latin-1"))
+                    req = mutate(rng, req)
+                s.sendall(req)
                 data = ws_wrap(rng, data)
             pos = 0
             while pos < len(data):

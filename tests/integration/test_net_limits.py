@@ -15,6 +15,7 @@ from proton import uint
 
 from amqptest import BEGIN, RawAmqp, frame
 from wharftest import Broker, BrokerTestCase, main, wait_until
+from wstest import frame as ws_frame, upgrade_request
 
 TIMEOUT = 20
 CONNECT = b"CONNECT\naccept-version:1.2\nhost:/\n\n\0"
@@ -146,22 +147,8 @@ class MaxConnections(unittest.TestCase):
             self.assertEqual(b.stop(), 0, b.output())
 
 
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 MQTT_CONNECT = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
 AMQP_HEADER = b"AMQP\x00\x01\x00\x00"
-
-
-def ws_upgrade(protocol):
-    return ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Protocol: %s\r\n\r\n" % (KEY, protocol)).encode()
-
-
-def ws_frame(payload, fin=True, opcode=2):
-    """A masked client frame (payloads under 126 bytes)."""
-    key = os.urandom(4)
-    return (bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + key +
-            bytes(b ^ key[i % 4] for i, b in enumerate(payload)))
 
 
 def closed_within(s, seconds, drip=None):
@@ -187,7 +174,7 @@ def closed_within(s, seconds, drip=None):
 
 def ws_connect(port, protocol):
     s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    s.sendall(ws_upgrade(protocol))
+    s.sendall(upgrade_request(protocol))
     buf = b""
     while b"\r\n\r\n" not in buf:
         buf += s.recv(4096)
@@ -220,7 +207,7 @@ class HandshakeTimeout(BrokerTestCase):
         for proto, start, drip in (("stomp", b"CONNECT\naccept-ver", b"x"),
                                    ("mqtt", MQTT_CONNECT[:5], b""),
                                    ("amqp", AMQP_HEADER[:3], b""),
-                                   ("ws", ws_upgrade("mqtt")[:40], b"X")):
+                                   ("ws", upgrade_request("mqtt")[:40], b"X")):
             s = self.conn(proto)
             s.sendall(start)
             self.assert_closed(s, proto, drip or None)
@@ -249,7 +236,7 @@ class HandshakeTimeout(BrokerTestCase):
         self.broker.wait_for_log(r"a amqp frame not finished within frame_timeout \(1000 ms\)")
         # Over WebSocket: a WebSocket frame that never ends.
         w = ws_connect(self.broker.ports["ws"], "mqtt")
-        w.sendall(ws_frame(MQTT_CONNECT))
+        w.sendall(ws_frame(2, MQTT_CONNECT))
         w.settimeout(TIMEOUT)
         self.assertEqual(w.recv(6)[2:3], b"\x20")
         # A 125-byte frame of which only the start comes, then a byte now and then.
@@ -264,7 +251,7 @@ class HandshakeTimeout(BrokerTestCase):
         m.sendall(MQTT_CONNECT)
         self.assertEqual(m.recv(4)[:1], b"\x20")
         w = ws_connect(self.broker.ports["ws"], "mqtt")
-        w.sendall(ws_frame(MQTT_CONNECT))
+        w.sendall(ws_frame(2, MQTT_CONNECT))
         w.settimeout(TIMEOUT)
         self.assertEqual(w.recv(6)[2:3], b"\x20")
         # Idle past both timeouts (whole frames only), then still served.
@@ -275,7 +262,7 @@ class HandshakeTimeout(BrokerTestCase):
         self.assertIn(b"receipt-id:r1", s.recv(4096))
         m.sendall(b"\xc0\x00")  # PINGREQ
         self.assertEqual(m.recv(2), b"\xd0\x00")
-        w.sendall(ws_frame(b"\xc0\x00"))
+        w.sendall(ws_frame(2, b"\xc0\x00"))
         self.assertEqual(w.recv(4)[2:], b"\xd0\x00")
         for c in (s, m, w):
             c.close()

@@ -2,7 +2,6 @@
 """WebSocket transport: MQTT over ws with paho and MQTT.js, STOMP over ws
 with stompjs, AMQP over ws with rhea, wss, and every kind of bad handshake
 and frame, each closed the way RFC 6455 says while other clients carry on."""
-import base64
 import json
 import os
 import shutil
@@ -17,40 +16,10 @@ import paho.mqtt.client as mqtt
 import stomp
 
 from wharftest import Broker, main
+from wstest import frame, upgrade_request
 
 TIMEOUT = 20
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-
-
-def upgrade_request(protocols="mqtt", key=KEY, version="13", extra=""):
-    lines = ["GET /mqtt HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade"]
-    if key is not None:
-        lines.append("Sec-WebSocket-Key: " + key)
-    if version is not None:
-        lines.append("Sec-WebSocket-Version: " + version)
-    if protocols is not None:
-        lines.append("Sec-WebSocket-Protocol: " + protocols)
-    return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
-
-
-def frame(opcode, payload, fin=True, mask=True):
-    """A client frame built by hand (the broker's own code builds none)."""
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(payload)
-    m = 0x80 if mask else 0
-    if n < 126:
-        head += bytes([m | n])
-    elif n < 65536:
-        head += bytes([m | 126]) + struct.pack(">H", n)
-    else:
-        head += bytes([m | 127]) + struct.pack(">Q", n)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
 class RawWs:
     def __init__(self, port, request):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)

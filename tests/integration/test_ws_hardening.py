@@ -11,39 +11,16 @@ import threading
 import time
 import unittest
 
-import paho.mqtt.client as mqtt
 import stomp
 
 from wharftest import Broker, main, wait_until
+from wstest import frame, upgrade_request
 
 TIMEOUT = 20
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-
-
-def upgrade(protocol):
-    return ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Protocol: %s\r\n\r\n" % (KEY, protocol)).encode()
-
-
-def frame(opcode, payload, fin=True):
-    """A masked client frame built by hand."""
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack(">H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
 def ws_open(port, protocol, timeout=TIMEOUT):
     """A socket past the upgrade; the bytes read after the 101 response."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(upgrade(protocol))
+    s.sendall(upgrade_request(protocol))
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = s.recv(4096)
