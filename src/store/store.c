@@ -755,7 +755,7 @@ static int hook_retained(void *arg, const char *topic, const struct message *m,
 	memcpy(key + pl, topic, tl + 1);
 	int rc;
 	if (!m) {
-		rc = store_del(s, key);
+		rc = store_del_confirmed(s, key, c);
 	} else {
 		size_t len = msgcodec_size(m);
 		uint8_t *val = malloc(len);

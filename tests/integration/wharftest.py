@@ -267,8 +267,12 @@ class TapResult(unittest.TestResult):
 
 
 def main():
-    """Runs the calling module's tests and prints TAP."""
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])
+    """Runs the calling module's tests, or those named on the command line
+    (Class or Class.test_name), and prints TAP."""
+    module = sys.modules["__main__"]
+    loader = unittest.defaultTestLoader
+    names = sys.argv[1:]
+    suite = loader.loadTestsFromNames(names, module) if names else loader.loadTestsFromModule(module)
     result = TapResult()
     threading.excepthook = lambda args: None  # client threads dying on a closed socket
     suite.run(result)
