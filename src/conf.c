@@ -12,7 +12,7 @@
 #include "log.h"
 #include "router/address.h"
 
-enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_QUEUE, SEC_TOPIC };
+enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_QUEUE, SEC_TOPIC };
 
 struct parser {
 	struct wharf_config *cfg;
@@ -77,6 +77,11 @@ struct wharf_config *config_new(void)
 	cfg->mqtt.max_queued = 1000;
 	cfg->mqtt.max_subscriptions = 1000;
 	cfg->mqtt.sys_interval_ms = 10000;
+	cfg->ha.tls.client_cert = -1;
+	cfg->ha.sync_timeout_ms = 5000;
+	cfg->ha.timeout_ms = 3000;
+	cfg->ha.standby_listen = true;
+	cfg->ha.lease_ttl_ms = 2000;
 	return cfg;
 }
 
@@ -116,6 +121,16 @@ void config_free(struct wharf_config *cfg)
 		free(d);
 	}
 	tls_config_free(&cfg->tls);
+	struct ha_config *ha = &cfg->ha;
+	tls_config_free(&ha->tls);
+	free(ha->node_id);
+	free(ha->listen);
+	free(ha->peer);
+	free(ha->secret);
+	free(ha->advertise);
+	free(ha->on_promote);
+	free(ha->arbiter);
+	free(ha->pair);
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
@@ -434,6 +449,94 @@ static int mqtt_key(struct parser *p, const char *k, const char *v)
 	return fail(p, "unknown key '%s' in [mqtt]", k);
 }
 
+/* The link's address: repl://HOST:PORT, the port 61617 when left out. */
+static int set_repl_url(struct parser *p, const char *key, char **slot, const char *v)
+{
+	if (strncmp(v, "repl://", 7) || !v[7])
+		return fail(p, "%s: '%s' is not repl://HOST:PORT", key, v);
+	if (strchr(v + 7, ':') || v[7] == '[')
+		return set_string(p, slot, v);
+	char *full = malloc(strlen(v) + 7);
+	if (!full)
+		return fail(p, "out of memory");
+	sprintf(full, "%s:61617", v);
+	free(*slot);
+	*slot = full;
+	return 0;
+}
+
+/* The shared secret, read from a file so that the config can be world
+ * readable; a trailing newline is not part of it. */
+static int set_secret_file(struct parser *p, struct ha_config *ha, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return fail(p, "secret_file: %s: %s", path, strerror(errno));
+	char buf[1024];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	if (n < 16 || strlen(buf) != n)
+		return fail(p, "secret_file: %s: the secret must be at least 16 bytes of text", path);
+	return set_string(p, &ha->secret, buf);
+}
+
+static int ha_key(struct parser *p, const char *k, const char *v)
+{
+	struct ha_config *ha = &p->cfg->ha;
+	if (!strcmp(k, "role")) {
+		static const char *const names[] = { "none", "primary", "standby", "auto", NULL };
+		return set_choice(p, k, &ha->role, v, names);
+	}
+	if (!strcmp(k, "node_id"))
+		return set_string(p, &ha->node_id, v);
+	if (!strcmp(k, "listen"))
+		return set_repl_url(p, k, &ha->listen, v);
+	if (!strcmp(k, "peer"))
+		return set_repl_url(p, k, &ha->peer, v);
+	if (!strcmp(k, "secret")) {
+		if (strlen(v) < 16)
+			return fail(p, "secret: must be at least 16 characters");
+		return set_string(p, &ha->secret, v);
+	}
+	if (!strcmp(k, "secret_file"))
+		return set_secret_file(p, ha, v);
+	if (!strcmp(k, "sync")) {
+		static const char *const names[] = { "replicated", "local", NULL };
+		return set_choice(p, k, &ha->sync, v, names);
+	}
+	if (!strcmp(k, "sync_timeout"))
+		return set_duration(p, k, &ha->sync_timeout_ms, v);
+	if (!strcmp(k, "timeout"))
+		return set_duration(p, k, &ha->timeout_ms, v);
+	if (!strcmp(k, "advertise"))
+		return set_string(p, &ha->advertise, v);
+	if (!strcmp(k, "standby_listen")) {
+		int b = parse_bool(v);
+		if (b < 0)
+			return fail(p, "standby_listen: '%s' is not true or false", v);
+		ha->standby_listen = b;
+		return 0;
+	}
+	if (!strcmp(k, "on_promote"))
+		return set_string(p, &ha->on_promote, v);
+	if (!strcmp(k, "arbiter")) {
+		if (strcmp(v, "none") && strncmp(v, "etcd://", 7))
+			return fail(p, "arbiter: '%s' is not none or etcd://HOST:PORT", v);
+		return set_string(p, &ha->arbiter, v);
+	}
+	if (!strcmp(k, "pair"))
+		return set_string(p, &ha->pair, v);
+	if (!strcmp(k, "lease_ttl"))
+		return set_duration(p, k, &ha->lease_ttl_ms, v);
+	int rc = tls_key(p, &ha->tls, k, v);
+	if (rc <= 0)
+		return rc;
+	return fail(p, "unknown key '%s' in [ha]", k);
+}
+
 static int listener_key(struct parser *p, const char *k, const char *v)
 {
 	if (!strcmp(k, "url"))
@@ -588,6 +691,13 @@ static int section_header(struct parser *p, char *s)
 		p->section = body[0] == 's' ? SEC_STOMP : SEC_MQTT;
 		return 0;
 	}
+	if (!strcmp(body, "ha")) {
+		if (*arg)
+			return fail(p, "[ha] takes no argument");
+		p->cfg->ha.line = p->line;
+		p->section = SEC_HA;
+		return 0;
+	}
 	if (!strcmp(body, "listener")) {
 		if (!*arg)
 			return fail(p, "[listener NAME] needs a name");
@@ -624,6 +734,30 @@ static int section_header(struct parser *p, char *s)
 	return fail(p, "unknown section [%s]", body);
 }
 
+/* A pair needs to know itself, its peer and the proof; checked once the
+ * whole file is read, so keys may come in any order. */
+static int check_ha(struct parser *p)
+{
+	struct ha_config *ha = &p->cfg->ha;
+	if (ha->role == HA_NONE)
+		return 0;
+	p->line = ha->line;
+	if (!ha->node_id)
+		return fail(p, "[ha] needs node_id");
+	if (!ha->listen || !ha->peer)
+		return fail(p, "[ha] needs listen and peer (repl://HOST:PORT)");
+	if (!ha->secret && !ha->tls.cert)
+		return fail(p, "[ha] needs secret (or secret_file) or mutual TLS: the link refuses "
+			       "unauthenticated peers");
+	if (ha->tls.cert && !ha->secret && ha->tls.client_cert != 2)
+		return fail(p, "[ha] without a secret needs tls_client_cert = required");
+	if (ha->role == HA_AUTO && (!ha->arbiter || !strcmp(ha->arbiter, "none")))
+		return fail(p, "[ha] role = auto needs an arbiter (etcd://HOST:PORT)");
+	if (ha->arbiter && strcmp(ha->arbiter, "none") && !ha->pair)
+		return fail(p, "[ha] with an arbiter needs pair (the pair's name)");
+	return 0;
+}
+
 static int check_complete(struct parser *p)
 {
 	for (struct listener_config *l = p->cfg->listeners; l; l = l->next) {
@@ -632,7 +766,7 @@ static int check_complete(struct parser *p)
 			return fail(p, "[listener %s] has no url", l->name);
 		}
 	}
-	return 0;
+	return check_ha(p);
 }
 
 int config_parse(struct wharf_config *cfg, const char *name, const char *text, char *err,
@@ -675,6 +809,8 @@ int config_parse(struct wharf_config *cfg, const char *name, const char *text, c
 					rc = stomp_key(&p, k, v);
 				else if (p.section == SEC_MQTT)
 					rc = mqtt_key(&p, k, v);
+				else if (p.section == SEC_HA)
+					rc = ha_key(&p, k, v);
 				else if (p.section == SEC_LISTENER)
 					rc = listener_key(&p, k, v);
 				else

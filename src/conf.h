@@ -1,5 +1,5 @@
 /* The configuration file (conf/wharf.conf): `key = value` lines, `#` comments,
- * and sections `[listener NAME]`, `[stomp]`, `[queue PATTERN]`,
+ * and sections `[listener NAME]`, `[stomp]`, `[mqtt]`, `[ha]`, `[queue PATTERN]`,
  * `[topic PATTERN]`. Every mistake is reported as FILE:LINE: message.
  * docs/configuration.md lists every key. */
 #ifndef WHARF_CONF_H
@@ -60,6 +60,30 @@ struct mqtt_config {
 	unsigned sys_interval_ms;    /* $SYS/broker/... publishing period; 0 = off */
 };
 
+enum ha_role { HA_NONE, HA_PRIMARY, HA_STANDBY, HA_AUTO };
+enum ha_sync { HA_SYNC_REPLICATED, HA_SYNC_LOCAL };
+
+/* [ha]: the active/standby pair (docs/ha.md). */
+struct ha_config {
+	int role;                /* enum ha_role; HA_NONE: a single node */
+	char *node_id;           /* this node's name in logs and the arbiter */
+	char *listen;            /* repl://HOST:PORT this node's link listens on */
+	char *peer;              /* repl://HOST:PORT of the other node */
+	char *secret;            /* shared by both nodes; the link's proof */
+	int sync;                /* enum ha_sync */
+	unsigned sync_timeout_ms; /* a stalled link is dropped after this */
+	unsigned timeout_ms;     /* silence on the link that counts as gone */
+	char *advertise;         /* space-separated client URLs of this node,
+				  * for the peer's redirects; NULL: listeners */
+	bool standby_listen;     /* a standby opens client ports (to redirect) */
+	char *on_promote;        /* command run when this node becomes active */
+	char *arbiter;           /* "none" or etcd://HOST:PORT */
+	char *pair;              /* the pair's name under /wharf/ in the arbiter */
+	unsigned lease_ttl_ms;
+	struct tls_config tls;   /* the link's TLS; none when cert is unset */
+	int line;                /* of the [ha] header, for messages */
+};
+
 struct wharf_config {
 	char *data_dir;
 	char *log_file;
@@ -90,6 +114,7 @@ struct wharf_config {
 	struct tls_config tls;   /* defaults for every TLS listener */
 	struct stomp_config stomp;
 	struct mqtt_config mqtt;
+	struct ha_config ha;
 	struct listener_config *listeners;
 	struct dest_config *dests;
 };

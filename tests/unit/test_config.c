@@ -142,6 +142,28 @@ int main(void)
 	bad("[queue q]\npriorities = maybe\n", "t.conf:2: priorities");
 	bad("[topic t]\nttl = 1s\n", "t.conf:2: unknown key 'ttl' in [topic t]");
 
+	rc = parse("[ha]\nrole = standby\nnode_id = b\nlisten = repl://127.0.0.1\n"
+		   "peer = repl://127.0.0.1:7001\nsecret = 0123456789abcdef\nsync = local\n"
+		   "sync_timeout = 2s\nstandby_listen = false\n",
+		   err, sizeof(err), &cfg);
+	ok(rc == 0, "an [ha] section parses (%s)", err);
+	ok(cfg->ha.role == HA_STANDBY && cfg->ha.sync == HA_SYNC_LOCAL &&
+		   cfg->ha.sync_timeout_ms == 2000 && !cfg->ha.standby_listen,
+	   "role, sync, sync_timeout, standby_listen");
+	is_str(cfg->ha.listen, "repl://127.0.0.1:61617", "listen without a port gets 61617");
+	is_str(cfg->ha.peer, "repl://127.0.0.1:7001", "peer keeps its port");
+	config_free(cfg);
+	bad("[ha]\nrole = primary\nnode_id = a\nlisten = repl://h\npeer = repl://p\n",
+	    "t.conf:1: [ha] needs secret (or secret_file) or mutual TLS");
+	bad("[ha]\nrole = primary\nlisten = repl://h\n", "t.conf:1: [ha] needs node_id");
+	bad("[ha]\nsecret = short\n", "t.conf:2: secret: must be at least 16");
+	bad("[ha]\npeer = tcp://h:1\n", "t.conf:2: peer: 'tcp://h:1' is not repl://HOST:PORT");
+	bad("[ha]\nrole = leader\n", "t.conf:2: role: 'leader' is not none, primary, standby or auto");
+	bad("[ha]\nrole = auto\nnode_id = a\nlisten = repl://h\npeer = repl://p\n"
+	    "secret = 0123456789abcdef\n",
+	    "t.conf:1: [ha] role = auto needs an arbiter");
+	bad("[ha x]\n", "t.conf:1: [ha] takes no argument");
+
 	cfg = config_new();
 	ok(cfg->stomp.dialect == STOMP_DIALECT_BOTH && cfg->max_transactions == 64 &&
 		   cfg->max_transaction_bytes == 64 * 1024 * 1024,
