@@ -175,6 +175,30 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		return -1;
 	}
 	apply_destinations(b);
+	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
+	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
+	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);
+	b->expiry_timer = event_new(b->base, -1, EV_PERSIST, expiry_cb, b);
+	if (!b->sig_term || !b->sig_int || !b->sig_hup || !b->expiry_timer) {
+		log_error("out of memory");
+		return -1;
+	}
+	evsignal_add(b->sig_term, NULL);
+	evsignal_add(b->sig_int, NULL);
+	evsignal_add(b->sig_hup, NULL);
+	struct timeval sweep = { EXPIRY_SWEEP_MS / 1000, EXPIRY_SWEEP_MS % 1000 * 1000 };
+	evtimer_add(b->expiry_timer, &sweep);
+	signal(SIGPIPE, SIG_IGN);
+	if (cfg->ha.role == HA_NONE || cfg->ha.role == HA_PRIMARY)
+		return broker_activate(b);
+	return 0;
+}
+
+int broker_activate(struct broker *b)
+{
+	if (b->active)
+		return 0;
+	struct wharf_config *cfg = b->cfg;
 	struct store_options so = {
 		.dir = cfg->data_dir,
 		.sync = (enum journal_sync)cfg->sync,
@@ -192,20 +216,7 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		return -1;
 	}
 	memtrim(true); /* replay freed what it read */
-	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
-	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
-	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);
-	b->expiry_timer = event_new(b->base, -1, EV_PERSIST, expiry_cb, b);
-	if (!b->sig_term || !b->sig_int || !b->sig_hup || !b->expiry_timer) {
-		log_error("out of memory");
-		return -1;
-	}
-	evsignal_add(b->sig_term, NULL);
-	evsignal_add(b->sig_int, NULL);
-	evsignal_add(b->sig_hup, NULL);
-	struct timeval sweep = { EXPIRY_SWEEP_MS / 1000, EXPIRY_SWEEP_MS % 1000 * 1000 };
-	evtimer_add(b->expiry_timer, &sweep);
-	signal(SIGPIPE, SIG_IGN);
+	b->active = true;
 	return 0;
 }
 

@@ -35,6 +35,9 @@ struct broker {
 	struct event *expiry_timer; /* sweeps expired messages out of idle queues, reports drops */
 	int64_t next_drop_report_ms;
 	bool stopping;
+	/* Serving clients, its store open. A standby is not (its journal is
+	 * the replication's) until broker_activate. */
+	bool active;
 	int lock_fd;
 	int64_t started_ms;
 	int64_t stop_deadline_ms;
@@ -43,6 +46,10 @@ struct broker {
 /* Sets up the loop and router; takes ownership of cfg (freed by
  * broker_free, also on failure). -1 with a logged reason. */
 int broker_init(struct broker *b, struct wharf_config *cfg);
+/* Opens the store (replaying it) and sets up the protocols: the broker
+ * serves from now on. broker_init does it, except on a standby, whose
+ * promotion does. -1 with a logged reason. */
+int broker_activate(struct broker *b);
 /* Binds every listener and logs `listening PROTO HOST:PORT` for each. */
 int broker_listen(struct broker *b);
 /* Runs until stopped by SIGTERM/SIGINT or broker_stop(). */
