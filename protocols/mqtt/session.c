@@ -466,6 +466,7 @@ static uint8_t router_reason(enum router_err err)
  * PUBLISH's (1, 2), or TAG_PUBCOMP for a PUBREL's. */
 #define TAG(qos, pid, reason) ((uint64_t)(qos) << 16 | (pid) | (uint64_t)(reason) << 24)
 #define TAG_PUBCOMP 3
+#define TAG_ID_SETTLED ((uint64_t)1 << 32) /* the QoS 2 id as on disk needs no change */
 #define TAG_PID(t) ((uint16_t)(t))
 #define TAG_QOS(t) ((uint8_t)((t) >> 16))
 #define TAG_REASON(t) ((uint8_t)((t) >> 24))
@@ -510,8 +511,25 @@ static void release_confirm(void *ctx, struct confirm *e)
 		ack_publish(mc, MQTT_PUBACK, pid, reason, e->blocked);
 		return;
 	}
-	if (reason != MQTT_RC_SUCCESS)
-		mqtt_client_qos2_del(mc->cl, pid, NULL); /* the flow ends here */
+	if (e->tag & TAG_ID_SETTLED) {
+		if (e->err != ROUTER_OK) {
+			/* The id may still be on disk: a new PUBLISH reusing it
+			 * after a restart would be taken for a resend. */
+			disconnect(mc, MQTT_RC_UNSPECIFIED, "the store could not record a packet id");
+			return;
+		}
+	} else if (reason != MQTT_RC_SUCCESS) {
+		/* The flow ends with this PUBREC and the client may reuse the id
+		 * at once, so its removal goes to disk first (this entry then
+		 * comes back here, still first in line). */
+		e->tag = TAG(2, pid, reason) | TAG_ID_SETTLED;
+		if (mqtt_client_qos2_del(mc->cl, pid, &e->rc) < 0) {
+			disconnect(mc, MQTT_RC_UNSPECIFIED, "the store could not record a packet id");
+			return;
+		}
+		if (confirmq_rearm(&mc->confirms, e))
+			return;
+	}
 	ack_publish(mc, MQTT_PUBREC, pid, reason, e->blocked);
 }
 
@@ -521,8 +539,15 @@ static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	uint8_t qos = p->publish.qos, reason;
 	uint16_t pid = p->packet_id;
 	if (qos == 2 && mqtt_client_qos2_has(cl, pid)) {
-		/* A resend of what we already routed: acknowledge, route nothing. */
-		mqtt_conn_send_ack(mc, MQTT_PUBREC, pid, 0);
+		/* A resend of what we routed: route nothing; its PUBREC goes in
+		 * line, once what the store holds (the first copy) is on disk. */
+		struct confirm *e = confirmq_push(&mc->confirms);
+		if (!e) {
+			disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+			return;
+		}
+		e->tag = TAG(2, pid, 0) | TAG_ID_SETTLED;
+		confirmq_sync(&mc->confirms, e);
 		return;
 	}
 	if (qos == 2 && cl->nqos2_in >= mc->cfg->receive_maximum) {

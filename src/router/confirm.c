@@ -42,11 +42,13 @@ static void flush(struct confirm_queue *q)
 {
 	struct confirm *e;
 	while ((e = q->head) && e->ready) {
+		q->release(q->ctx, e);
+		if (!e->ready)
+			return; /* re-armed: it stays first (confirmq_rearm) */
 		q->head = e->next;
 		if (!q->head)
 			q->tail = &q->head;
 		q->n--;
-		q->release(q->ctx, e);
 		recycle(q, e);
 	}
 }
@@ -95,6 +97,16 @@ void confirmq_await(struct confirm_queue *q, struct confirm *e)
 	e->rc.done = stored;
 	if (!e->rc.pending)
 		confirmq_ready(q, e, ROUTER_OK);
+}
+
+bool confirmq_rearm(struct confirm_queue *q, struct confirm *e)
+{
+	(void)q;
+	if (!e->rc.pending)
+		return false;
+	e->rc.done = stored;
+	e->ready = false;
+	return true;
 }
 
 void confirmq_clear(struct confirm_queue *q)

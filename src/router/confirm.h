@@ -33,7 +33,8 @@ struct confirm_queue {
 	size_t n;                  /* entries waiting */
 	struct confirm *spare;     /* recycled entries */
 	/* Called for each entry in order once it and all before it are ready;
-	 * the entry is recycled after the call. It may not clear the queue. */
+	 * the entry is recycled after the call unless it re-arms it
+	 * (confirmq_rearm). It may not clear the queue. */
 	void (*release)(void *ctx, struct confirm *e);
 	void *ctx;
 };
@@ -58,6 +59,12 @@ void confirmq_sync(struct confirm_queue *q, struct confirm *e);
  * or ROUTER_ESTORE if one could not be written; at once, with ROUTER_OK,
  * when it was joined to none. */
 void confirmq_await(struct confirm_queue *q, struct confirm *e);
+/* From the release callback of e, after joining e->rc to more store
+ * records (store_put_confirmed, store_del_confirmed): true when e then
+ * stays first, holding back the entries behind it, and is released again
+ * once those records are on disk (e->err their outcome); false when there
+ * was nothing to wait for, and e goes now. */
+bool confirmq_rearm(struct confirm_queue *q, struct confirm *e);
 /* Marks e ready with outcome err and releases what can go. */
 void confirmq_ready(struct confirm_queue *q, struct confirm *e, enum router_err err);
 static inline bool confirmq_empty(const struct confirm_queue *q) { return q->n == 0; }

@@ -16,7 +16,7 @@ from proton import Message
 from proton.reactor import DurableSubscription
 
 from amqptest import Client
-from mqtttest import PUBCOMP, PUBREC, PUBREL, Paho, RawMqtt, ack_packet, publish_packet
+from mqtttest import PUBACK, PUBCOMP, PUBREC, PUBREL, Paho, RawMqtt, ack_packet, publish_packet
 from stomptest import TIMEOUT, new_receipt, stomp_close, stomp_connect
 from wharftest import Broker, main, wait_until
 
@@ -448,6 +448,63 @@ class MqttSessionTest(StoreTestCase):
         raw.close()
         got, _, _ = drain(b2.stomp_port, "/queue/readings")
         self.assertEqual(got, ["first", "second"])
+        self.stop(b2)
+
+    # Records wait up to a second for the next write: a confirmation that
+    # does not wait for its record loses every race with a kill -9.
+    SLOW_WRITES = "sync = batch\nsync_batch_delay = 1s\n"
+
+    def test_qos2_resend_is_acknowledged_once_its_first_copy_is_on_disk(self):
+        """A QoS 2 PUBLISH sent again (DUP) before its PUBREC is not routed
+        twice, and its PUBREC does not overtake the first copy's record:
+        kill -9 on the first PUBREC and the message is there after the
+        restart."""
+        config = self.SLOW_WRITES + "[topic meters.>]\nbind = readings\n"
+        b = self.start(("stomp", "mqtt"), config)
+        raw = RawMqtt(b.ports["mqtt"], level=4)
+        raw.connect("meter-8", clean=False)
+        raw.send(publish_packet("meters/8", b"only", qos=2, pid=9, level=4) +
+                 publish_packet("meters/8", b"only", qos=2, pid=9, dup=True, level=4))
+        raw.expect(PUBREC, lambda p: p.pid == 9)
+        b.kill9()
+        raw.close()
+        b2 = self.start(("stomp", "mqtt"), config)
+        got, _, _ = drain(b2.stomp_port, "/queue/readings")
+        self.assertEqual(got, ["only"])
+        self.stop(b2)
+
+    def test_refused_qos2_id_is_free_after_a_crash(self):
+        """A PUBREC refusing a QoS 2 message (MQTT 5, a full queue) ends the
+        flow, so the client may reuse the id at once: the id's removal is on
+        disk before that PUBREC. kill -9 on it, and after the restart a new
+        PUBLISH with the id is routed, not taken for a resend."""
+        config = (self.SLOW_WRITES +
+                  "[topic meters.>]\nbind = readings\n[topic other.>]\nbind = other\n"
+                  "[queue readings]\nmax_length = 1\noverflow = reject-publish\n")
+        b = self.start(("stomp", "mqtt"), config)
+        raw = RawMqtt(b.ports["mqtt"], level=5)
+        raw.connect("meter-9", clean=False, props=[("session_expiry", 3600)])
+        raw.publish("meters/9", b"first", qos=1, pid=1)
+        raw.expect(PUBACK, lambda p: p.pid == 1)
+        # Behind a message still on its way to disk, the refusal waits its
+        # turn: by then the id's record is written, its removal not yet.
+        raw.send(publish_packet("other/9", b"queued", qos=1, pid=2) +
+                 publish_packet("meters/9", b"refused", qos=2, pid=9))
+        rec = raw.expect(PUBREC, lambda p: p.pid == 9)
+        b.kill9()
+        self.assertGreaterEqual(rec.reason, 0x80)
+        raw.close()
+        b2 = self.start(("stomp", "mqtt"), config)
+        raw = RawMqtt(b2.ports["mqtt"], level=5)
+        self.assertTrue(raw.connect("meter-9", clean=False,
+                                    props=[("session_expiry", 3600)]).session_present)
+        raw.publish("other/9", b"second", qos=2, pid=9)
+        raw.expect(PUBREC, lambda p: p.pid == 9)
+        raw.send(ack_packet(PUBREL, 9))
+        raw.expect(PUBCOMP, lambda p: p.pid == 9)
+        raw.close()
+        got, _, _ = drain(b2.stomp_port, "/queue/other")
+        self.assertEqual(got, ["queued", "second"])
         self.stop(b2)
 
     def test_mqtt311_persistent_session_survives_kill9(self):
