@@ -126,8 +126,10 @@ int mqtt_client_restore_sub(struct mqtt_client *cl, const char *filter, const ch
 /* persist.c */
 /* Whether the session is kept across broker restarts. */
 bool mqtt_client_durable(const struct mqtt_client *cl);
-/* Writes (or removes) the session's record in the store. */
-void mqtt_session_save(struct mqtt_client *cl);
+/* Writes (or removes) the session's record in the store; c (may be NULL)
+ * waits for the record (store_put_confirmed). 0, or -1 when it cannot be
+ * written (logged). */
+int mqtt_session_save(struct mqtt_client *cl, struct router_confirm *c);
 /* Writes the ids of incoming QoS 2 messages awaiting PUBREL, on their own:
  * they change with every such PUBLISH and PUBREL. `c` (may be NULL): the
  * confirmation (the PUBREC, the PUBCOMP) that is to wait for the record

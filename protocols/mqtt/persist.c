@@ -109,9 +109,9 @@ static int save(struct mqtt_client *cl, const char *prefix,
 	return rc;
 }
 
-void mqtt_session_save(struct mqtt_client *cl)
+int mqtt_session_save(struct mqtt_client *cl, struct router_confirm *c)
 {
-	save(cl, KEY_PREFIX, encode, false, NULL);
+	return save(cl, KEY_PREFIX, encode, false, c);
 }
 
 int mqtt_session_save_qos2(struct mqtt_client *cl, struct router_confirm *c)

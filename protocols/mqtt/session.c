@@ -344,7 +344,7 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	free(id);
 	cl->session_expiry = expiry;
 	if (mqtt_client_durable(cl))
-		mqtt_session_save(cl);
+		mqtt_session_save(cl, NULL);
 	else
 		mqtt_session_forget(cl);
 
@@ -466,10 +466,47 @@ static uint8_t router_reason(enum router_err err)
  * PUBLISH's (1, 2), or TAG_PUBCOMP for a PUBREL's. */
 #define TAG(qos, pid, reason) ((uint64_t)(qos) << 16 | (pid) | (uint64_t)(reason) << 24)
 #define TAG_PUBCOMP 3
+#define TAG_SUBACK 4
+#define TAG_UNSUBACK 5
+#define TAG_COUNT(t) ((uint32_t)((t) >> 33)) /* SUBACK, UNSUBACK: reason codes in e->text */
 #define TAG_ID_SETTLED ((uint64_t)1 << 32) /* the QoS 2 id as on disk needs no change */
 #define TAG_PID(t) ((uint16_t)(t))
 #define TAG_QOS(t) ((uint8_t)((t) >> 16))
 #define TAG_REASON(t) ((uint8_t)((t) >> 24))
+
+
+/* SUBACK or UNSUBACK (codes: n reason codes, taken over) once the
+ * session's new subscriptions are on disk: a client told it is subscribed
+ * must not find, after a crash, that messages published since went past
+ * it. In line with the PUBACKs before it. */
+static void ack_subscriptions(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid,
+			      uint8_t *codes, uint32_t n)
+{
+	struct confirm *e = confirmq_push(&mc->confirms);
+	if (!e) {
+		free(codes);
+		disconnect(mc, MQTT_RC_UNSPECIFIED, "out of memory");
+		return;
+	}
+	e->tag = TAG(type == MQTT_SUBACK ? TAG_SUBACK : TAG_UNSUBACK, pid, 0) | (uint64_t)n << 33;
+	e->text = (char *)codes;
+	if (mqtt_session_save(mc->cl, &e->rc) < 0)
+		confirmq_ready(&mc->confirms, e, ROUTER_ESTORE);
+	else
+		confirmq_await(&mc->confirms, e);
+}
+
+static void release_suback(struct mqtt_conn *mc, struct confirm *e)
+{
+	if (e->err != ROUTER_OK) {
+		disconnect(mc, MQTT_RC_UNSPECIFIED, "the store could not keep the subscriptions");
+		return;
+	}
+	enum mqtt_type type = TAG_QOS(e->tag) == TAG_SUBACK ? MQTT_SUBACK : MQTT_UNSUBACK;
+	mqtt_encode_suback(&mc->out, mc->level, type, TAG_PID(e->tag), (const uint8_t *)e->text,
+			   TAG_COUNT(e->tag), NULL, mc->peer_max_packet);
+	flush_out(mc);
+}
 
 /* The PUBCOMP of a PUBREL, once the removal of its id is on disk. */
 static void release_pubcomp(struct mqtt_conn *mc, uint16_t pid, uint8_t reason, enum router_err err)
@@ -496,6 +533,10 @@ static void release_confirm(void *ctx, struct confirm *e)
 	uint16_t pid = TAG_PID(e->tag);
 	if (TAG_QOS(e->tag) == TAG_PUBCOMP) {
 		release_pubcomp(mc, pid, TAG_REASON(e->tag), e->err);
+		return;
+	}
+	if (TAG_QOS(e->tag) == TAG_SUBACK || TAG_QOS(e->tag) == TAG_UNSUBACK) {
+		release_suback(mc, e);
 		return;
 	}
 	uint8_t reason = TAG_REASON(e->tag) ? TAG_REASON(e->tag) : router_reason(e->err);
@@ -621,6 +662,7 @@ static void on_pubrel(struct mqtt_conn *mc, uint16_t pid)
 		confirmq_await(&mc->confirms, e);
 }
 
+
 /* ---- SUBSCRIBE, UNSUBSCRIBE ---------------------------------------------- */
 
 static void on_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
@@ -643,11 +685,7 @@ static void on_subscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		/* 3.1.1 has one failure code for every reason. */
 		codes[i++] = (mc->level != MQTT_V5 && rc >= 0x80) ? 0x80 : rc;
 	}
-	mqtt_session_save(mc->cl);
-	mqtt_encode_suback(&mc->out, mc->level, MQTT_SUBACK, p->packet_id, codes, i, NULL,
-			   mc->peer_max_packet);
-	free(codes);
-	flush_out(mc);
+	ack_subscriptions(mc, MQTT_SUBACK, p->packet_id, codes, i);
 }
 
 static void on_unsubscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
@@ -673,11 +711,8 @@ static void on_unsubscribe(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		codes[i++] = mqtt_client_unsubscribe(mc->cl, filter);
 		free(filter);
 	}
-	mqtt_session_save(mc->cl);
 	mqtt_client_resume(mc->cl);
-	mqtt_encode_suback(&mc->out, mc->level, MQTT_UNSUBACK, p->packet_id, codes, i, NULL,
-			   mc->peer_max_packet);
-	free(codes);
+	ack_subscriptions(mc, MQTT_UNSUBACK, p->packet_id, codes, i);
 	flush_out(mc);
 }
 
@@ -693,7 +728,7 @@ static void on_disconnect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		mc->cl->session_expiry = p->props.session_expiry < mc->cfg->max_session_expiry
 						 ? p->props.session_expiry
 						 : mc->cfg->max_session_expiry;
-		mqtt_session_save(mc->cl);
+		mqtt_session_save(mc->cl, NULL);
 	}
 	/* A normal DISCONNECT discards the will; 0x04 asks for it. */
 	if (p->reason != MQTT_RC_DISCONNECT_WITH_WILL)

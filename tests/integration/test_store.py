@@ -16,7 +16,7 @@ from proton import Message
 from proton.reactor import DurableSubscription
 
 from amqptest import Client
-from mqtttest import PUBACK, PUBCOMP, PUBREC, PUBREL, Paho, RawMqtt, ack_packet, publish_packet
+from mqtttest import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Paho, RawMqtt, ack_packet, publish_packet
 from stomptest import TIMEOUT, new_receipt, stomp_close, stomp_connect
 from wharftest import Broker, main, wait_until
 
@@ -505,6 +505,30 @@ class MqttSessionTest(StoreTestCase):
         raw.close()
         got, _, _ = drain(b2.stomp_port, "/queue/other")
         self.assertEqual(got, ["queued", "second"])
+        self.stop(b2)
+
+    def test_subscription_is_on_disk_before_its_suback(self):
+        """A persistent session's SUBACK says it is subscribed: kill -9 the
+        moment it arrives, and what is published after the restart waits
+        for the session and comes when it is back."""
+        b = self.start(("mqtt",), self.SLOW_WRITES)
+        sub = RawMqtt(b.ports["mqtt"], level=4)
+        sub.connect("meter-10", clean=False)
+        time.sleep(1.5)  # the session's own record is written
+        self.assertEqual(sub.subscribe([("alerts/#", 1)]).codes, [1])
+        b.kill9()
+        sub.close()
+        b2 = self.start(("mqtt",), self.SLOW_WRITES)
+        pub = Paho(b2.ports["mqtt"], client_id="pub", level=4)
+        pub.connect()
+        pub.publish("alerts/fire", b"evacuate", qos=1)
+        pub.c.disconnect()
+        pub.c.loop_stop()
+        sub = RawMqtt(b2.ports["mqtt"], level=4)
+        self.assertTrue(sub.connect("meter-10", clean=False).session_present)
+        m = sub.expect(PUBLISH)
+        self.assertEqual((m.topic, m.payload), ("alerts/fire", b"evacuate"))
+        sub.close()
         self.stop(b2)
 
     def test_mqtt311_persistent_session_survives_kill9(self):
