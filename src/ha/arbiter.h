@@ -8,13 +8,17 @@
  *                    election in the same transaction that takes the leader key
  *
  * Campaign. The arbiter reads both keys. If a leader holds the key it reports
- * cbs->follower and polls again every lease_ttl/4 (polling /v3/kv/range is
- * simpler than a watch over the gateway's streamed responses and costs one
- * small request per poll). If the key is free it grants a lease and runs one
- * transaction: if the leader key does not exist (create_revision 0) and the
- * epoch key is as read (same mod_revision, or create_revision 0 when
- * absent), put leader = node_id with the lease and epoch = epoch + 1; else
- * read the leader. Success reports cbs->elected with the new epoch.
+ * cbs->follower, reads again every lease_ttl/4 (a poll of /v3/kv/range: the
+ * rule), and keeps a watch on the key open on a second connection, which
+ * only makes it read again as soon as the key changes (a resign hands over
+ * in milliseconds, a dead leader's expired lease a poll period sooner); a
+ * watch that fails is opened again by the next read. If the key is free it
+ * grants a lease and runs one transaction: if the leader key does not exist
+ * (create_revision 0) and the epoch key is as read (same mod_revision, or
+ * create_revision 0 when absent), put leader = node_id with the lease and
+ * epoch = epoch + 1; else read both keys. Success reports cbs->elected with
+ * the new epoch. A lease left over (a lost race, a txn whose answer was lost)
+ * is revoked before the next step.
  *
  * Lease length. etcd leases are whole seconds: the TTL asked for is
  * lease_ttl rounded up to a second, at least 1 s (etcd may grant more: it
@@ -53,6 +57,7 @@
 struct event_base;
 struct arbiter;
 
+/* Each may be NULL. */
 struct arbiter_cbs {
 	/* This node holds the leader key: it may become active at epoch. */
 	void (*elected)(void *arg, uint64_t epoch);
@@ -63,7 +68,7 @@ struct arbiter_cbs {
 	 * could not be renewed in time, or etcd says it expired. The arbiter
 	 * goes on campaigning (it was, since it was leader). */
 	void (*lost)(void *arg);
-	/* Optional (may be NULL): a keep-alive sent at sent_ms
+	/* A keep-alive sent at sent_ms
 	 * (clock_mono_ms()) succeeded; the deadline is now sent_ms + T - M. */
 	void (*renewed)(void *arg, int64_t sent_ms);
 };

@@ -2,7 +2,10 @@
  * and the timing argument). One request at a time on one HTTP connection:
  * the campaign is a chain of steps (revoke a stale lease, read, grant, txn),
  * the leader's a chain of keep-alives; a timer starts each step, another
- * bounds each request, a third is the lost deadline. */
+ * bounds each request, a third is the lost deadline. A follower also keeps
+ * a watch on the leader key open on a second connection, so that it reads
+ * again as soon as the key goes instead of at the next poll; the poll stays,
+ * in case the watch fails. */
 #include "config.h"
 #include "ha/arbiter.h"
 
@@ -41,6 +44,8 @@ struct arbiter {
 	struct event_base *base;
 	struct evdns_base *dns; /* NULL when the host is an address */
 	struct evhttp_connection *conn;
+	struct evhttp_connection *watch_conn; /* the follower's watch only */
+	struct evhttp_request *watch_req;     /* NULL: no watch open */
 	char host_header[300];
 	char *url, *node_id;
 	char *leader_key, *epoch_key, *prefix, *prefix_end; /* base64 */
@@ -203,7 +208,8 @@ static void lose(struct arbiter *a, const char *why)
 	a->state = ST_CAMPAIGN;
 	set_leader(a, NULL, 0);
 	schedule(a, a->ttl_ms / 4);
-	a->cbs.lost(a->arg);
+	if (a->cbs.lost)
+		a->cbs.lost(a->arg);
 }
 
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -253,6 +259,23 @@ static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	on_failure(a, "timed out");
 }
 
+/* A POST request with body (taken) as JSON; NULL on out of memory. */
+static struct evhttp_request *new_request(struct arbiter *a, void (*cb)(struct evhttp_request *, void *),
+					  json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	struct evhttp_request *req = text ? evhttp_request_new(cb, a) : NULL;
+	if (req) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		evhttp_add_header(h, "Host", a->host_header);
+		evhttp_add_header(h, "Content-Type", "application/json");
+		evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
+	}
+	free(text);
+	return req;
+}
+
 /* Sends POST /v3/PATH with body (taken); the answer comes to on_answer or
  * on_failure, never from inside this call. */
 static void send_request(struct arbiter *a, enum req_kind kind, const char *path, json_t *body,
@@ -260,30 +283,16 @@ static void send_request(struct arbiter *a, enum req_kind kind, const char *path
 {
 	a->kind = kind;
 	a->sent_ms = clock_mono_ms();
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
-	struct evhttp_request *req = text ? evhttp_request_new(response_cb, a) : NULL;
+	struct evhttp_request *req = new_request(a, response_cb, body);
 	if (!req) {
-		free(text);
-		log_error("arbiter: out of memory");
-		retry_later(a);
+		on_failure(a, "out of memory");
 		return;
 	}
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Host", a->host_header);
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
-	free(text);
 	/* The connection's own timeout backs up req_ev. */
 	struct timeval tv = { (time_t)(a->ttl_ms / 1000) + 1, 0 };
 	evhttp_connection_set_timeout_tv(a->conn, &tv);
 	if (evhttp_make_request(a->conn, req, EVHTTP_REQ_POST, path) < 0) {
-		/* The request is freed; report the failure from the loop. */
-		fail(a, "could not send");
-		if (a->state == ST_LEADER)
-			schedule(a, a->ttl_ms / 3);
-		else
-			retry_later(a);
+		on_failure(a, "could not send"); /* req is freed */
 		return;
 	}
 	a->req = req;
@@ -325,6 +334,58 @@ static void send_txn(struct arbiter *a)
 	free(node);
 	free(value);
 	send_request(a, REQ_TXN, "/v3/kv/txn", body, a->ttl_ms);
+}
+
+/* ---- the follower's watch ------------------------------------------------ */
+
+static void stop_watch(struct arbiter *a)
+{
+	if (a->watch_req) {
+		evhttp_cancel_request(a->watch_req);
+		a->watch_req = NULL;
+	}
+}
+
+/* The watch ended (etcd went, a timeout): the poll goes on, and the next
+ * read that finds a leader opens another. */
+static void watch_done_cb(struct evhttp_request *req, void *arg)
+{
+	struct arbiter *a = arg;
+	a->watch_req = NULL;
+}
+
+/* Each message of the stream: once it carries events, read again now. The
+ * watch stays open (it may not be cancelled from inside its own callback);
+ * it ends when this node leads or stops campaigning. */
+static void watch_chunk_cb(struct evhttp_request *req, void *arg)
+{
+	struct arbiter *a = arg;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *text = (const char *)evbuffer_pullup(in, -1);
+	json_t *msg = text ? json_loadb(text, len, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+	evbuffer_drain(in, len);
+	log_debug("arbiter: watch: %.*s", (int)len, text ? text : "");
+	if (json_array_size(json_object_get(json_object_get(msg, "result"), "events")) &&
+	    a->state == ST_CAMPAIGN && !a->req)
+		schedule(a, 0);
+	json_decref(msg);
+}
+
+/* Watches the leader key from revision rev on. */
+static void start_watch(struct arbiter *a, int64_t rev)
+{
+	char from[24];
+	snprintf(from, sizeof(from), "%" PRId64, rev);
+	struct evhttp_request *req = new_request(
+		a, watch_done_cb,
+		json_pack("{s:{s:s, s:s}}", "create_request", "key", a->leader_key, "start_revision",
+			  from));
+	if (!req)
+		return;
+	evhttp_request_set_chunked_cb(req, watch_chunk_cb);
+	if (evhttp_make_request(a->watch_conn, req, EVHTTP_REQ_POST, "/v3/watch") == 0)
+		a->watch_req = req;
 }
 
 /* ---- the steps ----------------------------------------------------------- */
@@ -403,7 +464,19 @@ static void report_follower(struct arbiter *a)
 	a->reported_rev = a->leader_rev;
 	log_info("arbiter: %s leads the pair (epoch %" PRIu64 "), this node follows", a->leader,
 		 a->epoch);
-	a->cbs.follower(a->arg, a->leader);
+	if (a->cbs.follower)
+		a->cbs.follower(a->arg, a->leader);
+}
+
+/* Another node leads, as an answer read at its header's revision says:
+ * watch the key from there, poll again later, tell. */
+static void follow(struct arbiter *a, json_t *answer)
+{
+	int64_t rev;
+	if (!a->watch_req && json_i64(json_object_get(answer, "header"), "revision", &rev))
+		start_watch(a, rev + 1);
+	schedule(a, a->ttl_ms / 4);
+	report_follower(a);
 }
 
 static void on_range(struct arbiter *a, json_t *body)
@@ -417,8 +490,7 @@ static void on_range(struct arbiter *a, json_t *body)
 	}
 	answered(a);
 	if (has_leader) {
-		report_follower(a);
-		schedule(a, a->ttl_ms / 4);
+		follow(a, body);
 	} else {
 		set_leader(a, NULL, 0);
 		json_t *grant = json_pack("{s:I}", "TTL", (json_int_t)a->ttl_s);
@@ -443,12 +515,14 @@ static void on_txn(struct arbiter *a, json_t *body)
 			return;
 		}
 		a->state = ST_LEADER;
+		stop_watch(a);
 		set_leader(a, a->node_id, 0);
 		arm(a->deadline_ev, left);
 		schedule(a, a->grant_ms + a->ttl_ms / 3 - clock_mono_ms());
 		log_info("arbiter: this node (%s) leads the pair at epoch %" PRIu64, a->node_id,
 			 a->epoch);
-		a->cbs.elected(a->arg, a->epoch);
+		if (a->cbs.elected)
+			a->cbs.elected(a->arg, a->epoch);
 		return;
 	}
 	/* Someone was faster: drop our lease, see who leads. */
@@ -463,8 +537,7 @@ static void on_txn(struct arbiter *a, json_t *body)
 		has_leader |= leader_here;
 	}
 	if (has_leader) {
-		report_follower(a);
-		schedule(a, a->ttl_ms / 4);
+		follow(a, body);
 	} else {
 		retry_later(a); /* the epoch moved under us: read again */
 	}
@@ -615,11 +688,12 @@ struct arbiter *arbiter_new(struct event_base *base, const char *url, const char
 	a->leader_key = key_b64(pair, "leader");
 	a->epoch_key = key_b64(pair, "epoch");
 	a->conn = evhttp_connection_base_new(base, a->dns, u.host, (unsigned short)u.port);
+	a->watch_conn = evhttp_connection_base_new(base, a->dns, u.host, (unsigned short)u.port);
 	a->step_ev = evtimer_new(base, step_cb, a);
 	a->req_ev = evtimer_new(base, req_timeout_cb, a);
 	a->deadline_ev = evtimer_new(base, deadline_cb, a);
 	if (!a->prefix || !a->prefix_end || !a->url || !a->node_id || !a->leader_key ||
-	    !a->epoch_key || !a->conn || !a->step_ev || !a->req_ev || !a->deadline_ev)
+	    !a->epoch_key || !a->conn || !a->watch_conn || !a->step_ev || !a->req_ev || !a->deadline_ev)
 		goto oom;
 	return a;
 oom:
@@ -636,6 +710,8 @@ void arbiter_free(struct arbiter *a)
 		cancel_request(a);
 	if (a->conn)
 		evhttp_connection_free(a->conn);
+	if (a->watch_conn)
+		evhttp_connection_free(a->watch_conn); /* and its watch, with no callback */
 	if (a->dns)
 		evdns_base_free(a->dns, 0);
 	if (a->step_ev)
@@ -674,6 +750,7 @@ void arbiter_resign(struct arbiter *a)
 	/* Whatever was in flight (a keep-alive, a txn) is dropped; a lease we
 	 * hold, or may hold through a txn in flight, is revoked. */
 	cancel_request(a);
+	stop_watch(a);
 	evtimer_del(a->deadline_ev);
 	evtimer_del(a->step_ev);
 	if (a->lease) {

@@ -6,6 +6,7 @@ ports of 127.0.0.1, its data in a temporary directory.
         url = e.url            # etcd://127.0.0.1:PORT, as [ha] arbiter takes it
         e.kill9(); e.start()   # the same member again, on the same data and ports
 """
+import base64
 import json
 import os
 import shutil
@@ -15,6 +16,8 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+
+from wharftest import Scoped
 
 ETCD = os.environ.get("ETCD") or "/usr/bin/etcd"
 
@@ -27,7 +30,7 @@ def free_port():
     return port
 
 
-class Etcd:
+class Etcd(Scoped):
     def __init__(self, start_timeout=20):
         self.dir = tempfile.mkdtemp(prefix="wharf-etcd-")
         self.client_port = free_port()
@@ -83,7 +86,6 @@ class Etcd:
 
     def get(self, key):
         """The value of key as text, or None."""
-        import base64
         kvs = self.call("kv/range", {"key": base64.b64encode(key.encode()).decode()}).get("kvs")
         return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
 
@@ -98,9 +100,3 @@ class Etcd:
     def cleanup(self):
         self.kill9()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.cleanup()
