@@ -39,8 +39,8 @@
  * confirm a write after the deadline even when its loop was stalled checks
  * arbiter_is_leader(), which compares the deadline with the clock.
  *
- * Failures. Every request has a timeout (T/3 for keep-alives, at most T for
- * the rest); a failed campaign step retries after T/4, doubling up to
+ * Failures. Every request has a timeout (T/3 for keep-alives, T for the
+ * rest; the watch, a long request, only libevent's idle timeout); a failed campaign step retries after T/4, doubling up to
  * max(T, 1 s); the first failure of a run and then at most one line every
  * 30 s are logged, and the recovery once. After a lost lease the arbiter
  * revokes that lease when etcd answers again (it may still live there after

@@ -229,7 +229,7 @@ static void response_cb(struct evhttp_request *req, void *arg)
 	evtimer_del(a->req_ev);
 	int code = req ? evhttp_request_get_response_code(req) : 0;
 	if (!code) {
-		on_failure(a, "no answer");
+		on_failure(a, "no answer (refused, closed or reset)");
 		return;
 	}
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
