@@ -28,7 +28,17 @@ WHARFD = os.environ.get("WHARFD") or os.path.join(
 LISTEN_RE = re.compile(r"listening (\S+) (\S+):(\d+)$")
 
 
-class Broker:
+class Scoped:
+    """A context manager whose exit calls self.cleanup()."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+class Broker(Scoped):
     """A wharfd process of our own. Use as a context manager or call stop()."""
 
     def __init__(self, protocols=("stomp",), config=None, args=(), start_timeout=15,
@@ -108,12 +118,6 @@ class Broker:
         if self.proc.poll() is None:
             self.kill9()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 class BrokerTestCase(unittest.TestCase):
