@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ha/redirect.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/listener.h"
@@ -274,6 +275,7 @@ void broker_free(struct broker *b)
 	if (b->base)
 		conn_free_all(b);
 	protocols_fini(b);
+	redirect_free(b->redirect);
 	store_close(b->store);
 	router_free(b->router);
 	if (b->stop_timer)

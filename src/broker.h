@@ -16,6 +16,7 @@ struct router;
 struct store;
 struct conn;
 struct listener;
+struct redirect;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -38,6 +39,9 @@ struct broker {
 	/* Serving clients, its store open. A standby is not (its journal is
 	 * the replication's) until broker_activate. */
 	bool active;
+	/* [ha]: where a standby sends clients (ha/redirect.h); NULL: not
+	 * known. */
+	struct redirect *redirect;
 	int lock_fd;
 	int64_t started_ms;
 	int64_t stop_deadline_ms;
@@ -52,6 +56,11 @@ int broker_init(struct broker *b, struct wharf_config *cfg);
 int broker_activate(struct broker *b);
 /* Binds every listener and logs `listening PROTO HOST:PORT` for each. */
 int broker_listen(struct broker *b);
+/* The active node's client addresses as it advertises them: listener URLs
+ * separated by spaces ("stomp://10.0.0.1:61613 mqtt://10.0.0.1:1883 ...");
+ * NULL or "": not known. Until the node is active itself, its clients are
+ * sent there (ha/redirect.h). -1 on out of memory. */
+int broker_set_redirect(struct broker *b, const char *advertise);
 /* Runs until stopped by SIGTERM/SIGINT or broker_stop(). */
 int broker_run(struct broker *b);
 /* Graceful stop: no new connections, clients told, output flushed (bounded
