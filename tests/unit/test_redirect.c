@@ -195,6 +195,58 @@ static void test_ws_mqtt(void)
 	   "MQTT 5 over WebSocket: sent to the active's ws address");
 }
 
+/* The advertise text from bound listeners; standby_listen = false leaves
+ * them to broker_activate, which (a promotion) also runs on_promote. */
+static void test_listen_and_promote(const char *dir)
+{
+	char text[1024], out[128], want[300];
+	struct wharf_config *cfg = config_new();
+	free(cfg->data_dir);
+	cfg->data_dir = strdup(dir);
+	cfg->ha.role = HA_STANDBY;
+	cfg->ha.node_id = strdup("n2");
+	cfg->ha.standby_listen = false;
+	snprintf(out, sizeof(out), "%s/hook.out", dir);
+	snprintf(text, sizeof(text), "echo \"$WHARF_NODE_ID $WHARF_ROLE\" > %s.tmp && mv %s.tmp %s",
+		 out, out, out);
+	cfg->ha.on_promote = strdup(text);
+	config_add_listener(cfg, "a", "mqtt://127.0.0.1:0");
+	config_add_listener(cfg, "b", "stomp://0.0.0.0:0");
+	ok(broker_init(&b, cfg) == 0 && broker_listen(&b) == 0 && !b.listeners,
+	   "standby_listen = false: a standby opens no client listener");
+	ok(broker_advertise(&b, text, sizeof(text)) == 0 && !strcmp(text, ""),
+	   "no listener: nothing to advertise");
+	ok(broker_activate(&b) == 0 && b.active && b.listeners, "broker_activate opens them");
+	char host[256];
+	gethostname(host, sizeof(host));
+	snprintf(want, sizeof(want), "stomp://%s:", host);
+	ok(broker_advertise(&b, text, sizeof(text)) == 0 && !strncmp(text, "mqtt://127.0.0.1:", 17) &&
+	   strstr(text, want) && !strstr(text, ":0 ") && strcmp(text + strlen(text) - 2, ":0"),
+	   "advertised: the bound ports, the host name for 0.0.0.0: %s", text);
+	FILE *f = NULL;
+	for (int i = 0; i < 500 && !(f = fopen(out, "r")); i++) {
+		event_base_loop(b.base, EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	char line[64] = "";
+	if (f) {
+		if (!fgets(line, sizeof(line), f))
+			line[0] = '\0';
+		fclose(f);
+	}
+	is_str(line, "n2 active\n", "on_promote ran with WHARF_NODE_ID and WHARF_ROLE");
+	ok(broker_advertise(&b, text, 8) < 0, "a short buffer: -1");
+	broker_free(&b);
+
+	cfg = config_new();
+	free(cfg->data_dir);
+	cfg->data_dir = strdup(dir);
+	cfg->ha.advertise = strdup("amqp://a:1 mqtt://a:2");
+	ok(broker_init(&b, cfg) == 0 && broker_advertise(&b, text, sizeof(text)) == 0 &&
+	   !strcmp(text, "amqp://a:1 mqtt://a:2"), "ha.advertise is advertised as it is");
+	broker_free(&b);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/wharf-redirect-XXXXXX";
@@ -229,6 +281,7 @@ int main(void)
 	ok(b.nconns == 0, "every connection is gone");
 
 	broker_free(&b);
+	test_listen_and_promote(dir);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	return system(cmd) == 0 ? tap_done() : 1;
