@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ha/hook.h"
+#include "ha/redirect.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/listener.h"
@@ -64,6 +66,8 @@ static int lock_data_dir(struct broker *b)
 	}
 	return 0;
 }
+
+static int activate(struct broker *b, bool promoted);
 
 static void apply_destinations(struct broker *b)
 {
@@ -190,11 +194,20 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	evtimer_add(b->expiry_timer, &sweep);
 	signal(SIGPIPE, SIG_IGN);
 	if (cfg->ha.role == HA_NONE || cfg->ha.role == HA_PRIMARY)
-		return broker_activate(b);
+		return activate(b, false);
 	return 0;
 }
 
-int broker_activate(struct broker *b)
+static int open_listeners(struct broker *b)
+{
+	for (const struct listener_config *l = b->cfg->listeners; l; l = l->next)
+		if (listener_open(b, l) < 0)
+			return -1;
+	return 0;
+}
+
+/* `promoted`: after start-up (not a primary's or single node's start). */
+static int activate(struct broker *b, bool promoted)
 {
 	if (b->active)
 		return 0;
@@ -217,7 +230,19 @@ int broker_activate(struct broker *b)
 	}
 	memtrim(true); /* replay freed what it read */
 	b->active = true;
+	if (b->listen_deferred) {
+		b->listen_deferred = false;
+		if (open_listeners(b) < 0)
+			return -1;
+	}
+	if (promoted && cfg->ha.role != HA_NONE && cfg->ha.on_promote)
+		ha_hook_run(b->base, &b->hook, cfg->ha.on_promote, cfg->ha.node_id);
 	return 0;
+}
+
+int broker_activate(struct broker *b)
+{
+	return activate(b, true);
 }
 
 int broker_listen(struct broker *b)
@@ -226,10 +251,20 @@ int broker_listen(struct broker *b)
 		log_error("no listeners: give --listen URL or [listener NAME] sections");
 		return -1;
 	}
-	for (const struct listener_config *l = b->cfg->listeners; l; l = l->next)
-		if (listener_open(b, l) < 0)
-			return -1;
-	return 0;
+	if (!b->active && !b->cfg->ha.standby_listen) {
+		log_info("standby: no client listeners until this node is active (standby_listen = false)");
+		b->listen_deferred = true;
+		return 0;
+	}
+	return open_listeners(b);
+}
+
+int broker_advertise(struct broker *b, char *buf, size_t len)
+{
+	const char *text = b->cfg->ha.advertise;
+	if (!text)
+		return listener_advertise(b, buf, len);
+	return snprintf(buf, len, "%s", text) < (int)len ? 0 : -1;
 }
 
 int broker_run(struct broker *b)
@@ -274,6 +309,8 @@ void broker_free(struct broker *b)
 	if (b->base)
 		conn_free_all(b);
 	protocols_fini(b);
+	redirect_free(b->redirect);
+	ha_hook_free(b->hook);
 	store_close(b->store);
 	router_free(b->router);
 	if (b->stop_timer)

@@ -4,6 +4,7 @@
 #define WHARF_BROKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -16,6 +17,8 @@ struct router;
 struct store;
 struct conn;
 struct listener;
+struct redirect;
+struct ha_hook;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -38,6 +41,13 @@ struct broker {
 	/* Serving clients, its store open. A standby is not (its journal is
 	 * the replication's) until broker_activate. */
 	bool active;
+	/* [ha]: where a standby sends clients (ha/redirect.h); NULL: not
+	 * known. Children of on_promote (ha/hook.h). */
+	struct redirect *redirect;
+	struct ha_hook *hook;
+	/* A standby with standby_listen = false: broker_activate opens the
+	 * client listeners. */
+	bool listen_deferred;
 	int lock_fd;
 	int64_t started_ms;
 	int64_t stop_deadline_ms;
@@ -50,8 +60,18 @@ int broker_init(struct broker *b, struct wharf_config *cfg);
  * serves from now on. broker_init does it, except on a standby, whose
  * promotion does. -1 with a logged reason. */
 int broker_activate(struct broker *b);
-/* Binds every listener and logs `listening PROTO HOST:PORT` for each. */
+/* Binds every listener and logs `listening PROTO HOST:PORT` for each; a
+ * standby with ha.standby_listen = false leaves it to broker_activate. */
 int broker_listen(struct broker *b);
+/* The active node's client addresses as it advertises them: listener URLs
+ * separated by spaces ("stomp://10.0.0.1:61613 mqtt://10.0.0.1:1883 ...");
+ * NULL or "": not known. Until the node is active itself, its clients are
+ * sent there (ha/redirect.h). -1 on out of memory. */
+int broker_set_redirect(struct broker *b, const char *advertise);
+/* This node's advertise text, for the peer: ha.advertise if set, else a
+ * URL per bound listener (its real port; a wildcard address 0.0.0.0 or ::
+ * becomes gethostname()'s name). -1 if it does not fit in len. */
+int broker_advertise(struct broker *b, char *buf, size_t len);
 /* Runs until stopped by SIGTERM/SIGINT or broker_stop(). */
 int broker_run(struct broker *b);
 /* Graceful stop: no new connections, clients told, output flushed (bounded

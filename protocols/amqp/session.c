@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "ha/redirect.h"
 #include "log.h"
 #include "protocols/amqp/internal.h"
 #include "protocols/amqp/sasl.h"
@@ -86,13 +87,61 @@ void amqp_close_with_error(struct amqp_conn *ac, const char *cond, const char *w
 
 /* ---- the engine's events ------------------------------------------------- */
 
+static void put_symbol(pn_data_t *d, const char *s)
+{
+	pn_data_put_symbol(d, pn_bytes(strlen(s), s));
+}
+
+static void put_string(pn_data_t *d, const char *s)
+{
+	pn_data_put_string(d, pn_bytes(strlen(s), s));
+}
+
+/* A node that is not active completes the open, then closes with
+ * amqp:connection:redirect and where the active node is (AMQP 1.0
+ * §2.8.16: hostname, network-host, port), or amqp:connection:forced when
+ * that is not known; the socket closes once they are written. */
+static bool redirect(struct amqp_conn *ac, pn_connection_t *pc)
+{
+	struct redirect_target to;
+	if (!broker_redirect_for(ac->c, &to))
+		return false;
+	pn_connection_set_container(pc, "wharf");
+	pn_connection_open(pc);
+	pn_condition_t *cond = pn_connection_condition(pc);
+	if (to.port) {
+		char at[300];
+		redirect_target_text(&to, at, sizeof(at));
+		pn_condition_set_name(cond, "amqp:connection:redirect");
+		pn_condition_set_description(cond, "this node is a standby: connect to the active node");
+		pn_data_t *info = pn_condition_info(cond);
+		pn_data_put_map(info);
+		pn_data_enter(info);
+		put_symbol(info, "hostname");
+		put_string(info, to.host);
+		put_symbol(info, "network-host");
+		put_string(info, to.host);
+		put_symbol(info, "port");
+		pn_data_put_int(info, to.port);
+		pn_data_exit(info);
+		log_info("amqp %s: standby: client sent to %s", conn_peer(ac->c), at);
+	} else {
+		pn_condition_set_name(cond, "amqp:connection:forced");
+		pn_condition_set_description(cond, "this node is a standby and the active node is not known");
+		log_info("amqp %s: standby: the active node is not known", conn_peer(ac->c));
+	}
+	pn_connection_close(pc);
+	ac->error_closed = true;
+	return true;
+}
+
 static void on_event(struct amqp_conn *ac, pn_event_t *e)
 {
 	pn_connection_t *pc = pn_event_connection(e);
 	switch (pn_event_type(e)) {
 	case PN_CONNECTION_REMOTE_OPEN:
 		ac->remote_opened = true;
-		if (ac->error_closed)
+		if (ac->error_closed || redirect(ac, pc))
 			break;
 		conn_handshake_done(ac->c);
 		pn_connection_set_container(pc, "wharf");
@@ -119,7 +168,10 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 		pn_session_close(pn_event_session(e));
 		break;
 	case PN_LINK_REMOTE_OPEN:
-		amqp_link_open(ac, pn_event_link(e));
+		/* None on a connection closing with an error (a standby's
+		 * redirect among them): the begin was not answered either. */
+		if (!ac->error_closed)
+			amqp_link_open(ac, pn_event_link(e));
 		break;
 	case PN_LINK_REMOTE_DETACH:
 	case PN_LINK_REMOTE_CLOSE: {

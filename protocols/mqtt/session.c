@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "ha/redirect.h"
 #include "log.h"
 #include "net/output.h"
 #include "net/protocol.h"
@@ -27,7 +28,8 @@ static void flush_out(struct mqtt_conn *mc)
 {
 	if (mc->out.len && conn_write(mc->c, mc->out.data, mc->out.len) < 0)
 		conn_close(mc->c, false);
-	mc->mb->bytes_out += mc->out.len;
+	if (mc->mb) /* NULL before CONNECT is taken */
+		mc->mb->bytes_out += mc->out.len;
 	buf_reset(&mc->out);
 }
 
@@ -160,6 +162,8 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- CONNECT ------------------------------------------------------------- */
 
+static int sys_start(struct mqtt_broker *mb);
+
 static void send_connack(struct mqtt_conn *mc, bool present, uint8_t reason,
 			 const struct mqtt_props *props)
 {
@@ -223,6 +227,32 @@ static void refuse_connect(struct mqtt_conn *mc, uint8_t reason, const char *why
 	conn_close(mc->c, true);
 }
 
+/* A node that is not active: 5.0 clients hear "use another server" and
+ * where (the Server Reference), or "server unavailable" when that is not
+ * known; 3.1.1 has no redirect, only "server unavailable" (0x03). */
+static bool redirect(struct mqtt_conn *mc)
+{
+	struct redirect_target to;
+	if (!broker_redirect_for(mc->c, &to))
+		return false;
+	char ref[300];
+	struct mqtt_props props = { 0 };
+	if (to.port && mc->level == MQTT_V5) {
+		redirect_target_text(&to, ref, sizeof(ref));
+		props.present = MQTT_PROP_BIT(MQTT_PROP_SERVER_REFERENCE);
+		props.server_reference = (struct mqtt_str){ ref, (uint32_t)strlen(ref) };
+		log_info("mqtt %s: standby: client sent to %s", conn_peer(mc->c), ref);
+		send_connack(mc, false, MQTT_RC_USE_ANOTHER_SERVER, &props);
+	} else {
+		log_info("mqtt %s: standby: %s", conn_peer(mc->c),
+			 to.port ? "MQTT 3.1.1 has no redirect" : "the active node is not known");
+		send_connack(mc, false, MQTT_RC_SERVER_UNAVAILABLE, NULL);
+	}
+	mc->state = MC_DONE;
+	conn_close(mc->c, true);
+	return true;
+}
+
 static int take_will(struct mqtt_conn *mc, const struct mqtt_packet *p)
 {
 	const struct mqtt_connect *cp = &p->connect;
@@ -252,9 +282,15 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	const struct mqtt_connect *cp = &p->connect;
 	const struct mqtt_props *pr = &p->props;
 	const struct mqtt_config *cfg = mc->cfg;
-	struct mqtt_broker *mb = mc->mb;
 	char idbuf[64];
 	mc->level = cp->level;
+	if (redirect(mc))
+		return;
+	struct mqtt_broker *mb = mc->mb = protocol_state(conn_broker(mc->c), &mqtt_proto);
+	if (sys_start(mb) < 0) {
+		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
 	if (mqtt_has(pr, MQTT_PROP_AUTH_METHOD)) {
 		refuse_connect(mc, MQTT_RC_BAD_AUTHENTICATION_METHOD, "authentication method not supported");
 		return;
@@ -870,8 +906,9 @@ static void mqtt_input(void *session, struct evbuffer *in)
 			break;
 		}
 		off += used;
-		mc->mb->bytes_in += used;
 		on_packet(mc, &p);
+		if (mc->mb) /* NULL until CONNECT is taken */
+			mc->mb->bytes_in += used;
 	}
 	evbuffer_drain(in, off);
 }
@@ -891,19 +928,15 @@ static void mqtt_shutdown(void *session)
 	disconnect(mc, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 }
 
-static int sys_start(struct mqtt_broker *mb);
-
+/* The broker-wide state (mc->mb) is taken at CONNECT: a standby has
+ * none, and answers CONNECT with where to go instead. */
 static void *mqtt_open(struct conn *c)
 {
 	struct broker *b = conn_broker(c);
-	struct mqtt_broker *mb = protocol_state(b, &mqtt_proto);
-	if (sys_start(mb) < 0)
-		return NULL;
 	struct mqtt_conn *mc = calloc(1, sizeof(*mc));
 	if (!mc)
 		return NULL;
 	mc->c = c;
-	mc->mb = mb;
 	mc->cfg = &b->cfg->mqtt;
 	mc->last_rx_ms = clock_mono_ms();
 	mc->waiter.room = send_held_acks;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "ha/redirect.h"
 #include "log.h"
 #include "net/conn.h"
 
@@ -57,6 +58,27 @@ void stomp_heartbeat_free(struct stomp_session *s)
 
 /* ---- CONNECT ------------------------------------------------------------ */
 
+/* A node that is not active answers CONNECT with an ERROR naming the active
+ * node (active-host and active-port headers too), or saying it is not
+ * known, and closes. */
+static bool redirect(struct stomp_session *s, struct stomp_frame *f)
+{
+	struct redirect_target to;
+	if (!broker_redirect_for(s->c, &to))
+		return false;
+	char message[400], at[300], port[16];
+	const char *extra[] = { "active-host", to.host, "active-port", port, NULL };
+	redirect_target_text(&to, at, sizeof(at));
+	snprintf(port, sizeof(port), "%d", to.port);
+	snprintf(message, sizeof(message), "standby: the active node is %s",
+		 to.port ? at : "not known");
+	stomp_send_error_frame(s, message, stomp_frame_get(f, "receipt"),
+			       to.port ? "this node is a standby: connect to the active node"
+				       : "this node is a standby; the active node is not known",
+			       to.port ? extra : NULL);
+	return true;
+}
+
 void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 {
 	const char *accept = stomp_frame_get(f, "accept-version");
@@ -76,12 +98,15 @@ void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 		free(copy);
 	}
 	if (v == STOMP_V_NONE) {
+		static const char *const versions[] = { "version", "1.0,1.1,1.2", NULL };
 		s->version = STOMP_V12;
 		stomp_send_error_frame(s, "unsupported protocol version", stomp_frame_get(f, "receipt"),
-				       "supported versions are 1.0, 1.1 and 1.2", "1.0,1.1,1.2");
+				       "supported versions are 1.0, 1.1 and 1.2", versions);
 		return;
 	}
 	s->version = v;
+	if (redirect(s, f))
+		return;
 	unsigned cx = 0, cy = 0;
 	const char *hb = stomp_frame_get(f, "heart-beat");
 	if (hb && v >= STOMP_V11 && sscanf(hb, "%u,%u", &cx, &cy) != 2) {

@@ -112,11 +112,12 @@ static inline int stomp_hdr(struct stomp_session *s, enum stomp_command cmd, con
 /* Sends s->out (a frame head) followed by an optional text body. */
 int stomp_send_frame(struct stomp_session *s, const char *body);
 /* Sends an ERROR frame and closes after flushing it. STOMP errors end the
- * connection; the broker and every other client carry on. `version`, when
- * given, lists the versions we speak (for a failed negotiation). */
+ * connection; the broker and every other client carry on. `extra`, when
+ * given, are more headers: name, value, ..., NULL (the versions we speak
+ * after a failed negotiation, where a standby's active node is). */
 void stomp_send_error_frame(struct stomp_session *s, const char *message, const char *receipt,
-			    const char *detail, const char *version);
-/* stomp_send_error_frame without a version header. */
+			    const char *detail, const char *const *extra);
+/* stomp_send_error_frame without more headers. */
 void stomp_send_error(struct stomp_session *s, const char *message, const char *receipt,
 		      const char *detail);
 /* The ERROR frame for a router error; `dest` is its detail. */

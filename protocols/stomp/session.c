@@ -34,11 +34,8 @@ int stomp_send_frame(struct stomp_session *s, const char *body)
 	return rc;
 }
 
-/* Sends an ERROR frame and closes after flushing it. STOMP errors end the
- * connection; the broker and every other client carry on. `version`, when
- * given, lists the versions we speak (for a failed negotiation). */
 void stomp_send_error_frame(struct stomp_session *s, const char *message, const char *receipt,
-			    const char *detail, const char *version)
+			    const char *detail, const char *const *extra)
 {
 	char len[32];
 	if (s->state == ST_DONE)
@@ -46,8 +43,8 @@ void stomp_send_error_frame(struct stomp_session *s, const char *message, const 
 	buf_reset(&s->out);
 	stomp_encode_command(&s->out, STOMP_CMD_ERROR);
 	stomp_hdr(s, STOMP_CMD_ERROR, "message", message);
-	if (version)
-		stomp_hdr(s, STOMP_CMD_ERROR, "version", version);
+	for (size_t i = 0; extra && extra[i]; i += 2)
+		stomp_hdr(s, STOMP_CMD_ERROR, extra[i], extra[i + 1]);
 	if (receipt)
 		stomp_hdr(s, STOMP_CMD_ERROR, "receipt-id", receipt);
 	stomp_hdr(s, STOMP_CMD_ERROR, "content-type", "text/plain");

@@ -38,6 +38,8 @@ const char *conn_peer(const struct conn *c) { return c->peer; }
 const char *conn_protocol(const struct conn *c) { return c->proto ? c->proto->name : "ws"; }
 const char *conn_principal(const struct conn *c) { return c->principal ? c->principal : "anonymous"; }
 unsigned long conn_id(const struct conn *c) { return c->id; }
+bool conn_tls(const struct conn *c) { return c->tls; }
+bool conn_websocket(const struct conn *c) { return c->xprt != &xprt_stream; }
 bool conn_closing(const struct conn *c) { return c->closing; }
 struct evbuffer *conn_output(struct conn *c)
 {

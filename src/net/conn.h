@@ -38,6 +38,9 @@ const char *conn_protocol(const struct conn *c);   /* "stomp"; "ws" before a Web
 const char *conn_principal(const struct conn *c);  /* "anonymous" until authenticated */
 int conn_set_principal(struct conn *c, const char *principal);
 unsigned long conn_id(const struct conn *c);
+/* The transport the client came over: TLS (wss too), WebSocket. */
+bool conn_tls(const struct conn *c);
+bool conn_websocket(const struct conn *c);
 
 /* Queues bytes to send; -1 on out of memory (the caller closes). */
 int conn_write(struct conn *c, const void *data, size_t len);

@@ -46,6 +46,7 @@ struct listener {
 	unsigned long nconns;       /* open connections accepted here */
 	struct event *resume_ev;    /* re-enables accepting after a pause */
 	struct log_limit accept_log, limit_log;
+	char url[320];              /* as bound, for broker_advertise */
 };
 
 /* What a listener URL's scheme names: a protocol from the registry
@@ -193,6 +194,45 @@ static struct tls_ctx *make_tls(struct broker *b, const struct listener_config *
 	return tls;
 }
 
+/* The URL a client of another node is sent to for this listener: a
+ * wildcard address is the host's name. */
+static void advertised_url(struct listener *l, const char *scheme, const char *host, int port)
+{
+	char name[256];
+	if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) {
+		if (gethostname(name, sizeof(name)) == 0) {
+			name[sizeof(name) - 1] = '\0';
+			host = name;
+		}
+	}
+	bool v6 = strchr(host, ':') != NULL;
+	snprintf(l->url, sizeof(l->url), "%s://%s%s%s:%d", scheme, v6 ? "[" : "", host,
+		 v6 ? "]" : "", port);
+}
+
+/* Listeners are kept newest first: written from the end, in config order. */
+static int advertise_from(const struct listener *l, char *buf, size_t len, size_t *used)
+{
+	if (!l)
+		return 0;
+	if (advertise_from(l->next, buf, len, used) < 0)
+		return -1;
+	int n = snprintf(buf + *used, len - *used, "%s%s", *used ? " " : "", l->url);
+	if (n < 0 || (size_t)n >= len - *used)
+		return -1;
+	*used += (size_t)n;
+	return 0;
+}
+
+int listener_advertise(struct broker *b, char *buf, size_t len)
+{
+	size_t used = 0;
+	if (!len)
+		return -1;
+	buf[0] = '\0';
+	return advertise_from(b->listeners, buf, len, &used);
+}
+
 int listener_open(struct broker *b, const struct listener_config *lc)
 {
 	const char *name = lc->name, *url = lc->url;
@@ -262,6 +302,7 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 		port = ntohs(in->sin_port);
 		log_info("listening %s %s:%d", scheme.name, host, port);
 	}
+	advertised_url(l, scheme.name, host, port);
 	l->next = b->listeners;
 	b->listeners = l;
 	return 0;

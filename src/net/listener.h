@@ -21,6 +21,10 @@ struct listener_config;
  * real port (SCHEME as in the url: stomp, stomps, mqtt, mqtts). Prepends
  * the listener to b->listeners. -1 with a logged reason. */
 int listener_open(struct broker *b, const struct listener_config *lc);
+/* Every bound listener's URL, space-separated, in config order, with its
+ * real port; a wildcard address (0.0.0.0, ::) is replaced by the host's
+ * name (gethostname). -1 if it does not fit in len. */
+int listener_advertise(struct broker *b, char *buf, size_t len);
 /* Reloads every TLS listener's certificate and key (SIGHUP); connections
  * already open keep theirs. */
 void listener_reload_tls(struct broker *b);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "ha/redirect.h"
 #include "log.h"
 #include "net/conn.h"
 #include "protocols/amqp/session.h"
@@ -59,6 +60,10 @@ bool conn_output_full(const struct conn *c) { return false; }
 bool conn_closing(const struct conn *c) { return c->closing; }
 void conn_close(struct conn *c, bool flush) { c->closing = true; }
 void conn_handshake_done(struct conn *c) { (void)c; }
+
+/* This node serves: no redirect (tests/unit/test_redirect.c has those). */
+bool broker_redirect_for(const struct conn *c, struct redirect_target *to) { return false; }
+void redirect_target_text(const struct redirect_target *to, char *buf, size_t len) {}
 
 int conn_write(struct conn *c, const void *data, size_t len)
 {

@@ -33,6 +33,7 @@
 
 #include "broker.h"
 #include "conf.h"
+#include "ha/redirect.h"
 #include "log.h"
 #include "net/conn.h"
 #include "router/router.h"
@@ -85,6 +86,11 @@ unsigned long conn_id(const struct conn *c) { return c->id; }
 bool conn_closing(const struct conn *c) { return c->closing; }
 void conn_close(struct conn *c, bool flush) { c->closing = true; }
 void conn_handshake_done(struct conn *c) { c->handshake_done = true; }
+
+/* This node serves: no redirect (a standby's answers are unit-tested in
+ * tests/unit/test_redirect.c). */
+bool broker_redirect_for(const struct conn *c, struct redirect_target *to) { return false; }
+void redirect_target_text(const struct redirect_target *to, char *buf, size_t len) {}
 
 /* What begins the adapter's answer to a good handshake (the target sets
  * it): the adapter must have told the connection its handshake is done
