@@ -32,6 +32,9 @@ struct pager {
 	struct pjob *wjobs, **wjobs_tail;  /* writes in flight, in file order */
 	size_t inflight;       /* their bytes, of every generation */
 	struct buf wbuf;       /* entries not handed over yet */
+	struct buf spare;      /* a written chunk's buffer, for the next one:
+				* big buffers freed and taken anew at this
+				* rate fragment the heap */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	uint64_t rbuf_off;
@@ -74,6 +77,7 @@ void pager_free(struct pager *p)
 	}
 	pageio_release(p->io);
 	buf_free(&p->wbuf);
+	buf_free(&p->spare);
 	free(p->rbuf);
 	free(p->path);
 	free(p);
@@ -225,9 +229,11 @@ static int hand_over(struct pager *p)
 	}
 	j->data = (uint8_t *)p->wbuf.data;
 	j->len = p->wbuf.len;
+	j->cap = p->wbuf.cap;
 	j->off = p->wpos;
 	j->io.done = write_done;
-	p->wbuf = (struct buf)BUF_INIT;
+	p->wbuf = p->spare;
+	p->spare = (struct buf)BUF_INIT;
 	p->wpos += j->len;
 	p->inflight += j->len;
 	*p->wjobs_tail = j;
@@ -254,6 +260,10 @@ static void write_done(struct pio_job *ij)
 			    window_add(p, j->off, j->data, j->len) < 0)
 				p->err = ENOMEM;
 		}
+	}
+	if (!p->spare.data && j->cap <= 2 * WRITE_CHUNK) {
+		p->spare = (struct buf){ (char *)j->data, 0, j->cap };
+		j->data = NULL;
 	}
 	pjob_free(j);
 	if (p->wbuf.len >= WRITE_CHUNK && hand_over(p) < 0 && !p->err)

@@ -29,7 +29,7 @@ struct pjob {
 	unsigned gen;
 	uint64_t off;
 	uint8_t *data;
-	size_t len;
+	size_t len, cap;
 	size_t got;
 	int err;
 	void (*each)(void *arg, uint64_t rec);

@@ -71,7 +71,7 @@ static void wait_size(const char *name, off_t size)
 	int64_t end = now_ms() + 5000;
 	while (file_size(name) < size && now_ms() < end)
 		event_base_loop(base, EVLOOP_ONCE);
-	run_for(100);
+	run_for(300);
 }
 
 static struct message *msg(uint64_t id, size_t body)
@@ -103,6 +103,20 @@ static off_t file_size(const char *name)
 	struct stat st;
 	snprintf(path, sizeof(path), "%s/%s.page", dir, name);
 	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* A pager holding entries 1-1,000 of 1 KiB (records 1-1,000), the first
+ * 700 KB or more written and reported. */
+static struct pager *filled_pager(const char *name)
+{
+	struct pager *p = new_pager(name);
+	for (uint64_t i = 1; i <= 1000; i++) {
+		struct message *m = msg(i, 1000);
+		pager_put(p, m, i);
+		message_unref(m);
+	}
+	wait_size(name, 700 * 1000);
+	return p;
 }
 
 static void test_pager_alone(void)
@@ -176,15 +190,9 @@ static void test_pager_alone(void)
 
 static void test_pager_damage(void)
 {
-	struct pager *p = new_pager("b");
 	/* 1,000 entries of about 1 KiB: the first ones are in the file (written
 	 * in 256 KiB chunks), the first 256 KiB of it read ahead at once. */
-	for (uint64_t i = 1; i <= 1000; i++) {
-		struct message *m = msg(i, 1000);
-		pager_put(p, m, i);
-		message_unref(m);
-	}
-	wait_size("b", 700 * 1000);
+	struct pager *p = filled_pager("b");
 	uint64_t rec;
 	struct message *m = get_wait(p, &rec, NULL);
 	message_unref(m);
@@ -408,13 +416,7 @@ static void test_shared_limit(void)
  * try again. */
 static void test_read_in_flight(void)
 {
-	struct pager *p = new_pager("c");
-	for (uint64_t i = 1; i <= 1000; i++) {
-		struct message *m = msg(i, 1000);
-		pager_put(p, m, i);
-		message_unref(m);
-	}
-	wait_size("c", 700 * 1000);
+	struct pager *p = filled_pager("c");
 	uint64_t rec, got = 0;
 	struct message *m;
 	bool order = true;
@@ -440,14 +442,8 @@ static void test_read_in_flight(void)
  * there, and no report comes back for it (ASan watches). */
 static void test_free_in_flight(void)
 {
-	struct pager *p = new_pager("d");
+	struct pager *p = filled_pager("d");
 	struct message *m;
-	for (uint64_t i = 1; i <= 1000; i++) {
-		m = msg(i, 1000);
-		pager_put(p, m, i);
-		message_unref(m);
-	}
-	wait_size("d", 700 * 1000);
 	uint64_t rec;
 	while ((m = pager_get(p, &rec)))
 		message_unref(m);
