@@ -16,9 +16,6 @@
 #include "util/buf.h"
 
 #define WRITE_CHUNK (256u << 10)
-/* Writes handed over and not done yet: beyond it, full chunks wait in the
- * write buffer, so a slow disk costs memory only up to PAGER_MAX_BACKLOG. */
-#define WRITE_AHEAD (4 * WRITE_CHUNK)
 
 /* Offsets are in the file; [0, wdone) is on disk, [wdone, wpos) in the
  * writes in flight, then the write buffer. The read-ahead window holds
@@ -215,11 +212,9 @@ static void read_done(struct pio_job *ij)
 	wake(p);
 }
 
-/* Hands the write buffer to the I/O thread, unless enough is in flight. */
+/* Hands the write buffer to the I/O thread. */
 static int hand_over(struct pager *p)
 {
-	if (!p->wbuf.len || p->inflight >= WRITE_AHEAD)
-		return 0;
 	if (p->fd < 0 && (p->fd = open(p->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
 		return -1;
 	struct pjob *j = job_new(p, PJ_WRITE);
@@ -266,8 +261,6 @@ static void write_done(struct pio_job *ij)
 		j->data = NULL;
 	}
 	pjob_free(j);
-	if (p->wbuf.len >= WRITE_CHUNK && hand_over(p) < 0 && !p->err)
-		p->err = errno;
 	read_ahead(p);
 	wake(p);
 }
@@ -281,7 +274,7 @@ int pager_put(struct pager *p, const struct message *m, uint64_t rec)
 	}
 	/* A read waiting meanwhile is woken by its own report. */
 	p->in_put = true;
-	while (p->inflight + p->wbuf.len >= PAGER_MAX_BACKLOG && p->wjobs) {
+	while (p->inflight >= PAGER_MAX_BACKLOG && p->wjobs) {
 		struct pjob *j = p->wjobs;
 		if (pageio_wait(p->io, &j->io) < 0)
 			break;
@@ -289,7 +282,8 @@ int pager_put(struct pager *p, const struct message *m, uint64_t rec)
 	}
 	p->in_put = false;
 	size_t at = p->wbuf.len;
-	if (buf_reserve(&p->wbuf, 4 + len) < 0) {
+	/* A whole chunk at once: growing by doubling copies it over and over. */
+	if (buf_reserve(&p->wbuf, p->wbuf.cap ? 4 + len : WRITE_CHUNK + 4 + len) < 0) {
 		errno = ENOMEM;
 		return -1;
 	}
