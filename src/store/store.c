@@ -796,10 +796,12 @@ static int page_put(void *p, const struct message *m, uint64_t rec)
 static struct message *page_get(void *p, uint64_t *rec)
 {
 	struct message *m = pager_get(p, rec);
-	if (!m && errno && errno != EAGAIN)
+	int err = errno;
+	if (!m && err && err != EAGAIN)
 		log_error("paging: cannot read back a queue's page file: %s; its messages come back "
 			  "at the next start",
-			  strerror(errno));
+			  strerror(err));
+	errno = err; /* the queue tells EAGAIN (wait) from damage by it */
 	return m;
 }
 
