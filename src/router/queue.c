@@ -1,6 +1,7 @@
 #include "config.h"
 #include "router/queue.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -372,6 +373,8 @@ static void drop_ready(struct queue *q, struct delivery *d, enum queue_drop why)
 static struct message *page_get(struct queue *q, uint64_t *rec)
 {
 	struct message *m = q->page_ops->get(q->pager, rec);
+	if (!m && errno == EAGAIN)
+		return NULL; /* being read: page_ready follows */
 	if (!m) {
 		/* Unreadable: what the store keeps comes back at a restart. */
 		count_drop(q, DROP_UNREADABLE, q->npaged);
@@ -389,15 +392,13 @@ void queue_purge(struct queue *q)
 	struct delivery *d;
 	while ((d = ready_first(q)))
 		drop_ready(q, d, DROP_PURGED);
-	while (q->npaged) {
-		uint64_t rec;
-		struct message *m = page_get(q, &rec);
-		if (!m)
-			break;
-		count_drop(q, DROP_PURGED, 1);
-		if (rec && q->settled)
-			q->settled(q->settled_arg, rec);
-		message_unref(m);
+	if (q->npaged) {
+		/* What is only on disk is settled once read, off the loop; the
+		 * queue may be gone by then. */
+		count_drop(q, DROP_PURGED, q->npaged);
+		q->page_ops->purge(q->pager, q->settled, q->settled_arg);
+		q->npaged = 0;
+		q->paged_bytes = 0;
 	}
 	check_room(q);
 }
@@ -419,6 +420,11 @@ void queue_drop_dead(struct queue *q)
 	check_room(q);
 }
 
+static void page_ready(void *arg)
+{
+	queue_dispatch(arg);
+}
+
 void queue_set_paging(struct queue *q, size_t limit, const struct queue_page_ops *ops, void *pager)
 {
 	if (q->pager)
@@ -426,6 +432,8 @@ void queue_set_paging(struct queue *q, size_t limit, const struct queue_page_ops
 	q->page_ops = ops;
 	q->pager = pager;
 	q->page_limit = limit;
+	if (pager)
+		ops->set_ready(pager, page_ready, q);
 }
 
 /* d, off every list, leaves for the dead-letter queue if it has one. */

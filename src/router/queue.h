@@ -138,8 +138,15 @@ void queue_set_max_ready(struct queue *q, size_t max_ready);
 struct queue_page_ops {
 	/* Appends m (not kept); -1 when it cannot (m then stays in memory). */
 	int (*put)(void *pager, const struct message *m, uint64_t rec);
-	/* The oldest, as a new reference; NULL when empty or unreadable. */
+	/* The oldest, as a new reference; NULL when empty or unreadable, or
+	 * with errno EAGAIN while it is being read: ready comes then. */
 	struct message *(*get)(void *pager, uint64_t *rec);
+	/* ready(arg) runs on the loop, outside any call into the pager, once
+	 * get can go on after an EAGAIN. */
+	void (*set_ready)(void *pager, void (*ready)(void *arg), void *arg);
+	/* Drops all; each(arg, rec) hears of each nonzero record, maybe after
+	 * the pager is freed. */
+	void (*purge)(void *pager, void (*each)(void *arg, uint64_t rec), void *arg);
 	void (*free)(void *pager);
 };
 /* Paging: once the waiting messages cost `limit` bytes of memory (each

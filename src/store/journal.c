@@ -22,6 +22,7 @@
 #include "log.h"
 #include "store/journal_internal.h"
 #include "store/record.h"
+#include "util/wakeup.h"
 
 /* A batch's data beyond this is given back when the batch is recycled. */
 #define KEEP_CAP (8u << 20)
@@ -184,13 +185,9 @@ static void complete(struct journal *j)
 	}
 }
 
-static void notify_cb(evutil_socket_t fd, short what, void *arg)
+static void notify_cb(void *arg)
 {
-	struct journal *j = arg;
-	char buf[64];
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	complete(j);
+	complete(arg);
 }
 
 int journal_append(struct journal *j, uint8_t type, const void *data, size_t len, journal_done_fn done,
@@ -367,13 +364,9 @@ static int mkdir_p(const char *path)
 
 static void jfree(struct journal *j)
 {
-	if (j->notify_ev)
-		event_free(j->notify_ev);
+	wakeup_free(j->wake);
 	if (j->flush_ev)
 		event_free(j->flush_ev);
-	for (int i = 0; i < 2; i++)
-		if (j->pipefd[i] >= 0)
-			close(j->pipefd[i]);
 	if (j->fd >= 0)
 		close(j->fd);
 	if (j->reserve_fd >= 0)
@@ -422,7 +415,6 @@ int journal_open(struct event_base *base, const struct journal_options *o, journ
 		return -1;
 	}
 	j->dirfd = j->lockfd = j->fd = j->reserve_fd = -1;
-	j->pipefd[0] = j->pipefd[1] = -1;
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -469,16 +461,10 @@ int journal_open(struct event_base *base, const struct journal_options *o, journ
 		atomic_store(&j->full, true);
 	}
 
-	if (pipe(j->pipefd) < 0)
-		FAIL("journal: pipe: %s", strerror(errno));
-	for (int i = 0; i < 2; i++) {
-		int fl = fcntl(j->pipefd[i], F_GETFL);
-		fcntl(j->pipefd[i], F_SETFL, fl | O_NONBLOCK);
-		fcntl(j->pipefd[i], F_SETFD, FD_CLOEXEC);
-	}
-	j->notify_ev = event_new(base, j->pipefd[0], EV_READ | EV_PERSIST, notify_cb, j);
+	if (!(j->wake = wakeup_new(base, notify_cb, j)))
+		FAIL("journal: cannot wake the loop from the writer: %s", strerror(errno));
 	j->flush_ev = event_new(base, -1, 0, flush_cb, j);
-	if (!j->notify_ev || !j->flush_ev || event_add(j->notify_ev, NULL) < 0)
+	if (!j->flush_ev)
 		FAIL("journal: cannot set up events");
 
 	/* Signals go to the other threads, never the writer. */

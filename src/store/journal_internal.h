@@ -14,6 +14,7 @@
 #include "store/record.h"
 
 struct event;
+struct wakeup;
 
 /* One appended record awaiting its outcome. Its sequence number is the
  * batch's first_seq plus its index. */
@@ -67,8 +68,7 @@ struct journal {
 	size_t segment_size;
 	enum journal_sync sync;
 	unsigned batch_delay_us;
-	int pipefd[2];              /* writer -> loop: "look at the done list" */
-	struct event *notify_ev;
+	struct wakeup *wake;        /* writer -> loop: "look at the done list" */
 	struct event *flush_ev;
 	pthread_t thread;
 	bool thread_started;

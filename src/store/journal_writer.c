@@ -24,6 +24,7 @@
 #include "log.h"
 #include "store/journal_internal.h"
 #include "store/record.h"
+#include "util/wakeup.h"
 
 #ifdef WHARF_JOURNAL_FAULTS
 #include <stdatomic.h>
@@ -62,12 +63,7 @@ static void notify_locked(struct journal *j)
 	if (j->notified)
 		return;
 	j->notified = true;
-	char c = 1;
-	ssize_t r;
-	do
-		r = write(j->pipefd[1], &c, 1);
-	while (r < 0 && errno == EINTR);
-	/* EAGAIN: the pipe is full, the loop is going to look anyway. */
+	wakeup_post(j->wake);
 }
 
 /* The writer may not log (log.c is loop-thread only): it leaves the line for

@@ -15,6 +15,7 @@
 #include "router/router.h"
 #include "store/liveset.h"
 #include "store/msgcodec.h"
+#include "store/pageio.h"
 #include "store/pager.h"
 #include "store/record.h"
 #include "util/buf.h"
@@ -77,6 +78,7 @@ struct store {
 				    * until first delivered; NULL once empty */
 	size_t max_pending;
 	char *page_dir;            /* DIR/paging: queues' page files */
+	struct pageio *pio;        /* their I/O thread; pagers hold it too */
 	uint64_t next_pager;
 	bool busy;
 	bool closing;
@@ -794,11 +796,23 @@ static int page_put(void *p, const struct message *m, uint64_t rec)
 static struct message *page_get(void *p, uint64_t *rec)
 {
 	struct message *m = pager_get(p, rec);
-	if (!m && errno)
+	int err = errno;
+	if (!m && err && err != EAGAIN)
 		log_error("paging: cannot read back a queue's page file: %s; its messages come back "
 			  "at the next start",
-			  strerror(errno));
+			  strerror(err));
+	errno = err; /* the queue tells EAGAIN (wait) from damage by it */
 	return m;
+}
+
+static void page_set_ready(void *p, void (*ready)(void *arg), void *arg)
+{
+	pager_set_ready_cb(p, ready, arg);
+}
+
+static void page_purge(void *p, void (*each)(void *arg, uint64_t rec), void *arg)
+{
+	pager_purge(p, each, arg);
 }
 
 static void page_free(void *p)
@@ -806,7 +820,7 @@ static void page_free(void *p)
 	pager_free(p);
 }
 
-static const struct queue_page_ops page_ops = { page_put, page_get, page_free };
+static const struct queue_page_ops page_ops = { page_put, page_get, page_set_ready, page_purge, page_free };
 
 static void *hook_pager_new(void *arg, const char *queue)
 {
@@ -814,7 +828,7 @@ static void *hook_pager_new(void *arg, const char *queue)
 	char name[32];
 	(void)queue;
 	snprintf(name, sizeof(name), "q%llu", (unsigned long long)++s->next_pager);
-	return pager_new(s->page_dir, name);
+	return pager_new(s->pio, s->page_dir, name);
 }
 
 /* Page files are a cache of the journal: those of an earlier run go. */
@@ -911,6 +925,7 @@ static void store_free(struct store *s)
 	liveset_free(&s->live);
 	buf_free(&s->scratch);
 	free(s->page_dir);
+	pageio_free(s->pio); /* after journal_close: its callbacks may page in */
 	free(s->acks);
 	free(s);
 }
@@ -945,7 +960,7 @@ int store_open(struct event_base *base, const struct store_options *o, struct ro
 		.page_ops = &page_ops,
 		.arg = s,
 	};
-	if (open_page_dir(s, o->dir) < 0) {
+	if (open_page_dir(s, o->dir) < 0 || !(s->pio = pageio_new(base))) {
 		log_warn("store: %s/paging: %s; queues will not page", o->dir, strerror(errno));
 		p.pager_new = NULL;
 	}
