@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ha/ha.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/listener.h"
@@ -189,6 +190,8 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	struct timeval sweep = { EXPIRY_SWEEP_MS / 1000, EXPIRY_SWEEP_MS % 1000 * 1000 };
 	evtimer_add(b->expiry_timer, &sweep);
 	signal(SIGPIPE, SIG_IGN);
+	if (cfg->ha.role != HA_NONE && !(b->ha = ha_new(b)))
+		return -1;
 	if (cfg->ha.role == HA_NONE || cfg->ha.role == HA_PRIMARY)
 		return broker_activate(b);
 	return 0;
@@ -217,6 +220,7 @@ int broker_activate(struct broker *b)
 	}
 	memtrim(true); /* replay freed what it read */
 	b->active = true;
+	ha_activated(b->ha);
 	return 0;
 }
 
@@ -270,6 +274,8 @@ void broker_stop(struct broker *b)
 
 void broker_free(struct broker *b)
 {
+	ha_free(b->ha); /* first: confirmations held for the standby go out */
+	b->ha = NULL;
 	listener_close_all(b);
 	if (b->base)
 		conn_free_all(b);

@@ -16,6 +16,7 @@ struct router;
 struct store;
 struct conn;
 struct listener;
+struct ha;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -39,6 +40,7 @@ struct broker {
 	 * the replication's) until broker_activate. */
 	bool active;
 	int lock_fd;
+	struct ha *ha;            /* the pair's link (src/ha/ha.h); NULL: single node */
 	int64_t started_ms;
 	int64_t stop_deadline_ms;
 };
@@ -58,5 +60,8 @@ int broker_run(struct broker *b);
  * by shutdown_grace), then the loop ends. */
 void broker_stop(struct broker *b);
 void broker_free(struct broker *b);
+/* A standby's clients are sent to `advertise` (the active's client URLs,
+ * space-separated, as its WELCOME on the replication link said). */
+int broker_set_redirect(struct broker *b, const char *advertise);
 
 #endif
