@@ -336,9 +336,7 @@ static int on_hello(struct link *l, const struct repl_frame *f)
 	size_t n = repl_welcome_encode(buf, sizeof(buf), &w);
 	if (!n)
 		return -2;
-	/* WELCOME goes before anything the sender queued */
-	evbuffer_prepend(bufferevent_get_output(l->bev), buf, n);
-	l->last_tx_ms = now_ms();
+	link_send(l, buf, n); /* the sender has queued nothing yet */
 	if (l->sender)
 		sender_kick(l->sender);
 	return 0;
@@ -585,7 +583,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		int rc = r == 1 ? handle(l, &f) : -1;
 		if (rc == -1)
-			log_warn("replication: peer %s sent a malformed or unexpected frame", l->addr);
+			log_warn("replication: peer %s sent a malformed or unexpected frame (type %u)",
+				 l->addr, r == 1 ? f.type : 0);
 		if (rc < 0) {
 			link_close(l);
 			return;
