@@ -298,10 +298,13 @@ static int attach_standby(struct link *l, const struct repl_hello *h, struct rep
 		ha->acked = h->last_seq < w->from ? h->last_seq : w->from - 1;
 	uint64_t behind = w->last_seq > ha->acked ? w->last_seq - ha->acked : 0;
 	ha->unacked_since_ms = behind ? now_ms() : 0;
-	if (w->mode == REPL_MODE_FULL)
+	if (w->mode == REPL_MODE_FULL && h->last_seq > w->last_seq)
 		log_info("replication: standby %s catching up, %" PRIu64 " records behind (full copy; "
 			 "it holds %" PRIu64 " records this node does not)",
 			 l->peer_id, behind, h->last_seq - w->last_seq);
+	else if (w->mode == REPL_MODE_FULL)
+		log_info("replication: standby %s catching up, %" PRIu64 " records behind (full copy)",
+			 l->peer_id, behind);
 	else
 		log_info("replication: standby %s catching up, %" PRIu64 " records behind (from "
 			 "segment %" PRIu64 ")", l->peer_id, behind, w->from);

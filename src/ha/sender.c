@@ -130,9 +130,14 @@ int sender_start(struct sender *s, uint64_t standby_last, struct repl_welcome *w
 				break;
 			}
 		}
+		/* Nothing of its copy is kept: a full copy, said as such. */
+		if (!n || w->from <= v[0].first) {
+			w->mode = REPL_MODE_FULL;
+			w->from = 0;
+		}
 		/* Below `from` it has what the journal has; its stand-ins it
 		 * may not have as stand-ins: the first pass sends them. */
-		for (size_t i = 0; i < n && v[i].first < w->from; i++)
+		for (size_t i = 0; w->from && i < n && v[i].first < w->from; i++)
 			if (known_add(s, v[i].first, false) < 0) {
 				free(v);
 				return -1;

@@ -24,8 +24,9 @@ REPL_RE = re.compile(r"listening repl (\S+):(\d+)")
 
 
 def ha_config(role, node_id, peer, secret=SECRET, sync="replicated", sync_timeout="5s",
-              timeout="3s", extra=""):
-    return ("[ha]\nrole = %s\nnode_id = %s\nlisten = repl://127.0.0.1:0\npeer = %s\n"
+              timeout="3s", extra="", globals=""):
+    """globals: top-level keys, put before the [ha] section."""
+    return (globals + "\n[ha]\nrole = %s\nnode_id = %s\nlisten = repl://127.0.0.1:0\npeer = %s\n"
             "secret = %s\nsync = %s\nsync_timeout = %s\ntimeout = %s\n%s"
             % (role, node_id, peer, secret, sync, sync_timeout, timeout, extra))
 
@@ -92,8 +93,8 @@ class Pair:
 
     def open_dir(self, data_dir, protocols=("stomp",)):
         """A node's data directory opened as a plain single node (no [ha])
-        on fresh ports; the caller stops it."""
-        return self._start(None, data_dir, protocols)
+        on fresh ports, with the pair's global keys; the caller stops it."""
+        return self._start(self.ha.get("globals") or None, data_dir, protocols)
 
     def open_standby_dir(self, protocols=("stomp",)):
         return self.open_dir(self.b_dir, protocols)
