@@ -194,5 +194,53 @@ class WrongSecretTest(PairTestCase):
         self.assertNotIn("catching up", p.primary.output())
 
 
+class PromoteTest(PairTestCase):
+    def wharfctl(self, port, cmd, secret=SECRET):
+        path = os.path.join(self.pair.dir, "secret")
+        with open(path, "w") as f:
+            f.write(secret + "\n")
+        return subprocess.run([WHARFCTL, "--peer", "repl://127.0.0.1:%d" % port, "--secret-file",
+                               path, cmd], capture_output=True, text=True, timeout=30)
+
+    def test_status_of_both_nodes(self):
+        p = self.pair
+        p.wait_in_sync()
+        publish(p.primary.stomp_port, 10)
+        r = self.wharfctl(p.repl, "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("role: active", r.stdout)
+        self.assertIn("connected: yes", r.stdout)
+        self.assertIn("in_sync: yes", r.stdout)
+        self.assertIn("lag_records: 0", r.stdout)
+        r = self.wharfctl(p.standby_repl, "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("role: standby", r.stdout)
+        self.assertIn("node_id: b", r.stdout)
+
+    def test_wharfctl_with_a_wrong_secret_gets_nothing(self):
+        p = self.pair
+        r = self.wharfctl(p.standby_repl, "promote", secret="not-the-pair-secret-at-all")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotIn("promoted", r.stdout)
+        p.standby.wait_for_log(r"refused: bad secret")
+        self.assertNotIn("promoted", p.standby.output())
+
+    def test_promoted_standby_serves_the_replicated_messages(self):
+        p = self.pair
+        p.wait_in_sync()
+        sent = publish(p.primary.stomp_port, 300)
+        p.kill9_primary()
+        r = self.wharfctl(p.standby_repl, "promote")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("promoted: active", r.stdout)
+        p.standby.wait_for_log(r"replication: promoted: active")
+        got, _, _ = drain(p.standby.stomp_port)
+        self.assertEqual(got, ["m-%06d" % i for i in sorted(sent)])
+        # and it takes new messages as any active node
+        more = publish(p.standby.stomp_port, 5, start=300)
+        self.assertEqual(len(more), 5)
+        self.assertEqual(p.standby.stop(), 0, p.standby.output())
+
+
 if __name__ == "__main__":
     main()
