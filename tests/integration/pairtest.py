@@ -17,7 +17,7 @@ import signal
 import tempfile
 import time
 
-from wharftest import Broker
+from wharftest import LISTEN_RE, Broker
 
 SECRET = "pair-secret-0123456789abcdef"
 REPL_RE = re.compile(r"listening repl (\S+):(\d+)")
@@ -52,8 +52,14 @@ class Pair:
             self.start_standby()
 
     def _start(self, config, data_dir, protocols=None):
-        b = Broker(protocols or self.protocols, config, data_dir=data_dir)
+        protocols = protocols or self.protocols
+        b = Broker(protocols, config, data_dir=data_dir)
         self.nodes.append(b)
+        # Broker stops at as many listening lines as protocols, and the
+        # repl line counts: read the client ports once all are there.
+        for proto in protocols:
+            line = b.wait_for_log(r"listening %s " % proto)
+            b.ports[proto] = int(LISTEN_RE.search(line).group(3))
         return b
 
     def start_primary(self):

@@ -176,7 +176,7 @@ class ReturningStandbyTest(PairTestCase):
         self.check_standby_holds(sorted(first)[400:] + sorted(second))
 
 
-class WrongSecretTest(PairTestCase):
+class RefusalTest(PairTestCase):
     pair_args = {}
 
     def setUp(self):
@@ -192,6 +192,18 @@ class WrongSecretTest(PairTestCase):
         self.assertEqual(p.segment_files(p.b_dir), [])
         self.assertNotIn("attached", p.standby.output())
         self.assertNotIn("catching up", p.primary.output())
+
+    def test_a_second_standby_is_refused(self):
+        p = self.pair
+        p.start_standby()
+        p.wait_in_sync()
+        first = p.standby
+        p.b_dir = os.path.join(p.dir, "c")
+        p.start_standby()
+        p.primary.wait_for_log(r"standby b \(127\.0\.0\.1:\d+\) refused: standby b is "
+                               r"attached already")
+        self.assertTrue(first.alive())
+        self.assertEqual(p.primary.output().count("in sync"), 1)
 
 
 class PromoteTest(PairTestCase):
