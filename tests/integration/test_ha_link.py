@@ -9,8 +9,12 @@ import threading
 import time
 import unittest
 
+from proton import Message
+
+from amqptest import Client
+from mqtttest import Paho
 from pairtest import SECRET, Pair
-from stomptest import stomp_close, stomp_connect
+from stomptest import TIMEOUT, stomp_close, stomp_connect
 from test_store import QUEUE, drain, publish_stream
 from wharftest import main, wait_until
 
@@ -78,6 +82,43 @@ class ReplicatedReceiptsTest(PairTestCase):
             return all(open(os.path.join(a, f), "rb").read() ==
                        open(os.path.join(b, f), "rb").read() for f in fa)
         wait_until(same, timeout=10, what="identical segment files")
+
+
+class OtherProtocolsTest(PairTestCase):
+    pair_args = {"protocols": ("stomp", "mqtt", "amqp"),
+                 "globals": "[topic sensors.>]\nbind = readings\n"}
+
+    def test_mqtt_qos1_and_retained_and_amqp_accepted_are_on_the_standby(self):
+        p = self.pair
+        p.wait_in_sync()
+        m = Paho(p.primary.ports["mqtt"], client_id="dev-1", level=5)
+        m.connect()
+        for i in range(100):
+            m.c.publish("sensors/t1", "r-%03d" % i, qos=1)
+        mids = [m.c.publish("plant/%d/state" % i, "state-%d" % i, qos=1, retain=True).mid
+                for i in range(10)]
+        m.wait_for(lambda: len(m.published) == 110 and set(mids) <= m.published, TIMEOUT,
+                   "110 PUBACKs")
+        a = Client(p.primary.ports["amqp"])
+        a.send_all(a.snd("orders"), [Message(body="a-%03d" % i, durable=True) for i in range(100)])
+        # kill -9 right after the last confirmation
+        p.kill9_primary()
+        m.c.loop_stop()
+        p.kill9_standby()
+        single = p.open_standby_dir(("stomp", "mqtt", "amqp"))
+        got, _, _ = drain(single.stomp_port, "/queue/readings")
+        self.assertEqual(got, ["r-%03d" % i for i in range(100)])
+        got, _, _ = drain(single.stomp_port, "/queue/orders")
+        self.assertEqual(got, ["a-%03d" % i for i in range(100)])
+        s = Paho(single.ports["mqtt"], client_id="sub", level=5)
+        s.connect()
+        s.subscribe("plant/+/state", qos=1)
+        s.wait_for(lambda: len(s.messages) >= 10, TIMEOUT, "10 retained messages")
+        got = sorted((x.topic, x.payload) for x in s.messages)
+        self.assertEqual(got, sorted(("plant/%d/state" % i, b"state-%d" % i) for i in range(10)))
+        s.c.disconnect()
+        s.c.loop_stop()
+        self.assertEqual(single.stop(), 0, single.output())
 
 
 class StalledStandbyTest(PairTestCase):
