@@ -199,23 +199,6 @@ static void nodelay(evutil_socket_t fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static void addr_text(const struct sockaddr *sa, char *out, size_t n)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		port = ntohs(a->sin6_port);
-		snprintf(out, n, "[%s]:%d", host, port);
-	} else {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		port = ntohs(a->sin_port);
-		snprintf(out, n, "%s:%d", host, port);
-	}
-}
-
 static void str_copy(char *out, size_t n, const struct repl_str *s)
 {
 	size_t k = s->len < n - 1 ? s->len : n - 1;
@@ -650,7 +633,7 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 {
 	struct ha *ha = arg;
 	char addr[80];
-	addr_text(sa, addr, sizeof(addr));
+	url_format_addr(sa, addr, sizeof(addr));
 	nodelay(fd);
 	struct bufferevent *bev = bufferevent_socket_new(ha->b->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	struct link *l = bev ? link_new(ha, bev, L_WAIT_HELLO, addr) : NULL;
@@ -696,7 +679,7 @@ static void connect_peer(struct ha *ha)
 		return;
 	}
 	char addr[80];
-	addr_text(ai->ai_addr, addr, sizeof(addr));
+	url_format_addr(ai->ai_addr, addr, sizeof(addr));
 	struct bufferevent *bev = bufferevent_socket_new(ha->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	struct link *l = bev ? link_new(ha, bev, L_CONNECTING, addr) : NULL;
 	if (l) {
@@ -767,7 +750,7 @@ static int listen_link(struct ha *ha)
 	socklen_t blen = sizeof(bound);
 	char addr[80] = "?";
 	if (getsockname(evconnlistener_get_fd(ha->lis), (struct sockaddr *)&bound, &blen) == 0)
-		addr_text((struct sockaddr *)&bound, addr, sizeof(addr));
+		url_format_addr((struct sockaddr *)&bound, addr, sizeof(addr));
 	log_info("listening repl %s", addr);
 	return 0;
 }
