@@ -46,6 +46,8 @@
 #define RECONNECT_MS 1000
 /* A peer that cannot be reached is logged at most this often. */
 #define CONNECT_LOG_MS 30000
+/* A peer with a wrong secret retries every second: warned of this often. */
+#define REFUSAL_LOG_MS 10000
 
 enum link_state {
 	L_CONNECTING,     /* ours, TCP not up yet */
@@ -88,6 +90,8 @@ struct ha {
 	uint64_t acked;             /* active: the standby's last ACK */
 	int64_t unacked_since_ms;   /* active: durable records unacked since */
 	int64_t next_connect_ms, last_connect_log_ms;
+	int64_t last_refusal_log_ms;  /* bad secrets: one warning per REFUSAL_LOG_MS */
+	unsigned refusals_quiet;      /* ... and how many went unlogged since */
 	uint64_t peer_last;         /* standby: the active's last, as it said */
 };
 
@@ -160,6 +164,25 @@ static void drop_standby(struct ha *ha, const char *why)
 		 ha->standby->peer_id, why);
 	ha->degraded = true;
 	link_close(ha->standby);
+}
+
+/* A wrong proof: warned, naming the remote address, at most once per
+ * REFUSAL_LOG_MS (a misconfigured standby retries every second). */
+static void refuse_bad_secret(struct link *l)
+{
+	struct ha *ha = l->ha;
+	int64_t now = now_ms();
+	if (ha->last_refusal_log_ms && now - ha->last_refusal_log_ms < REFUSAL_LOG_MS) {
+		ha->refusals_quiet++;
+		return;
+	}
+	if (ha->refusals_quiet)
+		log_warn("replication: peer %s refused: bad secret (%u more refusals since the last "
+			 "warning)", l->addr, ha->refusals_quiet);
+	else
+		log_warn("replication: peer %s refused: bad secret", l->addr);
+	ha->last_refusal_log_ms = now;
+	ha->refusals_quiet = 0;
 }
 
 static bool authed(const struct link *l)
@@ -304,7 +327,7 @@ static int on_hello(struct link *l, const struct repl_frame *f)
 	if (repl_hello_decode(f, &h) < 0)
 		return -1;
 	if (!repl_proof_ok(ha->cfg->secret, REPL_LABEL_HELLO, l->nonce_a, h.nonce, h.proof)) {
-		log_warn("replication: peer %s refused: bad secret", l->addr);
+		refuse_bad_secret(l);
 		return -2;
 	}
 	memcpy(l->nonce_b, h.nonce, REPL_NONCE);
@@ -366,7 +389,7 @@ static int on_welcome(struct link *l, const struct repl_frame *f)
 	if (repl_welcome_decode(f, &w) < 0)
 		return -1;
 	if (!repl_proof_ok(ha->cfg->secret, REPL_LABEL_WELCOME, l->nonce_b, l->nonce_a, w.proof)) {
-		log_warn("replication: peer %s refused: bad secret", l->addr);
+		refuse_bad_secret(l);
 		return -2;
 	}
 	str_copy(l->peer_id, sizeof(l->peer_id), &w.node_id);
@@ -390,6 +413,7 @@ static int on_welcome(struct link *l, const struct repl_frame *f)
 		log_info("replication: attached to active %s: catching up from segment %" PRIu64,
 			 l->peer_id, w.from);
 	ha->peer_last = w.last_seq;
+	ha->last_connect_log_ms = 0;
 	l->state = L_UPSTREAM;
 	l->ack_due = true;
 	return 0;
@@ -606,15 +630,19 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		nodelay(bufferevent_getfd(bev));
 		l->state = L_WAIT_CHALLENGE;
 		l->last_rx_ms = now_ms();
-		log_info("replication: connected to peer %s", l->addr);
-		ha->last_connect_log_ms = 0;
+		log_debug("replication: connected to peer %s", l->addr);
 		return;
 	}
-	if (l->state == L_CONNECTING) {
+	if (l->state == L_CONNECTING || l->state == L_WAIT_CHALLENGE || l->state == L_WAIT_WELCOME) {
+		/* Rate-limited: the standby tries again every second. */
 		int64_t now = now_ms();
 		if (!ha->last_connect_log_ms || now - ha->last_connect_log_ms >= CONNECT_LOG_MS) {
-			log_warn("replication: cannot reach peer %s: %s (trying every second)", l->addr,
-				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+			if (l->state == L_CONNECTING)
+				log_warn("replication: cannot reach peer %s: %s (trying every second)",
+					 l->addr, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+			else
+				log_warn("replication: peer %s closed the link before welcoming this node "
+					 "(a wrong secret, or not active?); trying every second", l->addr);
 			ha->last_connect_log_ms = now;
 		}
 	} else if (l == ha->standby) {

@@ -233,6 +233,7 @@ class RefusalTest(PairTestCase):
         self.assertEqual(p.segment_files(p.b_dir), [])
         self.assertNotIn("attached", p.standby.output())
         self.assertNotIn("catching up", p.primary.output())
+        p.standby.wait_for_log(r"closed the link before welcoming this node")
 
     def test_a_second_standby_is_refused(self):
         p = self.pair
@@ -269,6 +270,10 @@ class PromoteTest(PairTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("role: standby", r.stdout)
         self.assertIn("node_id: b", r.stdout)
+        # both stop cleanly with a link up (no leak, no sanitizer report)
+        self.assertEqual(p.standby.stop(), 0, p.standby.output())
+        p.primary.wait_for_log(r"standby b dropped")
+        self.assertEqual(p.primary.stop(), 0, p.primary.output())
 
     def test_wharfctl_with_a_wrong_secret_gets_nothing(self):
         p = self.pair
