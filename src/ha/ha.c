@@ -257,10 +257,15 @@ static int on_ack(struct link *l, const struct repl_frame *f)
 	uint64_t seq;
 	if (repl_u64s_decode(f, &seq, 1) < 0)
 		return -1;
-	if (seq > ha->acked)
+	bool advanced = seq > ha->acked;
+	if (advanced)
 		ha->acked = seq;
 	uint64_t durable = journal_durable_last(ha->j);
-	ha->unacked_since_ms = ha->acked < durable ? now_ms() : 0;
+	/* the stall clock restarts only when the ACK moves */
+	if (ha->acked >= durable)
+		ha->unacked_since_ms = 0;
+	else if (advanced || !ha->unacked_since_ms)
+		ha->unacked_since_ms = now_ms();
 	if (ha->in_sync) {
 		if (ha->replicated)
 			journal_gate_advance(ha->j, ha->acked);
