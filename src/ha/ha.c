@@ -88,6 +88,8 @@ struct ha {
 	bool replicated;            /* sync = replicated */
 	bool in_sync, degraded;
 	uint64_t acked;             /* active: the standby's last ACK */
+	uint64_t sync_mark;         /* active: the durable end once all of it
+	                             * was on the link; 0: not yet */
 	int64_t unacked_since_ms;   /* active: durable records unacked since */
 	int64_t next_connect_ms, last_connect_log_ms;
 	int64_t last_refusal_log_ms;  /* bad secrets: one warning per REFUSAL_LOG_MS */
@@ -269,10 +271,11 @@ static int on_ack(struct link *l, const struct repl_frame *f)
 	if (ha->in_sync) {
 		if (ha->replicated)
 			journal_gate_advance(ha->j, ha->acked);
-	} else if (ha->acked >= durable || sender_unsent(l->sender) == 0) {
-		/* At the durable end, or everything durable is on its way: under
-		 * a steady load the ACK may never meet the end exactly. From now
-		 * on every confirmation above the ACK waits for the next one. */
+	} else if (ha->acked >= durable || (ha->sync_mark && ha->acked >= ha->sync_mark)) {
+		/* At the durable end, or at the end as it was when all of it
+		 * had been put on the link: under a steady load the ACK may
+		 * never meet the moving end exactly. From now on every
+		 * confirmation above the ACK waits for the next one. */
 		ha->in_sync = true;
 		ha->degraded = false;
 		log_info("replication: standby %s in sync", l->peer_id);
@@ -280,6 +283,9 @@ static int on_ack(struct link *l, const struct repl_frame *f)
 			journal_gate_advance(ha->j, ha->acked);
 			journal_gate(ha->j, true);
 		}
+	} else if (!ha->sync_mark && sender_unsent(l->sender) == 0 &&
+		   evbuffer_get_length(bufferevent_get_output(l->bev)) <= REPL_CHUNK) {
+		ha->sync_mark = durable;
 	}
 	return 0;
 }
@@ -306,6 +312,7 @@ static int attach_standby(struct link *l, const struct repl_hello *h, struct rep
 	ha->standby = l;
 	l->state = L_STANDBY;
 	ha->in_sync = false;
+	ha->sync_mark = 0;
 	if (w->mode == REPL_MODE_FULL)
 		ha->acked = 0;
 	else
