@@ -4,6 +4,7 @@ a stalled standby is dropped, a returning one catches up, a wrong secret is
 refused, and a promoted standby serves what was replicated. Real clients,
 kill -9, never a polite shutdown where it matters."""
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -119,6 +120,23 @@ class OtherProtocolsTest(PairTestCase):
         s.c.disconnect()
         s.c.loop_stop()
         self.assertEqual(single.stop(), 0, single.output())
+
+
+class SilentActiveTest(PairTestCase):
+    pair_args = {"timeout": "1s"}
+
+    def test_the_standby_leaves_a_silent_active_and_comes_back(self):
+        p = self.pair
+        p.wait_in_sync()
+        os.kill(p.primary.proc.pid, signal.SIGSTOP)
+        try:
+            p.standby.wait_for_log(r"replication: active a silent for 1000 ms; reconnecting",
+                                   timeout=5)
+        finally:
+            os.kill(p.primary.proc.pid, signal.SIGCONT)
+        p.wait_in_sync(count=2)
+        sent = publish(p.primary.stomp_port, 50)
+        self.check_standby_holds(sorted(sent))
 
 
 class StalledStandbyTest(PairTestCase):
