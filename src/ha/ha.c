@@ -16,12 +16,15 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,7 @@
 #include "broker.h"
 #include "ha/auth.h"
 #include "ha/frame.h"
+#include "ha/link_tls.h"
 #include "ha/mirror.h"
 #include "ha/sender.h"
 #include "log.h"
@@ -78,6 +82,7 @@ struct ha {
 	struct broker *b;
 	const struct ha_config *cfg;
 	struct evconnlistener *lis;
+	struct link_tls *tls;       /* NULL: the link is plain TCP */
 	LIST_HEAD(, link) links;
 	struct link *standby;       /* active: the standby attached */
 	struct link *upstream;      /* standby: the link to the active */
@@ -639,24 +644,35 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	struct link *l = arg;
 	struct ha *ha = l->ha;
 	if (what & BEV_EVENT_CONNECTED) {
+		/* A TLS bufferevent says so on accepted links too, once the
+		 * handshake is done: nothing to do there. */
+		if (l->state != L_CONNECTING)
+			return;
 		nodelay(bufferevent_getfd(bev));
 		l->state = L_WAIT_CHALLENGE;
 		l->last_rx_ms = now_ms();
 		log_debug("replication: connected to peer %s", l->addr);
 		return;
 	}
+	char tls_err[256] = "";
+	unsigned long e = ha->tls ? bufferevent_get_openssl_error(bev) : 0;
+	if (e)
+		ERR_error_string_n(e, tls_err, sizeof(tls_err));
 	if (l->state == L_CONNECTING || l->state == L_WAIT_CHALLENGE || l->state == L_WAIT_WELCOME) {
 		/* Rate-limited: the standby tries again every second. */
 		int64_t now = now_ms();
 		if (!ha->last_connect_log_ms || now - ha->last_connect_log_ms >= CONNECT_LOG_MS) {
 			if (l->state == L_CONNECTING)
 				log_warn("replication: cannot reach peer %s: %s (trying every second)",
-					 l->addr, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+					 l->addr, e ? tls_err
+						    : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 			else
 				log_warn("replication: peer %s closed the link before welcoming this node "
 					 "(a wrong secret, or not active?); trying every second", l->addr);
 			ha->last_connect_log_ms = now;
 		}
+	} else if (l->state == L_WAIT_HELLO && e) {
+		log_warn("replication: peer %s refused: TLS: %s", l->addr, tls_err);
 	} else if (l == ha->standby) {
 		drop_standby(ha, "connection closed");
 		return;
@@ -675,7 +691,18 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	char addr[80];
 	url_format_addr(sa, addr, sizeof(addr));
 	nodelay(fd);
-	struct bufferevent *bev = bufferevent_socket_new(ha->b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev;
+	if (ha->tls) {
+		SSL *ssl = link_tls_server(ha->tls);
+		bev = ssl ? bufferevent_openssl_socket_new(ha->b->base, fd, ssl,
+							   BUFFEREVENT_SSL_ACCEPTING,
+							   BEV_OPT_CLOSE_ON_FREE)
+			  : NULL;
+		if (ssl && !bev)
+			SSL_free(ssl);
+	} else {
+		bev = bufferevent_socket_new(ha->b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	struct link *l = bev ? link_new(ha, bev, L_WAIT_HELLO, addr) : NULL;
 	if (!l) {
 		if (!bev)
@@ -720,7 +747,20 @@ static void connect_peer(struct ha *ha)
 	}
 	char addr[80];
 	url_format_addr(ai->ai_addr, addr, sizeof(addr));
-	struct bufferevent *bev = bufferevent_socket_new(ha->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev;
+	struct listen_url u;
+	const char *why;
+	if (ha->tls && url_parse(ha->cfg->peer, &u, &why) == 0) {
+		SSL *ssl = link_tls_client(ha->tls, u.host);
+		bev = ssl ? bufferevent_openssl_socket_new(ha->b->base, -1, ssl,
+							   BUFFEREVENT_SSL_CONNECTING,
+							   BEV_OPT_CLOSE_ON_FREE)
+			  : NULL;
+		if (ssl && !bev)
+			SSL_free(ssl);
+	} else {
+		bev = bufferevent_socket_new(ha->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
 	struct link *l = bev ? link_new(ha, bev, L_CONNECTING, addr) : NULL;
 	if (l) {
 		ha->upstream = l;
@@ -808,8 +848,16 @@ struct ha *ha_new(struct broker *b)
 	LIST_INIT(&ha->links);
 	snprintf(ha->journal_dir, sizeof(ha->journal_dir), "%s/journal", b->cfg->data_dir);
 	if (!ha->cfg->secret) {
-		log_error("replication: [ha] needs a secret (TLS-only links are not built yet)");
+		log_error("replication: [ha] needs a secret (links proved by TLS alone are not built "
+			  "yet)");
 		goto fail;
+	}
+	if (ha->cfg->tls.cert) {
+		char err[768];
+		if (!(ha->tls = link_tls_new(&ha->cfg->tls, err, sizeof(err)))) {
+			log_error("%s", err);
+			goto fail;
+		}
 	}
 	ha->timer = event_new(b->base, -1, EV_PERSIST, timer_cb, ha);
 	struct timeval tick = { 0, TICK_MS * 1000 };
@@ -851,5 +899,6 @@ void ha_free(struct ha *ha)
 	if (ha->timer)
 		event_free(ha->timer);
 	mirror_free(ha->mirror);
+	link_tls_free(ha->tls);
 	free(ha);
 }

@@ -5,7 +5,9 @@ refused, and a promoted standby serves what was replicated. Real clients,
 kill -9, never a polite shutdown where it matters."""
 import os
 import signal
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -17,6 +19,7 @@ from mqtttest import Paho
 from pairtest import SECRET, Pair
 from stomptest import TIMEOUT, stomp_close, stomp_connect
 from test_store import QUEUE, drain, publish_stream
+from test_tls import make_ca, make_cert
 from wharftest import main, wait_until
 
 WHARFCTL = os.environ.get("WHARFCTL") or os.path.join(
@@ -316,6 +319,58 @@ class PromoteTest(PairTestCase):
         more = publish(p.standby.stomp_port, 5, start=300)
         self.assertEqual(len(more), 5)
         self.assertEqual(p.standby.stop(), 0, p.standby.output())
+
+
+class TlsLinkTest(PairTestCase):
+    """[ha] tls_*: the link runs in TLS, each node showing its certificate
+    and checking the other's against tls_ca; the secret is proved inside."""
+
+    def setUp(self):
+        self.certs = tempfile.mkdtemp(prefix="wharf-pair-tls-")
+        make_ca(self.certs, "ca")
+        make_ca(self.certs, "otherca")
+        make_cert(self.certs, "a", "ca", "node-a")
+        make_cert(self.certs, "b", "ca", "node-b")
+        make_cert(self.certs, "stranger", "otherca", "stranger")
+        self.pair = Pair(start_standby=False, extra=self.tls("a"))
+
+    def tearDown(self):
+        self.pair.cleanup()
+        shutil.rmtree(self.certs, ignore_errors=True)
+
+    def tls(self, name, ca="ca"):
+        c = self.certs
+        return "tls_cert = %s/%s.crt\ntls_key = %s/%s.key\ntls_ca = %s/%s.crt\n" % (
+            c, name, c, name, c, ca)
+
+    def test_replication_and_wharfctl_over_tls(self):
+        p = self.pair
+        p.start_standby(extra=self.tls("b"))
+        p.wait_in_sync()
+        sent = publish(p.primary.stomp_port, 200)
+        secret = os.path.join(p.dir, "secret")
+        with open(secret, "w") as f:
+            f.write(SECRET)
+        c = self.certs
+        r = subprocess.run([WHARFCTL, "--peer", "repl://127.0.0.1:%d" % p.repl, "--secret-file",
+                            secret, "--tls-ca", c + "/ca.crt", "--tls-cert", c + "/b.crt",
+                            "--tls-key", c + "/b.key", "status"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("in_sync: yes", r.stdout)
+        r = subprocess.run([WHARFCTL, "--peer", "repl://127.0.0.1:%d" % p.repl, "--secret-file",
+                            secret, "status"], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0, "plain wharfctl on a TLS link")
+        self.check_standby_holds(sorted(sent))
+
+    def test_a_certificate_from_another_ca_is_refused(self):
+        p = self.pair
+        publish(p.primary.stomp_port, 10)
+        p.start_standby(extra=self.tls("stranger", ca="otherca"))
+        line = p.primary.wait_for_log(r"replication: peer 127\.0\.0\.1:\d+ refused: TLS")
+        self.assertIn("warn", line)
+        time.sleep(1)
+        self.assertEqual(p.segment_files(p.b_dir), [])
 
 
 if __name__ == "__main__":

@@ -5,12 +5,18 @@
  *
  *   wharfctl --peer repl://HOST:PORT --secret-file FILE status|promote
  *
+ * With --tls-ca (and --tls-cert/--tls-key when the node asks for a client
+ * certificate) it speaks TLS, as a link with [ha] tls_* keys does.
+ *
  * Blocking sockets, one request per run. */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +31,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: wharfctl --peer repl://HOST:PORT --secret-file FILE [--timeout SECONDS]\n"
-		   "                status|promote\n"
+		   "                [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] status|promote\n"
 		   "\n"
 		   "  status    the node's role, peer, link state, last record and lag\n"
 		   "  promote   a standby stops mirroring and becomes active\n");
@@ -85,10 +91,56 @@ static int dial(const char *url, int timeout_s)
 	return fd;
 }
 
+static SSL *ssl; /* the link's TLS, when asked for */
+
+static ssize_t io_send(int fd, const uint8_t *p, size_t n)
+{
+	if (ssl) {
+		int w = SSL_write(ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+		return w > 0 ? w : -1;
+	}
+	return send(fd, p, n, MSG_NOSIGNAL);
+}
+
+static ssize_t io_recv(int fd, uint8_t *p, size_t n)
+{
+	if (ssl) {
+		int r = SSL_read(ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+		return r > 0 ? r : SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+	}
+	return recv(fd, p, n, 0);
+}
+
+/* TLS over fd, checking the node's certificate against ca and host. */
+static int start_tls(int fd, const char *host, const char *ca, const char *cert, const char *key)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1 ||
+	    (cert && SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) ||
+	    (key && SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1))
+		goto fail;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx); /* the SSL keeps its own reference */
+	ctx = NULL;
+	if (!ssl)
+		goto fail;
+	X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+	if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1)
+		X509_VERIFY_PARAM_set1_host(vp, host, 0);
+	if (SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1)
+		goto fail;
+	return 0;
+fail:
+	SSL_CTX_free(ctx);
+	fprintf(stderr, "wharfctl: TLS: %s\n", ERR_error_string(ERR_get_error(), NULL));
+	return -1;
+}
+
 static int send_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		ssize_t w = io_send(fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -116,7 +168,7 @@ static int read_frame(int fd, uint8_t *buf, size_t cap, struct repl_frame *f)
 								 (size_t)buf[3] << 24) - have;
 		if (want > cap - have)
 			want = cap - have;
-		ssize_t n = recv(fd, buf + have, want, 0);
+		ssize_t n = io_recv(fd, buf + have, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -134,16 +186,22 @@ int main(int argc, char **argv)
 		{ "peer", required_argument, NULL, 'p' },
 		{ "secret-file", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "tls-ca", required_argument, NULL, 'a' },
+		{ "tls-cert", required_argument, NULL, 'c' },
+		{ "tls-key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *peer = NULL, *secret_file = NULL;
+	const char *peer = NULL, *secret_file = NULL, *ca = NULL, *cert = NULL, *key = NULL;
 	int timeout_s = 30, opt;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p': peer = optarg; break;
 		case 's': secret_file = optarg; break;
 		case 't': timeout_s = atoi(optarg) > 0 ? atoi(optarg) : 30; break;
+		case 'a': ca = optarg; break;
+		case 'c': cert = optarg; break;
+		case 'k': key = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -160,6 +218,12 @@ int main(int argc, char **argv)
 	int fd = dial(peer, timeout_s);
 	if (fd < 0)
 		return 1;
+	struct listen_url u;
+	const char *why;
+	if (ca && (url_parse(peer, &u, &why) < 0 || start_tls(fd, u.host, ca, cert, key) < 0)) {
+		close(fd);
+		return 1;
+	}
 	uint8_t buf[REPL_FRAME_AUTH];
 	struct repl_frame f;
 	struct repl_challenge c;
@@ -202,6 +266,10 @@ int main(int argc, char **argv)
 	rc = type == REPL_PROMOTE && strncmp(text.p, "promoted", 8) && strncmp(text.p, "already", 7)
 		     ? 1 : 0;
 out:
+	if (ssl) {
+		SSL_shutdown(ssl);
+		SSL_free(ssl);
+	}
 	close(fd);
 	return rc;
 }
