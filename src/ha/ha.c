@@ -800,6 +800,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 			link_send_u64(l, REPL_HEARTBEAT, last);
 		}
 	}
+	if (ha->standby && sender_error(ha->standby->sender) < 0)
+		drop_standby(ha, "cannot ship the journal");
 	if (ha->standby && ha->unacked_since_ms &&
 	    now - ha->unacked_since_ms > (int64_t)ha->cfg->sync_timeout_ms) {
 		char why[64];
