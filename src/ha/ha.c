@@ -100,6 +100,7 @@ struct ha {
 	int64_t last_refusal_log_ms;  /* bad secrets: one warning per REFUSAL_LOG_MS */
 	unsigned refusals_quiet;      /* ... and how many went unlogged since */
 	uint64_t peer_last;         /* standby: the active's last, as it said */
+	uint64_t attaches, drops, refusals; /* counters, for status */
 };
 
 static int64_t now_ms(void)
@@ -147,6 +148,8 @@ static void link_close(struct link *l)
 	if (l == ha->standby)
 		detach_standby(ha);
 	if (l == ha->upstream) {
+		if (l->state == L_UPSTREAM)
+			ha->drops++;
 		ha->upstream = NULL;
 		ha->in_sync = false;
 		ha->next_connect_ms = now_ms() + RECONNECT_MS;
@@ -170,6 +173,7 @@ static void drop_standby(struct ha *ha, const char *why)
 	log_warn("replication: standby %s dropped (%s): running alone, degraded",
 		 ha->standby->peer_id, why);
 	ha->degraded = true;
+	ha->drops++;
 	link_close(ha->standby);
 }
 
@@ -179,6 +183,7 @@ static void refuse_bad_secret(struct link *l)
 {
 	struct ha *ha = l->ha;
 	int64_t now = now_ms();
+	ha->refusals++;
 	if (ha->last_refusal_log_ms && now - ha->last_refusal_log_ms < REFUSAL_LOG_MS) {
 		ha->refusals_quiet++;
 		return;
@@ -302,11 +307,13 @@ static int attach_standby(struct link *l, const struct repl_hello *h, struct rep
 	if (!ha->b->active || !ha->j) {
 		log_warn("replication: standby %s (%s) refused: this node is not active", l->peer_id,
 			 l->addr);
+		ha->refusals++;
 		return -1;
 	}
 	if (ha->standby) {
 		log_warn("replication: standby %s (%s) refused: standby %s is attached already",
 			 l->peer_id, l->addr, ha->standby->peer_id);
+		ha->refusals++;
 		return -1;
 	}
 	l->sender = sender_new(ha->b->base, ha->j, ha->journal_dir, bufferevent_get_output(l->bev));
@@ -315,6 +322,7 @@ static int attach_standby(struct link *l, const struct repl_hello *h, struct rep
 		return -1;
 	}
 	ha->standby = l;
+	ha->attaches++;
 	l->state = L_STANDBY;
 	ha->in_sync = false;
 	ha->sync_mark = 0;
@@ -431,6 +439,7 @@ static int on_welcome(struct link *l, const struct repl_frame *f)
 			 l->peer_id, w.from);
 	ha->peer_last = w.last_seq;
 	ha->last_connect_log_ms = 0;
+	ha->attaches++;
 	l->state = L_UPSTREAM;
 	l->ack_due = true;
 	return 0;
@@ -499,6 +508,9 @@ void ha_status(struct ha *ha, struct ha_status *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->active = ha->b->active;
+	out->attaches = ha->attaches;
+	out->drops = ha->drops;
+	out->refusals = ha->refusals;
 	out->in_sync = ha->in_sync;
 	out->degraded = ha->degraded;
 	if (out->active && ha->j) {
@@ -522,10 +534,11 @@ static void status_text(struct ha *ha, char *out, size_t n)
 	ha_status(ha, &st);
 	snprintf(out, n,
 		 "role: %s\nnode_id: %s\npeer: %s\nconnected: %s\nin_sync: %s\ndegraded: %s\n"
-		 "last_seq: %" PRIu64 "\nlag_records: %" PRIu64 "\nlag_bytes: %" PRIu64 "\n",
+		 "last_seq: %" PRIu64 "\nlag_records: %" PRIu64 "\nlag_bytes: %" PRIu64 "\n"
+		 "attaches: %" PRIu64 "\ndrops: %" PRIu64 "\nrefusals: %" PRIu64 "\n",
 		 st.active ? "active" : "standby", ha->cfg->node_id, ha->cfg->peer,
 		 st.connected ? "yes" : "no", st.in_sync ? "yes" : "no", st.degraded ? "yes" : "no",
-		 st.last_seq, st.lag_records, st.lag_bytes);
+		 st.last_seq, st.lag_records, st.lag_bytes, st.attaches, st.drops, st.refusals);
 }
 
 static int on_control(struct link *l, const struct repl_frame *f)
@@ -673,6 +686,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 	} else if (l->state == L_WAIT_HELLO && e) {
 		log_warn("replication: peer %s refused: TLS: %s", l->addr, tls_err);
+		ha->refusals++;
 	} else if (l == ha->standby) {
 		drop_standby(ha, "connection closed");
 		return;

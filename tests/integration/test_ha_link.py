@@ -287,6 +287,7 @@ class PromoteTest(PairTestCase):
         self.assertIn("connected: yes", r.stdout)
         self.assertIn("in_sync: yes", r.stdout)
         self.assertIn("lag_records: 0", r.stdout)
+        self.assertIn("attaches: 1", r.stdout)
         r = self.wharfctl(p.standby_repl, "status")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("role: standby", r.stdout)
