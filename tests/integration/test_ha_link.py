@@ -210,6 +210,25 @@ class ReturningStandbyTest(PairTestCase):
         third = publish(p.primary.stomp_port, 100, start=1000)
         self.check_standby_holds(sorted(first + second + third))
 
+    def test_a_standby_ahead_of_its_active_discards_what_it_has(self):
+        p = self.pair
+        p.wait_in_sync()
+        publish(p.primary.stomp_port, 100)
+        p.kill9_standby()
+        p.kill9_primary()
+        # the active comes back with nothing (a new disk): the standby's
+        # records are not the active's any more
+        shutil.rmtree(p.a_dir)
+        p.primary = p.start_primary()
+        sent = publish(p.primary.stomp_port, 10, start=500)
+        p.start_standby()
+        line = p.standby.wait_for_log(r"replication: discarding \d+ records the active a does "
+                                      r"not have")
+        self.assertIn("warn", line)
+        p.wait_in_sync()
+        self.assertIn("full copy", p.primary.output())
+        self.check_standby_holds(sorted(sent))
+
     def test_a_fresh_standby_joining_takes_a_full_copy(self):
         # small segments, half of them consumed: deleted and released
         # segments (stand-ins) on the active, to be mirrored as they are
