@@ -7,7 +7,6 @@ import os
 import signal
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
@@ -19,7 +18,7 @@ from mqtttest import Paho
 from pairtest import SECRET, Pair
 from stomptest import TIMEOUT, stomp_close, stomp_connect
 from test_store import QUEUE, drain, publish_stream
-from test_tls import make_ca, make_cert
+from test_tls import Certs
 from wharftest import main, wait_until
 
 WHARFCTL = os.environ.get("WHARFCTL") or os.path.join(
@@ -346,13 +345,11 @@ class TlsLinkTest(PairTestCase):
     and checking the other's against tls_ca; the secret is proved inside."""
 
     def setUp(self):
-        self.certs = tempfile.mkdtemp(prefix="wharf-pair-tls-")
-        make_ca(self.certs, "ca")
-        make_ca(self.certs, "otherca")
-        make_cert(self.certs, "a", "ca", "node-a")
-        make_cert(self.certs, "b", "ca", "node-b")
-        make_cert(self.certs, "stranger", "otherca", "stranger")
-        self.pair = Pair(start_standby=False, extra=self.tls("a"))
+        # test_tls's set: "server" and "client" signed by "ca", both naming
+        # 127.0.0.1; "stranger" signed by "otherca"
+        self.made = Certs()
+        self.certs = self.made.dir
+        self.pair = Pair(start_standby=False, extra=self.tls("server"))
 
     def tearDown(self):
         self.pair.cleanup()
@@ -365,7 +362,7 @@ class TlsLinkTest(PairTestCase):
 
     def test_replication_and_wharfctl_over_tls(self):
         p = self.pair
-        p.start_standby(extra=self.tls("b"))
+        p.start_standby(extra=self.tls("client"))
         p.wait_in_sync()
         sent = publish(p.primary.stomp_port, 200)
         secret = os.path.join(p.dir, "secret")
@@ -373,8 +370,8 @@ class TlsLinkTest(PairTestCase):
             f.write(SECRET)
         c = self.certs
         r = subprocess.run([WHARFCTL, "--peer", "repl://127.0.0.1:%d" % p.repl, "--secret-file",
-                            secret, "--tls-ca", c + "/ca.crt", "--tls-cert", c + "/b.crt",
-                            "--tls-key", c + "/b.key", "status"],
+                            secret, "--tls-ca", c + "/ca.crt", "--tls-cert", c + "/client.crt",
+                            "--tls-key", c + "/client.key", "status"],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("in_sync: yes", r.stdout)
