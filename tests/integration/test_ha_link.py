@@ -16,8 +16,8 @@ from proton import Message
 from amqptest import Client
 from mqtttest import Paho
 from pairtest import SECRET, Pair
-from stomptest import TIMEOUT, stomp_close, stomp_connect
-from test_store import QUEUE, drain, publish_stream
+from stomptest import TIMEOUT, stomp_close
+from test_store import drain, publish_stream
 from test_tls import Certs
 from wharftest import main, wait_until
 
