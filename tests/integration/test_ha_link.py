@@ -3,8 +3,12 @@ mirrors the active's journal, confirmations wait for it while it is in sync,
 a stalled standby is dropped, a returning one catches up, a wrong secret is
 refused, and a promoted standby serves what was replicated. Real clients,
 kill -9, never a polite shutdown where it matters."""
+import hashlib
+import hmac
 import os
 import signal
+import socket
+import struct
 import shutil
 import subprocess
 import threading
@@ -15,11 +19,11 @@ from proton import Message
 
 from amqptest import Client
 from mqtttest import Paho
-from pairtest import SECRET, Pair
+from pairtest import SECRET, Pair, ha_config
 from stomptest import TIMEOUT, stomp_close
 from test_store import drain, publish_stream
 from test_tls import Certs
-from wharftest import main, wait_until
+from wharftest import Broker, main, wait_until
 
 WHARFCTL = os.environ.get("WHARFCTL") or os.path.join(
     os.path.dirname(os.environ.get("WHARFD", "build/src/wharfd")), "..", "tools", "wharfctl",
@@ -58,6 +62,123 @@ class PairTestCase(unittest.TestCase):
         got, _, _ = drain(single.stomp_port)
         self.assertEqual(single.stop(), 0, single.output())
         self.assertEqual([g[:8] for g in got], ["m-%06d" % i for i in expected])
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def record(seq, payload=b"abc", rtype=7):
+    body = struct.pack("<QB", seq, rtype) + payload
+    return struct.pack("<II", len(body), crc32c(body)) + body
+
+
+def frame(ftype, payload=b""):
+    return struct.pack("<IB", len(payload) + 1, ftype) + payload
+
+
+def rstr(b):
+    return struct.pack("<H", len(b)) + b
+
+
+class FakeActive:
+    """The active's end of the link, written from docs/ha.md with Python's
+    own hmac: an independent reading of the protocol."""
+
+    def __init__(self):
+        self.lis = socket.socket()
+        self.lis.bind(("127.0.0.1", 0))
+        self.lis.listen(4)
+        self.lis.settimeout(10)
+        self.port = self.lis.getsockname()[1]
+
+    def accept(self):
+        self.s, _ = self.lis.accept()
+        self.s.settimeout(10)
+        self.buf = b""
+
+    def read(self):
+        while True:
+            if len(self.buf) >= 4:
+                n = struct.unpack("<I", self.buf[:4])[0]
+                if len(self.buf) >= 4 + n:
+                    f = self.buf[4:4 + n]
+                    self.buf = self.buf[4 + n:]
+                    return f[0], f[1:]
+            chunk = self.s.recv(65536)
+            if not chunk:
+                return None, b""
+            self.buf += chunk
+
+    def read_type(self, want):
+        while True:
+            t, p = self.read()
+            if t is None or t == want:
+                return t, p
+
+    def handshake(self, secret=SECRET):
+        """CHALLENGE, HELLO checked, WELCOME (full copy); returns the
+        standby's last_seq."""
+        na = os.urandom(32)
+        self.s.sendall(frame(1, na + rstr(b"fake")))
+        t, p = self.read()
+        assert t == 2, t
+        proof, nb = p[:32], p[32:64]
+        idlen = struct.unpack("<H", p[64:66])[0]
+        last, oldest, role = struct.unpack("<QQB", p[66 + idlen:])
+        key = secret.encode()
+        want = hmac.new(key, b"wharf-repl-1 hello" + na + nb, hashlib.sha256).digest()
+        assert hmac.compare_digest(proof, want), "bad HELLO proof"
+        assert role == 1
+        wp = hmac.new(key, b"wharf-repl-1 welcome" + nb + na, hashlib.sha256).digest()
+        self.s.sendall(frame(3, wp + rstr(b"fake") + rstr(b"stomp://127.0.0.1:1") +
+                             struct.pack("<BQQQ", 2, 0, 0, 3)))
+        return last
+
+    def close(self):
+        self.s.close()
+        self.lis.close()
+
+
+class WireTest(unittest.TestCase):
+    """The standby against an active written in Python from docs/ha.md."""
+
+    def test_standby_writes_whole_records_and_drops_a_bad_chunk(self):
+        fake = FakeActive()
+        b = Broker(("stomp",), ha_config("standby", "b", "repl://127.0.0.1:%d" % fake.port))
+        try:
+            fake.accept()
+            self.assertEqual(fake.handshake(), 0)
+            t, p = fake.read_type(8)
+            self.assertEqual(struct.unpack("<Q", p)[0], 0, "the first ACK: nothing held")
+            head = b"WHARFJ1\0" + struct.pack("<Q", 1)
+            recs = record(1) + record(2) + record(3)
+            fake.s.sendall(frame(4, struct.pack("<Q", 1)) +
+                           frame(5, struct.pack("<QQQ", 1, 0, 3) + head + recs))
+            t, p = fake.read_type(8)
+            self.assertEqual(struct.unpack("<Q", p)[0], 3, "ACK of records 1..3")
+            path = os.path.join(b.data_dir, "journal", "%020d.wj" % 1)
+            self.assertEqual(open(path, "rb").read(), head + recs)
+            # a gap in the numbers: the standby drops the link and comes back
+            fake.s.sendall(frame(5, struct.pack("<QQQ", 1, len(head + recs), 5) + record(5)))
+            t, _ = fake.read()
+            self.assertIsNone(t, "the link is closed")
+            b.wait_for_log(r"error replication: segment 1 offset \d+: not whole records "
+                           r"numbered from 4")
+            fake.s.close()
+            fake.accept()
+            self.assertEqual(fake.handshake(), 3, "it says where it stands: record 3")
+            t, p = fake.read_type(8)
+            self.assertEqual(struct.unpack("<Q", p)[0], 0, "a full copy starts from nothing")
+            self.assertFalse(os.path.exists(path))
+        finally:
+            fake.close()
+            b.cleanup()
 
 
 class ReplicatedReceiptsTest(PairTestCase):
