@@ -38,6 +38,7 @@
 #include "ha/mirror.h"
 #include "ha/sender.h"
 #include "log.h"
+#include "net/tls.h"
 #include "net/url.h"
 #include "store/journal.h"
 #include "store/record.h"
@@ -81,6 +82,7 @@ struct link {
 struct ha {
 	struct broker *b;
 	const struct ha_config *cfg;
+	const char *secret;         /* cfg's, or "" under mutual TLS alone */
 	struct evconnlistener *lis;
 	struct link_tls *tls;       /* NULL: the link is plain TCP */
 	LIST_HEAD(, link) links;
@@ -351,14 +353,14 @@ static int on_hello(struct link *l, const struct repl_frame *f)
 	struct repl_hello h;
 	if (repl_hello_decode(f, &h) < 0)
 		return -1;
-	if (!repl_proof_ok(ha->cfg->secret, REPL_LABEL_HELLO, l->nonce_a, h.nonce, h.proof)) {
+	if (!repl_proof_ok(ha->secret, REPL_LABEL_HELLO, l->nonce_a, h.nonce, h.proof)) {
 		refuse_bad_secret(l);
 		return -2;
 	}
 	memcpy(l->nonce_b, h.nonce, REPL_NONCE);
 	str_copy(l->peer_id, sizeof(l->peer_id), &h.node_id);
 	struct repl_welcome w = { 0 };
-	if (repl_proof(ha->cfg->secret, REPL_LABEL_WELCOME, l->nonce_b, l->nonce_a, w.proof) < 0)
+	if (repl_proof(ha->secret, REPL_LABEL_WELCOME, l->nonce_b, l->nonce_a, w.proof) < 0)
 		return -2;
 	w.node_id = (struct repl_str){ ha->cfg->node_id, strlen(ha->cfg->node_id) };
 	const char *adv = ha->cfg->advertise ? ha->cfg->advertise : "";
@@ -391,7 +393,7 @@ static int on_challenge(struct link *l, const struct repl_frame *f)
 	str_copy(l->peer_id, sizeof(l->peer_id), &c.node_id);
 	struct repl_hello h = { 0 };
 	if (repl_nonce(l->nonce_b) < 0 ||
-	    repl_proof(ha->cfg->secret, REPL_LABEL_HELLO, l->nonce_a, l->nonce_b, h.proof) < 0)
+	    repl_proof(ha->secret, REPL_LABEL_HELLO, l->nonce_a, l->nonce_b, h.proof) < 0)
 		return -2;
 	memcpy(h.nonce, l->nonce_b, REPL_NONCE);
 	h.node_id = (struct repl_str){ ha->cfg->node_id, strlen(ha->cfg->node_id) };
@@ -413,7 +415,7 @@ static int on_welcome(struct link *l, const struct repl_frame *f)
 	struct repl_welcome w;
 	if (repl_welcome_decode(f, &w) < 0)
 		return -1;
-	if (!repl_proof_ok(ha->cfg->secret, REPL_LABEL_WELCOME, l->nonce_b, l->nonce_a, w.proof)) {
+	if (!repl_proof_ok(ha->secret, REPL_LABEL_WELCOME, l->nonce_b, l->nonce_a, w.proof)) {
 		refuse_bad_secret(l);
 		return -2;
 	}
@@ -863,11 +865,6 @@ struct ha *ha_new(struct broker *b)
 	ha->replicated = ha->cfg->sync == HA_SYNC_REPLICATED;
 	LIST_INIT(&ha->links);
 	snprintf(ha->journal_dir, sizeof(ha->journal_dir), "%s/journal", b->cfg->data_dir);
-	if (!ha->cfg->secret) {
-		log_error("replication: [ha] needs a secret (links proved by TLS alone are not built "
-			  "yet)");
-		goto fail;
-	}
 	if (ha->cfg->tls.cert) {
 		char err[768];
 		if (!(ha->tls = link_tls_new(&ha->cfg->tls, err, sizeof(err)))) {
@@ -875,6 +872,16 @@ struct ha *ha_new(struct broker *b)
 			goto fail;
 		}
 	}
+	/* Without a secret the config demands mutual TLS (conf.c): the
+	 * certificates prove both ends, and the handshake's proofs, keyed
+	 * with nothing, only keep the frames the same. */
+	ha->secret = ha->cfg->secret ? ha->cfg->secret : "";
+	if (!ha->cfg->secret && (!ha->tls || ha->cfg->tls.client_cert != TLS_CLIENT_REQUIRED)) {
+		log_error("replication: [ha] needs a secret, or mutual TLS");
+		goto fail;
+	}
+	if (!ha->cfg->secret)
+		log_info("replication: the link is proved by mutual TLS alone (no secret)");
 	ha->timer = event_new(b->base, -1, EV_PERSIST, timer_cb, ha);
 	struct timeval tick = { 0, TICK_MS * 1000 };
 	if (!ha->timer || event_add(ha->timer, &tick) < 0) {

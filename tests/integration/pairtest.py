@@ -25,10 +25,12 @@ REPL_RE = re.compile(r"listening repl (\S+):(\d+)")
 
 def ha_config(role, node_id, peer, secret=SECRET, sync="replicated", sync_timeout="5s",
               timeout="3s", extra="", globals=""):
-    """globals: top-level keys, put before the [ha] section."""
+    """globals: top-level keys, put before the [ha] section; secret=None
+    leaves the secret out (mutual TLS alone)."""
     return (globals + "\n[ha]\nrole = %s\nnode_id = %s\nlisten = repl://127.0.0.1:0\npeer = %s\n"
-            "secret = %s\nsync = %s\nsync_timeout = %s\ntimeout = %s\n%s"
-            % (role, node_id, peer, secret, sync, sync_timeout, timeout, extra))
+            "%ssync = %s\nsync_timeout = %s\ntimeout = %s\n%s"
+            % (role, node_id, peer, "secret = %s\n" % secret if secret else "", sync,
+               sync_timeout, timeout, extra))
 
 
 def repl_port(broker, timeout=10):

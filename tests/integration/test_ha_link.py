@@ -501,6 +501,23 @@ class TlsLinkTest(PairTestCase):
         self.assertNotEqual(r.returncode, 0, "plain wharfctl on a TLS link")
         self.check_standby_holds(sorted(sent))
 
+    def test_mutual_tls_alone_without_a_secret(self):
+        self.pair.cleanup()
+        tls = self.tls("server") + "tls_client_cert = required\n"
+        p = self.pair = Pair(start_standby=False, secret=None, extra=tls)
+        p.start_standby(extra=self.tls("client") + "tls_client_cert = required\n")
+        p.wait_in_sync()
+        self.assertIn("proved by mutual TLS alone", p.primary.output())
+        sent = publish(p.primary.stomp_port, 50)
+        c = self.certs
+        r = subprocess.run([WHARFCTL, "--peer", "repl://127.0.0.1:%d" % p.standby_repl,
+                            "--tls-ca", c + "/ca.crt", "--tls-cert", c + "/client.crt",
+                            "--tls-key", c + "/client.key", "status"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("role: standby", r.stdout)
+        self.check_standby_holds(sorted(sent))
+
     def test_a_certificate_from_another_ca_is_refused(self):
         p = self.pair
         publish(p.primary.stomp_port, 10)

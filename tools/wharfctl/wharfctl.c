@@ -30,8 +30,10 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: wharfctl --peer repl://HOST:PORT --secret-file FILE [--timeout SECONDS]\n"
+	fprintf(f, "Usage: wharfctl --peer repl://HOST:PORT [--secret-file FILE] [--timeout SECONDS]\n"
 		   "                [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] status|promote\n"
+		   "\n"
+		   "  The secret file is needed unless the link is proved by mutual TLS alone.\n"
 		   "\n"
 		   "  status    the node's role, peer, link state, last record and lag\n"
 		   "  promote   a standby stops mirroring and becomes active\n");
@@ -206,14 +208,15 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!peer || !secret_file || optind + 1 != argc ||
+	if (!peer || (!secret_file && !cert) || optind + 1 != argc ||
 	    (strcmp(argv[optind], "status") && strcmp(argv[optind], "promote"))) {
 		usage(stderr);
 		return 2;
 	}
 	uint8_t type = strcmp(argv[optind], "status") ? REPL_PROMOTE : REPL_STATUS;
-	char secret[1024];
-	if (read_secret(secret_file, secret, sizeof(secret)) < 0)
+	/* Without a secret file, a link proved by mutual TLS alone. */
+	char secret[1024] = "";
+	if (secret_file && read_secret(secret_file, secret, sizeof(secret)) < 0)
 		return 2;
 	int fd = dial(peer, timeout_s);
 	if (fd < 0)
