@@ -301,6 +301,20 @@ class StalledStandbyTest(PairTestCase):
             t.join(30)
         self.check_standby_holds_all_confirmed(confirmed)
 
+    def test_sync_local_never_waits_for_the_standby(self):
+        self.pair.cleanup()
+        p = self.pair = Pair(sync="local", sync_timeout="2s")
+        p.wait_in_sync()
+        p.stop_standby()
+        t0 = time.monotonic()
+        sent = publish(p.primary.stomp_port, 200)
+        self.assertEqual(len(sent), 200)
+        self.assertLess(time.monotonic() - t0, 1.5, "receipts waited for a stopped standby")
+        p.primary.wait_for_log(r"standby b dropped \(no ack for 2000 ms\)")
+        p.cont_standby()
+        p.wait_in_sync(count=2)
+        self.check_standby_holds(sorted(sent))
+
     def check_standby_holds_all_confirmed(self, confirmed):
         p = self.pair
         # the standby is in sync: what the active confirmed since is there
