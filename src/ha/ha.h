@@ -34,6 +34,7 @@ struct ha_status {
 	uint64_t last_seq;       /* active: durable; standby: mirrored */
 	uint64_t lag_records;    /* records the standby has not acknowledged */
 	uint64_t lag_bytes;      /* active: durable bytes not sent yet */
+	uint64_t held;           /* active: confirmations waiting for the standby */
 	uint64_t attaches;       /* active: standbys attached; standby: times attached */
 	uint64_t drops;          /* active: standbys dropped; standby: links lost */
 	uint64_t refusals;       /* peers refused (bad secret, TLS, busy) */

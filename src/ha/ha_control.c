@@ -53,6 +53,7 @@ void ha_status(struct ha *ha, struct ha_status *out)
 		if (ha->standby) {
 			out->lag_records = out->last_seq > ha->acked ? out->last_seq - ha->acked : 0;
 			out->lag_bytes = sender_unsent(ha->standby->sender);
+			out->held = journal_gate_held(ha->j);
 		}
 	} else if (ha->mirror) {
 		out->connected = ha->upstream && ha->upstream->state == L_UPSTREAM;
@@ -69,10 +70,10 @@ static void status_text(struct ha *ha, char *out, size_t n)
 	snprintf(out, n,
 		 "role: %s\nnode_id: %s\npeer: %s\nconnected: %s\nin_sync: %s\ndegraded: %s\n"
 		 "last_seq: %" PRIu64 "\nlag_records: %" PRIu64 "\nlag_bytes: %" PRIu64 "\n"
-		 "attaches: %" PRIu64 "\ndrops: %" PRIu64 "\nrefusals: %" PRIu64 "\n",
+		 "held_confirmations: %" PRIu64 "\nattaches: %" PRIu64 "\ndrops: %" PRIu64 "\nrefusals: %" PRIu64 "\n",
 		 st.active ? "active" : "standby", ha->cfg->node_id, ha->cfg->peer,
 		 st.connected ? "yes" : "no", st.in_sync ? "yes" : "no", st.degraded ? "yes" : "no",
-		 st.last_seq, st.lag_records, st.lag_bytes, st.attaches, st.drops, st.refusals);
+		 st.last_seq, st.lag_records, st.lag_bytes, st.held, st.attaches, st.drops, st.refusals);
 }
 
 int ha_on_control(struct link *l, const struct repl_frame *f)
