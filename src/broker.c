@@ -15,6 +15,7 @@
 
 #include "ha/hook.h"
 #include "ha/redirect.h"
+#include "ha/ha.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/listener.h"
@@ -193,6 +194,8 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	struct timeval sweep = { EXPIRY_SWEEP_MS / 1000, EXPIRY_SWEEP_MS % 1000 * 1000 };
 	evtimer_add(b->expiry_timer, &sweep);
 	signal(SIGPIPE, SIG_IGN);
+	if (cfg->ha.role != HA_NONE && !(b->ha = ha_new(b)))
+		return -1;
 	if (cfg->ha.role == HA_NONE || cfg->ha.role == HA_PRIMARY)
 		return activate(b, false);
 	return 0;
@@ -237,6 +240,7 @@ static int activate(struct broker *b, bool promoted)
 	}
 	if (promoted && cfg->ha.role != HA_NONE && cfg->ha.on_promote)
 		ha_hook_run(b->base, &b->hook, cfg->ha.on_promote, cfg->ha.node_id);
+	ha_activated(b->ha);
 	return 0;
 }
 
@@ -305,6 +309,8 @@ void broker_stop(struct broker *b)
 
 void broker_free(struct broker *b)
 {
+	ha_free(b->ha); /* first: confirmations held for the standby go out */
+	b->ha = NULL;
 	listener_close_all(b);
 	if (b->base)
 		conn_free_all(b);

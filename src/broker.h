@@ -19,6 +19,7 @@ struct conn;
 struct listener;
 struct redirect;
 struct ha_hook;
+struct ha;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -49,6 +50,7 @@ struct broker {
 	 * client listeners. */
 	bool listen_deferred;
 	int lock_fd;
+	struct ha *ha;            /* the pair's link (src/ha/ha.h); NULL: single node */
 	int64_t started_ms;
 	int64_t stop_deadline_ms;
 };

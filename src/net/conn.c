@@ -15,6 +15,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "net/url.h"
 #include "net/conn_internal.h"
 #include "net/stream.h"
 #include "net/ws.h"
@@ -260,25 +261,6 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-static void format_peer(const struct sockaddr *sa, char *out, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-		snprintf(out, len, "%s:%d", host, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-		snprintf(out, len, "[%s]:%d", host, port);
-	} else {
-		snprintf(out, len, "unix");
-	}
-}
-
 struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct tls_ctx *tls,
 			 const struct ws_options *ws, int fd, const struct sockaddr *peer, int peerlen,
 			 size_t max_output, unsigned long *listener_count)
@@ -293,7 +275,7 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 	c->xprt = &xprt_stream; /* ws_attach puts WebSocket on top */
 	c->proto = proto;
 	c->max_output = max_output;
-	format_peer(peer, c->peer, sizeof(c->peer));
+	url_format_addr(peer, c->peer, sizeof(c->peer));
 	if (stream_open(c, fd, tls) < 0) {
 		free(c);
 		return NULL;

@@ -1,8 +1,12 @@
 #include "config.h"
 #include "net/url.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 int url_parse(const char *s, struct listen_url *out, const char **why)
 {
@@ -47,4 +51,20 @@ int url_parse(const char *s, struct listen_url *out, const char **why)
 	}
 	out->port = (int)p;
 	return 0;
+}
+
+void url_format_addr(const struct sockaddr *sa, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%d", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%d", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, len, "unix");
+	}
 }

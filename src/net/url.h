@@ -3,6 +3,8 @@
 #ifndef WHARF_NET_URL_H
 #define WHARF_NET_URL_H
 
+#include <stddef.h>
+
 struct listen_url {
 	char scheme[16];
 	char host[256];
@@ -11,5 +13,10 @@ struct listen_url {
 
 /* 0 on success; -1 with a reason in *why (a static string). */
 int url_parse(const char *s, struct listen_url *out, const char **why);
+
+struct sockaddr;
+/* "HOST:PORT", "[V6]:PORT", or "unix" for anything else: a peer or a bound
+ * address, for logs. */
+void url_format_addr(const struct sockaddr *sa, char *out, size_t len);
 
 #endif

@@ -130,6 +130,108 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	hand_over(j);
 }
 
+/* ---- the replica gate ---------------------------------------------------- */
+
+/* 0, or -1 (ENOMEM: the caller runs the callback at once). */
+static int held_push(struct journal *j, journal_done_fn done, void *arg, uint64_t seq, int err)
+{
+	if (j->nheld == j->heldcap) {
+		if (j->held_head) { /* slide the live part down first */
+			memmove(j->held, j->held + j->held_head,
+				(j->nheld - j->held_head) * sizeof(*j->held));
+			j->nheld -= j->held_head;
+			j->held_head = 0;
+		}
+		if (j->nheld == j->heldcap) {
+			size_t cap = j->heldcap ? j->heldcap * 2 : 1024;
+			struct jheld *h = realloc(j->held, cap * sizeof(*h));
+			if (!h)
+				return -1;
+			j->held = h;
+			j->heldcap = cap;
+		}
+	}
+	j->held[j->nheld++] = (struct jheld){ .done = done, .arg = arg, .seq = seq, .err = err };
+	return 0;
+}
+
+/* Runs the held callbacks the gate lets through, oldest first. A callback
+ * may move the gate: the loop re-reads it, and does not recurse. */
+static void held_run(struct journal *j)
+{
+	if (j->gate_running)
+		return;
+	j->gate_running = true;
+	while (j->held_head < j->nheld &&
+	       (!j->gate_on || j->held[j->held_head].seq <= j->gate_seq)) {
+		struct jheld h = j->held[j->held_head++];
+		h.done(h.arg, h.err);
+	}
+	if (j->held_head == j->nheld)
+		j->held_head = j->nheld = 0;
+	j->gate_running = false;
+}
+
+void journal_gate(struct journal *j, bool on)
+{
+	j->gate_on = on;
+	if (!on)
+		held_run(j);
+}
+
+void journal_gate_advance(struct journal *j, uint64_t seq)
+{
+	if (seq <= j->gate_seq)
+		return;
+	j->gate_seq = seq;
+	held_run(j);
+}
+
+size_t journal_gate_held(const struct journal *j)
+{
+	return j->nheld - j->held_head;
+}
+
+void journal_set_tap(struct journal *j, journal_tap_fn fn, void *arg)
+{
+	j->tap = fn;
+	j->tap_arg = arg;
+}
+
+uint64_t journal_durable_last(struct journal *j)
+{
+	pthread_mutex_lock(&j->mu);
+	uint64_t r = j->durable_last;
+	pthread_mutex_unlock(&j->mu);
+	return r;
+}
+
+int journal_segments(struct journal *j, struct journal_seginfo **out, size_t *n,
+		     uint64_t *durable_last)
+{
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&j->mu);
+	*durable_last = j->durable_last;
+	struct journal_seginfo *v = j->nsegs ? calloc(j->nsegs, sizeof(*v)) : NULL;
+	if (j->nsegs && !v) {
+		pthread_mutex_unlock(&j->mu);
+		return -1;
+	}
+	for (size_t i = 0; i < j->nsegs; i++) {
+		const struct jseg *s = &j->segs[i];
+		bool stub = s->flags & JSEG_STUB;
+		bool open = !stub && s->first == j->durable_seg;
+		v[i] = (struct journal_seginfo){ .first = s->first, .next = stub ? s->next : 0,
+						 .stub = stub, .open = open,
+						 .size = open ? j->durable_off : 0 };
+	}
+	*n = j->nsegs;
+	pthread_mutex_unlock(&j->mu);
+	*out = v;
+	return 0;
+}
+
 /* Runs the done callbacks the writer finished, and logs its messages. */
 static void complete(struct journal *j)
 {
@@ -178,11 +280,17 @@ static void complete(struct journal *j)
 			size_t plen = jbatch_rec_size(b, i) - JREC_HEADER;
 			j->pending--;
 			j->pending_bytes -= plen;
-			if (e->done)
-				e->done(e->arg, i < b->nok ? 0 : b->err);
+			if (!e->done)
+				continue;
+			int err = i < b->nok ? 0 : b->err;
+			if (!(j->gate_on && b->first_seq + i > j->gate_seq &&
+			      held_push(j, e->done, e->arg, b->first_seq + i, err) == 0))
+				e->done(e->arg, err);
 		}
 		batch_put(j, b);
 	}
+	if (j->tap && !j->closing_loop)
+		j->tap(j->tap_arg);
 }
 
 static void notify_cb(void *arg)
@@ -386,6 +494,7 @@ static void jfree(struct journal *j)
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->cond);
 	free(j->segs);
+	free(j->held);
 	free(j->root);
 	free(j);
 }
@@ -449,6 +558,7 @@ int journal_open(struct event_base *base, const struct journal_options *o, journ
 	if (journal_replay(j, o, replay, arg, err, errlen) < 0)
 		goto fail;
 	j->written_next = j->next_seq;
+	j->durable_last = j->next_seq - 1;
 	j->reserve_fd = openat(j->dirfd, "reserve", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (j->reserve_fd < 0) {
 		log_warn("journal: cannot create %s/reserve: %s; acknowledgements may be refused "
@@ -498,5 +608,6 @@ void journal_close(struct journal *j)
 		pthread_join(j->thread, NULL);
 	}
 	complete(j);
+	journal_gate(j, false); /* a held confirmation is not left hanging */
 	jfree(j);
 }

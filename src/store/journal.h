@@ -138,6 +138,47 @@ void journal_stats(const struct journal *j, struct journal_stats *out);
 uint64_t journal_pending_bytes(const struct journal *j);
 uint64_t journal_next_seq(const struct journal *j);
 
+/* ---- replication hooks (src/ha/) ---------------------------------------
+ * A standby mirrors the journal directory file for file; these let the
+ * active side see what is durable, learn when more is, and hold
+ * confirmations until the standby has the records too. Loop thread. */
+
+/* One entry of journal_segments(): a segment file or a stand-in. */
+struct journal_seginfo {
+	uint64_t first;  /* its first sequence number (the file's name) */
+	uint64_t next;   /* stubs: the number after them; else 0 */
+	bool stub;       /* FIRST-NEXT.released, empty */
+	bool open;       /* the segment being written to: only its first
+	                  * `size` bytes are durable; any other segment file
+	                  * is complete and durable as it is on disk */
+	uint64_t size;
+};
+
+/* A snapshot of the segments, oldest first, in *out (a malloc()ed array the
+ * caller frees; NULL when *n is 0), and the last sequence number that is
+ * durable (fdatasync()ed, or written with sync = never). 0, or -1 on
+ * ENOMEM. */
+int journal_segments(struct journal *j, struct journal_seginfo **out, size_t *n,
+		     uint64_t *durable_last);
+
+/* The last durable sequence number (as journal_segments gives it). */
+uint64_t journal_durable_last(struct journal *j);
+
+/* fn(arg) runs on the loop after each pass that ran done callbacks (more is
+ * durable) and after segments were released or deleted. NULL to stop. */
+typedef void (*journal_tap_fn)(void *arg);
+void journal_set_tap(struct journal *j, journal_tap_fn fn, void *arg);
+
+/* The replica gate. While on, the done callbacks of records numbered above
+ * the gate's number are held, in order, instead of run; advancing the
+ * number runs those it now covers; turning the gate off runs them all
+ * (journal_close does too). The number only goes up. Callbacks run from
+ * inside these calls. */
+void journal_gate(struct journal *j, bool on);
+void journal_gate_advance(struct journal *j, uint64_t seq);
+/* Done callbacks held by the gate now. */
+size_t journal_gate_held(const struct journal *j);
+
 /* Writes and syncs what is pending (whatever the sync mode), runs the
  * remaining done callbacks (from inside this call; they must not append or
  * close), stops the writer thread and frees j. NULL is a no-op. Call before

@@ -52,6 +52,14 @@ struct jseg {
 	unsigned flags;
 };
 
+/* A done callback held by the replica gate (journal_gate). */
+struct jheld {
+	journal_done_fn done;
+	void *arg;
+	uint64_t seq;
+	int err;
+};
+
 #define JMSG_MAX 8
 struct jmsg {
 	int level;       /* enum log_level */
@@ -84,6 +92,13 @@ struct journal {
 	uint64_t failed_run;        /* records failed since writes last worked */
 	uint64_t pending, pending_bytes;
 	uint64_t failed_records;
+	journal_tap_fn tap;         /* replication: more is durable */
+	void *tap_arg;
+	bool gate_on;               /* replica gate (journal_gate) */
+	bool gate_running;
+	uint64_t gate_seq;
+	struct jheld *held;         /* FIFO: held[held_head .. nheld) */
+	size_t held_head, nheld, heldcap;
 
 	/* Shared, under mu. */
 	pthread_mutex_t mu;
@@ -97,6 +112,10 @@ struct journal {
 	uint64_t dead_below;        /* the store holds nothing live below it */
 	size_t nrelease;            /* entries with JSEG_RELEASE */
 	struct journal_stats st;
+	/* What is durable, set by the writer after each fdatasync (or write
+	 * with sync = never): the segment being written (0: none since open,
+	 * every file is whole), its durable bytes, the last durable number. */
+	uint64_t durable_seg, durable_off, durable_last;
 	struct jmsg msgs[JMSG_MAX];
 	unsigned nmsgs, msgs_lost;
 

@@ -228,6 +228,8 @@ static int roll(struct journal *j, uint64_t first, struct wres *res)
 	pthread_mutex_lock(&j->mu);
 	j->segs[j->nsegs++] = (struct jseg){ .first = first };
 	j->st.segments++;
+	j->durable_seg = first; /* its header is synced */
+	j->durable_off = JSEG_HEADER;
 	pthread_mutex_unlock(&j->mu);
 	return 0;
 }
@@ -605,6 +607,7 @@ void *jwriter_main(void *arg)
 {
 	struct journal *j = arg;
 	pthread_mutex_lock(&j->mu);
+	uint64_t released_seen = j->st.released;
 	for (;;) {
 		bool take = false;
 		for (;;) {
@@ -673,6 +676,14 @@ void *jwriter_main(void *arg)
 		j->st.bytes += res.bytes;
 		j->st.fsyncs += res.fsyncs;
 		j->st.write_errors += res.errors;
+		if (chain && j->fd >= 0 && j->active_first == j->durable_seg) {
+			/* write_chain synced what it wrote (or sync = never) */
+			j->durable_off = j->off;
+			j->durable_last = j->written_next - 1;
+		}
+		if (!chain && j->st.released != released_seen)
+			notify_locked(j); /* replication: segments went */
+		released_seen = j->st.released;
 		if (chain) {
 			j->st.batches++;
 			*j->done_tail = chain;

@@ -175,7 +175,7 @@ class NoListenTest(unittest.TestCase):
             b.wait_for_log("no client listeners until this node is active")
             time.sleep(0.3)
             self.assertTrue(b.alive())
-            self.assertNotIn("listening", b.output())
+            self.assertNotRegex(b.output(), r"listening (stomp|mqtt|amqp|ws)")
             for p, n in ports.items():
                 with self.assertRaises(ConnectionRefusedError, msg=p):
                     socket.create_connection(("127.0.0.1", n), timeout=2).close()

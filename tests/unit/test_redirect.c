@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "ha/ha.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/ws.h"
@@ -195,16 +196,27 @@ static void test_ws_mqtt(void)
 	   "MQTT 5 over WebSocket: sent to the active's ws address");
 }
 
-/* The advertise text from bound listeners; standby_listen = false leaves
- * them to broker_activate, which (a promotion) also runs on_promote. */
-static void test_listen_and_promote(const char *dir)
+/* A standby's config in dir: its link listens on an ephemeral port and
+ * its peer (port 1) never answers. */
+static struct wharf_config *standby_config(const char *dir)
 {
-	char text[1024], out[128], want[300];
 	struct wharf_config *cfg = config_new();
 	free(cfg->data_dir);
 	cfg->data_dir = strdup(dir);
 	cfg->ha.role = HA_STANDBY;
 	cfg->ha.node_id = strdup("n2");
+	cfg->ha.secret = strdup("0123456789abcdef");
+	cfg->ha.listen = strdup("repl://127.0.0.1:0");
+	cfg->ha.peer = strdup("repl://127.0.0.1:1");
+	return cfg;
+}
+
+/* The advertise text from bound listeners; standby_listen = false leaves
+ * them to broker_activate, which (a promotion) also runs on_promote. */
+static void test_listen_and_promote(const char *dir)
+{
+	char text[1024], out[128], want[300];
+	struct wharf_config *cfg = standby_config(dir);
 	cfg->ha.standby_listen = false;
 	snprintf(out, sizeof(out), "%s/hook.out", dir);
 	snprintf(text, sizeof(text), "echo \"$WHARF_NODE_ID $WHARF_ROLE\" > %s.tmp && mv %s.tmp %s",
@@ -216,7 +228,7 @@ static void test_listen_and_promote(const char *dir)
 	   "standby_listen = false: a standby opens no client listener");
 	ok(broker_advertise(&b, text, sizeof(text)) == 0 && !strcmp(text, ""),
 	   "no listener: nothing to advertise");
-	ok(broker_activate(&b) == 0 && b.active && b.listeners, "broker_activate opens them");
+	ok(ha_promote(b.ha) == 0 && b.active && b.listeners, "a promotion opens them");
 	char host[256];
 	gethostname(host, sizeof(host));
 	snprintf(want, sizeof(want), "stomp://%s:", host);
@@ -253,11 +265,7 @@ int main(void)
 	if (!mkdtemp(dir))
 		return 1;
 	log_set_level(LOG_ERROR);
-	struct wharf_config *cfg = config_new();
-	free(cfg->data_dir);
-	cfg->data_dir = strdup(dir);
-	cfg->ha.role = HA_STANDBY;
-	ok(broker_init(&b, cfg) == 0 && !b.active, "a standby starts, not active");
+	ok(broker_init(&b, standby_config(dir)) == 0 && !b.active, "a standby starts, not active");
 
 	test_mqtt(false);
 	test_stomp(false);
