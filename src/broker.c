@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "ha/hook.h"
 #include "ha/redirect.h"
 #include "log.h"
@@ -254,9 +255,11 @@ int broker_listen(struct broker *b)
 	if (!b->active && !b->cfg->ha.standby_listen) {
 		log_info("standby: no client listeners until this node is active (standby_listen = false)");
 		b->listen_deferred = true;
-		return 0;
+		return admin_open(b);
 	}
-	return open_listeners(b);
+	if (open_listeners(b) < 0)
+		return -1;
+	return admin_open(b);
 }
 
 int broker_advertise(struct broker *b, char *buf, size_t len)
@@ -306,6 +309,8 @@ void broker_stop(struct broker *b)
 void broker_free(struct broker *b)
 {
 	listener_close_all(b);
+	admin_free(b->admin);
+	b->admin = NULL;
 	if (b->base)
 		conn_free_all(b);
 	protocols_fini(b);
