@@ -20,6 +20,7 @@
 #include "router/router.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 /* Browse: the messages one request returns unless ?limit= says, and the
  * part of each body shown. */
@@ -41,6 +42,24 @@ static json_t *iso_time(long long ms)
 	size_t n = strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(text + n, sizeof(text) - n, ".%03lldZ", ms % 1000);
 	return json_string(text);
+}
+
+/* A name as JSON: a client may have made it of bytes that are not UTF-8
+ * (JSON cannot carry them), shown as '?'. */
+static json_t *text_json(const char *s)
+{
+	json_t *j = json_string(s);
+	if (j)
+		return j;
+	char *copy = strdup(s);
+	if (!copy)
+		return NULL;
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
 }
 
 static json_t *drops_json(const uint64_t n[DROP_NCAUSES])
@@ -76,7 +95,7 @@ static void method_not_allowed(struct evhttp_request *req, const char *allow)
 /* A destination name from the URL, checked as a client's would be. */
 static bool valid_name(struct evhttp_request *req, const char *name)
 {
-	if (address_validate(name, false) == 0)
+	if (address_validate(name, false) == 0 && utf8_valid(name, strlen(name)))
 		return true;
 	/* The name is not shown: it may not be UTF-8. */
 	admin_reply_error(req, 400, "invalid destination name");
@@ -139,9 +158,9 @@ static void get_listeners(struct admin *a, struct evhttp_request *req)
 static json_t *conn_json(const struct conn *c)
 {
 	const struct conn_counts *n = conn_counts(c);
-	return json_pack("{s:I,s:s,s:s,s:s,s:b,s:b,s:o,s:I,s:I,s:I,s:I,s:b}", "id",
+	return json_pack("{s:I,s:s,s:s,s:o,s:b,s:b,s:o,s:I,s:I,s:I,s:I,s:b}", "id",
 			 (json_int_t)conn_id(c), "protocol", conn_protocol(c), "remote",
-			 conn_peer(c), "principal", conn_principal(c), "tls", conn_tls(c),
+			 conn_peer(c), "principal", text_json(conn_principal(c)), "tls", conn_tls(c),
 			 "websocket", conn_websocket(c), "since", iso_time(conn_since_ms(c)),
 			 "messages_in", (json_int_t)n->msgs_in, "messages_out",
 			 (json_int_t)n->msgs_out, "bytes_in", (json_int_t)n->bytes_in, "bytes_out",
@@ -203,8 +222,8 @@ static json_t *queue_json(const struct queue *q, int64_t now)
 	const struct queue_stats *st = queue_stats(q);
 	int64_t oldest = queue_oldest_ms(q);
 	json_t *age = oldest ? json_real((now > oldest ? now - oldest : 0) / 1000.0) : json_null();
-	return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:o}",
-			 "name", queue_name(q), "depth", (json_int_t)queue_depth(q), "paged",
+	return json_pack("{s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:o}",
+			 "name", text_json(queue_name(q)), "depth", (json_int_t)queue_depth(q), "paged",
 			 (json_int_t)queue_paged(q), "unacked", (json_int_t)queue_unacked(q),
 			 "consumers", (json_int_t)queue_consumer_count(q), "bindings",
 			 (json_int_t)queue_bindings(q), "enqueued", (json_int_t)st->enqueued,
@@ -595,7 +614,7 @@ static void queues(struct admin *a, struct evhttp_request *req, char **seg, size
 
 static void topic_json(const char *name, size_t subscribers, bool retained, void *arg)
 {
-	json_array_append_new(arg, json_pack("{s:s,s:I,s:b}", "name", name, "subscribers",
+	json_array_append_new(arg, json_pack("{s:o,s:I,s:b}", "name", text_json(name), "subscribers",
 					     (json_int_t)subscribers, "retained", retained));
 }
 

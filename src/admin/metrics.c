@@ -21,6 +21,7 @@
 #include "store/journal.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 int admin_sorted_queues(struct broker *b, struct queue ***out, size_t *n);
 
@@ -36,11 +37,15 @@ static void sample_u(struct evbuffer *out, const char *name, uint64_t v)
 	evbuffer_add_printf(out, "%s %" PRIu64 "\n", name, v);
 }
 
-/* A label value as the format wants it: \ " and newline escaped. */
+/* A label value as the format wants it: \ " and newline escaped, and
+ * bytes of a name that is not UTF-8 shown as '?'. */
 static void label_value(struct evbuffer *out, const char *v)
 {
+	bool utf8 = utf8_valid(v, strlen(v));
 	for (const char *p = v; *p; p++) {
-		if (*p == '\\' || *p == '"')
+		if (!utf8 && (unsigned char)*p >= 0x80)
+			evbuffer_add(out, "?", 1);
+		else if (*p == '\\' || *p == '"')
 			evbuffer_add_printf(out, "\\%c", *p);
 		else if (*p == '\n')
 			evbuffer_add(out, "\\n", 2);
