@@ -10,7 +10,8 @@ import urllib.parse
 
 from admintest import ADMIN_CONFIG, Admin, admin_port
 from stomptest import StompTestCase, sync
-from wharftest import WHARFD, Broker, main, wait_until
+from test_ha_redirect import standby_config
+from wharftest import WHARFD, BrokerTestCase, main, wait_until
 
 
 def qname(dest):
@@ -289,6 +290,31 @@ class AdminLoopbackOnly(StompTestCase):
             r = subprocess.run([WHARFD, "-c", path, "--check-config"], capture_output=True,
                                text=True, timeout=20)
             self.assertEqual(r.returncode, 0, r.stderr)
+
+
+class AdminOnStandby(BrokerTestCase):
+    """A standby answers health and broker questions and refuses the rest
+    with 503: its router is not the pair's."""
+
+    config = standby_config() + ADMIN_CONFIG
+
+    def test_standby(self):
+        api = Admin(admin_port(self.broker))
+        self.assertEqual(api.get("/healthz")[0], 200)
+        status, got = api.get("/readyz")
+        self.assertEqual(status, 503)
+        self.assertEqual(got["status"], "not ready")
+        self.assertIn("standby", got["reason"])
+        b = api.ok("GET", "/api/v1/broker")
+        self.assertEqual((b["state"], b["role"], b["ready"]), ("standby", "standby", False))
+        for method, path in (("GET", "/api/v1/queues"), ("PUT", "/api/v1/queues/x"),
+                             ("GET", "/api/v1/connections"), ("GET", "/api/v1/topics")):
+            status, got = api.request(method, path)
+            self.assertEqual(status, 503, path)
+            self.assertIn("standby", got["error"])
+        text = api.get("/metrics")[1]
+        self.assertIn("\nwharf_active 0\n", text)
+        self.assertIn("\nwharf_ready 0\n", text)
 
 
 class AdminOff(StompTestCase):

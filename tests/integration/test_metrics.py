@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import unittest
 import urllib.parse
 import urllib.request
