@@ -18,7 +18,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,14 +34,6 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Wharfd:
@@ -87,7 +78,7 @@ class Scraper:
                         "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % port)
             self.proc = subprocess.Popen(
                 [prom, "--config.file", conf, "--storage.tsdb.path", os.path.join(self.dir, "d"),
-                 "--web.listen-address", "127.0.0.1:%d" % free_port()],
+                 "--web.listen-address", "127.0.0.1:0"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.what = "prometheus, scrape_interval 1s"
         else:

@@ -94,7 +94,7 @@ static int admin_allowed(struct admin *a, struct evhttp_request *req, const char
 	return 403;
 }
 
-static bool get_or_head(struct evhttp_request *req)
+bool admin_only_get(struct evhttp_request *req)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)
@@ -107,7 +107,7 @@ static bool get_or_head(struct evhttp_request *req)
 static void health(struct admin *a, struct evhttp_request *req, bool ready)
 {
 	const char *why = NULL;
-	if (!get_or_head(req))
+	if (!admin_only_get(req))
 		return;
 	if (!ready || admin_ready(a->b, &why)) {
 		admin_reply_json(req, 200, json_pack("{s:s}", "status", ready ? "ready" : "ok"));
@@ -198,7 +198,7 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	} else if (nseg == 1 && !strcmp(seg[0], "readyz")) {
 		health(a, req, true);
 	} else if (nseg == 1 && !strcmp(seg[0], "metrics")) {
-		if (get_or_head(req))
+		if (admin_only_get(req))
 			admin_metrics(a, req);
 	} else if (nseg >= 2 && !strcmp(seg[0], "api") && !strcmp(seg[1], "v1")) {
 		admin_api(a, req, seg + 2, nseg - 2);

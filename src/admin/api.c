@@ -176,10 +176,8 @@ static void connections(struct admin *a, struct evhttp_request *req, char **seg,
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	if (nseg == 0) {
-		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-			method_not_allowed(req, "GET, HEAD");
+		if (!admin_only_get(req))
 			return;
-		}
 		json_t *list = json_array();
 		if (list)
 			conn_each(a->b, add_conn, list);
@@ -557,10 +555,8 @@ static void queues(struct admin *a, struct evhttp_request *req, char **seg, size
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	if (nseg == 0) {
-		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-			method_not_allowed(req, "GET, HEAD");
+		if (!admin_only_get(req))
 			return;
-		}
 		list_queues(a, req);
 		return;
 	}
@@ -628,10 +624,8 @@ static void topics(struct admin *a, struct evhttp_request *req, char **seg, size
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	if (nseg == 0) {
-		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-			method_not_allowed(req, "GET, HEAD");
+		if (!admin_only_get(req))
 			return;
-		}
 		json_t *list = json_array();
 		if (!list) {
 			admin_reply_json(req, 500, NULL);
@@ -679,16 +673,13 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 		return;
 	}
 	const char *what = seg[0];
-	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	if (!strcmp(what, "broker") || !strcmp(what, "listeners")) {
 		if (nseg != 1) {
 			admin_reply_error(req, 404, "no such resource");
 			return;
 		}
-		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-			method_not_allowed(req, "GET, HEAD");
+		if (!admin_only_get(req))
 			return;
-		}
 		if (what[0] == 'b')
 			get_broker(a, req);
 		else

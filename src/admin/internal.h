@@ -31,6 +31,10 @@ void admin_reply_json(struct evhttp_request *req, int code, struct json_t *j);
 void admin_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* True for GET and HEAD; otherwise replies 405 (Allow: GET, HEAD) and
+ * returns false. */
+bool admin_only_get(struct evhttp_request *req);
+
 /* GET /metrics. */
 void admin_metrics(struct admin *a, struct evhttp_request *req);
 /* /api/v1/...: seg holds the percent-decoded path segments after "v1". */

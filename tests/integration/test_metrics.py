@@ -6,7 +6,6 @@ promtool too, and the per-destination cap with a direct scrape."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import unittest
@@ -16,20 +15,13 @@ import urllib.request
 import paho.mqtt.client as mqtt
 
 from admintest import Admin, admin_port
+from etcdtest import free_port
 from stomptest import StompTestCase
 from wharftest import main, wait_until
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 MAX_DESTINATIONS = 3
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Prometheus:
