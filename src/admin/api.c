@@ -259,9 +259,6 @@ static void collect_queue(struct queue *q, void *arg)
 	l->q[l->n++] = q;
 }
 
-/* Every named queue, sorted by name; the caller frees l->q. -1 on out of
- * memory. Shared with /metrics. */
-int admin_sorted_queues(struct broker *b, struct queue ***out, size_t *n);
 int admin_sorted_queues(struct broker *b, struct queue ***out, size_t *n)
 {
 	struct queue_list l = { 0 };

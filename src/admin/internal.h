@@ -11,6 +11,7 @@ struct evhttp;
 struct evhttp_bound_socket;
 struct evhttp_request;
 struct json_t;
+struct queue;
 
 /* Largest request body the admin API reads; evhttp answers 413 past it. */
 #define ADMIN_MAX_BODY (1024 * 1024)
@@ -34,6 +35,10 @@ void admin_reply_error(struct evhttp_request *req, int code, const char *fmt, ..
 /* True for GET and HEAD; otherwise replies 405 (Allow: GET, HEAD) and
  * returns false. */
 bool admin_only_get(struct evhttp_request *req);
+
+/* Every named queue in *out (the caller frees the array), sorted by name,
+ * *n of them. -1 on out of memory. */
+int admin_sorted_queues(struct broker *b, struct queue ***out, size_t *n);
 
 /* GET /metrics. */
 void admin_metrics(struct admin *a, struct evhttp_request *req);

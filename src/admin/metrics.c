@@ -23,8 +23,6 @@
 #include "util/clock.h"
 #include "util/utf8.h"
 
-int admin_sorted_queues(struct broker *b, struct queue ***out, size_t *n);
-
 #define OTHER "(other)"
 
 static void family(struct evbuffer *out, const char *name, const char *type, const char *help)
