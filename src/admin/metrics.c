@@ -168,12 +168,13 @@ static const struct qfam qfams[] = {
 	  "Age of the oldest waiting message in memory; 0 when none waits.", q_age, true },
 };
 
-static void per_queue(struct evbuffer *out, struct broker *b, size_t cap)
+/* Returns how many queues went into the "other" series. */
+static size_t per_queue(struct evbuffer *out, struct broker *b, size_t cap)
 {
 	struct queue **qs = NULL;
 	size_t n = 0;
 	if (admin_sorted_queues(b, &qs, &n) < 0)
-		return;
+		return 0;
 	size_t shown = n < cap ? n : cap;
 	int64_t now = clock_wall_ms();
 	for (size_t f = 0; f < sizeof(qfams) / sizeof(qfams[0]); f++) {
@@ -195,10 +196,68 @@ static void per_queue(struct evbuffer *out, struct broker *b, size_t cap)
 		sample_label(out, qf->name, "queue", OTHER, num);
 	}
 	free(qs);
-	family(out, "wharf_metrics_omitted_destinations", "gauge",
-	       "Destinations past [admin] metrics_max_destinations, summed into the "
-	       "\"" OTHER "\" series of this scrape.");
-	sample_u(out, "wharf_metrics_omitted_destinations", n - shown);
+	return n - shown;
+}
+
+struct topic_entry {
+	char *name;
+	size_t subscribers;
+};
+
+struct topic_list {
+	struct topic_entry *t;
+	size_t n, cap;
+};
+
+static void collect_topic(const char *name, size_t subscribers, bool retained, void *arg)
+{
+	struct topic_list *l = arg;
+	if (name[0] == '$')
+		return; /* the broker's own ($SYS): not the users' to watch here */
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct topic_entry *grown = realloc(l->t, cap * sizeof(*grown));
+		if (!grown)
+			return;
+		l->t = grown;
+		l->cap = cap;
+	}
+	if ((l->t[l->n].name = strdup(name)))
+		l->t[l->n++].subscribers = subscribers;
+}
+
+static int by_topic(const void *x, const void *y)
+{
+	return strcmp(((const struct topic_entry *)x)->name, ((const struct topic_entry *)y)->name);
+}
+
+/* Returns how many topics went into the "other" series. */
+static size_t per_topic(struct evbuffer *out, struct broker *b, size_t cap)
+{
+	struct topic_list l = { 0 };
+	router_each_topic(b->router, collect_topic, &l);
+	if (l.n)
+		qsort(l.t, l.n, sizeof(*l.t), by_topic);
+	const char *name = "wharf_topic_subscribers";
+	family(out, name, "gauge",
+	       "Subscriptions and bindings a topic's name matches (wildcards included).");
+	char num[32];
+	size_t other = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		if (i < cap) {
+			snprintf(num, sizeof(num), "%zu", l.t[i].subscribers);
+			sample_label(out, name, "topic", l.t[i].name, num);
+		} else {
+			other += l.t[i].subscribers;
+		}
+		free(l.t[i].name);
+	}
+	if (l.n > cap) {
+		snprintf(num, sizeof(num), "%zu", other);
+		sample_label(out, name, "topic", OTHER, num);
+	}
+	free(l.t);
+	return l.n > cap ? l.n - cap : 0;
 }
 
 /* ---- the rest ---------------------------------------------------------------- */
@@ -298,7 +357,12 @@ void admin_metrics(struct admin *a, struct evhttp_request *req)
 	sample_u(out, "wharf_subscriptions", rs->subscriptions);
 	family(out, "wharf_retained_messages", "gauge", "Retained topic messages.");
 	sample_u(out, "wharf_retained_messages", rs->retained);
-	per_queue(out, b, b->cfg->admin.metrics_max_destinations);
+	size_t cap = b->cfg->admin.metrics_max_destinations;
+	size_t omitted = per_queue(out, b, cap) + per_topic(out, b, cap);
+	family(out, "wharf_metrics_omitted_destinations", "gauge",
+	       "Queues and topics past [admin] metrics_max_destinations (each kind), summed into "
+	       "the \"" OTHER "\" series of this scrape.");
+	sample_u(out, "wharf_metrics_omitted_destinations", omitted);
 	store_metrics(out, b);
 	process_metrics(out, b);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);

@@ -154,6 +154,10 @@ class PrometheusScrape(StompTestCase):
         p.wait_value('wharf_queue_messages{queue="a.metrics"}', lambda v: v == 0)
         p.wait_value('wharf_queue_dequeued_messages_total{queue="a.metrics"}', lambda v: v == 5)
         self.assertEqual(p.value('wharf_queue_consumers{queue="a.metrics"}'), 1)
+        # A topic subscriber, and the MQTT topic published to with none.
+        self.subscribe(conn, lst, "/topic/t.metrics")
+        p.wait_value('wharf_topic_subscribers{topic="t.metrics"}', lambda v: v == 1)
+        self.assertEqual(p.value('wharf_topic_subscribers{topic="sensors.metrics"}'), 0)
 
     def test_destination_cap(self):
         for name in ("b.cap", "c.cap", "d.cap", "e.cap", "f.cap"):
