@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "ha/hook.h"
 #include "ha/redirect.h"
 #include "ha/ha.h"
@@ -258,9 +259,11 @@ int broker_listen(struct broker *b)
 	if (!b->active && !b->cfg->ha.standby_listen) {
 		log_info("standby: no client listeners until this node is active (standby_listen = false)");
 		b->listen_deferred = true;
-		return 0;
+		return admin_open(b);
 	}
-	return open_listeners(b);
+	if (open_listeners(b) < 0)
+		return -1;
+	return admin_open(b);
 }
 
 int broker_advertise(struct broker *b, char *buf, size_t len)
@@ -312,6 +315,8 @@ void broker_free(struct broker *b)
 	ha_free(b->ha); /* first: confirmations held for the standby go out */
 	b->ha = NULL;
 	listener_close_all(b);
+	admin_free(b->admin);
+	b->admin = NULL;
 	if (b->base)
 		conn_free_all(b);
 	protocols_fini(b);

@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 
 #include "conf.h"
+#include "net/conn.h"
 #include "net/protocol.h"
 
 struct event_base;
@@ -20,6 +21,7 @@ struct listener;
 struct redirect;
 struct ha_hook;
 struct ha;
+struct admin;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -35,6 +37,14 @@ struct broker {
 	struct conn_list conns;
 	unsigned long nconns;
 	unsigned long next_conn_id;
+	/* What the closed connections of each protocol (by registry place)
+	 * carried, and how many there were: the admin API adds the open
+	 * ones' (net/conn.h). */
+	struct conn_counts conns_gone[PROTOCOLS_MAX];
+	unsigned long long conns_closed[PROTOCOLS_MAX];
+	/* [admin]: the HTTP API, /metrics and health (admin/admin.h); NULL
+	 * when off. */
+	struct admin *admin;
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
 	struct event *expiry_timer; /* sweeps expired messages out of idle queues, reports drops */
 	int64_t next_drop_report_ms;
@@ -63,7 +73,8 @@ int broker_init(struct broker *b, struct wharf_config *cfg);
  * promotion does. -1 with a logged reason. */
 int broker_activate(struct broker *b);
 /* Binds every listener and logs `listening PROTO HOST:PORT` for each; a
- * standby with ha.standby_listen = false leaves it to broker_activate. */
+ * standby with ha.standby_listen = false leaves it to broker_activate.
+ * Then the admin listener ([admin] listen), on a standby too. */
 int broker_listen(struct broker *b);
 /* The active node's client addresses as it advertises them: listener URLs
  * separated by spaces ("stomp://10.0.0.1:61613 mqtt://10.0.0.1:1883 ...");

@@ -1,6 +1,7 @@
 #include "config.h"
 #include "conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -10,9 +11,11 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net/url.h"
 #include "router/address.h"
 
-enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_QUEUE, SEC_TOPIC };
+enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_QUEUE, SEC_TOPIC,
+	       SEC_ADMIN };
 
 struct parser {
 	struct wharf_config *cfg;
@@ -82,6 +85,8 @@ struct wharf_config *config_new(void)
 	cfg->ha.timeout_ms = 3000;
 	cfg->ha.standby_listen = true;
 	cfg->ha.lease_ttl_ms = 2000;
+	cfg->admin.metrics_max_destinations = 1000;
+	cfg->admin.browse_max = 1000;
 	return cfg;
 }
 
@@ -131,6 +136,7 @@ void config_free(struct wharf_config *cfg)
 	free(ha->on_promote);
 	free(ha->arbiter);
 	free(ha->pair);
+	free(cfg->admin.listen);
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
@@ -537,6 +543,32 @@ static int ha_key(struct parser *p, const char *k, const char *v)
 	return fail(p, "unknown key '%s' in [ha]", k);
 }
 
+static int admin_key(struct parser *p, const char *k, const char *v)
+{
+	struct admin_config *a = &p->cfg->admin;
+	if (!strcmp(k, "listen")) {
+		struct listen_url u;
+		const char *why;
+		if (url_parse(v, &u, &why) < 0)
+			return fail(p, "listen: '%s': %s", v, why);
+		if (strcmp(u.scheme, "http"))
+			return fail(p, "listen: '%s': the admin API speaks http://HOST:PORT", v);
+		return set_string(p, &a->listen, v);
+	}
+	if (!strcmp(k, "allow_remote")) {
+		int b = parse_bool(v);
+		if (b < 0)
+			return fail(p, "allow_remote: '%s' is not true or false", v);
+		a->allow_remote = b;
+		return 0;
+	}
+	if (!strcmp(k, "metrics_max_destinations"))
+		return set_size(p, k, &a->metrics_max_destinations, v, 0);
+	if (!strcmp(k, "browse_max"))
+		return set_size(p, k, &a->browse_max, v, 1);
+	return fail(p, "unknown key '%s' in [admin]", k);
+}
+
 static int listener_key(struct parser *p, const char *k, const char *v)
 {
 	if (!strcmp(k, "url"))
@@ -698,6 +730,13 @@ static int section_header(struct parser *p, char *s)
 		p->section = SEC_HA;
 		return 0;
 	}
+	if (!strcmp(body, "admin")) {
+		if (*arg)
+			return fail(p, "[admin] takes no argument");
+		p->cfg->admin.line = p->line;
+		p->section = SEC_ADMIN;
+		return 0;
+	}
 	if (!strcmp(body, "listener")) {
 		if (!*arg)
 			return fail(p, "[listener NAME] needs a name");
@@ -758,6 +797,31 @@ static int check_ha(struct parser *p)
 	return 0;
 }
 
+/* Until users and TLS cover the admin API, it serves this machine only:
+ * a loopback address, or a wildcard one whose requests are checked. */
+static bool admin_host_local(const char *host)
+{
+	struct in_addr v4;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127 || v4.s_addr == INADDR_ANY;
+	return !strcmp(host, "localhost") || !strcmp(host, "::1") ||
+	       !strcmp(host, "*") || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+}
+
+static int check_admin(struct parser *p)
+{
+	struct admin_config *a = &p->cfg->admin;
+	struct listen_url u;
+	const char *why;
+	if (!a->listen || a->allow_remote || url_parse(a->listen, &u, &why) < 0 ||
+	    admin_host_local(u.host))
+		return 0;
+	p->line = a->line;
+	return fail(p, "[admin] listen: %s is not a loopback address: the admin API has no "
+		       "authentication yet (allow_remote = true serves other hosts, unsafely)",
+		    u.host);
+}
+
 static int check_complete(struct parser *p)
 {
 	for (struct listener_config *l = p->cfg->listeners; l; l = l->next) {
@@ -766,6 +830,8 @@ static int check_complete(struct parser *p)
 			return fail(p, "[listener %s] has no url", l->name);
 		}
 	}
+	if (check_admin(p) < 0)
+		return -1;
 	return check_ha(p);
 }
 
@@ -813,6 +879,8 @@ int config_parse(struct wharf_config *cfg, const char *name, const char *text, c
 					rc = ha_key(&p, k, v);
 				else if (p.section == SEC_LISTENER)
 					rc = listener_key(&p, k, v);
+				else if (p.section == SEC_ADMIN)
+					rc = admin_key(&p, k, v);
 				else
 					rc = dest_key(&p, k, v);
 			}

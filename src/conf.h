@@ -1,5 +1,5 @@
 /* The configuration file (conf/wharf.conf): `key = value` lines, `#` comments,
- * and sections `[listener NAME]`, `[stomp]`, `[mqtt]`, `[ha]`, `[queue PATTERN]`,
+ * and sections `[listener NAME]`, `[stomp]`, `[mqtt]`, `[ha]`, `[admin]`, `[queue PATTERN]`,
  * `[topic PATTERN]`. Every mistake is reported as FILE:LINE: message.
  * docs/configuration.md lists every key. */
 #ifndef WHARF_CONF_H
@@ -84,6 +84,16 @@ struct ha_config {
 	int line;                /* of the [ha] header, for messages */
 };
 
+/* [admin]: the admin HTTP API, /metrics and health (docs/admin-api.md). */
+struct admin_config {
+	char *listen;            /* http://HOST:PORT; NULL: off */
+	bool allow_remote;       /* serve non-loopback clients (unsafe until
+				  * users and TLS cover the admin API) */
+	size_t metrics_max_destinations; /* per-destination series in /metrics */
+	size_t browse_max;       /* messages one browse may return */
+	int line;                /* of the [admin] header, for messages */
+};
+
 struct wharf_config {
 	char *data_dir;
 	char *log_file;
@@ -115,6 +125,7 @@ struct wharf_config {
 	struct stomp_config stomp;
 	struct mqtt_config mqtt;
 	struct ha_config ha;
+	struct admin_config admin;
 	struct listener_config *listeners;
 	struct dest_config *dests;
 };

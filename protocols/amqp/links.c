@@ -32,6 +32,7 @@ static int amqp_deliver(void *ctx, struct delivery *d, struct message *m)
 	pn_delivery_t *pd = pn_delivery(al->link, pn_dtag((const char *)&tag, sizeof(tag)));
 	pn_link_send(al->link, ac->scratch.data, ac->scratch.len);
 	pn_link_advance(al->link);
+	conn_count_msg_out(ac->c);
 	amqp_schedule_flush(ac);
 	if (pn_link_snd_settle_mode(al->link) == PN_SND_SETTLED) {
 		pn_delivery_settle(pd);

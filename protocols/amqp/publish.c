@@ -120,6 +120,7 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	}
 	if (dest) {
 		m->origin = conn_id(ac->c);
+		conn_count_msg_in(ac->c);
 		if (at_most_once) {
 			m->qos = 0;
 			m->durable = false;

@@ -659,6 +659,7 @@ static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	if (!(m = mqtt_message_from_publish(p, conn_id(mc->c), clock_wall_ms())))
 		goto oom;
 	mc->mb->msgs_in++;
+	conn_count_msg_in(mc->c);
 	if (e) {
 		e->tag = TAG(qos, pid, 0);
 		confirmq_publish(&mc->confirms, e, DEST_TOPIC, topic, &m, NULL);

@@ -17,9 +17,11 @@
 #include "log.h"
 #include "net/url.h"
 #include "net/conn_internal.h"
+#include "net/protocol.h"
 #include "net/stream.h"
 #include "net/ws.h"
 #include "net/xprt.h"
+#include "util/clock.h"
 
 /* How long a closing connection may take to flush what it has queued. */
 #define CLOSE_FLUSH_MS 5000
@@ -42,6 +44,10 @@ unsigned long conn_id(const struct conn *c) { return c->id; }
 bool conn_tls(const struct conn *c) { return c->tls; }
 bool conn_websocket(const struct conn *c) { return c->xprt != &xprt_stream; }
 bool conn_closing(const struct conn *c) { return c->closing; }
+void conn_count_msg_in(struct conn *c) { c->counts.msgs_in++; }
+void conn_count_msg_out(struct conn *c) { c->counts.msgs_out++; }
+const struct conn_counts *conn_counts(const struct conn *c) { return &c->counts; }
+long long conn_since_ms(const struct conn *c) { return c->since_ms; }
 struct evbuffer *conn_output(struct conn *c)
 {
 	return c->xprt->output(c);
@@ -226,7 +232,11 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
+	size_t before = evbuffer_get_length(in);
 	c->xprt->read(c);
+	size_t after = evbuffer_get_length(in);
+	if (before > after)
+		c->counts.bytes_in += before - after;
 	frame_check(c);
 }
 
@@ -276,6 +286,7 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 	c->proto = proto;
 	c->max_output = max_output;
 	url_format_addr(peer, c->peer, sizeof(c->peer));
+	c->since_ms = clock_wall_ms();
 	if (stream_open(c, fd, tls) < 0) {
 		free(c);
 		return NULL;
@@ -322,6 +333,22 @@ void conn_shutdown_all(struct broker *b)
 	}
 }
 
+void conn_each(struct broker *b, void (*fn)(struct conn *c, void *arg), void *arg)
+{
+	struct conn *c;
+	TAILQ_FOREACH(c, &b->conns, link)
+		fn(c, arg);
+}
+
+struct conn *conn_find(struct broker *b, unsigned long id)
+{
+	struct conn *c;
+	TAILQ_FOREACH(c, &b->conns, link)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
 void conn_free_all(struct broker *b)
 {
 	struct conn *c;
@@ -339,6 +366,16 @@ static void broker_conn_removed(struct broker *b, struct conn *c)
 {
 	TAILQ_REMOVE(&b->conns, c, link);
 	b->nconns--;
+	for (size_t i = 0; c->proto && protocols[i] && i < PROTOCOLS_MAX; i++) {
+		if (protocols[i]->ops != c->proto)
+			continue;
+		struct conn_counts *g = &b->conns_gone[i];
+		g->msgs_in += c->counts.msgs_in;
+		g->msgs_out += c->counts.msgs_out;
+		g->bytes_in += c->counts.bytes_in;
+		g->bytes_out += c->counts.bytes_out;
+		b->conns_closed[i]++;
+	}
 	if (c->listener_count)
 		--*c->listener_count;
 }

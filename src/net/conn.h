@@ -62,6 +62,20 @@ void conn_handshake_done(struct conn *c);
 void conn_close(struct conn *c, bool flush);
 bool conn_closing(const struct conn *c);
 
+/* What one connection carried, for the admin API and metrics: messages
+ * published by the client and delivered to it, and bytes read from and
+ * queued to its transport (after TLS, WebSocket framing included). */
+struct conn_counts {
+	unsigned long long msgs_in, msgs_out, bytes_in, bytes_out;
+};
+/* An adapter counts each message its client publishes (deliveries through
+ * output_message are counted there). */
+void conn_count_msg_in(struct conn *c);
+void conn_count_msg_out(struct conn *c);
+const struct conn_counts *conn_counts(const struct conn *c);
+/* Wall-clock ms since the epoch when the connection was accepted. */
+long long conn_since_ms(const struct conn *c);
+
 /* ---- for the broker and listeners only --------------------------------- */
 struct sockaddr;
 struct tls_ctx;
@@ -82,6 +96,10 @@ void conn_forget_count(struct broker *b, const unsigned long *listener_count);
 /* Every connection of the broker: tell them all the broker stops, or free
  * them at once (teardown only, outside any callback). */
 void conn_shutdown_all(struct broker *b);
+/* For the admin API: calls fn for each connection of b, oldest first (fn
+ * may conn_close it, nothing more); the connection numbered id, or NULL. */
+void conn_each(struct broker *b, void (*fn)(struct conn *c, void *arg), void *arg);
+struct conn *conn_find(struct broker *b, unsigned long id);
 void conn_free_all(struct broker *b);
 
 #endif

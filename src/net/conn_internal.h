@@ -36,6 +36,8 @@ struct conn {
 	void *xprt_state;        /* the transport's own; freed by xprt->free */
 	char peer[64];
 	char *principal;
+	struct conn_counts counts; /* net/conn.h */
+	long long since_ms;        /* accepted, wall clock */
 };
 
 #endif

@@ -335,3 +335,12 @@ void listener_reload_tls(struct broker *b)
 			log_info("listener %s: TLS certificate reloaded", l->name);
 	}
 }
+
+void listener_each(struct broker *b,
+		   void (*fn)(const char *name, const char *url, unsigned long conns,
+			      size_t max_connections, void *arg),
+		   void *arg)
+{
+	for (struct listener *l = b->listeners; l; l = l->next)
+		fn(l->name, l->url, l->nconns, l->max_connections, arg);
+}

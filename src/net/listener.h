@@ -28,6 +28,14 @@ int listener_advertise(struct broker *b, char *buf, size_t len);
 /* Reloads every TLS listener's certificate and key (SIGHUP); connections
  * already open keep theirs. */
 void listener_reload_tls(struct broker *b);
+/* Calls fn for each bound listener of b, newest first: its name, its URL
+ * with the real port (as listener_advertise, the wildcard address kept
+ * as the host's name), its open connections and its max_connections (0:
+ * none of its own). For the admin API. */
+void listener_each(struct broker *b,
+		   void (*fn)(const char *name, const char *url, unsigned long conns,
+			      size_t max_connections, void *arg),
+		   void *arg);
 /* Stops accepting on every listener of b and frees them. */
 void listener_close_all(struct broker *b);
 

@@ -33,5 +33,6 @@ int output_message(struct conn *c, const void *head, size_t head_len, struct mes
 	}
 	if (trailer_len && evbuffer_add(out, trailer, trailer_len) < 0)
 		return -1;
+	conn_count_msg_out(c);
 	return 0;
 }

@@ -63,7 +63,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct conn *c = arg;
-	if (!info->n_added || c->flush_queued || c->closing ||
+	c->counts.bytes_out += info->n_added;
+	if (!c->flush_ev || !info->n_added || c->flush_queued || c->closing ||
 	    (bufferevent_get_enabled(c->bev) & EV_WRITE))
 		return;
 	c->flush_queued = true;
@@ -100,6 +101,9 @@ int stream_open(struct conn *c, int fd, struct tls_ctx *tls)
 			c->flush_ev = NULL;
 		}
 	}
+	/* TLS: output_cb only counts the bytes (net/conn.h, conn_counts). */
+	if (c->bev && c->tls)
+		evbuffer_add_cb(bufferevent_get_output(c->bev), output_cb, c);
 	if (!c->bev || (!c->tls && !c->flush_ev)) {
 		if (c->bev)
 			bufferevent_free(c->bev);

@@ -84,6 +84,7 @@ struct queue {
 	void *dropped_arg;
 	char *label;
 	struct queue_stats stats;
+	uint64_t drops[DROP_NCAUSES]; /* stats.dropped by cause */
 };
 
 const char *queue_drop_name(enum queue_drop why)
@@ -102,6 +103,7 @@ const char *queue_drop_name(enum queue_drop why)
 static void count_drop(struct queue *q, enum queue_drop why, uint64_t n)
 {
 	q->stats.dropped += n;
+	q->drops[why] += n;
 	if (n && q->dropped)
 		q->dropped(q->dropped_arg, q, why, n);
 }
@@ -361,6 +363,28 @@ size_t queue_consumer_count(const struct queue *q) { return q->nconsumers; }
 const struct queue_stats *queue_stats(const struct queue *q) { return &q->stats; }
 unsigned queue_bindings(const struct queue *q) { return q->bindings; }
 void queue_set_bindings(struct queue *q, unsigned n) { q->bindings = n; }
+size_t queue_bytes(const struct queue *q) { return q->ready_bytes + q->paged_bytes; }
+const uint64_t *queue_drops(const struct queue *q) { return q->drops; }
+
+int64_t queue_oldest_ms(const struct queue *q)
+{
+	int64_t oldest = 0;
+	for (unsigned mask = q->nonempty; mask; mask &= mask - 1) {
+		const struct delivery *d = TAILQ_FIRST(&q->ready[__builtin_ctz(mask)]);
+		if (!oldest || d->msg->timestamp_ms < oldest)
+			oldest = d->msg->timestamp_ms;
+	}
+	return oldest;
+}
+
+size_t queue_browse(const struct queue *q, size_t limit,
+		    void (*fn)(const struct message *m, uint32_t count, void *arg), void *arg)
+{
+	size_t n = 0;
+	for (const struct delivery *d = ready_first(q); d && n < limit; d = ready_next(q, d), n++)
+		fn(d->msg, d->count, arg);
+	return n;
+}
 
 static void drop_ready(struct queue *q, struct delivery *d, enum queue_drop why)
 {

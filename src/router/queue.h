@@ -176,6 +176,20 @@ size_t queue_depth(const struct queue *q);      /* waiting */
 size_t queue_unacked(const struct queue *q);    /* out to consumers */
 size_t queue_consumer_count(const struct queue *q);
 const struct queue_stats *queue_stats(const struct queue *q);
+/* Bodies of the waiting messages, in memory and paged (max_bytes counts
+ * the same). */
+size_t queue_bytes(const struct queue *q);
+/* The timestamp_ms of the oldest waiting message in memory (paged ones
+ * are newer); 0 when none waits. */
+int64_t queue_oldest_ms(const struct queue *q);
+/* stats.dropped by cause: DROP_NCAUSES counts, indexed by enum queue_drop. */
+const uint64_t *queue_drops(const struct queue *q);
+/* Hands fn the first `limit` waiting messages in memory, in the order
+ * they would be delivered, with how many deliveries each had, without
+ * taking them (the admin API's browse; paged messages are not shown). fn
+ * must not call back into q. Returns how many fn saw. */
+size_t queue_browse(const struct queue *q, size_t limit,
+		    void (*fn)(const struct message *m, uint32_t count, void *arg), void *arg);
 /* How many topic bindings lead to q (kept by the router). */
 unsigned queue_bindings(const struct queue *q);
 void queue_set_bindings(struct queue *q, unsigned n);

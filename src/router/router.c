@@ -914,3 +914,86 @@ struct queue *router_find_queue(const struct router *r, const char *name)
 {
 	return map_get(r->queues, name);
 }
+
+/* ---- snapshots and commands for the admin API -------------------------------- */
+
+struct each_queue {
+	void (*fn)(struct queue *q, void *arg);
+	void *arg;
+};
+
+static void each_queue_cb(const char *name, void *value, void *arg)
+{
+	struct each_queue *eq = arg;
+	(void)name;
+	eq->fn(value, eq->arg);
+}
+
+void router_each_queue(const struct router *r, void (*fn)(struct queue *q, void *arg), void *arg)
+{
+	struct each_queue eq = { fn, arg };
+	map_each(r->queues, each_queue_cb, &eq);
+}
+
+struct each_topic {
+	const struct router *r;
+	void (*fn)(const char *name, size_t subscribers, bool retained, void *arg);
+	void *arg;
+};
+
+static void count_binding(struct queue *q, void *arg)
+{
+	(void)q;
+	++*(size_t *)arg;
+}
+
+static void has_retained(struct message *m, void *arg)
+{
+	(void)m;
+	*(bool *)arg = true;
+}
+
+static void each_topic_cb(const char *name, void *value, void *arg)
+{
+	struct each_topic *et = arg;
+	size_t subscribers = 0;
+	bool retained = false;
+	(void)value;
+	topic_tree_match(et->r->tree, name, count_binding, &subscribers);
+	retain_match(et->r->retained, name, has_retained, &retained);
+	et->fn(name, subscribers, retained, et->arg);
+}
+
+void router_each_topic(const struct router *r,
+		       void (*fn)(const char *name, size_t subscribers, bool retained, void *arg),
+		       void *arg)
+{
+	struct each_topic et = { r, fn, arg };
+	map_each(r->topics, each_topic_cb, &et);
+}
+
+size_t router_topic_count(const struct router *r)
+{
+	return map_count(r->topics);
+}
+
+enum router_err router_create_queue(struct router *r, const char *name, bool *created)
+{
+	enum router_err err = check_name(name, false, false);
+	if (err == ROUTER_OK && has_prefix(name, TEMP_PREFIX))
+		err = ROUTER_EFORBIDDEN;
+	if (err != ROUTER_OK)
+		return err;
+	*created = !map_get(r->queues, name);
+	return get_queue(r, name, true, &err) ? ROUTER_OK : err;
+}
+
+enum router_err router_purge_queue(struct router *r, const char *name, size_t *purged)
+{
+	struct queue *q = map_get(r->queues, name);
+	if (!q)
+		return ROUTER_ENOTFOUND;
+	*purged = queue_depth(q);
+	queue_purge(q);
+	return ROUTER_OK;
+}

@@ -253,4 +253,27 @@ void router_take_drops(struct router *r,
 /* The named queue, or NULL (tests, admin). */
 struct queue *router_find_queue(const struct router *r, const char *name);
 
+/* ---- for the admin API: read-only snapshots and commands ---------------- */
+
+/* Calls fn for each named queue, in no order. fn must not change the
+ * router. */
+void router_each_queue(const struct router *r, void (*fn)(struct queue *q, void *arg), void *arg);
+/* Calls fn for each topic known to exist (published to or subscribed to by
+ * name), in no order, with how many bindings its name matches
+ * (subscriptions, share groups, bound queues) and whether it has a
+ * retained message. fn must not change the router. */
+void router_each_topic(const struct router *r,
+		       void (*fn)(const char *name, size_t subscribers, bool retained, void *arg),
+		       void *arg);
+size_t router_topic_count(const struct router *r);
+/* Creates the named queue whatever auto-create says; *created is false
+ * when it existed already. ROUTER_EINVAL for a malformed name,
+ * ROUTER_EFORBIDDEN for the broker's ($..., wharf.durable.*) and
+ * wharf.temp.* names. */
+enum router_err router_create_queue(struct router *r, const char *name, bool *created);
+/* Drops every waiting message of the named queue (counted as purged;
+ * stored ones are settled); messages out to consumers stay theirs.
+ * *purged says how many. ROUTER_ENOTFOUND if there is no such queue. */
+enum router_err router_purge_queue(struct router *r, const char *name, size_t *purged);
+
 #endif

@@ -164,6 +164,26 @@ int main(void)
 	    "t.conf:1: [ha] role = auto needs an arbiter");
 	bad("[ha x]\n", "t.conf:1: [ha] takes no argument");
 
+	/* [admin]: off unless set; loopback only unless allow_remote. */
+	rc = parse("[admin]\nlisten = http://127.0.0.1:8161\nmetrics_max_destinations = 10\n", err,
+		   sizeof(err), &cfg);
+	ok(rc == 0 && !strcmp(cfg->admin.listen, "http://127.0.0.1:8161") &&
+		   cfg->admin.metrics_max_destinations == 10 && !cfg->admin.allow_remote,
+	   "[admin] listen and metrics_max_destinations");
+	config_free(cfg);
+	rc = parse("[admin]\nlisten = http://10.1.2.3:8161\nallow_remote = true\n", err, sizeof(err),
+		   &cfg);
+	ok(rc == 0 && cfg->admin.allow_remote, "[admin] allow_remote lets a remote address in");
+	config_free(cfg);
+	bad("[admin]\nlisten = http://10.1.2.3:8161\n", "t.conf:1: [admin] listen: 10.1.2.3 is not a loopback address");
+	bad("[admin]\nlisten = https://127.0.0.1:1\n", "t.conf:2: listen: 'https://127.0.0.1:1': the admin API speaks http");
+	bad("[admin]\nport = 1\n", "t.conf:2: unknown key 'port' in [admin]");
+	bad("[admin x]\n", "t.conf:1: [admin] takes no argument");
+
+	cfg = config_new();
+	ok(cfg->admin.listen == NULL && cfg->admin.metrics_max_destinations == 1000,
+	   "defaults: no admin listener, 1000 destinations in /metrics");
+	config_free(cfg);
 	cfg = config_new();
 	ok(cfg->stomp.dialect == STOMP_DIALECT_BOTH && cfg->max_transactions == 64 &&
 		   cfg->max_transaction_bytes == 64 * 1024 * 1024,

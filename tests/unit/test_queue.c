@@ -242,8 +242,57 @@ static void test_expiry_and_bound(void)
 	queue_free(q);
 }
 
+static uint64_t browsed[8];
+static uint32_t browsed_counts[8];
+static size_t nbrowsed;
+
+static void browse_cb(const struct message *m, uint32_t count, void *arg)
+{
+	(void)arg;
+	browsed[nbrowsed] = m->id;
+	browsed_counts[nbrowsed++] = count;
+}
+
+/* What the admin API reads: browse in delivery order without taking, the
+ * bodies' bytes, the oldest timestamp, drops by cause. */
+static void test_admin_snapshots(void)
+{
+	struct queue *q = queue_new("adm", 0);
+	ok(queue_oldest_ms(q) == 0 && queue_bytes(q) == 0, "empty: no oldest, no bytes");
+	/* The router stamps in order; each priority's head is its oldest. */
+	int64_t stamps[] = { 3000, 5000, 4000 };
+	uint8_t prios[] = { 4, 4, 9 };
+	uint64_t first = next_id + 1;
+	for (int i = 0; i < 3; i++) {
+		struct message *m = message_new();
+		m->id = ++next_id;
+		m->timestamp_ms = stamps[i];
+		m->priority = prios[i];
+		uint8_t *body = malloc(10);
+		memset(body, 'x', 10);
+		message_take_body(m, &body, 10);
+		queue_enqueue(q, m);
+		message_unref(m);
+	}
+	ok(queue_bytes(q) == 30, "bytes: the bodies (%zu)", queue_bytes(q));
+	ok(queue_oldest_ms(q) == 3000, "oldest: the oldest of the priorities' heads (%lld)",
+	   (long long)queue_oldest_ms(q));
+	nbrowsed = 0;
+	size_t n = queue_browse(q, 2, browse_cb, NULL);
+	ok(n == 2 && browsed[0] == first + 2 && browsed[1] == first && browsed_counts[0] == 0,
+	   "browse: highest priority first, limit kept");
+	ok(queue_depth(q) == 3, "browse takes nothing");
+	queue_purge(q);
+	ok(queue_depth(q) == 0 && queue_drops(q)[DROP_PURGED] == 3 && queue_stats(q)->dropped == 3,
+	   "purge: counted by cause");
+	nbrowsed = 0;
+	ok(queue_browse(q, 5, browse_cb, NULL) == 0, "browse of an empty queue");
+	queue_free(q);
+}
+
 int main(void)
 {
+	test_admin_snapshots();
 	test_round_robin();
 	test_window_and_ack();
 	test_nack_goes_elsewhere();

@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""What /metrics costs the broker (issue 14): broker CPU seconds per 100,000
+messages at MQTT QoS 0 (one publisher, one subscriber, a topic) and through
+a STOMP queue, on a wharfd with [admin] on and scraped every second against
+one with [admin] off, in one run.
+
+    bench/metrics.py [--count 1000000] [--rounds 5] [--build build-o2]
+
+Both brokers run at once on free 127.0.0.1 ports, each with its own
+temporary data directory; the runs alternate between them (off, on, off,
+on...) so that whatever else the machine does falls on both alike. The
+scraper is Debian's prometheus (scrape_interval 1s) when installed, else a
+Python loop fetching /metrics every second. CPU is the broker's own (all
+threads, utime + stime from /proc/PID/stat) over each wharf-bench run; the
+figure is the median over the rounds, and the ratio is on / off."""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+class Wharfd:
+    def __init__(self, wharfd, admin, tmp):
+        self.dir = tempfile.mkdtemp(prefix="metrics-bench-", dir=tmp)
+        conf = os.path.join(self.dir, "wharf.conf")
+        with open(conf, "w") as f:
+            f.write("[admin]\nlisten = http://127.0.0.1:0\n" if admin else "")
+        self.log = os.path.join(self.dir, "wharfd.log")
+        self.proc = subprocess.Popen(
+            [wharfd, "-c", conf, "--data-dir", os.path.join(self.dir, "data"),
+             "--listen", "mqtt://127.0.0.1:0", "--listen", "stomp://127.0.0.1:0"],
+            stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        self.ports = {}
+        want = 3 if admin else 2
+        deadline = time.monotonic() + 20
+        while len(self.ports) < want:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit("wharfd did not start:\n" + open(self.log).read())
+            for m in re.finditer(r"listening (\S+) 127\.0\.0\.1:(\d+)", open(self.log).read()):
+                self.ports[m.group(1)] = int(m.group(2))
+            time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Scraper:
+    """Prometheus scraping the admin port every second, or a Python loop."""
+
+    def __init__(self, port, tmp):
+        self.proc = None
+        self.stop_ev = threading.Event()
+        prom = shutil.which("prometheus")
+        if prom:
+            self.dir = tempfile.mkdtemp(prefix="metrics-bench-prom-", dir=tmp)
+            conf = os.path.join(self.dir, "prometheus.yml")
+            with open(conf, "w") as f:
+                f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: wharf\n"
+                        "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % port)
+            self.proc = subprocess.Popen(
+                [prom, "--config.file", conf, "--storage.tsdb.path", os.path.join(self.dir, "d"),
+                 "--web.listen-address", "127.0.0.1:0"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.what = "prometheus, scrape_interval 1s"
+        else:
+            self.what = "a Python loop, GET /metrics every 1 s"
+            threading.Thread(target=self._loop, args=(port,), daemon=True).start()
+
+    def _loop(self, port):
+        while not self.stop_ev.wait(1.0):
+            try:
+                urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read()
+            except OSError:
+                pass
+
+    def stop(self):
+        self.stop_ev.set()
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(30)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run(bench, broker, flow, count):
+    if flow == "mqtt-qos0":
+        args = ["--url", "mqtt://127.0.0.1:%d" % broker.ports["mqtt"], "--qos", "0"]
+    else:
+        args = ["--url", "stomp://127.0.0.1:%d" % broker.ports["stomp"], "--queue=metrics.bench"]
+    before = cpu_seconds(broker.proc.pid)
+    r = subprocess.run([bench, "--count", str(count), "--quiet", "--json"] + args,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    used = cpu_seconds(broker.proc.pid) - before
+    if r.returncode != 0:
+        sys.exit("wharf-bench %s failed (%d):\n%s%s" % (flow, r.returncode, r.stdout, r.stderr))
+    return used * 100000 / count
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=1000000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--build", default=os.path.join(HERE, "..", "build-o2"))
+    ap.add_argument("--tmp", default="/var/tmp")
+    a = ap.parse_args()
+    wharfd = os.path.join(a.build, "src", "wharfd")
+    bench = os.path.join(a.build, "tools", "wharf-bench", "wharf-bench")
+    off = Wharfd(wharfd, False, a.tmp)
+    on = Wharfd(wharfd, True, a.tmp)
+    scraper = Scraper(on.ports["admin"], a.tmp)
+    flows = ("mqtt-qos0", "stomp-queue")
+    got = {(f, k): [] for f in flows for k in ("off", "on")}
+    try:
+        time.sleep(3)  # the scraper finds its target
+        for i in range(a.rounds):
+            for f in flows:
+                for k, b in (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off)):
+                    got[(f, k)].append(run(bench, b, f, a.count))
+    finally:
+        scraper.stop()
+        on.stop()
+        off.stop()
+    print("broker CPU seconds per 100,000 messages (median of %d rounds of %d; scraper: %s)"
+          % (a.rounds, a.count, scraper.what))
+    print("%-12s %10s %10s %8s" % ("flow", "admin off", "metrics on", "on/off"))
+    for f in flows:
+        o, n = statistics.median(got[(f, "off")]), statistics.median(got[(f, "on")])
+        print("%-12s %10.3f %10.3f %8.3f" % (f, o, n, n / o if o else float("nan")))
+        print("%-12s %s | %s" % ("", " ".join("%.3f" % x for x in got[(f, "off")]),
+                                 " ".join("%.3f" % x for x in got[(f, "on")])))
+
+
+if __name__ == "__main__":
+    main()
