@@ -274,6 +274,18 @@ int broker_advertise(struct broker *b, char *buf, size_t len)
 	return snprintf(buf, len, "%s", text) < (int)len ? 0 : -1;
 }
 
+void broker_restart(struct broker *b)
+{
+	fflush(NULL);
+	if (b->argv) {
+		/* No descriptor of this broker may reach the new program: the
+		 * data directory's lock, the listeners' ports. */
+		close_range(3, ~0U, 0);
+		execv("/proc/self/exe", b->argv);
+	}
+	_exit(75);
+}
+
 int broker_run(struct broker *b)
 {
 	log_info("wharfd %s started (data dir %s)", PACKAGE_VERSION, b->cfg->data_dir);

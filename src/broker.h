@@ -60,6 +60,7 @@ struct broker {
 	 * client listeners. */
 	bool listen_deferred;
 	int lock_fd;
+	char **argv;              /* how wharfd was started: broker_restart */
 	struct ha *ha;            /* the pair's link (src/ha/ha.h); NULL: single node */
 	int64_t started_ms;
 	int64_t stop_deadline_ms;
@@ -85,6 +86,11 @@ int broker_set_redirect(struct broker *b, const char *advertise);
  * URL per bound listener (its real port; a wildcard address 0.0.0.0 or ::
  * becomes gethostname()'s name). -1 if it does not fit in len. */
 int broker_advertise(struct broker *b, char *buf, size_t len);
+/* Starts wharfd again in this process, at once, as it was started
+ * (b->argv): every descriptor is closed and the program executed anew, so
+ * nothing of this broker survives (a fenced active becomes a standby).
+ * Exits with status 75 if that fails or argv is not known. */
+void broker_restart(struct broker *b) __attribute__((noreturn));
 /* Runs until stopped by SIGTERM/SIGINT or broker_stop(). */
 int broker_run(struct broker *b);
 /* Graceful stop: no new connections, clients told, output flushed (bounded

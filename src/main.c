@@ -164,6 +164,7 @@ int main(int argc, char **argv)
 	struct broker b;
 	int init = broker_init(&b, cfg);
 	cfg = NULL; /* the broker owns it now */
+	b.argv = argv;
 	if (init == 0 && broker_listen(&b) == 0 && broker_run(&b) == 0) {
 		log_info("stopped");
 		rc = 0;

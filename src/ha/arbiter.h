@@ -6,6 +6,20 @@
  *   /wharf/P/leader  the active node's node_id, attached to its lease
  *   /wharf/P/epoch   the activation epoch, decimal, incremented by every
  *                    election in the same transaction that takes the leader key
+ *   /wharf/P/last    the node_id of the last node elected (same transaction)
+ *   /wharf/P/sync    the node_id of the active's standby while it is in sync
+ *                    (arbiter_set_sync; written only under the leader's lease)
+ *
+ * Who may campaign. A standby that was not in sync lacks records its
+ * active confirmed alone: it must not take over. So a node takes a free
+ * leader key only when it was the last active (`last` names it), or was
+ * that active's standby in sync (`sync` names it), or when neither key
+ * exists (a new pair). Otherwise it waits, reading again like a follower,
+ * for the last active to come back (or for `wharfctl promote`, which does
+ * not ask the arbiter). The election's transaction also checks that
+ * `last` and `sync` are as read. The active records its standby in `sync`
+ * when the standby gets in sync, and clears it (waiting for etcd's answer)
+ * before it confirms anything alone.
  *
  * Campaign. The arbiter reads both keys. If a leader holds the key it reports
  * cbs->follower, reads again every lease_ttl/4 (a poll of /v3/kv/range: the
@@ -93,6 +107,12 @@ void arbiter_campaign(struct arbiter *a);
  * the arbiter stops campaigning. Also stops a campaign that is not leader. */
 void arbiter_resign(struct arbiter *a);
 
+/* The leader names its standby in sync (standby), or nobody (NULL), in
+ * the sync key; done(arg, ok) runs once etcd has it (ok) or this node no
+ * longer leads (not ok). A failure while leading is tried again every
+ * lease_ttl/4. A newer call replaces one in flight: only its done runs. */
+void arbiter_set_sync(struct arbiter *a, const char *standby, void (*done)(void *arg, bool ok),
+		      void *arg);
 /* Leader, and the deadline above not passed (checked against the clock). */
 bool arbiter_is_leader(const struct arbiter *a);
 /* The epoch this node was elected at while leader; else the last epoch read

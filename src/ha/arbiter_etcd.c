@@ -49,6 +49,7 @@ struct arbiter {
 	char host_header[300];
 	char *url, *node_id;
 	char *leader_key, *epoch_key, *prefix, *prefix_end; /* base64 */
+	char *last_key, *sync_key;                           /* base64 */
 	unsigned ttl_ms, ttl_s;
 	struct arbiter_cbs cbs;
 	void *arg;
@@ -71,6 +72,20 @@ struct arbiter {
 	char *leader;            /* as last seen; NULL: none or unknown */
 	int64_t leader_rev;      /* its key's create_revision: one per term */
 	int64_t reported_rev;    /* the term last reported to cbs->follower */
+
+	/* Who may take over (ha/arbiter.h "Who may campaign"), as last read. */
+	char *last, *sync;       /* NULL: absent */
+	int64_t last_mod_rev, sync_mod_rev; /* 0: absent */
+	bool waiting_logged;     /* "not campaigning" said for this state */
+
+	/* The leader's writes of the sync key, on a connection of their own. */
+	struct evhttp_connection *sync_conn;
+	struct evhttp_request *sync_req;
+	struct event *sync_ev;   /* a failed write's retry */
+	char *sync_want;         /* the value asked for; NULL: none */
+	bool sync_want_set;      /* something asked for and not written yet */
+	void (*sync_done)(void *arg, bool ok);
+	void *sync_arg;
 
 	unsigned fails;          /* in the current run of failures */
 	int64_t fail_logged_ms;  /* last failure log line */
@@ -306,34 +321,111 @@ static json_t *lease_body(int64_t id)
 	return json_pack("{s:s}", "ID", s);
 }
 
+/* A compare that key is as read: its mod_revision, or absent. */
+static json_t *unchanged(const char *key, int64_t mod_rev)
+{
+	char rev[24];
+	snprintf(rev, sizeof(rev), "%" PRId64, mod_rev);
+	return mod_rev ? json_pack("{s:s, s:s, s:s, s:s}", "key", key, "target", "MOD", "result",
+				   "EQUAL", "mod_revision", rev)
+		       : json_pack("{s:s, s:s, s:s, s:s}", "key", key, "target", "CREATE", "result",
+				   "EQUAL", "create_revision", "0");
+}
+
+/* If the leader key is absent and the epoch, last and sync keys are as
+ * read (what may_lead decided on): leader = node_id with the lease, epoch +
+ * 1, last = node_id. */
 static void send_txn(struct arbiter *a)
 {
-	char lease[24], rev[24], next[24];
+	char lease[24], next[24];
 	snprintf(lease, sizeof(lease), "%" PRId64, a->lease);
-	snprintf(rev, sizeof(rev), "%" PRId64, a->epoch_mod_rev);
 	snprintf(next, sizeof(next), "%" PRIu64, a->epoch + 1);
 	char *node = b64_encode(a->node_id), *value = b64_encode(next);
-	json_t *epoch_cmp =
-		a->epoch_mod_rev
-			? json_pack("{s:s, s:s, s:s, s:s}", "key", a->epoch_key, "target", "MOD",
-				    "result", "EQUAL", "mod_revision", rev)
-			: json_pack("{s:s, s:s, s:s, s:s}", "key", a->epoch_key, "target", "CREATE",
-				    "result", "EQUAL", "create_revision", "0");
 	json_t *body = NULL;
-	if (node && value && epoch_cmp)
-		body = json_pack("{s:[{s:s, s:s, s:s, s:s}, o], s:[{s:{s:s, s:s, s:s}}, {s:{s:s, s:s}}],"
-			    " s:[{s:{s:s}}, {s:{s:s}}]}",
-			    "compare", "key", a->leader_key, "target", "CREATE", "result", "EQUAL",
-			    "create_revision", "0", epoch_cmp,
-			    "success", "request_put", "key", a->leader_key, "value", node, "lease", lease,
-			    "request_put", "key", a->epoch_key, "value", value,
-			    "failure", "request_range", "key", a->leader_key,
-			    "request_range", "key", a->epoch_key);
-	else
-		json_decref(epoch_cmp);
+	if (node && value)
+		body = json_pack("{s:[{s:s, s:s, s:s, s:s}, o, o, o],"
+				 " s:[{s:{s:s, s:s, s:s}}, {s:{s:s, s:s}}, {s:{s:s, s:s}}],"
+				 " s:[{s:{s:s}}, {s:{s:s}}]}",
+				 "compare", "key", a->leader_key, "target", "CREATE", "result", "EQUAL",
+				 "create_revision", "0", unchanged(a->epoch_key, a->epoch_mod_rev),
+				 unchanged(a->last_key, a->last_mod_rev),
+				 unchanged(a->sync_key, a->sync_mod_rev),
+				 "success", "request_put", "key", a->leader_key, "value", node, "lease",
+				 lease, "request_put", "key", a->epoch_key, "value", value, "request_put",
+				 "key", a->last_key, "value", node,
+				 "failure", "request_range", "key", a->leader_key,
+				 "request_range", "key", a->epoch_key);
 	free(node);
 	free(value);
 	send_request(a, REQ_TXN, "/v3/kv/txn", body, a->ttl_ms);
+}
+
+/* ---- the leader's sync key ------------------------------------------------ */
+
+static void send_sync(struct arbiter *a);
+
+static void sync_cb(struct evhttp_request *req, void *arg)
+{
+	struct arbiter *a = arg;
+	a->sync_req = NULL;
+	bool ok = false;
+	if (req && evhttp_request_get_response_code(req) == 200) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(req);
+		json_error_t jerr;
+		json_t *body = json_loadb((const char *)evbuffer_pullup(in, -1),
+					  evbuffer_get_length(in), 0, &jerr);
+		ok = json_is_true(json_object_get(body, "succeeded"));
+		json_decref(body);
+	}
+	if (a->sync_want_set) {
+		send_sync(a); /* asked again meanwhile: that is what counts */
+		return;
+	}
+	if (!ok)
+		log_warn("arbiter: could not %s the pair's standby in sync in etcd%s",
+			 a->sync_want ? "record" : "clear",
+			 a->state == ST_LEADER ? "; trying again" : " (this node no longer leads)");
+	if (!ok && a->state == ST_LEADER) {
+		a->sync_want_set = true;
+		arm(a->sync_ev, a->ttl_ms / 4);
+		return;
+	}
+	if (a->sync_done)
+		a->sync_done(a->sync_arg, ok);
+}
+
+static void sync_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct arbiter *a = arg;
+	if (!a->sync_req && a->sync_want_set)
+		send_sync(a);
+}
+
+/* If this node's lease still holds the leader key: put sync = sync_want,
+ * or delete it. */
+static void send_sync(struct arbiter *a)
+{
+	a->sync_want_set = false;
+	char lease[24];
+	snprintf(lease, sizeof(lease), "%" PRId64, a->lease);
+	char *value = a->sync_want ? b64_encode(a->sync_want) : NULL;
+	json_t *op = a->sync_want ? json_pack("{s:{s:s, s:s}}", "request_put", "key", a->sync_key,
+					      "value", value ? value : "")
+				  : json_pack("{s:{s:s}}", "request_delete_range", "key", a->sync_key);
+	json_t *body = json_pack("{s:[{s:s, s:s, s:s, s:s}], s:[o]}", "compare", "key", a->leader_key,
+				 "target", "LEASE", "result", "EQUAL", "lease", lease, "success", op);
+	free(value);
+	struct evhttp_request *req = body ? new_request(a, sync_cb, body) : NULL;
+	struct timeval tv = { (time_t)(a->ttl_ms / 1000) + 1, 0 };
+	evhttp_connection_set_timeout_tv(a->sync_conn, &tv);
+	if (!req || evhttp_make_request(a->sync_conn, req, EVHTTP_REQ_POST, "/v3/kv/txn") < 0) {
+		/* req is freed by a failed make_request */
+		log_warn("arbiter: out of memory writing the sync key");
+		if (a->sync_done)
+			a->sync_done(a->sync_arg, false);
+		return;
+	}
+	a->sync_req = req;
 }
 
 /* ---- the follower's watch ------------------------------------------------ */
@@ -439,6 +531,14 @@ static bool read_kvs(struct arbiter *a, json_t *kvs, bool *has_leader)
 			json_i64(kv, "create_revision", &rev);
 			*has_leader = true;
 			set_leader(a, value, rev);
+		} else if (!strcmp(key, a->last_key) || !strcmp(key, a->sync_key)) {
+			bool last = !strcmp(key, a->last_key);
+			int64_t rev = 0;
+			json_i64(kv, "mod_revision", &rev);
+			free(last ? a->last : a->sync);
+			*(last ? &a->last : &a->sync) = value;
+			*(last ? &a->last_mod_rev : &a->sync_mod_rev) = rev;
+			continue;
 		} else if (!strcmp(key, a->epoch_key)) {
 			char *end;
 			errno = 0;
@@ -479,17 +579,48 @@ static void follow(struct arbiter *a, json_t *answer)
 	report_follower(a);
 }
 
+static void forget_successors(struct arbiter *a)
+{
+	free(a->last);
+	free(a->sync);
+	a->last = a->sync = NULL;
+	a->last_mod_rev = a->sync_mod_rev = 0;
+}
+
+/* Whether this node may take the lead: see "Who may campaign" in the
+ * header. */
+static bool may_lead(struct arbiter *a)
+{
+	if ((!a->last && !a->sync) || (a->last && !strcmp(a->last, a->node_id)) ||
+	    (a->sync && !strcmp(a->sync, a->node_id)))
+		return true;
+	if (!a->waiting_logged) {
+		log_warn("arbiter: no active node, but this node (%s) may not take over: the last "
+			 "active was %s and %s; waiting for %s to come back (or for wharfctl promote)",
+			 a->node_id, a->last ? a->last : "unknown",
+			 a->sync ? "another node was its standby in sync" : "it had no standby in sync",
+			 a->last ? a->last : "it");
+		a->waiting_logged = true;
+	}
+	return false;
+}
+
 static void on_range(struct arbiter *a, json_t *body)
 {
 	bool has_leader;
 	a->epoch_mod_rev = 0;
 	a->epoch = 0;
+	forget_successors(a);
 	if (!read_kvs(a, json_object_get(body, "kvs"), &has_leader)) {
 		on_failure(a, "the epoch key holds no decimal number");
 		return;
 	}
 	answered(a);
 	if (has_leader) {
+		a->waiting_logged = false;
+		follow(a, body);
+	} else if (!may_lead(a)) {
+		set_leader(a, NULL, 0);
 		follow(a, body);
 	} else {
 		set_leader(a, NULL, 0);
@@ -687,13 +818,17 @@ struct arbiter *arbiter_new(struct event_base *base, const char *url, const char
 	a->node_id = strdup(node_id);
 	a->leader_key = key_b64(pair, "leader");
 	a->epoch_key = key_b64(pair, "epoch");
+	a->last_key = key_b64(pair, "last");
+	a->sync_key = key_b64(pair, "sync");
+	a->sync_conn = evhttp_connection_base_new(base, a->dns, u.host, (unsigned short)u.port);
 	a->conn = evhttp_connection_base_new(base, a->dns, u.host, (unsigned short)u.port);
 	a->watch_conn = evhttp_connection_base_new(base, a->dns, u.host, (unsigned short)u.port);
 	a->step_ev = evtimer_new(base, step_cb, a);
 	a->req_ev = evtimer_new(base, req_timeout_cb, a);
 	a->deadline_ev = evtimer_new(base, deadline_cb, a);
+	a->sync_ev = evtimer_new(base, sync_retry_cb, a);
 	if (!a->prefix || !a->prefix_end || !a->url || !a->node_id || !a->leader_key ||
-	    !a->epoch_key || !a->conn || !a->watch_conn || !a->step_ev || !a->req_ev || !a->deadline_ev)
+	    !a->epoch_key || !a->last_key || !a->sync_key || !a->sync_conn || !a->conn || !a->watch_conn || !a->step_ev || !a->req_ev || !a->deadline_ev || !a->sync_ev)
 		goto oom;
 	return a;
 oom:
@@ -712,6 +847,8 @@ void arbiter_free(struct arbiter *a)
 		evhttp_connection_free(a->conn);
 	if (a->watch_conn)
 		evhttp_connection_free(a->watch_conn); /* and its watch, with no callback */
+	if (a->sync_conn)
+		evhttp_connection_free(a->sync_conn);
 	if (a->dns)
 		evdns_base_free(a->dns, 0);
 	if (a->step_ev)
@@ -720,10 +857,16 @@ void arbiter_free(struct arbiter *a)
 		event_free(a->req_ev);
 	if (a->deadline_ev)
 		event_free(a->deadline_ev);
+	if (a->sync_ev)
+		event_free(a->sync_ev);
 	free(a->url);
 	free(a->node_id);
 	free(a->leader_key);
 	free(a->epoch_key);
+	free(a->last_key);
+	free(a->sync_key);
+	forget_successors(a);
+	free(a->sync_want);
 	free(a->prefix);
 	free(a->prefix_end);
 	free(a->leader);
@@ -764,6 +907,25 @@ void arbiter_resign(struct arbiter *a)
 	a->backoff_ms = 0;
 	if (a->revoke)
 		schedule(a, 0);
+}
+
+void arbiter_set_sync(struct arbiter *a, const char *standby, void (*done)(void *arg, bool ok),
+		      void *arg)
+{
+	char *want = standby ? strdup(standby) : NULL;
+	if (standby && !want) {
+		log_error("arbiter: out of memory");
+		return;
+	}
+	free(a->sync_want);
+	a->sync_want = want;
+	a->sync_want_set = true;
+	a->sync_done = done;
+	a->sync_arg = arg;
+	if (!a->sync_req) {
+		evtimer_del(a->sync_ev);
+		send_sync(a);
+	}
 }
 
 bool arbiter_is_leader(const struct arbiter *a)

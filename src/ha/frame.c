@@ -107,6 +107,7 @@ int repl_hello_decode(const struct repl_frame *f, struct repl_hello *out)
 	out->last_seq = get64(&c);
 	out->oldest = get64(&c);
 	out->role = get8(&c);
+	out->epoch = get64(&c);
 	if (out->role != REPL_ROLE_STANDBY && out->role != REPL_ROLE_CONTROL)
 		return -1;
 	return f->type == REPL_HELLO ? done(&c) : -1;
@@ -122,6 +123,8 @@ int repl_welcome_decode(const struct repl_frame *f, struct repl_welcome *out)
 	out->from = get64(&c);
 	out->oldest = get64(&c);
 	out->last_seq = get64(&c);
+	out->epoch = get64(&c);
+	out->epoch_start = get64(&c);
 	if (out->mode < REPL_MODE_CATCHUP || out->mode > REPL_MODE_CONTROL)
 		return -1;
 	return f->type == REPL_WELCOME ? done(&c) : -1;
@@ -223,6 +226,7 @@ size_t repl_hello_encode(uint8_t *out, size_t cap, const struct repl_hello *h)
 	put64(&w, h->last_seq);
 	put64(&w, h->oldest);
 	put(&w, &h->role, 1);
+	put64(&w, h->epoch);
 	return wend(&w, REPL_HELLO);
 }
 
@@ -236,6 +240,8 @@ size_t repl_welcome_encode(uint8_t *out, size_t cap, const struct repl_welcome *
 	put64(&w, wl->from);
 	put64(&w, wl->oldest);
 	put64(&w, wl->last_seq);
+	put64(&w, wl->epoch);
+	put64(&w, wl->epoch_start);
 	return wend(&w, REPL_WELCOME);
 }
 

@@ -22,8 +22,9 @@
 
 enum repl_type {
 	REPL_CHALLENGE = 1, /* listener -> connector: nonce_a, node_id */
-	REPL_HELLO,         /* proof, nonce_b, node_id, last_seq, oldest, role */
-	REPL_WELCOME,       /* proof, node_id, advertise, mode, from, oldest, last */
+	REPL_HELLO,         /* proof, nonce_b, node_id, last_seq, oldest, role, epoch */
+	REPL_WELCOME,       /* proof, node_id, advertise, mode, from, oldest, last,
+	                     * epoch, epoch_start */
 	REPL_SEG_BEGIN,     /* first */
 	REPL_DATA,          /* segment, offset, last_seq, bytes */
 	REPL_STUB,          /* first, next */
@@ -72,6 +73,7 @@ struct repl_hello {
 	uint64_t last_seq;  /* its last durable record, 0: none */
 	uint64_t oldest;    /* first number of its oldest segment, 0: none */
 	uint8_t role;       /* enum repl_role */
+	uint64_t epoch;     /* the epoch of the history its journal holds (ha/epoch.h) */
 };
 struct repl_welcome {
 	uint8_t proof[REPL_MAC];
@@ -81,6 +83,8 @@ struct repl_welcome {
 	uint64_t from;      /* CATCHUP: the standby drops its segments >= from */
 	uint64_t oldest;    /* ... and those below the active's oldest */
 	uint64_t last_seq;  /* the active's last durable record */
+	uint64_t epoch;       /* the active's epoch */
+	uint64_t epoch_start; /* the first record the active wrote in it */
 };
 struct repl_data {
 	uint64_t segment, offset, last_seq;

@@ -13,6 +13,7 @@
  * handing them to those, heartbeats and timeouts, listening, connecting. */
 #include "config.h"
 #include "ha/ha.h"
+#include "ha/failover.h"
 #include "ha/ha_internal.h"
 
 #include <arpa/inet.h>
@@ -69,16 +70,23 @@ void hlink_send_text(struct link *l, const char *text)
 	hlink_send(l, f, repl_text_encode(f, sizeof(f), text, n > REPL_STR_MAX ? REPL_STR_MAX : n));
 }
 
-/* The standby is gone: the gate opens, held confirmations go out. */
+void ha_gate_release(struct ha *ha)
+{
+	if (ha->j && !(ha->standby && ha->in_sync))
+		journal_gate(ha->j, false);
+}
+
+/* The standby is gone: the gate opens and held confirmations go out, once
+ * the arbiter (if any) no longer names it as the one that may take over. */
 static void detach_standby(struct ha *ha)
 {
 	struct link *l = ha->standby;
 	ha->standby = NULL;
 	sender_free(l->sender);
 	l->sender = NULL;
-	if (ha->j)
-		journal_gate(ha->j, false);
 	ha->in_sync = false;
+	if (failover_standby_gone(ha->failover))
+		ha_gate_release(ha);
 	ha->unacked_since_ms = 0;
 }
 
@@ -496,6 +504,8 @@ struct ha *ha_new(struct broker *b)
 		log_error("out of memory");
 		goto fail;
 	}
+	if (ha_epoch_load(b->cfg->data_dir, &ha->epoch) < 0)
+		goto fail;
 	if (listen_link(ha) < 0)
 		goto fail;
 	if (ha->cfg->role != HA_PRIMARY) {
@@ -509,6 +519,8 @@ struct ha *ha_new(struct broker *b)
 			 ha->cfg->peer);
 		connect_peer(ha);
 	}
+	if (ha->cfg->arbiter && strcmp(ha->cfg->arbiter, "none") && !(ha->failover = failover_new(ha)))
+		goto fail;
 	return ha;
 fail:
 	ha_free(ha);
@@ -519,6 +531,8 @@ void ha_free(struct ha *ha)
 {
 	if (!ha)
 		return;
+	failover_free(ha->failover);
+	ha->failover = NULL;
 	while (!LIST_EMPTY(&ha->links))
 		hlink_close(LIST_FIRST(&ha->links));
 	if (ha->j) {

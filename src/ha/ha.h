@@ -25,11 +25,12 @@ struct ha *ha_new(struct broker *b);
 /* Drops the links (the gate is turned off first: held confirmations go
  * out), closes the mirror. NULL is a no-op. */
 void ha_free(struct ha *ha);
-/* Makes this standby the active node: drops its link to the old active,
- * closes the mirror (the journal is whole records, as at a restart) and
- * calls broker_activate. 0 when active (also when it already was), -1 with
+/* Makes this standby the active node at `epoch` (0: one more than the
+ * last it knew; the arbiter's otherwise): drops its link to the old
+ * active, closes the mirror (the journal is whole records, as at a
+ * restart) and calls broker_activate. 0 when active (also when it already was), -1 with
  * a logged reason. */
-int ha_promote(struct ha *ha);
+int ha_promote(struct ha *ha, uint64_t epoch);
 /* broker_activate opened the store: this node ships its journal to a
  * standby from now on. */
 void ha_activated(struct ha *ha);

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "ha/ha.h"
 #include "ha/ha_internal.h"
+#include "ha/failover.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -39,6 +40,24 @@ void ha_activated(struct ha *ha)
 		return;
 	ha->j = store_journal(ha->b->store);
 	journal_set_tap(ha->j, tap_cb, ha);
+	/* A promotion starts an epoch (ha_promote set it, with its start); a
+	 * primary's first start, epoch 1 from the first record. */
+	struct ha_epoch e = ha->epoch;
+	if (ha->next_epoch)
+		e.epoch = ha->next_epoch;
+	else if (!e.epoch)
+		e = (struct ha_epoch){ 1, 1 };
+	ha->next_epoch = 0;
+	if (e.epoch == ha->epoch.epoch && e.start == ha->epoch.start)
+		return;
+	ha->epoch = e;
+	log_info("replication: %s active at epoch %" PRIu64 " (from record %" PRIu64 ")",
+		 ha->cfg->node_id, e.epoch, e.start);
+	char text[48];
+	int n = snprintf(text, sizeof(text), "%" PRIu64 " %" PRIu64, e.epoch, e.start);
+	if (ha_epoch_save(ha->b->cfg->data_dir, &e) < 0 ||
+	    store_put(ha->b->store, "ha/epoch", text, (size_t)n) < 0)
+		log_warn("replication: epoch %" PRIu64 " not recorded everywhere", e.epoch);
 }
 
 int ha_on_ack(struct link *l, const struct repl_frame *f)
@@ -67,6 +86,7 @@ int ha_on_ack(struct link *l, const struct repl_frame *f)
 		ha->in_sync = true;
 		ha->degraded = false;
 		log_info("replication: standby %s in sync", l->peer_id);
+		failover_in_sync(ha->failover, l->peer_id);
 		if (ha->replicated) {
 			journal_gate_advance(ha->j, ha->acked);
 			journal_gate(ha->j, true);
@@ -135,10 +155,22 @@ int ha_on_hello(struct link *l, const struct repl_frame *f)
 	}
 	memcpy(l->nonce_b, h.nonce, REPL_NONCE);
 	ha_str_copy(l->peer_id, sizeof(l->peer_id), &h.node_id);
+	if (h.role == REPL_ROLE_STANDBY && h.epoch > ha->epoch.epoch) {
+		log_error("replication: standby %s (%s) has seen epoch %" PRIu64 ", newer than this "
+			  "node's %" PRIu64 ": another node was made active since; this one should not "
+			  "serve (restart it as a standby)",
+			  l->peer_id, l->addr, h.epoch, ha->epoch.epoch);
+		ha->refusals++;
+		return -2;
+	}
+	/* What of the standby's journal is our history (ha/epoch.h). */
+	h.last_seq = ha_epoch_keep(&ha->epoch, h.epoch, h.last_seq);
 	struct repl_welcome w = { 0 };
 	if (repl_proof(ha->secret, REPL_LABEL_WELCOME, l->nonce_b, l->nonce_a, w.proof) < 0)
 		return -2;
 	w.node_id = (struct repl_str){ ha->cfg->node_id, strlen(ha->cfg->node_id) };
+	w.epoch = ha->epoch.epoch;
+	w.epoch_start = ha->epoch.start;
 	/* Where the standby sends clients: this node's own listeners. */
 	char adv[REPL_STR_MAX + 1];
 	if (broker_advertise(ha->b, adv, sizeof(adv)) < 0) {

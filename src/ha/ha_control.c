@@ -20,10 +20,13 @@
 #include "store/journal.h"
 #include "store/store.h"
 
-int ha_promote(struct ha *ha)
+int ha_promote(struct ha *ha, uint64_t epoch)
 {
 	if (ha->b->active)
 		return 0;
+	ha->next_epoch = epoch ? epoch : ha->epoch.epoch + 1;
+	/* Ours from the next record on: the mirror holds whole records. */
+	ha->epoch.start = mirror_last_seq(ha->mirror) + 1;
 	if (ha->upstream)
 		hlink_close(ha->upstream);
 	mirror_free(ha->mirror); /* its lock goes: the store takes the directory */
@@ -38,7 +41,7 @@ static void promote(struct ha *ha, char *answer, size_t n)
 {
 	if (ha->b->active)
 		snprintf(answer, n, "already active");
-	else if (ha_promote(ha) < 0)
+	else if (ha_promote(ha, 0) < 0)
 		snprintf(answer, n, "promotion failed: see the log of %s", ha->cfg->node_id);
 	else
 		snprintf(answer, n, "promoted: active");

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "ha/epoch.h"
 #include "ha/frame.h"
 #include "util/clock.h"
 
@@ -22,6 +23,7 @@ struct journal;
 struct link_tls;
 struct mirror;
 struct sender;
+struct failover;
 
 /* How often the timer looks at the links: heartbeats, silences, stalls
  * and reconnects are checked at this grain. */
@@ -81,6 +83,10 @@ struct ha {
 	unsigned refusals_quiet;      /* ... and how many went unlogged since */
 	uint64_t peer_last;         /* standby: the active's last, as it said */
 	uint64_t attaches, drops, refusals; /* counters, for status */
+	struct failover *failover;  /* role = auto: the arbiter's side */
+	struct ha_epoch epoch;      /* this node's (ha/epoch.h) */
+	uint64_t next_epoch;        /* set by a promotion for ha_activated */
+
 };
 
 
@@ -96,6 +102,9 @@ void hlink_send_u64(struct link *l, uint8_t type, uint64_t v);
 void hlink_send_text(struct link *l, const char *text);
 void hlink_close(struct link *l);
 void hlink_close_flushed(struct link *l);
+/* ha.c: held confirmations may go out without a standby (the arbiter no
+ * longer names one in sync), unless a standby in sync is back. */
+void ha_gate_release(struct ha *ha);
 /* ha.c: the attached standby goes, with the warning that says so. */
 void ha_drop_standby(struct ha *ha, const char *why);
 /* ha.c: a wrong proof, warned of at most once per REFUSAL_LOG_MS. */

@@ -38,6 +38,7 @@ int ha_on_challenge(struct link *l, const struct repl_frame *f)
 	h.last_seq = mirror_last_seq(ha->mirror);
 	h.oldest = mirror_oldest(ha->mirror);
 	h.role = REPL_ROLE_STANDBY;
+	h.epoch = ha->epoch.epoch;
 	uint8_t buf[REPL_FRAME_AUTH];
 	size_t n = repl_hello_encode(buf, sizeof(buf), &h);
 	if (!n)
@@ -72,6 +73,11 @@ int ha_on_welcome(struct link *l, const struct repl_frame *f)
 		log_error("%s", err);
 		return -2;
 	}
+	/* What is left of the journal is the active's history: its epoch. */
+	struct ha_epoch e = { w.epoch, w.epoch_start };
+	if ((e.epoch != ha->epoch.epoch || e.start != ha->epoch.start) &&
+	    ha_epoch_save(ha->b->cfg->data_dir, &e) == 0)
+		ha->epoch = e;
 	if (w.mode == REPL_MODE_FULL)
 		log_info("replication: attached to active %s: full copy", l->peer_id);
 	else

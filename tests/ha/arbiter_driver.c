@@ -7,7 +7,9 @@
  * is CLOCK_MONOTONIC, as Python's time.monotonic()):
  *   ready | elected EPOCH | follower NAME | lost MS | renewed SENT_MS |
  *   resigned (the resign's revoke was answered or failed)
- * and reads commands from stdin: campaign, resign, quit (or end of input).
+ *   synced ok|failed (a sync command's write)
+ * and reads commands from stdin: campaign, resign, sync NODE (- for none),
+ * quit (or end of input).
  * The arbiter's log goes to stderr. */
 #include "config.h"
 
@@ -67,9 +69,17 @@ static void resign_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(d->resign_ev, &tv);
 }
 
+static void synced(void *arg, bool ok)
+{
+	printf("synced %s\n", ok ? "ok" : "failed");
+	fflush(stdout);
+}
+
 static void command(struct driver *d, const char *cmd)
 {
-	if (!strcmp(cmd, "campaign")) {
+	if (!strncmp(cmd, "sync ", 5)) {
+		arbiter_set_sync(d->arbiter, strcmp(cmd + 5, "-") ? cmd + 5 : NULL, synced, d);
+	} else if (!strcmp(cmd, "campaign")) {
 		arbiter_campaign(d->arbiter);
 	} else if (!strcmp(cmd, "resign")) {
 		arbiter_resign(d->arbiter);

@@ -101,9 +101,10 @@ class ArbiterTest(unittest.TestCase):
         self.drivers.append(d)
         return d
 
-    def pair(self, name, etcd=None):
+    def pair(self, name, etcd=None, synced=True):
         """Two drivers campaign; returns (leader, follower) once one is
-        elected at epoch 1 and the other follows it."""
+        elected at epoch 1 and the other follows it, and (synced) the
+        leader has named the follower its standby in sync."""
         a, b = self.driver(name, "a", etcd), self.driver(name, "b", etcd)
         a.send("campaign")
         b.send("campaign")
@@ -114,6 +115,10 @@ class ArbiterTest(unittest.TestCase):
         self.assertEqual(events[0], ["elected", "1"])
         leader, follower = (a, b) if ea[1][0] == "elected" else (b, a)
         self.assertEqual(events[1], ["follower", leader.node_id])
+        if synced:
+            leader.send("sync " + follower.node_id)
+            leader.expect("synced")
+            self.assertEqual((etcd or self.etcd).get("/wharf/%s/sync" % name), follower.node_id)
         return leader, follower
 
     def test_one_of_two_is_elected(self):
@@ -132,6 +137,24 @@ class ArbiterTest(unittest.TestCase):
         self.assertEqual(words, ["elected", "2"])
         self.assertLess(t - killed, TTL + 1)
         self.assertEqual(self.etcd.get("/wharf/kill/leader"), follower.node_id)
+
+    def test_a_standby_not_in_sync_does_not_take_over(self):
+        """The leader never named the follower in sync (or cleared it): the
+        follower lacks what the leader confirmed alone, so it waits for the
+        leader to come back, which takes the lead again at a new epoch."""
+        leader, follower = self.pair("stale", synced=False)
+        leader.send("sync " + follower.node_id)
+        leader.expect("synced")
+        leader.send("sync -")
+        self.assertEqual(leader.expect("synced")[1], ["synced", "ok"])
+        self.assertIsNone(self.etcd.get("/wharf/stale/sync"))
+        leader.kill9()
+        self.assertIsNone(follower.next(TTL * 2.5), "took over without being in sync")
+        self.assertIn("may not take over", follower.stderr())
+        again = self.driver("stale", leader.node_id)
+        again.send("campaign")
+        self.assertEqual(again.expect("elected", timeout=TTL + 3)[1], ["elected", "2"])
+        self.assertEqual(self.etcd.get("/wharf/stale/last"), leader.node_id)
 
     def test_resign_hands_over_at_once(self):
         leader, follower = self.pair("resign")

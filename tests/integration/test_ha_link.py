@@ -130,14 +130,14 @@ class FakeActive:
         assert t == 2, t
         proof, nb = p[:32], p[32:64]
         idlen = struct.unpack("<H", p[64:66])[0]
-        last, oldest, role = struct.unpack("<QQB", p[66 + idlen:])
+        last, oldest, role, epoch = struct.unpack("<QQBQ", p[66 + idlen:])
         key = secret.encode()
         want = hmac.new(key, b"wharf-repl-1 hello" + na + nb, hashlib.sha256).digest()
         assert hmac.compare_digest(proof, want), "bad HELLO proof"
         assert role == 1
         wp = hmac.new(key, b"wharf-repl-1 welcome" + nb + na, hashlib.sha256).digest()
         self.s.sendall(frame(3, wp + rstr(b"fake") + rstr(b"stomp://127.0.0.1:1") +
-                             struct.pack("<BQQQ", 2, 0, 0, 3)))
+                             struct.pack("<BQQQQQ", 2, 0, 0, 3, 1, 1)))
         return last
 
     def close(self):

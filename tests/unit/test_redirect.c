@@ -228,7 +228,7 @@ static void test_listen_and_promote(const char *dir)
 	   "standby_listen = false: a standby opens no client listener");
 	ok(broker_advertise(&b, text, sizeof(text)) == 0 && !strcmp(text, ""),
 	   "no listener: nothing to advertise");
-	ok(ha_promote(b.ha) == 0 && b.active && b.listeners, "a promotion opens them");
+	ok(ha_promote(b.ha, 0) == 0 && b.active && b.listeners, "a promotion opens them");
 	char host[256];
 	gethostname(host, sizeof(host));
 	snprintf(want, sizeof(want), "stomp://%s:", host);
