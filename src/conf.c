@@ -792,6 +792,9 @@ static int check_ha(struct parser *p)
 		return fail(p, "[ha] without a secret needs tls_client_cert = required");
 	if (ha->role == HA_AUTO && (!ha->arbiter || !strcmp(ha->arbiter, "none")))
 		return fail(p, "[ha] role = auto needs an arbiter (etcd://HOST:PORT)");
+	if (ha->arbiter && strcmp(ha->arbiter, "none") && ha->role != HA_AUTO)
+		return fail(p, "[ha] with an arbiter needs role = auto (primary and standby are the "
+			       "manual mode: wharfctl promote)");
 	if (ha->arbiter && strcmp(ha->arbiter, "none") && !ha->pair)
 		return fail(p, "[ha] with an arbiter needs pair (the pair's name)");
 	return 0;

@@ -1,0 +1,293 @@
+"""Automatic failover: two wharfd with [ha] role = auto and a real etcd as
+the arbiter. kill -9 of the active under a stream of receipted STOMP
+messages: the standby takes over within the lease and a few seconds, with
+every receipted message, once, in order; the old active comes back as the
+standby of the new one; an active cut off from etcd stops confirming
+before the other is elected (the test writes to both and checks that no
+two confirmations from different nodes overlap in time); a standby that
+was not in sync does not take over."""
+import logging
+import os
+import re
+import select
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+from etcdtest import Etcd, free_port
+from pairtest import SECRET
+from stomptest import stomp_connect
+from test_store import QUEUE, drain, publish_stream
+from wharftest import LISTEN_RE, Broker, main, wait_until
+
+TTL = 2.0
+logging.getLogger("stomp.py").setLevel(logging.CRITICAL)  # retries against a standby
+STARTED_RE = re.compile(r"wharfd \S+ started")
+
+
+def receipted(lst, rid, timeout):
+    try:
+        lst.wait_receipt(rid, timeout)
+        return True
+    except AssertionError:
+        return False
+
+
+class CutProxy:
+    """A TCP proxy in front of etcd for one node: cut() drops every
+    connection and refuses new ones (a partition between that node and
+    etcd, the other node still reaching it)."""
+
+    def __init__(self, port):
+        self.target = port
+        self.lis = socket.socket()
+        self.lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lis.bind(("127.0.0.1", 0))
+        self.lis.listen(64)
+        self.port = self.lis.getsockname()[1]
+        self.cut_ = threading.Event()
+        self.socks = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lis.accept()
+            except OSError:
+                return
+            if self.cut_.is_set():
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+
+    def _pump(self, a, b):
+        try:
+            while not self.cut_.is_set():
+                r, _, _ = select.select([a, b], [], [], 0.1)
+                for s in r:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (b if s is a else a).sendall(data)
+        except OSError:
+            pass
+        finally:
+            a.close()
+            b.close()
+
+    def cut(self):
+        self.cut_.set()
+        with self.lock:
+            for s in self.socks:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.cut()
+        self.lis.close()
+
+
+def auto_config(node_id, listen, peer, arbiter, pair):
+    return ("[ha]\nrole = auto\nnode_id = %s\nlisten = repl://127.0.0.1:%d\n"
+            "peer = repl://127.0.0.1:%d\nsecret = %s\narbiter = %s\npair = %s\n"
+            "lease_ttl = %dms\nsync_timeout = 2s\ntimeout = 2s\n"
+            % (node_id, listen, peer, SECRET, arbiter, pair, TTL * 1000))
+
+
+class Node:
+    """One wharfd of the pair; survives its own restarts (a fenced active
+    executes itself again: same process, same log, new client ports)."""
+
+    def __init__(self, node_id, data_dir, config):
+        self.node_id = node_id
+        self.data_dir = data_dir
+        self.config = config
+        self.brokers = []
+        self.start()
+
+    def start(self):
+        self.b = Broker(("stomp",), self.config, data_dir=self.data_dir)
+        self.brokers.append(self.b)
+
+    def output(self):
+        return self.b.output()
+
+    def stomp_port(self):
+        """The port of the last `listening stomp` line (a restart logs a
+        new one)."""
+        port = None
+        for line in self.output().splitlines():
+            m = LISTEN_RE.search(line)
+            if m and m.group(1) == "stomp":
+                port = int(m.group(3))
+        return port
+
+    def active(self):
+        """Promoted since this process (or its last restart) started."""
+        return "promoted: active" in STARTED_RE.split(self.output())[-1]
+
+    def kill9(self):
+        self.b.kill9()
+
+    def alive(self):
+        return self.b.alive()
+
+
+class FailoverTest(unittest.TestCase):
+    def setUp(self):
+        self.etcd = Etcd()
+        self.dir = tempfile.mkdtemp(prefix="wharf-failover-")
+        self.nodes = []
+        self.proxies = []
+
+    def tearDown(self):
+        for n in self.nodes:
+            for b in n.brokers:
+                b.cleanup()
+        for p in self.proxies:
+            p.close()
+        self.etcd.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def pair(self, name, arbiter_of=None):
+        """Nodes a and b, both role = auto; returns (active, standby) once
+        one leads and the other is in sync. arbiter_of: node_id -> the
+        etcd URL that node uses (a proxy), default the etcd itself."""
+        ports = {"a": free_port(), "b": free_port()}
+        arbiter_of = arbiter_of or {}
+        for me, other in (("a", "b"), ("b", "a")):
+            cfg = auto_config(me, ports[me], ports[other], arbiter_of.get(me, self.etcd.url), name)
+            self.nodes.append(Node(me, os.path.join(self.dir, me), cfg))
+        wait_until(lambda: any(n.active() for n in self.nodes), 15, what="an active node")
+        active = next(n for n in self.nodes if n.active())
+        standby = next(n for n in self.nodes if n is not active)
+        wait_until(lambda: "standby %s in sync" % standby.node_id in active.output(), 15,
+                   what="the standby in sync")
+        wait_until(lambda: self.etcd.get("/wharf/%s/sync" % name) == standby.node_id, 5,
+                   what="the sync key")
+        return active, standby
+
+    def test_kill9_of_the_active_under_load(self):
+        active, standby = self.pair("kill")
+        confirmed, stop = [], threading.Event()
+        t = threading.Thread(target=publish_stream,
+                             args=(active.stomp_port(), 3000, confirmed, stop))
+        t.start()
+        wait_until(lambda: len(confirmed) >= 300, 30, what="300 receipts")
+        killed = time.monotonic()
+        active.kill9()
+        stop.set()
+        t.join(10)
+        wait_until(standby.active, TTL + 8, what="the standby taking over")
+        took = time.monotonic() - killed
+        print("# kill -9 -> standby active in %.2f s (lease %.1f s)" % (took, TTL))
+        self.assertLess(took, TTL + 3)
+        got, _, _ = drain(standby.stomp_port(), QUEUE)
+        n = len(confirmed)
+        want = ["m-%06d" % i for i in range(n)]
+        self.assertEqual(got[:n], want, "receipted messages lost or out of order")
+        self.assertEqual(len(got), len(set(got)), "a message twice")
+        self.assertIn("epoch 2", standby.output())
+
+        # The old active comes back: the new one's standby, in sync.
+        active.start()
+        wait_until(lambda: "standby %s in sync" % active.node_id in standby.output(), 20,
+                   what="the old active in sync as standby")
+        self.assertFalse(active.active())
+
+    def test_active_cut_off_from_etcd_stops_before_the_other_starts(self):
+        proxy = {}
+        for me in ("a", "b"):
+            p = CutProxy(self.etcd.client_port)
+            self.proxies.append(p)
+            proxy[me] = p
+        active, standby = self.pair("cut", {m: "etcd://127.0.0.1:%d" % p.port
+                                            for m, p in proxy.items()})
+        # Both nodes take publishes with receipts; each receipt's time is
+        # recorded per node.
+        times = {active.node_id: [], standby.node_id: []}
+        stop = threading.Event()
+
+        def writer(node, port):
+            """Publishes with a receipt at a time, (re)connecting as needed:
+            a standby answers CONNECT with an ERROR until it is active."""
+            conn = lst = None
+            i = 0
+            while not stop.is_set():
+                if conn is None:
+                    try:
+                        conn, lst = stomp_connect(port)
+                    except Exception:
+                        conn = None
+                        time.sleep(0.05)
+                        continue
+                rid = "%s-%d" % (node.node_id, i)
+                i += 1
+                try:
+                    conn.send("/queue/cut", "x", headers={"persistent": "true", "receipt": rid})
+                    if receipted(lst, rid, 1.0):
+                        times[node.node_id].append(time.monotonic())
+                    elif lst.errors or lst.disconnected:
+                        conn = None
+                except Exception:
+                    conn = None
+        threads = [threading.Thread(target=writer, args=(n, n.stomp_port()), daemon=True)
+                   for n in (active, standby)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(times[active.node_id]) >= 20, 20, what="receipts from the active")
+        cut = time.monotonic()
+        proxy[active.node_id].cut()
+        wait_until(standby.active, TTL * 3 + 8, what="the other node taking over")
+        wait_until(lambda: [t for t in times[standby.node_id] if t > cut], 10,
+                   what="a receipt from the new active")
+        stop.set()
+        for t in threads:
+            t.join(5)
+        last_old = max(t for t in times[active.node_id])
+        first_new = min(t for t in times[standby.node_id])
+        print("# cut -> old active's last receipt %.2f s, new active's first %.2f s"
+              % (last_old - cut, first_new - cut))
+        self.assertLess(last_old, first_new, "both nodes confirmed writes at the same time")
+        self.assertLess(last_old - cut, TTL, "the cut-off active confirmed past its lease")
+        wait_until(lambda: "lost the lead of the pair" in active.output(), 5,
+                   what="the old active's fencing")
+
+    def test_a_standby_not_in_sync_does_not_take_over(self):
+        active, standby = self.pair("lag")
+        # The standby stalls: the active drops it, clears the sync key and
+        # goes on alone; what it confirms then, the standby lacks.
+        os.kill(standby.b.proc.pid, 19)  # SIGSTOP
+        try:
+            conn, lst = stomp_connect(active.stomp_port())
+            conn.send(QUEUE, "alone", headers={"persistent": "true", "receipt": "r1"})
+            self.assertTrue(receipted(lst, "r1", 15), "no receipt once degraded")
+            self.assertIsNone(self.etcd.get("/wharf/lag/sync"))
+            active.kill9()
+        finally:
+            os.kill(standby.b.proc.pid, 18)  # SIGCONT
+        time.sleep(TTL * 2.5)
+        self.assertFalse(standby.active(), "a standby that was not in sync took over")
+        self.assertIn("may not take over", standby.output())
+        # The old active returns, leads again, and still has the message.
+        active.start()
+        wait_until(active.active, 15, what="the last active leading again")
+        got, _, _ = drain(active.stomp_port(), QUEUE)
+        self.assertEqual(got, ["alone"])
+
+
+if __name__ == "__main__":
+    main()
