@@ -44,12 +44,9 @@ from amqptest import Client
 from mqtttest import TIMEOUT, Paho
 from pairtest import SECRET, Pair
 from stomptest import Collector, stomp_close
+from test_ha_link import WHARFCTL
 from test_store import drain
 from wharftest import LISTEN_RE, main, wait_until
-
-WHARFCTL = os.environ.get("WHARFCTL") or os.path.join(
-    os.path.dirname(os.environ.get("WHARFD", "build/src/wharfd")), "..", "tools", "wharfctl",
-    "wharfctl")
 
 PROTOCOLS = ("stomp", "mqtt", "amqp", "ws")
 ADMIN = "[admin]\nlisten = http://127.0.0.1:0\n[topic sensors.>]\nbind = readings\n"
@@ -70,12 +67,10 @@ def http_status(port, path):
 
 # ---- the client code, the same before and after promotion -------------------------
 
-def mqtt_follow(port, client_id, transport="tcp"):
+def mqtt_follow(port, client_id):
     """An MQTT 5 client that follows one 0x9C Server Reference. Returns the
     connected Paho and what the first CONNACK said: (rc, props dict)."""
     p = Paho(port, client_id=client_id, level=5)
-    if transport != "tcp":
-        p.c = _ws_client(p, client_id)
     _, rc, props = p.connect(expect_rc=None)
     if rc != 0x9C:
         return p, (rc, props)
@@ -88,6 +83,7 @@ def mqtt_follow(port, client_id, transport="tcp"):
 
 
 def _ws_client(p, client_id):
+    """paho over WebSocket, reporting to the Paho p's callbacks."""
     c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5, transport="websockets",
                     reconnect_on_failure=False)
     c.on_connect = p._on_connect
