@@ -173,6 +173,30 @@ bind = audit, billing
         rc, out, err = self.run_wharfd("--check-config", "-c", path)
         self.assertEqual(rc, 0, out + err)
 
+    def test_shipped_pair_configs_pass(self):
+        """conf/pair-a.conf and pair-b.conf (./dev pair), run from a folder
+        holding data/pair.secret as ./dev pair makes it; without it, the
+        error names the file."""
+        def check(node):
+            path = os.path.join(SRCDIR, "conf", "pair-%s.conf" % node)
+            p = subprocess.run([os.path.abspath(WHARFD), "--check-config", "-c", path],
+                               cwd=self.tmp, capture_output=True, text=True, timeout=TIMEOUT,
+                               stdin=subprocess.DEVNULL)
+            return p.returncode, p.stdout + p.stderr
+
+        os.mkdir(os.path.join(self.tmp, "data"))
+        for node in ("a", "b"):
+            rc, out = check(node)
+            self.assertNotEqual(rc, 0, out)
+            self.assertIn("secret_file: data/pair.secret", out)
+        with open(os.path.join(self.tmp, "data", "pair.secret"), "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        for node in ("a", "b"):
+            rc, out = check(node)
+            self.assertEqual(rc, 0, out)
+            self.assertIn("configuration ok", out)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "data", "pair-a")))
+
     # ---- listening -------------------------------------------------------------
 
     def start(self, *args):
