@@ -124,11 +124,11 @@ static bool redirect(struct amqp_conn *ac, pn_connection_t *pc)
 		put_symbol(info, "port");
 		pn_data_put_int(info, to.port);
 		pn_data_exit(info);
-		log_info("amqp %s: standby: client sent to %s", conn_peer(ac->c), at);
+		log_debug("amqp %s: standby: client sent to %s", conn_peer(ac->c), at);
 	} else {
 		pn_condition_set_name(cond, "amqp:connection:forced");
 		pn_condition_set_description(cond, "this node is a standby and the active node is not known");
-		log_info("amqp %s: standby: the active node is not known", conn_peer(ac->c));
+		log_debug("amqp %s: standby: the active node is not known", conn_peer(ac->c));
 	}
 	pn_connection_close(pc);
 	ac->error_closed = true;

@@ -241,10 +241,10 @@ static bool redirect(struct mqtt_conn *mc)
 		redirect_target_text(&to, ref, sizeof(ref));
 		props.present = MQTT_PROP_BIT(MQTT_PROP_SERVER_REFERENCE);
 		props.server_reference = (struct mqtt_str){ ref, (uint32_t)strlen(ref) };
-		log_info("mqtt %s: standby: client sent to %s", conn_peer(mc->c), ref);
+		log_debug("mqtt %s: standby: client sent to %s", conn_peer(mc->c), ref);
 		send_connack(mc, false, MQTT_RC_USE_ANOTHER_SERVER, &props);
 	} else {
-		log_info("mqtt %s: standby: %s", conn_peer(mc->c),
+		log_debug("mqtt %s: standby: %s", conn_peer(mc->c),
 			 to.port ? "MQTT 3.1.1 has no redirect" : "the active node is not known");
 		send_connack(mc, false, MQTT_RC_SERVER_UNAVAILABLE, NULL);
 	}
