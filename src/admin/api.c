@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "broker.h"
+#include "ha/ha.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/listener.h"
@@ -131,6 +132,30 @@ static void get_broker(struct admin *a, struct evhttp_request *req)
 					      "bindings", (json_int_t)ss.bindings, "write_errors",
 					      (json_int_t)ss.write_errors));
 	}
+	admin_reply_json(req, 200, j);
+}
+
+/* ---- /pair -------------------------------------------------------------------- */
+
+static void get_pair(struct admin *a, struct evhttp_request *req)
+{
+	struct broker *b = a->b;
+	if (!b->ha) {
+		admin_reply_error(req, 404, "this node is not one of a pair ([ha] role is none)");
+		return;
+	}
+	struct ha_status st;
+	ha_status(b->ha, &st);
+	const struct ha_config *c = &b->cfg->ha;
+	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+			      "node", c->node_id, "role", role_names[c->role & 3], "state",
+			      st.active ? "active" : "standby", "peer", c->peer, "epoch",
+			      (json_int_t)st.epoch, "connected", st.connected, "in_sync", st.in_sync,
+			      "degraded", st.degraded, "last_seq", (json_int_t)st.last_seq,
+			      "lag_records", (json_int_t)st.lag_records, "lag_bytes",
+			      (json_int_t)st.lag_bytes, "held_confirmations", (json_int_t)st.held,
+			      "attaches", (json_int_t)st.attaches, "drops", (json_int_t)st.drops,
+			      "refusals", (json_int_t)st.refusals);
 	admin_reply_json(req, 200, j);
 }
 
@@ -670,7 +695,7 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 		return;
 	}
 	const char *what = seg[0];
-	if (!strcmp(what, "broker") || !strcmp(what, "listeners")) {
+	if (!strcmp(what, "broker") || !strcmp(what, "listeners") || !strcmp(what, "pair")) {
 		if (nseg != 1) {
 			admin_reply_error(req, 404, "no such resource");
 			return;
@@ -679,6 +704,8 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 			return;
 		if (what[0] == 'b')
 			get_broker(a, req);
+		else if (what[0] == 'p')
+			get_pair(a, req);
 		else
 			get_listeners(a, req);
 		return;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "ha/ha.h"
 #include "net/conn.h"
 #include "net/protocol.h"
 #include "router/router.h"
@@ -323,6 +324,40 @@ static void process_metrics(struct evbuffer *out, struct broker *b)
 			    (double)(clock_wall_ms() - up_ms) / 1000.0);
 }
 
+static void gauge(struct evbuffer *out, const char *name, const char *type, const char *help,
+		  uint64_t v)
+{
+	family(out, name, type, help);
+	sample_u(out, name, v);
+}
+
+/* The pair's state (ha/ha.h), on a node of a pair. */
+static void pair_metrics(struct evbuffer *out, struct broker *b)
+{
+	if (!b->ha)
+		return;
+	struct ha_status st;
+	ha_status(b->ha, &st);
+	gauge(out, "wharf_ha_epoch", "gauge", "The activation epoch of the history this node holds.",
+	      st.epoch);
+	gauge(out, "wharf_ha_connected", "gauge",
+	      "1 while the replication link is up (active: a standby attached; standby: to the "
+	      "active).",
+	      st.connected);
+	gauge(out, "wharf_ha_in_sync", "gauge",
+	      "1 while the standby holds everything durable on the active.", st.in_sync);
+	gauge(out, "wharf_ha_degraded", "gauge",
+	      "1 on an active that dropped its standby and confirms alone.", st.degraded);
+	gauge(out, "wharf_ha_lag_records", "gauge",
+	      "Durable records the standby has not acknowledged.", st.lag_records);
+	gauge(out, "wharf_ha_lag_bytes", "gauge", "Durable journal bytes not sent to the standby.",
+	      st.lag_bytes);
+	gauge(out, "wharf_ha_held_confirmations", "gauge",
+	      "Confirmations waiting for the standby's acknowledgement.", st.held);
+	gauge(out, "wharf_ha_link_drops_total", "counter",
+	      "Replication links lost (active: standbys dropped).", st.drops);
+}
+
 void admin_metrics(struct admin *a, struct evhttp_request *req)
 {
 	struct broker *b = a->b;
@@ -337,6 +372,7 @@ void admin_metrics(struct admin *a, struct evhttp_request *req)
 	family(out, "wharf_build_info", "gauge", "The version, as a label.");
 	sample_label(out, "wharf_build_info", "version", PACKAGE_VERSION, "1");
 	per_protocol(out, b);
+	pair_metrics(out, b);
 	const struct router_stats *rs = router_stats(b->router);
 	family(out, "wharf_messages_published_total", "counter",
 	       "Messages routed (clients, the admin API and the broker's own).");

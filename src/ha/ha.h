@@ -44,6 +44,7 @@ struct ha_status {
 	uint64_t attaches;       /* active: standbys attached; standby: times attached */
 	uint64_t drops;          /* active: standbys dropped; standby: links lost */
 	uint64_t refusals;       /* peers refused (bad secret, TLS, busy) */
+	uint64_t epoch;          /* of the history this node holds (ha/epoch.h) */
 };
 void ha_status(struct ha *ha, struct ha_status *out);
 

@@ -56,6 +56,7 @@ void ha_status(struct ha *ha, struct ha_status *out)
 	out->refusals = ha->refusals;
 	out->in_sync = ha->in_sync;
 	out->degraded = ha->degraded;
+	out->epoch = ha->epoch.epoch;
 	if (out->active && ha->j) {
 		out->connected = ha->standby != NULL;
 		out->last_seq = journal_durable_last(ha->j);

@@ -24,6 +24,7 @@ rhea (3.0.5, tests/integration/node) is not tested here: it does not follow
 amqp:connection:redirect (the condition is fatal to it unless listed in
 non_fatal_errors, and even then it reconnects to its own
 connection_details, never to the close's info)."""
+import json
 import os
 import shutil
 import subprocess
@@ -310,6 +311,23 @@ class RedirectTest(unittest.TestCase):
     def test_readyz(self):
         self.assertEqual(http_status(admin_port(self.b), "/readyz"), 503)
         self.assertEqual(http_status(admin_port(self.a), "/readyz"), 200)
+
+    def test_pair_state_in_the_admin_api_and_metrics(self):
+        def get(node, path):
+            url = "http://127.0.0.1:%d%s" % (admin_port(node), path)
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+                return r.read().decode()
+        a = json.loads(get(self.a, "/api/v1/pair"))
+        b = json.loads(get(self.b, "/api/v1/pair"))
+        self.assertEqual((a["node"], a["state"], a["in_sync"], a["connected"]),
+                         ("a", "active", True, True))
+        self.assertEqual((b["node"], b["state"], b["connected"]), ("b", "standby", True))
+        self.assertEqual(a["epoch"], 1)
+        self.assertEqual(b["epoch"], 1)
+        metrics = get(self.a, "/metrics")
+        self.assertIn("\nwharf_ha_in_sync 1\n", metrics)
+        self.assertIn("\nwharf_ha_epoch 1\n", metrics)
+        self.assertIn("\nwharf_active 0\n", get(self.b, "/metrics"))
 
 
 class PromoteTest(unittest.TestCase):
