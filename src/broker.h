@@ -19,6 +19,7 @@ struct conn;
 struct listener;
 struct redirect;
 struct ha_hook;
+struct auth;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -48,6 +49,8 @@ struct broker {
 	/* A standby with standby_listen = false: broker_activate opens the
 	 * client listeners. */
 	bool listen_deferred;
+	/* [auth]: checks every client's credentials (auth/auth.h). */
+	struct auth *auth;
 	int lock_fd;
 	int64_t started_ms;
 	int64_t stop_deadline_ms;

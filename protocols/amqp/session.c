@@ -269,8 +269,10 @@ static void *amqp_open(struct conn *c)
 		return NULL;
 	}
 	pn_transport_set_server(ac->driver.transport);
-	amqp_sasl_install(ac->driver.transport, c);
-	pn_transport_require_auth(ac->driver.transport, false);
+	amqp_sasl_install(ac->driver.transport, ac);
+	/* With users, a client that skips SASL is refused (ANONYMOUS is the
+	 * way in where the listener allows it). */
+	pn_transport_require_auth(ac->driver.transport, ac->b->cfg->auth.users_file != NULL);
 	pn_transport_set_idle_timeout(ac->driver.transport, AMQP_IDLE_TIMEOUT_MS);
 	/* A frame announcing more is a framing error, not a reason to buffer. */
 	pn_transport_set_max_frame(ac->driver.transport, AMQP_MAX_FRAME);
@@ -330,7 +332,7 @@ static void amqp_input(void *session, struct evbuffer *in)
 	struct amqp_conn *ac = session;
 	if (!ac->header_checked && refuse_tls(ac, in))
 		return;
-	while (evbuffer_get_length(in) && !ac->done) {
+	while (evbuffer_get_length(in) && !ac->done && !ac->authenticating) {
 		pn_rwbytes_t rb = pn_connection_driver_read_buffer(&ac->driver);
 		if (!rb.size)
 			break; /* the engine stopped reading (closed, or an error) */

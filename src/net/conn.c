@@ -84,6 +84,41 @@ void conn_pause_input(struct conn *c, bool paused)
 	}
 }
 
+void conn_set_allow_anonymous(struct conn *c, bool allow)
+{
+	c->allow_anonymous = allow;
+}
+
+static void auth_answer(void *arg, enum auth_result r)
+{
+	struct conn *c = arg;
+	c->auth_req = NULL;
+	if (r == AUTH_OK &&
+	    conn_set_principal(c, c->auth_user && auth_enabled(c->b->auth) ? c->auth_user : "anonymous") < 0)
+		r = AUTH_ERROR;
+	free(c->auth_user);
+	c->auth_user = NULL;
+	c->auth_done(c->session, r);
+}
+
+int conn_authenticate(struct conn *c, const char *user, const char *password, size_t len,
+		      conn_auth_fn done)
+{
+	if (c->auth_req || c->closing)
+		return -1;
+	if (user && !(c->auth_user = strdup(user)))
+		return -1;
+	c->auth_done = done;
+	c->auth_req = auth_request(c->b->auth, conn_protocol(c), c->peer, user, password, len,
+				   c->allow_anonymous, auth_answer, c);
+	if (!c->auth_req) {
+		free(c->auth_user);
+		c->auth_user = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 void conn_handshake_done(struct conn *c)
 {
 	evtimer_del(c->handshake_ev);
@@ -129,6 +164,8 @@ static void frame_check(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
+	auth_cancel(c->auth_req);
+	free(c->auth_user);
 	if (c->session)
 		c->proto->closed(c->session);
 	log_debug("conn %lu %s closed", c->id, c->peer);
@@ -183,6 +220,10 @@ void conn_close(struct conn *c, bool flush)
 	if (c->closing && !(c->flushing && !flush))
 		return;
 	c->closing = true;
+	auth_cancel(c->auth_req); /* the answer has no one to go to */
+	c->auth_req = NULL;
+	free(c->auth_user);
+	c->auth_user = NULL;
 	bufferevent_disable(c->bev, EV_READ);
 	if (c->handshake_ev)
 		evtimer_del(c->handshake_ev);

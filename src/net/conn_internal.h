@@ -36,6 +36,10 @@ struct conn {
 	void *xprt_state;        /* the transport's own; freed by xprt->free */
 	char peer[64];
 	char *principal;
+	bool allow_anonymous;             /* the listener's (conn_authenticate) */
+	struct auth_request *auth_req;    /* pending conn_authenticate, or NULL */
+	conn_auth_fn auth_done;
+	char *auth_user;                  /* what it asked about, NULL: anonymous */
 };
 
 #endif

@@ -15,6 +15,11 @@
  * name, which STOMP clients send as a header; adapters map their own group
  * fields onto it. */
 #define MESSAGE_GROUP_PROP "JMSXGroupID"
+/* The user property that names the publisher's authenticated user (its
+ * principal, docs/security.md): JMS's name, as ActiveMQ sets it. The
+ * router sets it on every client's publish (publish_ctx.principal),
+ * replacing whatever the client put there. */
+#define MESSAGE_USER_PROP "JMSXUserID"
 
 struct msg_prop {
 	char *name;
