@@ -265,8 +265,11 @@ static int take_will(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	mc->will = mqtt_message_from_publish(&as_publish, conn_id(mc->c), 0);
 	mc->will_topic = mqtt_to_router_name(cp->will_topic.p, cp->will_topic.len);
 	/* Published later as the broker's own: its user is set now. */
+	if (mc->will)
+		message_del_prop(mc->will, MESSAGE_USER_PROP);
 	if (!mc->will || !mc->will_topic ||
-	    message_set_prop(mc->will, MESSAGE_USER_PROP, conn_principal(mc->c)) < 0) {
+	    (strcmp(conn_principal(mc->c), "anonymous") &&
+	     message_set_prop(mc->will, MESSAGE_USER_PROP, conn_principal(mc->c)) < 0)) {
 		drop_will(mc);
 		return -1;
 	}
