@@ -20,6 +20,7 @@ import stomp
 from proton import ConnectionException, Message
 from proton.utils import BlockingConnection
 
+from amqptest import RawAmqp
 from mqtttest import CONNACK, connect_packet, RawMqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -284,18 +285,25 @@ url = ws://127.0.0.1:0
             self.assertIn("amqp:unauthorized-access", e)  # sasl-outcome code 1 (auth)
             self.assertIn("Authentication failed", e)
 
+    def test_amqp_sasl_outcome_code(self):
+        """PLAIN with a wrong password: sasl-outcome code 1 (auth), after the delay."""
+        r = RawAmqp(self.ports["amqp"])
+        t = time.monotonic()
+        offered, out = r.sasl("PLAIN", b"\0alice\0wrong")
+        self.assertGreaterEqual(time.monotonic() - t, DELAY - 0.01)
+        self.assertEqual(set(offered), {"PLAIN", "ANONYMOUS"})
+        self.assertEqual(out.field(0), 1)
+        r.close()
+        r = RawAmqp(self.ports["amqp"])
+        self.assertEqual(r.sasl("PLAIN", b"\0alice\0" + USERS["alice"].encode())[1].field(0), 0)
+        r.close()
+
     def test_amqp_without_sasl_refused(self):
-        s = socket.create_connection(("127.0.0.1", self.ports["amqp"]), timeout=TIMEOUT)
-        s.sendall(b"AMQP\x00\x01\x00\x00")
-        data = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        # Closed without an open of ours (descriptor 0x10): nothing served.
-        self.assertNotIn(b"\x00\x53\x10", data)
+        """A client that skips SASL gets no open: with users, SASL is the way in."""
+        r = RawAmqp(self.ports["amqp"])
+        with self.assertRaises(AssertionError):
+            r.open()
+        r.close()
 
     def test_websocket(self):
         port = self.ports["ws"]
