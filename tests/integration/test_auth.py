@@ -8,9 +8,11 @@ that hashing does not block; the throttle per address; SIGHUP reloads; and
 the principal (JMSXUserID) reaching consumers on other protocols."""
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -24,8 +26,8 @@ from amqptest import RawAmqp
 from mqtttest import CONNACK, connect_packet, RawMqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from stomptest import Collector
-from test_ha_redirect import closed_port
+from stomptest import Collector, stomp_connect
+from test_ha_redirect import closed_port, mqtt_connack
 from test_ws import RawWs
 from wharftest import WHARFD, Broker, main
 from wstest import frame as ws_frame, upgrade_request
@@ -67,6 +69,15 @@ def start(config, schemes):
     return b
 
 
+def auth_broker(config, schemes):
+    """A broker with a users file holding alice (cost 10) and config after
+    its users_file line: (its folder, the users file, the broker)."""
+    d = tempfile.mkdtemp(prefix="wharf-auth-")
+    users = os.path.join(d, "users")
+    add_user(users, "alice", USERS["alice"], "--cost", "10")
+    return d, users, start("[auth]\nusers_file = %s\n%s" % (users, config), schemes)
+
+
 def stop(b):
     try:
         rc = b.stop()
@@ -97,6 +108,11 @@ def stomp_raw(port, login=None, passcode=None):
     return text.split("\n")[0], text, took
 
 
+def stomp_as(port, user):
+    """A connected stomp.py connection of user's, and its Collector."""
+    return stomp_connect(port, headers={"login": user, "passcode": USERS[user]})
+
+
 def stomppy(port, login=None, passcode=None):
     """stomp.py: (connected, error message, seconds)."""
     col = Collector()
@@ -118,28 +134,9 @@ def stomppy(port, login=None, passcode=None):
 
 def paho_connack(port, user=None, password=None, level=mqtt.MQTTv311, transport="tcp"):
     """The CONNACK code paho gets (an int for 3.1.1, the reason's value for 5)."""
-    got = []
-    done = threading.Event()
-    kw = {"protocol": level, "transport": transport}
-    if level != mqtt.MQTTv5:
-        kw["clean_session"] = True
-    c = mqtt.Client(client_id="", **kw) if level == mqtt.MQTTv5 else mqtt.Client(**kw)
-    if user is not None:
-        c.username_pw_set(user, password)
-
-    def on_connect(client, userdata, flags, rc, properties=None):
-        got.append(rc.value if hasattr(rc, "value") else rc)
-        done.set()
-    c.on_connect = on_connect
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    try:
-        assert done.wait(TIMEOUT), "no CONNACK"
-    finally:
-        c.loop_stop()
-        c.disconnect()
-        c.socket() and c.socket().close()
-    return got[0]
+    rc = mqtt_connack(port, level, transport, user, password,
+                      client_id="auth-%s" % threading.get_ident())[0]
+    return rc.value if hasattr(rc, "value") else rc
 
 
 def mqtt_raw(port, user=None, password=None, level=5, props=None):
@@ -192,7 +189,7 @@ class AuthTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = __import__("tempfile").mkdtemp(prefix="wharf-auth-")
+        cls.dir = tempfile.mkdtemp(prefix="wharf-auth-")
         cls.users = os.path.join(cls.dir, "users")
         add_user(cls.users, "alice", USERS["alice"])
         add_user(cls.users, "bob", USERS["bob"], "--groups", "ops,dev", "--cost", "12")
@@ -216,7 +213,7 @@ url = ws://127.0.0.1:0
     @classmethod
     def tearDownClass(cls):
         stop(cls.broker)
-        __import__("shutil").rmtree(cls.dir, ignore_errors=True)
+        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_users_file_holds_no_password(self):
         with open(self.users) as f:
@@ -334,10 +331,7 @@ url = ws://127.0.0.1:0
         """20 wrong passwords (each a whole scrypt) in parallel: a healthy
         client's round trips stay within ~100 ms of what they were."""
         port = self.ports["stomp"]
-        col = Collector()
-        conn = stomp.Connection12([("127.0.0.1", port)], heartbeats=(0, 0))
-        conn.set_listener("", col)
-        conn.connect(username="alice", passcode=USERS["alice"], wait=True)
+        conn, col = stomp_as(port, "alice")
         conn.subscribe("/queue/auth.rtt", id="1")
 
         def rtt(i):
@@ -372,10 +366,7 @@ url = ws://127.0.0.1:0
     def test_principal_reaches_other_protocols(self):
         """JMSXUserID: the publisher's user, whatever the client sent."""
         port = self.ports["stomp"]
-        col = Collector()
-        conn = stomp.Connection12([("127.0.0.1", port)], heartbeats=(0, 0))
-        conn.set_listener("", col)
-        conn.connect(username="bob", passcode=USERS["bob"], wait=True)
+        conn, col = stomp_as(port, "bob")
         conn.subscribe("/topic/auth.principal", id="1")
         time.sleep(0.2)
         c = mqtt.Client(protocol=mqtt.MQTTv5)
@@ -408,10 +399,7 @@ url = ws://127.0.0.1:0
 
     def test_sighup_reload(self):
         port = self.ports["stomp"]
-        col = Collector()
-        old = stomp.Connection12([("127.0.0.1", port)], heartbeats=(0, 0))
-        old.set_listener("", col)
-        old.connect(username="alice", passcode=USERS["alice"], wait=True)
+        old, col = stomp_as(port, "alice")
         old.subscribe("/queue/auth.hup", id="1")
         self.assertEqual(stomppy(port, "carol", "carol-pw")[:2], (False, "authentication failed"))
         add_user(self.users, "carol", "carol-pw", "--cost", "10")
@@ -444,12 +432,7 @@ class AnonymousTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = __import__("tempfile").mkdtemp(prefix="wharf-auth-")
-        cls.users = os.path.join(cls.dir, "users")
-        add_user(cls.users, "alice", USERS["alice"], "--cost", "10")
-        cls.broker = start("""
-[auth]
-users_file = %s
+        cls.dir, cls.users, cls.broker = auth_broker("""
 failure_delay = 200ms
 [listener s]
 url = stomp://127.0.0.1:0
@@ -460,12 +443,12 @@ allow_anonymous = true
 [listener a]
 url = amqp://127.0.0.1:0
 allow_anonymous = true
-""" % cls.users, ("stomp", "mqtt", "amqp"))
+""", ("stomp", "mqtt", "amqp"))
 
     @classmethod
     def tearDownClass(cls):
         stop(cls.broker)
-        __import__("shutil").rmtree(cls.dir, ignore_errors=True)
+        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_anonymous_in_and_bad_passwords_out(self):
         p = self.broker.ports
@@ -480,10 +463,7 @@ allow_anonymous = true
 
     def test_anonymous_messages_carry_no_user(self):
         p = self.broker.ports
-        col = Collector()
-        conn = stomp.Connection12([("127.0.0.1", p["stomp"])], heartbeats=(0, 0))
-        conn.set_listener("", col)
-        conn.connect(wait=True)
+        conn, col = stomp_connect(p["stomp"])
         conn.subscribe("/queue/anon.q", id="1")
         conn.send("/queue/anon.q", "x", headers={"JMSXUserID": "mallory"})
         col.wait_messages(1)
@@ -496,18 +476,13 @@ class ThrottleTest(unittest.TestCase):
     until the window ends."""
 
     def test_throttle(self):
-        d = __import__("tempfile").mkdtemp(prefix="wharf-auth-")
-        users = os.path.join(d, "users")
-        add_user(users, "alice", USERS["alice"], "--cost", "10")
-        b = start("""
-[auth]
-users_file = %s
+        d, _, b = auth_broker("""
 failure_delay = 100ms
 max_failures_per_address = 3
 failure_window = 3s
 [listener s]
 url = stomp://127.0.0.1:0
-""" % users, ("stomp",))
+""", ("stomp",))
         try:
             port = b.ports["stomp"]
             t0 = time.monotonic()
@@ -523,19 +498,14 @@ url = stomp://127.0.0.1:0
             self.assertEqual(stomp_raw(port, "alice", USERS["alice"])[0], "CONNECTED")
         finally:
             stop(b)
-            __import__("shutil").rmtree(d, ignore_errors=True)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class StandbyTest(unittest.TestCase):
     """A standby answers with where to go before any authentication."""
 
     def test_redirect_before_authentication(self):
-        d = __import__("tempfile").mkdtemp(prefix="wharf-auth-")
-        users = os.path.join(d, "users")
-        add_user(users, "alice", USERS["alice"], "--cost", "10")
-        b = start("""
-[auth]
-users_file = %s
+        d, _, b = auth_broker("""
 [ha]
 role = standby
 node_id = b
@@ -546,7 +516,7 @@ secret = a-secret-of-more-than-16-chars
 url = stomp://127.0.0.1:0
 [listener a]
 url = amqp://127.0.0.1:0
-""" % (users, closed_port()), ("stomp", "amqp"))
+""" % closed_port(), ("stomp", "amqp"))
         try:
             cmd, text, took = stomp_raw(b.ports["stomp"])
             self.assertEqual(cmd, "ERROR")
@@ -556,7 +526,7 @@ url = amqp://127.0.0.1:0
             self.assertIn("amqp:connection:forced", err)
         finally:
             stop(b)
-            __import__("shutil").rmtree(d, ignore_errors=True)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
