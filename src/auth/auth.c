@@ -288,6 +288,17 @@ static const char *result_text(enum auth_result res, bool known)
 	return "out of memory";
 }
 
+/* A user name as it may go into a log line: what a client sent, so at
+ * most 128 bytes and every byte outside printable ASCII as '?' (no line
+ * of its making in the log). */
+static void loggable(const char *user, char *buf, size_t cap)
+{
+	size_t n = 0;
+	for (; user[n] && n < cap - 1 && n < 128; n++)
+		buf[n] = user[n] > ' ' && user[n] < 0x7f ? user[n] : '?';
+	buf[n] = '\0';
+}
+
 /* The verdict is in: logged, counted, and answered from the loop, a
  * refusal failure_delay after the request came. */
 static void finish(struct auth_request *r, enum auth_result res)
@@ -301,7 +312,9 @@ static void finish(struct auth_request *r, enum auth_result res)
 		free(r->password);
 		r->password = NULL;
 	}
-	const char *who = r->user ? r->user : "(anonymous)";
+	char who[132] = "(anonymous)";
+	if (r->user)
+		loggable(r->user, who, sizeof(who));
 	int64_t wait = 0;
 	if (res == AUTH_OK) {
 		log_debug("auth: %s %s: user %s authenticated", r->proto, r->peer, who);

@@ -259,6 +259,9 @@ url = ws://127.0.0.1:0
         # MQTT 5 enhanced authentication is refused as a bad method.
         self.assertEqual(mqtt_raw(port, "alice", USERS["alice"],
                                   props=[("auth_method", "SCRAM-SHA-1")])[0], 0x8C)
+        # A name that would forge a log line is logged harmless.
+        self.assertEqual(mqtt_raw(port, "evil\nauth: forged", "x")[0], 0x86)
+        self.broker.wait_for_log(r"user evil\?auth:\?forged refused: unknown user")
         # mosquitto_pub: in with the password, refused without.
         base = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", "auth/x", "-m", "hi"]
         r = subprocess.run(base + ["-u", "alice", "-P", USERS["alice"]], timeout=TIMEOUT,
@@ -425,6 +428,55 @@ url = ws://127.0.0.1:0
         old.send("/queue/auth.hup", "still here 2")
         col.wait_messages(2)
         old.disconnect()
+
+
+class CheckConfigTest(unittest.TestCase):
+    def test_check_config_reads_the_users_file(self):
+        d = tempfile.mkdtemp(prefix="wharf-auth-")
+        try:
+            users, conf = os.path.join(d, "users"), os.path.join(d, "wharf.conf")
+            add_user(users, "alice", USERS["alice"], "--cost", "10")
+            with open(conf, "w") as f:
+                f.write("[auth]\nusers_file = %s\n" % users)
+            r = subprocess.run([WHARFD, "-c", conf, "--check-config"], capture_output=True,
+                               text=True, timeout=TIMEOUT)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(users, "a") as f:
+                f.write("no hash here\n")
+            r = subprocess.run([WHARFD, "-c", conf, "--check-config"], capture_output=True,
+                               text=True, timeout=TIMEOUT)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("%s:2:" % users, r.stderr)
+            # wharfctl reads the file from the config, and refuses to write a broken one.
+            r = wharfctl("list", "--config", conf)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("%s:2:" % users, r.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_wharfctl_passwd_and_del(self):
+        d = tempfile.mkdtemp(prefix="wharf-auth-")
+        try:
+            users, conf = os.path.join(d, "users"), os.path.join(d, "wharf.conf")
+            with open(conf, "w") as f:
+                f.write("[auth]\nusers_file = %s\n" % users)
+            add_user(users, "alice", "one", "--cost", "10", "--groups", "ops")
+            with open(users) as f:
+                before = f.read()
+            r = wharfctl("passwd", "alice", "--config", conf, "--cost", "10", password="two")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(users) as f:
+                after = f.read()
+            self.assertNotEqual(before, after)
+            self.assertTrue(after.startswith("alice:$scrypt$ln=10,") and after.endswith(":ops\n"),
+                            after)
+            self.assertEqual(wharfctl("passwd", "zed", "--config", conf, password="x").returncode, 1)
+            self.assertEqual(wharfctl("del", "alice", "--config", conf).returncode, 0)
+            self.assertEqual(wharfctl("list", "--config", conf).stdout, "")
+            self.assertNotEqual(wharfctl("add", "bad:name", "--users-file", users,
+                                         password="x").returncode, 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class AnonymousTest(unittest.TestCase):
