@@ -68,6 +68,7 @@ static void answered(void *session, enum auth_result r)
 	struct amqp_conn *ac = session;
 	pn_transport_t *t = ac->driver.transport;
 	ac->authenticating = false;
+	ac->authenticated = r == AUTH_OK;
 	if (r == AUTH_OK)
 		pnx_sasl_set_succeeded(t, conn_principal(ac->c), NULL);
 	else

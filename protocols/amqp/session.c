@@ -143,6 +143,12 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 		ac->remote_opened = true;
 		if (ac->error_closed || redirect(ac, pc))
 			break;
+		/* No SASL (only without users: authentication off): anonymous,
+		 * whatever else the connection knows of its client. */
+		if (!ac->authenticated && conn_set_principal(ac->c, "anonymous") < 0) {
+			amqp_close_with_error(ac, "amqp:internal-error", "out of memory");
+			break;
+		}
 		conn_handshake_done(ac->c);
 		pn_connection_set_container(pc, "wharf");
 		/* Clients (Qpid JMS) look for it before they use a sender
