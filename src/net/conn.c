@@ -89,10 +89,16 @@ void conn_set_allow_anonymous(struct conn *c, bool allow)
 	c->allow_anonymous = allow;
 }
 
+static void timer_start(struct event *ev, unsigned ms);
+
 static void auth_answer(void *arg, enum auth_result r)
 {
 	struct conn *c = arg;
 	c->auth_req = NULL;
+	/* The rest of the handshake (AMQP: the open after SASL) is the
+	 * client's again. */
+	if (c->b->cfg->handshake_timeout_ms)
+		timer_start(c->handshake_ev, c->b->cfg->handshake_timeout_ms);
 	if (r == AUTH_OK &&
 	    conn_set_principal(c, c->auth_user && auth_enabled(c->b->auth) ? c->auth_user : "anonymous") < 0)
 		r = AUTH_ERROR;
@@ -116,6 +122,9 @@ int conn_authenticate(struct conn *c, const char *user, const char *password, si
 		c->auth_user = NULL;
 		return -1;
 	}
+	/* Waiting for the authenticator (a queue of checks before this one
+	 * after a failover) is not the client's slowness. */
+	evtimer_del(c->handshake_ev);
 	return 0;
 }
 

@@ -64,7 +64,9 @@ typedef void (*conn_auth_fn)(void *session, enum auth_result r);
  * input or leaves it unread) and answers the handshake once told. On
  * AUTH_OK the principal is the user, or "anonymous" (no user name, or
  * authentication off). The connection owns the request: one at a time;
- * when it closes first, done is not called. -1 on out of memory. */
+ * when it closes first, done is not called. The wait does not count
+ * against handshake_timeout (it starts again with the answer). -1 on out
+ * of memory. */
 int conn_authenticate(struct conn *c, const char *user, const char *password, size_t len,
 		      conn_auth_fn done);
 
