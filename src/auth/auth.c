@@ -21,8 +21,12 @@
 
 /* Successful checks remembered at most; past it the cache starts again. */
 #define CACHE_MAX 4096
-/* Addresses the throttle tracks at most; past it stale ones are dropped. */
-#define THROTTLE_MAX 4096
+/* Addresses tracked at most; past it idle ones are dropped. */
+#define PEERS_MAX 4096
+/* At most this many checks of one address wait for the worker at once;
+ * its others wait behind them (its peer's held list), so that a flood from
+ * one address cannot fill the worker's queue ahead of everyone else. */
+#define QUEUED_PER_ADDRESS 4
 
 /* A users file as loaded, shared by the requests checked against it.
  * refs: the authenticator's current one, and each request; loop thread
@@ -35,6 +39,7 @@ struct users_gen {
 
 /* Where a request is; changed under a->lock once it is the worker's. */
 enum req_state {
+	R_HELD,    /* waits for its address's turn (struct peer), on the loop */
 	R_QUEUED,  /* waits for the worker */
 	R_WORKING, /* the worker checks it */
 	R_DONE,    /* checked, in a->done for the loop */
@@ -55,6 +60,7 @@ struct auth_request {
 	size_t len;
 	char proto[16];
 	char peer[64];
+	struct peer *ps;         /* its address's, from R_HELD until the worker is through */
 	struct event *ev;
 	auth_done_fn done;
 	void *arg;
@@ -62,11 +68,14 @@ struct auth_request {
 
 TAILQ_HEAD(req_list, auth_request);
 
-/* Refusals from one address within its window. */
-struct failures {
+/* One client address: its refusals within the window (the throttle) and
+ * its checks on their way to the worker (its fair share). Loop thread. */
+struct peer {
 	int64_t window_start_ms;
 	unsigned count;
 	bool logged;
+	unsigned queued;       /* in a->queue or with the worker */
+	struct req_list held;  /* R_HELD: waiting for a place in a->queue */
 };
 
 struct auth {
@@ -77,7 +86,7 @@ struct auth {
 	unsigned long next_gen;
 	unsigned char cache_key[32];
 	struct map *cache;    /* hex HMAC -> generation */
-	struct map *failures; /* host -> struct failures */
+	struct map *peers;    /* host -> struct peer */
 	struct wakeup *wake;
 	pthread_t worker;
 	bool worker_started;
@@ -183,23 +192,26 @@ struct prune_ctx {
 	int64_t now;
 };
 
-/* Keeps an address still in its window; frees the others. */
+/* Keeps an address still in its window or with checks on their way;
+ * frees the others. */
 static void prune(const char *k, void *v, void *arg)
 {
 	struct prune_ctx *ctx = arg;
-	struct failures *f = v;
-	if (ctx->now - f->window_start_ms < ctx->a->window_ms && map_put(ctx->keep, k, f) == 0)
+	struct peer *f = v;
+	bool busy = f->queued || !TAILQ_EMPTY(&f->held);
+	if ((busy || ctx->now - f->window_start_ms < ctx->a->window_ms) &&
+	    map_put(ctx->keep, k, f) == 0)
 		return;
 	free(f);
 }
 
 /* The address's record, its window restarted if it is over; NULL when
  * it has none (create: make one). */
-static struct failures *failures_of(struct auth *a, const char *peer, bool create, int64_t now)
+static struct peer *peer_of(struct auth *a, const char *peer, bool create, int64_t now)
 {
 	char host[64];
 	auth_peer_host(peer, host, sizeof(host));
-	struct failures *f = map_get(a->failures, host);
+	struct peer *f = map_get(a->peers, host);
 	if (f && now - f->window_start_ms >= a->window_ms) {
 		f->window_start_ms = now;
 		f->count = 0;
@@ -207,22 +219,23 @@ static struct failures *failures_of(struct auth *a, const char *peer, bool creat
 	}
 	if (f || !create)
 		return f;
-	if (map_count(a->failures) >= THROTTLE_MAX) {
-		/* Only addresses whose window is over are dropped: forgetting
-		 * one still counting would lift its throttle. */
+	if (map_count(a->peers) >= PEERS_MAX) {
+		/* Only idle addresses whose window is over are dropped:
+		 * forgetting one still counting would lift its throttle. */
 		struct map *keep = map_new();
 		if (!keep)
 			return NULL;
 		struct prune_ctx ctx = { a, keep, now };
-		map_each(a->failures, prune, &ctx);
-		map_free(a->failures);
-		a->failures = keep;
+		map_each(a->peers, prune, &ctx);
+		map_free(a->peers);
+		a->peers = keep;
 	}
-	if (!(f = calloc(1, sizeof(*f))) || map_put(a->failures, host, f) < 0) {
+	if (!(f = calloc(1, sizeof(*f))) || map_put(a->peers, host, f) < 0) {
 		free(f);
 		return NULL;
 	}
 	f->window_start_ms = now;
+	TAILQ_INIT(&f->held);
 	return f;
 }
 
@@ -230,7 +243,7 @@ static bool throttled(struct auth *a, const struct auth_request *r, int64_t now)
 {
 	if (!a->max_failures)
 		return false;
-	struct failures *f = failures_of(a, r->peer, false, now);
+	struct peer *f = peer_of(a, r->peer, false, now);
 	if (!f || f->count < a->max_failures)
 		return false;
 	if (!f->logged) {
@@ -247,9 +260,53 @@ static void note_failure(struct auth *a, const struct auth_request *r, int64_t n
 {
 	if (!a->max_failures)
 		return;
-	struct failures *f = failures_of(a, r->peer, true, now);
-	if (f)
-		f->count++;
+	struct peer *f = peer_of(a, r->peer, true, now);
+	if (!f)
+		return;
+	if (f->count++ == 0)
+		f->window_start_ms = now; /* the window starts with the first refusal */
+}
+
+/* ---- the worker's queue, shared fairly among addresses ------------------- */
+
+static void to_worker(struct auth *a, struct auth_request *r)
+{
+	if (r->ps)
+		r->ps->queued++;
+	pthread_mutex_lock(&a->lock);
+	r->state = R_QUEUED;
+	TAILQ_INSERT_TAIL(&a->queue, r, link);
+	pthread_cond_signal(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* r goes to the worker, or waits behind its address's checks already
+ * there. */
+static void enqueue(struct auth *a, struct auth_request *r)
+{
+	r->ps = peer_of(a, r->peer, true, r->start_ms);
+	if (r->ps && r->ps->queued >= QUEUED_PER_ADDRESS) {
+		r->state = R_HELD;
+		TAILQ_INSERT_TAIL(&r->ps->held, r, link);
+		return;
+	}
+	to_worker(a, r);
+}
+
+/* r is off the worker's queue (checked, or cancelled there): the next
+ * held check of its address takes its place. */
+static void release(struct auth *a, struct auth_request *r)
+{
+	struct peer *ps = r->ps;
+	r->ps = NULL;
+	if (!ps)
+		return;
+	ps->queued--;
+	struct auth_request *next = TAILQ_FIRST(&ps->held);
+	if (next) {
+		TAILQ_REMOVE(&ps->held, next, link);
+		to_worker(a, next);
+	}
 }
 
 /* ---- answers ------------------------------------------------------------- */
@@ -343,6 +400,7 @@ static void worker_done(void *arg)
 	struct auth_request *r;
 	while ((r = TAILQ_FIRST(&done))) {
 		TAILQ_REMOVE(&done, r, link);
+		release(a, r);
 		if (r->cancelled) {
 			req_free(r);
 			continue;
@@ -399,8 +457,8 @@ struct auth *auth_new(struct event_base *base, const struct auth_options *o, cha
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->cond, NULL);
 	a->cache = map_new();
-	a->failures = map_new();
-	if (!a->cache || !a->failures || RAND_bytes(a->cache_key, sizeof(a->cache_key)) != 1) {
+	a->peers = map_new();
+	if (!a->cache || !a->peers || RAND_bytes(a->cache_key, sizeof(a->cache_key)) != 1) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -427,11 +485,17 @@ fail:
 	return NULL;
 }
 
-static void free_failure(const char *k, void *v, void *arg)
+static void free_peer(const char *k, void *v, void *arg)
 {
+	struct peer *ps = v;
+	struct auth_request *r;
 	(void)k;
 	(void)arg;
-	free(v);
+	while ((r = TAILQ_FIRST(&ps->held))) {
+		TAILQ_REMOVE(&ps->held, r, link);
+		req_free(r);
+	}
+	free(ps);
 }
 
 void auth_free(struct auth *a)
@@ -457,9 +521,9 @@ void auth_free(struct auth *a)
 	wakeup_free(a->wake);
 	gen_put(a->current);
 	map_free(a->cache);
-	if (a->failures) {
-		map_each(a->failures, free_failure, NULL);
-		map_free(a->failures);
+	if (a->peers) {
+		map_each(a->peers, free_peer, NULL);
+		map_free(a->peers);
 	}
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->cond);
@@ -534,11 +598,7 @@ struct auth_request *auth_request(struct auth *a, const char *proto, const char 
 	}
 	r->g = a->current;
 	r->g->refs++;
-	pthread_mutex_lock(&a->lock);
-	r->state = R_QUEUED;
-	TAILQ_INSERT_TAIL(&a->queue, r, link);
-	pthread_cond_signal(&a->cond);
-	pthread_mutex_unlock(&a->lock);
+	enqueue(a, r);
 	return r;
 }
 
@@ -547,17 +607,28 @@ void auth_cancel(struct auth_request *r)
 	if (!r)
 		return;
 	struct auth *a = r->a;
-	if (r->state == R_TIMER) {
-		req_free(r); /* event_free deletes the pending answer */
-		return;
-	}
+	/* The state is read under the lock: the worker moves R_QUEUED on. */
 	pthread_mutex_lock(&a->lock);
-	bool queued = r->state == R_QUEUED;
-	if (queued)
+	enum req_state st = r->state;
+	if (st == R_QUEUED)
 		TAILQ_REMOVE(&a->queue, r, link);
-	else
-		r->cancelled = true; /* the worker's, or in a->done: worker_done frees */
+	else if (st == R_WORKING || st == R_DONE)
+		r->cancelled = true; /* worker_done frees it */
 	pthread_mutex_unlock(&a->lock);
-	if (queued)
+	switch (st) {
+	case R_HELD:
+		TAILQ_REMOVE(&r->ps->held, r, link);
 		req_free(r);
+		break;
+	case R_QUEUED:
+		release(a, r);
+		req_free(r);
+		break;
+	case R_TIMER:
+		req_free(r); /* event_free deletes the pending answer */
+		break;
+	case R_WORKING:
+	case R_DONE:
+		break;
+	}
 }

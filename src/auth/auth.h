@@ -14,7 +14,9 @@
  * pass without hashing; a refusal always comes failure_delay after the
  * request, whatever its reason, so that timing tells nothing. An address
  * with max_failures_per_address refusals within failure_window is refused
- * without a check (and still after the delay) until its window ends.
+ * without a check (and still after the delay) until its window ends. At
+ * most a few checks of one address wait for the worker at once, the rest
+ * behind them: a flood from one address does not queue ahead of others.
  * Refusals are logged at info (protocol, address, user, reason; never the
  * password), successes at debug. */
 #ifndef WHARF_AUTH_AUTH_H

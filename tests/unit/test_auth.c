@@ -18,23 +18,31 @@ struct answer {
 	int n;
 	enum auth_result r;
 	int64_t at_ms;
+	int seq; /* the order answers came in */
 };
 
 static void done(void *arg, enum auth_result r)
 {
+	static int answers;
 	struct answer *a = arg;
+	a->seq = ++answers;
 	a->n++;
 	a->r = r;
 	a->at_ms = now_ms();
 }
 
-static void write_users(const char *path, const char *name, const char *pw)
+static void write_users_cost(const char *path, const char *name, const char *pw, unsigned cost)
 {
-	char *hash = users_hash(pw, strlen(pw), 10);
+	char *hash = users_hash(pw, strlen(pw), cost);
 	FILE *f = fopen(path, "w");
 	fprintf(f, "%s:%s\n", name, hash);
 	fclose(f);
 	free(hash);
+}
+
+static void write_users(const char *path, const char *name, const char *pw)
+{
+	write_users_cost(path, name, pw, 10);
 }
 
 /* Asks and waits; the answer and how long it took. */
@@ -62,7 +70,7 @@ int main(void)
 	write_users(path, "alice", "secret");
 	struct event_base *base = new_base();
 	struct auth_options o = { .users_file = path, .failure_delay_ms = 150, .max_failures = 3,
-				  .window_ms = 600 };
+				  .window_ms = 1500 };
 	struct auth *a = auth_new(base, &o, err, sizeof(err));
 	ok(a && auth_enabled(a), "made (%s)", a ? "" : err);
 	int64_t took;
@@ -82,11 +90,13 @@ int main(void)
 
 	/* 10.0.0.2 has 2 failures; a third reaches the limit. */
 	ask(base, a, "10.0.0.2:9", "alice", "wrong", false, NULL);
-	ok(ask(base, a, "10.0.0.2:1", "alice", "secret", false, &took) == AUTH_THROTTLED && took >= 145,
-	   "past the limit a right password is refused too, after the delay");
+	enum auth_result res = ask(base, a, "10.0.0.2:1", "alice", "secret", false, &took);
+	ok(res == AUTH_THROTTLED && took >= 145,
+	   "past the limit a right password is refused too, after the delay (%d, %lld ms)", (int)res,
+	   (long long)took);
 	ok(ask(base, a, "10.0.0.1:3", "alice", "secret", false, NULL) == AUTH_OK,
 	   "another address is not throttled");
-	usleep(600 * 1000);
+	usleep(1500 * 1000);
 	ok(ask(base, a, "10.0.0.2:1", "alice", "secret", false, NULL) == AUTH_OK,
 	   "once the window is over, the address comes in again");
 
@@ -102,6 +112,43 @@ int main(void)
 	while (now_ms() < end)
 		event_base_loop(base, EVLOOP_ONCE);
 	ok(c1.n + c2.n + c3.n == 0, "cancelled requests are never answered");
+
+	/* Fairness: ten uncached checks from one address, then one from
+	 * another, at a cost that takes a while; at most four of the first
+	 * address's wait for the worker at once, so the other's is checked
+	 * fifth, not last. */
+	char fpath[96];
+	snprintf(fpath, sizeof(fpath), "%s/fair", dir);
+	write_users_cost(fpath, "dave", "pw", 13);
+	struct auth_options fo = { .users_file = fpath, .failure_delay_ms = 150 };
+	struct auth *fa = auth_new(base, &fo, err, sizeof(err));
+	struct answer many[10] = { { 0 } }, other = { 0 };
+	int64_t t0 = now_ms(), last = 0;
+	for (int i = 0; i < 10; i++)
+		auth_request(fa, "test", "10.0.1.1:1", "dave", "pw", 2, false, done, &many[i]);
+	auth_request(fa, "test", "10.0.2.2:1", "dave", "pw", 2, false, done, &other);
+	for (int i = 0; i < 10; i++) {
+		run_until(base, &many[i].n, 1, 10000);
+		if (many[i].at_ms > last)
+			last = many[i].at_ms;
+	}
+	run_until(base, &other.n, 1, 10000);
+	ok(other.r == AUTH_OK && other.at_ms - t0 < (last - t0) * 3 / 4,
+	   "the other address is not behind the whole flood (%lld of %lld ms)",
+	   (long long)(other.at_ms - t0), (long long)(last - t0));
+	auth_free(fa);
+	unlink(fpath);
+	/* A held check cancelled is never answered. */
+	struct answer h[6] = { { 0 } };
+	struct auth_request *hr[6];
+	for (int i = 0; i < 6; i++)
+		hr[i] = auth_request(a, "test", "10.0.3.3:1", "alice", "nope", 4, false, done, &h[i]);
+	auth_cancel(hr[5]);
+	run_until(base, &h[4].n, 1, 5000);
+	end = now_ms() + 200;
+	while (now_ms() < end)
+		event_base_loop(base, EVLOOP_ONCE);
+	ok(h[0].n == 1 && h[4].n == 1 && h[5].n == 0, "a held check cancelled is never answered");
 
 	/* Reload: a new user comes in; a broken file keeps the old ones. */
 	write_users(path, "carol", "pw");
