@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "auth/auth.h"
 #include "ha/hook.h"
 #include "ha/redirect.h"
 #include "ha/ha.h"
@@ -154,6 +155,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		else
 			log_info("log file reopened");
 		listener_reload_tls(b);
+		auth_reload(b->auth);
 		return;
 	}
 	log_info("signal %d: shutting down", (int)sig);
@@ -181,6 +183,19 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		return -1;
 	}
 	apply_destinations(b);
+	struct auth_options ao = {
+		.users_file = cfg->auth.users_file,
+		.failure_delay_ms = cfg->auth.failure_delay_ms,
+		.max_failures = cfg->auth.max_failures,
+		.window_ms = cfg->auth.failure_window_ms,
+	};
+	char err[512];
+	if (!(b->auth = auth_new(b->base, &ao, err, sizeof(err)))) {
+		log_error("auth: %s", err);
+		return -1;
+	}
+	if (cfg->auth.users_file)
+		log_info("auth: users from %s", cfg->auth.users_file);
 	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
 	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);
@@ -332,6 +347,7 @@ void broker_free(struct broker *b)
 	if (b->base)
 		conn_free_all(b);
 	protocols_fini(b);
+	auth_free(b->auth); /* its requests went with the connections */
 	redirect_free(b->redirect);
 	ha_hook_free(b->hook);
 	store_close(b->store);

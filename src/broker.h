@@ -22,6 +22,7 @@ struct redirect;
 struct ha_hook;
 struct ha;
 struct admin;
+struct auth;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -59,6 +60,8 @@ struct broker {
 	/* A standby with standby_listen = false: broker_activate opens the
 	 * client listeners. */
 	bool listen_deferred;
+	/* [auth]: checks every client's credentials (auth/auth.h). */
+	struct auth *auth;
 	int lock_fd;
 	char **argv;              /* how wharfd was started: broker_restart */
 	struct ha *ha;            /* the pair's link (src/ha/ha.h); NULL: single node */

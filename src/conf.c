@@ -14,7 +14,7 @@
 #include "net/url.h"
 #include "router/address.h"
 
-enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_QUEUE, SEC_TOPIC,
+enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_AUTH, SEC_QUEUE, SEC_TOPIC,
 	       SEC_ADMIN };
 
 struct parser {
@@ -87,6 +87,9 @@ struct wharf_config *config_new(void)
 	cfg->ha.lease_ttl_ms = 2000;
 	cfg->admin.metrics_max_destinations = 1000;
 	cfg->admin.browse_max = 1000;
+	cfg->auth.failure_delay_ms = 1000;
+	cfg->auth.max_failures = 10;
+	cfg->auth.failure_window_ms = 60000;
 	return cfg;
 }
 
@@ -137,6 +140,7 @@ void config_free(struct wharf_config *cfg)
 	free(ha->arbiter);
 	free(ha->pair);
 	free(cfg->admin.listen);
+	free(cfg->auth.users_file);
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
@@ -151,6 +155,7 @@ static struct listener_config *listener_append(struct wharf_config *cfg, const c
 		return NULL;
 	}
 	l->tls.client_cert = -1;
+	l->allow_anonymous = -1;
 	struct listener_config **pp = &cfg->listeners;
 	while (*pp)
 		pp = &(*pp)->next;
@@ -164,6 +169,11 @@ int config_add_listener(struct wharf_config *cfg, const char *name, const char *
 	if (!l || !(l->url = strdup(url)))
 		return -1;
 	return 0;
+}
+
+bool config_allow_anonymous(const struct wharf_config *cfg, const struct listener_config *l)
+{
+	return l->allow_anonymous >= 0 ? l->allow_anonymous == 1 : !cfg->auth.users_file;
 }
 
 /* ---- value parsers ------------------------------------------------------ */
@@ -569,10 +579,41 @@ static int admin_key(struct parser *p, const char *k, const char *v)
 	return fail(p, "unknown key '%s' in [admin]", k);
 }
 
+static int auth_key(struct parser *p, const char *k, const char *v)
+{
+	struct auth_config *a = &p->cfg->auth;
+	if (!strcmp(k, "users_file"))
+		return set_string(p, &a->users_file, v);
+	if (!strcmp(k, "failure_delay")) {
+		if (set_duration(p, k, &a->failure_delay_ms, v) < 0)
+			return -1;
+		if (a->failure_delay_ms > 60000)
+			return fail(p, "%s: at most 60s", k);
+		return 0;
+	}
+	if (!strcmp(k, "max_failures_per_address"))
+		return set_count(p, k, &a->max_failures, v, 0, 1000000);
+	if (!strcmp(k, "failure_window")) {
+		if (set_duration(p, k, &a->failure_window_ms, v) < 0)
+			return -1;
+		if (a->failure_window_ms == 0)
+			return fail(p, "%s: must be more than 0", k);
+		return 0;
+	}
+	return fail(p, "unknown key '%s' in [auth]", k);
+}
+
 static int listener_key(struct parser *p, const char *k, const char *v)
 {
 	if (!strcmp(k, "url"))
 		return set_string(p, &p->listener->url, v);
+	if (!strcmp(k, "allow_anonymous")) {
+		int b = parse_bool(v);
+		if (b < 0)
+			return fail(p, "allow_anonymous: '%s' is not true or false", v);
+		p->listener->allow_anonymous = b;
+		return 0;
+	}
 	if (!strcmp(k, "max_connections"))
 		return set_size(p, k, &p->listener->max_connections, v, 0);
 	int rc = tls_key(p, &p->listener->tls, k, v);
@@ -737,6 +778,13 @@ static int section_header(struct parser *p, char *s)
 		p->section = SEC_ADMIN;
 		return 0;
 	}
+	if (!strcmp(body, "auth")) {
+		if (*arg)
+			return fail(p, "[auth] takes no argument");
+		p->cfg->auth.line = p->line;
+		p->section = SEC_AUTH;
+		return 0;
+	}
 	if (!strcmp(body, "listener")) {
 		if (!*arg)
 			return fail(p, "[listener NAME] needs a name");
@@ -832,6 +880,13 @@ static int check_complete(struct parser *p)
 			p->line = l->line;
 			return fail(p, "[listener %s] has no url", l->name);
 		}
+		/* Without users nobody can log in: a listener closed to
+		 * anonymous clients would let no one in. */
+		if (l->allow_anonymous == 0 && !p->cfg->auth.users_file) {
+			p->line = l->line;
+			return fail(p, "[listener %s] allow_anonymous = false needs [auth] users_file",
+				    l->name);
+		}
 	}
 	if (check_admin(p) < 0)
 		return -1;
@@ -880,6 +935,8 @@ int config_parse(struct wharf_config *cfg, const char *name, const char *text, c
 					rc = mqtt_key(&p, k, v);
 				else if (p.section == SEC_HA)
 					rc = ha_key(&p, k, v);
+				else if (p.section == SEC_AUTH)
+					rc = auth_key(&p, k, v);
 				else if (p.section == SEC_LISTENER)
 					rc = listener_key(&p, k, v);
 				else if (p.section == SEC_ADMIN)

@@ -1,5 +1,6 @@
 /* The configuration file (conf/wharf.conf): `key = value` lines, `#` comments,
- * and sections `[listener NAME]`, `[stomp]`, `[mqtt]`, `[ha]`, `[admin]`, `[queue PATTERN]`,
+ * and sections `[listener NAME]`, `[stomp]`, `[mqtt]`, `[ha]`, `[auth]`, `[admin]`,
+ * `[queue PATTERN]`,
  * `[topic PATTERN]`. Every mistake is reported as FILE:LINE: message.
  * docs/configuration.md lists every key. */
 #ifndef WHARF_CONF_H
@@ -23,6 +24,7 @@ struct listener_config {
 	char *url;
 	size_t max_connections; /* 0: only the global max_connections */
 	struct tls_config tls;
+	int allow_anonymous; /* 1, 0, or -1 unset: true without [auth] users_file, else false */
 	int line; /* of its section header, for messages */
 	struct listener_config *next;
 };
@@ -94,6 +96,15 @@ struct admin_config {
 	int line;                /* of the [admin] header, for messages */
 };
 
+/* [auth]: users and how logins are checked (docs/security.md). */
+struct auth_config {
+	char *users_file;           /* NULL: authentication off */
+	unsigned failure_delay_ms;  /* every refusal is answered after this */
+	unsigned max_failures;      /* per address within failure_window; 0: no throttle */
+	unsigned failure_window_ms;
+	int line;                   /* of the [auth] header, for messages */
+};
+
 struct wharf_config {
 	char *data_dir;
 	char *log_file;
@@ -126,6 +137,7 @@ struct wharf_config {
 	struct mqtt_config mqtt;
 	struct ha_config ha;
 	struct admin_config admin;
+	struct auth_config auth;
 	struct listener_config *listeners;
 	struct dest_config *dests;
 };
@@ -146,5 +158,8 @@ int config_parse(struct wharf_config *cfg, const char *name, const char *text, c
 int config_add_listener(struct wharf_config *cfg, const char *name, const char *url);
 /* Drops every listener (for --listen, which replaces the file's). */
 void config_clear_listeners(struct wharf_config *cfg);
+/* Whether the listener lets clients in without a user name: its
+ * allow_anonymous, or by default true only without a users file. */
+bool config_allow_anonymous(const struct wharf_config *cfg, const struct listener_config *l);
 
 #endif

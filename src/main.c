@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/users.h"
 #include "broker.h"
 #include "conf.h"
 #include "log.h"
@@ -149,6 +150,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "wharfd: listener %s: bad url '%s': %s\n", l->name, l->url, why);
 			goto out;
 		}
+	}
+	if (check && cfg->auth.users_file) {
+		char uerr[512];
+		struct users *u = users_load(cfg->auth.users_file, uerr, sizeof(uerr));
+		if (!u) {
+			fprintf(stderr, "wharfd: %s\n", uerr);
+			goto out;
+		}
+		users_free(u);
 	}
 	if (check) {
 		printf("%s: configuration ok\n", config_path ? config_path : "(defaults)");

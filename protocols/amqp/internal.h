@@ -42,6 +42,8 @@ struct amqp_conn {
 	bool header_checked;        /* the first bytes were looked at for TLS */
 	bool remote_opened;         /* the client's open has come */
 	bool error_closed;          /* we sent close with an error: hang up once written */
+	bool authenticating;        /* SASL init with the authenticator: nothing more is read */
+	bool authenticated;         /* SASL passed: the connection has its principal */
 	struct router_waiter waiter;  /* some link's destination is full */
 	struct amqp_guard guard;      /* what the client sends, before the engine */
 	struct amqp_txn *txns;        /* declared, not yet discharged */

@@ -6,6 +6,7 @@
 #include <proton/disposition.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "broker.h"
 #include "net/conn.h"
@@ -106,7 +107,7 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	bool at_most_once = pn_delivery_settled(pd);
 	bool in_txn = pn_delivery_remote_state(pd) == AMQP_TRANSACTIONAL_STATE;
 	enum router_err err = ROUTER_EINVAL;
-	struct publish_ctx pc = { 0 };
+	struct publish_ctx pc = { .principal = conn_principal(ac->c) };
 	enum dest_kind kind = al ? al->kind : DEST_QUEUE;
 	const char *dest = NULL;
 	if (m) {
@@ -121,6 +122,17 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	if (dest) {
 		m->origin = conn_id(ac->c);
 		conn_count_msg_in(ac->c);
+		/* A JMSXUserID of the client's making is replaced (publish_ctx.
+		 * principal): AMQP consumers then get our encoding of the
+		 * message, not its bytes as sent. */
+		for (size_t i = 0; i < m->nprops; i++) {
+			if (!strcmp(m->props[i].name, MESSAGE_USER_PROP)) {
+				free(m->amqp);
+				m->amqp = NULL;
+				m->amqp_len = 0;
+				break;
+			}
+		}
 		if (at_most_once) {
 			m->qos = 0;
 			m->durable = false;

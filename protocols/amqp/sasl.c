@@ -5,8 +5,10 @@
 #include <proton/sasl_plugin.h>
 #include <string.h>
 
+#include "ha/redirect.h"
 #include "log.h"
 #include "net/conn.h"
+#include "protocols/amqp/internal.h"
 
 static void sasl_free(pn_transport_t *t)
 {
@@ -37,8 +39,10 @@ static bool allowed(pn_transport_t *t, const char *mech)
 	return pnx_sasl_is_mechanism_included(t, pn_bytes(strlen(mech), mech));
 }
 
-/* PLAIN's response is authzid NUL authcid NUL password (RFC 4616). */
-static bool plain_identity(const pn_bytes_t *recv, char *user, size_t cap)
+/* PLAIN's response is authzid NUL authcid NUL password (RFC 4616): the
+ * authcid into user, the password's place and length into *pw, *len. */
+static bool plain_identity(const pn_bytes_t *recv, char *user, size_t cap, const char **pw,
+			   size_t *pwlen)
 {
 	if (!recv->start) /* an init frame without a response */
 		return false;
@@ -53,23 +57,55 @@ static bool plain_identity(const pn_bytes_t *recv, char *user, size_t cap)
 		return false;
 	memcpy(user, authcid, len);
 	user[len] = '\0';
+	*pw = nul2 + 1;
+	*pwlen = (size_t)(end - *pw);
 	return true;
+}
+
+/* The authenticator's answer: the outcome goes out, and reading resumes. */
+static void answered(void *session, enum auth_result r)
+{
+	struct amqp_conn *ac = session;
+	pn_transport_t *t = ac->driver.transport;
+	ac->authenticating = false;
+	ac->authenticated = r == AUTH_OK;
+	if (r == AUTH_OK)
+		pnx_sasl_set_succeeded(t, conn_principal(ac->c), NULL);
+	else
+		pnx_sasl_set_failed(t);
+	pnx_sasl_set_desired_state(t, SASL_POSTED_OUTCOME);
+	conn_pause_input(ac->c, false);
+	amqp_schedule_flush(ac);
 }
 
 static void process_init(pn_transport_t *t, const char *mechanism, const pn_bytes_t *recv)
 {
-	struct conn *c = pnx_sasl_get_context(t);
+	struct amqp_conn *ac = pnx_sasl_get_context(t);
+	struct conn *c = ac->c;
+	struct redirect_target to;
 	char user[256];
-	if (!strcmp(mechanism, "ANONYMOUS") && allowed(t, "ANONYMOUS")) {
+	const char *pw = NULL;
+	size_t pwlen = 0;
+	int rc = -1;
+	if (broker_redirect_for(c, &to)) {
+		/* A standby: the open that follows hears where to go. */
 		pnx_sasl_set_succeeded(t, "anonymous", NULL);
-	} else if (!strcmp(mechanism, "PLAIN") && allowed(t, "PLAIN") &&
-		   plain_identity(recv, user, sizeof(user))) {
-		pnx_sasl_set_succeeded(t, user, NULL);
-		conn_set_principal(c, user);
-	} else {
-		log_info("amqp %s: SASL %s refused", conn_peer(c), mechanism);
-		pnx_sasl_set_failed(t);
+		pnx_sasl_set_desired_state(t, SASL_POSTED_OUTCOME);
+		return;
 	}
+	if (!strcmp(mechanism, "ANONYMOUS") && allowed(t, "ANONYMOUS"))
+		rc = conn_authenticate(c, NULL, "", 0, answered);
+	else if (!strcmp(mechanism, "PLAIN") && allowed(t, "PLAIN") &&
+		 plain_identity(recv, user, sizeof(user), &pw, &pwlen))
+		rc = conn_authenticate(c, user, pw, pwlen, answered);
+	else
+		log_info("amqp %s: SASL %s refused: not offered or malformed", conn_peer(c), mechanism);
+	if (rc == 0) {
+		ac->authenticating = true;
+		conn_pause_input(c, true);
+		return;
+	}
+	pnx_sasl_set_failed(t);
 	pnx_sasl_set_desired_state(t, SASL_POSTED_OUTCOME);
 }
 
@@ -124,10 +160,10 @@ static const pnx_sasl_implementation mechanisms = {
 	.decode = no_layer,
 };
 
-void amqp_sasl_install(pn_transport_t *t, struct conn *c)
+void amqp_sasl_install(pn_transport_t *t, struct amqp_conn *ac)
 {
 	pn_sasl_t *sasl = pn_sasl(t);
-	pnx_sasl_set_implementation(t, &mechanisms, c);
+	pnx_sasl_set_implementation(t, &mechanisms, ac);
 	pn_sasl_set_allow_insecure_mechs(sasl, true);
 	pn_sasl_allowed_mechs(sasl, "PLAIN ANONYMOUS");
 }

@@ -1,16 +1,18 @@
 /* Server-side SASL for AMQP connections: ANONYMOUS and PLAIN, plugged into
- * proton (whose built-in server side has no PLAIN). The PLAIN identity
- * becomes the connection's principal; the password is not checked until
- * users and ACLs arrive. */
+ * proton (whose built-in server side has no PLAIN). Both go to the
+ * broker's authenticator (conn_authenticate); the sasl-outcome waits for
+ * its answer (reading nothing more meanwhile): ok, or auth (code 1). On a
+ * standby SASL passes unchecked, so that the open hears the redirect
+ * first. EXTERNAL (the TLS client certificate) is not offered yet. */
 #ifndef WHARF_AMQP_SASL_H
 #define WHARF_AMQP_SASL_H
 
 #include <proton/transport.h>
 
-struct conn;
+struct amqp_conn;
 
-/* Installs the mechanisms on a server transport; `c` receives the
- * authenticated principal. */
-void amqp_sasl_install(pn_transport_t *t, struct conn *c);
+/* Installs the mechanisms on ac's server transport; ac's connection
+ * receives the authenticated principal (conn_authenticate). */
+void amqp_sasl_install(pn_transport_t *t, struct amqp_conn *ac);
 
 #endif

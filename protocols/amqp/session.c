@@ -143,6 +143,12 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 		ac->remote_opened = true;
 		if (ac->error_closed || redirect(ac, pc))
 			break;
+		/* No SASL (only without users: authentication off): anonymous,
+		 * whatever else the connection knows of its client. */
+		if (!ac->authenticated && conn_set_principal(ac->c, "anonymous") < 0) {
+			amqp_close_with_error(ac, "amqp:internal-error", "out of memory");
+			break;
+		}
 		conn_handshake_done(ac->c);
 		pn_connection_set_container(pc, "wharf");
 		/* Clients (Qpid JMS) look for it before they use a sender
@@ -269,8 +275,10 @@ static void *amqp_open(struct conn *c)
 		return NULL;
 	}
 	pn_transport_set_server(ac->driver.transport);
-	amqp_sasl_install(ac->driver.transport, c);
-	pn_transport_require_auth(ac->driver.transport, false);
+	amqp_sasl_install(ac->driver.transport, ac);
+	/* With users, a client that skips SASL is refused (ANONYMOUS is the
+	 * way in where the listener allows it). */
+	pn_transport_require_auth(ac->driver.transport, ac->b->cfg->auth.users_file != NULL);
 	pn_transport_set_idle_timeout(ac->driver.transport, AMQP_IDLE_TIMEOUT_MS);
 	/* A frame announcing more is a framing error, not a reason to buffer. */
 	pn_transport_set_max_frame(ac->driver.transport, AMQP_MAX_FRAME);
@@ -330,7 +338,7 @@ static void amqp_input(void *session, struct evbuffer *in)
 	struct amqp_conn *ac = session;
 	if (!ac->header_checked && refuse_tls(ac, in))
 		return;
-	while (evbuffer_get_length(in) && !ac->done) {
+	while (evbuffer_get_length(in) && !ac->done && !ac->authenticating) {
 		pn_rwbytes_t rb = pn_connection_driver_read_buffer(&ac->driver);
 		if (!rb.size)
 			break; /* the engine stopped reading (closed, or an error) */

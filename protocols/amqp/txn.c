@@ -186,8 +186,9 @@ static void rollback(struct amqp_txn *t)
 static void commit(struct amqp_conn *ac, struct amqp_txn *t)
 {
 	for (size_t i = 0; i < t->npubs; i++) {
+		struct publish_ctx pc = { .principal = conn_principal(ac->c) };
 		enum router_err err = router_publish(ac->b->router, t->pubs[i].kind, t->pubs[i].dest,
-						     &t->pubs[i].m, NULL);
+						     &t->pubs[i].m, &pc);
 		if (err != ROUTER_OK)
 			log_warn("amqp %s: committed message to %s lost: %s", conn_peer(ac->c),
 				 t->pubs[i].dest, router_strerror(err));

@@ -47,6 +47,9 @@ struct mqtt_conn {
 	uint32_t will_delay;
 	int64_t will_expiry_ms;     /* its message expiry interval, counted from publication */
 	bool paused;                /* some subscription waits for room */
+	/* CONNECT's credentials are with the authenticator: the packet waits
+	 * unread (input paused) and is read again once they pass. */
+	bool authenticating, authenticated;
 	size_t need;
 	struct buf out;
 	struct buf topic, scratch;  /* reused by each PUBLISH sent */

@@ -264,7 +264,12 @@ static int take_will(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	as_publish.props = cp->will_props;
 	mc->will = mqtt_message_from_publish(&as_publish, conn_id(mc->c), 0);
 	mc->will_topic = mqtt_to_router_name(cp->will_topic.p, cp->will_topic.len);
-	if (!mc->will || !mc->will_topic) {
+	/* Published later as the broker's own: its user is set now. */
+	if (mc->will)
+		message_del_prop(mc->will, MESSAGE_USER_PROP);
+	if (!mc->will || !mc->will_topic ||
+	    (strcmp(conn_principal(mc->c), "anonymous") &&
+	     message_set_prop(mc->will, MESSAGE_USER_PROP, conn_principal(mc->c)) < 0)) {
 		drop_will(mc);
 		return -1;
 	}
@@ -275,6 +280,59 @@ static int take_will(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	if (mqtt_has(&cp->will_props, MQTT_PROP_WILL_DELAY))
 		mc->will_delay = cp->will_props.will_delay;
 	return 0;
+}
+
+/* The authenticator's answer: the CONNECT, left unread, is read again
+ * (and this time answered), or the client hears its CONNACK refusal. */
+static void auth_answered(void *session, enum auth_result r)
+{
+	struct mqtt_conn *mc = session;
+	mc->authenticating = false;
+	switch (r) {
+	case AUTH_OK:
+		mc->authenticated = true;
+		conn_pause_input(mc->c, false);
+		return;
+	case AUTH_NO_ANONYMOUS:
+		refuse_connect(mc, MQTT_RC_NOT_AUTHORIZED, "authentication failed: no user name");
+		return;
+	case AUTH_ERROR:
+		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	default:
+		refuse_connect(mc, MQTT_RC_BAD_USERNAME_OR_PASSWORD, "authentication failed");
+		return;
+	}
+}
+
+/* Asks about the CONNECT's user name and password (no user name:
+ * anonymous); true when the answer is awaited (or a refusal went out). */
+static bool authenticate(struct mqtt_conn *mc, const struct mqtt_connect *cp)
+{
+	if (mc->authenticated)
+		return false;
+	char *user = NULL;
+	if (cp->has_username) {
+		/* A NUL in the name (the codec lets U+0000 by) names no user. */
+		user = malloc(cp->username.len + 1);
+		if (user) {
+			memcpy(user, cp->username.p, cp->username.len);
+			user[cp->username.len] = '\0';
+			if (strlen(user) != cp->username.len)
+				user[0] = ':';
+		}
+	}
+	int rc = cp->has_username && !user ? -1
+		 : conn_authenticate(mc->c, user, cp->has_password ? cp->password.p : "",
+				     cp->has_password ? cp->password.len : 0, auth_answered);
+	free(user);
+	if (rc < 0) {
+		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return true;
+	}
+	mc->authenticating = true;
+	conn_pause_input(mc->c, true);
+	return true;
 }
 
 static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
@@ -295,6 +353,8 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		refuse_connect(mc, MQTT_RC_BAD_AUTHENTICATION_METHOD, "authentication method not supported");
 		return;
 	}
+	if (authenticate(mc, cp))
+		return;
 	char *id = malloc(cp->client_id.len + 1);
 	if (!id) {
 		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
@@ -660,11 +720,12 @@ static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		goto oom;
 	mc->mb->msgs_in++;
 	conn_count_msg_in(mc->c);
+	struct publish_ctx pc = { .principal = conn_principal(mc->c) };
 	if (e) {
 		e->tag = TAG(qos, pid, 0);
-		confirmq_publish(&mc->confirms, e, DEST_TOPIC, topic, &m, NULL);
+		confirmq_publish(&mc->confirms, e, DEST_TOPIC, topic, &m, &pc);
 	} else {
-		router_publish(mc->mb->b->router, DEST_TOPIC, topic, &m, NULL);
+		router_publish(mc->mb->b->router, DEST_TOPIC, topic, &m, &pc);
 	}
 	free(topic);
 	return;
@@ -906,8 +967,10 @@ static void mqtt_input(void *session, struct evbuffer *in)
 			on_decode_error(mc, &err, data + off, len - off);
 			break;
 		}
-		off += used;
 		on_packet(mc, &p);
+		if (mc->authenticating)
+			break; /* the CONNECT is decoded again once answered */
+		off += used;
 		if (mc->mb) /* NULL until CONNECT is taken */
 			mc->mb->bytes_in += used;
 	}

@@ -79,6 +79,42 @@ static bool redirect(struct stomp_session *s, struct stomp_frame *f)
 	return true;
 }
 
+/* The authenticator's answer: the CONNECT, left unread, is read again
+ * (and this time answered), or the client hears ERROR. */
+static void auth_answered(void *session, enum auth_result r)
+{
+	struct stomp_session *s = session;
+	s->authenticating = false;
+	if (r != AUTH_OK) {
+		stomp_send_error(s, "authentication failed", NULL,
+				 r == AUTH_ERROR ? "out of memory" : NULL);
+		return;
+	}
+	s->authenticated = true;
+	conn_pause_input(s->c, false);
+}
+
+/* Asks about the CONNECT's login and passcode (no login, or an empty one:
+ * anonymous); true when the answer is awaited (or an ERROR went out). */
+static bool authenticate(struct stomp_session *s, struct stomp_frame *f)
+{
+	if (s->authenticated)
+		return false;
+	const char *login = stomp_frame_get(f, "login");
+	const char *passcode = stomp_frame_get(f, "passcode");
+	if (login && !*login)
+		login = NULL;
+	if (!passcode)
+		passcode = "";
+	if (conn_authenticate(s->c, login, passcode, strlen(passcode), auth_answered) < 0) {
+		stomp_send_error(s, "out of memory", NULL, NULL);
+		return true;
+	}
+	s->authenticating = true;
+	conn_pause_input(s->c, true);
+	return true;
+}
+
 void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 {
 	const char *accept = stomp_frame_get(f, "accept-version");
@@ -113,6 +149,8 @@ void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 		stomp_send_error(s, "malformed heart-beat header", NULL, "expected heart-beat:cx,cy");
 		return;
 	}
+	if (authenticate(s, f))
+		return;
 	const char *client_id = stomp_frame_get(f, "client-id");
 	if (client_id && *client_id) {
 		int rc = stomp_client_id_claim(&s->client_id, s->b, client_id);

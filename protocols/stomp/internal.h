@@ -82,6 +82,9 @@ struct stomp_session {
 	bool paused;
 	bool blocked;                 /* a destination is full: input paused */
 	bool disconnecting;           /* DISCONNECT read: answer what is pending, close */
+	/* CONNECT's credentials are with the authenticator: the frame waits
+	 * unread (input paused) and is read again once they pass. */
+	bool authenticating, authenticated;
 	struct router_waiter waiter;
 	/* Receipts in the order asked, each after the store has every durable
 	 * message sent before it. */

@@ -168,8 +168,8 @@ void stomp_release_confirm(void *ctx, struct confirm *e)
 int stomp_publish(struct stomp_session *s, enum dest_kind kind, const char *name,
 		  struct message **m, const char *receipt)
 {
-	struct publish_ctx pc = { 0 };
 	conn_count_msg_in(s->c);
+	struct publish_ctx pc = { .principal = conn_principal(s->c) };
 	if (!(*m)->durable) {
 		enum router_err err = router_publish(s->b->router, kind, name, m, &pc);
 		if (err != ROUTER_OK) {

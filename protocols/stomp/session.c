@@ -234,7 +234,7 @@ static void stomp_input(void *session, struct evbuffer *in)
 	const uint8_t *data = evbuffer_pullup(in, -1);
 	size_t off = 0;
 	s->need = 0;
-	while (off < len && s->state != ST_DONE && !s->blocked) {
+	while (off < len && s->state != ST_DONE && !s->blocked && !s->authenticating) {
 		struct stomp_frame *f = NULL;
 		size_t used = 0, need = 0;
 		const char *err = NULL;
@@ -249,11 +249,15 @@ static void stomp_input(void *session, struct evbuffer *in)
 			stomp_send_error(s, err, NULL, NULL);
 			break;
 		}
-		off += used;
 		if (st == STOMP_DECODE_FRAME) {
 			on_frame(s, f);
 			stomp_frame_free(f);
+			if (s->authenticating) {
+				s->scanned = 0; /* the CONNECT is decoded again */
+				break;
+			}
 		}
+		off += used;
 	}
 	evbuffer_drain(in, off);
 }

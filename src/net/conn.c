@@ -91,6 +91,50 @@ void conn_pause_input(struct conn *c, bool paused)
 	}
 }
 
+void conn_set_allow_anonymous(struct conn *c, bool allow)
+{
+	c->allow_anonymous = allow;
+}
+
+static void timer_start(struct event *ev, unsigned ms);
+
+static void auth_answer(void *arg, enum auth_result r)
+{
+	struct conn *c = arg;
+	c->auth_req = NULL;
+	/* The rest of the handshake (AMQP: the open after SASL) is the
+	 * client's again. */
+	if (c->b->cfg->handshake_timeout_ms)
+		timer_start(c->handshake_ev, c->b->cfg->handshake_timeout_ms);
+	if (r == AUTH_OK &&
+	    conn_set_principal(c, c->auth_user && auth_enabled(c->b->auth) ? c->auth_user : "anonymous") < 0)
+		r = AUTH_ERROR;
+	free(c->auth_user);
+	c->auth_user = NULL;
+	c->auth_done(c->session, r);
+}
+
+int conn_authenticate(struct conn *c, const char *user, const char *password, size_t len,
+		      conn_auth_fn done)
+{
+	if (c->auth_req || c->closing)
+		return -1;
+	if (user && !(c->auth_user = strdup(user)))
+		return -1;
+	c->auth_done = done;
+	c->auth_req = auth_request(c->b->auth, conn_protocol(c), c->peer, user, password, len,
+				   c->allow_anonymous, auth_answer, c);
+	if (!c->auth_req) {
+		free(c->auth_user);
+		c->auth_user = NULL;
+		return -1;
+	}
+	/* Waiting for the authenticator (a queue of checks before this one
+	 * after a failover) is not the client's slowness. */
+	evtimer_del(c->handshake_ev);
+	return 0;
+}
+
 void conn_handshake_done(struct conn *c)
 {
 	evtimer_del(c->handshake_ev);
@@ -136,6 +180,8 @@ static void frame_check(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
+	auth_cancel(c->auth_req);
+	free(c->auth_user);
 	if (c->session)
 		c->proto->closed(c->session);
 	log_debug("conn %lu %s closed", c->id, c->peer);
@@ -190,6 +236,10 @@ void conn_close(struct conn *c, bool flush)
 	if (c->closing && !(c->flushing && !flush))
 		return;
 	c->closing = true;
+	auth_cancel(c->auth_req); /* the answer has no one to go to */
+	c->auth_req = NULL;
+	free(c->auth_user);
+	c->auth_user = NULL;
 	bufferevent_disable(c->bev, EV_READ);
 	if (c->handshake_ev)
 		evtimer_del(c->handshake_ev);

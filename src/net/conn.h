@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth/auth.h"
+
 struct evbuffer;
 struct event_base;
 struct broker;
@@ -52,6 +54,22 @@ bool conn_output_full(const struct conn *c);
 /* Stops reading the client; resuming hands the adapter what is already
  * buffered (from the event loop). */
 void conn_pause_input(struct conn *c, bool paused);
+/* Called on the loop with the answer of conn_authenticate. */
+typedef void (*conn_auth_fn)(void *session, enum auth_result r);
+/* The adapter's handshake carries credentials (user NULL: none): asks the
+ * broker's authenticator (auth/auth.h) under the listener's
+ * allow_anonymous, and calls done(session, result) later from the loop,
+ * never inside this call; a refusal comes after [auth] failure_delay.
+ * Meanwhile the adapter reads nothing more of the client (it pauses its
+ * input or leaves it unread) and answers the handshake once told. On
+ * AUTH_OK the principal is the user, or "anonymous" (no user name, or
+ * authentication off). The connection owns the request: one at a time;
+ * when it closes first, done is not called. The wait does not count
+ * against handshake_timeout (it starts again with the answer). -1 on out
+ * of memory. */
+int conn_authenticate(struct conn *c, const char *user, const char *password, size_t len,
+		      conn_auth_fn done);
+
 /* The protocol's handshake is done (STOMP CONNECTED, MQTT CONNACK, AMQP
  * open): handshake_timeout no longer applies. */
 void conn_handshake_done(struct conn *c);
@@ -93,6 +111,8 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 /* The counter given to conn_accept is going away (its listener closes):
  * the connections still counted in it stop touching it. */
 void conn_forget_count(struct broker *b, const unsigned long *listener_count);
+/* The listener's allow_anonymous, for conn_authenticate (default false). */
+void conn_set_allow_anonymous(struct conn *c, bool allow);
 /* Every connection of the broker: tell them all the broker stops, or free
  * them at once (teardown only, outside any callback). */
 void conn_shutdown_all(struct broker *b);

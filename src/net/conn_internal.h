@@ -38,6 +38,10 @@ struct conn {
 	char *principal;
 	struct conn_counts counts; /* net/conn.h */
 	long long since_ms;        /* accepted, wall clock */
+	bool allow_anonymous;             /* the listener's (conn_authenticate) */
+	struct auth_request *auth_req;    /* pending conn_authenticate, or NULL */
+	conn_auth_fn auth_done;
+	char *auth_user;                  /* what it asked about, NULL: anonymous */
 };
 
 #endif

@@ -42,6 +42,7 @@ struct listener {
 	struct tls_ctx *tls; /* NULL for plain TCP */
 	bool ws;
 	char *name;
+	bool allow_anonymous;       /* config_allow_anonymous */
 	size_t max_connections;     /* 0: the global limit only */
 	unsigned long nconns;       /* open connections accepted here */
 	struct event *resume_ev;    /* re-enables accepting after a pause */
@@ -105,8 +106,10 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	}
 	struct ws_options ws = { .max_message = cfg->ws_max_message,
 				 .allowed_origins = cfg->ws_allowed_origins };
-	conn_accept(l->b, l->proto, l->tls, l->ws ? &ws : NULL, fd, sa, salen,
-		    cfg->max_connection_output, &l->nconns);
+	struct conn *c = conn_accept(l->b, l->proto, l->tls, l->ws ? &ws : NULL, fd, sa, salen,
+				     cfg->max_connection_output, &l->nconns);
+	if (c)
+		conn_set_allow_anonymous(c, l->allow_anonymous);
 }
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -262,6 +265,7 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 	l->proto = proto;
 	l->ws = !proto;
 	l->max_connections = lc->max_connections;
+	l->allow_anonymous = config_allow_anonymous(b->cfg, lc);
 	if (!(l->resume_ev = evtimer_new(b->base, resume_cb, l))) {
 		log_error("listener %s: out of memory", name);
 		free(l->name);

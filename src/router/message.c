@@ -99,6 +99,20 @@ int message_set_prop(struct message *m, const char *name, const char *value)
 	return message_add_prop(m, name, value, strlen(value));
 }
 
+void message_del_prop(struct message *m, const char *name)
+{
+	for (size_t i = 0; i < m->nprops;) {
+		if (strcmp(m->props[i].name, name)) {
+			i++;
+			continue;
+		}
+		free(m->props[i].name);
+		free(m->props[i].value);
+		memmove(&m->props[i], &m->props[i + 1], (m->nprops - i - 1) * sizeof(*m->props));
+		m->nprops--;
+	}
+}
+
 static int copy_bytes(uint8_t **to, const uint8_t *from, size_t len)
 {
 	if (!from)

@@ -15,6 +15,12 @@
  * name, which STOMP clients send as a header; adapters map their own group
  * fields onto it. */
 #define MESSAGE_GROUP_PROP "JMSXGroupID"
+/* The user property that names the publisher's authenticated user (its
+ * principal, docs/security.md): JMS's name, as ActiveMQ sets it. The
+ * router sets it on every client's publish by a user
+ * (publish_ctx.principal), replacing whatever the client put there, and
+ * removes it from an anonymous client's: present, it can be trusted. */
+#define MESSAGE_USER_PROP "JMSXUserID"
 
 struct msg_prop {
 	char *name;
@@ -64,6 +70,8 @@ int message_set_bytes(char **field, size_t *len, const void *value, size_t value
 int message_add_prop(struct message *m, const char *name, const char *value, size_t value_len);
 /* Replaces the value of the first property called `name`, or adds one. */
 int message_set_prop(struct message *m, const char *name, const char *value);
+/* Removes every property called `name`. */
+void message_del_prop(struct message *m, const char *name);
 /* Takes ownership of *body (malloc'd) and sets *body to NULL. */
 void message_take_body(struct message *m, uint8_t **body, size_t len);
 /* A new message (one reference) with every field of m copied, for a

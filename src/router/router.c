@@ -539,6 +539,12 @@ enum router_err router_publish(struct router *r, enum dest_kind kind, const char
 	enum router_err err = check_name(name, false, ctx && ctx->broker_own);
 	if (err != ROUTER_OK)
 		goto out;
+	if (ctx && ctx->principal && !strcmp(ctx->principal, "anonymous"))
+		message_del_prop(m, MESSAGE_USER_PROP);
+	else if (ctx && ctx->principal && message_set_prop(m, MESSAGE_USER_PROP, ctx->principal) < 0) {
+		err = ROUTER_ENOMEM;
+		goto out;
+	}
 	if (message_set(&m->dest, name) < 0) {
 		err = ROUTER_ENOMEM;
 		goto out;

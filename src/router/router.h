@@ -98,6 +98,12 @@ struct publish_ctx {
 	 * confirm already waits for (store_put_confirmed): it is then
 	 * confirmed once they are on disk too. */
 	struct router_confirm *confirm;
+	/* The publisher's authenticated user (conn_principal: a user name,
+	 * or "anonymous"): set on the message as MESSAGE_USER_PROP,
+	 * replacing what the client sent, so consumers can trust it; for
+	 * "anonymous" the property is removed. NULL: the broker's own
+	 * publish (a will, $SYS), left as it is. */
+	const char *principal;
 	/* Out: this publish left some destination full (or the store too
 	 * busy), so its publisher is to be slowed (router_wait_room). */
 	bool blocked;

@@ -75,6 +75,9 @@ struct conn {
 	unsigned long id;
 	bool closing, paused, resumed, was_full, handshake_done;
 	char principal[256];
+	/* conn_authenticate's question, answered at the end of the pass */
+	conn_auth_fn auth_done;
+	enum auth_result auth_result;
 	struct evbuffer *out;
 };
 
@@ -120,6 +123,19 @@ void conn_pause_input(struct conn *c, bool paused)
 int conn_write(struct conn *c, const void *data, size_t len)
 {
 	return evbuffer_add(c->out, data, len);
+}
+
+/* Users whose name starts with 'x' are refused; others (and anonymous)
+ * come in, the answer at the end of the loop's pass (reap). */
+int conn_authenticate(struct conn *c, const char *user, const char *password, size_t len,
+		      conn_auth_fn done)
+{
+	CHECK(!c->auth_done && !c->closing);
+	c->auth_done = done;
+	c->auth_result = user && user[0] == 'x' ? AUTH_BAD_CREDENTIALS : AUTH_OK;
+	if (c->auth_result == AUTH_OK)
+		snprintf(c->principal, sizeof(c->principal), "%s", user ? user : "anonymous");
+	return 0;
 }
 
 int conn_set_principal(struct conn *c, const char *principal)
@@ -375,6 +391,11 @@ static void reap(struct client *k)
 	struct conn *c = k->c;
 	if (!c)
 		return;
+	if (c->auth_done && !c->closing) {
+		conn_auth_fn done = c->auth_done;
+		c->auth_done = NULL;
+		done(k->s, c->auth_result);
+	}
 	size_t alen = fuzz_handshake_answer ? strlen(fuzz_handshake_answer) : 0;
 	if (alen && evbuffer_get_length(c->out) >= alen &&
 	    !memcmp(evbuffer_pullup(c->out, (ev_ssize_t)alen), fuzz_handshake_answer, alen))

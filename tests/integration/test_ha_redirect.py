@@ -53,14 +53,17 @@ secret = a-secret-of-more-than-16-chars
 %s""" % (closed_port(), extra)
 
 
-def mqtt_connack(port, protocol, transport="tcp"):
+def mqtt_connack(port, protocol, transport="tcp", user=None, password=None,
+                 client_id="redirect-test"):
     """The CONNACK code paho gets (a ReasonCodes for 5.0, an int before)."""
     got = []
     done = threading.Event()
     kw = {"protocol": protocol, "transport": transport}
     if protocol != mqtt.MQTTv5:
         kw["clean_session"] = True
-    c = mqtt.Client(client_id="redirect-test", **kw)
+    c = mqtt.Client(client_id=client_id, **kw)
+    if user is not None:
+        c.username_pw_set(user, password)
 
     def on_connect(client, userdata, flags, rc, properties=None):
         got.append((rc, properties))

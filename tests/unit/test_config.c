@@ -184,6 +184,34 @@ int main(void)
 	ok(cfg->admin.listen == NULL && cfg->admin.metrics_max_destinations == 1000,
 	   "defaults: no admin listener, 1000 destinations in /metrics");
 	config_free(cfg);
+	rc = parse("[auth]\nusers_file = /etc/wharf/users\nfailure_delay = 2s\n"
+		   "max_failures_per_address = 5\nfailure_window = 30s\n"
+		   "[listener a]\nurl = stomp://127.0.0.1:1\n"
+		   "[listener b]\nurl = mqtt://127.0.0.1:2\nallow_anonymous = true\n",
+		   err, sizeof(err), &cfg);
+	ok(rc == 0, "an [auth] section parses (%s)", err);
+	ok(cfg->auth.failure_delay_ms == 2000 && cfg->auth.max_failures == 5 &&
+		   cfg->auth.failure_window_ms == 30000,
+	   "failure_delay, max_failures_per_address, failure_window");
+	is_str(cfg->auth.users_file, "/etc/wharf/users", "users_file");
+	ok(!config_allow_anonymous(cfg, cfg->listeners) &&
+		   config_allow_anonymous(cfg, cfg->listeners->next),
+	   "with users, listeners refuse anonymous clients unless they allow them");
+	config_free(cfg);
+	rc = parse("[listener a]\nurl = stomp://127.0.0.1:1\n", err, sizeof(err), &cfg);
+	ok(rc == 0 && cfg->auth.failure_delay_ms == 1000 && cfg->auth.max_failures == 10 &&
+		   cfg->auth.failure_window_ms == 60000 && !cfg->auth.users_file &&
+		   config_allow_anonymous(cfg, cfg->listeners),
+	   "defaults: no users, 1s, 10 per 60s, anonymous allowed");
+	config_free(cfg);
+	bad("[listener a]\nurl = stomp://h:1\nallow_anonymous = false\n",
+	    "t.conf:1: [listener a] allow_anonymous = false needs [auth] users_file");
+	bad("[listener a]\nallow_anonymous = maybe\n", "t.conf:2: allow_anonymous: 'maybe' is not true or false");
+	bad("[auth]\nfailure_delay = 2m\n", "t.conf:2: failure_delay: at most 60s");
+	bad("[auth]\nfailure_window = 0\n", "t.conf:2: failure_window: must be more than 0");
+	bad("[auth]\nusers = x\n", "t.conf:2: unknown key 'users' in [auth]");
+	bad("[auth x]\n", "t.conf:1: [auth] takes no argument");
+
 	cfg = config_new();
 	ok(cfg->stomp.dialect == STOMP_DIALECT_BOTH && cfg->max_transactions == 64 &&
 		   cfg->max_transaction_bytes == 64 * 1024 * 1024,

@@ -24,6 +24,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "tools/wharfctl/pair.h"
 #include "ha/auth.h"
 #include "ha/frame.h"
 #include "net/url.h"
@@ -182,7 +183,7 @@ static int read_frame(int fd, uint8_t *buf, size_t cap, struct repl_frame *f)
 	}
 }
 
-int main(int argc, char **argv)
+int wharfctl_pair(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "peer", required_argument, NULL, 'p' },

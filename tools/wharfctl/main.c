@@ -1,0 +1,31 @@
+/* wharfctl: the operator's tool. Subcommands: user (tools/wharfctl/user.h);
+ * the pair's status and promote (tools/wharfctl/pair.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/wharfctl/pair.h"
+#include "tools/wharfctl/user.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: wharfctl user add|passwd|del|list ... (wharfctl user --help)\n"
+		   "       wharfctl --peer repl://HOST:PORT [--secret-file FILE] ... status|promote\n"
+		   "                (wharfctl --peer X --help)\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "user"))
+		return wharfctl_user(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	return wharfctl_pair(argc, argv);
+}
