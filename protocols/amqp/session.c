@@ -18,6 +18,7 @@
 #include <proton/transport.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "broker.h"
@@ -31,6 +32,10 @@
 #define AMQP_MAX_FRAME (1024 * 1024)
 /* A client silent this long is gone; it hears from us at half of it. */
 #define AMQP_IDLE_TIMEOUT_MS 60000
+/* The shortest idle-time-out a client may ask of us: the engine sends an
+ * empty frame every half of it, and a hostile client asking for 1 ms would
+ * have us write 2,000 frames a second, for ever. */
+#define AMQP_MIN_PEER_IDLE_MS 1000
 
 /* ---- output -------------------------------------------------------------- */
 
@@ -143,6 +148,14 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 		ac->remote_opened = true;
 		if (ac->error_closed || redirect(ac, pc))
 			break;
+		pn_millis_t idle = pn_transport_get_remote_idle_timeout(ac->driver.transport);
+		if (idle && idle < AMQP_MIN_PEER_IDLE_MS) {
+			char why[96];
+			snprintf(why, sizeof(why), "idle-time-out of %u ms: at least %u ms", (unsigned)idle,
+				 AMQP_MIN_PEER_IDLE_MS);
+			amqp_close_with_error(ac, "amqp:resource-limit-exceeded", why);
+			break;
+		}
 		/* No SASL (only without users: authentication off): anonymous,
 		 * whatever else the connection knows of its client. */
 		if (!ac->authenticated && conn_set_principal(ac->c, "anonymous") < 0) {
@@ -241,7 +254,9 @@ static void tick(struct amqp_conn *ac)
 	pn_timestamp_t now = clock_mono_ms();
 	pn_timestamp_t next = pn_transport_tick(ac->driver.transport, now);
 	if (next && !ac->done) {
-		int64_t ms = next > now ? (int64_t)(next - now) : 0;
+		/* At least a millisecond: a deadline already due must not make
+		 * a timer that fires again at once. */
+		int64_t ms = next > now ? (int64_t)(next - now) : 1;
 		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 		evtimer_add(ac->tick_ev, &tv);
 	}

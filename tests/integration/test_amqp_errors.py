@@ -89,6 +89,16 @@ class BadInputTest(AmqpTestCase):
             self.assertIn(r.read_header(CLOSE_TIMEOUT), HEADERS_OK, bad[:8])
             r.wait_closed(CLOSE_TIMEOUT)
 
+    def test_idle_timeout_under_a_second_is_refused(self):
+        """A client asking for an idle-time-out of 1 ms would have the
+        broker write 2,000 empty frames a second, for ever: it is refused at
+        its open with amqp:resource-limit-exceeded; a second is taken."""
+        r = self.raw()
+        r.open(idle_ms=1)
+        self.error_close(r, ("amqp:resource-limit-exceeded",))
+        r = self.raw()
+        self.assertEqual(r.open(idle_ms=1000).desc, OPEN)
+
     def test_sasl_anonymous_by_hand(self):
         r = self.raw()
         o = r.open(sasl=True)
