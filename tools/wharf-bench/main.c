@@ -837,6 +837,9 @@ static void raise_fd_limit(unsigned need)
 
 int main(int argc, char **argv)
 {
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--drill"))
+			return wb_drill_main(argc, argv);
 	struct wb_opts o;
 	if (parse_opts(&o, argc, argv) < 0)
 		return EXIT_USAGE;
