@@ -174,8 +174,9 @@ static void handover_cb(evutil_socket_t fd, short what, void *arg)
 		failover_resign(ha->failover);
 		return;
 	case HANDOVER_RESIGNED:
-		/* The new active closes its link to us when it promotes. */
-		if (!failover_idle(ha->failover) || (ha->standby && now < ha->handover_deadline_ms))
+		/* The new active closes its link to us when it promotes; the
+		 * revoke is answered (or failed). Bounded either way. */
+		if ((!failover_idle(ha->failover) || ha->standby) && now < ha->handover_deadline_ms)
 			return;
 		if (ha->standby)
 			snprintf(text, sizeof(text), "failover: lead given up, but %s did not take over "

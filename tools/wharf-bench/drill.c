@@ -97,6 +97,7 @@ struct dclient {
 		redirects[MAX_PHASE];
 	/* per event */
 	uint64_t last_before[MAX_EVENTS], first_after[MAX_EVENTS];
+	uint64_t last_conf_ns;            /* the latest confirmation */
 };
 
 struct devent {
@@ -379,6 +380,7 @@ void wb_drill_confirm(struct wb_client *c, uint64_t n, bool rejected)
 	c->confirmed += n;
 	dc->inc_conf[inc] = c->confirmed;
 	uint64_t now = wb_now_ns();
+	dc->last_conf_ns = now;
 	for (unsigned e = 0; e < D.nev; e++) {
 		if (!D.ev[e].phase)
 			continue;
@@ -494,6 +496,9 @@ static void trigger(struct devent *ev)
 		return;
 	}
 	ev->phase = ++D.phase;
+	/* the last confirmation before; old connections may still add some */
+	for (unsigned i = 0; i < D.ncl; i++)
+		D.cl[i].last_before[D.cur] = D.cl[i].last_conf_ns;
 	set_stage(ST_RECOVER);
 }
 
