@@ -62,6 +62,9 @@ struct broker {
 	bool listen_deferred;
 	/* [auth]: checks every client's credentials (auth/auth.h). */
 	struct auth *auth;
+	/* A planned switch-over (ha/ha_control.c): client input is not read
+	 * (net/conn.h conn_drain_input); output and confirmations go on. */
+	bool draining;
 	int lock_fd;
 	char **argv;              /* how wharfd was started: broker_restart */
 	struct ha *ha;            /* the pair's link (src/ha/ha.h); NULL: single node */

@@ -17,6 +17,7 @@ struct failover {
 	struct ha *ha;
 	struct arbiter *arb;
 	bool named;  /* the sync key names our standby (as far as we asked) */
+	bool named_ok; /* ... and etcd said so */
 };
 
 static void elected(void *arg, uint64_t epoch)
@@ -83,18 +84,45 @@ void failover_free(struct failover *f)
 	free(f);
 }
 
+static void named(void *arg, bool ok)
+{
+	struct failover *f = arg;
+	f->named_ok = f->named && ok;
+}
+
 void failover_in_sync(struct failover *f, const char *standby)
 {
 	if (!f)
 		return;
 	f->named = true;
-	arbiter_set_sync(f->arb, standby, NULL, NULL);
+	f->named_ok = false;
+	arbiter_set_sync(f->arb, standby, named, f);
+}
+
+bool failover_standby_named(const struct failover *f)
+{
+	return f && f->named && f->named_ok;
+}
+
+void failover_resign(struct failover *f)
+{
+	log_info("arbiter: this node (%s) gives up the lead of the pair (switch-over)",
+		 f->ha->cfg->node_id);
+	arbiter_resign(f->arb);
+}
+
+bool failover_idle(const struct failover *f)
+{
+	return arbiter_idle(f->arb);
 }
 
 bool failover_standby_gone(struct failover *f)
 {
 	if (!f || !f->named)
 		return true;
+	f->named_ok = false;
+	if (f->ha->handover >= HANDOVER_RESIGNED)
+		return false; /* resigned: nothing goes out alone; the node restarts */
 	log_info("arbiter: clearing the standby in sync before confirming alone");
 	arbiter_set_sync(f->arb, NULL, cleared, f);
 	return false;

@@ -27,4 +27,14 @@ void failover_in_sync(struct failover *f, const char *standby);
  * standby (ha_gate_release is called then). */
 bool failover_standby_gone(struct failover *f);
 
+/* The arbiter has written this node's standby in the sync key: the
+ * standby may be elected when this node gives up the lead. */
+bool failover_standby_named(const struct failover *f);
+/* A planned switch-over (ha/ha_control.c): gives up the lead at once
+ * (arbiter_resign: the lease is revoked, the standby is elected within
+ * milliseconds); this node stops campaigning and must restart. */
+void failover_resign(struct failover *f);
+/* The revoke has been answered (or has failed). */
+bool failover_idle(const struct failover *f);
+
 #endif

@@ -93,6 +93,8 @@ static void detach_standby(struct ha *ha)
 void hlink_close(struct link *l)
 {
 	struct ha *ha = l->ha;
+	if (l == ha->handover_ctl)
+		ha->handover_ctl = NULL;
 	if (l == ha->standby)
 		detach_standby(ha);
 	if (l == ha->upstream) {
@@ -118,8 +120,11 @@ void hlink_close_flushed(struct link *l)
 
 void ha_drop_standby(struct ha *ha, const char *why)
 {
-	log_warn("replication: standby %s dropped (%s): running alone, degraded",
-		 ha->standby->peer_id, why);
+	if (ha->handover >= HANDOVER_RESIGNED)
+		log_info("replication: standby %s left (%s): it takes over", ha->standby->peer_id, why);
+	else
+		log_warn("replication: standby %s dropped (%s): running alone, degraded",
+			 ha->standby->peer_id, why);
 	ha->degraded = true;
 	ha->drops++;
 	hlink_close(ha->standby);
@@ -412,8 +417,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct link *l = LIST_FIRST(&ha->links), *next;
 	for (; l; l = next) {
 		next = LIST_NEXT(l, le);
-		if (l->state == L_CONNECTING)
-			continue;
+		if (l->state == L_CONNECTING || l == ha->handover_ctl)
+			continue; /* wharfctl waits for a switch-over's answer */
 		char why[64];
 		if (now - l->last_rx_ms > (int64_t)timeout) {
 			snprintf(why, sizeof(why), "silent for %u ms", timeout);
@@ -533,6 +538,7 @@ void ha_free(struct ha *ha)
 		return;
 	failover_free(ha->failover);
 	ha->failover = NULL;
+	ha_handover_free(ha);
 	while (!LIST_EMPTY(&ha->links))
 		hlink_close(LIST_FIRST(&ha->links));
 	if (ha->j) {

@@ -1,22 +1,26 @@
 /* wharfctl's requests on the replication link (ha/ha_internal.h):
- * PROMOTE and STATUS, each answered with one TEXT frame. */
+ * PROMOTE, STATUS and FAILOVER, each answered with one TEXT frame. */
 #include "config.h"
 #include "ha/ha.h"
 #include "ha/ha_internal.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "ha/auth.h"
+#include "ha/failover.h"
 #include "ha/frame.h"
 #include "ha/mirror.h"
 #include "ha/sender.h"
 #include "log.h"
+#include "net/conn.h"
 #include "store/journal.h"
 #include "store/store.h"
 
@@ -80,15 +84,160 @@ static void status_text(struct ha *ha, char *out, size_t n)
 	snprintf(out, n,
 		 "role: %s\nnode_id: %s\npeer: %s\nconnected: %s\nin_sync: %s\ndegraded: %s\n"
 		 "last_seq: %" PRIu64 "\nlag_records: %" PRIu64 "\nlag_bytes: %" PRIu64 "\n"
-		 "held_confirmations: %" PRIu64 "\nattaches: %" PRIu64 "\ndrops: %" PRIu64 "\nrefusals: %" PRIu64 "\n",
+		 "held_confirmations: %" PRIu64 "\nattaches: %" PRIu64 "\ndrops: %" PRIu64 "\nrefusals: %" PRIu64 "\n"
+		 "pid: %ld\n",
 		 st.active ? "active" : "standby", ha->cfg->node_id, ha->cfg->peer,
 		 st.connected ? "yes" : "no", st.in_sync ? "yes" : "no", st.degraded ? "yes" : "no",
-		 st.last_seq, st.lag_records, st.lag_bytes, st.held, st.attaches, st.drops, st.refusals);
+		 st.last_seq, st.lag_records, st.lag_bytes, st.held, st.attaches, st.drops, st.refusals,
+		 (long)getpid());
+}
+
+/* ---- the planned switch-over (FAILOVER) ---------------------------------
+ *
+ * 1. Client input stops (conn_drain_input): nothing new is written for
+ *    clients; output, deliveries and confirmations go on.
+ * 2. Wait, at most HANDOVER_WAIT_MS, until the standby is attached and in
+ *    sync, the arbiter names it in the sync key, nothing is waiting to be
+ *    written and its ACK covers the journal's durable end. Else refuse:
+ *    input resumes and wharfctl is told.
+ * 3. The gate is turned on at the ACK (nothing above it is confirmed from
+ *    here on, whatever ha.sync says) and the lead is given up
+ *    (arbiter_resign): the standby is elected within milliseconds and,
+ *    promoting itself, closes its link to us.
+ * 4. Once the link has gone (or lease_ttl * 2 passed), wharfctl is
+ *    answered and, once the answer has gone out, this node restarts
+ *    (broker_restart) and joins the new active as its standby. */
+
+static void handover_cb(evutil_socket_t fd, short what, void *arg);
+
+void ha_handover_free(struct ha *ha)
+{
+	if (ha->handover_ev)
+		event_free(ha->handover_ev);
+	ha->handover_ev = NULL;
+}
+
+static bool standby_has_everything(struct ha *ha)
+{
+	if (!ha->standby || !ha->in_sync || !failover_standby_named(ha->failover))
+		return false;
+	uint64_t durable = journal_durable_last(ha->j);
+	return journal_next_seq(ha->j) == durable + 1 && ha->acked >= durable;
+}
+
+static void handover_answer(struct ha *ha, const char *text)
+{
+	if (!ha->handover_ctl)
+		return;
+	hlink_send_text(ha->handover_ctl, text);
+	hlink_close_flushed(ha->handover_ctl); /* may free it: clears handover_ctl */
+}
+
+static void handover_refuse(struct ha *ha)
+{
+	log_warn("replication: switch-over refused: standby %s not in sync within %d ms; serving "
+		 "again",
+		 ha->standby ? ha->standby->peer_id : "(none)", HANDOVER_WAIT_MS);
+	conn_drain_input(ha->b, false);
+	ha->handover = HANDOVER_NONE;
+	event_del(ha->handover_ev);
+	handover_answer(ha, "failover refused: standby not in sync");
+}
+
+static void handover_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ha *ha = arg;
+	int64_t now = ha_now_ms();
+	char text[256];
+	switch (ha->handover) {
+	case HANDOVER_NONE:
+		event_del(ha->handover_ev);
+		return;
+	case HANDOVER_WAIT:
+		if (!ha->b->active) /* lost the lead meanwhile: restarting anyway */
+			return;
+		if (!standby_has_everything(ha)) {
+			if (now >= ha->handover_deadline_ms)
+				handover_refuse(ha);
+			return;
+		}
+		/* Nothing above the standby's ACK is confirmed from here on. */
+		journal_gate_advance(ha->j, ha->acked);
+		journal_gate(ha->j, true);
+		snprintf(ha->handover_to, sizeof(ha->handover_to), "%s", ha->standby->peer_id);
+		log_info("replication: switch-over: standby %s has every record (up to %" PRIu64
+			 ", after %" PRId64 " ms); giving it the lead",
+			 ha->handover_to, ha->acked, now - ha->handover_since_ms);
+		ha->handover = HANDOVER_RESIGNED;
+		ha->handover_deadline_ms = now + 2 * (int64_t)ha->cfg->lease_ttl_ms;
+		failover_resign(ha->failover);
+		return;
+	case HANDOVER_RESIGNED:
+		/* The new active closes its link to us when it promotes; the
+		 * revoke is answered (or failed). Bounded either way. */
+		if ((!failover_idle(ha->failover) || ha->standby) && now < ha->handover_deadline_ms)
+			return;
+		if (ha->standby)
+			snprintf(text, sizeof(text), "failover: lead given up, but %s did not take over "
+				 "within %u ms; %s restarts as a standby", ha->handover_to,
+				 2 * ha->cfg->lease_ttl_ms, ha->cfg->node_id);
+		else
+			snprintf(text, sizeof(text), "failover: %s takes over", ha->handover_to);
+		log_info("replication: switch-over: %s; restarting as a standby (%" PRId64 " ms)",
+			 text, now - ha->handover_since_ms);
+		ha->handover = HANDOVER_ANSWERED;
+		ha->handover_deadline_ms = now + 1000;
+		handover_answer(ha, text);
+		return;
+	case HANDOVER_ANSWERED:
+		if (ha->handover_ctl && now < ha->handover_deadline_ms)
+			return; /* the answer is still going out */
+		broker_restart(ha->b);
+	}
+}
+
+static int failover_request(struct link *l)
+{
+	struct ha *ha = l->ha;
+	char answer[256];
+	if (!ha->failover)
+		snprintf(answer, sizeof(answer), "failover needs role = auto; use promote");
+	else if (!ha->b->active || !ha->j)
+		snprintf(answer, sizeof(answer), "failover refused: %s is not active; ask the active "
+			 "node", ha->cfg->node_id);
+	else if (ha->handover)
+		snprintf(answer, sizeof(answer), "failover refused: a switch-over is in progress");
+	else if (!ha->handover_ev &&
+		 !(ha->handover_ev = event_new(ha->b->base, -1, EV_PERSIST, handover_cb, ha)))
+		snprintf(answer, sizeof(answer), "failover refused: out of memory");
+	else
+		answer[0] = '\0';
+	if (answer[0]) {
+		hlink_send_text(l, answer);
+		hlink_close_flushed(l);
+		return 1;
+	}
+	int64_t now = ha_now_ms();
+	ha->handover = HANDOVER_WAIT;
+	ha->handover_ctl = l;
+	ha->handover_since_ms = now;
+	ha->handover_deadline_ms = now + HANDOVER_WAIT_MS;
+	bufferevent_disable(l->bev, EV_READ); /* it asks nothing more */
+	conn_drain_input(ha->b, true);
+	log_info("replication: switch-over asked: client input stopped; waiting for standby %s",
+		 ha->standby ? ha->standby->peer_id : "(none attached)");
+	struct timeval tick = { 0, HANDOVER_TICK_MS * 1000 };
+	event_add(ha->handover_ev, &tick);
+	return 1;
 }
 
 int ha_on_control(struct link *l, const struct repl_frame *f)
 {
 	char answer[REPL_STR_MAX];
+	if (f->type == REPL_FAILOVER)
+		return failover_request(l);
 	if (f->type == REPL_STATUS)
 		status_text(l->ha, answer, sizeof(answer));
 	else if (f->type == REPL_PROMOTE)

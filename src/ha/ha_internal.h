@@ -59,6 +59,17 @@ struct link {
 	struct sender *sender;       /* L_STANDBY */
 };
 
+/* A planned switch-over (wharfctl failover, ha_control.c). */
+enum handover {
+	HANDOVER_NONE,
+	HANDOVER_WAIT,      /* client input stopped: waiting for the standby */
+	HANDOVER_RESIGNED,  /* the lead given up: waiting for the standby to take it */
+	HANDOVER_ANSWERED,  /* wharfctl answered: restarting once it has the answer */
+};
+/* How long the active waits for its standby before it refuses. */
+#define HANDOVER_WAIT_MS 10000
+#define HANDOVER_TICK_MS 5
+
 struct ha {
 	struct broker *b;
 	const struct ha_config *cfg;
@@ -86,6 +97,11 @@ struct ha {
 	struct failover *failover;  /* role = auto: the arbiter's side */
 	struct ha_epoch epoch;      /* this node's (ha/epoch.h) */
 	uint64_t next_epoch;        /* set by a promotion for ha_activated */
+	enum handover handover;     /* a switch-over in progress */
+	struct link *handover_ctl;  /* ... the wharfctl waiting for its answer */
+	struct event *handover_ev;  /* ... its timer, every HANDOVER_TICK_MS */
+	int64_t handover_deadline_ms, handover_since_ms;
+	char handover_to[128];      /* ... the standby that takes over */
 
 };
 
@@ -120,6 +136,8 @@ int ha_on_challenge(struct link *l, const struct repl_frame *f);  /* ha_standby.
 int ha_on_welcome(struct link *l, const struct repl_frame *f);    /* ha_standby.c */
 int ha_on_mirror_frame(struct link *l, const struct repl_frame *f); /* ha_standby.c */
 int ha_on_control(struct link *l, const struct repl_frame *f);    /* ha_control.c */
+/* ha_control.c: frees the switch-over's timer (ha_free). */
+void ha_handover_free(struct ha *ha);
 /* ha_standby.c: after a burst of frames, sync the mirror and ACK. 0 or -1. */
 int ha_ack_burst(struct link *l);
 

@@ -78,7 +78,7 @@ void conn_pause_input(struct conn *c, bool paused)
 	if (c->closing)
 		return;
 	c->input_paused = paused;
-	if (paused) {
+	if (paused || c->b->draining) {
 		bufferevent_disable(c->bev, EV_READ);
 		/* What waits now waits for us, not for the client. */
 		evtimer_del(c->frame_ev);
@@ -282,6 +282,12 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
+	if (c->b->draining) {
+		/* a switch-over: the bytes wait (conn_drain_input) */
+		bufferevent_disable(bev, EV_READ);
+		evtimer_del(c->frame_ev);
+		return;
+	}
 	size_t before = evbuffer_get_length(in);
 	c->xprt->read(c);
 	size_t after = evbuffer_get_length(in);
@@ -380,6 +386,22 @@ void conn_shutdown_all(struct broker *b)
 		if (c->session && c->proto->shutdown)
 			c->proto->shutdown(c->session);
 		conn_close(c, true);
+	}
+}
+
+void conn_drain_input(struct broker *b, bool on)
+{
+	b->draining = on;
+	struct conn *c;
+	TAILQ_FOREACH(c, &b->conns, link) {
+		if (c->closing || c->input_paused)
+			continue;
+		if (on) {
+			bufferevent_disable(c->bev, EV_READ);
+			evtimer_del(c->frame_ev);
+		} else {
+			conn_pause_input(c, false);
+		}
 	}
 }
 

@@ -116,6 +116,10 @@ void conn_set_allow_anonymous(struct conn *c, bool allow);
 /* Every connection of the broker: tell them all the broker stops, or free
  * them at once (teardown only, outside any callback). */
 void conn_shutdown_all(struct broker *b);
+/* A planned switch-over: on, no connection's input is read any more (new
+ * connections' neither), while output, deliveries and confirmations go
+ * on; off, reading resumes where it stopped (b->draining). */
+void conn_drain_input(struct broker *b, bool on);
 /* For the admin API: calls fn for each connection of b, oldest first (fn
  * may conn_close it, nothing more); the connection numbered id, or NULL. */
 void conn_each(struct broker *b, void (*fn)(struct conn *c, void *arg), void *arg);

@@ -5,21 +5,27 @@ every receipted message, once, in order; the old active comes back as the
 standby of the new one; an active cut off from etcd stops confirming
 before the other is elected (the test writes to both and checks that no
 two confirmations from different nodes overlap in time); a standby that
-was not in sync does not take over."""
+was not in sync does not take over. `wharfctl failover` (a planned
+switch-over) under the same stream: the standby leads within 2 s with
+every receipted message and the old active rejoins as its standby; refused
+in the manual mode, and refused (the active serving on) when the standby
+is stopped."""
 import logging
 import os
 import re
 import select
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
 from etcdtest import Etcd, free_port
-from pairtest import SECRET
+from pairtest import SECRET, Pair
 from stomptest import stomp_connect
+from test_ha_link import WHARFCTL
 from test_store import QUEUE, drain, publish_stream
 from wharftest import LISTEN_RE, Broker, main, wait_until
 
@@ -111,8 +117,9 @@ class Node:
     """One wharfd of the pair; survives its own restarts (a fenced active
     executes itself again: same process, same log, new client ports)."""
 
-    def __init__(self, node_id, data_dir, config):
+    def __init__(self, node_id, data_dir, config, repl=None):
         self.node_id = node_id
+        self.repl = repl  # its link's port, for wharfctl
         self.data_dir = data_dir
         self.config = config
         self.brokers = []
@@ -170,7 +177,7 @@ class FailoverTest(unittest.TestCase):
         arbiter_of = arbiter_of or {}
         for me, other in (("a", "b"), ("b", "a")):
             cfg = auto_config(me, ports[me], ports[other], arbiter_of.get(me, self.etcd.url), name)
-            self.nodes.append(Node(me, os.path.join(self.dir, me), cfg))
+            self.nodes.append(Node(me, os.path.join(self.dir, me), cfg, ports[me]))
         wait_until(lambda: any(n.active() for n in self.nodes), 15, what="an active node")
         active = next(n for n in self.nodes if n.active())
         standby = next(n for n in self.nodes if n is not active)
@@ -179,6 +186,72 @@ class FailoverTest(unittest.TestCase):
         wait_until(lambda: self.etcd.get("/wharf/%s/sync" % name) == standby.node_id, 5,
                    what="the sync key")
         return active, standby
+
+    def wharfctl(self, port, cmd, timeout=40):
+        return subprocess.run([WHARFCTL, "--peer", "repl://127.0.0.1:%d" % port, "--secret-file",
+                               self._secret(), cmd],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def test_planned_switch_over_under_load(self):
+        active, standby = self.pair("switch")
+        confirmed, stop = [], threading.Event()
+        t = threading.Thread(target=publish_stream,
+                             args=(active.stomp_port(), 100000, confirmed, stop))
+        t.start()
+        wait_until(lambda: len(confirmed) >= 300, 30, what="300 receipts")
+        asked = time.monotonic()
+        ctl = subprocess.Popen([WHARFCTL, "--peer", "repl://127.0.0.1:%d" % active.repl,
+                                "--secret-file", self._secret(), "failover"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(standby.active, 10, what="the standby taking over")
+        took = time.monotonic() - asked
+        out, err = ctl.communicate(timeout=20)
+        stop.set()
+        t.join(10)
+        print("# wharfctl failover -> standby active in %.3f s; answer %r" % (took, out.strip()))
+        self.assertEqual(ctl.returncode, 0, out + err)
+        self.assertEqual(out.strip(), "failover: %s takes over" % standby.node_id)
+        self.assertLess(took, 2.0)
+        got, _, _ = drain(standby.stomp_port(), QUEUE)
+        n = len(confirmed)
+        self.assertEqual(sorted(confirmed), list(range(n)))
+        self.assertEqual(got[:n], ["m-%06d" % i for i in range(n)],
+                         "receipted messages lost or out of order")
+        self.assertEqual(got, ["m-%06d" % i for i in range(len(got))], "out of order or twice")
+        # The old active restarted itself and follows the new one, in sync.
+        wait_until(lambda: "standby %s in sync" % active.node_id in standby.output(), 20,
+                   what="the old active in sync as standby")
+        self.assertFalse(active.active())
+        self.assertIn("giving it the lead", active.brokers[-1].output())
+
+    def _secret(self):
+        path = os.path.join(self.dir, "secret")
+        with open(path, "w") as f:
+            f.write(SECRET)
+        return path
+
+    def test_switch_over_refused_when_the_standby_is_stopped(self):
+        active, standby = self.pair("stopped")
+        conn, lst = stomp_connect(active.stomp_port())
+        os.kill(standby.b.proc.pid, 19)  # SIGSTOP
+        try:
+            # Confirmed once the active has dropped its stalled standby.
+            conn.send(QUEUE, "one", headers={"persistent": "true", "receipt": "r1"})
+            self.assertTrue(receipted(lst, "r1", 15), "no receipt once degraded")
+            asked = time.monotonic()
+            r = self.wharfctl(active.repl, "failover")
+            print("# refused after %.2f s: %r" % (time.monotonic() - asked, r.stdout.strip()))
+            self.assertNotEqual(r.returncode, 0)
+            self.assertEqual(r.stdout.strip(), "failover refused: standby not in sync")
+            # The active goes on serving, on the connection it had too.
+            conn.send(QUEUE, "two", headers={"persistent": "true", "receipt": "r2"})
+            self.assertTrue(receipted(lst, "r2", 5), "no receipt after the refusal")
+            self.assertTrue(active.active() and active.alive())
+            self.assertFalse(standby.active())
+        finally:
+            os.kill(standby.b.proc.pid, 18)  # SIGCONT
+        got, _, _ = drain(active.stomp_port(), QUEUE)
+        self.assertEqual(got, ["one", "two"])
 
     def test_kill9_of_the_active_under_load(self):
         active, standby = self.pair("kill")
@@ -287,6 +360,25 @@ class FailoverTest(unittest.TestCase):
         wait_until(active.active, 15, what="the last active leading again")
         got, _, _ = drain(active.stomp_port(), QUEUE)
         self.assertEqual(got, ["alone"])
+
+
+class ManualSwitchOverTest(unittest.TestCase):
+    def test_switch_over_refused_in_the_manual_mode(self):
+        with Pair() as p:
+            p.wait_in_sync()
+            path = os.path.join(p.dir, "secret")
+            with open(path, "w") as f:
+                f.write(SECRET)
+            for port in (p.repl, p.standby_repl):
+                r = subprocess.run([WHARFCTL, "--peer", "repl://127.0.0.1:%d" % port,
+                                    "--secret-file", path, "failover"],
+                                   capture_output=True, text=True, timeout=20)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertEqual(r.stdout.strip(), "failover needs role = auto; use promote")
+            conn, lst = stomp_connect(p.primary.ports["stomp"])
+            conn.send(QUEUE, "still", headers={"persistent": "true", "receipt": "r"})
+            self.assertTrue(receipted(lst, "r", 5))
+            self.assertNotIn("switch-over", p.primary.output())
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: wharf-bench [OPTION]...\n"
 "Load generator for Wharf (and any MQTT, STOMP or AMQP 1.0 broker on this machine).\n"
+"       wharf-bench --drill --help: the failover drill of an active/standby pair\n"
 "\n"
 "  --url URL              SCHEME://[USER[:PASS]@]127.0.0.1[:PORT][/PATH], localhost only;\n"
 "                         mqtt (1883), mqtts (8883), stomp (61613), stomps (61614),\n"
@@ -837,6 +838,9 @@ static void raise_fd_limit(unsigned need)
 
 int main(int argc, char **argv)
 {
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--drill"))
+			return wb_drill_main(argc, argv);
 	struct wb_opts o;
 	if (parse_opts(&o, argc, argv) < 0)
 		return EXIT_USAGE;

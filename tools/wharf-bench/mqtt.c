@@ -218,7 +218,7 @@ static void mqtt_start(struct wb_client *c)
 		n += str_put(body + n, "MQTT");
 		body[n++] = (uint8_t)s->version;
 	}
-	body[n++] = (uint8_t)(0x02 | (o->has_user ? 0x80 : 0) | (o->has_pass ? 0x40 : 0));
+	body[n++] = (uint8_t)((o->keep_session ? 0 : 0x02) | (o->has_user ? 0x80 : 0) | (o->has_pass ? 0x40 : 0));
 	body[n++] = (uint8_t)(o->keepalive >> 8);
 	body[n++] = (uint8_t)o->keepalive;
 	if (s->version == 5) {
@@ -409,6 +409,7 @@ static void on_publish(struct wb_client *c, uint8_t flags, const uint8_t *b, siz
 	}
 	if (pos > rl)
 		goto bad;
+	c->redelivered = flags & 0x08; /* DUP */
 	wb_on_message(c, b + pos, rl - pos);
 	if (qos == 1)
 		send_short(c, PUBACK << 4, pid);

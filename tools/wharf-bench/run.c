@@ -76,6 +76,15 @@ static void vreport(struct wb_client *c, const char *what, const char *fmt, va_l
 void wb_fail(struct wb_client *c, const char *fmt, ...)
 {
 	struct wb_run *r = c->run;
+	if (r->drill) {
+		char dm[380];
+		va_list dap;
+		va_start(dap, fmt);
+		vsnprintf(dm, sizeof dm, fmt, dap);
+		va_end(dap);
+		wb_drill_fail(c, dm);
+		return;
+	}
 	if (r->phase == WB_DONE)
 		return;
 	va_list ap;
@@ -248,6 +257,10 @@ static void duration_cb(evutil_socket_t fd, short what, void *arg)
 
 void wb_on_confirm(struct wb_client *c, uint64_t n, bool rejected)
 {
+	if (c->run->drill) {
+		wb_drill_confirm(c, n, rejected);
+		return;
+	}
 	if (rejected)
 		c->rejected += n;
 	else
@@ -260,12 +273,16 @@ void wb_on_confirm(struct wb_client *c, uint64_t n, bool rejected)
 
 void wb_on_credit(struct wb_client *c)
 {
+	if (c->run->drill)
+		return; /* the drill's publishers are paced by its timer */
 	if (c->blocked && !c->finishing) /* pump again once this read is parsed */
 		wb_conn_set_producing(&c->conn, true);
 }
 
 void wb_on_finished(struct wb_client *c)
 {
+	if (c->run->drill)
+		return;
 	c->finished = true;
 	check_pub_done(c);
 }
@@ -284,6 +301,10 @@ void wb_on_window(struct wb_client *c, unsigned window)
 void wb_on_message(struct wb_client *c, const uint8_t *payload, size_t len)
 {
 	struct wb_run *r = c->run;
+	if (r->drill) {
+		wb_drill_message(c, payload, len);
+		return;
+	}
 	struct wb_msginfo mi;
 	enum wb_check k = wb_payload_check(payload, len, r->o->size, r->run_id, &mi);
 	if (k == WB_MSG_FOREIGN) {
@@ -336,6 +357,10 @@ static void start_more(struct wb_run *r)
 void wb_on_ready(struct wb_client *c)
 {
 	struct wb_run *r = c->run;
+	if (r->drill) {
+		wb_drill_ready(c);
+		return;
+	}
 	if (c->ready)
 		return;
 	c->ready = true;

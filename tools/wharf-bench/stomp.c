@@ -30,7 +30,7 @@ struct hval {
 };
 
 struct frame {
-	struct hval cmd, content_length, ack, message_id, receipt_id, message;
+	struct hval cmd, content_length, ack, message_id, receipt_id, message, redelivered;
 	const uint8_t *body;
 	size_t body_len;
 };
@@ -214,6 +214,8 @@ static int parse_frame(const uint8_t *data, size_t len, struct frame *f, size_t 
 			slot = &f->receipt_id;
 		else if (is(&name, "message"))
 			slot = &f->message;
+		else if (is(&name, "redelivered"))
+			slot = &f->redelivered;
 		if (slot && !slot->p) /* STOMP 1.2: the first occurrence wins */
 			*slot = v;
 		if (slot == &f->content_length)
@@ -282,6 +284,7 @@ static void on_message(struct wb_client *c, const struct frame *f)
 {
 	struct stomp_state *s = st(c);
 	enum wb_ack mode = c->run->o->ack;
+	c->redelivered = is(&f->redelivered, "true");
 	wb_on_message(c, f->body, f->body_len);
 	if (mode == WB_ACK_AUTO)
 		return;

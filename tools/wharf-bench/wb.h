@@ -65,6 +65,7 @@ struct wb_opts {
 	double drain;             /* give up when nothing arrives for this long after the publishers end */
 	unsigned connect_concurrency;
 	char client_prefix[48];
+	bool keep_session;        /* MQTT: clean session 0 (the drill's subscriber) */
 };
 
 /* ---- payload (payload.c) ------------------------------------------------- */
@@ -219,6 +220,8 @@ struct wb_client {
 	/* subscriber */
 	struct wb_track track;
 	uint64_t t_last;
+	bool redelivered;             /* the delivery being handed over says so (STOMP
+	                               * redelivered:true, MQTT DUP) */
 };
 
 struct wb_proto {
@@ -289,6 +292,7 @@ struct wb_run {
 	struct event *ev_timeout, *ev_duration, *ev_progress, *ev_ping, *ev_drain, *ev_sigint;
 	struct wb_proc_sample broker0, broker1;
 	double bench_cpu0, bench_cpu1;
+	struct wb_drill *drill;       /* --drill: the callbacks below go to drill.c */
 };
 
 int wb_run(struct wb_run *r, const struct wb_opts *o);
@@ -297,5 +301,16 @@ int wb_proc_sample(pid_t pid, struct wb_proc_sample *s);
 double wb_self_cpu(void);
 
 uint64_t wb_now_ns(void);
+
+/* ---- the failover drill (drill.c) ------------------------------------------ */
+
+struct wb_drill;
+/* wharf-bench --drill ...: its own options, load, events and report. */
+int wb_drill_main(int argc, char **argv);
+/* The protocol callbacks of a drill's clients (run.c hands them over). */
+void wb_drill_ready(struct wb_client *c);
+void wb_drill_confirm(struct wb_client *c, uint64_t n, bool rejected);
+void wb_drill_message(struct wb_client *c, const uint8_t *payload, size_t len);
+void wb_drill_fail(struct wb_client *c, const char *msg);
 
 #endif

@@ -11,7 +11,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: wharfctl user add|passwd|del|list ... (wharfctl user --help)\n"
-		   "       wharfctl --peer repl://HOST:PORT [--secret-file FILE] ... status|promote\n"
+		   "       wharfctl --peer repl://HOST:PORT [--secret-file FILE] ... status|promote|failover\n"
 		   "                (wharfctl --peer X --help)\n");
 }
 

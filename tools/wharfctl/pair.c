@@ -3,7 +3,7 @@
  * exactly as a standby does (HELLO with role "control"), and checks the
  * node's proof in WELCOME before it believes an answer.
  *
- *   wharfctl --peer repl://HOST:PORT --secret-file FILE status|promote
+ *   wharfctl --peer repl://HOST:PORT --secret-file FILE status|promote|failover
  *
  * With --tls-ca (and --tls-cert/--tls-key when the node asks for a client
  * certificate) it speaks TLS, as a link with [ha] tls_* keys does.
@@ -32,12 +32,16 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: wharfctl --peer repl://HOST:PORT [--secret-file FILE] [--timeout SECONDS]\n"
-		   "                [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] status|promote\n"
+		   "                [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] "
+		   "status|promote|failover\n"
 		   "\n"
 		   "  The secret file is needed unless the link is proved by mutual TLS alone.\n"
 		   "\n"
 		   "  status    the node's role, peer, link state, last record and lag\n"
-		   "  promote   a standby stops mirroring and becomes active\n");
+		   "  promote   a standby stops mirroring and becomes active\n"
+		   "  failover  the active (role = auto) stops taking client input, waits until\n"
+		   "            its standby has every record, gives it the lead and restarts\n"
+		   "            as its standby (a planned switch-over)\n");
 }
 
 static int read_secret(const char *path, char *out, size_t cap)
@@ -210,11 +214,14 @@ int wharfctl_pair(int argc, char **argv)
 		}
 	}
 	if (!peer || (!secret_file && !cert) || optind + 1 != argc ||
-	    (strcmp(argv[optind], "status") && strcmp(argv[optind], "promote"))) {
+	    (strcmp(argv[optind], "status") && strcmp(argv[optind], "promote") &&
+	     strcmp(argv[optind], "failover"))) {
 		usage(stderr);
 		return 2;
 	}
-	uint8_t type = strcmp(argv[optind], "status") ? REPL_PROMOTE : REPL_STATUS;
+	uint8_t type = !strcmp(argv[optind], "status")	 ? REPL_STATUS
+		       : !strcmp(argv[optind], "promote") ? REPL_PROMOTE
+							  : REPL_FAILOVER;
 	/* Without a secret file, a link proved by mutual TLS alone. */
 	char secret[1024] = "";
 	if (secret_file && read_secret(secret_file, secret, sizeof(secret)) < 0)
@@ -267,8 +274,14 @@ int wharfctl_pair(int argc, char **argv)
 	}
 	printf("%.*s%s", (int)text.len, text.p,
 	       text.len && text.p[text.len - 1] == '\n' ? "" : "\n");
-	rc = type == REPL_PROMOTE && strncmp(text.p, "promoted", 8) && strncmp(text.p, "already", 7)
-		     ? 1 : 0;
+	if (type == REPL_PROMOTE)
+		rc = strncmp(text.p, "promoted", 8) && strncmp(text.p, "already", 7) ? 1 : 0;
+	else if (type == REPL_FAILOVER)
+		rc = text.len > 10 && !strncmp(text.p, "failover: ", 10) &&
+				     memmem(text.p, text.len, " takes over", 11)
+			     ? 0 : 1;
+	else
+		rc = 0;
 out:
 	if (ssl) {
 		SSL_shutdown(ssl);
