@@ -82,11 +82,12 @@ static void status_text(struct ha *ha, char *out, size_t n)
 	struct ha_status st;
 	ha_status(ha, &st);
 	snprintf(out, n,
-		 "role: %s\nnode_id: %s\npeer: %s\nconnected: %s\nin_sync: %s\ndegraded: %s\n"
+		 "role: %s\nnode_id: %s\nepoch: %" PRIu64 "\npeer: %s\nconnected: %s\nin_sync: %s\n"
+		 "degraded: %s\n"
 		 "last_seq: %" PRIu64 "\nlag_records: %" PRIu64 "\nlag_bytes: %" PRIu64 "\n"
 		 "held_confirmations: %" PRIu64 "\nattaches: %" PRIu64 "\ndrops: %" PRIu64 "\nrefusals: %" PRIu64 "\n"
 		 "pid: %ld\n",
-		 st.active ? "active" : "standby", ha->cfg->node_id, ha->cfg->peer,
+		 st.active ? "active" : "standby", ha->cfg->node_id, st.epoch, ha->cfg->peer,
 		 st.connected ? "yes" : "no", st.in_sync ? "yes" : "no", st.degraded ? "yes" : "no",
 		 st.last_seq, st.lag_records, st.lag_bytes, st.held, st.attaches, st.drops, st.refusals,
 		 (long)getpid());

@@ -441,10 +441,12 @@ class PromoteTest(PairTestCase):
         self.assertIn("in_sync: yes", r.stdout)
         self.assertIn("lag_records: 0", r.stdout)
         self.assertIn("attaches: 1", r.stdout)
+        self.assertIn("epoch: 1", r.stdout)
         r = self.wharfctl(p.standby_repl, "status")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("role: standby", r.stdout)
         self.assertIn("node_id: b", r.stdout)
+        self.assertIn("epoch: 1", r.stdout)  # the active's, taken with its history
         # both stop cleanly with a link up (no leak, no sanitizer report)
         self.assertEqual(p.standby.stop(), 0, p.standby.output())
         p.primary.wait_for_log(r"standby b dropped")
