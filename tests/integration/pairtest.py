@@ -9,12 +9,19 @@
 Each node is a wharftest.Broker with an [ha] section written to its own
 config; its link listens on repl://127.0.0.1:0 and the port is read from its
 `listening repl HOST:PORT` line, as the client ports are.
+
+CutProxy: a TCP proxy that can cut the connections through it (between a
+node and etcd, or between the standby and the active: start_standby(
+peer_port=proxy.port)).
 """
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import tempfile
+import threading
 import time
 
 from wharftest import LISTEN_RE, Broker
@@ -31,6 +38,98 @@ def ha_config(role, node_id, peer, secret=SECRET, sync="replicated", sync_timeou
             "%ssync = %s\nsync_timeout = %s\ntimeout = %s\n%s"
             % (role, node_id, peer, "secret = %s\n" % secret if secret else "", sync,
                sync_timeout, timeout, extra))
+
+
+class CutProxy:
+    """A TCP proxy to 127.0.0.1:port. cut() drops every connection and
+    refuses new ones (a partition seen as resets); cut(silent=True) keeps
+    every connection open but throws away what either side sends, and holds
+    new ones the same way (a partition where packets vanish: only timeouts
+    notice it). restore() ends the cut: what was held is closed (as the
+    first packet after a heal would reset it) and new connections go
+    through again."""
+
+    def __init__(self, port):
+        self.target = port
+        self.lis = socket.socket()
+        self.lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lis.bind(("127.0.0.1", 0))
+        self.lis.listen(64)
+        self.port = self.lis.getsockname()[1]
+        self.cut_ = threading.Event()
+        self.silent_ = threading.Event()
+        self.socks = []
+        self.accepted = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lis.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.cut_.is_set():
+                c.close()
+                continue
+            u = None
+            if not self.silent_.is_set():
+                try:
+                    u = socket.create_connection(("127.0.0.1", self.target))
+                except OSError:
+                    c.close()
+                    continue
+            with self.lock:
+                self.socks += [c, u] if u else [c]
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+
+    def _pump(self, a, b):
+        live = [a, b] if b else [a]
+        try:
+            while live and not self.cut_.is_set():
+                r, _, _ = select.select(live, [], [], 0.1)
+                for s in r:
+                    data = s.recv(65536)
+                    if not data:
+                        if not self.silent_.is_set():
+                            return
+                        # a black hole: the other side sees nothing of it
+                        live.remove(s)
+                        s.close()
+                    elif b and not self.silent_.is_set():
+                        (b if s is a else a).sendall(data)
+        except OSError:
+            pass
+        finally:
+            a.close()
+            if b:
+                b.close()
+
+    def _shutdown_all(self):
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self, silent=False):
+        if silent:
+            self.silent_.set()
+        else:
+            self.cut_.set()
+            self._shutdown_all()
+
+    def restore(self):
+        self._shutdown_all()
+        self.cut_.clear()
+        self.silent_.clear()
+
+    def close(self):
+        self.cut()
+        self.lis.close()
 
 
 def repl_port(broker, timeout=10):
@@ -69,11 +168,14 @@ class Pair:
         self.repl = repl_port(b)
         return b
 
-    def start_standby(self, **override):
+    def start_standby(self, peer_port=None, **override):
+        """peer_port: where its peer points (the active's link by default;
+        a CutProxy's port to put one in between)."""
         ha = dict(self.ha)
         ha.update(override)
         self.standby = self._start(
-            ha_config("standby", "b", "repl://127.0.0.1:%d" % self.repl, **ha), self.b_dir)
+            ha_config("standby", "b", "repl://127.0.0.1:%d" % (peer_port or self.repl), **ha),
+            self.b_dir)
         self.standby_repl = repl_port(self.standby)
         return self.standby
 

@@ -13,9 +13,7 @@ is stopped."""
 import logging
 import os
 import re
-import select
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -23,7 +21,7 @@ import time
 import unittest
 
 from etcdtest import Etcd, free_port
-from pairtest import SECRET, Pair
+from pairtest import SECRET, CutProxy, Pair
 from stomptest import stomp_connect
 from test_ha_link import WHARFCTL
 from test_store import QUEUE, drain, publish_stream
@@ -40,70 +38,6 @@ def receipted(lst, rid, timeout):
         return True
     except AssertionError:
         return False
-
-
-class CutProxy:
-    """A TCP proxy in front of etcd for one node: cut() drops every
-    connection and refuses new ones (a partition between that node and
-    etcd, the other node still reaching it)."""
-
-    def __init__(self, port):
-        self.target = port
-        self.lis = socket.socket()
-        self.lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lis.bind(("127.0.0.1", 0))
-        self.lis.listen(64)
-        self.port = self.lis.getsockname()[1]
-        self.cut_ = threading.Event()
-        self.socks = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lis.accept()
-            except OSError:
-                return
-            if self.cut_.is_set():
-                c.close()
-                continue
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                c.close()
-                continue
-            with self.lock:
-                self.socks += [c, u]
-            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
-
-    def _pump(self, a, b):
-        try:
-            while not self.cut_.is_set():
-                r, _, _ = select.select([a, b], [], [], 0.1)
-                for s in r:
-                    data = s.recv(65536)
-                    if not data:
-                        return
-                    (b if s is a else a).sendall(data)
-        except OSError:
-            pass
-        finally:
-            a.close()
-            b.close()
-
-    def cut(self):
-        self.cut_.set()
-        with self.lock:
-            for s in self.socks:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.cut()
-        self.lis.close()
 
 
 def auto_config(node_id, listen, peer, arbiter, pair):

@@ -1,8 +1,10 @@
 """The pair's replication link (docs/ha.md, "Replication link"): a standby
 mirrors the active's journal, confirmations wait for it while it is in sync,
-a stalled standby is dropped, a returning one catches up, a wrong secret is
-refused, and a promoted standby serves what was replicated. Real clients,
-kill -9, never a polite shutdown where it matters."""
+a stalled standby is dropped, a cut link (a CutProxy between the standby
+and the active) drops it and it catches up once restored, a returning one
+catches up, a wrong secret is refused, and a promoted standby serves what
+was replicated. Real clients, kill -9, never a polite shutdown where it
+matters."""
 import hashlib
 import hmac
 import os
@@ -11,6 +13,7 @@ import socket
 import struct
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -19,7 +22,7 @@ from proton import Message
 
 from amqptest import Client
 from mqtttest import Paho
-from pairtest import SECRET, Pair, ha_config
+from pairtest import SECRET, CutProxy, Pair, ha_config
 from stomptest import TIMEOUT, stomp_close
 from test_store import drain, publish_stream
 from test_tls import Certs
@@ -62,6 +65,24 @@ class PairTestCase(unittest.TestCase):
         got, _, _ = drain(single.stomp_port)
         self.assertEqual(single.stop(), 0, single.output())
         self.assertEqual([g[:8] for g in got], ["m-%06d" % i for i in expected])
+
+    def check_standby_holds_all_confirmed(self, confirmed):
+        """With the standby in sync: 20 more receipted messages, kill -9 of
+        both, the standby's directory opened alone holds every confirmed
+        message once, in order (those sent and never confirmed may be there
+        too)."""
+        p = self.pair
+        final = publish(p.primary.stomp_port, 20, start=900000)
+        p.kill9_primary()
+        p.kill9_standby()
+        single = p.open_standby_dir()
+        got, _, _ = drain(single.stomp_port)
+        self.assertEqual(single.stop(), 0, single.output())
+        self.assertEqual(len(got), len(set(got)), "duplicates")
+        want = set("m-%06d" % i for i in confirmed) | set("m-%06d" % i for i in final)
+        self.assertEqual(want - set(got), set())
+        self.assertEqual(got, sorted(got))
+        return got
 
 
 def crc32c(data):
@@ -315,19 +336,147 @@ class StalledStandbyTest(PairTestCase):
         p.wait_in_sync(count=2)
         self.check_standby_holds(sorted(sent))
 
-    def check_standby_holds_all_confirmed(self, confirmed):
+
+
+class Receipts(list):
+    """The indexes whose receipts came (publish_stream appends them from
+    stomp.py's thread), with the time each came."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def append(self, i):
+        self.times.append(time.monotonic())
+        super().append(i)
+
+    def after(self, t):
+        return [x for x in self.times if x > t]
+
+
+class LinkCutTest(PairTestCase):
+    """A CutProxy between the standby and the active (the standby's peer is
+    the proxy), cut while the standby is in sync under a stream of
+    receipted STOMP publishes: the active drops the standby within the
+    configured timeouts and confirms alone, degraded; once the link is
+    restored the standby reconnects, catches up and is in sync again, and
+    its copy holds every receipted message once, in order. The margins
+    (MARGIN s over a timeout) are for a loaded machine and an ASan build."""
+    SYNC_TIMEOUT, TIMEOUT, MARGIN = 2.0, 3.0, 1.5
+    # small segments: the standby's place is past the first one when the
+    # link is cut, so that it catches up from there (not a full copy)
+    pair_args = {"sync_timeout": "2s", "timeout": "3s", "globals": "journal_segment_size = 64k\n"}
+
+    def setUp(self):
+        self.pair = Pair(start_standby=False, **self.pair_args)
+        self.proxy = CutProxy(self.pair.repl)
+        self.pair.start_standby(peer_port=self.proxy.port)
+
+    def tearDown(self):
+        self.proxy.close()
+        self.pair.cleanup()
+
+    def load(self, confirmed, stop):
+        """Batches of 50 receipted messages, each batch on a new connection
+        once the last one is all confirmed: m-000000, m-000001, ..."""
+        def run():
+            i = 0
+            while not stop.is_set():
+                conn, lst = publish_stream(self.pair.primary.stomp_port, 50, confirmed, stop,
+                                           body=lambda k, i=i: "m-%06d" % (i + k))
+                wait_until(lambda: len(confirmed) >= i + 50 or stop.is_set(), timeout=30,
+                           what="a batch's receipts")
+                stomp_close(conn, lst)
+                i += 50
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def cut_and_restore(self, silent, dropped_why, standby_why, drop_after):
+        """drop_after: (lowest, highest) seconds from the cut to the
+        active's drop line. Returns the measured times."""
         p = self.pair
-        # the standby is in sync: what the active confirmed since is there
-        final = publish(p.primary.stomp_port, 20, start=900000)
-        p.kill9_primary()
-        p.kill9_standby()
-        single = p.open_standby_dir()
-        got, _, _ = drain(single.stomp_port)
-        self.assertEqual(single.stop(), 0, single.output())
-        self.assertEqual(len(got), len(set(got)), "duplicates")
-        want = set("m-%06d" % i for i in confirmed) | set("m-%06d" % i for i in final)
-        self.assertEqual(want - set(got), set())
-        self.assertEqual(got, sorted(got))
+        p.wait_in_sync()
+        confirmed, stop = Receipts(), threading.Event()
+        t = self.load(confirmed, stop)
+        m = {}
+        try:
+            wait_until(lambda: len(confirmed) > 2000, timeout=30, what="receipts")
+            n_before = len(confirmed)
+            cut = time.monotonic()
+            self.proxy.cut(silent=silent)
+            line = p.primary.wait_for_log(r"replication: standby b dropped \(%s\): running "
+                                          r"alone, degraded" % dropped_why,
+                                          timeout=drop_after[1] + 2)
+            m["drop"] = time.monotonic() - cut  # seen by polling: late by <= 20 ms
+            self.assertIn("warn", line)
+            self.assertGreaterEqual(m["drop"], drop_after[0], "dropped too early")
+            self.assertLessEqual(m["drop"], drop_after[1], "dropped too late")
+            # receipts go on: the active confirms alone
+            wait_until(lambda: len(confirmed) > n_before + 300, timeout=10,
+                       what="receipts resuming on the degraded active")
+            after = confirmed.after(cut)
+            m["first_receipt_after_cut"] = after[0] - cut if after else None
+            gaps = [b - a for a, b in zip(confirmed.times, confirmed.times[1:])
+                    if b > cut - 1]
+            m["longest_gap"] = max(gaps)
+            self.assertLessEqual(m["longest_gap"], drop_after[1] + 0.5,
+                                 "receipts stopped longer than the drop takes")
+            p.standby.wait_for_log(r"replication: (active a %s|link to active a closed); "
+                                   r"reconnecting" % standby_why,
+                                   timeout=self.TIMEOUT + self.MARGIN + 2)
+            m["standby_noticed"] = time.monotonic() - cut
+            self.assertLessEqual(m["standby_noticed"], self.TIMEOUT + self.MARGIN)
+            st = self.wharfctl_status(p.repl)
+            self.assertIn("degraded: yes", st)
+            self.assertIn("in_sync: no", st)
+            # the standby falls behind while the active goes on alone
+            n = len(confirmed)
+            wait_until(lambda: len(confirmed) > n + 500, timeout=20, what="500 receipts alone")
+            restore = time.monotonic()
+            self.proxy.restore()
+            p.wait_in_sync(count=2, timeout=30)
+            m["in_sync_again"] = time.monotonic() - restore
+            # it reconnects at most a second later (RECONNECT_MS), then
+            # catches up from where it was: a few seconds on a loaded machine
+            self.assertLessEqual(m["in_sync_again"], 1.0 + 8.0)
+            out = p.primary.output()
+            self.assertRegex(out, r"standby b catching up, \d+ records behind \(from ")
+            self.assertNotIn("degraded: yes", self.wharfctl_status(p.repl))
+            n = len(confirmed)
+            wait_until(lambda: len(confirmed) > n + 100, timeout=10,
+                       what="receipts with the standby back")
+        finally:
+            stop.set()
+            t.join(35)
+        m["confirmed"] = len(confirmed)
+        got = self.check_standby_holds_all_confirmed(confirmed)
+        m["on_standby"] = len(got)
+        print("\n%s: %s" % (self.id().split(".")[-1],
+                            ", ".join("%s %s" % (k, "%.3f s" % v if isinstance(v, float) else v)
+                                      for k, v in m.items())), file=sys.stderr)
+        return m
+
+    def wharfctl_status(self, port):
+        path = os.path.join(self.pair.dir, "secret")
+        with open(path, "w") as f:
+            f.write(SECRET + "\n")
+        r = subprocess.run([WHARFCTL, "--peer", "repl://127.0.0.1:%d" % port, "--secret-file",
+                            path, "status"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout
+
+    def test_silent_cut_drops_the_standby_after_sync_timeout_then_it_catches_up(self):
+        # packets vanish: only the active's sync_timeout (unacknowledged
+        # records under load) or timeout (silence) can notice; sync_timeout
+        # is the shorter one
+        self.cut_and_restore(True, r"no ack for 2000 ms|silent for 3000 ms", r"silent for 3000 ms",
+                             (self.SYNC_TIMEOUT - 0.3, self.SYNC_TIMEOUT + self.MARGIN))
+
+    def test_reset_cut_drops_the_standby_at_once_then_it_catches_up(self):
+        # the connection closed under both nodes: each sees it at once
+        self.cut_and_restore(False, r"connection closed[^)]*", r"closed",
+                             (0.0, self.MARGIN))
 
 
 class ReturningStandbyTest(PairTestCase):
