@@ -417,8 +417,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct link *l = LIST_FIRST(&ha->links), *next;
 	for (; l; l = next) {
 		next = LIST_NEXT(l, le);
-		if (l->state == L_CONNECTING || l == ha->handover_ctl)
+		if (l == ha->handover_ctl)
 			continue; /* wharfctl waits for a switch-over's answer */
+		if (l->state == L_CONNECTING) {
+			/* Across a partition a connect is never answered, and the
+			 * kernel would try again for minutes: the next attempt,
+			 * once the network is back, must not wait that long. */
+			if (now - l->opened_ms > (int64_t)timeout) {
+				log_debug("replication: no answer from %s in %u ms", l->addr, timeout);
+				hlink_close(l);
+			}
+			continue;
+		}
 		char why[64];
 		if (now - l->last_rx_ms > (int64_t)timeout) {
 			snprintf(why, sizeof(why), "silent for %u ms", timeout);
