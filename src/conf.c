@@ -141,6 +141,8 @@ void config_free(struct wharf_config *cfg)
 	free(ha->pair);
 	free(cfg->admin.listen);
 	free(cfg->auth.users_file);
+	free(cfg->auth.acl_file);
+	free(cfg->auth.mqtt_client_id_prefix);
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
@@ -584,6 +586,10 @@ static int auth_key(struct parser *p, const char *k, const char *v)
 	struct auth_config *a = &p->cfg->auth;
 	if (!strcmp(k, "users_file"))
 		return set_string(p, &a->users_file, v);
+	if (!strcmp(k, "acl_file"))
+		return set_string(p, &a->acl_file, v);
+	if (!strcmp(k, "mqtt_client_id_prefix"))
+		return set_string(p, &a->mqtt_client_id_prefix, v);
 	if (!strcmp(k, "failure_delay")) {
 		if (set_duration(p, k, &a->failure_delay_ms, v) < 0)
 			return -1;

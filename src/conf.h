@@ -102,6 +102,8 @@ struct auth_config {
 	unsigned failure_delay_ms;  /* every refusal is answered after this */
 	unsigned max_failures;      /* per address within failure_window; 0: no throttle */
 	unsigned failure_window_ms;
+	char *acl_file;             /* access rules (auth/acl.h); NULL: everything allowed */
+	char *mqtt_client_id_prefix; /* MQTT client ids must start with it (%u: the user); NULL: any */
 	int line;                   /* of the [auth] header, for messages */
 };
 
