@@ -281,6 +281,41 @@ bool acl_pattern_covers(const char *rule, const char *filter)
 	}
 }
 
+static bool is_wild(const char *s, size_t len)
+{
+	return is_level(s, len, '*') || is_level(s, len, '>');
+}
+
+bool acl_pattern_overlaps(const char *x, const char *y)
+{
+	const char *p = x, *q = y;
+	bool first = true;
+	for (;;) {
+		const char *pd = p ? strchr(p, '.') : NULL, *qd = q ? strchr(q, '.') : NULL;
+		size_t pl = p ? (pd ? (size_t)(pd - p) : strlen(p)) : 0;
+		size_t ql = q ? (qd ? (size_t)(qd - q) : strlen(q)) : 0;
+		/* A `>` meets whatever the other has left, but a first-level
+		 * wildcard never meets the broker's `$` names. */
+		if (p && is_level(p, pl, '>'))
+			return !(first && q && q[0] == '$' && !is_wild(q, ql));
+		if (q && is_level(q, ql, '>'))
+			return !(first && p && p[0] == '$' && !is_wild(p, pl));
+		if (!p || !q)
+			return !p && !q;
+		if (is_level(p, pl, '*') || is_level(q, ql, '*')) {
+			const char *lit = is_level(p, pl, '*') ? q : p;
+			size_t ll = lit == q ? ql : pl;
+			if (first && lit[0] == '$' && !is_wild(lit, ll))
+				return false;
+		} else if (pl != ql || memcmp(p, q, pl) != 0) {
+			return false;
+		}
+		first = false;
+		p = pd ? pd + 1 : NULL;
+		q = qd ? qd + 1 : NULL;
+	}
+}
+
 /* A value substituted for %u or %c must stay one plain level: no '.', no
  * level that is a wildcard, nothing empty or with control characters. */
 static bool subst_ok(const char *v)
@@ -321,8 +356,10 @@ int acl_expand(const char *pat, const char *user, const char *client_id, char *b
 	return 0;
 }
 
-static bool rule_matches_name(const struct rule *r, const char *user, const char *client_id,
-			      const char *name, bool pattern)
+/* 1: the rule's pattern takes in name (with `pattern`, every name the
+ * filter matches); 2 (filters only): it takes in some of them; 0: none. */
+static int rule_matches_name(const struct rule *r, const char *user, const char *client_id,
+			     const char *name, bool pattern)
 {
 	const char *pat = r->pattern;
 	char small[512], *big = NULL;
@@ -339,7 +376,8 @@ static bool rule_matches_name(const struct rule *r, const char *user, const char
 		}
 		pat = buf;
 	}
-	bool m = pattern ? acl_pattern_covers(pat, name) : address_match(pat, name);
+	int m = pattern ? (acl_pattern_covers(pat, name) ? 1 : acl_pattern_overlaps(pat, name) ? 2 : 0)
+			: address_match(pat, name);
 	free(big);
 	return m;
 }
@@ -360,8 +398,14 @@ bool acl_check(const struct acl *a, const struct users *users, const char *user,
 			continue;
 		if (r->who_type == WHO_GROUP && !(users && users_in_group(users, user, r->who)))
 			continue;
-		if (rule_matches_name(r, user, client_id, name, pattern))
+		/* A filter: the first rule that covers all of it decides, but
+		 * a deny before it over some of it refuses the whole filter
+		 * (what it would read is not all readable). */
+		int m = rule_matches_name(r, user, client_id, name, pattern);
+		if (m == 1)
 			return r->allow;
+		if (m == 2 && !r->allow)
+			return false;
 	}
 	return false;
 }

@@ -76,8 +76,10 @@ size_t acl_count(const struct acl *a);
 /* The verdict of the rules for `user` (its groups from `users`, which may
  * be NULL: no groups) with client id `client_id` (NULL: rules with %c do
  * not apply) doing `action` on the destination `name` of `kind`. With
- * `pattern` (a subscription's wildcard filter) a rule applies only when
- * its pattern covers every name the filter matches. A NULL acl allows
+ * `pattern` (a subscription's wildcard filter) the first rule whose
+ * pattern covers every name the filter matches decides, unless a deny
+ * rule before it matches some of those names: then the filter is denied
+ * (only a filter that is readable whole is granted). A NULL acl allows
  * everything. */
 bool acl_check(const struct acl *a, const struct users *users, const char *user,
 	       const char *client_id, enum acl_action action, enum dest_kind kind, const char *name,
@@ -97,6 +99,8 @@ void acl_who_clear(struct acl_who *who);
 /* Whether every name `filter` matches is matched by `rule` (both
  * patterns in Wharf's addressing). */
 bool acl_pattern_covers(const char *rule, const char *filter);
+/* Whether some name matches both patterns. */
+bool acl_pattern_overlaps(const char *x, const char *y);
 const char *acl_action_name(enum acl_action action);
 /* `prefix` with %u replaced by user and %c by client_id into buf: the
  * MQTT client id prefix ([auth] mqtt_client_id_prefix). -1 if it does not

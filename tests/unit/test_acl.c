@@ -39,6 +39,16 @@ int main(void)
 	ok(acl_pattern_covers("a.b.>", "a.b"), "a.b.> covers a.b (zero levels)");
 	ok(!acl_pattern_covers("a.b.>", ">"), "a.b.> does not cover >");
 
+	ok(acl_pattern_overlaps("a.>", "a"), "a.> meets a");
+	ok(acl_pattern_overlaps("a.*", "*.b"), "a.* meets *.b");
+	ok(!acl_pattern_overlaps("a.*", "a"), "a.* does not meet a");
+	ok(!acl_pattern_overlaps(">", "$SYS.x"), "> does not meet $SYS.x");
+	ok(acl_pattern_overlaps(">", "*.x"), "> meets *.x");
+	ok(acl_pattern_overlaps("$SYS.>", "$SYS.*"), "$SYS.> meets $SYS.*");
+	ok(!acl_pattern_overlaps("*.x", "$SYS.x"), "*.x does not meet $SYS.x");
+	ok(!acl_pattern_overlaps("a.b.c", "a.*.d"), "a.b.c does not meet a.*.d");
+	ok(acl_pattern_overlaps("secret.>", ">"), "secret.> meets >");
+
 	bad("allow alice\n", "expected 'allow|deny WHO ACTIONS PATTERN'");
 	bad("# c\npermit alice publish x\n", "acl.txt:2:");
 	bad("allow alice fly x\n", "unknown action");
@@ -117,6 +127,16 @@ int main(void)
 	   "b.* does not cover b.>: the whole filter must be allowed");
 	ok(!acl_check(s, u, "bob", NULL, ACL_SUBSCRIBE, DEST_TOPIC, ">", true),
 	   "partly readable > is denied");
+
+	const char *deny_first = "deny bob subscribe topic:secret.>\nallow * subscribe topic:>\n";
+	struct acl *d = acl_parse("d", deny_first, err, sizeof(err));
+	ok(d && !acl_check(d, u, "bob", NULL, ACL_SUBSCRIBE, DEST_TOPIC, ">", true),
+	   "an earlier deny over part of a filter refuses the filter");
+	ok(acl_check(d, u, "bob", NULL, ACL_SUBSCRIBE, DEST_TOPIC, "news.>", true),
+	   "a filter apart from it is granted");
+	ok(acl_check(d, u, "alice", NULL, ACL_SUBSCRIBE, DEST_TOPIC, ">", true),
+	   "another user is granted >");
+	acl_free(d);
 
 	/* $SYS */
 	const char *sys = "allow * subscribe >\nallow root subscribe $SYS.>\n";
