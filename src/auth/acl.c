@@ -25,6 +25,11 @@ struct rule {
 	unsigned kinds;   /* KIND_* bits */
 	char *pattern;    /* without its queue:/topic: prefix */
 	bool subst;       /* holds %u or %c */
+	bool has_u, has_c;
+	/* The pattern's first level is plain text (no wildcard, no %): a
+	 * name whose first level differs is passed over at once. */
+	bool lit1;
+	size_t lit1_len;
 };
 
 struct acl {
@@ -85,6 +90,11 @@ static int fail(char *err, size_t errlen, const char *name, int line, const char
 		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+static bool is_level(const char *s, size_t len, char c)
+{
+	return len == 1 && s[0] == c;
 }
 
 static char *next_word(char **s)
@@ -158,7 +168,12 @@ static int parse_line(struct rule *r, char *s, const char *name, int line, char 
 			    "'%s': not a destination pattern (levels separated by '.', wildcards "
 			    "'*' and '>')",
 			    pat);
-	r->subst = strstr(pat, "%u") || strstr(pat, "%c");
+	r->has_u = strstr(pat, "%u") != NULL;
+	r->has_c = strstr(pat, "%c") != NULL;
+	r->subst = r->has_u || r->has_c;
+	r->lit1_len = strcspn(pat, ".");
+	r->lit1 = !is_level(pat, r->lit1_len, '*') && !is_level(pat, r->lit1_len, '>') &&
+		  !memchr(pat, '%', r->lit1_len);
 	if (!(r->pattern = strdup(pat)))
 		return fail(err, errlen, name, line, "out of memory");
 	return 0;
@@ -244,11 +259,6 @@ struct acl *acl_load(const char *path, char *err, size_t errlen)
 }
 
 /* ---- matching ------------------------------------------------------------ */
-
-static bool is_level(const char *s, size_t len, char c)
-{
-	return len == 1 && s[0] == c;
-}
 
 bool acl_pattern_covers(const char *rule, const char *filter)
 {
@@ -359,20 +369,22 @@ int acl_expand(const char *pat, const char *user, const char *client_id, char *b
 /* 1: the rule's pattern takes in name (with `pattern`, every name the
  * filter matches); 2 (filters only): it takes in some of them; 0: none. */
 static int rule_matches_name(const struct rule *r, const char *user, const char *client_id,
-			     const char *name, bool pattern)
+			     const char *name, size_t name1_len, bool name1_wild, bool pattern)
 {
+	if (r->lit1 && !(pattern && name1_wild) &&
+	    (name1_len != r->lit1_len || memcmp(name, r->pattern, name1_len) != 0))
+		return 0;
 	const char *pat = r->pattern;
 	char small[512], *big = NULL;
 	if (r->subst) {
-		if ((strstr(pat, "%u") && !subst_ok(user)) ||
-		    (strstr(pat, "%c") && !subst_ok(client_id)))
-			return false;
+		if ((r->has_u && !subst_ok(user)) || (r->has_c && !subst_ok(client_id)))
+			return 0;
 		size_t need = strlen(pat) + 1 + (user ? strlen(user) : 0) * 4 +
 			      (client_id ? strlen(client_id) : 0) * 4;
 		char *buf = need <= sizeof(small) ? small : (big = malloc(need));
 		if (!buf || acl_expand(pat, user, client_id, buf, need) < 0) {
 			free(big);
-			return false;
+			return 0;
 		}
 		pat = buf;
 	}
@@ -390,6 +402,8 @@ bool acl_check(const struct acl *a, const struct users *users, const char *user,
 		return true; /* no rules: everything allowed, as without an acl_file */
 	if (!user)
 		user = "anonymous";
+	size_t name1_len = strcspn(name, ".");
+	bool name1_wild = is_level(name, name1_len, '*') || is_level(name, name1_len, '>');
 	for (size_t i = 0; i < a->n; i++) {
 		const struct rule *r = &a->rules[i];
 		if (!(r->actions & action) || !(r->kinds & (1u << kind)))
@@ -401,7 +415,7 @@ bool acl_check(const struct acl *a, const struct users *users, const char *user,
 		/* A filter: the first rule that covers all of it decides, but
 		 * a deny before it over some of it refuses the whole filter
 		 * (what it would read is not all readable). */
-		int m = rule_matches_name(r, user, client_id, name, pattern);
+		int m = rule_matches_name(r, user, client_id, name, name1_len, name1_wild, pattern);
 		if (m == 1)
 			return r->allow;
 		if (m == 2 && !r->allow)

@@ -132,6 +132,8 @@ int main(void)
 	struct acl *d = acl_parse("d", deny_first, err, sizeof(err));
 	ok(d && !acl_check(d, u, "bob", NULL, ACL_SUBSCRIBE, DEST_TOPIC, ">", true),
 	   "an earlier deny over part of a filter refuses the filter");
+	ok(!acl_check(d, u, "bob", NULL, ACL_SUBSCRIBE, DEST_TOPIC, "*.x", true),
+	   "*.x too (a wildcard first level is not passed over by the first-level test)");
 	ok(acl_check(d, u, "bob", NULL, ACL_SUBSCRIBE, DEST_TOPIC, "news.>", true),
 	   "a filter apart from it is granted");
 	ok(acl_check(d, u, "alice", NULL, ACL_SUBSCRIBE, DEST_TOPIC, ">", true),
