@@ -961,12 +961,12 @@ int config_parse(struct wharf_config *cfg, const char *name, const char *text, c
 	return rc;
 }
 
-int config_load(struct wharf_config *cfg, const char *path, char *err, size_t errlen)
+char *config_read_text(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+		return NULL;
 	}
 	char *text = NULL;
 	size_t len = 0;
@@ -982,12 +982,20 @@ int config_load(struct wharf_config *cfg, const char *path, char *err, size_t er
 	fclose(f);
 	if (mem)
 		fclose(mem);
-	if (rc < 0 || memchr(text, '\0', len)) {
+	if (rc < 0 || !text || memchr(text, '\0', len)) {
 		snprintf(err, errlen, "%s: cannot read the file as text", path);
 		free(text);
-		return -1;
+		return NULL;
 	}
-	rc = config_parse(cfg, path, text, err, errlen);
+	return text;
+}
+
+int config_load(struct wharf_config *cfg, const char *path, char *err, size_t errlen)
+{
+	char *text = config_read_text(path, err, errlen);
+	if (!text)
+		return -1;
+	int rc = config_parse(cfg, path, text, err, errlen);
 	free(text);
 	return rc;
 }

@@ -152,6 +152,9 @@ void config_free(struct wharf_config *cfg);
 /* Reads `path` into cfg, on top of what cfg holds. On error returns -1 and
  * writes "FILE:LINE: message" into err. */
 int config_load(struct wharf_config *cfg, const char *path, char *err, size_t errlen);
+/* The whole of a text file, malloc'd; NULL with "FILE: reason" in err
+ * when it cannot be read or holds a NUL byte. */
+char *config_read_text(const char *path, char *err, size_t errlen);
 /* Parses text as if it were a file named `name` (unit tests, --check-config). */
 int config_parse(struct wharf_config *cfg, const char *name, const char *text, char *err,
 		 size_t errlen);

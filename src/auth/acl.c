@@ -2,13 +2,13 @@
 #include "auth/acl.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/users.h"
+#include "conf.h"
 #include "log.h"
 #include "util/clock.h"
 
@@ -229,30 +229,9 @@ fail:
 
 struct acl *acl_load(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	char *text = config_read_text(path, err, errlen);
+	if (!text)
 		return NULL;
-	}
-	char *text = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&text, &len);
-	char chunk[4096];
-	size_t n;
-	int rc = mem ? 0 : -1;
-	while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (fwrite(chunk, 1, n, mem) != n)
-			rc = -1;
-	if (ferror(f))
-		rc = -1;
-	fclose(f);
-	if (mem)
-		fclose(mem);
-	if (rc < 0 || !text || memchr(text, '\0', len)) {
-		snprintf(err, errlen, "%s: cannot read the file as text", path);
-		free(text);
-		return NULL;
-	}
 	struct acl *a = acl_parse(path, text, err, errlen);
 	free(text);
 	return a;
