@@ -235,6 +235,28 @@ url = amqp://127.0.0.1:0
         alice.send_all(alice.snd("topic://news.amqp"), [Message(body="news")])
         bob.wait_received(r, 1)
 
+    def test_amqp_create(self):
+        bob = self.amqp("bob")
+        s = bob.snd("queue://nocreate.amqp")
+        self.assertTrue(s.refused, "bob created a queue")
+        self.assertEqual(s.condition.name, "amqp:unauthorized-access")
+        alice = self.amqp("alice")
+        alice.send_all(alice.snd("queue://nocreate.amqp"), [Message(body="made")])
+        s = bob.snd("queue://nocreate.amqp")
+        self.assertFalse(s.refused, s.condition)
+        bob.send_all(s, [Message(body="bob's")])
+
+    def test_stomp_client_id_substitution(self):
+        s = RawStomp(self.ports["stomp"], timeout=TIMEOUT)
+        self.addCleanup(s.close)
+        s.connect(headers=[("login", "bob"), ("passcode", USERS["bob"]), ("client-id", "st1")])
+        s.send_frame("SEND", [("destination", "/topic/clients.st1.t"), ("receipt", "a")], b"x")
+        self.assertEqual(s.read_until(lambda f: f.command in ("RECEIPT", "ERROR"))[-1].command,
+                         "RECEIPT")
+        s.send_frame("SEND", [("destination", "/topic/clients.st2.t"), ("receipt", "b")], b"x")
+        f = s.read_until(lambda f: f.command in ("RECEIPT", "ERROR"))[-1]
+        self.assertEqual((f.command, f.headers.get("message")), ("ERROR", "access refused"))
+
     def test_amqp_container_id_substitution(self):
         c = self.amqp("bob", container_id="dev7")
         self.assertFalse(c.snd("topic://clients.dev7.t").refused)
