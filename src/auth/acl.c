@@ -403,20 +403,28 @@ bool acl_check(const struct acl *a, const struct users *users, const char *user,
 	return false;
 }
 
+/* The slot of (action, kind, name, pattern) in a connection's cache:
+ * direct-mapped by an FNV-1a hash, the newest decision replacing. */
+static unsigned cache_slot(enum acl_action action, enum dest_kind kind, const char *name,
+			   bool pattern)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)action ^ ((uint32_t)kind << 8) ^ ((uint32_t)pattern << 9);
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+		h = (h ^ *c) * 16777619u;
+	return h % ACL_CACHE_SLOTS;
+}
+
 bool acl_decide(const struct acl *a, const struct users *users, unsigned long gen,
 		struct acl_who *who, enum acl_action action, enum dest_kind kind, const char *name,
 		bool pattern)
 {
 	if (!a)
 		return true;
-	for (unsigned i = 0; i < ACL_CACHE_SLOTS; i++) {
-		struct acl_cached *e = &who->cache[i];
-		if (e->name && e->gen == gen && e->action == action && e->kind == kind &&
-		    e->pattern == pattern && !strcmp(e->name, name))
-			return e->allowed;
-	}
+	struct acl_cached *e = &who->cache[cache_slot(action, kind, name, pattern)];
+	if (e->name && e->gen == gen && e->action == action && e->kind == kind &&
+	    e->pattern == pattern && !strcmp(e->name, name))
+		return e->allowed;
 	bool allowed = acl_check(a, users, who->user, who->client_id, action, kind, name, pattern);
-	struct acl_cached *e = &who->cache[who->next_slot];
 	char *copy = strdup(name);
 	if (copy) { /* without memory, just not cached */
 		free(e->name);
@@ -426,7 +434,6 @@ bool acl_decide(const struct acl *a, const struct users *users, unsigned long ge
 		e->kind = (uint8_t)kind;
 		e->pattern = pattern;
 		e->allowed = allowed;
-		who->next_slot = (who->next_slot + 1) % ACL_CACHE_SLOTS;
 	}
 	return allowed;
 }

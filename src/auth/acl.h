@@ -35,7 +35,9 @@ enum acl_action {
 	ACL_ADMIN = 1u << 4,     /* reserved for the admin API */
 };
 
-#define ACL_CACHE_SLOTS 8
+/* Decisions a connection keeps (direct-mapped by a hash of what was
+ * asked). */
+#define ACL_CACHE_SLOTS 32
 
 struct acl_cached {
 	char *name;
@@ -55,7 +57,6 @@ struct acl_who {
 	/* Decisions cached per (action, kind, name), valid for one
 	 * generation of the router's rules and users (acl_decide). */
 	struct acl_cached cache[ACL_CACHE_SLOTS];
-	unsigned next_slot;
 	/* The denial log's limit: at most ACL_LOG_BURST lines per
 	 * ACL_LOG_WINDOW_MS, the rest counted and told once after. */
 	int64_t log_window_ms;
