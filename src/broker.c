@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "auth/acl.h"
 #include "auth/auth.h"
 #include "ha/hook.h"
 #include "ha/redirect.h"
@@ -156,6 +157,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 			log_info("log file reopened");
 		listener_reload_tls(b);
 		auth_reload(b->auth);
+		router_set_acl(b->router, auth_acl(b->auth), auth_users(b->auth));
 		return;
 	}
 	log_info("signal %d: shutting down", (int)sig);
@@ -188,6 +190,7 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		.failure_delay_ms = cfg->auth.failure_delay_ms,
 		.max_failures = cfg->auth.max_failures,
 		.window_ms = cfg->auth.failure_window_ms,
+		.acl_file = cfg->auth.acl_file,
 	};
 	char err[512];
 	if (!(b->auth = auth_new(b->base, &ao, err, sizeof(err)))) {
@@ -196,6 +199,9 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	}
 	if (cfg->auth.users_file)
 		log_info("auth: users from %s", cfg->auth.users_file);
+	router_set_acl(b->router, auth_acl(b->auth), auth_users(b->auth));
+	if (cfg->auth.acl_file)
+		log_info("acl: %zu rules from %s", acl_count(auth_acl(b->auth)), cfg->auth.acl_file);
 	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
 	b->sig_hup = evsignal_new(b->base, SIGHUP, signal_cb, b);

@@ -141,6 +141,8 @@ void config_free(struct wharf_config *cfg)
 	free(ha->pair);
 	free(cfg->admin.listen);
 	free(cfg->auth.users_file);
+	free(cfg->auth.acl_file);
+	free(cfg->auth.mqtt_client_id_prefix);
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
@@ -584,6 +586,10 @@ static int auth_key(struct parser *p, const char *k, const char *v)
 	struct auth_config *a = &p->cfg->auth;
 	if (!strcmp(k, "users_file"))
 		return set_string(p, &a->users_file, v);
+	if (!strcmp(k, "acl_file"))
+		return set_string(p, &a->acl_file, v);
+	if (!strcmp(k, "mqtt_client_id_prefix"))
+		return set_string(p, &a->mqtt_client_id_prefix, v);
 	if (!strcmp(k, "failure_delay")) {
 		if (set_duration(p, k, &a->failure_delay_ms, v) < 0)
 			return -1;
@@ -955,12 +961,12 @@ int config_parse(struct wharf_config *cfg, const char *name, const char *text, c
 	return rc;
 }
 
-int config_load(struct wharf_config *cfg, const char *path, char *err, size_t errlen)
+char *config_read_text(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+		return NULL;
 	}
 	char *text = NULL;
 	size_t len = 0;
@@ -976,12 +982,20 @@ int config_load(struct wharf_config *cfg, const char *path, char *err, size_t er
 	fclose(f);
 	if (mem)
 		fclose(mem);
-	if (rc < 0 || memchr(text, '\0', len)) {
+	if (rc < 0 || !text || memchr(text, '\0', len)) {
 		snprintf(err, errlen, "%s: cannot read the file as text", path);
 		free(text);
-		return -1;
+		return NULL;
 	}
-	rc = config_parse(cfg, path, text, err, errlen);
+	return text;
+}
+
+int config_load(struct wharf_config *cfg, const char *path, char *err, size_t errlen)
+{
+	char *text = config_read_text(path, err, errlen);
+	if (!text)
+		return -1;
+	int rc = config_parse(cfg, path, text, err, errlen);
 	free(text);
 	return rc;
 }

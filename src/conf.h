@@ -102,6 +102,8 @@ struct auth_config {
 	unsigned failure_delay_ms;  /* every refusal is answered after this */
 	unsigned max_failures;      /* per address within failure_window; 0: no throttle */
 	unsigned failure_window_ms;
+	char *acl_file;             /* access rules (auth/acl.h); NULL: everything allowed */
+	char *mqtt_client_id_prefix; /* MQTT client ids must start with it (%u: the user); NULL: any */
 	int line;                   /* of the [auth] header, for messages */
 };
 
@@ -150,6 +152,9 @@ void config_free(struct wharf_config *cfg);
 /* Reads `path` into cfg, on top of what cfg holds. On error returns -1 and
  * writes "FILE:LINE: message" into err. */
 int config_load(struct wharf_config *cfg, const char *path, char *err, size_t errlen);
+/* The whole of a text file, malloc'd; NULL with "FILE: reason" in err
+ * when it cannot be read or holds a NUL byte. */
+char *config_read_text(const char *path, char *err, size_t errlen);
 /* Parses text as if it were a file named `name` (unit tests, --check-config). */
 int config_parse(struct wharf_config *cfg, const char *name, const char *text, char *err,
 		 size_t errlen);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/acl.h"
 #include "auth/users.h"
 #include "broker.h"
 #include "conf.h"
@@ -159,6 +160,15 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		users_free(u);
+	}
+	if (check && cfg->auth.acl_file) {
+		char aerr[512];
+		struct acl *a = acl_load(cfg->auth.acl_file, aerr, sizeof(aerr));
+		if (!a) {
+			fprintf(stderr, "wharfd: %s\n", aerr);
+			goto out;
+		}
+		acl_free(a);
 	}
 	if (check) {
 		printf("%s: configuration ok\n", config_path ? config_path : "(defaults)");

@@ -181,6 +181,7 @@ const char *amqp_router_condition(enum router_err err)
 	switch (err) {
 	case ROUTER_ENOTFOUND: return "amqp:not-found";
 	case ROUTER_EFORBIDDEN: return "amqp:unauthorized-access";
+	case ROUTER_EDENIED: return "amqp:unauthorized-access";
 	case ROUTER_EINVAL: return "amqp:invalid-field";
 	case ROUTER_EFULL: return "amqp:resource-limit-exceeded";
 	default: return "amqp:internal-error";
@@ -237,6 +238,7 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 	if (to_client) {
 		pn_link_set_snd_settle_mode(link, pn_link_remote_snd_settle_mode(link));
 		struct subscribe_options so = { .consumer = { .credit_mode = true }, .owner = dynamic };
+		so.who = conn_acl_who(ac->c);
 		enum router_err err = ROUTER_OK;
 		bool durable = kind == DEST_TOPIC && pn_terminus_get_durability(remote) != PN_NONDURABLE &&
 			       pn_terminus_get_expiry_policy(remote) == PN_EXPIRE_NEVER;
@@ -265,7 +267,7 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 		}
 		pn_link_open(link);
 	} else {
-		enum router_err err = name ? router_may_publish(ac->b->router, kind, name) : ROUTER_OK;
+		enum router_err err = name ? router_may_publish(ac->b->router, kind, name, conn_acl_who(ac->c)) : ROUTER_OK;
 		if (err != ROUTER_OK) {
 			amqp_link_free(ac, al, false);
 			amqp_refuse_link(link, amqp_router_condition(err), router_strerror(err));

@@ -107,7 +107,7 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 	bool at_most_once = pn_delivery_settled(pd);
 	bool in_txn = pn_delivery_remote_state(pd) == AMQP_TRANSACTIONAL_STATE;
 	enum router_err err = ROUTER_EINVAL;
-	struct publish_ctx pc = { .principal = conn_principal(ac->c) };
+	struct publish_ctx pc = { .principal = conn_principal(ac->c), .who = conn_acl_who(ac->c) };
 	enum dest_kind kind = al ? al->kind : DEST_QUEUE;
 	const char *dest = NULL;
 	if (m) {
@@ -142,7 +142,7 @@ void amqp_receive(struct amqp_conn *ac, pn_delivery_t *pd)
 		 * outcome comes in order, once the store has what is durable. */
 		struct confirm *e = NULL;
 		if (in_txn)
-			err = router_may_publish(ac->b->router, kind, dest);
+			err = router_may_publish(ac->b->router, kind, dest, conn_acl_who(ac->c));
 		else if (at_most_once || !(e = confirmq_push(&ac->confirms)))
 			err = router_publish(ac->b->router, kind, dest, &m, &pc);
 		else {

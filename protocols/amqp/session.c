@@ -162,6 +162,10 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 			amqp_close_with_error(ac, "amqp:internal-error", "out of memory");
 			break;
 		}
+		if (conn_set_client_id(ac->c, pn_connection_remote_container(pc)) < 0) {
+			amqp_close_with_error(ac, "amqp:internal-error", "out of memory");
+			break;
+		}
 		conn_handshake_done(ac->c);
 		pn_connection_set_container(pc, "wharf");
 		/* Clients (Qpid JMS) look for it before they use a sender

@@ -186,7 +186,8 @@ static void rollback(struct amqp_txn *t)
 static void commit(struct amqp_conn *ac, struct amqp_txn *t)
 {
 	for (size_t i = 0; i < t->npubs; i++) {
-		struct publish_ctx pc = { .principal = conn_principal(ac->c) };
+		struct publish_ctx pc = { .principal = conn_principal(ac->c),
+					  .who = conn_acl_who(ac->c) };
 		enum router_err err = router_publish(ac->b->router, t->pubs[i].kind, t->pubs[i].dest,
 						     &t->pubs[i].m, &pc);
 		if (err != ROUTER_OK)

@@ -342,6 +342,9 @@ static struct subscription *router_sub(struct mqtt_client *cl, struct msub *sub,
 		.retained = retained,
 		.max_pending = cl->mb->b->cfg->mqtt.max_queued,
 		.durable_queue = sub->queue,
+		/* Sessions restored at start-up have no connection: checked
+		 * when they were made. */
+		.who = cl->mc ? conn_acl_who(cl->mc->c) : NULL,
 	};
 	return router_subscribe(cl->mb->b->router, DEST_TOPIC, pattern, &so, &mqtt_consumer_ops,
 				sub, err);
@@ -584,7 +587,7 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 	if (!sub->rs) {
 		unlink_sub(cl, sub);
 		msub_release(sub);
-		rc = err == ROUTER_ENOTFOUND ? MQTT_RC_NOT_AUTHORIZED
+		rc = err == ROUTER_ENOTFOUND || err == ROUTER_EDENIED ? MQTT_RC_NOT_AUTHORIZED
 		     : err == ROUTER_EINVAL	 ? MQTT_RC_TOPIC_FILTER_INVALID
 						 : MQTT_RC_UNSPECIFIED;
 		goto out;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/acl.h"
 #include "broker.h"
 #include "ha/redirect.h"
 #include "log.h"
@@ -340,7 +341,7 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	const struct mqtt_connect *cp = &p->connect;
 	const struct mqtt_props *pr = &p->props;
 	const struct mqtt_config *cfg = mc->cfg;
-	char idbuf[64];
+	char idbuf[400], prefix[300] = "";
 	mc->level = cp->level;
 	if (redirect(mc))
 		return;
@@ -363,10 +364,30 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	memcpy(id, cp->client_id.p, cp->client_id.len);
 	id[cp->client_id.len] = '\0';
 	bool assigned = cp->client_id.len == 0;
+	/* [auth] mqtt_client_id_prefix: a client's id starts with its
+	 * user's prefix, so that no user takes over another's session. */
+	const char *want = conn_broker(mc->c)->cfg->auth.mqtt_client_id_prefix;
+	if (want && acl_expand(want, conn_principal(mc->c), NULL, prefix, sizeof(prefix)) < 0) {
+		free(id);
+		refuse_connect(mc, MQTT_RC_CLIENT_ID_NOT_VALID, "client id prefix too long");
+		return;
+	}
+	if (!assigned && strncmp(id, prefix, strlen(prefix)) != 0) {
+		char shown[80];
+		snprintf(shown, sizeof(shown), "%s", id);
+		for (char *c = shown; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+				*c = '?';
+		log_info("acl: mqtt %s: user %s denied client id '%s': it must start with '%s'",
+			 conn_peer(mc->c), conn_principal(mc->c), shown, prefix);
+		free(id);
+		refuse_connect(mc, MQTT_RC_CLIENT_ID_NOT_VALID, "client id not the user's");
+		return;
+	}
 	if (assigned) {
 		/* The codec refused an empty id where the level forbids it. */
-		snprintf(idbuf, sizeof(idbuf), "wharf-%" PRIx64 "-%lu", (uint64_t)clock_wall_ms(),
-			 ++mb->next_assigned);
+		snprintf(idbuf, sizeof(idbuf), "%swharf-%" PRIx64 "-%lu", prefix,
+			 (uint64_t)clock_wall_ms(), ++mb->next_assigned);
 		free(id);
 		id = strdup(idbuf);
 		if (!id) {
@@ -381,9 +402,19 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		expiry = cp->clean_start ? 0 : UINT32_MAX;
 	if (expiry > cfg->max_session_expiry && !(expiry == UINT32_MAX && mc->level != MQTT_V5))
 		expiry = cfg->max_session_expiry;
-	if (cp->will && take_will(mc, p) < 0) {
+	if (conn_set_client_id(mc->c, id) < 0 || (cp->will && take_will(mc, p) < 0)) {
 		free(id);
 		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
+	/* A will is published after its client is gone: whether its user may
+	 * publish there is asked now, and a will it may not send refuses the
+	 * CONNECT (0x87, 3.1.1: 0x05) rather than vanish later. */
+	if (cp->will && router_may_publish(mb->b->router, DEST_TOPIC, mc->will_topic,
+					   conn_acl_who(mc->c)) == ROUTER_EDENIED) {
+		free(id);
+		drop_will(mc);
+		refuse_connect(mc, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed");
 		return;
 	}
 	mc->keepalive = cp->keep_alive;
@@ -549,7 +580,8 @@ static uint8_t router_reason(enum router_err err)
 	case ROUTER_OK: return MQTT_RC_SUCCESS;
 	case ROUTER_EINVAL: return MQTT_RC_TOPIC_NAME_INVALID;
 	case ROUTER_ENOTFOUND:
-	case ROUTER_EFORBIDDEN: return MQTT_RC_NOT_AUTHORIZED;
+	case ROUTER_EFORBIDDEN:
+	case ROUTER_EDENIED: return MQTT_RC_NOT_AUTHORIZED;
 	case ROUTER_ENOMEM:
 	case ROUTER_ESTORE: return MQTT_RC_UNSPECIFIED;
 	case ROUTER_EFULL: return MQTT_RC_QUOTA_EXCEEDED;
@@ -720,7 +752,10 @@ static void on_publish(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		goto oom;
 	mc->mb->msgs_in++;
 	conn_count_msg_in(mc->c);
-	struct publish_ctx pc = { .principal = conn_principal(mc->c) };
+	/* A denied publish (ACLs) gets 0x87 in its PUBACK or PUBREC at 5.0;
+	 * 3.1.1 has no reason code: the flow completes and the message is
+	 * dropped, as Mosquitto does. */
+	struct publish_ctx pc = { .principal = conn_principal(mc->c), .who = conn_acl_who(mc->c) };
 	if (e) {
 		e->tag = TAG(qos, pid, 0);
 		confirmq_publish(&mc->confirms, e, DEST_TOPIC, topic, &m, &pc);

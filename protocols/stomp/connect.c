@@ -159,6 +159,10 @@ void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 					 stomp_frame_get(f, "receipt"), rc > 0 ? client_id : NULL);
 			return;
 		}
+		if (conn_set_client_id(s->c, client_id) < 0) {
+			stomp_send_error(s, "out of memory", stomp_frame_get(f, "receipt"), NULL);
+			return;
+		}
 	}
 	unsigned offer = s->b->cfg->stomp.heartbeat_ms;
 	/* We send as often as the client wants to hear from us, but no more

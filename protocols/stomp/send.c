@@ -169,7 +169,7 @@ int stomp_publish(struct stomp_session *s, enum dest_kind kind, const char *name
 		  struct message **m, const char *receipt)
 {
 	conn_count_msg_in(s->c);
-	struct publish_ctx pc = { .principal = conn_principal(s->c) };
+	struct publish_ctx pc = { .principal = conn_principal(s->c), .who = conn_acl_who(s->c) };
 	if (!(*m)->durable) {
 		enum router_err err = router_publish(s->b->router, kind, name, m, &pc);
 		if (err != ROUTER_OK) {

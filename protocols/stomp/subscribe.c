@@ -204,7 +204,7 @@ static bool subscribe_to(struct stomp_session *s, struct stomp_frame *f, const c
 	enum dest_kind kind = d->kind;
 	const char *name = d->name;
 	bool rabbit_style = d->rabbit || stomp_dialect_of(s) == STOMP_DIALECT_RABBITMQ;
-	struct subscribe_options opts = { 0 };
+	struct subscribe_options opts = { .who = conn_acl_who(s->c) };
 	if (!sub_window(s, f, receipt, &opts.consumer.window, &rabbit_style))
 		return false;
 	enum ack_mode mode = ACK_AUTO;

@@ -78,7 +78,8 @@ static int router_status(enum router_err err)
 	case ROUTER_OK:
 	case ROUTER_PENDING: return 200;
 	case ROUTER_EINVAL: return 400;
-	case ROUTER_EFORBIDDEN: return 403;
+	case ROUTER_EFORBIDDEN:
+	case ROUTER_EDENIED: return 403;
 	case ROUTER_ENOTFOUND: return 404;
 	case ROUTER_EFULL: return 409;
 	case ROUTER_ESTORE: return 503;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "auth/acl.h"
 #include "auth/users.h"
 #include "log.h"
 #include "util/clock.h"
@@ -83,6 +84,8 @@ struct auth {
 	char *users_file;
 	unsigned delay_ms, max_failures, window_ms;
 	struct users_gen *current; /* NULL: authentication off */
+	char *acl_file;            /* NULL: no rules */
+	struct acl *acl;
 	unsigned long next_gen;
 	unsigned char cache_key[32];
 	struct map *cache;    /* hex HMAC -> generation */
@@ -462,6 +465,12 @@ struct auth *auth_new(struct event_base *base, const struct auth_options *o, cha
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (o->acl_file && (!(a->acl_file = strdup(o->acl_file)) ||
+			    !(a->acl = acl_load(a->acl_file, err, errlen)))) {
+		if (!a->acl_file)
+			snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (!o->users_file)
 		return a;
 	if (!(a->users_file = strdup(o->users_file))) {
@@ -520,6 +529,8 @@ void auth_free(struct auth *a)
 	}
 	wakeup_free(a->wake);
 	gen_put(a->current);
+	acl_free(a->acl);
+	free(a->acl_file);
 	map_free(a->cache);
 	if (a->peers) {
 		map_each(a->peers, free_peer, NULL);
@@ -537,10 +548,37 @@ bool auth_enabled(const struct auth *a)
 	return a && a->current;
 }
 
+const struct acl *auth_acl(const struct auth *a)
+{
+	return a ? a->acl : NULL;
+}
+
+const struct users *auth_users(const struct auth *a)
+{
+	return a && a->current ? a->current->u : NULL;
+}
+
+static int reload_acl(struct auth *a)
+{
+	if (!a->acl_file)
+		return 0;
+	char err[512];
+	struct acl *acl = acl_load(a->acl_file, err, sizeof(err));
+	if (!acl) {
+		log_error("acl: rules not reloaded, the old rules stay: %s", err);
+		return -1;
+	}
+	acl_free(a->acl);
+	a->acl = acl;
+	log_info("acl: %s reloaded: %zu rules", a->acl_file, acl_count(acl));
+	return 0;
+}
+
 int auth_reload(struct auth *a)
 {
+	int rc = reload_acl(a);
 	if (!a->users_file)
-		return 0;
+		return rc;
 	char err[512];
 	if (load_users(a, err, sizeof(err)) < 0) {
 		log_error("auth: users file not reloaded, the old users stay: %s", err);
@@ -553,7 +591,7 @@ int auth_reload(struct auth *a)
 	}
 	log_info("auth: users file %s reloaded: %zu users", a->users_file,
 		 users_count(a->current->u));
-	return 0;
+	return rc;
 }
 
 struct auth_request *auth_request(struct auth *a, const char *proto, const char *peer,

@@ -27,6 +27,8 @@
 
 struct event_base;
 struct auth;
+struct acl;
+struct users;
 struct auth_request;
 
 enum auth_result {
@@ -42,6 +44,7 @@ struct auth_options {
 	unsigned failure_delay_ms;
 	unsigned max_failures;   /* per address within window_ms; 0: no throttle */
 	unsigned window_ms;
+	const char *acl_file;    /* NULL: no rules, everything allowed (auth/acl.h) */
 };
 
 /* Loop thread. Loads the users file (if any) and starts the worker. NULL
@@ -53,10 +56,18 @@ struct auth *auth_new(struct event_base *base, const struct auth_options *o, cha
 void auth_free(struct auth *a);
 /* Whether a users file is configured (authentication on). */
 bool auth_enabled(const struct auth *a);
-/* SIGHUP: loads the users file again. On a mistake the old users stay and
- * the error (FILE:LINE) is logged; checks in flight finish with the users
- * they started with. 0, or -1 when the old users were kept. */
+/* SIGHUP: loads the users file and the acl_file again, each on its own.
+ * On a mistake in one the old users (or rules) stay and the error
+ * (FILE:LINE) is logged; checks in flight finish with the users they
+ * started with. 0, or -1 when old users or rules were kept. */
 int auth_reload(struct auth *a);
+
+/* The rules of the acl_file (NULL: none, everything allowed) and the
+ * users (NULL: authentication off) as loaded now; both change at
+ * auth_reload, which frees the old ones: callers take them again after
+ * it (the broker hands them to the router). */
+const struct acl *auth_acl(const struct auth *a);
+const struct users *auth_users(const struct auth *a);
 
 /* Called on the loop with the answer; `arg` is the caller's. The request
  * is freed by the authenticator right after done returns. */

@@ -60,7 +60,28 @@ int conn_set_principal(struct conn *c, const char *principal)
 		return -1;
 	free(c->principal);
 	c->principal = copy;
+	acl_who_clear(&c->who); /* decisions were another principal's */
 	return 0;
+}
+
+int conn_set_client_id(struct conn *c, const char *client_id)
+{
+	char *copy = client_id ? strdup(client_id) : NULL;
+	if (client_id && !copy)
+		return -1;
+	free(c->client_id);
+	c->client_id = copy;
+	acl_who_clear(&c->who);
+	return 0;
+}
+
+struct acl_who *conn_acl_who(struct conn *c)
+{
+	c->who.user = conn_principal(c);
+	c->who.client_id = c->client_id;
+	c->who.peer = c->peer;
+	c->who.proto = conn_protocol(c);
+	return &c->who;
 }
 
 int conn_write(struct conn *c, const void *data, size_t len)
@@ -194,6 +215,8 @@ static void conn_free(struct conn *c)
 	if (c->frame_ev)
 		event_free(c->frame_ev);
 	free(c->principal);
+	free(c->client_id);
+	acl_who_clear(&c->who);
 	free(c);
 }
 

@@ -13,6 +13,7 @@ struct evbuffer;
 struct event_base;
 struct broker;
 struct conn;
+struct acl_who;
 
 /* What a protocol adapter implements; one table per protocol. */
 struct proto_ops {
@@ -39,6 +40,13 @@ const char *conn_peer(const struct conn *c);       /* "127.0.0.1:5555" */
 const char *conn_protocol(const struct conn *c);   /* "stomp"; "ws" before a WebSocket handshake */
 const char *conn_principal(const struct conn *c);  /* "anonymous" until authenticated */
 int conn_set_principal(struct conn *c, const char *principal);
+/* The client's own name for itself (MQTT client id, STOMP client-id, AMQP
+ * container-id): %c in the ACLs. -1 on out of memory. */
+int conn_set_client_id(struct conn *c, const char *client_id);
+/* Who the connection is, for the router's ACL checks (publish_ctx.who,
+ * subscribe_options.who): principal, client id, peer, and the
+ * connection's cached decisions and denial log limit. */
+struct acl_who *conn_acl_who(struct conn *c);
 unsigned long conn_id(const struct conn *c);
 /* The transport the client came over: TLS (wss too), WebSocket. */
 bool conn_tls(const struct conn *c);

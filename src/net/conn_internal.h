@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/queue.h>
 
+#include "auth/acl.h"
 #include "net/conn.h"
 
 struct bufferevent;
@@ -42,6 +43,8 @@ struct conn {
 	struct auth_request *auth_req;    /* pending conn_authenticate, or NULL */
 	conn_auth_fn auth_done;
 	char *auth_user;                  /* what it asked about, NULL: anonymous */
+	char *client_id;                  /* conn_set_client_id, or NULL */
+	struct acl_who who;               /* conn_acl_who */
 };
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/acl.h"
 #include "log.h"
 #include "router/policy.h"
 #include "router/retain.h"
@@ -53,6 +54,9 @@ struct router {
 	bool mem_alarm;                 /* logged as over broker_memory_limit */
 	uint64_t next_msg_id;
 	struct router_stats stats;
+	const struct acl *acl;          /* NULL: everything allowed */
+	const struct users *users;
+	unsigned long acl_gen;          /* bumped by router_set_acl: voids cached decisions */
 };
 
 const char *router_strerror(enum router_err err)
@@ -66,6 +70,7 @@ const char *router_strerror(enum router_err err)
 	case ROUTER_ESTORE: return "the store could not keep the message";
 	case ROUTER_EFULL: return "queue full";
 	case ROUTER_PENDING: return "pending";
+	case ROUTER_EDENIED: return "access refused";
 	}
 	return "unknown error";
 }
@@ -190,6 +195,34 @@ void router_free(struct router *r)
 	}
 	policy_free(r->policies);
 	free(r);
+}
+
+void router_set_acl(struct router *r, const struct acl *acl, const struct users *users)
+{
+	r->acl = acl;
+	r->users = users;
+	r->acl_gen++;
+}
+
+/* The ACL check of every client's publish and subscription. */
+static enum router_err acl_allows(struct router *r, struct acl_who *who, enum acl_action action,
+				  enum dest_kind kind, const char *name, bool pattern)
+{
+	if (!r->acl || !who)
+		return ROUTER_OK;
+	if (acl_decide(r->acl, r->users, r->acl_gen, who, action, kind, name, pattern))
+		return ROUTER_OK;
+	acl_denied(who, action, kind, name);
+	return ROUTER_EDENIED;
+}
+
+/* Publishing to or consuming from a queue that does not exist yet creates
+ * it: that needs the create action too. */
+static enum router_err acl_allows_create(struct router *r, struct acl_who *who, const char *queue)
+{
+	if (!r->acl || !who || map_get(r->queues, queue))
+		return ROUTER_OK;
+	return acl_allows(r, who, ACL_CREATE, DEST_QUEUE, queue, false);
 }
 
 enum router_err router_set_auto_create(struct router *r, enum dest_kind kind, const char *pattern,
@@ -487,9 +520,14 @@ bool router_has_queue(const struct router *r, const char *queue)
 	return map_get(r->queues, queue) != NULL;
 }
 
-enum router_err router_may_publish(struct router *r, enum dest_kind kind, const char *name)
+enum router_err router_may_publish(struct router *r, enum dest_kind kind, const char *name,
+				   struct acl_who *who)
 {
 	enum router_err err = check_name(name, false, false);
+	if (err == ROUTER_OK)
+		err = acl_allows(r, who, ACL_PUBLISH, kind, name, false);
+	if (err == ROUTER_OK && kind == DEST_QUEUE)
+		err = acl_allows_create(r, who, name);
 	if (err != ROUTER_OK)
 		return err;
 	if (kind == DEST_QUEUE)
@@ -537,6 +575,10 @@ enum router_err router_publish(struct router *r, enum dest_kind kind, const char
 	struct router_confirm *c = ctx ? ctx->confirm : NULL;
 	struct publish p = { .confirm = c };
 	enum router_err err = check_name(name, false, ctx && ctx->broker_own);
+	if (err == ROUTER_OK && ctx && !ctx->broker_own)
+		err = acl_allows(r, ctx->who, ACL_PUBLISH, kind, name, false);
+	if (err == ROUTER_OK && ctx && !ctx->broker_own && kind == DEST_QUEUE)
+		err = acl_allows_create(r, ctx->who, name);
 	if (err != ROUTER_OK)
 		goto out;
 	if (ctx && ctx->principal && !strcmp(ctx->principal, "anonymous"))
@@ -813,6 +855,12 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 	*err = check_name(name, kind == DEST_TOPIC, kind == DEST_TOPIC);
 	if (*err == ROUTER_OK && kind == DEST_QUEUE && has_prefix(name, TEMP_PREFIX) && !opts->owner)
 		*err = ROUTER_EFORBIDDEN;
+	/* A dynamic reply queue (owner) is its maker's by construction. */
+	if (*err == ROUTER_OK && !opts->owner)
+		*err = acl_allows(r, opts->who, ACL_SUBSCRIBE, kind, name,
+				  kind == DEST_TOPIC && address_is_pattern(name));
+	if (*err == ROUTER_OK && kind == DEST_QUEUE && !opts->owner)
+		*err = acl_allows_create(r, opts->who, name);
 	if (*err != ROUTER_OK)
 		return NULL;
 	struct subscription *s = calloc(1, sizeof(*s));

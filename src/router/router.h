@@ -26,6 +26,7 @@ enum router_err {
 	ROUTER_ESTORE,      /* the store could not keep a durable message */
 	ROUTER_EFULL,       /* a queue full with overflow reject-publish refused it */
 	ROUTER_PENDING,     /* not an error: the confirmation comes later */
+	ROUTER_EDENIED,     /* the ACLs do not allow it (auth/acl.h) */
 };
 
 const char *router_strerror(enum router_err err);
@@ -41,11 +42,22 @@ struct router_options {
 
 struct router;
 struct subscription;
+struct acl;
+struct acl_who;
+struct users;
 
 /* NULL on out of memory. Free with router_free() after every subscription
  * has been removed. */
 struct router *router_new(const struct router_options *opts);
 void router_free(struct router *r);
+
+/* The access rules every client's publish and subscription is checked
+ * against (auth/acl.h), with the users whose groups they name; NULL acl:
+ * everything allowed. Both are borrowed: the broker sets them again
+ * whenever it reloads them, which voids every connection's cached
+ * decisions. A denial is ROUTER_EDENIED, logged (rate-limited per
+ * connection) by the router. */
+void router_set_acl(struct router *r, const struct acl *acl, const struct users *users);
 
 /* Whether a destination matching `pattern` may be created on first use
  * (the default is yes). The most specific rule is the first added that
@@ -73,8 +85,10 @@ enum router_err router_delete_queue(struct router *r, const char *queue);
 bool router_has_queue(const struct router *r, const char *queue);
 
 /* Whether a publish to that destination could succeed now: it exists or
- * may be created, and the name is valid and not the broker's. */
-enum router_err router_may_publish(struct router *r, enum dest_kind kind, const char *name);
+ * may be created, the name is valid and not the broker's, and `who` (NULL:
+ * not checked) may publish there (and create the queue). */
+enum router_err router_may_publish(struct router *r, enum dest_kind kind, const char *name,
+				   struct acl_who *who);
 
 /* A publisher waiting to hear that its durable message is safe in the
  * store. The adapter owns it (embedded in its own per-publish state) and
@@ -104,6 +118,10 @@ struct publish_ctx {
 	 * "anonymous" the property is removed. NULL: the broker's own
 	 * publish (a will, $SYS), left as it is. */
 	const char *principal;
+	/* Who publishes, for the ACLs (router_set_acl): the client's
+	 * connection's (conn_acl_who). NULL: not checked (the broker's own
+	 * publishes, the admin API until it has users). */
+	struct acl_who *who;
 	/* Out: this publish left some destination full (or the store too
 	 * busy), so its publisher is to be slowed (router_wait_room). */
 	bool blocked;
@@ -208,6 +226,10 @@ struct subscribe_options {
 	/* Queues: the subscriber made this queue for itself (an AMQP dynamic
 	 * reply queue, wharf.temp.*), which no one else may consume. */
 	bool owner;
+	/* Who subscribes, for the ACLs (router_set_acl): the client's
+	 * connection's (conn_acl_who). NULL: not checked (the broker's own,
+	 * sessions restored at start-up). */
+	struct acl_who *who;
 };
 
 /* Subscribes to a queue (competing consumers) or a topic pattern (a private
