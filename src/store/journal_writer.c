@@ -269,24 +269,39 @@ static void chain_fail(struct journal *j, struct jbatch *chain, struct jbatch *f
 	j->skip_to = last_seq;
 }
 
-/* Writes the records of this chunk (all in the active segment) and syncs
- * them as the mode asks. */
-static int chunk_end(struct journal *j, struct iovec *iov, int niov, uint64_t *wrote, uint64_t chunk_off,
-		     bool final_write, struct wres *res)
+/* A chunk: the records written to the active segment in one go, from
+ * chunk offset off; wrote of them are in the file, inflight more are
+ * gathered in iov. */
+struct chunk {
+	struct iovec iov[IOV_BATCH];
+	int niov;
+	uint64_t off, wrote, inflight, records;
+	bool skip_in; /* the skip record for j->skip_from is in this chunk */
+};
+
+static void chunk_start(struct chunk *k, uint64_t off)
 {
-	if (niov) {
-		uint64_t len = 0;
-		for (int k = 0; k < niov; k++)
-			len += iov[k].iov_len;
-		int e = w_write(j->fd, iov, niov, chunk_off + *wrote);
+	k->niov = 0;
+	k->off = off;
+	k->wrote = k->inflight = k->records = 0;
+	k->skip_in = false;
+}
+
+/* Writes what is gathered, and syncs it as the mode asks if final_write. */
+static int chunk_write(struct journal *j, struct chunk *k, bool final_write, struct wres *res)
+{
+	if (k->niov) {
+		int e = w_write(j->fd, k->iov, k->niov, k->off + k->wrote);
 		if (e)
 			return e;
-		*wrote += len;
+		k->wrote += k->inflight;
+		k->inflight = 0;
+		k->niov = 0;
 		j->dirty = true;
 	}
 	if (!final_write)
 		return 0;
-	if (j->sync != JOURNAL_SYNC_NEVER && *wrote) {
+	if (j->sync != JOURNAL_SYNC_NEVER && k->wrote) {
 		int e = w_sync(j, j->fd);
 		res->fsyncs++;
 		if (e)
@@ -296,6 +311,27 @@ static int chunk_end(struct journal *j, struct iovec *iov, int niov, uint64_t *w
 	return 0;
 }
 
+/* Makes room for one more piece in k->iov, writing what is gathered. */
+static int chunk_room(struct journal *j, struct chunk *k, struct wres *res)
+{
+	return k->niov == IOV_BATCH ? chunk_write(j, k, false, res) : 0;
+}
+
+/* Writes and syncs the chunk, and moves the segment's end past it. */
+static int chunk_close(struct journal *j, struct chunk *k, struct wres *res)
+{
+	int e = chunk_write(j, k, true, res);
+	if (e)
+		return e;
+	j->off = k->off + k->wrote;
+	res->records += k->records;
+	res->bytes += k->wrote;
+	if (k->skip_in)
+		j->skip_from = j->skip_to = 0;
+	return 0;
+}
+
+/* Writes a chain of batches, rolling segments as they fill. */
 static void write_chain(struct journal *j, struct jbatch *chain, struct wres *res)
 {
 	for (struct jbatch *b = chain; b; b = b->next) {
@@ -312,13 +348,10 @@ static void write_chain(struct journal *j, struct jbatch *chain, struct wres *re
 		}
 	}
 
-	struct iovec iov[IOV_BATCH];
-	int niov = 0;
-	uint64_t chunk_off = j->off, wrote = 0;
+	struct chunk k;
+	chunk_start(&k, j->off);
 	struct jbatch *cb = chain; /* the chunk starts at record ci of cb */
 	size_t ci = 0;
-	bool skip_in = false;
-	uint64_t chunk_records = 0, inflight = 0; /* inflight: in iov, not written */
 	int e = 0;
 
 	for (struct jbatch *b = chain; b; b = b->next) {
@@ -326,23 +359,14 @@ static void write_chain(struct journal *j, struct jbatch *chain, struct wres *re
 			uint8_t *rec = b->data + b->ents[i].off;
 			size_t sz = jbatch_rec_size(b, i);
 			uint64_t seq = b->first_seq + i;
-			uint64_t here = chunk_off + wrote + inflight;
-			size_t extra = j->skip_from && !skip_in ? JREC_SKIP_SIZE : 0;
+			uint64_t here = k.off + k.wrote + k.inflight;
+			size_t extra = j->skip_from && !k.skip_in ? JREC_SKIP_SIZE : 0;
 			if (j->fd < 0 || (here > JSEG_HEADER && here + sz + extra > j->segment_size)) {
-				if (j->fd >= 0 && here > chunk_off) {
-					e = chunk_end(j, iov, niov, &wrote, chunk_off, true, res);
+				if (j->fd >= 0 && here > k.off) {
+					e = chunk_close(j, &k, res);
 					if (e)
 						goto failed;
-					j->off = chunk_off + wrote;
-					res->records += chunk_records;
-					res->bytes += wrote;
-					if (skip_in)
-						j->skip_from = j->skip_to = 0;
 				}
-				niov = 0;
-				wrote = inflight = 0;
-				chunk_records = 0;
-				skip_in = false;
 				cb = b;
 				ci = i;
 				uint64_t first = j->skip_from ? j->skip_from : seq;
@@ -351,60 +375,48 @@ static void write_chain(struct journal *j, struct jbatch *chain, struct wres *re
 					chain_fail(j, chain, b, i, e, first, 0, res);
 					return;
 				}
-				chunk_off = j->off;
+				chunk_start(&k, j->off);
 			}
-			if (j->skip_from && !skip_in) {
-				if (niov == IOV_BATCH) {
-					e = chunk_end(j, iov, niov, &wrote, chunk_off, false, res);
-					if (e)
-						goto failed;
-					niov = 0;
-					inflight = 0;
-				}
+			if (j->skip_from && !k.skip_in) {
+				e = chunk_room(j, &k, res);
+				if (e)
+					goto failed;
 				jrec_skip(j->skipbuf, j->skip_from, j->skip_to);
-				iov[niov++] = (struct iovec){ j->skipbuf, JREC_SKIP_SIZE };
-				inflight += JREC_SKIP_SIZE;
-				skip_in = true;
+				k.iov[k.niov++] = (struct iovec){ j->skipbuf, JREC_SKIP_SIZE };
+				k.inflight += JREC_SKIP_SIZE;
+				k.skip_in = true;
 			}
-			if (niov && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == rec) {
-				iov[niov - 1].iov_len += sz;
+			struct iovec *last = k.niov ? &k.iov[k.niov - 1] : NULL;
+			if (last && (uint8_t *)last->iov_base + last->iov_len == rec) {
+				last->iov_len += sz;
 			} else {
-				if (niov == IOV_BATCH) {
-					e = chunk_end(j, iov, niov, &wrote, chunk_off, false, res);
-					if (e)
-						goto failed;
-					niov = 0;
-					inflight = 0;
-				}
-				iov[niov++] = (struct iovec){ rec, sz };
+				e = chunk_room(j, &k, res);
+				if (e)
+					goto failed;
+				k.iov[k.niov++] = (struct iovec){ rec, sz };
 			}
-			inflight += sz;
-			chunk_records++;
+			k.inflight += sz;
+			k.records++;
 		}
 	}
 	if (j->fd >= 0) {
-		e = chunk_end(j, iov, niov, &wrote, chunk_off, true, res);
+		e = chunk_close(j, &k, res);
 		if (e)
 			goto failed;
-		j->off = chunk_off + wrote;
-		res->records += chunk_records;
-		res->bytes += wrote;
-		if (skip_in)
-			j->skip_from = j->skip_to = 0;
 	}
 	return;
 
 failed:
 	/* Nothing of this chunk counts: cut the file back to where it began,
 	 * so no torn record is ever followed by good ones. */
-	j->off = chunk_off;
+	j->off = k.off;
 	int re = repair(j, res);
 	if (re)
 		post(j, LOG_ERROR, re,
 		     "journal: cannot cut segment %020llu back to offset %llu after a failed write "
 		     "(the next batch tries again)",
-		     (unsigned long long)j->active_first, (unsigned long long)chunk_off);
-	chain_fail(j, chain, cb, ci, e, j->active_first, chunk_off, res);
+		     (unsigned long long)j->active_first, (unsigned long long)k.off);
+	chain_fail(j, chain, cb, ci, e, j->active_first, k.off, res);
 }
 
 /* ---- writer: releases -------------------------------------------------- */
