@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util/errmsg.h"
 #include "net/url.h"
 #include "router/address.h"
 
@@ -31,11 +32,9 @@ struct parser {
 static int fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct parser *p, const char *fmt, ...)
 {
-	int n = snprintf(p->err, p->errlen, "%s:%d: ", p->file, p->line);
 	va_list ap;
 	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < p->errlen)
-		vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	errmsg_vat(p->err, p->errlen, p->file, p->line, fmt, ap);
 	va_end(ap);
 	return -1;
 }

@@ -10,6 +10,7 @@
 #include "auth/users.h"
 #include "conf.h"
 #include "log.h"
+#include "util/errmsg.h"
 #include "util/clock.h"
 
 enum who_type { WHO_ANY, WHO_USER, WHO_GROUP };
@@ -79,19 +80,6 @@ size_t acl_count(const struct acl *a)
 	return a ? a->n : 0;
 }
 
-static int fail(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static int fail(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
-{
-	int n = snprintf(err, errlen, "%s:%d: ", name, line);
-	va_list ap;
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < errlen)
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static bool is_level(const char *s, size_t len, char c)
 {
 	return len == 1 && s[0] == c;
@@ -119,42 +107,42 @@ static int parse_line(struct rule *r, char *s, const char *name, int line, char 
 	char *verb = next_word(&s), *who = next_word(&s), *acts = next_word(&s),
 	     *pat = next_word(&s);
 	if (!verb || !who || !acts || !pat || next_word(&s))
-		return fail(err, errlen, name, line,
+		return errmsg_at(err, errlen, name, line,
 			    "expected 'allow|deny WHO ACTIONS PATTERN' (WHO: user, @group or *)");
 	if (!strcmp(verb, "allow"))
 		r->allow = true;
 	else if (!strcmp(verb, "deny"))
 		r->allow = false;
 	else
-		return fail(err, errlen, name, line, "'%s': a rule starts with allow or deny", verb);
+		return errmsg_at(err, errlen, name, line, "'%s': a rule starts with allow or deny", verb);
 	if (!strcmp(who, "*")) {
 		r->who_type = WHO_ANY;
 	} else if (who[0] == '@') {
 		if (!users_name_valid(who + 1))
-			return fail(err, errlen, name, line, "'%s': not a valid group name", who);
+			return errmsg_at(err, errlen, name, line, "'%s': not a valid group name", who);
 		r->who_type = WHO_GROUP;
 		r->who = strdup(who + 1);
 	} else {
 		if (!users_name_valid(who))
-			return fail(err, errlen, name, line, "'%s': not a valid user name", who);
+			return errmsg_at(err, errlen, name, line, "'%s': not a valid user name", who);
 		r->who_type = WHO_USER;
 		r->who = strdup(who);
 	}
 	if (r->who_type != WHO_ANY && !r->who)
-		return fail(err, errlen, name, line, "out of memory");
+		return errmsg_at(err, errlen, name, line, "out of memory");
 	for (char *tok = strtok(acts, ","); tok; tok = strtok(NULL, ",")) {
 		size_t i;
 		for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
 			if (!strcmp(tok, actions[i].name))
 				break;
 		if (i == sizeof(actions) / sizeof(actions[0]))
-			return fail(err, errlen, name, line,
+			return errmsg_at(err, errlen, name, line,
 				    "'%s': unknown action (publish, subscribe, browse, create, admin, all)",
 				    tok);
 		r->actions |= actions[i].bits;
 	}
 	if (!r->actions)
-		return fail(err, errlen, name, line, "no action");
+		return errmsg_at(err, errlen, name, line, "no action");
 	r->kinds = KIND_QUEUE | KIND_TOPIC;
 	if (!strncmp(pat, "queue:", 6)) {
 		r->kinds = KIND_QUEUE;
@@ -164,7 +152,7 @@ static int parse_line(struct rule *r, char *s, const char *name, int line, char 
 		pat += 6;
 	}
 	if (address_validate(pat, true) != 0)
-		return fail(err, errlen, name, line,
+		return errmsg_at(err, errlen, name, line,
 			    "'%s': not a destination pattern (levels separated by '.', wildcards "
 			    "'*' and '>')",
 			    pat);
@@ -175,7 +163,7 @@ static int parse_line(struct rule *r, char *s, const char *name, int line, char 
 	r->lit1 = !is_level(pat, r->lit1_len, '*') && !is_level(pat, r->lit1_len, '>') &&
 		  !memchr(pat, '%', r->lit1_len);
 	if (!(r->pattern = strdup(pat)))
-		return fail(err, errlen, name, line, "out of memory");
+		return errmsg_at(err, errlen, name, line, "out of memory");
 	return 0;
 }
 
@@ -207,7 +195,7 @@ struct acl *acl_parse(const char *name, const char *text, char *err, size_t errl
 			cap = cap ? cap * 2 : 16;
 			struct rule *rules = realloc(a->rules, cap * sizeof(*rules));
 			if (!rules) {
-				fail(err, errlen, name, line, "out of memory");
+				errmsg_at(err, errlen, name, line, "out of memory");
 				goto fail;
 			}
 			a->rules = rules;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/errmsg.h"
 #include "util/map.h"
 
 #define SALT_LEN 16
@@ -196,19 +197,6 @@ bool users_verify(const struct users *u, const char *name, const char *password,
 
 /* ---- the file ------------------------------------------------------------ */
 
-static int fail(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static int fail(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
-{
-	int n = snprintf(err, errlen, "%s:%d: ", name, line);
-	va_list ap;
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < errlen)
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* Splits "a,b,c" into e's groups; -1 on out of memory or a bad name. */
 static int parse_groups(struct user *e, char *list)
 {
@@ -231,19 +219,19 @@ static int parse_line(struct users *u, char *s, const char *name, int line, char
 {
 	char *colon = strchr(s, ':');
 	if (!colon)
-		return fail(err, errlen, name, line, "expected NAME:HASH[:GROUPS]");
+		return errmsg_at(err, errlen, name, line, "expected NAME:HASH[:GROUPS]");
 	*colon = '\0';
 	char *hash = colon + 1;
 	char *groups = strchr(hash, ':');
 	if (groups)
 		*groups++ = '\0';
 	if (!users_name_valid(s))
-		return fail(err, errlen, name, line, "'%s' is not a valid user name", s);
+		return errmsg_at(err, errlen, name, line, "'%s' is not a valid user name", s);
 	if (map_get(u->by_name, s))
-		return fail(err, errlen, name, line, "user '%s' is listed twice", s);
+		return errmsg_at(err, errlen, name, line, "user '%s' is listed twice", s);
 	struct phc h;
 	if (phc_parse(hash, &h) < 0)
-		return fail(err, errlen, name, line,
+		return errmsg_at(err, errlen, name, line,
 			    "the hash of '%s' is not $scrypt$ln=N,r=R,p=P$SALT$KEY (make one "
 			    "with wharfctl user add)",
 			    s);
@@ -251,16 +239,16 @@ static int parse_line(struct users *u, char *s, const char *name, int line, char
 	struct user *e = calloc(1, sizeof(*e));
 	if (!e || !(e->hash = strdup(hash))) {
 		user_free(e);
-		return fail(err, errlen, name, line, "out of memory");
+		return errmsg_at(err, errlen, name, line, "out of memory");
 	}
 	if (groups && *groups && parse_groups(e, groups) < 0) {
 		user_free(e);
-		return fail(err, errlen, name, line, "bad group list for '%s' (names separated by ',')",
+		return errmsg_at(err, errlen, name, line, "bad group list for '%s' (names separated by ',')",
 			    s);
 	}
 	if (map_put(u->by_name, s, e) < 0) {
 		user_free(e);
-		return fail(err, errlen, name, line, "out of memory");
+		return errmsg_at(err, errlen, name, line, "out of memory");
 	}
 	return 0;
 }
