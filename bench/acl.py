@@ -20,23 +20,17 @@ figure is the median over the rounds, and the ratio is acl / none."""
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, HERE)
+from benchlib import Wharfd, bench_cpu  # noqa: E402
+
 USER, PASSWORD = "bench", "bench-secret"
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
 def rules(n):
@@ -50,57 +44,34 @@ def rules(n):
     return "\n".join(out) + "\n"
 
 
-class Wharfd:
-    def __init__(self, wharfd, wharfctl, nrules, tmp):
-        self.dir = tempfile.mkdtemp(prefix="acl-bench-", dir=tmp)
-        users = os.path.join(self.dir, "users")
-        r = subprocess.run([wharfctl, "user", "add", USER, "--users-file", users, "--cost", "10"],
-                           input=PASSWORD + "\n", text=True, capture_output=True)
-        if r.returncode != 0:
-            sys.exit("wharfctl: " + r.stderr)
-        conf = os.path.join(self.dir, "wharf.conf")
-        with open(conf, "w") as f:
-            f.write("[auth]\nusers_file = %s\n" % users)
-            if nrules:
-                acl = os.path.join(self.dir, "acl")
-                with open(acl, "w") as g:
-                    g.write(rules(nrules))
-                f.write("acl_file = %s\n" % acl)
-        self.log = os.path.join(self.dir, "wharfd.log")
-        self.proc = subprocess.Popen(
-            [wharfd, "-c", conf, "--data-dir", os.path.join(self.dir, "data"),
-             "--listen", "mqtt://127.0.0.1:0"],
-            stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-        self.port = None
-        deadline = time.monotonic() + 20
-        while not self.port:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit("wharfd did not start:\n" + open(self.log).read())
-            m = re.search(r"listening mqtt 127\.0\.0\.1:(\d+)", open(self.log).read())
-            if m:
-                self.port = int(m.group(1))
-            time.sleep(0.05)
-        if nrules and ("acl: %d rules" % nrules) not in open(self.log).read():
-            sys.exit("the rules were not loaded:\n" + open(self.log).read())
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(30)
-        shutil.rmtree(self.dir, ignore_errors=True)
+def start(wharfd, wharfctl, nrules, tmp):
+    """A wharfd with a users file holding USER and nrules ACL rules (none: no acl_file)."""
+    d = tempfile.mkdtemp(prefix="acl-bench-users-", dir=tmp)
+    users = os.path.join(d, "users")
+    r = subprocess.run([wharfctl, "user", "add", USER, "--users-file", users, "--cost", "10"],
+                       input=PASSWORD + "\n", text=True, capture_output=True)
+    if r.returncode != 0:
+        sys.exit("wharfctl: " + r.stderr)
+    config = "[auth]\nusers_file = %s\n" % users
+    if nrules:
+        acl = os.path.join(d, "acl")
+        with open(acl, "w") as g:
+            g.write(rules(nrules))
+        config += "acl_file = %s\n" % acl
+    w = Wharfd(wharfd, ["mqtt"], config, tmp, prefix="acl-bench-")
+    w.users_dir = d
+    if nrules and ("acl: %d rules" % nrules) not in w.log_text():
+        sys.exit("the rules were not loaded:\n" + w.log_text())
+    return w
 
 
 def run(bench, broker, count):
-    url = "mqtt://%s:%s@127.0.0.1:%d" % (USER, PASSWORD, broker.port)
-    before = cpu_seconds(broker.proc.pid)
-    r = subprocess.run([bench, "--url", url, "--qos", "1", "--count", str(count), "--quiet",
-                        "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    used = cpu_seconds(broker.proc.pid) - before
-    if r.returncode != 0:
-        sys.exit("wharf-bench failed (%d):\n%s%s" % (r.returncode, r.stdout, r.stderr))
-    denied = open(broker.log).read().count(" denied ")
+    url = "mqtt://%s:%s@127.0.0.1:%d" % (USER, PASSWORD, broker.ports["mqtt"])
+    cpu = bench_cpu(bench, broker, count, ["--url", url, "--qos", "1"])
+    denied = broker.log_text().count(" denied ")
     if denied:
-        sys.exit("the bench was denied %d times:\n%s" % (denied, open(broker.log).read()))
-    return used * 100000 / count
+        sys.exit("the bench was denied %d times:\n%s" % (denied, broker.log_text()))
+    return cpu
 
 
 def main():
@@ -114,8 +85,8 @@ def main():
     wharfd = os.path.join(a.build, "src", "wharfd")
     wharfctl = os.path.join(a.build, "tools", "wharfctl", "wharfctl")
     bench = os.path.join(a.build, "tools", "wharf-bench", "wharf-bench")
-    none = Wharfd(wharfd, wharfctl, 0, a.tmp)
-    acl = Wharfd(wharfd, wharfctl, a.rules, a.tmp)
+    none = start(wharfd, wharfctl, 0, a.tmp)
+    acl = start(wharfd, wharfctl, a.rules, a.tmp)
     got = {"none": [], "acl": []}
     try:
         for i in range(a.rounds):
@@ -123,8 +94,9 @@ def main():
             for k, b in order:
                 got[k].append(run(bench, b, a.count))
     finally:
-        acl.stop()
-        none.stop()
+        for b in (acl, none):
+            b.stop()
+            shutil.rmtree(b.users_dir, ignore_errors=True)
     print("broker CPU seconds per 100,000 MQTT QoS 1 messages, users file on both "
           "(median of %d rounds of %d)" % (a.rounds, a.count))
     n, c = statistics.median(got["none"]), statistics.median(got["acl"])

@@ -23,18 +23,16 @@ Attacks (every loop is bounded; all traffic is to 127.0.0.1):
 
 import argparse
 import os
-import re
 import resource
 import shutil
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-LISTEN_RE = re.compile(r"listening (\S+) (\S+):(\d+)$")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 
 
 def status(pid, key):
@@ -45,45 +43,20 @@ def status(pid, key):
     return -1
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+class Wharfd(benchlib.Wharfd):
+    """A broker to attack, with at most nofile descriptors if nofile."""
 
-
-class Wharfd:
     def __init__(self, binary, protocols, config="", nofile=None):
-        self.dir = tempfile.mkdtemp(prefix="wharf-attack-", dir="/var/tmp")
-        self.log_path = os.path.join(self.dir, "log")
-        conf = os.path.join(self.dir, "wharf.conf")
-        with open(conf, "w") as f:
-            f.write(config)
-        cmd = [binary, "-c", conf, "--data-dir", os.path.join(self.dir, "data")]
-        for p in protocols:
-            cmd += ["--listen", "%s://127.0.0.1:0" % p]
         pre = None
         if nofile:
             pre = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     preexec_fn=pre)
-        self.ports = {}
-        deadline = time.monotonic() + 15
-        while len(self.ports) < len(protocols):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("wharfd did not start:\n" + open(self.log_path).read())
-            with open(self.log_path, errors="replace") as f:
-                for line in f:
-                    m = LISTEN_RE.search(line.strip())
-                    if m:
-                        self.ports[m.group(1)] = int(m.group(3))
-            time.sleep(0.02)
+        super().__init__(binary, protocols, config, prefix="wharf-attack-", preexec=pre)
 
     def hwm(self):
         return status(self.proc.pid, "VmHWM")
 
     def cpu(self):
-        return cpu_seconds(self.proc.pid)
+        return benchlib.cpu_seconds(self.proc.pid)
 
     def alive(self):
         return self.proc.poll() is None
@@ -92,8 +65,7 @@ class Wharfd:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.log.close()
-        size = os.path.getsize(self.log_path)
+        size = os.path.getsize(self.log)
         shutil.rmtree(self.dir, ignore_errors=True)
         return size
 

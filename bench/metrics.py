@@ -16,7 +16,6 @@ figure is the median over the rounds, and the ratio is on / off."""
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -27,40 +26,15 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, HERE)
+from benchlib import Wharfd, bench_cpu  # noqa: E402
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
-
-
-class Wharfd:
-    def __init__(self, wharfd, admin, tmp):
-        self.dir = tempfile.mkdtemp(prefix="metrics-bench-", dir=tmp)
-        conf = os.path.join(self.dir, "wharf.conf")
-        with open(conf, "w") as f:
-            f.write("[admin]\nlisten = http://127.0.0.1:0\n" if admin else "")
-        self.log = os.path.join(self.dir, "wharfd.log")
-        self.proc = subprocess.Popen(
-            [wharfd, "-c", conf, "--data-dir", os.path.join(self.dir, "data"),
-             "--listen", "mqtt://127.0.0.1:0", "--listen", "stomp://127.0.0.1:0"],
-            stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-        self.ports = {}
-        want = 3 if admin else 2
-        deadline = time.monotonic() + 20
-        while len(self.ports) < want:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit("wharfd did not start:\n" + open(self.log).read())
-            for m in re.finditer(r"listening (\S+) 127\.0\.0\.1:(\d+)", open(self.log).read()):
-                self.ports[m.group(1)] = int(m.group(2))
-            time.sleep(0.05)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(30)
-        shutil.rmtree(self.dir, ignore_errors=True)
+def start(wharfd, admin, tmp):
+    """A wharfd on MQTT and STOMP, with the admin API (and /metrics) if admin."""
+    config = "[admin]\nlisten = http://127.0.0.1:0\n" if admin else ""
+    return Wharfd(wharfd, ["mqtt", "stomp"], config, tmp, prefix="metrics-bench-",
+                  listeners=3 if admin else 2)
 
 
 class Scraper:
@@ -105,13 +79,7 @@ def run(bench, broker, flow, count):
         args = ["--url", "mqtt://127.0.0.1:%d" % broker.ports["mqtt"], "--qos", "0"]
     else:
         args = ["--url", "stomp://127.0.0.1:%d" % broker.ports["stomp"], "--queue=metrics.bench"]
-    before = cpu_seconds(broker.proc.pid)
-    r = subprocess.run([bench, "--count", str(count), "--quiet", "--json"] + args,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    used = cpu_seconds(broker.proc.pid) - before
-    if r.returncode != 0:
-        sys.exit("wharf-bench %s failed (%d):\n%s%s" % (flow, r.returncode, r.stdout, r.stderr))
-    return used * 100000 / count
+    return bench_cpu(bench, broker, count, args)
 
 
 def main():
@@ -123,8 +91,8 @@ def main():
     a = ap.parse_args()
     wharfd = os.path.join(a.build, "src", "wharfd")
     bench = os.path.join(a.build, "tools", "wharf-bench", "wharf-bench")
-    off = Wharfd(wharfd, False, a.tmp)
-    on = Wharfd(wharfd, True, a.tmp)
+    off = start(wharfd, False, a.tmp)
+    on = start(wharfd, True, a.tmp)
     scraper = Scraper(on.ports["admin"], a.tmp)
     flows = ("mqtt-qos0", "stomp-queue")
     got = {(f, k): [] for f in flows for k in ("off", "on")}
