@@ -58,6 +58,10 @@ struct mqtt_conn {
 	 * still read (it may be consuming what it waits on). */
 	struct held_ack { uint8_t type; uint16_t pid; } *held;
 	uint32_t nheld, cap_held;
+	/* receive_maximum acks are held for a client before MQTT 5, which was
+	 * told no limit, and that only publishes: its input is paused until
+	 * they go out (TCP slows it, as RabbitMQ and Mosquitto do). */
+	bool held_paused;
 	struct router_waiter waiter;
 	struct confirm_queue confirms; /* PUBACK/PUBREC in publish order */
 };

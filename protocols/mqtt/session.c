@@ -511,6 +511,19 @@ static void send_held_acks(struct router_waiter *w)
 				mc->peer_max_packet);
 	mc->nheld = 0;
 	flush_out(mc);
+	if (mc->held_paused) {
+		mc->held_paused = false;
+		conn_pause_input(mc->c, false);
+	}
+}
+
+/* A client that publishes only and was announced no Receive Maximum
+ * (before MQTT 5) is slowed by its socket once receive_maximum acks are
+ * held; one that also consumes is not (the acks of what it reads would
+ * wait behind what it sent), and breaking the limit ends it. */
+static bool slowed_by_tcp(const struct mqtt_conn *mc)
+{
+	return mc->level != MQTT_V5 && mc->cl && !mc->cl->subs;
 }
 
 /* Acknowledges a routed publish now, or later if it left a destination
@@ -522,7 +535,7 @@ static void ack_publish(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid,
 		mqtt_conn_send_ack(mc, type, pid, reason);
 		return;
 	}
-	if (mc->nheld >= mc->cfg->receive_maximum) {
+	if (mc->nheld >= mc->cfg->receive_maximum && !slowed_by_tcp(mc)) {
 		disconnect(mc, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
 			   "too many unacknowledged publishes while a destination is full");
 		return;
@@ -538,6 +551,10 @@ static void ack_publish(struct mqtt_conn *mc, enum mqtt_type type, uint16_t pid,
 		mc->cap_held = cap;
 	}
 	mc->held[mc->nheld++] = (struct held_ack){ (uint8_t)type, pid };
+	if (mc->nheld >= mc->cfg->receive_maximum) {
+		mc->held_paused = true;
+		conn_pause_input(mc->c, true);
+	}
 	router_wait_room(mc->mb->b->router, &mc->waiter);
 }
 
@@ -1008,6 +1025,8 @@ static void mqtt_input(void *session, struct evbuffer *in)
 		off += used;
 		if (mc->mb) /* NULL until CONNECT is taken */
 			mc->mb->bytes_in += used;
+		if (mc->held_paused)
+			break; /* the rest is read once the held acks go out */
 	}
 	evbuffer_drain(in, off);
 }
