@@ -77,6 +77,9 @@ static void usage(FILE *f)
 "      --keepalive SEC    MQTT keep alive (60)\n"
 "      --connect-concurrency N  handshakes in progress at once (256)\n"
 "      --client-id PREFIX client id prefix (wb<pid>)\n"
+"      --client LIB       wharf-bench (its own clients, batching writes) or, for mqtt://,\n"
+"                         libmosquitto: a packet per write as a device library does\n"
+"      --frame-writes     wharf-bench's clients write each frame with its own system call\n"
 "      --json             print one JSON line instead of the summary\n"
 "      --quiet            no progress line\n"
 "  -h, --help             this text\n"
@@ -288,7 +291,7 @@ static int parse_url(struct wb_opts *o, const char *url)
 enum {
 	OPT_MQTT_VERSION = 256, OPT_PERSISTENT, OPT_TOPIC, OPT_QUEUE, OPT_DEST, OPT_RECEIPT_EVERY,
 	OPT_PREFETCH, OPT_ACK, OPT_IDLE, OPT_BROKER_PID, OPT_JSON, OPT_TIMEOUT, OPT_DRAIN,
-	OPT_STRICT, OPT_KEEPALIVE, OPT_CONC, OPT_CLIENT_ID, OPT_QUIET, OPT_INTENDED, OPT_URL,
+	OPT_STRICT, OPT_KEEPALIVE, OPT_CONC, OPT_CLIENT_ID, OPT_QUIET, OPT_CLIENT_LIB, OPT_FRAME_WRITES, OPT_INTENDED, OPT_URL,
 	OPT_PROTOCOL, OPT_PRESETTLED,
 };
 
@@ -323,6 +326,8 @@ static const struct option long_opts[] = {
 	{ "connect-concurrency", required_argument, NULL, OPT_CONC },
 	{ "client-id", required_argument, NULL, OPT_CLIENT_ID },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "client", required_argument, NULL, OPT_CLIENT_LIB },
+	{ "frame-writes", no_argument, NULL, OPT_FRAME_WRITES },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -469,6 +474,12 @@ static int parse_opts(struct wb_opts *o, int argc, char **argv)
 			snprintf(o->client_prefix, sizeof o->client_prefix, "%s", optarg);
 			break;
 		case OPT_QUIET: o->quiet = true; break;
+		case OPT_CLIENT_LIB:
+			if (strcmp(optarg, "libmosquitto") && strcmp(optarg, "wharf-bench"))
+				return bad("client", optarg);
+			o->libmosquitto = !strcmp(optarg, "libmosquitto");
+			break;
+		case OPT_FRAME_WRITES: o->frame_writes = true; break;
 		case 'h':
 			usage(stdout);
 			exit(EXIT_OK);
@@ -509,6 +520,10 @@ static int parse_opts(struct wb_opts *o, int argc, char **argv)
 	}
 	if (o->duration <= 0 && !count_set)
 		o->count = 100000;
+	if (o->libmosquitto && !(mqtt && o->tp == WB_TP_TCP)) {
+		fprintf(stderr, "wharf-bench: --client libmosquitto is for mqtt:// URLs\n");
+		return -1;
+	}
 	if (!window_set)
 		o->window = mqtt ? 100 : 1000;
 	if (mqtt && o->window > 65535) {

@@ -159,13 +159,20 @@ uint8_t *wb_conn_reserve(struct wb_conn *c, size_t n)
 	return c->out.data + c->out.len;
 }
 
+void wb_conn_commit(struct wb_conn *c, size_t n)
+{
+	c->out.len += n;
+	if (c->frame_writes)
+		wb_conn_flush(c);
+}
+
 int wb_conn_append(struct wb_conn *c, const void *data, size_t n)
 {
 	uint8_t *p = wb_conn_reserve(c, n);
 	if (!p)
 		return -1;
 	memcpy(p, data, n);
-	c->out.len += n;
+	wb_conn_commit(c, n);
 	return 0;
 }
 
@@ -280,38 +287,57 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 	wb_conn_flush(c);
 }
 
-int wb_conn_open(struct wb_conn *c, struct event_base *base, const struct sockaddr_in *sa,
-		 const struct wb_conn_ops *ops, const struct wb_transport *tp)
+static int watch(struct wb_conn *c, struct event_base *base, int fd, const struct wb_conn_ops *ops,
+		 const struct wb_transport *tp)
 {
 	c->ops = ops;
 	c->tp = tp;
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		return -1;
-	int one = 1;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->fd = fd;
 	c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST, on_read, c);
 	c->ev_write = event_new(base, c->fd, EV_WRITE | EV_PERSIST, on_write, c);
-	if (!c->ev_read || !c->ev_write)
-		goto fail;
-	if (connect(c->fd, (const struct sockaddr *)sa, sizeof *sa) < 0 && errno != EINPROGRESS)
-		goto fail;
-	c->open = true;
-	c->connecting = true;
-	event_add(c->ev_write, NULL);
-	c->write_armed = true;
-	return 0;
-fail:;
-	int e = errno;
+	if (c->ev_read && c->ev_write)
+		return 0;
 	if (c->ev_read)
 		event_free(c->ev_read);
 	if (c->ev_write)
 		event_free(c->ev_write);
 	c->ev_read = c->ev_write = NULL;
-	close(c->fd);
-	c->fd = -1;
-	errno = e;
+	errno = ENOMEM;
 	return -1;
+}
+
+int wb_conn_open(struct wb_conn *c, struct event_base *base, const struct sockaddr_in *sa,
+		 const struct wb_conn_ops *ops, const struct wb_transport *tp)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (watch(c, base, fd, ops, tp) < 0 ||
+	    (connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0 && errno != EINPROGRESS)) {
+		int e = errno;
+		wb_conn_close(c); /* closes fd */
+		errno = e;
+		return -1;
+	}
+	c->open = true;
+	c->connecting = true;
+	event_add(c->ev_write, NULL);
+	c->write_armed = true;
+	return 0;
+}
+
+int wb_conn_adopt(struct wb_conn *c, struct event_base *base, int fd,
+		  const struct wb_conn_ops *ops, const struct wb_transport *tp)
+{
+	if (fd < 0 || watch(c, base, fd, ops, tp) < 0)
+		return -1;
+	c->open = true;
+	event_add(c->ev_read, NULL);
+	c->ops->on_connect(c);
+	wb_conn_flush(c);
+	return 0;
 }
 
 void wb_conn_close(struct wb_conn *c)

@@ -345,7 +345,15 @@ static void start_more(struct wb_run *r)
 	while (r->connecting < o->connect_concurrency && r->next_start < r->total &&
 	       r->phase == WB_CONNECTING) {
 		struct wb_client *c = client_at(r, r->next_start++);
-		if (wb_conn_open(&c->conn, r->base, &r->addr, &client_ops, r->tp) < 0) {
+		if (r->proto->connect) {
+			int fd = r->proto->connect(c);
+			if (fd < 0)
+				return;
+			if (wb_conn_adopt(&c->conn, r->base, fd, &client_ops, r->tp) < 0) {
+				wb_fail(c, "connect: %s", strerror(errno));
+				return;
+			}
+		} else if (wb_conn_open(&c->conn, r->base, &r->addr, &client_ops, r->tp) < 0) {
 			wb_fail(c, "connect: %s", strerror(errno));
 			return;
 		}
@@ -500,6 +508,7 @@ static int init_client(struct wb_run *r, struct wb_client *c, enum wb_role role,
 	static const char *const names[] = { "pub", "sub", "idle" };
 	memset(c, 0, sizeof *c);
 	c->conn.fd = -1;
+	c->conn.frame_writes = o->frame_writes;
 	c->run = r;
 	c->role = role;
 	c->index = i;
@@ -530,6 +539,11 @@ int wb_run(struct wb_run *r, const struct wb_opts *o)
 	static const char *const subprotocols[] = { "mqtt", "v12.stomp", "amqp" };
 	r->proto = protos[o->proto];
 	r->tp = o->tp == WB_TP_TCP ? &wb_tcp : o->tp == WB_TP_TLS ? &wb_tls : &wb_ws;
+	if (o->libmosquitto) {
+		wb_mosq_init();
+		r->proto = &wb_mosq;
+		r->tp = &wb_mosq_tp;
+	}
 	if ((o->tp == WB_TP_TLS || o->tp == WB_TP_WSS) && wb_tls_init() < 0)
 		return -1;
 	if (o->tp == WB_TP_WS || o->tp == WB_TP_WSS)

@@ -8,6 +8,8 @@
  *   mqtt.c     MQTT 3.1/3.1.1/5 client (QoS 0, 1, 2)            }
  *   stomp.c    STOMP 1.2 client (SEND/receipts, SUBSCRIBE/ACK)   } struct wb_proto
  *   amqp.c     AMQP 1.0 client on proton's connection driver     }
+ *   mosq.c     MQTT through libmosquitto (--client libmosquitto): its own
+ *              socket and write pattern, driven from the run's loop
  *   payload.c  the message header (run, publisher, sequence, send time,
  *              checksum) and its verification
  *   stats.c    latency histogram, per-subscriber sequence tracking
@@ -66,6 +68,8 @@ struct wb_opts {
 	unsigned connect_concurrency;
 	char client_prefix[48];
 	bool keep_session;        /* MQTT: clean session 0 (the drill's subscriber) */
+	bool libmosquitto;        /* MQTT clients are libmosquitto's (mosq.c) */
+	bool frame_writes;        /* one write() per frame, as most client libraries do */
 };
 
 /* ---- payload (payload.c) ------------------------------------------------- */
@@ -182,13 +186,18 @@ struct wb_conn {
 	struct wb_ws *ws;             /* ws.c: framing state */
 	const char *err;              /* a transport's last failure, static text */
 	bool open, connecting, handshaking, want_write, producing, write_armed, lean, busy;
+	bool frame_writes;            /* flush after each frame (--frame-writes) */
 	uint64_t bytes_in, bytes_out;
 };
 
 int wb_conn_open(struct wb_conn *c, struct event_base *base, const struct sockaddr_in *sa,
 		 const struct wb_conn_ops *ops, const struct wb_transport *tp);
+/* Watches fd, a socket a client library opened and connects itself (its
+ * transport's hooks move the bytes); calls ops->on_connect at once. */
+int wb_conn_adopt(struct wb_conn *c, struct event_base *base, int fd,
+		  const struct wb_conn_ops *ops, const struct wb_transport *tp);
 uint8_t *wb_conn_reserve(struct wb_conn *c, size_t n); /* NULL when out of memory */
-static inline void wb_conn_commit(struct wb_conn *c, size_t n) { c->out.len += n; }
+void wb_conn_commit(struct wb_conn *c, size_t n);
 int wb_conn_append(struct wb_conn *c, const void *data, size_t n);
 static inline size_t wb_conn_pending(const struct wb_conn *c) { return c->out.len - c->out.off; }
 void wb_conn_flush(struct wb_conn *c);
@@ -229,6 +238,9 @@ struct wb_proto {
 	int default_port;
 	int (*init)(struct wb_client *c);             /* allocate c->ps; set c->confirms */
 	void (*free)(struct wb_client *c);
+	/* Optional: the protocol's client library connects by itself; returns
+	 * the socket for the run to watch, -1 on failure (after wb_fail). */
+	int (*connect)(struct wb_client *c);
 	void (*start)(struct wb_client *c);           /* connected: CONNECT (and SUBSCRIBE) */
 	size_t (*input)(struct wb_client *c, const uint8_t *data, size_t len);
 	bool (*can_publish)(const struct wb_client *c);
@@ -243,6 +255,9 @@ struct wb_proto {
 extern const struct wb_proto wb_mqtt;
 extern const struct wb_proto wb_stomp;
 extern const struct wb_proto wb_amqp;
+extern const struct wb_proto wb_mosq;
+extern const struct wb_transport wb_mosq_tp;
+void wb_mosq_init(void);                          /* once, before wb_mosq's first client */
 
 /* Called by the protocols. */
 void wb_on_ready(struct wb_client *c);            /* connected (and subscribed) */
