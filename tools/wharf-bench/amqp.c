@@ -294,7 +294,7 @@ static int amqp_publish(struct wb_client *c, uint64_t seq, uint64_t ts, bool las
 	pn_link_advance(s->link);
 	if (o->presettled)
 		pn_delivery_settle(d);
-	if (++s->unflushed >= FLUSH_EVERY || last)
+	if (++s->unflushed >= FLUSH_EVERY || last || c->conn.frame_writes)
 		amqp_flush(c);
 	return 0;
 }
