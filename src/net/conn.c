@@ -100,11 +100,11 @@ void conn_pause_input(struct conn *c, bool paused)
 		return;
 	c->input_paused = paused;
 	if (paused || c->b->draining) {
-		bufferevent_disable(c->bev, EV_READ);
+		stream_reading(c, false);
 		/* What waits now waits for us, not for the client. */
 		evtimer_del(c->frame_ev);
 	} else {
-		bufferevent_enable(c->bev, EV_READ);
+		stream_reading(c, true);
 		/* What arrived before the pause is read again, from the loop:
 		 * socket bytes, or over WebSocket what was decoded already. */
 		if (c->xprt->unread(c))
@@ -234,7 +234,7 @@ static void close_cb(evutil_socket_t fd, short what, void *arg)
 		c->proto->closed(c->session);
 		c->session = NULL;
 		if (shutdown(bufferevent_getfd(c->bev), SHUT_WR) == 0) {
-			bufferevent_enable(c->bev, EV_READ);
+			stream_reading(c, true);
 			schedule_free(c, CLOSE_LINGER_MS);
 			return;
 		}
@@ -263,7 +263,7 @@ void conn_close(struct conn *c, bool flush)
 	c->auth_req = NULL;
 	free(c->auth_user);
 	c->auth_user = NULL;
-	bufferevent_disable(c->bev, EV_READ);
+	stream_reading(c, false);
 	if (c->handshake_ev)
 		evtimer_del(c->handshake_ev);
 	if (c->frame_ev)
@@ -271,7 +271,7 @@ void conn_close(struct conn *c, bool flush)
 	c->xprt->flush(c, flush, c->b->stopping);
 	bool await_close = flush && !c->xprt->close_done(c);
 	if (await_close)
-		bufferevent_enable(c->bev, EV_READ); /* for the client's close frame */
+		stream_reading(c, true); /* for the client's close frame */
 	if (flush && (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 || await_close)) {
 		/* write_cb (or, over WebSocket, the client's close frame) frees
 		 * once the output is empty; the timer caps the wait. */
@@ -307,7 +307,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->b->draining) {
 		/* a switch-over: the bytes wait (conn_drain_input) */
-		bufferevent_disable(bev, EV_READ);
+		stream_reading(c, false);
 		evtimer_del(c->frame_ev);
 		return;
 	}
@@ -420,7 +420,7 @@ void conn_drain_input(struct broker *b, bool on)
 		if (c->closing || c->input_paused)
 			continue;
 		if (on) {
-			bufferevent_disable(c->bev, EV_READ);
+			stream_reading(c, false);
 			evtimer_del(c->frame_ev);
 		} else {
 			conn_pause_input(c, false);

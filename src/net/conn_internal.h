@@ -23,6 +23,7 @@ struct conn {
 	void *session;
 	struct event *close_ev; /* deferred free, and the flush deadline */
 	struct event *flush_ev;  /* plain TCP: writes the output at the end of the loop's pass (net/stream.c) */
+	struct event *read_ev;   /* plain TCP: reads the socket into the bufferevent's input (net/stream.c) */
 	struct event *handshake_ev; /* handshake_timeout, from accept */
 	struct event *frame_ev;     /* frame_timeout, while a frame is unfinished */
 	bool input_paused;
