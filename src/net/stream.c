@@ -79,8 +79,11 @@ static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
  * Instead the socket is read here, up to READ_MAX at once, straight into
  * the bufferevent's input, and conn.c's callbacks run as libevent would
  * run them: the read callback after data, the event callback at the end
- * of the stream or on an error. */
-#define READ_MAX (64 * 1024)
+ * of the stream or on an error. 16 KiB: at 64 KiB a pipelining publisher
+ * ran ahead of its queue's consumers (STOMP 1 KiB through a queue: p50
+ * latency 8 -> 290 ms, peak RSS 7 -> 47 MiB), at 8 KiB nothing gained on
+ * 16 (bench/clients.py). */
+#define READ_MAX (16 * 1024)
 
 static void read_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
