@@ -14,16 +14,20 @@
  * client-individual acks; MQTT 3.1.1 clean session 0).
  *
  * The events, in turn, with the load running: a planned switch-over (the
- * active asked with wharfctl failover), a kill -9 of the active (its pid
- * from wharfctl status; only when the node's control address is on this
- * machine), and a link cut (not in this version: said so in the report).
+ * active asked with wharfctl failover), a link cut (wharfctl link-drop: the
+ * active drops its standby as a failed link would and refuses it back for
+ * --cut-hold seconds), and a kill -9 of the active (its pid from wharfctl
+ * status; only when the node's control address is on this machine).
  * Before each event the drill waits until the active says its standby is
  * in sync; after it, until every publisher has a confirmation from a
- * connection opened after the event; then --interval seconds.
+ * connection opened after the event (a link cut: from any connection, and
+ * the active says its standby is in sync again); then --interval seconds.
  *
  * The report, per client and per event: the time without service (from
  * the last confirmation a connection opened before the event received to
- * the first one a connection opened after it received), and for the
+ * the first one a connection opened after it received; a link cut, where
+ * clients stay connected: the longest pause between two confirmations
+ * until the standby is in sync again), and for the
  * messages confirmed from that event on: confirmed, lost (confirmed and
  * never consumed), duplicated (consumed again), redelivered (marked so by
  * the broker), reconnects and redirects seen.
@@ -105,7 +109,11 @@ struct devent {
 	bool done, skipped, failed;
 	unsigned phase;            /* the phase it started (1..), 0: not triggered */
 	uint64_t t_ns;
-	char note[256];
+	char note[384];
+	/* a link cut: the active it was asked of; when its status said the
+	 * standby was detached, attached again, in sync again */
+	int node;
+	uint64_t down_ns, back_ns, sync_ns;
 };
 
 struct drill {
@@ -123,10 +131,13 @@ struct drill {
 	unsigned phase;            /* events triggered so far */
 	enum stage stage;
 	uint64_t t0, t_stage, t_status;
-	pid_t child;               /* wharfctl failover, running */
+	pid_t child;               /* wharfctl failover, link-drop or status, running */
+	const char *child_cmd;
 	int child_out;
-	char child_text[512];
+	char child_text[2048];
 	size_t child_len;
+	double cut_hold_s;         /* --cut-hold */
+	char cut_hold[16];         /* ... for wharfctl --hold */
 	bool timed_out, interrupted;
 	bool local[2];             /* the node's control address is on this machine */
 };
@@ -160,8 +171,10 @@ static pid_t spawn_ctl(int node, const char *cmd, int *out_fd)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+	/* GNU getopt takes the options after the command too */
 	char *argv[] = { (char *)D.wharfctl, "--peer", D.ctl[node], "--secret-file",
-			 (char *)D.secret_file, "--timeout", "40", (char *)cmd, NULL };
+			 (char *)D.secret_file, "--timeout", "40", (char *)cmd,
+			 strcmp(cmd, "link-drop") ? NULL : "--hold", D.cut_hold, NULL };
 	pid_t pid;
 	int e = posix_spawnp(&pid, D.wharfctl, &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
@@ -173,6 +186,20 @@ static pid_t spawn_ctl(int node, const char *cmd, int *out_fd)
 	}
 	*out_fd = p[0];
 	return pid;
+}
+
+/* wharfctl cmd to a node, its output read by child_poll. */
+static int spawn_async(int node, const char *cmd)
+{
+	D.child = spawn_ctl(node, cmd, &D.child_out);
+	if (D.child < 0) {
+		D.child = 0;
+		return -1;
+	}
+	fcntl(D.child_out, F_SETFL, O_NONBLOCK);
+	D.child_len = 0;
+	D.child_cmd = cmd;
+	return 0;
 }
 
 /* wharfctl status of a node, blocking (milliseconds): its text, "" when
@@ -356,6 +383,20 @@ void wb_drill_ready(struct wb_client *c)
 		    c->role == WB_PUB ? "publisher" : "subscriber", k->node + 1);
 }
 
+/* A link cut's time without service: clients stay connected, so the
+ * longest pause between two confirmations, from the one before the cut to
+ * the standby in sync again. */
+static void cut_pause(struct dclient *dc, unsigned e, uint64_t prev, uint64_t now)
+{
+	const struct devent *ev = &D.ev[e];
+	if (ev->sync_ns && prev > ev->sync_ns)
+		return;
+	if (!dc->first_after[e] || now - prev > dc->first_after[e] - dc->last_before[e]) {
+		dc->last_before[e] = prev;
+		dc->first_after[e] = now;
+	}
+}
+
 void wb_drill_confirm(struct wb_client *c, uint64_t n, bool rejected)
 {
 	struct dconn *k = dc_of(c);
@@ -379,11 +420,15 @@ void wb_drill_confirm(struct wb_client *c, uint64_t n, bool rejected)
 	memset(dc->conf_phase[inc] + c->confirmed, (int)D.phase, n);
 	c->confirmed += n;
 	dc->inc_conf[inc] = c->confirmed;
-	uint64_t now = wb_now_ns();
+	uint64_t now = wb_now_ns(), prev = dc->last_conf_ns;
 	dc->last_conf_ns = now;
 	for (unsigned e = 0; e < D.nev; e++) {
 		if (!D.ev[e].phase)
 			continue;
+		if (D.ev[e].kind == EV_CUT) {
+			cut_pause(dc, e, prev, now);
+			continue;
+		}
 		if (dc->inc_start[inc] < D.ev[e].t_ns) {
 			if (now > dc->last_before[e])
 				dc->last_before[e] = now;
@@ -463,16 +508,15 @@ static void trigger(struct devent *ev)
 	if (a < 0)
 		return; /* not yet: asked again on the next status poll */
 	const char *an = D.names[a][0] ? D.names[a] : a ? "node 2" : "node 1";
-	if (ev->kind == EV_SWITCH) {
-		D.child = spawn_ctl(a, "failover", &D.child_out);
-		if (D.child < 0) {
+	if (ev->kind == EV_SWITCH || ev->kind == EV_CUT) {
+		const char *cmd = ev->kind == EV_SWITCH ? "failover" : "link-drop";
+		ev->node = a;
+		if (spawn_async(a, cmd) < 0) {
 			snprintf(ev->note, sizeof ev->note, "cannot run %s: %s", D.wharfctl,
 				 strerror(errno));
 			ev->failed = true;
 		} else {
-			fcntl(D.child_out, F_SETFL, O_NONBLOCK);
-			D.child_len = 0;
-			snprintf(ev->note, sizeof ev->note, "wharfctl failover to %s (the active)", an);
+			snprintf(ev->note, sizeof ev->note, "wharfctl %s to %s (the active)", cmd, an);
 		}
 	} else if (ev->kind == EV_KILL) {
 		if (!D.local[a] || pid <= 0) {
@@ -502,6 +546,33 @@ static void trigger(struct devent *ev)
 	set_stage(ST_RECOVER);
 }
 
+/* A link cut under way: the cut node's status, as it answered ("" when it
+ * did not). Done once it says its standby is in sync again. */
+static void cut_status(struct devent *ev, const char *text)
+{
+	char role[16] = "", conn[8] = "", sync[8] = "", degr[8] = "";
+	field(text, "role", role, sizeof role);
+	field(text, "connected", conn, sizeof conn);
+	field(text, "in_sync", sync, sizeof sync);
+	field(text, "degraded", degr, sizeof degr);
+	uint64_t now = wb_now_ns();
+	if (strcmp(role, "active"))
+		return; /* asked again; bounded by ST_RECOVER's wait */
+	if (!strcmp(conn, "no") && !ev->down_ns)
+		ev->down_ns = now;
+	else if (!strcmp(conn, "yes") && ev->down_ns && !ev->back_ns)
+		ev->back_ns = now;
+	if (ev->back_ns && !strcmp(sync, "yes") && !strcmp(degr, "no")) {
+		ev->sync_ns = now;
+		size_t n = strlen(ev->note);
+		snprintf(ev->note + n, sizeof ev->note - n, "; degraded for %.2f s: standby back after "
+			 "%.2f s, in sync again after %.2f s", (double)(ev->sync_ns - ev->t_ns) / 1e9,
+			 (double)(ev->back_ns - ev->t_ns) / 1e9, (double)(ev->sync_ns - ev->t_ns) / 1e9);
+		say("event %u: link cut: standby in sync again after %.2f s", D.cur + 1,
+		    (double)(ev->sync_ns - ev->t_ns) / 1e9);
+	}
+}
+
 static void child_poll(void)
 {
 	if (D.child <= 0)
@@ -517,12 +588,17 @@ static void child_poll(void)
 		return;
 	close(D.child_out);
 	D.child = 0;
+	struct devent *ev = &D.ev[D.cur];
+	bool ok = WIFEXITED(st) && !WEXITSTATUS(st);
+	if (!strcmp(D.child_cmd, "status")) {
+		cut_status(ev, ok ? D.child_text : "");
+		return;
+	}
 	char *nl = strchr(D.child_text, '\n');
 	if (nl)
 		*nl = '\0';
-	say("wharfctl failover: %s", D.child_text);
-	struct devent *ev = &D.ev[D.cur];
-	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+	say("wharfctl %s: %s", D.child_cmd, D.child_text);
+	if (!ok) {
 		ev->failed = true;
 		snprintf(ev->note, sizeof ev->note, "refused: %.200s", D.child_text);
 	} else {
@@ -552,6 +628,12 @@ static uint64_t track_total(void)
 	return n;
 }
 
+/* A link cut asked and answered, its standby not in sync again yet. */
+static bool cut_pending(const struct devent *ev)
+{
+	return ev->kind == EV_CUT && !ev->failed && !ev->sync_ns;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	uint64_t now = wb_now_ns();
@@ -579,16 +661,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			set_stage(ST_STOP);
 			break;
 		}
-		if (D.ev[D.cur].kind == EV_CUT) {
-			struct devent *ev = &D.ev[D.cur];
-			ev->skipped = ev->done = true;
-			ev->t_ns = now;
-			snprintf(ev->note, sizeof ev->note, "not in this version (no way to cut the "
-				 "replication link from outside the pair yet)");
-			say("event %u: link cut: %s", D.cur + 1, ev->note);
-			D.cur++;
-			break;
-		}
 		if (poll_status) {
 			D.t_status = now;
 			trigger(&D.ev[D.cur]);
@@ -605,7 +677,17 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		break;
 	case ST_RECOVER:
-		if (D.ev[D.cur].failed && !D.child) {
+		if (cut_pending(&D.ev[D.cur])) {
+			if (!D.child && ms_since(D.t_status) >= 100) {
+				D.t_status = now;
+				spawn_async(D.ev[D.cur].node, "status");
+			}
+			if (ms_since(D.t_stage) > 30000 + D.cut_hold_s * 1000) {
+				D.ev[D.cur].failed = true;
+				say("event %u: the standby not in sync again within 30 s", D.cur + 1);
+				set_stage(ST_SETTLE);
+			}
+		} else if (D.ev[D.cur].failed && !D.child) {
 			say("event %u: %s", D.cur + 1, D.ev[D.cur].note);
 			set_stage(ST_SETTLE);
 		} else if (all_served_since(D.cur) && !D.child) {
@@ -730,7 +812,8 @@ static int report(void)
 			status = 1;
 	}
 	printf("\nwithout service: from the last confirmation on a connection opened before the "
-	       "event\nto the first on one opened after it (* from the event itself). lost: "
+	       "event\nto the first on one opened after it (* from the event itself); a link cut: "
+	       "the longest\npause between confirmations until the standby is in sync again. lost: "
 	       "confirmed, never\nconsumed. duplicated: consumed again. redelivered: marked so by "
 	       "the broker.\n");
 	if (D.timed_out || D.interrupted)
@@ -748,12 +831,15 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: wharf-bench --drill --ctl repl://HOST:PORT,repl://HOST:PORT --secret-file FILE\n"
 		"                   [--stomp HOST:PORT,HOST:PORT] [--mqtt HOST:PORT,HOST:PORT]\n"
-		"                   [--events switchover,kill,cut] [--rate N] [--interval S]\n"
-		"                   [--warm S] [--drain S] [--timeout S] [--size N] [--wharfctl PATH]\n"
+		"                   [--events switchover,cut,kill] [--rate N] [--interval S]\n"
+		"                   [--warm S] [--drain S] [--timeout S] [--cut-hold S]\n"
+		"                   [--wharfctl PATH]\n"
 		"\n"
 		"  --ctl          the two nodes' replication links ([ha] listen), node 1 first\n"
 		"  --stomp/--mqtt the same two nodes' client addresses (at least one protocol)\n"
-		"  --events       in this order (default switchover,kill,cut; kill only on this machine)\n"
+		"  --events       in this order (default switchover,cut,kill; kill only on this machine,\n"
+		"                 and the killed node stays down: no event after it has a standby)\n"
+		"  --cut-hold     the link cut keeps the standby out this long (2)\n"
 		"  --rate         messages/s per publisher (200)      --interval  seconds between events (3)\n"
 		"  --warm         seconds of load before the first (2) --drain     idle seconds to stop (5)\n"
 		"  --timeout      the whole drill at most (180)\n"
@@ -862,6 +948,7 @@ int wb_drill_main(int argc, char **argv)
 		{ "drain", required_argument, NULL, 'd' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "wharfctl", required_argument, NULL, 'x' },
+		{ "cut-hold", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -871,7 +958,8 @@ int wb_drill_main(int argc, char **argv)
 	D.warm = 2;
 	D.drain = 5;
 	D.timeout = 180;
-	const char *ctl = NULL, *events = "switchover,kill,cut", *stomp = NULL, *mqtt = NULL;
+	D.cut_hold_s = 2;
+	const char *ctl = NULL, *events = "switchover,cut,kill", *stomp = NULL, *mqtt = NULL;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -887,15 +975,17 @@ int wb_drill_main(int argc, char **argv)
 		case 'd': D.drain = atof(optarg); break;
 		case 't': D.timeout = atof(optarg); break;
 		case 'x': D.wharfctl = optarg; break;
+		case 'H': D.cut_hold_s = atof(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (!ctl || !D.secret_file || (!stomp && !mqtt) || optind != argc || D.rate <= 0 ||
-	    D.timeout <= 0) {
+	    D.timeout <= 0 || D.cut_hold_s < 0 || D.cut_hold_s > 600) {
 		usage(stderr);
 		return 2;
 	}
+	snprintf(D.cut_hold, sizeof D.cut_hold, "%.3f", D.cut_hold_s);
 	const char *comma = strchr(ctl, ',');
 	if (!comma || (size_t)(comma - ctl) >= sizeof D.ctl[0] || strlen(comma + 1) >= sizeof D.ctl[1]) {
 		fprintf(stderr, "wharf-bench: --ctl needs both nodes: repl://A:P,repl://B:P\n");
