@@ -1,6 +1,6 @@
 """The failover drill end to end: etcd and two role = auto nodes on
 ephemeral (but fixed across restarts) ports, and `wharf-bench --drill`
-running STOMP and MQTT QoS 1 load through a switch-over, a link cut
+running STOMP, MQTT QoS 1 and AMQP 1.0 load through a switch-over, a link cut
 (`wharfctl link-drop`) and a kill -9 of the active. The drill must exit 0
 with 0 lost for every event; its report is printed (TAP comments).
 
@@ -29,15 +29,16 @@ class FixedNode(Node):
     """A node whose client ports are fixed in its arguments, so that they
     stay the same when it restarts itself (the drill knows two addresses)."""
 
-    def __init__(self, node_id, data_dir, config, repl, stomp, mqtt):
-        self.stomp, self.mqtt = stomp, mqtt
+    def __init__(self, node_id, data_dir, config, repl, stomp, mqtt, amqp):
+        self.stomp, self.mqtt, self.amqp = stomp, mqtt, amqp
         super().__init__(node_id, data_dir, config, repl)
 
     def start(self):
         self.b = Broker((), self.config, data_dir=self.data_dir,
                         args=["--listen", "stomp://127.0.0.1:%d" % self.stomp,
-                              "--listen", "mqtt://127.0.0.1:%d" % self.mqtt])
-        self.b.wait_for_log(r"listening mqtt ")
+                              "--listen", "mqtt://127.0.0.1:%d" % self.mqtt,
+                              "--listen", "amqp://127.0.0.1:%d" % self.amqp])
+        self.b.wait_for_log(r"listening amqp ")
         self.brokers.append(self.b)
 
 
@@ -55,7 +56,7 @@ class DrillTest(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def test_drill_switch_over_cut_and_kill9(self):
-        ports = {m: (free_port(), free_port(), free_port()) for m in ("a", "b")}
+        ports = {m: (free_port(), free_port(), free_port(), free_port()) for m in ("a", "b")}
         for me, other in (("a", "b"), ("b", "a")):
             cfg = auto_config(me, ports[me][0], ports[other][0], self.etcd.url, "drill")
             self.nodes.append(FixedNode(me, os.path.join(self.dir, me), cfg, *ports[me]))
@@ -73,6 +74,7 @@ class DrillTest(unittest.TestCase):
 
         r = subprocess.run([WHARF_BENCH, "--drill", "--ctl", pair_arg(0, "repl://127.0.0.1:%d"),
                             "--secret-file", secret, "--stomp", pair_arg(1), "--mqtt", pair_arg(2),
+                            "--amqp", pair_arg(3),
                             "--events", "switchover,cut,kill", "--rate", "200", "--interval", "2",
                             "--cut-hold", "1", "--timeout", "150", "--wharfctl", WHARFCTL],
                            capture_output=True, text=True, timeout=200)
@@ -80,7 +82,12 @@ class DrillTest(unittest.TestCase):
             print("# " + line)
         self.assertEqual(r.returncode, 0, "the drill failed")
         rows = [l for l in r.stdout.splitlines() if re.match(r"\s+(start|event \d+ \()", l)]
-        self.assertEqual(len(rows), 8, "per client: start, switch-over, link cut, kill -9")
+        self.assertEqual(len(rows), 12, "per client: start, switch-over, link cut, kill -9")
+        self.assertIn("client amqp (AMQP 1.0, durable queue, accepted outcomes)", r.stdout)
+        # while the lease of the killed active runs out, the other node
+        # (a standby until then) sends AMQP clients away with a redirect
+        self.assertIn("amqp publisher: redirected on node", r.stderr)
+        self.assertIn("amqp:connection:redirect", r.stderr)
         for row in rows:
             cols = row.split()
             # ... without-service, confirmed, lost, duplicated, redelivered, reconnects, redirects

@@ -1,17 +1,19 @@
 /* wharf-bench --drill: the failover drill of an active/standby pair
  * (docs/ha.md, "The failover drill"; tools/wharf-bench/README.md).
  *
- * For each protocol asked for (STOMP, MQTT QoS 1) one publisher and one
- * subscriber, built on wharf-bench's own protocol clients (stomp.c,
- * mqtt.c), run a paced load against the pair. Each connection starts on
- * the first node and, whenever it fails or the node answers with a
- * redirect (a standby's STOMP ERROR, MQTT CONNACK 0x9C / 3 / 0x88), tries
- * the other node after a short pause. A publisher's every connection is
+ * For each protocol asked for (STOMP, MQTT QoS 1, AMQP 1.0) one publisher
+ * and one subscriber, built on wharf-bench's own protocol clients
+ * (stomp.c, mqtt.c, amqp.c), run a paced load against the pair. Each
+ * connection starts on the first node and, whenever it fails or the node
+ * answers with a redirect (a standby's STOMP ERROR, MQTT CONNACK 0x9C / 3 /
+ * 0x88, AMQP close with amqp:connection:redirect), tries the other node
+ * after a short pause. A publisher's every connection is
  * an incarnation of its own (the payload's publisher number), its
- * sequence numbers from 0; confirmations (receipts, PUBACKs) come in
- * order, so the confirmed messages of an incarnation are a prefix. The
- * subscriber keeps what it got across its connections (STOMP
- * client-individual acks; MQTT 3.1.1 clean session 0).
+ * sequence numbers from 0; confirmations (receipts, PUBACKs, AMQP accepted
+ * outcomes) come in order, so the confirmed messages of an incarnation are
+ * a prefix. The subscriber keeps what it got across its connections (STOMP
+ * client-individual acks; MQTT 3.1.1 clean session 0; AMQP a durable queue,
+ * each delivery accepted once taken).
  *
  * The events, in turn, with the load running: a planned switch-over (the
  * active asked with wharfctl failover), a link cut (wharfctl link-drop: the
@@ -57,6 +59,7 @@
 extern char **environ;
 
 #define MAX_INC 256        /* connections of one publisher over a drill */
+#define MAX_CLIENTS 3      /* one per protocol */
 #define MAX_EVENTS 3
 #define MAX_PHASE (MAX_EVENTS + 1)
 #define TICK_MS 5
@@ -120,7 +123,7 @@ struct drill {
 	struct event_base *base;
 	struct event *tick, *sigint;
 	uint32_t run_id;
-	struct dclient cl[2];
+	struct dclient cl[MAX_CLIENTS];
 	unsigned ncl;
 	char ctl[2][128];          /* repl://HOST:PORT of each node */
 	char names[2][64];         /* node_id of each, once seen */
@@ -454,9 +457,11 @@ void wb_drill_message(struct wb_client *c, const uint8_t *payload, size_t len)
 void wb_drill_fail(struct wb_client *c, const char *msg)
 {
 	/* A standby's answer: STOMP ERROR "standby: ...", MQTT CONNACK
-	 * 0x9C (use another server), 3 (server unavailable), 0x88. */
+	 * 0x9C (use another server), 3 (server unavailable), 0x88, AMQP
+	 * close with amqp:connection:redirect. */
 	bool redirect = strstr(msg, "standby") || strstr(msg, "CONNACK: 0x9c") ||
-			strstr(msg, "CONNACK: 0x03") || strstr(msg, "CONNACK: 0x88");
+			strstr(msg, "CONNACK: 0x03") || strstr(msg, "CONNACK: 0x88") ||
+			strstr(msg, "amqp:connection:redirect");
 	lost_conn(dc_of(c), msg, redirect);
 }
 
@@ -771,8 +776,9 @@ static int report(void)
 					lost[ph]++;
 			}
 		printf("\nclient %s (%s):\n", dc->name,
-		       dc->o.proto == WB_PROTO_MQTT ? "MQTT 3.1.1 QoS 1, clean session 0"
-						     : "STOMP 1.2, persistent queue, receipts");
+		       dc->o.proto == WB_PROTO_MQTT   ? "MQTT 3.1.1 QoS 1, clean session 0"
+		       : dc->o.proto == WB_PROTO_AMQP ? "AMQP 1.0, durable queue, accepted outcomes"
+						       : "STOMP 1.2, persistent queue, receipts");
 		printf("  %-24s %15s %10s %6s %11s %12s %11s %10s\n", "from", "without service",
 		       "confirmed", "lost", "duplicated", "redelivered", "reconnects", "redirects");
 		uint64_t tc = 0, tl = 0, td = 0, tr = 0, trc = 0, trd = 0;
@@ -831,12 +837,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: wharf-bench --drill --ctl repl://HOST:PORT,repl://HOST:PORT --secret-file FILE\n"
 		"                   [--stomp HOST:PORT,HOST:PORT] [--mqtt HOST:PORT,HOST:PORT]\n"
+		"                   [--amqp HOST:PORT,HOST:PORT]\n"
 		"                   [--events switchover,cut,kill] [--rate N] [--interval S]\n"
 		"                   [--warm S] [--drain S] [--timeout S] [--cut-hold S]\n"
 		"                   [--wharfctl PATH]\n"
 		"\n"
 		"  --ctl          the two nodes' replication links ([ha] listen), node 1 first\n"
-		"  --stomp/--mqtt the same two nodes' client addresses (at least one protocol)\n"
+		"  --stomp/--mqtt/--amqp  the same two nodes' client addresses (at least one)\n"
 		"  --events       in this order (default switchover,cut,kill; kill only on this machine,\n"
 		"                 and the killed node stays down: no event after it has a standby)\n"
 		"  --cut-hold     the link cut keeps the standby out this long (2)\n"
@@ -862,16 +869,17 @@ static int resolve(const char *hp, struct sockaddr_in *sa, char *host, size_t hc
 	return 0;
 }
 
-static int pair_of(const char *arg, struct sockaddr_in sa[2])
+/* Both nodes' addresses; host: the first one's name. */
+static int pair_of(const char *arg, struct sockaddr_in sa[2], char *host, size_t hcap)
 {
-	char a[256], host[128];
+	char a[256], other[128];
 	snprintf(a, sizeof a, "%s", arg);
 	char *comma = strchr(a, ',');
 	if (!comma)
 		return -1;
 	*comma = '\0';
-	return resolve(a, &sa[0], host, sizeof host) < 0 ||
-			       resolve(comma + 1, &sa[1], host, sizeof host) < 0
+	return resolve(a, &sa[0], host, hcap) < 0 ||
+			       resolve(comma + 1, &sa[1], other, sizeof other) < 0
 		       ? -1
 		       : 0;
 }
@@ -904,11 +912,11 @@ static int add_client(const char *name, enum wb_proto_id proto, const char *arg)
 	struct dclient *dc = &D.cl[D.ncl];
 	memset(dc, 0, sizeof *dc);
 	dc->name = name;
-	if (pair_of(arg, dc->addr) < 0) {
+	struct wb_opts *o = &dc->o;
+	if (pair_of(arg, dc->addr, o->host, sizeof o->host) < 0) {
 		fprintf(stderr, "wharf-bench: --%s '%s' is not HOST:PORT,HOST:PORT\n", name, arg);
 		return -1;
 	}
-	struct wb_opts *o = &dc->o;
 	o->proto = proto;
 	o->tp = WB_TP_TCP;
 	o->publishers = o->subscribers = 1;
@@ -918,15 +926,19 @@ static int add_client(const char *name, enum wb_proto_id proto, const char *arg)
 	o->keepalive = 0;
 	o->persistent = true;
 	o->keep_session = true;
-	o->kind = proto == WB_PROTO_STOMP ? WB_QUEUE : WB_TOPIC;
-	snprintf(o->dest, sizeof o->dest, proto == WB_PROTO_STOMP ? "wharf.drill" : "wharf/drill");
+	o->kind = proto == WB_PROTO_MQTT ? WB_TOPIC : WB_QUEUE;
+	/* a queue of its own per protocol: the subscribers must not share */
+	snprintf(o->dest, sizeof o->dest, "%s",
+		 proto == WB_PROTO_STOMP  ? "wharf.drill"
+		 : proto == WB_PROTO_AMQP ? "wharf.drill-amqp"
+					  : "wharf/drill");
 	o->window = 100;
 	o->receipt_every = 1;
 	o->prefetch = 100;
 	o->ack = WB_ACK_CLIENT_INDIVIDUAL;
 	snprintf(o->client_prefix, sizeof o->client_prefix, "drill");
 	dc->r.o = o;
-	dc->r.proto = proto == WB_PROTO_STOMP ? &wb_stomp : &wb_mqtt;
+	dc->r.proto = proto == WB_PROTO_STOMP ? &wb_stomp : proto == WB_PROTO_AMQP ? &wb_amqp : &wb_mqtt;
 	dc->r.tp = &wb_tcp;
 	dc->r.drill = (struct wb_drill *)&D;
 	D.ncl++;
@@ -941,6 +953,7 @@ int wb_drill_main(int argc, char **argv)
 		{ "secret-file", required_argument, NULL, 's' },
 		{ "stomp", required_argument, NULL, 'S' },
 		{ "mqtt", required_argument, NULL, 'M' },
+		{ "amqp", required_argument, NULL, 'A' },
 		{ "events", required_argument, NULL, 'e' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "interval", required_argument, NULL, 'i' },
@@ -959,7 +972,8 @@ int wb_drill_main(int argc, char **argv)
 	D.drain = 5;
 	D.timeout = 180;
 	D.cut_hold_s = 2;
-	const char *ctl = NULL, *events = "switchover,cut,kill", *stomp = NULL, *mqtt = NULL;
+	const char *ctl = NULL, *events = "switchover,cut,kill", *stomp = NULL, *mqtt = NULL,
+		   *amqp = NULL;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -968,6 +982,7 @@ int wb_drill_main(int argc, char **argv)
 		case 's': D.secret_file = optarg; break;
 		case 'S': stomp = optarg; break;
 		case 'M': mqtt = optarg; break;
+		case 'A': amqp = optarg; break;
 		case 'e': events = optarg; break;
 		case 'r': D.rate = atof(optarg); break;
 		case 'i': D.interval = atof(optarg); break;
@@ -980,7 +995,7 @@ int wb_drill_main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!ctl || !D.secret_file || (!stomp && !mqtt) || optind != argc || D.rate <= 0 ||
+	if (!ctl || !D.secret_file || (!stomp && !mqtt && !amqp) || optind != argc || D.rate <= 0 ||
 	    D.timeout <= 0 || D.cut_hold_s < 0 || D.cut_hold_s > 600) {
 		usage(stderr);
 		return 2;
@@ -1016,7 +1031,8 @@ int wb_drill_main(int argc, char **argv)
 		D.ev[D.nev++].kind = k;
 	}
 	if ((stomp && add_client("stomp", WB_PROTO_STOMP, stomp) < 0) ||
-	    (mqtt && add_client("mqtt", WB_PROTO_MQTT, mqtt) < 0))
+	    (mqtt && add_client("mqtt", WB_PROTO_MQTT, mqtt) < 0) ||
+	    (amqp && add_client("amqp", WB_PROTO_AMQP, amqp) < 0))
 		return 2;
 	if (!D.wharfctl)
 		D.wharfctl = find_wharfctl(argv[0]);
