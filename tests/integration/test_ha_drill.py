@@ -72,12 +72,12 @@ class DrillTest(unittest.TestCase):
         def pair_arg(i, fmt="127.0.0.1:%d"):
             return ",".join(fmt % ports[m][i] for m in ("a", "b"))
 
-        r = subprocess.run([WHARF_BENCH, "--drill", "--ctl", pair_arg(0, "repl://127.0.0.1:%d"),
-                            "--secret-file", secret, "--stomp", pair_arg(1), "--mqtt", pair_arg(2),
-                            "--amqp", pair_arg(3),
-                            "--events", "switchover,cut,kill", "--rate", "200", "--interval", "2",
-                            "--cut-hold", "1", "--timeout", "150", "--wharfctl", WHARFCTL],
-                           capture_output=True, text=True, timeout=200)
+        cmd = [WHARF_BENCH, "--drill", "--ctl", pair_arg(0, "repl://127.0.0.1:%d"),
+               "--secret-file", secret, "--stomp", pair_arg(1), "--mqtt", pair_arg(2),
+               "--amqp", pair_arg(3), "--events", "switchover,cut,kill", "--rate", "200",
+               "--interval", "2", "--cut-hold", "1", "--timeout", "150", "--wharfctl", WHARFCTL]
+        print("# " + " ".join(cmd))
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=200)
         for line in (r.stdout + "\n--- drill log\n" + r.stderr).splitlines():
             print("# " + line)
         self.assertEqual(r.returncode, 0, "the drill failed")
