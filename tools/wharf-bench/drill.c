@@ -114,9 +114,10 @@ struct devent {
 	uint64_t t_ns;
 	char note[384];
 	/* a link cut: the active it was asked of; when its status said the
-	 * standby was detached, attached again, in sync again */
+	 * standby was attached again, in sync again (polled once the drop was
+	 * answered: it had happened by then) */
 	int node;
-	uint64_t down_ns, back_ns, sync_ns;
+	uint64_t back_ns, sync_ns;
 };
 
 struct drill {
@@ -563,9 +564,7 @@ static void cut_status(struct devent *ev, const char *text)
 	uint64_t now = wb_now_ns();
 	if (strcmp(role, "active"))
 		return; /* asked again; bounded by ST_RECOVER's wait */
-	if (!strcmp(conn, "no") && !ev->down_ns)
-		ev->down_ns = now;
-	else if (!strcmp(conn, "yes") && ev->down_ns && !ev->back_ns)
+	if (!strcmp(conn, "yes") && !ev->back_ns)
 		ev->back_ns = now;
 	if (ev->back_ns && !strcmp(sync, "yes") && !strcmp(degr, "no")) {
 		ev->sync_ns = now;
