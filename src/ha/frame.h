@@ -35,7 +35,8 @@ enum repl_type {
 	REPL_STATUS,        /* nothing: control -> node */
 	REPL_TEXT,          /* text: the answer to PROMOTE, STATUS or FAILOVER */
 	REPL_FAILOVER,      /* nothing: control -> active, a planned switch-over */
-	REPL_TYPE_MAX = REPL_FAILOVER,
+	REPL_LINK_DROP,     /* hold_ms: control -> active, drop the standby's link */
+	REPL_TYPE_MAX = REPL_LINK_DROP,
 };
 
 /* HELLO's role: what the connecting side wants. */
@@ -99,7 +100,7 @@ int repl_challenge_decode(const struct repl_frame *f, struct repl_challenge *out
 int repl_hello_decode(const struct repl_frame *f, struct repl_hello *out);
 int repl_welcome_decode(const struct repl_frame *f, struct repl_welcome *out);
 int repl_data_decode(const struct repl_frame *f, struct repl_data *out);
-/* Frames of n u64 fields (SEG_BEGIN, DROP, ACK: 1; STUB: 2; HEARTBEAT,
+/* Frames of n u64 fields (SEG_BEGIN, DROP, ACK, LINK_DROP: 1; STUB: 2; HEARTBEAT,
  * PROMOTE, STATUS, FAILOVER: 0). */
 int repl_u64s_decode(const struct repl_frame *f, uint64_t *v, size_t n);
 int repl_text_decode(const struct repl_frame *f, struct repl_str *out);

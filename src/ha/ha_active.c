@@ -108,6 +108,13 @@ static int attach_standby(struct link *l, const struct repl_hello *h, struct rep
 		ha->refusals++;
 		return -1;
 	}
+	int64_t held = ha->link_held_until_ms - ha_now_ms();
+	if (held > 0) {
+		log_info("replication: standby %s (%s) refused: the link is held down for %" PRId64
+			 " ms more (wharfctl link-drop)", l->peer_id, l->addr, held);
+		ha->refusals++;
+		return -1;
+	}
 	if (ha->standby) {
 		log_warn("replication: standby %s (%s) refused: standby %s is attached already",
 			 l->peer_id, l->addr, ha->standby->peer_id);

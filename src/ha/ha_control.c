@@ -1,5 +1,6 @@
 /* wharfctl's requests on the replication link (ha/ha_internal.h):
- * PROMOTE, STATUS and FAILOVER, each answered with one TEXT frame. */
+ * PROMOTE, STATUS, FAILOVER and LINK_DROP, each answered with one TEXT
+ * frame. */
 #include "config.h"
 #include "ha/ha.h"
 #include "ha/ha_internal.h"
@@ -234,15 +235,46 @@ static int failover_request(struct link *l)
 	return 1;
 }
 
+/* The drill's link cut (LINK_DROP): the active drops its standby exactly
+ * as when the link fails (ha_drop_standby: degraded, the arbiter's sync key
+ * cleared before anything is confirmed alone) and, for hold_ms, refuses it
+ * back, as a partition that lasts would; then the standby catches up. */
+static void link_drop(struct ha *ha, uint64_t hold_ms, char *answer, size_t n)
+{
+	if (!ha->b->active || !ha->j) {
+		snprintf(answer, n, "link-drop refused: %s is not active; ask the active node",
+			 ha->cfg->node_id);
+		return;
+	}
+	if (ha->handover) {
+		snprintf(answer, n, "link-drop refused: a switch-over is in progress");
+		return;
+	}
+	if (!ha->standby) {
+		snprintf(answer, n, "link-drop refused: no standby attached to %s", ha->cfg->node_id);
+		return;
+	}
+	if (hold_ms > LINK_HOLD_MAX_MS)
+		hold_ms = LINK_HOLD_MAX_MS;
+	snprintf(answer, n, "link dropped: standby %s detached, refused for %" PRIu64 " ms; %s "
+		 "runs alone, degraded, until it is in sync again", ha->standby->peer_id, hold_ms,
+		 ha->cfg->node_id);
+	ha->link_held_until_ms = ha_now_ms() + (int64_t)hold_ms;
+	ha_drop_standby(ha, "dropped by wharfctl link-drop");
+}
+
 int ha_on_control(struct link *l, const struct repl_frame *f)
 {
 	char answer[REPL_STR_MAX];
+	uint64_t hold_ms;
 	if (f->type == REPL_FAILOVER)
 		return failover_request(l);
 	if (f->type == REPL_STATUS)
 		status_text(l->ha, answer, sizeof(answer));
 	else if (f->type == REPL_PROMOTE)
 		promote(l->ha, answer, sizeof(answer));
+	else if (f->type == REPL_LINK_DROP && repl_u64s_decode(f, &hold_ms, 1) == 0)
+		link_drop(l->ha, hold_ms, answer, sizeof(answer));
 	else
 		return -1;
 	hlink_send_text(l, answer);

@@ -1,6 +1,7 @@
 /* Shared by the files of the replication link (ha.c: links, frames,
  * timers, listening and connecting; ha_active.c: the active's side;
- * ha_standby.c: the standby's side; ha_control.c: PROMOTE and STATUS).
+ * ha_standby.c: the standby's side; ha_control.c: PROMOTE, STATUS,
+ * FAILOVER and LINK_DROP).
  * Not for other modules. Everything here runs on the broker's loop. */
 #ifndef WHARF_HA_INTERNAL_H
 #define WHARF_HA_INTERNAL_H
@@ -69,6 +70,8 @@ enum handover {
 /* How long the active waits for its standby before it refuses. */
 #define HANDOVER_WAIT_MS 10000
 #define HANDOVER_TICK_MS 5
+/* wharfctl link-drop holds the link down for at most this long. */
+#define LINK_HOLD_MAX_MS 600000u
 
 struct ha {
 	struct broker *b;
@@ -102,6 +105,8 @@ struct ha {
 	struct event *handover_ev;  /* ... its timer, every HANDOVER_TICK_MS */
 	int64_t handover_deadline_ms, handover_since_ms;
 	char handover_to[128];      /* ... the standby that takes over */
+	int64_t link_held_until_ms; /* active: wharfctl link-drop refuses the
+	                             * standby's reconnects until then */
 
 };
 

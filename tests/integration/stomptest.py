@@ -124,14 +124,14 @@ def new_receipt():
 
 
 def stomp_connect(port, version="1.2", heartbeats=(0, 0), listener=None, headers=None,
-                  timeout=TIMEOUT, **kw):
+                  timeout=TIMEOUT, host="127.0.0.1", **kw):
     """A connected stomp.py connection and its Collector. Waits for CONNECTED
     with a deadline (stomp.py's own wait has none)."""
     cls = CONNECTION_CLASSES[version]
     args = dict(kw)
     if version != "1.0":
         args["heartbeats"] = heartbeats
-    conn = cls([("127.0.0.1", port)], **args)
+    conn = cls([(host, port)], **args)
     lst = listener or Collector()
     conn.set_listener("collector", lst)
     conn.connect(wait=False, headers=headers or {})

@@ -1,29 +1,35 @@
 /* wharf-bench --drill: the failover drill of an active/standby pair
  * (docs/ha.md, "The failover drill"; tools/wharf-bench/README.md).
  *
- * For each protocol asked for (STOMP, MQTT QoS 1) one publisher and one
- * subscriber, built on wharf-bench's own protocol clients (stomp.c,
- * mqtt.c), run a paced load against the pair. Each connection starts on
- * the first node and, whenever it fails or the node answers with a
- * redirect (a standby's STOMP ERROR, MQTT CONNACK 0x9C / 3 / 0x88), tries
- * the other node after a short pause. A publisher's every connection is
+ * For each protocol asked for (STOMP, MQTT QoS 1, AMQP 1.0) one publisher
+ * and one subscriber, built on wharf-bench's own protocol clients
+ * (stomp.c, mqtt.c, amqp.c), run a paced load against the pair. Each
+ * connection starts on the first node and, whenever it fails or the node
+ * answers with a redirect (a standby's STOMP ERROR, MQTT CONNACK 0x9C / 3 /
+ * 0x88, AMQP close with amqp:connection:redirect), tries the other node
+ * after a short pause. A publisher's every connection is
  * an incarnation of its own (the payload's publisher number), its
- * sequence numbers from 0; confirmations (receipts, PUBACKs) come in
- * order, so the confirmed messages of an incarnation are a prefix. The
- * subscriber keeps what it got across its connections (STOMP
- * client-individual acks; MQTT 3.1.1 clean session 0).
+ * sequence numbers from 0; confirmations (receipts, PUBACKs, AMQP accepted
+ * outcomes) come in order, so the confirmed messages of an incarnation are
+ * a prefix. The subscriber keeps what it got across its connections (STOMP
+ * client-individual acks; MQTT 3.1.1 clean session 0; AMQP a durable queue,
+ * each delivery accepted once taken).
  *
  * The events, in turn, with the load running: a planned switch-over (the
- * active asked with wharfctl failover), a kill -9 of the active (its pid
- * from wharfctl status; only when the node's control address is on this
- * machine), and a link cut (not in this version: said so in the report).
+ * active asked with wharfctl failover), a link cut (wharfctl link-drop: the
+ * active drops its standby as a failed link would and refuses it back for
+ * --cut-hold seconds), and a kill -9 of the active (its pid from wharfctl
+ * status; only when the node's control address is on this machine).
  * Before each event the drill waits until the active says its standby is
  * in sync; after it, until every publisher has a confirmation from a
- * connection opened after the event; then --interval seconds.
+ * connection opened after the event (a link cut: from any connection, and
+ * the active says its standby is in sync again); then --interval seconds.
  *
  * The report, per client and per event: the time without service (from
  * the last confirmation a connection opened before the event received to
- * the first one a connection opened after it received), and for the
+ * the first one a connection opened after it received; a link cut, where
+ * clients stay connected: the longest pause between two confirmations
+ * until the standby is in sync again), and for the
  * messages confirmed from that event on: confirmed, lost (confirmed and
  * never consumed), duplicated (consumed again), redelivered (marked so by
  * the broker), reconnects and redirects seen.
@@ -53,6 +59,7 @@
 extern char **environ;
 
 #define MAX_INC 256        /* connections of one publisher over a drill */
+#define MAX_CLIENTS 3      /* one per protocol */
 #define MAX_EVENTS 3
 #define MAX_PHASE (MAX_EVENTS + 1)
 #define TICK_MS 5
@@ -105,14 +112,19 @@ struct devent {
 	bool done, skipped, failed;
 	unsigned phase;            /* the phase it started (1..), 0: not triggered */
 	uint64_t t_ns;
-	char note[256];
+	char note[384];
+	/* a link cut: the active it was asked of; when its status said the
+	 * standby was attached again, in sync again (polled once the drop was
+	 * answered: it had happened by then) */
+	int node;
+	uint64_t back_ns, sync_ns;
 };
 
 struct drill {
 	struct event_base *base;
 	struct event *tick, *sigint;
 	uint32_t run_id;
-	struct dclient cl[2];
+	struct dclient cl[MAX_CLIENTS];
 	unsigned ncl;
 	char ctl[2][128];          /* repl://HOST:PORT of each node */
 	char names[2][64];         /* node_id of each, once seen */
@@ -123,10 +135,13 @@ struct drill {
 	unsigned phase;            /* events triggered so far */
 	enum stage stage;
 	uint64_t t0, t_stage, t_status;
-	pid_t child;               /* wharfctl failover, running */
+	pid_t child;               /* wharfctl failover, link-drop or status, running */
+	const char *child_cmd;
 	int child_out;
-	char child_text[512];
+	char child_text[2048];
 	size_t child_len;
+	double cut_hold_s;         /* --cut-hold */
+	char cut_hold[16];         /* ... for wharfctl --hold */
 	bool timed_out, interrupted;
 	bool local[2];             /* the node's control address is on this machine */
 };
@@ -160,8 +175,10 @@ static pid_t spawn_ctl(int node, const char *cmd, int *out_fd)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+	/* GNU getopt takes the options after the command too */
 	char *argv[] = { (char *)D.wharfctl, "--peer", D.ctl[node], "--secret-file",
-			 (char *)D.secret_file, "--timeout", "40", (char *)cmd, NULL };
+			 (char *)D.secret_file, "--timeout", "40", (char *)cmd,
+			 strcmp(cmd, "link-drop") ? NULL : "--hold", D.cut_hold, NULL };
 	pid_t pid;
 	int e = posix_spawnp(&pid, D.wharfctl, &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
@@ -173,6 +190,20 @@ static pid_t spawn_ctl(int node, const char *cmd, int *out_fd)
 	}
 	*out_fd = p[0];
 	return pid;
+}
+
+/* wharfctl cmd to a node, its output read by child_poll. */
+static int spawn_async(int node, const char *cmd)
+{
+	D.child = spawn_ctl(node, cmd, &D.child_out);
+	if (D.child < 0) {
+		D.child = 0;
+		return -1;
+	}
+	fcntl(D.child_out, F_SETFL, O_NONBLOCK);
+	D.child_len = 0;
+	D.child_cmd = cmd;
+	return 0;
 }
 
 /* wharfctl status of a node, blocking (milliseconds): its text, "" when
@@ -356,6 +387,20 @@ void wb_drill_ready(struct wb_client *c)
 		    c->role == WB_PUB ? "publisher" : "subscriber", k->node + 1);
 }
 
+/* A link cut's time without service: clients stay connected, so the
+ * longest pause between two confirmations, from the one before the cut to
+ * the standby in sync again. */
+static void cut_pause(struct dclient *dc, unsigned e, uint64_t prev, uint64_t now)
+{
+	const struct devent *ev = &D.ev[e];
+	if (ev->sync_ns && prev > ev->sync_ns)
+		return;
+	if (!dc->first_after[e] || now - prev > dc->first_after[e] - dc->last_before[e]) {
+		dc->last_before[e] = prev;
+		dc->first_after[e] = now;
+	}
+}
+
 void wb_drill_confirm(struct wb_client *c, uint64_t n, bool rejected)
 {
 	struct dconn *k = dc_of(c);
@@ -379,11 +424,15 @@ void wb_drill_confirm(struct wb_client *c, uint64_t n, bool rejected)
 	memset(dc->conf_phase[inc] + c->confirmed, (int)D.phase, n);
 	c->confirmed += n;
 	dc->inc_conf[inc] = c->confirmed;
-	uint64_t now = wb_now_ns();
+	uint64_t now = wb_now_ns(), prev = dc->last_conf_ns;
 	dc->last_conf_ns = now;
 	for (unsigned e = 0; e < D.nev; e++) {
 		if (!D.ev[e].phase)
 			continue;
+		if (D.ev[e].kind == EV_CUT) {
+			cut_pause(dc, e, prev, now);
+			continue;
+		}
 		if (dc->inc_start[inc] < D.ev[e].t_ns) {
 			if (now > dc->last_before[e])
 				dc->last_before[e] = now;
@@ -409,9 +458,11 @@ void wb_drill_message(struct wb_client *c, const uint8_t *payload, size_t len)
 void wb_drill_fail(struct wb_client *c, const char *msg)
 {
 	/* A standby's answer: STOMP ERROR "standby: ...", MQTT CONNACK
-	 * 0x9C (use another server), 3 (server unavailable), 0x88. */
+	 * 0x9C (use another server), 3 (server unavailable), 0x88, AMQP
+	 * close with amqp:connection:redirect. */
 	bool redirect = strstr(msg, "standby") || strstr(msg, "CONNACK: 0x9c") ||
-			strstr(msg, "CONNACK: 0x03") || strstr(msg, "CONNACK: 0x88");
+			strstr(msg, "CONNACK: 0x03") || strstr(msg, "CONNACK: 0x88") ||
+			strstr(msg, "amqp:connection:redirect");
 	lost_conn(dc_of(c), msg, redirect);
 }
 
@@ -463,16 +514,15 @@ static void trigger(struct devent *ev)
 	if (a < 0)
 		return; /* not yet: asked again on the next status poll */
 	const char *an = D.names[a][0] ? D.names[a] : a ? "node 2" : "node 1";
-	if (ev->kind == EV_SWITCH) {
-		D.child = spawn_ctl(a, "failover", &D.child_out);
-		if (D.child < 0) {
+	if (ev->kind == EV_SWITCH || ev->kind == EV_CUT) {
+		const char *cmd = ev->kind == EV_SWITCH ? "failover" : "link-drop";
+		ev->node = a;
+		if (spawn_async(a, cmd) < 0) {
 			snprintf(ev->note, sizeof ev->note, "cannot run %s: %s", D.wharfctl,
 				 strerror(errno));
 			ev->failed = true;
 		} else {
-			fcntl(D.child_out, F_SETFL, O_NONBLOCK);
-			D.child_len = 0;
-			snprintf(ev->note, sizeof ev->note, "wharfctl failover to %s (the active)", an);
+			snprintf(ev->note, sizeof ev->note, "wharfctl %s to %s (the active)", cmd, an);
 		}
 	} else if (ev->kind == EV_KILL) {
 		if (!D.local[a] || pid <= 0) {
@@ -502,6 +552,31 @@ static void trigger(struct devent *ev)
 	set_stage(ST_RECOVER);
 }
 
+/* A link cut under way: the cut node's status, as it answered ("" when it
+ * did not). Done once it says its standby is in sync again. */
+static void cut_status(struct devent *ev, const char *text)
+{
+	char role[16] = "", conn[8] = "", sync[8] = "", degr[8] = "";
+	field(text, "role", role, sizeof role);
+	field(text, "connected", conn, sizeof conn);
+	field(text, "in_sync", sync, sizeof sync);
+	field(text, "degraded", degr, sizeof degr);
+	uint64_t now = wb_now_ns();
+	if (strcmp(role, "active"))
+		return; /* asked again; bounded by ST_RECOVER's wait */
+	if (!strcmp(conn, "yes") && !ev->back_ns)
+		ev->back_ns = now;
+	if (ev->back_ns && !strcmp(sync, "yes") && !strcmp(degr, "no")) {
+		ev->sync_ns = now;
+		size_t n = strlen(ev->note);
+		snprintf(ev->note + n, sizeof ev->note - n, "; degraded for %.2f s: standby back after "
+			 "%.2f s, in sync again after %.2f s", (double)(ev->sync_ns - ev->t_ns) / 1e9,
+			 (double)(ev->back_ns - ev->t_ns) / 1e9, (double)(ev->sync_ns - ev->t_ns) / 1e9);
+		say("event %u: link cut: standby in sync again after %.2f s", D.cur + 1,
+		    (double)(ev->sync_ns - ev->t_ns) / 1e9);
+	}
+}
+
 static void child_poll(void)
 {
 	if (D.child <= 0)
@@ -517,12 +592,17 @@ static void child_poll(void)
 		return;
 	close(D.child_out);
 	D.child = 0;
+	struct devent *ev = &D.ev[D.cur];
+	bool ok = WIFEXITED(st) && !WEXITSTATUS(st);
+	if (!strcmp(D.child_cmd, "status")) {
+		cut_status(ev, ok ? D.child_text : "");
+		return;
+	}
 	char *nl = strchr(D.child_text, '\n');
 	if (nl)
 		*nl = '\0';
-	say("wharfctl failover: %s", D.child_text);
-	struct devent *ev = &D.ev[D.cur];
-	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+	say("wharfctl %s: %s", D.child_cmd, D.child_text);
+	if (!ok) {
 		ev->failed = true;
 		snprintf(ev->note, sizeof ev->note, "refused: %.200s", D.child_text);
 	} else {
@@ -552,6 +632,12 @@ static uint64_t track_total(void)
 	return n;
 }
 
+/* A link cut asked and answered, its standby not in sync again yet. */
+static bool cut_pending(const struct devent *ev)
+{
+	return ev->kind == EV_CUT && !ev->failed && !ev->sync_ns;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	uint64_t now = wb_now_ns();
@@ -579,16 +665,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			set_stage(ST_STOP);
 			break;
 		}
-		if (D.ev[D.cur].kind == EV_CUT) {
-			struct devent *ev = &D.ev[D.cur];
-			ev->skipped = ev->done = true;
-			ev->t_ns = now;
-			snprintf(ev->note, sizeof ev->note, "not in this version (no way to cut the "
-				 "replication link from outside the pair yet)");
-			say("event %u: link cut: %s", D.cur + 1, ev->note);
-			D.cur++;
-			break;
-		}
 		if (poll_status) {
 			D.t_status = now;
 			trigger(&D.ev[D.cur]);
@@ -605,7 +681,17 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		break;
 	case ST_RECOVER:
-		if (D.ev[D.cur].failed && !D.child) {
+		if (cut_pending(&D.ev[D.cur])) {
+			if (!D.child && ms_since(D.t_status) >= 100) {
+				D.t_status = now;
+				spawn_async(D.ev[D.cur].node, "status");
+			}
+			if (ms_since(D.t_stage) > 30000 + D.cut_hold_s * 1000) {
+				D.ev[D.cur].failed = true;
+				say("event %u: the standby not in sync again within 30 s", D.cur + 1);
+				set_stage(ST_SETTLE);
+			}
+		} else if (D.ev[D.cur].failed && !D.child) {
 			say("event %u: %s", D.cur + 1, D.ev[D.cur].note);
 			set_stage(ST_SETTLE);
 		} else if (all_served_since(D.cur) && !D.child) {
@@ -689,8 +775,9 @@ static int report(void)
 					lost[ph]++;
 			}
 		printf("\nclient %s (%s):\n", dc->name,
-		       dc->o.proto == WB_PROTO_MQTT ? "MQTT 3.1.1 QoS 1, clean session 0"
-						     : "STOMP 1.2, persistent queue, receipts");
+		       dc->o.proto == WB_PROTO_MQTT   ? "MQTT 3.1.1 QoS 1, clean session 0"
+		       : dc->o.proto == WB_PROTO_AMQP ? "AMQP 1.0, durable queue, accepted outcomes"
+						       : "STOMP 1.2, persistent queue, receipts");
 		printf("  %-24s %15s %10s %6s %11s %12s %11s %10s\n", "from", "without service",
 		       "confirmed", "lost", "duplicated", "redelivered", "reconnects", "redirects");
 		uint64_t tc = 0, tl = 0, td = 0, tr = 0, trc = 0, trd = 0;
@@ -730,7 +817,8 @@ static int report(void)
 			status = 1;
 	}
 	printf("\nwithout service: from the last confirmation on a connection opened before the "
-	       "event\nto the first on one opened after it (* from the event itself). lost: "
+	       "event\nto the first on one opened after it (* from the event itself); a link cut: "
+	       "the longest\npause between confirmations until the standby is in sync again. lost: "
 	       "confirmed, never\nconsumed. duplicated: consumed again. redelivered: marked so by "
 	       "the broker.\n");
 	if (D.timed_out || D.interrupted)
@@ -748,12 +836,16 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: wharf-bench --drill --ctl repl://HOST:PORT,repl://HOST:PORT --secret-file FILE\n"
 		"                   [--stomp HOST:PORT,HOST:PORT] [--mqtt HOST:PORT,HOST:PORT]\n"
-		"                   [--events switchover,kill,cut] [--rate N] [--interval S]\n"
-		"                   [--warm S] [--drain S] [--timeout S] [--size N] [--wharfctl PATH]\n"
+		"                   [--amqp HOST:PORT,HOST:PORT]\n"
+		"                   [--events switchover,cut,kill] [--rate N] [--interval S]\n"
+		"                   [--warm S] [--drain S] [--timeout S] [--cut-hold S]\n"
+		"                   [--wharfctl PATH]\n"
 		"\n"
 		"  --ctl          the two nodes' replication links ([ha] listen), node 1 first\n"
-		"  --stomp/--mqtt the same two nodes' client addresses (at least one protocol)\n"
-		"  --events       in this order (default switchover,kill,cut; kill only on this machine)\n"
+		"  --stomp/--mqtt/--amqp  the same two nodes' client addresses (at least one)\n"
+		"  --events       in this order (default switchover,cut,kill; kill only on this machine,\n"
+		"                 and the killed node stays down: no event after it has a standby)\n"
+		"  --cut-hold     the link cut keeps the standby out this long (2)\n"
 		"  --rate         messages/s per publisher (200)      --interval  seconds between events (3)\n"
 		"  --warm         seconds of load before the first (2) --drain     idle seconds to stop (5)\n"
 		"  --timeout      the whole drill at most (180)\n"
@@ -776,16 +868,17 @@ static int resolve(const char *hp, struct sockaddr_in *sa, char *host, size_t hc
 	return 0;
 }
 
-static int pair_of(const char *arg, struct sockaddr_in sa[2])
+/* Both nodes' addresses; host: the first one's name. */
+static int pair_of(const char *arg, struct sockaddr_in sa[2], char *host, size_t hcap)
 {
-	char a[256], host[128];
+	char a[256], other[128];
 	snprintf(a, sizeof a, "%s", arg);
 	char *comma = strchr(a, ',');
 	if (!comma)
 		return -1;
 	*comma = '\0';
-	return resolve(a, &sa[0], host, sizeof host) < 0 ||
-			       resolve(comma + 1, &sa[1], host, sizeof host) < 0
+	return resolve(a, &sa[0], host, hcap) < 0 ||
+			       resolve(comma + 1, &sa[1], other, sizeof other) < 0
 		       ? -1
 		       : 0;
 }
@@ -818,11 +911,11 @@ static int add_client(const char *name, enum wb_proto_id proto, const char *arg)
 	struct dclient *dc = &D.cl[D.ncl];
 	memset(dc, 0, sizeof *dc);
 	dc->name = name;
-	if (pair_of(arg, dc->addr) < 0) {
+	struct wb_opts *o = &dc->o;
+	if (pair_of(arg, dc->addr, o->host, sizeof o->host) < 0) {
 		fprintf(stderr, "wharf-bench: --%s '%s' is not HOST:PORT,HOST:PORT\n", name, arg);
 		return -1;
 	}
-	struct wb_opts *o = &dc->o;
 	o->proto = proto;
 	o->tp = WB_TP_TCP;
 	o->publishers = o->subscribers = 1;
@@ -832,15 +925,19 @@ static int add_client(const char *name, enum wb_proto_id proto, const char *arg)
 	o->keepalive = 0;
 	o->persistent = true;
 	o->keep_session = true;
-	o->kind = proto == WB_PROTO_STOMP ? WB_QUEUE : WB_TOPIC;
-	snprintf(o->dest, sizeof o->dest, proto == WB_PROTO_STOMP ? "wharf.drill" : "wharf/drill");
+	o->kind = proto == WB_PROTO_MQTT ? WB_TOPIC : WB_QUEUE;
+	/* a queue of its own per protocol: the subscribers must not share */
+	snprintf(o->dest, sizeof o->dest, "%s",
+		 proto == WB_PROTO_STOMP  ? "wharf.drill"
+		 : proto == WB_PROTO_AMQP ? "wharf.drill-amqp"
+					  : "wharf/drill");
 	o->window = 100;
 	o->receipt_every = 1;
 	o->prefetch = 100;
 	o->ack = WB_ACK_CLIENT_INDIVIDUAL;
 	snprintf(o->client_prefix, sizeof o->client_prefix, "drill");
 	dc->r.o = o;
-	dc->r.proto = proto == WB_PROTO_STOMP ? &wb_stomp : &wb_mqtt;
+	dc->r.proto = proto == WB_PROTO_STOMP ? &wb_stomp : proto == WB_PROTO_AMQP ? &wb_amqp : &wb_mqtt;
 	dc->r.tp = &wb_tcp;
 	dc->r.drill = (struct wb_drill *)&D;
 	D.ncl++;
@@ -855,6 +952,7 @@ int wb_drill_main(int argc, char **argv)
 		{ "secret-file", required_argument, NULL, 's' },
 		{ "stomp", required_argument, NULL, 'S' },
 		{ "mqtt", required_argument, NULL, 'M' },
+		{ "amqp", required_argument, NULL, 'A' },
 		{ "events", required_argument, NULL, 'e' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "interval", required_argument, NULL, 'i' },
@@ -862,6 +960,7 @@ int wb_drill_main(int argc, char **argv)
 		{ "drain", required_argument, NULL, 'd' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "wharfctl", required_argument, NULL, 'x' },
+		{ "cut-hold", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -871,7 +970,9 @@ int wb_drill_main(int argc, char **argv)
 	D.warm = 2;
 	D.drain = 5;
 	D.timeout = 180;
-	const char *ctl = NULL, *events = "switchover,kill,cut", *stomp = NULL, *mqtt = NULL;
+	D.cut_hold_s = 2;
+	const char *ctl = NULL, *events = "switchover,cut,kill", *stomp = NULL, *mqtt = NULL,
+		   *amqp = NULL;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -880,6 +981,7 @@ int wb_drill_main(int argc, char **argv)
 		case 's': D.secret_file = optarg; break;
 		case 'S': stomp = optarg; break;
 		case 'M': mqtt = optarg; break;
+		case 'A': amqp = optarg; break;
 		case 'e': events = optarg; break;
 		case 'r': D.rate = atof(optarg); break;
 		case 'i': D.interval = atof(optarg); break;
@@ -887,15 +989,17 @@ int wb_drill_main(int argc, char **argv)
 		case 'd': D.drain = atof(optarg); break;
 		case 't': D.timeout = atof(optarg); break;
 		case 'x': D.wharfctl = optarg; break;
+		case 'H': D.cut_hold_s = atof(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!ctl || !D.secret_file || (!stomp && !mqtt) || optind != argc || D.rate <= 0 ||
-	    D.timeout <= 0) {
+	if (!ctl || !D.secret_file || (!stomp && !mqtt && !amqp) || optind != argc || D.rate <= 0 ||
+	    D.timeout <= 0 || D.cut_hold_s < 0 || D.cut_hold_s > 600) {
 		usage(stderr);
 		return 2;
 	}
+	snprintf(D.cut_hold, sizeof D.cut_hold, "%.3f", D.cut_hold_s);
 	const char *comma = strchr(ctl, ',');
 	if (!comma || (size_t)(comma - ctl) >= sizeof D.ctl[0] || strlen(comma + 1) >= sizeof D.ctl[1]) {
 		fprintf(stderr, "wharf-bench: --ctl needs both nodes: repl://A:P,repl://B:P\n");
@@ -926,7 +1030,8 @@ int wb_drill_main(int argc, char **argv)
 		D.ev[D.nev++].kind = k;
 	}
 	if ((stomp && add_client("stomp", WB_PROTO_STOMP, stomp) < 0) ||
-	    (mqtt && add_client("mqtt", WB_PROTO_MQTT, mqtt) < 0))
+	    (mqtt && add_client("mqtt", WB_PROTO_MQTT, mqtt) < 0) ||
+	    (amqp && add_client("amqp", WB_PROTO_AMQP, amqp) < 0))
 		return 2;
 	if (!D.wharfctl)
 		D.wharfctl = find_wharfctl(argv[0]);

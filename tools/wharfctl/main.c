@@ -1,5 +1,5 @@
 /* wharfctl: the operator's tool. Subcommands: user (tools/wharfctl/user.h);
- * the pair's status and promote (tools/wharfctl/pair.h). */
+ * the pair's status, promote, failover and link-drop (tools/wharfctl/pair.h). */
 #include "config.h"
 
 #include <stdio.h>
@@ -11,8 +11,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: wharfctl user add|passwd|del|list ... (wharfctl user --help)\n"
-		   "       wharfctl --peer repl://HOST:PORT [--secret-file FILE] ... status|promote|failover\n"
-		   "                (wharfctl --peer X --help)\n");
+		   "       wharfctl --peer repl://HOST:PORT [--secret-file FILE] ... status|promote|failover|\n"
+		   "                link-drop (wharfctl --peer X --help)\n");
 }
 
 int main(int argc, char **argv)

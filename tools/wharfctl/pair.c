@@ -4,6 +4,7 @@
  * node's proof in WELCOME before it believes an answer.
  *
  *   wharfctl --peer repl://HOST:PORT --secret-file FILE status|promote|failover
+ *   wharfctl --peer repl://HOST:PORT --secret-file FILE [--hold SECONDS] link-drop
  *
  * With --tls-ca (and --tls-cert/--tls-key when the node asks for a client
  * certificate) it speaks TLS, as a link with [ha] tls_* keys does.
@@ -34,6 +35,7 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: wharfctl --peer repl://HOST:PORT [--secret-file FILE] [--timeout SECONDS]\n"
 		   "                [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] "
 		   "status|promote|failover\n"
+		   "       wharfctl ... [--hold SECONDS] link-drop\n"
 		   "\n"
 		   "  The secret file is needed unless the link is proved by mutual TLS alone.\n"
 		   "\n"
@@ -41,7 +43,11 @@ static void usage(FILE *f)
 		   "  promote   a standby stops mirroring and becomes active\n"
 		   "  failover  the active (role = auto) stops taking client input, waits until\n"
 		   "            its standby has every record, gives it the lead and restarts\n"
-		   "            as its standby (a planned switch-over)\n");
+		   "            as its standby (a planned switch-over)\n"
+		   "  link-drop the active drops the link to its standby as a failed link would\n"
+		   "            (it goes on alone, degraded) and refuses it back for --hold\n"
+		   "            seconds (default 0); then the standby catches up (the drill's\n"
+		   "            link cut)\n");
 }
 
 static int read_secret(const char *path, char *out, size_t cap)
@@ -196,11 +202,13 @@ int wharfctl_pair(int argc, char **argv)
 		{ "tls-ca", required_argument, NULL, 'a' },
 		{ "tls-cert", required_argument, NULL, 'c' },
 		{ "tls-key", required_argument, NULL, 'k' },
+		{ "hold", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *peer = NULL, *secret_file = NULL, *ca = NULL, *cert = NULL, *key = NULL;
 	int timeout_s = 30, opt;
+	double hold_s = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p': peer = optarg; break;
@@ -209,19 +217,23 @@ int wharfctl_pair(int argc, char **argv)
 		case 'a': ca = optarg; break;
 		case 'c': cert = optarg; break;
 		case 'k': key = optarg; break;
+		case 'H': hold_s = atof(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (!peer || (!secret_file && !cert) || optind + 1 != argc ||
 	    (strcmp(argv[optind], "status") && strcmp(argv[optind], "promote") &&
-	     strcmp(argv[optind], "failover"))) {
+	     strcmp(argv[optind], "failover") && strcmp(argv[optind], "link-drop")) ||
+	    hold_s < 0 || hold_s > 600) {
 		usage(stderr);
 		return 2;
 	}
-	uint8_t type = !strcmp(argv[optind], "status")	 ? REPL_STATUS
-		       : !strcmp(argv[optind], "promote") ? REPL_PROMOTE
-							  : REPL_FAILOVER;
+	uint8_t type = !strcmp(argv[optind], "status")	  ? REPL_STATUS
+		       : !strcmp(argv[optind], "promote")  ? REPL_PROMOTE
+		       : !strcmp(argv[optind], "failover") ? REPL_FAILOVER
+							   : REPL_LINK_DROP;
+	uint64_t hold_ms = (uint64_t)(hold_s * 1000);
 	/* Without a secret file, a link proved by mutual TLS alone. */
 	char secret[1024] = "";
 	if (secret_file && read_secret(secret_file, secret, sizeof(secret)) < 0)
@@ -263,7 +275,7 @@ int wharfctl_pair(int argc, char **argv)
 		fprintf(stderr, "wharfctl: the node did not prove the secret\n");
 		goto out;
 	}
-	n = repl_u64s_encode(buf, sizeof(buf), type, NULL, 0);
+	n = repl_u64s_encode(buf, sizeof(buf), type, &hold_ms, type == REPL_LINK_DROP);
 	if (send_all(fd, buf, n) < 0)
 		goto out;
 	if (read_frame(fd, buf, sizeof(buf), &f) < 0)
@@ -280,6 +292,8 @@ int wharfctl_pair(int argc, char **argv)
 		rc = text.len > 10 && !strncmp(text.p, "failover: ", 10) &&
 				     memmem(text.p, text.len, " takes over", 11)
 			     ? 0 : 1;
+	else if (type == REPL_LINK_DROP)
+		rc = strncmp(text.p, "link dropped", 12) ? 1 : 0;
 	else
 		rc = 0;
 out:
