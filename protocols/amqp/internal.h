@@ -44,6 +44,7 @@ struct amqp_conn {
 	bool error_closed;          /* we sent close with an error: hang up once written */
 	bool authenticating;        /* SASL init with the authenticator: nothing more is read */
 	bool authenticated;         /* SASL passed: the connection has its principal */
+	bool limited;               /* SASL passed but a connection limit refuses the open */
 	struct router_waiter waiter;  /* some link's destination is full */
 	struct amqp_guard guard;      /* what the client sends, before the engine */
 	struct amqp_txn *txns;        /* declared, not yet discharged */

@@ -216,6 +216,15 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 		amqp_refuse_link(link, "amqp:invalid-field", "invalid address");
 		return;
 	}
+	unsigned max = ac->b->cfg->max_subscriptions_per_connection, n = 0;
+	for (const struct amqp_link *l = ac->links; to_client && l; l = l->next)
+		n += l->rs != NULL;
+	if (to_client && n >= max) {
+		char why[80];
+		snprintf(why, sizeof(why), "max_subscriptions_per_connection (%u) reached", max);
+		amqp_refuse_link(link, "amqp:resource-limit-exceeded", why);
+		return;
+	}
 	struct amqp_link *al = calloc(1, sizeof(*al));
 	if (!al || (name && !(al->name = strdup(name)))) {
 		free(al);

@@ -552,7 +552,9 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 		rc = f->qos;
 		goto out;
 	}
-	if (cl->nsubs >= mb->b->cfg->mqtt.max_subscriptions) {
+	const struct wharf_config *cfg = mb->b->cfg;
+	if (cl->nsubs >= (cfg->mqtt.max_subscriptions ? cfg->mqtt.max_subscriptions
+						      : cfg->max_subscriptions_per_connection)) {
 		rc = MQTT_RC_QUOTA_EXCEEDED;
 		goto out;
 	}
