@@ -92,6 +92,7 @@ struct wharf_config *config_new(void)
 	cfg->max_connections_per_address = 10000;
 	cfg->max_new_connections_per_address = 1000;
 	cfg->max_subscriptions_per_connection = 1000;
+	cfg->max_unacked_per_connection = 10000;
 	return cfg;
 }
 
@@ -402,6 +403,8 @@ static int global_key(struct parser *p, const char *k, const char *v)
 	/* At most what a stored MQTT session record can count (persist.c). */
 	if (!strcmp(k, "max_subscriptions_per_connection"))
 		return set_count(p, k, &cfg->max_subscriptions_per_connection, v, 1, 65535);
+	if (!strcmp(k, "max_unacked_per_connection"))
+		return set_count(p, k, &cfg->max_unacked_per_connection, v, 1, 10000000);
 	int rc = tls_key(p, &cfg->tls, k, v);
 	if (rc <= 0)
 		return rc;

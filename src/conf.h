@@ -141,6 +141,9 @@ struct wharf_config {
 	/* STOMP subscriptions, AMQP receiving links, MQTT filters (unless
 	 * [mqtt] max_subscriptions_per_client says otherwise) */
 	unsigned max_subscriptions_per_connection;
+	/* Deliveries awaiting the client's ack over all of a connection's
+	 * subscriptions; past it dispatch to the connection pauses. */
+	unsigned max_unacked_per_connection;
 	struct tls_config tls;   /* defaults for every TLS listener */
 	struct stomp_config stomp;
 	struct mqtt_config mqtt;

@@ -301,6 +301,8 @@ static int mqtt_deliver(void *ctx, struct delivery *d, struct message *m)
 	}
 	uint32_t window = mc->peer_receive_max < mc->cfg->max_inflight ? mc->peer_receive_max
 									: mc->cfg->max_inflight;
+	if (window > cl->mb->b->cfg->max_unacked_per_connection)
+		window = cl->mb->b->cfg->max_unacked_per_connection;
 	if (cl->ninflight >= window) {
 		mc->paused = true;
 		return -1;

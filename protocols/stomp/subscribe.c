@@ -368,6 +368,7 @@ bool stomp_on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
 			sub->durable_queue = NULL;
 		}
 		sub_free(s, sub);
+		stomp_unacked_changed(s);
 	}
 	if (!durable) {
 		if (!had)

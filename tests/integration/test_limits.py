@@ -12,12 +12,14 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 import stomp
-from proton.utils import LinkDetached
-from proton.utils import BlockingConnection
+from proton import Message, Timeout
+from proton.utils import BlockingConnection, LinkDetached
 
+from mqtttest import PUBACK, PUBLISH, RawMqtt
 from stomptest import stomp_close, stomp_connect
 from test_auth import USERS, add_user, amqp_login, stomppy
 from test_ha_redirect import mqtt_connack
@@ -252,6 +254,78 @@ class SubscriptionLimitTest(BrokerTestCase):
             finally:
                 c.disconnect()
                 c.loop_stop()
+
+
+class UnackedLimitTest(BrokerTestCase):
+    """Past max_unacked_per_connection dispatch to the connection pauses
+    (as RabbitMQ's prefetch for a whole channel) and goes on as the client
+    acknowledges; nothing is refused or lost."""
+    protocols = ("stomp", "mqtt", "amqp")
+    config = "max_unacked_per_connection = 4\n"
+
+    def send_stomp(self, dest, n):
+        conn, col = stomp_connect(self.broker.ports["stomp"])
+        for i in range(n):
+            conn.send(dest, "m%d" % i, receipt="s%d" % i)
+        col.wait_for(lambda: len(col.receipts) == n, TIMEOUT, "receipts")
+        stomp_close(conn, col)
+
+    def test_stomp_over_two_subscriptions(self):
+        self.send_stomp("/queue/unacked.a", 5)
+        self.send_stomp("/queue/unacked.b", 5)
+        conn, col = stomp_connect(self.broker.ports["stomp"])
+        conn.subscribe("/queue/unacked.a", id="a", ack="client-individual")
+        conn.subscribe("/queue/unacked.b", id="b", ack="client-individual")
+        col.wait_for(lambda: len(col.messages) >= 4, TIMEOUT, "4 messages")
+        deadline = time.monotonic() + 0.3  # a fifth would be here by then
+        while time.monotonic() < deadline:
+            self.assertEqual(len(col.messages), 4)
+            time.sleep(0.02)
+        for f in list(col.messages[:2]):
+            conn.ack(f.headers["ack"])
+        col.wait_for(lambda: len(col.messages) >= 6, TIMEOUT, "2 more after 2 acks")
+        for f in list(col.messages[2:]):
+            conn.ack(f.headers["ack"])
+        col.wait_for(lambda: len(col.messages) == 10, TIMEOUT, "all 10 as acks come")
+        for f in list(col.messages[6:]):
+            conn.ack(f.headers["ack"])
+        stomp_close(conn, col)
+
+    def test_mqtt_inflight_capped(self):
+        sub = RawMqtt(self.broker.ports["mqtt"], level=4, timeout=TIMEOUT)
+        self.addCleanup(sub.close)
+        sub.connect("unacked-sub")
+        sub.subscribe([("unacked/m", 1)])
+        pub = RawMqtt(self.broker.ports["mqtt"], level=4, timeout=TIMEOUT)
+        self.addCleanup(pub.close)
+        pub.connect("unacked-pub")
+        for i in range(6):
+            pub.publish_acked("unacked/m", b"m%d" % i)
+        got = [sub.expect(PUBLISH) for _ in range(4)]
+        sub.expect_none(PUBLISH, wait=0.3)
+        sub.ack(PUBACK, got[0].pid)
+        got.append(sub.expect(PUBLISH))
+        self.assertEqual([p.payload for p in got], [b"m%d" % i for i in range(5)])
+
+    def test_amqp(self):
+        url = "amqp://127.0.0.1:%d" % self.broker.ports["amqp"]
+        c = BlockingConnection(url, timeout=TIMEOUT)
+        try:
+            snd = c.create_sender("unacked.amqp")
+            for i in range(6):
+                snd.send(Message(body="m%d" % i))
+            rcv = c.create_receiver("unacked.amqp", credit=100)
+            got = [rcv.receive(TIMEOUT).body for _ in range(4)]
+            with self.assertRaises(Timeout):
+                rcv.receive(0.3)
+            for _ in range(2):
+                rcv.accept()  # the oldest unsettled: room for one more
+                got.append(rcv.receive(TIMEOUT).body)
+            self.assertEqual(got, ["m%d" % i for i in range(6)])
+            for _ in range(4):
+                rcv.accept()
+        finally:
+            c.close()
 
 
 if __name__ == "__main__":
