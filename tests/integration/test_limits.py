@@ -68,19 +68,13 @@ class UserLimitTest(BrokerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="wharf-limits-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, True)
         users = os.path.join(cls.dir, "users")
         for name in ("alice", "bob"):
             add_user(users, name, USERS[name], "--cost", "10")
         cls.config = ("max_connections_per_user = 2\n[auth]\nusers_file = %s\n"
                       "failure_delay = 50ms\n" % users)
         super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            shutil.rmtree(cls.dir, ignore_errors=True)
 
     def hold_alice(self):
         """Alice's two connections, one STOMP and one MQTT: the limit counts
