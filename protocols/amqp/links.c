@@ -247,9 +247,9 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 	for (const struct amqp_link *l = ac->links; to_client && l; l = l->next)
 		n += l->rs != NULL;
 	if (to_client && n >= max) {
-		char why[80];
-		snprintf(why, sizeof(why), "max_subscriptions_per_connection (%u) reached", max);
-		amqp_refuse_link(link, "amqp:resource-limit-exceeded", why);
+		amqp_refuse_link(link, "amqp:resource-limit-exceeded",
+				 conn_subscription_refused(ac->c, "max_subscriptions_per_connection",
+							   max));
 		return;
 	}
 	struct amqp_link *al = calloc(1, sizeof(*al));

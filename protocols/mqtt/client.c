@@ -555,8 +555,13 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 		goto out;
 	}
 	const struct wharf_config *cfg = mb->b->cfg;
-	if (cl->nsubs >= (cfg->mqtt.max_subscriptions ? cfg->mqtt.max_subscriptions
-						      : cfg->max_subscriptions_per_connection)) {
+	unsigned max = cfg->mqtt.max_subscriptions ? cfg->mqtt.max_subscriptions
+						   : cfg->max_subscriptions_per_connection;
+	if (cl->nsubs >= max) {
+		if (cl->mc)
+			conn_subscription_refused(cl->mc->c, cfg->mqtt.max_subscriptions
+						  ? "max_subscriptions_per_client"
+						  : "max_subscriptions_per_connection", max);
 		rc = MQTT_RC_QUOTA_EXCEEDED;
 		goto out;
 	}

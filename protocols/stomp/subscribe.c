@@ -3,7 +3,6 @@
 #include "config.h"
 #include "protocols/stomp/internal.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -293,14 +292,14 @@ bool stomp_on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 	unsigned max = s->b->cfg->max_subscriptions_per_connection, n = 0;
 	for (const struct stomp_sub *sub = s->subs; sub; sub = sub->next)
 		n++;
-	char why[80];
-	snprintf(why, sizeof(why), "max_subscriptions_per_connection (%u) reached", max);
 	if (!id)
 		stomp_send_error(s, "missing id header", receipt, NULL);
 	else if (stomp_find_sub(s, id))
 		stomp_send_error(s, "subscription id already in use", receipt, id);
 	else if (n >= max)
-		stomp_send_error(s, why, receipt, dest);
+		stomp_send_error(s, conn_subscription_refused(s->c, "max_subscriptions_per_connection",
+							      max),
+				 receipt, dest);
 	else
 		ok = subscribe_to(s, f, dest, &d, id, receipt);
 	stomp_dest_clear(&d);

@@ -51,6 +51,11 @@ const struct conn_counts *conn_counts(const struct conn *c) { return &c->counts;
 long long conn_since_ms(const struct conn *c) { return c->since_ms; }
 const char *conn_refusal(const struct conn *c) { return c->refusal; }
 
+const char *conn_subscription_refused(struct conn *c, const char *key, unsigned max)
+{
+	return limits_subscription_refused(c->b->limits, key, max, c->peer);
+}
+
 const char *conn_address_over(struct conn *c)
 {
 	const char *why = limits_address_over(c->b->limits, c->b->cfg, c->host, c->peer);

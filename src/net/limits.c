@@ -29,7 +29,7 @@ struct limits {
 	struct map *addrs; /* host -> struct addr */
 	struct map *users; /* user -> open connections, as uintptr_t */
 	size_t sweep_at;
-	struct log_limit rate_log, addr_log, user_log;
+	struct log_limit rate_log, addr_log, user_log, subs_log;
 	char why[96];
 };
 
@@ -146,15 +146,16 @@ void limits_closed(struct limits *l, const char *host)
 		a->conns--;
 }
 
-/* The client's error and the log line of a refusal by `key` = `max`. */
+/* The client's error and the log line of a refusal of `what` (a login, a
+ * subscription) by `key` = `max`. */
 static const char *refuse(struct limits *l, struct log_limit *ll, const char *key, size_t max,
-			  const char *peer, const char *user)
+			  const char *peer, const char *user, const char *what)
 {
 	unsigned long held;
 	snprintf(l->why, sizeof(l->why), "%s (%zu) reached", key, max);
 	if (log_limit_pass(ll, LOG_EVERY_MS, &held))
-		log_warn("conn %s%s%s: login refused: %s (%lu more refused since the last such line)",
-			 peer, user ? " user " : "", user ? user : "", l->why, held);
+		log_warn("conn %s%s%s: %s refused: %s (%lu more refused since the last such line)",
+			 peer, user ? " user " : "", user ? user : "", what, l->why, held);
 	return l->why;
 }
 
@@ -165,7 +166,7 @@ const char *limits_address_over(struct limits *l, const struct wharf_config *cfg
 	size_t max = cfg->max_connections_per_address;
 	if (!max || !a || a->conns <= max)
 		return NULL;
-	return refuse(l, &l->addr_log, "max_connections_per_address", max, peer, NULL);
+	return refuse(l, &l->addr_log, "max_connections_per_address", max, peer, NULL, "login");
 }
 
 const char *limits_login(struct limits *l, const struct wharf_config *cfg, const char *user,
@@ -176,7 +177,7 @@ const char *limits_login(struct limits *l, const struct wharf_config *cfg, const
 	uintptr_t n = (uintptr_t)map_get(l->users, user);
 	size_t max = cfg->max_connections_per_user;
 	if (max && n >= max)
-		return refuse(l, &l->user_log, "max_connections_per_user", max, peer, user);
+		return refuse(l, &l->user_log, "max_connections_per_user", max, peer, user, "login");
 	if (map_put(l->users, user, (void *)(n + 1)) < 0)
 		return "out of memory";
 	return NULL;
@@ -189,4 +190,10 @@ void limits_logout(struct limits *l, const char *user)
 		map_put(l->users, user, (void *)(n - 1));
 	else if (n == 1)
 		map_del(l->users, user);
+}
+
+const char *limits_subscription_refused(struct limits *l, const char *key, unsigned max,
+					const char *peer)
+{
+	return refuse(l, &l->subs_log, key, max, peer, NULL, "subscription");
 }

@@ -40,4 +40,10 @@ const char *limits_login(struct limits *l, const struct wharf_config *cfg, const
 			 const char *peer);
 void limits_logout(struct limits *l, const char *user);
 
+/* A subscription from `peer` past `key` (max_subscriptions_per_connection,
+ * or MQTT's max_subscriptions_per_client) = `max`: the refusal's text for
+ * the client (static until the next call), logged as above. */
+const char *limits_subscription_refused(struct limits *l, const char *key, unsigned max,
+					const char *peer);
+
 #endif

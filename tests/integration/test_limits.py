@@ -217,6 +217,8 @@ class SubscriptionLimitTest(BrokerTestCase):
         self.assertEqual(col.errors[0].headers.get("message"),
                          "max_subscriptions_per_connection (3) reached")
         stomp_close(conn, col)
+        self.broker.wait_for_log(
+            r"subscription refused: max_subscriptions_per_connection \(3\) reached")
 
     def test_amqp(self):
         c = BlockingConnection("amqp://127.0.0.1:%d" % self.broker.ports["amqp"], timeout=TIMEOUT)
