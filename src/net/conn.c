@@ -64,6 +64,7 @@ const char *conn_address_over(struct conn *c)
 	snprintf(c->refusal, sizeof(c->refusal), "%s", why);
 	return c->refusal;
 }
+
 struct evbuffer *conn_output(struct conn *c)
 {
 	return c->xprt->output(c);
