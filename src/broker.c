@@ -21,6 +21,7 @@
 #include "ha/ha.h"
 #include "log.h"
 #include "net/conn.h"
+#include "net/limits.h"
 #include "net/listener.h"
 #include "net/protocol.h"
 #include "router/router.h"
@@ -197,6 +198,10 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 		log_error("auth: %s", err);
 		return -1;
 	}
+	if (!(b->limits = limits_new())) {
+		log_error("out of memory");
+		return -1;
+	}
 	if (cfg->auth.users_file)
 		log_info("auth: users from %s", cfg->auth.users_file);
 	router_set_acl(b->router, auth_acl(b->auth), auth_users(b->auth));
@@ -354,6 +359,7 @@ void broker_free(struct broker *b)
 		conn_free_all(b);
 	protocols_fini(b);
 	auth_free(b->auth); /* its requests went with the connections */
+	limits_free(b->limits);
 	redirect_free(b->redirect);
 	ha_hook_free(b->hook);
 	store_close(b->store);

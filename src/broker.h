@@ -23,6 +23,7 @@ struct ha_hook;
 struct ha;
 struct admin;
 struct auth;
+struct limits;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -62,6 +63,8 @@ struct broker {
 	bool listen_deferred;
 	/* [auth]: checks every client's credentials (auth/auth.h). */
 	struct auth *auth;
+	/* Connections by address and by user (net/limits.h). */
+	struct limits *limits;
 	/* A planned switch-over (ha/ha_control.c): client input is not read
 	 * (net/conn.h conn_drain_input); output and confirmations go on. */
 	bool draining;

@@ -77,7 +77,6 @@ struct wharf_config *config_new(void)
 	cfg->mqtt.max_keepalive = 0;
 	cfg->mqtt.max_session_expiry = 7 * 24 * 3600;
 	cfg->mqtt.max_queued = 1000;
-	cfg->mqtt.max_subscriptions = 1000;
 	cfg->mqtt.sys_interval_ms = 10000;
 	cfg->ha.tls.client_cert = -1;
 	cfg->ha.sync_timeout_ms = 5000;
@@ -89,6 +88,11 @@ struct wharf_config *config_new(void)
 	cfg->auth.failure_delay_ms = 1000;
 	cfg->auth.max_failures = 10;
 	cfg->auth.failure_window_ms = 60000;
+	cfg->max_connections_per_user = 10000;
+	cfg->max_connections_per_address = 0;
+	cfg->max_new_connections_per_address = 0;
+	cfg->max_subscriptions_per_connection = 1000;
+	cfg->max_unacked_per_connection = 10000;
 	return cfg;
 }
 
@@ -328,6 +332,9 @@ static int tls_key(struct parser *p, struct tls_config *t, const char *k, const 
 	return 1;
 }
 
+static int set_count(struct parser *p, const char *key, unsigned *slot, const char *v,
+		     unsigned min, unsigned max);
+
 static int global_key(struct parser *p, const char *k, const char *v)
 {
 	struct wharf_config *cfg = p->cfg;
@@ -387,6 +394,17 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &cfg->ws_max_message, v, 256);
 	if (!strcmp(k, "ws_allowed_origins"))
 		return set_string(p, &cfg->ws_allowed_origins, v);
+	if (!strcmp(k, "max_connections_per_user"))
+		return set_size(p, k, &cfg->max_connections_per_user, v, 0);
+	if (!strcmp(k, "max_connections_per_address"))
+		return set_size(p, k, &cfg->max_connections_per_address, v, 0);
+	if (!strcmp(k, "max_new_connections_per_address"))
+		return set_count(p, k, &cfg->max_new_connections_per_address, v, 0, 1000000);
+	/* At most what a stored MQTT session record can count (persist.c). */
+	if (!strcmp(k, "max_subscriptions_per_connection"))
+		return set_count(p, k, &cfg->max_subscriptions_per_connection, v, 1, 65535);
+	if (!strcmp(k, "max_unacked_per_connection"))
+		return set_count(p, k, &cfg->max_unacked_per_connection, v, 1, 10000000);
 	int rc = tls_key(p, &cfg->tls, k, v);
 	if (rc <= 0)
 		return rc;

@@ -58,7 +58,7 @@ struct mqtt_config {
 	unsigned max_keepalive;      /* seconds; 0 = take what the client asks */
 	unsigned max_session_expiry; /* seconds; caps what a client asks */
 	size_t max_queued;           /* messages held per subscription of an absent session */
-	unsigned max_subscriptions;  /* filters one client session may hold */
+	unsigned max_subscriptions;  /* filters one client session may hold; 0: max_subscriptions_per_connection */
 	unsigned sys_interval_ms;    /* $SYS/broker/... publishing period; 0 = off */
 };
 
@@ -134,6 +134,16 @@ struct wharf_config {
 	size_t journal_segment_size;
 	size_t ws_max_message;        /* largest WebSocket message a client may send */
 	char *ws_allowed_origins;     /* space-separated Origin values; NULL: any */
+	/* Connection limits (net/limits.h); 0: none. */
+	size_t max_connections_per_user;
+	size_t max_connections_per_address;
+	unsigned max_new_connections_per_address; /* per second */
+	/* STOMP subscriptions, AMQP receiving links, MQTT filters (unless
+	 * [mqtt] max_subscriptions_per_client says otherwise) */
+	unsigned max_subscriptions_per_connection;
+	/* Deliveries awaiting the client's ack over all of a connection's
+	 * subscriptions; past it dispatch to the connection pauses. */
+	unsigned max_unacked_per_connection;
 	struct tls_config tls;   /* defaults for every TLS listener */
 	struct stomp_config stomp;
 	struct mqtt_config mqtt;

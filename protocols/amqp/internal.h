@@ -44,6 +44,8 @@ struct amqp_conn {
 	bool error_closed;          /* we sent close with an error: hang up once written */
 	bool authenticating;        /* SASL init with the authenticator: nothing more is read */
 	bool authenticated;         /* SASL passed: the connection has its principal */
+	bool limited;               /* SASL passed but a connection limit refuses the open */
+	bool unacked_paused;        /* links paused at max_unacked_per_connection */
 	struct router_waiter waiter;  /* some link's destination is full */
 	struct amqp_guard guard;      /* what the client sends, before the engine */
 	struct amqp_txn *txns;        /* declared, not yet discharged */
@@ -85,6 +87,9 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link);
 void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed);
 /* The client's credit on a link to it changed. */
 void amqp_link_credit_changed(struct amqp_link *al);
+/* Deliveries were settled (or went back with a link): links paused at
+ * max_unacked_per_connection go on. */
+void amqp_unacked_freed(struct amqp_conn *ac);
 /* The client's outcome for a delivery it got from us. */
 void amqp_outcome(struct amqp_conn *ac, pn_delivery_t *pd);
 /* Applies an outcome (AMQP descriptor: 0x24 accepted... 0x27 modified; 0

@@ -20,11 +20,37 @@
 
 /* ---- deliveries to the client ---------------------------------------------- */
 
+/* Whether the delivery being made passes max_unacked_per_connection
+ * (the router counts it already) over all the connection's links: the
+ * link pauses until some are settled (amqp_unacked_freed), whatever
+ * credit it has. */
+static bool unacked_full(struct amqp_conn *ac)
+{
+	size_t n = 0;
+	for (const struct amqp_link *l = ac->links; l; l = l->next)
+		if (l->rs)
+			n += consumer_unacked(subscription_consumer(l->rs));
+	ac->unacked_paused = n > ac->b->cfg->max_unacked_per_connection;
+	return ac->unacked_paused;
+}
+
+void amqp_unacked_freed(struct amqp_conn *ac)
+{
+	if (!ac->unacked_paused)
+		return;
+	ac->unacked_paused = false;
+	for (struct amqp_link *al = ac->links; al; al = al->next)
+		if (al->rs)
+			consumer_set_paused(subscription_consumer(al->rs), false);
+}
+
 static int amqp_deliver(void *ctx, struct delivery *d, struct message *m)
 {
 	struct amqp_link *al = ctx;
 	struct amqp_conn *ac = al->ac;
 	if (ac->done || conn_closing(ac->c) || conn_output_full(ac->c) || pn_link_credit(al->link) <= 0)
+		return -1;
+	if (pn_link_snd_settle_mode(al->link) != PN_SND_SETTLED && unacked_full(ac))
 		return -1;
 	if (amqp_message_encode(m, delivery_count(d) - 1, &ac->scratch) < 0)
 		return -1;
@@ -97,6 +123,7 @@ void amqp_outcome(struct amqp_conn *ac, pn_delivery_t *pd)
 	pn_disposition_t *disp = pn_delivery_remote(pd);
 	amqp_settle_outcome(pd, state, pn_disposition_is_failed(disp),
 			    pn_disposition_is_undeliverable(disp));
+	amqp_unacked_freed(ac);
 }
 
 /* ---- links --------------------------------------------------------------- */
@@ -214,6 +241,15 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 	bool pattern = kind == DEST_TOPIC && to_client;
 	if (name && address_validate(name, pattern) != 0) {
 		amqp_refuse_link(link, "amqp:invalid-field", "invalid address");
+		return;
+	}
+	unsigned max = ac->b->cfg->max_subscriptions_per_connection, n = 0;
+	for (const struct amqp_link *l = ac->links; to_client && l; l = l->next)
+		n += l->rs != NULL;
+	if (to_client && n >= max) {
+		amqp_refuse_link(link, "amqp:resource-limit-exceeded",
+				 conn_subscription_refused(ac->c, "max_subscriptions_per_connection",
+							   max));
 		return;
 	}
 	struct amqp_link *al = calloc(1, sizeof(*al));

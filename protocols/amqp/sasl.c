@@ -69,7 +69,10 @@ static void answered(void *session, enum auth_result r)
 	pn_transport_t *t = ac->driver.transport;
 	ac->authenticating = false;
 	ac->authenticated = r == AUTH_OK;
-	if (r == AUTH_OK)
+	/* A limit is not a failed login: the open that follows hears it as
+	 * amqp:resource-limit-exceeded (session.c). */
+	ac->limited = r == AUTH_LIMITED;
+	if (r == AUTH_OK || r == AUTH_LIMITED)
 		pnx_sasl_set_succeeded(t, conn_principal(ac->c), NULL);
 	else
 		pnx_sasl_set_failed(t);

@@ -156,6 +156,10 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 			amqp_close_with_error(ac, "amqp:resource-limit-exceeded", why);
 			break;
 		}
+		if (ac->limited || (!ac->authenticated && conn_address_over(ac->c))) {
+			amqp_close_with_error(ac, "amqp:resource-limit-exceeded", conn_refusal(ac->c));
+			break;
+		}
 		/* No SASL (only without users: authentication off): anonymous,
 		 * whatever else the connection knows of its client. */
 		if (!ac->authenticated && conn_set_principal(ac->c, "anonymous") < 0) {
@@ -200,8 +204,10 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 	case PN_LINK_REMOTE_CLOSE: {
 		pn_link_t *link = pn_event_link(e);
 		struct amqp_link *al = pn_link_get_context(link);
-		if (al)
+		if (al) {
 			amqp_link_free(ac, al, pn_event_type(e) == PN_LINK_REMOTE_CLOSE);
+			amqp_unacked_freed(ac);
+		}
 		if (pn_event_type(e) == PN_LINK_REMOTE_CLOSE)
 			pn_link_close(link);
 		else

@@ -198,6 +198,7 @@ static void commit(struct amqp_conn *ac, struct amqp_txn *t)
 		amqp_settle_outcome(t->outs[i].pd, t->outs[i].type, t->outs[i].failed,
 				    t->outs[i].undeliverable);
 	txn_free(t);
+	amqp_unacked_freed(ac);
 }
 
 /* items (of *cap), with room for one more after n: moved, maybe; NULL

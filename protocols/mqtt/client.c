@@ -301,6 +301,8 @@ static int mqtt_deliver(void *ctx, struct delivery *d, struct message *m)
 	}
 	uint32_t window = mc->peer_receive_max < mc->cfg->max_inflight ? mc->peer_receive_max
 									: mc->cfg->max_inflight;
+	if (window > cl->mb->b->cfg->max_unacked_per_connection)
+		window = cl->mb->b->cfg->max_unacked_per_connection;
 	if (cl->ninflight >= window) {
 		mc->paused = true;
 		return -1;
@@ -552,7 +554,14 @@ uint8_t mqtt_client_subscribe(struct mqtt_client *cl, const struct mqtt_topic_fi
 		rc = f->qos;
 		goto out;
 	}
-	if (cl->nsubs >= mb->b->cfg->mqtt.max_subscriptions) {
+	const struct wharf_config *cfg = mb->b->cfg;
+	unsigned max = cfg->mqtt.max_subscriptions ? cfg->mqtt.max_subscriptions
+						   : cfg->max_subscriptions_per_connection;
+	if (cl->nsubs >= max) {
+		if (cl->mc)
+			conn_subscription_refused(cl->mc->c, cfg->mqtt.max_subscriptions
+						  ? "max_subscriptions_per_client"
+						  : "max_subscriptions_per_connection", max);
 		rc = MQTT_RC_QUOTA_EXCEEDED;
 		goto out;
 	}

@@ -220,12 +220,33 @@ static bool connack_fits(struct mqtt_conn *mc, const struct mqtt_props *ack)
 	return rc == MQTT_ENCODE_OK;
 }
 
-static void refuse_connect(struct mqtt_conn *mc, uint8_t reason, const char *why)
+static void refuse_connect_props(struct mqtt_conn *mc, uint8_t reason, const char *why,
+				 const struct mqtt_props *props)
 {
 	log_info("mqtt %s: connect refused: %s", conn_peer(mc->c), why);
-	send_connack(mc, false, reason, NULL);
+	send_connack(mc, false, reason, props);
 	mc->state = MC_DONE;
 	conn_close(mc->c, true);
+}
+
+static void refuse_connect(struct mqtt_conn *mc, uint8_t reason, const char *why)
+{
+	refuse_connect_props(mc, reason, why, NULL);
+}
+
+/* A connection limit (net/limits.h): 5.0 hears "quota exceeded" and the
+ * limit's name as reason string; 3.1.1 has nothing nearer than "server
+ * unavailable". */
+static void refuse_limited(struct mqtt_conn *mc, const char *why)
+{
+	struct mqtt_props props = { 0 };
+	if (mc->level != MQTT_V5) {
+		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, why);
+		return;
+	}
+	props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+	props.reason_string = (struct mqtt_str){ why, (uint32_t)strlen(why) };
+	refuse_connect_props(mc, MQTT_RC_QUOTA_EXCEEDED, why, &props);
 }
 
 /* A node that is not active: 5.0 clients hear "use another server" and
@@ -299,6 +320,9 @@ static void auth_answered(void *session, enum auth_result r)
 		return;
 	case AUTH_ERROR:
 		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	case AUTH_LIMITED:
+		refuse_limited(mc, conn_refusal(mc->c));
 		return;
 	default:
 		refuse_connect(mc, MQTT_RC_BAD_USERNAME_OR_PASSWORD, "authentication failed");

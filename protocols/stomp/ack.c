@@ -109,5 +109,6 @@ bool stomp_on_ack(struct stomp_session *s, struct stomp_frame *f, bool nack)
 				 "it was acknowledged already, or never delivered to this subscription");
 		return false;
 	}
+	stomp_unacked_changed(s);
 	return true;
 }

@@ -85,6 +85,10 @@ static void auth_answered(void *session, enum auth_result r)
 {
 	struct stomp_session *s = session;
 	s->authenticating = false;
+	if (r == AUTH_LIMITED) {
+		stomp_send_error(s, conn_refusal(s->c), NULL, "connection refused");
+		return;
+	}
 	if (r != AUTH_OK) {
 		stomp_send_error(s, "authentication failed", NULL,
 				 r == AUTH_ERROR ? "out of memory" : NULL);

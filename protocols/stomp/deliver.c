@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker.h"
+#include "conf.h"
 #include "net/conn.h"
 #include "net/output.h"
 
@@ -100,7 +102,8 @@ static int stomp_deliver(void *ctx, struct delivery *d, struct message *m)
 {
 	struct stomp_sub *sub = ctx;
 	struct stomp_session *s = sub->s;
-	if (s->state != ST_CONNECTED || conn_closing(s->c) || conn_output_full(s->c)) {
+	if (s->state != ST_CONNECTED || conn_closing(s->c) || conn_output_full(s->c) ||
+	    (sub->ack != ACK_AUTO && s->unacked >= s->b->cfg->max_unacked_per_connection)) {
 		s->paused = true;
 		return -1;
 	}
@@ -111,6 +114,8 @@ static int stomp_deliver(void *ctx, struct delivery *d, struct message *m)
 		goto fail;
 	buf_reset(&s->out);
 	stomp_note_tx(s);
+	if (sub->ack != ACK_AUTO)
+		s->unacked++;
 	return 0;
 fail:
 	buf_reset(&s->out);
@@ -120,6 +125,15 @@ fail:
 }
 
 const struct consumer_ops stomp_consumer_ops = { .deliver = stomp_deliver };
+
+void stomp_unacked_changed(struct stomp_session *s)
+{
+	s->unacked = 0;
+	for (const struct stomp_sub *sub = s->subs; sub; sub = sub->next)
+		if (sub->ack != ACK_AUTO && sub->rs)
+			s->unacked += consumer_unacked(subscription_consumer(sub->rs));
+	stomp_drained(s);
+}
 
 void stomp_drained(void *session)
 {

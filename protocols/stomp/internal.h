@@ -80,6 +80,7 @@ struct stomp_session {
 	struct stomp_tx *txs;
 	size_t ntxs, tx_bytes; /* open transactions, the bytes of all of them */
 	bool paused;
+	size_t unacked;     /* deliveries awaiting an ack, all subscriptions (deliver.c) */
 	bool blocked;                 /* a destination is full: input paused */
 	bool disconnecting;           /* DISCONNECT read: answer what is pending, close */
 	/* CONNECT's credentials are with the authenticator: the frame waits
@@ -178,6 +179,10 @@ void stomp_room(struct router_waiter *w);
 extern const struct consumer_ops stomp_consumer_ops;
 /* stomp_proto.drained: the output has room, deliveries paused resume. */
 void stomp_drained(void *session);
+/* Acks, nacks or an unsubscribe settled deliveries: the count against
+ * max_unacked_per_connection is taken again, and paused subscriptions go
+ * on. */
+void stomp_unacked_changed(struct stomp_session *s);
 
 /* subscribe.c */
 /* The session's subscription with the client's id, or NULL. */

@@ -289,10 +289,17 @@ bool stomp_on_subscribe(struct stomp_session *s, struct stomp_frame *f)
 	if (!id && s->version < STOMP_V11)
 		id = dest; /* 1.0: the destination names the subscription */
 	bool ok = false;
+	unsigned max = s->b->cfg->max_subscriptions_per_connection, n = 0;
+	for (const struct stomp_sub *sub = s->subs; sub; sub = sub->next)
+		n++;
 	if (!id)
 		stomp_send_error(s, "missing id header", receipt, NULL);
 	else if (stomp_find_sub(s, id))
 		stomp_send_error(s, "subscription id already in use", receipt, id);
+	else if (n >= max)
+		stomp_send_error(s, conn_subscription_refused(s->c, "max_subscriptions_per_connection",
+							      max),
+				 receipt, dest);
 	else
 		ok = subscribe_to(s, f, dest, &d, id, receipt);
 	stomp_dest_clear(&d);
@@ -360,6 +367,7 @@ bool stomp_on_unsubscribe(struct stomp_session *s, struct stomp_frame *f)
 			sub->durable_queue = NULL;
 		}
 		sub_free(s, sub);
+		stomp_unacked_changed(s);
 	}
 	if (!durable) {
 		if (!had)

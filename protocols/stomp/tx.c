@@ -141,6 +141,7 @@ bool stomp_on_transaction(struct stomp_session *s, struct stomp_frame *f)
 			else
 				stomp_apply_ack(s, op->sub_seq, op->msg_id, op->type);
 		}
+		stomp_unacked_changed(s);
 	}
 	tx_free(t);
 	return rc >= 0;

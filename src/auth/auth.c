@@ -343,6 +343,7 @@ static const char *result_text(enum auth_result res, bool known)
 	case AUTH_BAD_CREDENTIALS: return known ? "wrong password" : "unknown user";
 	case AUTH_NO_ANONYMOUS: return "anonymous login not allowed on this listener";
 	case AUTH_THROTTLED: return "too many failures from this address";
+	case AUTH_LIMITED: return "a connection limit reached";
 	case AUTH_ERROR: break;
 	}
 	return "out of memory";

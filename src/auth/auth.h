@@ -37,6 +37,7 @@ enum auth_result {
 	AUTH_NO_ANONYMOUS,    /* no user name on a listener without allow_anonymous */
 	AUTH_THROTTLED,       /* too many failures from the address lately */
 	AUTH_ERROR,           /* out of memory */
+	AUTH_LIMITED,         /* a connection limit (net/limits.h): conn_refusal says which */
 };
 
 struct auth_options {

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "net/url.h"
 #include "net/conn_internal.h"
+#include "net/limits.h"
 #include "net/protocol.h"
 #include "net/stream.h"
 #include "net/ws.h"
@@ -48,6 +49,22 @@ void conn_count_msg_in(struct conn *c) { c->counts.msgs_in++; }
 void conn_count_msg_out(struct conn *c) { c->counts.msgs_out++; }
 const struct conn_counts *conn_counts(const struct conn *c) { return &c->counts; }
 long long conn_since_ms(const struct conn *c) { return c->since_ms; }
+const char *conn_refusal(const struct conn *c) { return c->refusal; }
+
+const char *conn_subscription_refused(struct conn *c, const char *key, unsigned max)
+{
+	return limits_subscription_refused(c->b->limits, key, max, c->peer);
+}
+
+const char *conn_address_over(struct conn *c)
+{
+	const char *why = limits_address_over(c->b->limits, c->b->cfg, c->host, c->peer);
+	if (!why)
+		return NULL;
+	snprintf(c->refusal, sizeof(c->refusal), "%s", why);
+	return c->refusal;
+}
+
 struct evbuffer *conn_output(struct conn *c)
 {
 	return c->xprt->output(c);
@@ -119,6 +136,26 @@ void conn_set_allow_anonymous(struct conn *c, bool allow)
 
 static void timer_start(struct event *ev, unsigned ms);
 
+/* A user logged in: counted against max_connections_per_user (the
+ * connection's earlier login, if any, no more). */
+static enum auth_result count_login(struct conn *c, const char *user)
+{
+	char *copy = user ? strdup(user) : NULL;
+	if (user && !copy)
+		return AUTH_ERROR;
+	limits_logout(c->b->limits, c->login_user);
+	free(c->login_user);
+	c->login_user = NULL;
+	const char *why = limits_login(c->b->limits, c->b->cfg, user, c->peer);
+	if (why) {
+		free(copy);
+		snprintf(c->refusal, sizeof(c->refusal), "%s", why);
+		return AUTH_LIMITED;
+	}
+	c->login_user = copy;
+	return AUTH_OK;
+}
+
 static void auth_answer(void *arg, enum auth_result r)
 {
 	struct conn *c = arg;
@@ -127,12 +164,32 @@ static void auth_answer(void *arg, enum auth_result r)
 	 * client's again. */
 	if (c->b->cfg->handshake_timeout_ms)
 		timer_start(c->handshake_ev, c->b->cfg->handshake_timeout_ms);
-	if (r == AUTH_OK &&
-	    conn_set_principal(c, c->auth_user && auth_enabled(c->b->auth) ? c->auth_user : "anonymous") < 0)
+	const char *user = c->auth_user && auth_enabled(c->b->auth) ? c->auth_user : NULL;
+	if (r == AUTH_OK)
+		r = count_login(c, user);
+	if (r == AUTH_OK && conn_set_principal(c, user ? user : "anonymous") < 0)
 		r = AUTH_ERROR;
 	free(c->auth_user);
 	c->auth_user = NULL;
 	c->auth_done(c->session, r);
+}
+
+static void refuse_cb(evutil_socket_t fd, short what, void *arg)
+{
+	auth_answer(arg, AUTH_LIMITED);
+}
+
+/* One connection too many from its address: refused before its
+ * credentials cost a check, from the loop as every answer. */
+static int refuse_address(struct conn *c, conn_auth_fn done)
+{
+	struct timeval now = { 0, 0 };
+	if (!c->refuse_ev && !(c->refuse_ev = evtimer_new(c->b->base, refuse_cb, c)))
+		return -1;
+	c->auth_done = done;
+	evtimer_add(c->refuse_ev, &now);
+	evtimer_del(c->handshake_ev);
+	return 0;
 }
 
 int conn_authenticate(struct conn *c, const char *user, const char *password, size_t len,
@@ -140,6 +197,8 @@ int conn_authenticate(struct conn *c, const char *user, const char *password, si
 {
 	if (c->auth_req || c->closing)
 		return -1;
+	if (conn_address_over(c))
+		return refuse_address(c, done);
 	if (user && !(c->auth_user = strdup(user)))
 		return -1;
 	c->auth_done = done;
@@ -203,6 +262,11 @@ static void conn_free(struct conn *c)
 {
 	auth_cancel(c->auth_req);
 	free(c->auth_user);
+	limits_logout(c->b->limits, c->login_user);
+	free(c->login_user);
+	limits_closed(c->b->limits, c->host);
+	if (c->refuse_ev)
+		event_free(c->refuse_ev);
 	if (c->session)
 		c->proto->closed(c->session);
 	log_debug("conn %lu %s closed", c->id, c->peer);
@@ -263,6 +327,8 @@ void conn_close(struct conn *c, bool flush)
 	c->auth_req = NULL;
 	free(c->auth_user);
 	c->auth_user = NULL;
+	if (c->refuse_ev)
+		evtimer_del(c->refuse_ev);
 	stream_reading(c, false);
 	if (c->handshake_ev)
 		evtimer_del(c->handshake_ev);
@@ -365,12 +431,21 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 	c->proto = proto;
 	c->max_output = max_output;
 	url_format_addr(peer, c->peer, sizeof(c->peer));
+	auth_peer_host(c->peer, c->host, sizeof(c->host));
 	c->since_ms = clock_wall_ms();
+	/* Refused before any work is spent on it (TLS, reading). */
+	if (!limits_accept(b->limits, b->cfg, c->host)) {
+		close(fd);
+		free(c);
+		return NULL;
+	}
 	if (stream_open(c, fd, tls) < 0) {
+		limits_closed(b->limits, c->host);
 		free(c);
 		return NULL;
 	}
 	if (!(c->close_ev = evtimer_new(b->base, close_cb, c))) {
+		limits_closed(b->limits, c->host);
 		stream_close(c);
 		free(c);
 		return NULL;

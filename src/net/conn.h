@@ -78,6 +78,18 @@ typedef void (*conn_auth_fn)(void *session, enum auth_result r);
 int conn_authenticate(struct conn *c, const char *user, const char *password, size_t len,
 		      conn_auth_fn done);
 
+/* After AUTH_LIMITED: which limit, and its value, for the client's
+ * error ("max_connections_per_user (10) reached"). */
+const char *conn_refusal(const struct conn *c);
+/* For a handshake without credentials to check (AMQP without SASL), which
+ * conn_authenticate does itself: NULL, or the max_connections_per_address
+ * refusal's text (conn_refusal). */
+const char *conn_address_over(struct conn *c);
+/* A subscription refused past `key` = `max` (max_subscriptions_per_connection):
+ * the text for the client's error, "KEY (MAX) reached", valid until the
+ * next such call; logged at most every 10 s (net/limits.h). */
+const char *conn_subscription_refused(struct conn *c, const char *key, unsigned max);
+
 /* The protocol's handshake is done (STOMP CONNECTED, MQTT CONNACK, AMQP
  * open): handshake_timeout no longer applies. */
 void conn_handshake_done(struct conn *c);

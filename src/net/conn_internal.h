@@ -46,6 +46,10 @@ struct conn {
 	char *auth_user;                  /* what it asked about, NULL: anonymous */
 	char *client_id;                  /* conn_set_client_id, or NULL */
 	struct acl_who who;               /* conn_acl_who */
+	char host[64];                    /* peer without port: counted in b->limits */
+	char *login_user;                 /* counted in b->limits per user, or NULL */
+	struct event *refuse_ev;          /* a limit's refusal, answered from the loop */
+	char refusal[96];                 /* conn_refusal */
 };
 
 #endif

@@ -19,7 +19,7 @@
 #include "net/tls.h"
 #include "net/url.h"
 #include "net/ws.h"
-#include "util/clock.h"
+#include "util/loglimit.h"
 
 /* Out of descriptors, a listener stops accepting this long, so that a full
  * backlog does not spin the loop on accept(). */
@@ -27,12 +27,6 @@
 /* A line repeated for every refused connection is logged at most this
  * often, with the count of those left out. */
 #define LOG_EVERY_MS 10000
-
-/* A log line limited to one per LOG_EVERY_MS. */
-struct log_limit {
-	int64_t next_ms;
-	unsigned long held; /* left out since the last line */
-};
 
 struct listener {
 	struct listener *next;
@@ -72,21 +66,6 @@ static bool find_scheme(const char *name, struct scheme *out)
 	return true;
 }
 
-/* True when the line may go out now; *held then says how many were left
- * out since the last one. */
-static bool log_limit_pass(struct log_limit *ll, unsigned long *held)
-{
-	int64_t now = clock_mono_ms();
-	if (now < ll->next_ms) {
-		ll->held++;
-		return false;
-	}
-	ll->next_ms = now + LOG_EVERY_MS;
-	*held = ll->held;
-	ll->held = 0;
-	return true;
-}
-
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
@@ -98,7 +77,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		/* Accepted and closed at once: left in the backlog, the client
 		 * would wait for nothing. */
 		close(fd);
-		if (log_limit_pass(&l->limit_log, &held))
+		if (log_limit_pass(&l->limit_log, LOG_EVERY_MS, &held))
 			log_warn("listener %s: connection refused: max_connections (%zu) reached (%lu more refused since the last such line)",
 				 l->name, l->max_connections && l->nconns >= l->max_connections
 				 ? l->max_connections : global, held);
@@ -129,7 +108,7 @@ static void accept_error_cb(struct evconnlistener *evl, void *arg)
 	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
 	evconnlistener_disable(evl);
 	evtimer_add(l->resume_ev, &tv);
-	if (log_limit_pass(&l->accept_log, &held))
+	if (log_limit_pass(&l->accept_log, LOG_EVERY_MS, &held))
 		log_warn("listener %s: accept failed: %s; accepting pauses for %d ms at a time (%lu more failures since the last such line)",
 			 l->name, strerror(err), ACCEPT_PAUSE_MS, held);
 }

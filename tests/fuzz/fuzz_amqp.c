@@ -80,6 +80,15 @@ const char *conn_principal(const struct conn *c)
 	return c->principal[0] ? c->principal : "anonymous";
 }
 
+/* No connection limits in the target. */
+const char *conn_refusal(const struct conn *c) { (void)c; return ""; }
+const char *conn_address_over(struct conn *c) { (void)c; return NULL; }
+const char *conn_subscription_refused(struct conn *c, const char *key, unsigned max)
+{
+	(void)c; (void)key; (void)max;
+	return "limit reached";
+}
+
 void conn_pause_input(struct conn *c, bool paused) { (void)c; (void)paused; }
 
 /* Everyone comes in, a name starting with 'x' excepted. */

@@ -109,6 +109,15 @@ const char *conn_principal(const struct conn *c)
 	return c->principal[0] ? c->principal : "anonymous";
 }
 
+/* No connection limits in the target. */
+const char *conn_refusal(const struct conn *c) { (void)c; return ""; }
+const char *conn_address_over(struct conn *c) { (void)c; return NULL; }
+const char *conn_subscription_refused(struct conn *c, const char *key, unsigned max)
+{
+	(void)c; (void)key; (void)max;
+	return "limit reached";
+}
+
 bool conn_output_full(const struct conn *c)
 {
 	return evbuffer_get_length(c->out) > FUZZ_OUTPUT_CAP;

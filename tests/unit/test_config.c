@@ -71,8 +71,22 @@ int main(void)
 	config_free(cfg);
 
 	rc = parse("", err, sizeof(err), &cfg);
-	ok(rc == 0 && cfg->mqtt.max_subscriptions == 1000, "max_subscriptions_per_client: 1000 by default");
+	ok(rc == 0 && cfg->mqtt.max_subscriptions == 0 && cfg->max_subscriptions_per_connection == 1000,
+	   "max_subscriptions_per_client: max_subscriptions_per_connection, 1000, by default");
+	ok(cfg->max_connections_per_user == 10000 && cfg->max_connections_per_address == 0 &&
+	   cfg->max_new_connections_per_address == 0 && cfg->max_unacked_per_connection == 10000,
+	   "connection limits by default");
 	config_free(cfg);
+	rc = parse("max_connections_per_user = 0\nmax_connections_per_address = 3\n"
+		   "max_new_connections_per_address = 50\nmax_subscriptions_per_connection = 7\n",
+		   err, sizeof(err), &cfg);
+	ok(rc == 0 && cfg->max_connections_per_user == 0 && cfg->max_connections_per_address == 3 &&
+	   cfg->max_new_connections_per_address == 50 && cfg->max_subscriptions_per_connection == 7,
+	   "connection and subscription limits set");
+	config_free(cfg);
+	bad("max_subscriptions_per_connection = 0\n", "max_subscriptions_per_connection");
+	bad("max_new_connections_per_address = many\n", "from 0 to 1000000");
+	bad("max_unacked_per_connection = 0\n", "max_unacked_per_connection");
 	rc = parse("[mqtt]\nmax_subscriptions_per_client = 65535\n", err, sizeof(err), &cfg);
 	ok(rc == 0 && cfg->mqtt.max_subscriptions == 65535, "max_subscriptions_per_client set");
 	config_free(cfg);
