@@ -23,6 +23,11 @@
 
 #define READ_BURST 1024 /* calls to mosquitto_loop_read() per wake-up, at most */
 
+/* Inside libmosquitto (its callbacks run there: a CONNACK can start the
+ * whole run's flow) no client's loop function may be called: it takes
+ * locks its caller holds. Flushes wait for the write event then. */
+static int in_library;
+
 struct mosq_state {
 	struct mosquitto *m;
 	uint8_t *payload;             /* publishers: the message being built */
@@ -103,7 +108,9 @@ static ssize_t tp_read(struct wb_conn *conn, void *buf, size_t len)
 	 * library does, lest a publisher's burst starve its subscriber. */
 	for (int i = 0; i < READ_BURST; i++) {
 		errno = 0;
+		in_library++;
 		int rc = mosquitto_loop_read(st(c)->m, 1);
+		in_library--;
 		if (rc == MOSQ_ERR_CONN_LOST)
 			return 0;
 		if (rc) {
@@ -136,8 +143,12 @@ static int tp_flush(struct wb_conn *conn)
 {
 	struct wb_client *c = (struct wb_client *)conn;
 	struct mosquitto *m = st(c)->m;
+	if (in_library)
+		return 0;
 	if (mosquitto_want_write(m)) {
+		in_library++;
 		int rc = mosquitto_loop_write(m, 1);
+		in_library--;
 		if (rc && rc != MOSQ_ERR_NO_CONN) {
 			conn->err = rc == MOSQ_ERR_ERRNO ? NULL : mosquitto_strerror(rc);
 			return -1;
@@ -264,7 +275,9 @@ static void mosq_finish(struct wb_client *c)
 
 static void mosq_ping(struct wb_client *c)
 {
+	in_library++;
 	mosquitto_loop_misc(st(c)->m);
+	in_library--;
 }
 
 static void mosq_disconnect(struct wb_client *c)
