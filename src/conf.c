@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/certid.h"
 #include "log.h"
 #include "util/errmsg.h"
 #include "net/url.h"
@@ -621,6 +622,8 @@ static int listener_key(struct parser *p, const char *k, const char *v)
 	}
 	if (!strcmp(k, "max_connections"))
 		return set_size(p, k, &p->listener->max_connections, v, 0);
+	if (!strcmp(k, "cert_identity"))
+		return set_choice(p, k, &p->listener->cert_identity, v, certid_kind_names);
 	int rc = tls_key(p, &p->listener->tls, k, v);
 	if (rc <= 0)
 		return rc;
@@ -890,6 +893,12 @@ static int check_complete(struct parser *p)
 		if (l->allow_anonymous == 0 && !p->cfg->auth.users_file) {
 			p->line = l->line;
 			return fail(p, "[listener %s] allow_anonymous = false needs [auth] users_file",
+				    l->name);
+		}
+		int client_cert = l->tls.client_cert >= 0 ? l->tls.client_cert : p->cfg->tls.client_cert;
+		if (l->cert_identity && client_cert <= 0) {
+			p->line = l->line;
+			return fail(p, "[listener %s] cert_identity needs tls_client_cert = optional or required",
 				    l->name);
 		}
 	}

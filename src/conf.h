@@ -25,6 +25,7 @@ struct listener_config {
 	size_t max_connections; /* 0: only the global max_connections */
 	struct tls_config tls;
 	int allow_anonymous; /* 1, 0, or -1 unset: true without [auth] users_file, else false */
+	int cert_identity;   /* enum certid_kind (auth/certid.h); 0: none */
 	int line; /* of its section header, for messages */
 	struct listener_config *next;
 };

@@ -117,6 +117,16 @@ void conn_set_allow_anonymous(struct conn *c, bool allow)
 	c->allow_anonymous = allow;
 }
 
+void conn_set_cert_identity(struct conn *c, int kind)
+{
+	c->cert_kind = kind;
+}
+
+bool conn_cert_identified(const struct conn *c)
+{
+	return c->cert_seen;
+}
+
 static void timer_start(struct event *ev, unsigned ms);
 
 static void auth_answer(void *arg, enum auth_result r)
@@ -127,8 +137,8 @@ static void auth_answer(void *arg, enum auth_result r)
 	 * client's again. */
 	if (c->b->cfg->handshake_timeout_ms)
 		timer_start(c->handshake_ev, c->b->cfg->handshake_timeout_ms);
-	if (r == AUTH_OK &&
-	    conn_set_principal(c, c->auth_user && auth_enabled(c->b->auth) ? c->auth_user : "anonymous") < 0)
+	const char *user = c->auth_user && auth_enabled(c->b->auth) ? c->auth_user : "anonymous";
+	if (r == AUTH_OK && conn_set_principal(c, c->cert_seen ? c->cert_user : user) < 0)
 		r = AUTH_ERROR;
 	free(c->auth_user);
 	c->auth_user = NULL;
@@ -143,8 +153,12 @@ int conn_authenticate(struct conn *c, const char *user, const char *password, si
 	if (user && !(c->auth_user = strdup(user)))
 		return -1;
 	c->auth_done = done;
-	c->auth_req = auth_request(c->b->auth, conn_protocol(c), c->peer, user, password, len,
-				   c->allow_anonymous, auth_answer, c);
+	if (c->cert_seen)
+		c->auth_req = auth_request_cert(c->b->auth, conn_protocol(c), c->peer, c->cert_user,
+						user, auth_answer, c);
+	else
+		c->auth_req = auth_request(c->b->auth, conn_protocol(c), c->peer, user, password,
+					   len, c->allow_anonymous, auth_answer, c);
 	if (!c->auth_req) {
 		free(c->auth_user);
 		c->auth_user = NULL;
@@ -216,6 +230,7 @@ static void conn_free(struct conn *c)
 		event_free(c->frame_ev);
 	free(c->principal);
 	free(c->client_id);
+	free(c->cert_user);
 	acl_who_clear(&c->who);
 	free(c);
 }

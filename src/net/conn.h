@@ -66,7 +66,9 @@ void conn_pause_input(struct conn *c, bool paused);
 typedef void (*conn_auth_fn)(void *session, enum auth_result r);
 /* The adapter's handshake carries credentials (user NULL: none): asks the
  * broker's authenticator (auth/auth.h) under the listener's
- * allow_anonymous, and calls done(session, result) later from the loop,
+ * allow_anonymous (with a certificate identity, conn_cert_identified: a
+ * user given must be the certificate's and the password is not asked),
+ * and calls done(session, result) later from the loop,
  * never inside this call; a refusal comes after [auth] failure_delay.
  * Meanwhile the adapter reads nothing more of the client (it pauses its
  * input or leaves it unread) and answers the handshake once told. On
@@ -77,6 +79,11 @@ typedef void (*conn_auth_fn)(void *session, enum auth_result r);
  * of memory. */
 int conn_authenticate(struct conn *c, const char *user, const char *password, size_t len,
 		      conn_auth_fn done);
+
+/* Whether the client's verified certificate is its identity (the
+ * listener's cert_identity, and the client sent one): conn_authenticate
+ * then takes the user from it and no password (AMQP offers EXTERNAL). */
+bool conn_cert_identified(const struct conn *c);
 
 /* The protocol's handshake is done (STOMP CONNECTED, MQTT CONNACK, AMQP
  * open): handshake_timeout no longer applies. */
@@ -121,6 +128,9 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 void conn_forget_count(struct broker *b, const unsigned long *listener_count);
 /* The listener's allow_anonymous, for conn_authenticate (default false). */
 void conn_set_allow_anonymous(struct conn *c, bool allow);
+/* The listener's cert_identity (enum certid_kind), before the TLS
+ * handshake ends: a verified client certificate then names the user. */
+void conn_set_cert_identity(struct conn *c, int kind);
 /* Every connection of the broker: tell them all the broker stops, or free
  * them at once (teardown only, outside any callback). */
 void conn_shutdown_all(struct broker *b);
