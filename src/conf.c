@@ -143,6 +143,7 @@ void config_free(struct wharf_config *cfg)
 	free(cfg->auth.users_file);
 	free(cfg->auth.acl_file);
 	free(cfg->auth.mqtt_client_id_prefix);
+	free(cfg->auth.stomp_client_id_prefix);
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
@@ -590,6 +591,8 @@ static int auth_key(struct parser *p, const char *k, const char *v)
 		return set_string(p, &a->acl_file, v);
 	if (!strcmp(k, "mqtt_client_id_prefix"))
 		return set_string(p, &a->mqtt_client_id_prefix, v);
+	if (!strcmp(k, "stomp_client_id_prefix"))
+		return set_string(p, &a->stomp_client_id_prefix, v);
 	if (!strcmp(k, "failure_delay")) {
 		if (set_duration(p, k, &a->failure_delay_ms, v) < 0)
 			return -1;

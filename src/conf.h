@@ -105,6 +105,7 @@ struct auth_config {
 	unsigned failure_window_ms;
 	char *acl_file;             /* access rules (auth/acl.h); NULL: everything allowed */
 	char *mqtt_client_id_prefix; /* MQTT client ids must start with it (%u: the user); NULL: any */
+	char *stomp_client_id_prefix; /* the same for STOMP client-id headers */
 	int line;                   /* of the [auth] header, for messages */
 };
 

@@ -367,21 +367,14 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	/* [auth] mqtt_client_id_prefix: a client's id starts with its
 	 * user's prefix, so that no user takes over another's session. */
 	const char *want = conn_broker(mc->c)->cfg->auth.mqtt_client_id_prefix;
-	if (want && acl_expand(want, conn_principal(mc->c), NULL, prefix, sizeof(prefix)) < 0) {
+	int bound = want ? acl_client_id_check(want, "mqtt", conn_peer(mc->c),
+					       conn_principal(mc->c), assigned ? NULL : id, prefix,
+					       sizeof(prefix))
+			 : 0;
+	if (bound != 0) {
 		free(id);
-		refuse_connect(mc, MQTT_RC_CLIENT_ID_NOT_VALID, "client id prefix too long");
-		return;
-	}
-	if (!assigned && strncmp(id, prefix, strlen(prefix)) != 0) {
-		char shown[80];
-		snprintf(shown, sizeof(shown), "%s", id);
-		for (char *c = shown; *c; c++)
-			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-				*c = '?';
-		log_info("acl: mqtt %s: user %s denied client id '%s': it must start with '%s'",
-			 conn_peer(mc->c), conn_principal(mc->c), shown, prefix);
-		free(id);
-		refuse_connect(mc, MQTT_RC_CLIENT_ID_NOT_VALID, "client id not the user's");
+		refuse_connect(mc, MQTT_RC_CLIENT_ID_NOT_VALID,
+			       bound < 0 ? "client id prefix too long" : "client id not the user's");
 		return;
 	}
 	if (assigned) {

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""What binds a client's standing to its user ([auth], docs/security.md):
+STOMP client-ids bound to their user ([auth] stomp_client_id_prefix), so
+one user cannot take over another's durable subscription, in ActiveMQ's
+way (client-id) and RabbitMQ's (none)."""
+import os
+import shutil
+import tempfile
+import unittest
+
+from stomptest import RawStomp
+from test_auth import add_user, start, stop
+from wharftest import main
+
+TIMEOUT = 20
+USERS = {"alice": "alice-pw", "bob": "bob-pw"}
+RULES = """\
+allow * publish,subscribe,create queue:open.>
+allow * publish,subscribe topic:news.>
+"""
+
+
+class BindingTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="wharf-bind-")
+        cls.users = os.path.join(cls.dir, "users")
+        cls.acl = os.path.join(cls.dir, "acl")
+        for u, pw in USERS.items():
+            add_user(cls.users, u, pw, "--cost", "10")
+        with open(cls.acl, "w") as f:
+            f.write(RULES)
+        cls.broker = start("""
+[auth]
+users_file = %s
+acl_file = %s
+stomp_client_id_prefix = %%u:
+failure_delay = 100ms
+[listener s]
+url = stomp://127.0.0.1:0
+""" % (cls.users, cls.acl), ("stomp",))
+        cls.ports = cls.broker.ports
+
+    @classmethod
+    def tearDownClass(cls):
+        stop(cls.broker)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def stomp(self, user, client_id=None):
+        s = RawStomp(self.ports["stomp"], timeout=TIMEOUT)
+        self.addCleanup(s.close)
+        h = [("login", user), ("passcode", USERS[user])]
+        if client_id:
+            h.append(("client-id", client_id))
+        s.send_frame("CONNECT", [("accept-version", "1.2"), ("host", "x")] + h)
+        return s, s.read_frame()
+
+    def subscribe(self, s, dest, sub_id, headers=()):
+        s.send_frame("SUBSCRIBE", [("destination", dest), ("id", sub_id), ("receipt", sub_id)]
+                     + list(headers))
+        return s.read_until(lambda f: f.command in ("RECEIPT", "ERROR"))[-1]
+
+    def test_client_id_of_another_user_refused(self):
+        s, f = self.stomp("bob", "alice:laptop")
+        self.assertEqual(f.command, "ERROR")
+        self.assertEqual(f.headers.get("message"), "client id not the user's")
+        self.assertIn("a client-id must start with 'bob:'", f.body.decode())
+        s.wait_closed()
+        self.broker.wait_for_log(r"acl: stomp 127\.0\.0\.1:\d+: user bob denied client id "
+                                 r"'alice:laptop': it must start with 'bob:'")
+        # Her own id works, and so does a durable subscription under it.
+        s, f = self.stomp("alice", "alice:laptop")
+        self.assertEqual(f.command, "CONNECTED")
+        f = self.subscribe(s, "/topic/news.>", "1",
+                           [("activemq.subscriptionName", "feed")])
+        self.assertEqual(f.command, "RECEIPT")
+
+    def test_rabbitmq_durable_subscriptions_are_each_users_own(self):
+        """Without a client-id a durable subscription is named by its id;
+        under the prefix alice's and bob's `d1` are two subscriptions, so
+        each gets every message (they would otherwise share one queue)."""
+        subs = []
+        for user in ("alice", "bob"):
+            s, f = self.stomp(user)
+            self.assertEqual(f.command, "CONNECTED")
+            f = self.subscribe(s, "/topic/news.rabbit", "d1",
+                               [("durable", "true"), ("auto-delete", "false")])
+            self.assertEqual(f.command, "RECEIPT", f)
+            subs.append(s)
+        pub, _ = self.stomp("alice")
+        for i in range(4):
+            pub.send_frame("SEND", [("destination", "/topic/news.rabbit")], b"m%d" % i)
+        for s in subs:
+            got = [s.read_frame() for _ in range(4)]
+            self.assertEqual([(f.command, f.body) for f in got],
+                             [("MESSAGE", b"m%d" % i) for i in range(4)])
+
+
+if __name__ == "__main__":
+    main()
