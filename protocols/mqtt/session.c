@@ -1039,6 +1039,29 @@ static void mqtt_shutdown(void *session)
 	disconnect(mc, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 }
 
+/* The ACLs were reloaded: subscriptions they no longer allow leave the
+ * session (a persistent one's queue too), and the client is told, MQTT
+ * 5 with DISCONNECT 0x87 (not authorized), 3.1.1 by the close: left in
+ * place they would hold the messages the rules now deny. */
+static void mqtt_acl_changed(void *session)
+{
+	struct mqtt_conn *mc = session;
+	if (mc->state != MC_CONNECTED || !mc->cl)
+		return;
+	struct mqtt_client *cl = mc->cl;
+	bool denied = false;
+	struct msub *next;
+	for (struct msub *m = cl->subs; m; m = next) {
+		next = m->next;
+		if (m->rs && !router_recheck(mc->mb->b->router, m->rs, conn_acl_who(mc->c))) {
+			mqtt_client_unsubscribe(cl, m->filter);
+			denied = true;
+		}
+	}
+	if (denied)
+		disconnect(mc, MQTT_RC_NOT_AUTHORIZED, "a subscription is no longer allowed");
+}
+
 /* The broker-wide state (mc->mb) is taken at CONNECT: a standby has
  * none, and answers CONNECT with where to go instead. */
 static void *mqtt_open(struct conn *c)
@@ -1085,6 +1108,7 @@ const struct proto_ops mqtt_proto = {
 	.drained = mqtt_drained,
 	.shutdown = mqtt_shutdown,
 	.closed = mqtt_closed,
+	.acl_changed = mqtt_acl_changed,
 };
 
 /* ---- $SYS ---------------------------------------------------------------- */

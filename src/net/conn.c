@@ -450,6 +450,14 @@ void conn_each(struct broker *b, void (*fn)(struct conn *c, void *arg), void *ar
 		fn(c, arg);
 }
 
+void conn_acl_changed(struct broker *b)
+{
+	struct conn *c;
+	TAILQ_FOREACH(c, &b->conns, link)
+		if (c->session && !c->closing && c->proto->acl_changed)
+			c->proto->acl_changed(c->session);
+}
+
 struct conn *conn_find(struct broker *b, unsigned long id)
 {
 	struct conn *c;

@@ -32,6 +32,10 @@ struct proto_ops {
 	 * took every byte in (AMQP hands bytes to proton as they come), for
 	 * frame_timeout. Without it, bytes left in the input are the part. */
 	bool (*mid_frame)(void *session);
+	/* Optional: the ACLs were reloaded; the adapter ends the
+	 * subscriptions they no longer allow (router_recheck) in the
+	 * protocol's way. */
+	void (*acl_changed)(void *session);
 };
 
 struct broker *conn_broker(const struct conn *c);
@@ -142,6 +146,9 @@ void conn_drain_input(struct broker *b, bool on);
  * may conn_close it, nothing more); the connection numbered id, or NULL. */
 void conn_each(struct broker *b, void (*fn)(struct conn *c, void *arg), void *arg);
 struct conn *conn_find(struct broker *b, unsigned long id);
+/* The ACLs were reloaded: each open connection's adapter re-checks its
+ * subscriptions (proto_ops.acl_changed). */
+void conn_acl_changed(struct broker *b);
 void conn_free_all(struct broker *b);
 
 #endif

@@ -2,12 +2,18 @@
 """What binds a client's standing to its user ([auth], docs/security.md):
 STOMP client-ids bound to their user ([auth] stomp_client_id_prefix), so
 one user cannot take over another's durable subscription, in ActiveMQ's
-way (client-id) and RabbitMQ's (none)."""
+way (client-id) and RabbitMQ's (none); and subscriptions the rules no
+longer allow after a SIGHUP ended, each protocol its way (STOMP ERROR,
+MQTT 5 DISCONNECT 0x87, MQTT 3.1.1 a close, AMQP a detach with
+amqp:unauthorized-access), while those still allowed go on."""
 import os
 import shutil
 import tempfile
 import unittest
 
+from proton.utils import BlockingConnection, LinkDetached
+
+from mqtttest import DISCONNECT, PUBLISH, RawMqtt
 from stomptest import RawStomp
 from test_auth import add_user, start, stop
 from wharftest import main
@@ -38,7 +44,11 @@ stomp_client_id_prefix = %%u:
 failure_delay = 100ms
 [listener s]
 url = stomp://127.0.0.1:0
-""" % (cls.users, cls.acl), ("stomp",))
+[listener m]
+url = mqtt://127.0.0.1:0
+[listener a]
+url = amqp://127.0.0.1:0
+""" % (cls.users, cls.acl), ("stomp", "mqtt", "amqp"))
         cls.ports = cls.broker.ports
 
     @classmethod
@@ -94,6 +104,63 @@ url = stomp://127.0.0.1:0
             got = [s.read_frame() for _ in range(4)]
             self.assertEqual([(f.command, f.body) for f in got],
                              [("MESSAGE", b"m%d" % i) for i in range(4)])
+
+    def test_reload_ends_subscriptions_no_longer_allowed(self):
+        stomp_bob, _ = self.stomp("bob")
+        self.assertEqual(self.subscribe(stomp_bob, "/topic/news.hup", "s1").command, "RECEIPT")
+        stomp_alice, _ = self.stomp("alice")
+        self.assertEqual(self.subscribe(stomp_alice, "/topic/news.hup", "s1").command, "RECEIPT")
+        mqtts = {}
+        for level in (5, 4):
+            m = RawMqtt(self.ports["mqtt"], level=level, timeout=TIMEOUT)
+            self.addCleanup(m.close)
+            m.connect(client_id="bob:hup%d" % level, username="bob", password=b"bob-pw")
+            self.assertEqual(m.subscribe("news/#").codes, [1])
+            mqtts[level] = m
+        amqp = BlockingConnection("amqp://127.0.0.1:%d" % self.ports["amqp"], user="bob",
+                                  password="bob-pw", allowed_mechs="PLAIN", timeout=TIMEOUT)
+        self.addCleanup(amqp.close)
+        rcv = amqp.create_receiver("topic://news.hup")
+        queue_rcv = amqp.create_receiver("open.hup")
+        with open(self.acl, "w") as f:
+            f.write("deny bob subscribe topic:news.>\n" + RULES)
+        try:
+            self.broker.proc.send_signal(1)
+            self.broker.wait_for_log(r"acl: .* reloaded: 3 rules")
+            f = stomp_bob.read_until(lambda f: f.command == "ERROR")[-1]
+            self.assertEqual((f.headers.get("message"), f.headers.get("subscription")),
+                             ("access refused", "s1"))
+            stomp_bob.wait_closed()
+            p = mqtts[5].expect(DISCONNECT)
+            self.assertEqual(p.reason, 0x87)
+            mqtts[5].wait_closed()
+            mqtts[4].wait_closed()
+            with self.assertRaises(LinkDetached) as e:
+                rcv.receive(timeout=TIMEOUT)
+            self.assertIn("amqp:unauthorized-access", str(e.exception))
+            self.broker.wait_for_log(r"acl: mqtt 127\.0\.0\.1:\d+: user bob client bob:hup5 "
+                                     r"denied subscribe on topic news\.>")
+            # What the rules still allow goes on: alice's subscription and
+            # bob's queue on the same AMQP connection.
+            pub, _ = self.stomp("alice")
+            pub.send_frame("SEND", [("destination", "/topic/news.hup")], b"after")
+            pub.send_frame("SEND", [("destination", "/queue/open.hup")], b"queued")
+            f = stomp_alice.read_frame()
+            self.assertEqual((f.command, f.body), ("MESSAGE", b"after"))
+            msg = queue_rcv.receive(timeout=TIMEOUT)
+            self.assertEqual(msg.body, b"queued")
+            # A new subscription is refused as any denied one is.
+            m = RawMqtt(self.ports["mqtt"], level=5, timeout=TIMEOUT)
+            self.addCleanup(m.close)
+            m.connect(client_id="bob:hup5", clean=False, username="bob", password=b"bob-pw")
+            self.assertEqual(m.subscribe("news/#").codes, [0x87])
+            m.publish("news/x", b"x")
+            m.expect_none(PUBLISH)
+        finally:
+            with open(self.acl, "w") as f:
+                f.write(RULES)
+            self.broker.proc.send_signal(1)
+            self.broker.wait_for_log(r"acl: .* reloaded: 2 rules")
 
 
 if __name__ == "__main__":
