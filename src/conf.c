@@ -575,6 +575,13 @@ static int admin_key(struct parser *p, const char *k, const char *v)
 		a->allow_remote = b;
 		return 0;
 	}
+	if (!strcmp(k, "allow_anonymous")) {
+		int b = parse_bool(v);
+		if (b < 0)
+			return fail(p, "allow_anonymous: '%s' is not true or false", v);
+		a->allow_anonymous = b;
+		return 0;
+	}
 	if (!strcmp(k, "metrics_max_destinations"))
 		return set_size(p, k, &a->metrics_max_destinations, v, 0);
 	if (!strcmp(k, "browse_max"))
@@ -880,7 +887,7 @@ static int check_admin(struct parser *p)
 		return 0;
 	p->line = a->line;
 	return fail(p, "[admin] listen: %s is not a loopback address: the admin API has no "
-		       "authentication yet (allow_remote = true serves other hosts, unsafely)",
+		       "TLS (allow_remote = true serves other hosts, unsafely)",
 		    u.host);
 }
 

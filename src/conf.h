@@ -94,6 +94,7 @@ struct admin_config {
 				  * users and TLS cover the admin API) */
 	size_t metrics_max_destinations; /* per-destination series in /metrics */
 	size_t browse_max;       /* messages one browse may return */
+	bool allow_anonymous;    /* with users: loopback requests without credentials served */
 	int line;                /* of the [admin] header, for messages */
 };
 

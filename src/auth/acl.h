@@ -30,9 +30,9 @@ struct acl;
 enum acl_action {
 	ACL_PUBLISH = 1u << 0,
 	ACL_SUBSCRIBE = 1u << 1, /* consume: subscriptions, MQTT SUBSCRIBE, AMQP receivers */
-	ACL_BROWSE = 1u << 2,    /* reserved: no protocol browses yet */
+	ACL_BROWSE = 1u << 2,    /* reading a destination through the admin API */
 	ACL_CREATE = 1u << 3,    /* creating a queue on first use */
-	ACL_ADMIN = 1u << 4,     /* reserved for the admin API */
+	ACL_ADMIN = 1u << 4,     /* changing it there; on `>`, the whole broker */
 };
 
 /* Decisions a connection keeps (direct-mapped by a hash of what was
