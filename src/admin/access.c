@@ -82,7 +82,8 @@ static unsigned char *basic_credentials(const char *header, char *user, size_t c
 void admin_access(struct admin *a, struct evhttp_request *req, bool loopback,
 		  admin_serve_fn serve)
 {
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	/* Without users nothing is checked; health probes never are. */
 	if (!auth_enabled(a->b->auth) || (path && (!strcmp(path, "/healthz") ||
 						   !strcmp(path, "/readyz")))) {

@@ -45,6 +45,7 @@ class Certs:
                   san="email:carol@example.com,DNS:dave.devices")
         make_cert(self.dir, "mallory", "ca", "mallory", san="email:mallory@example.com")
         make_cert(self.dir, "forged", "otherca", "alice")
+        make_cert(self.dir, "twocn", "ca", "alice/CN=carol@example.com")
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -227,6 +228,12 @@ cert_identity = san-dns
                                   level=mqtt.MQTTv5)[0], 0x86)
         self.broker.wait_for_log(r"user mallory refused: the certificate's user is not in the "
                                  r"users file")
+        # Two CNs: which is the user would be a guess.
+        conn, _, err = stomp_tls(self.certs, self.ports["stomps"], "twocn")
+        self.assertIsNone(conn)
+        self.assertEqual(err, "authentication failed")
+        self.broker.wait_for_log(r"auth: stomp 127\.0\.0\.1:\d+: user \(anonymous\) refused: "
+                                 r"the certificate names no user")
 
     def test_absent_or_untrusted_certificate_refused(self):
         for who in (None, "forged"):
