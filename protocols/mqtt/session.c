@@ -336,6 +336,24 @@ static bool authenticate(struct mqtt_conn *mc, const struct mqtt_connect *cp)
 	return true;
 }
 
+/* Removes from cl the subscriptions the ACLs do not let mc's user have
+ * (a persistent one's queue too, as an UNSUBSCRIBE would): after a
+ * reload, or when a connection resumes a session another user's made.
+ * Whether any went. */
+static bool drop_denied(struct mqtt_conn *mc, struct mqtt_client *cl)
+{
+	bool denied = false;
+	struct msub *next;
+	for (struct msub *m = cl->subs; m; m = next) {
+		next = m->next;
+		if (m->rs && !router_recheck(mc->mb->b->router, m->rs, conn_acl_who(mc->c))) {
+			mqtt_client_unsubscribe(cl, m->filter);
+			denied = true;
+		}
+	}
+	return denied;
+}
+
 static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 {
 	const struct mqtt_connect *cp = &p->connect;
@@ -493,6 +511,10 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	mb->connected++;
 	log_debug("mqtt %s: connected as '%s', level %u, keep alive %u, session %s", conn_peer(mc->c),
 		  cl->id, mc->level, mc->keepalive, present ? "resumed" : "new");
+	/* A session resumed by another user keeps only what that user may
+	 * read; what was in flight for the rest is not sent again. */
+	if (present)
+		drop_denied(mc, cl);
 	mqtt_client_attach(cl, mc);
 }
 
@@ -1040,25 +1062,13 @@ static void mqtt_shutdown(void *session)
 }
 
 /* The ACLs were reloaded: subscriptions they no longer allow leave the
- * session (a persistent one's queue too), and the client is told, MQTT
- * 5 with DISCONNECT 0x87 (not authorized), 3.1.1 by the close: left in
- * place they would hold the messages the rules now deny. */
+ * session (drop_denied), and the client is told, MQTT 5 with DISCONNECT
+ * 0x87 (not authorized), 3.1.1 by the close: left in place they would
+ * hold the messages the rules now deny. */
 static void mqtt_acl_changed(void *session)
 {
 	struct mqtt_conn *mc = session;
-	if (mc->state != MC_CONNECTED || !mc->cl)
-		return;
-	struct mqtt_client *cl = mc->cl;
-	bool denied = false;
-	struct msub *next;
-	for (struct msub *m = cl->subs; m; m = next) {
-		next = m->next;
-		if (m->rs && !router_recheck(mc->mb->b->router, m->rs, conn_acl_who(mc->c))) {
-			mqtt_client_unsubscribe(cl, m->filter);
-			denied = true;
-		}
-	}
-	if (denied)
+	if (mc->state == MC_CONNECTED && mc->cl && drop_denied(mc, mc->cl))
 		disconnect(mc, MQTT_RC_NOT_AUTHORIZED, "a subscription is no longer allowed");
 }
 

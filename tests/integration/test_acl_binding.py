@@ -5,7 +5,8 @@ one user cannot take over another's durable subscription, in ActiveMQ's
 way (client-id) and RabbitMQ's (none); and subscriptions the rules no
 longer allow after a SIGHUP ended, each protocol its way (STOMP ERROR,
 MQTT 5 DISCONNECT 0x87, MQTT 3.1.1 a close, AMQP a detach with
-amqp:unauthorized-access), while those still allowed go on."""
+amqp:unauthorized-access), while those still allowed go on; an MQTT
+session resumed by another user keeps only what that user may read."""
 import os
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 RULES = """\
 allow * publish,subscribe,create queue:open.>
 allow * publish,subscribe topic:news.>
+allow alice publish,subscribe topic:private.>
 """
 
 
@@ -126,7 +128,7 @@ url = amqp://127.0.0.1:0
             f.write("deny bob subscribe topic:news.>\n" + RULES)
         try:
             self.broker.proc.send_signal(1)
-            self.broker.wait_for_log(r"acl: .* reloaded: 3 rules")
+            self.broker.wait_for_log(r"acl: .* reloaded: 4 rules")
             f = stomp_bob.read_until(lambda f: f.command == "ERROR")[-1]
             self.assertEqual((f.headers.get("message"), f.headers.get("subscription")),
                              ("access refused", "s1"))
@@ -160,7 +162,28 @@ url = amqp://127.0.0.1:0
             with open(self.acl, "w") as f:
                 f.write(RULES)
             self.broker.proc.send_signal(1)
-            self.broker.wait_for_log(r"acl: .* reloaded: 2 rules")
+            self.broker.wait_for_log(r"acl: .* reloaded: 3 rules")
+
+    def test_resumed_session_keeps_only_what_its_new_user_may_read(self):
+        alice = RawMqtt(self.ports["mqtt"], level=5, timeout=TIMEOUT)
+        self.addCleanup(alice.close)
+        alice.connect(client_id="shared-device", clean=False, username="alice",
+                      password=b"alice-pw", props=[("session_expiry", 300)])
+        self.assertEqual(alice.subscribe([("private/#", 1), ("news/shared", 1)]).codes, [1, 1])
+        alice.disconnect()
+        bob = RawMqtt(self.ports["mqtt"], level=5, timeout=TIMEOUT)
+        self.addCleanup(bob.close)
+        ack = bob.connect(client_id="shared-device", clean=False, username="bob",
+                          password=b"bob-pw")
+        self.assertTrue(ack.session_present)
+        pub, _ = self.stomp("alice")
+        pub.send_frame("SEND", [("destination", "/topic/private.x")], b"alice only")
+        pub.send_frame("SEND", [("destination", "/topic/news.shared")], b"for anyone")
+        p = bob.expect(PUBLISH)
+        self.assertEqual((p.topic, p.payload), ("news/shared", b"for anyone"))
+        bob.expect_none(PUBLISH)
+        self.broker.wait_for_log(r"acl: mqtt 127\.0\.0\.1:\d+: user bob client shared-device "
+                                 r"denied subscribe on topic private\.>")
 
 
 if __name__ == "__main__":
