@@ -159,6 +159,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		listener_reload_tls(b);
 		auth_reload(b->auth);
 		router_set_acl(b->router, auth_acl(b->auth), auth_users(b->auth));
+		conn_acl_changed(b);
 		return;
 	}
 	log_info("signal %d: shutting down", (int)sig);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/certid.h"
 #include "log.h"
 #include "util/errmsg.h"
 #include "net/url.h"
@@ -146,6 +147,7 @@ void config_free(struct wharf_config *cfg)
 	free(cfg->auth.users_file);
 	free(cfg->auth.acl_file);
 	free(cfg->auth.mqtt_client_id_prefix);
+	free(cfg->auth.stomp_client_id_prefix);
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
@@ -591,6 +593,13 @@ static int admin_key(struct parser *p, const char *k, const char *v)
 		a->allow_remote = b;
 		return 0;
 	}
+	if (!strcmp(k, "allow_anonymous")) {
+		int b = parse_bool(v);
+		if (b < 0)
+			return fail(p, "allow_anonymous: '%s' is not true or false", v);
+		a->allow_anonymous = b;
+		return 0;
+	}
 	if (!strcmp(k, "metrics_max_destinations"))
 		return set_size(p, k, &a->metrics_max_destinations, v, 0);
 	if (!strcmp(k, "browse_max"))
@@ -607,6 +616,8 @@ static int auth_key(struct parser *p, const char *k, const char *v)
 		return set_string(p, &a->acl_file, v);
 	if (!strcmp(k, "mqtt_client_id_prefix"))
 		return set_string(p, &a->mqtt_client_id_prefix, v);
+	if (!strcmp(k, "stomp_client_id_prefix"))
+		return set_string(p, &a->stomp_client_id_prefix, v);
 	if (!strcmp(k, "failure_delay")) {
 		if (set_duration(p, k, &a->failure_delay_ms, v) < 0)
 			return -1;
@@ -639,6 +650,8 @@ static int listener_key(struct parser *p, const char *k, const char *v)
 	}
 	if (!strcmp(k, "max_connections"))
 		return set_size(p, k, &p->listener->max_connections, v, 0);
+	if (!strcmp(k, "cert_identity"))
+		return set_choice(p, k, &p->listener->cert_identity, v, certid_kind_names);
 	int rc = tls_key(p, &p->listener->tls, k, v);
 	if (rc <= 0)
 		return rc;
@@ -892,7 +905,7 @@ static int check_admin(struct parser *p)
 		return 0;
 	p->line = a->line;
 	return fail(p, "[admin] listen: %s is not a loopback address: the admin API has no "
-		       "authentication yet (allow_remote = true serves other hosts, unsafely)",
+		       "TLS (allow_remote = true serves other hosts, unsafely)",
 		    u.host);
 }
 
@@ -908,6 +921,12 @@ static int check_complete(struct parser *p)
 		if (l->allow_anonymous == 0 && !p->cfg->auth.users_file) {
 			p->line = l->line;
 			return fail(p, "[listener %s] allow_anonymous = false needs [auth] users_file",
+				    l->name);
+		}
+		int client_cert = l->tls.client_cert >= 0 ? l->tls.client_cert : p->cfg->tls.client_cert;
+		if (l->cert_identity && client_cert <= 0) {
+			p->line = l->line;
+			return fail(p, "[listener %s] cert_identity needs tls_client_cert = optional or required",
 				    l->name);
 		}
 	}

@@ -25,6 +25,7 @@ struct listener_config {
 	size_t max_connections; /* 0: only the global max_connections */
 	struct tls_config tls;
 	int allow_anonymous; /* 1, 0, or -1 unset: true without [auth] users_file, else false */
+	int cert_identity;   /* enum certid_kind (auth/certid.h); 0: none */
 	int line; /* of its section header, for messages */
 	struct listener_config *next;
 };
@@ -93,6 +94,7 @@ struct admin_config {
 				  * users and TLS cover the admin API) */
 	size_t metrics_max_destinations; /* per-destination series in /metrics */
 	size_t browse_max;       /* messages one browse may return */
+	bool allow_anonymous;    /* with users: loopback requests without credentials served */
 	int line;                /* of the [admin] header, for messages */
 };
 
@@ -104,6 +106,7 @@ struct auth_config {
 	unsigned failure_window_ms;
 	char *acl_file;             /* access rules (auth/acl.h); NULL: everything allowed */
 	char *mqtt_client_id_prefix; /* MQTT client ids must start with it (%u: the user); NULL: any */
+	char *stomp_client_id_prefix; /* the same for STOMP client-id headers */
 	int line;                   /* of the [auth] header, for messages */
 };
 

@@ -85,6 +85,10 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link);
 /* Frees the link's state. `closed`: the client closed the link for good
  * (a durable subscription ends); else it only detached or went away. */
 void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed);
+/* The ACLs were reloaded: each link to the client whose subscription
+ * they no longer allow is detached with amqp:unauthorized-access (a
+ * durable subscription's queue stays, as on any detach). */
+void amqp_links_acl_changed(struct amqp_conn *ac);
 /* The client's credit on a link to it changed. */
 void amqp_link_credit_changed(struct amqp_link *al);
 /* Deliveries were settled (or went back with a link): links paused at

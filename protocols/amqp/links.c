@@ -161,6 +161,26 @@ void amqp_link_free(struct amqp_conn *ac, struct amqp_link *al, bool closed)
 	free(al);
 }
 
+void amqp_links_acl_changed(struct amqp_conn *ac)
+{
+	struct amqp_link *next;
+	bool ended = false;
+	for (struct amqp_link *al = ac->links; al; al = next) {
+		next = al->next;
+		if (!al->rs || router_recheck(ac->b->router, al->rs, conn_acl_who(ac->c)))
+			continue;
+		pn_link_t *link = al->link;
+		amqp_link_free(ac, al, false);
+		pn_condition_set_name(pn_link_condition(link), "amqp:unauthorized-access");
+		pn_condition_set_description(pn_link_condition(link),
+					     "the access rules no longer allow this link");
+		pn_link_close(link);
+		ended = true;
+	}
+	if (ended)
+		amqp_schedule_flush(ac);
+}
+
 /* The queue that keeps a durable topic subscription while its link is
  * detached: named for the client's container id and the link's name. */
 static char *durable_queue_name(pn_link_t *link)

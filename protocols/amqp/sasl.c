@@ -16,7 +16,8 @@ static void sasl_free(pn_transport_t *t)
 
 static const char *list_mechanisms(pn_transport_t *t)
 {
-	return "PLAIN ANONYMOUS";
+	struct amqp_conn *ac = pnx_sasl_get_context(t);
+	return conn_cert_identified(ac->c) ? "EXTERNAL PLAIN ANONYMOUS" : "PLAIN ANONYMOUS";
 }
 
 static bool init_server(pn_transport_t *t)
@@ -62,6 +63,19 @@ static bool plain_identity(const pn_bytes_t *recv, char *user, size_t cap, const
 	return true;
 }
 
+/* EXTERNAL's response is an authzid, or nothing (RFC 4422 appendix A):
+ * the user the client asks to be, into user ("" for none). */
+static bool external_identity(const pn_bytes_t *recv, char *user, size_t cap)
+{
+	size_t len = recv->start ? recv->size : 0;
+	if (len >= cap || (len && memchr(recv->start, '\0', len)))
+		return false;
+	if (len)
+		memcpy(user, recv->start, len);
+	user[len] = '\0';
+	return true;
+}
+
 /* The authenticator's answer: the outcome goes out, and reading resumes. */
 static void answered(void *session, enum auth_result r)
 {
@@ -98,6 +112,9 @@ static void process_init(pn_transport_t *t, const char *mechanism, const pn_byte
 	}
 	if (!strcmp(mechanism, "ANONYMOUS") && allowed(t, "ANONYMOUS"))
 		rc = conn_authenticate(c, NULL, "", 0, answered);
+	else if (!strcmp(mechanism, "EXTERNAL") && conn_cert_identified(c) &&
+		 external_identity(recv, user, sizeof(user)))
+		rc = conn_authenticate(c, *user ? user : NULL, "", 0, answered);
 	else if (!strcmp(mechanism, "PLAIN") && allowed(t, "PLAIN") &&
 		 plain_identity(recv, user, sizeof(user), &pw, &pwlen))
 		rc = conn_authenticate(c, user, pw, pwlen, answered);
@@ -168,5 +185,5 @@ void amqp_sasl_install(pn_transport_t *t, struct amqp_conn *ac)
 	pn_sasl_t *sasl = pn_sasl(t);
 	pnx_sasl_set_implementation(t, &mechanisms, ac);
 	pn_sasl_set_allow_insecure_mechs(sasl, true);
-	pn_sasl_allowed_mechs(sasl, "PLAIN ANONYMOUS");
+	pn_sasl_allowed_mechs(sasl, "EXTERNAL PLAIN ANONYMOUS");
 }

@@ -1,9 +1,10 @@
 /* Server-side SASL for AMQP connections: ANONYMOUS and PLAIN, plugged into
- * proton (whose built-in server side has no PLAIN). Both go to the
- * broker's authenticator (conn_authenticate); the sasl-outcome waits for
- * its answer (reading nothing more meanwhile): ok, or auth (code 1). On a
- * standby SASL passes unchecked, so that the open hears the redirect
- * first. EXTERNAL (the TLS client certificate) is not offered yet. */
+ * proton (whose built-in server side has no PLAIN), and EXTERNAL where the
+ * TLS client certificate is the identity (conn_cert_identified). All go
+ * to the broker's authenticator (conn_authenticate); the sasl-outcome
+ * waits for its answer (reading nothing more meanwhile): ok, or auth
+ * (code 1). On a standby SASL passes unchecked, so that the open hears
+ * the redirect first. */
 #ifndef WHARF_AMQP_SASL_H
 #define WHARF_AMQP_SASL_H
 

@@ -423,6 +423,11 @@ static bool amqp_mid_frame(void *session)
 	return amqp_guard_mid_frame(&ac->guard);
 }
 
+static void amqp_acl_changed(void *session)
+{
+	amqp_links_acl_changed(session);
+}
+
 const struct proto_ops amqp_proto = {
 	.name = "amqp",
 	.open = amqp_open,
@@ -431,4 +436,5 @@ const struct proto_ops amqp_proto = {
 	.shutdown = amqp_shutdown,
 	.closed = amqp_closed,
 	.mid_frame = amqp_mid_frame,
+	.acl_changed = amqp_acl_changed,
 };

@@ -360,6 +360,24 @@ static bool authenticate(struct mqtt_conn *mc, const struct mqtt_connect *cp)
 	return true;
 }
 
+/* Removes from cl the subscriptions the ACLs do not let mc's user have
+ * (a persistent one's queue too, as an UNSUBSCRIBE would): after a
+ * reload, or when a connection resumes a session another user's made.
+ * Whether any went. */
+static bool drop_denied(struct mqtt_conn *mc, struct mqtt_client *cl)
+{
+	bool denied = false;
+	struct msub *next;
+	for (struct msub *m = cl->subs; m; m = next) {
+		next = m->next;
+		if (m->rs && !router_recheck(mc->mb->b->router, m->rs, conn_acl_who(mc->c))) {
+			mqtt_client_unsubscribe(cl, m->filter);
+			denied = true;
+		}
+	}
+	return denied;
+}
+
 static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 {
 	const struct mqtt_connect *cp = &p->connect;
@@ -391,21 +409,14 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	/* [auth] mqtt_client_id_prefix: a client's id starts with its
 	 * user's prefix, so that no user takes over another's session. */
 	const char *want = conn_broker(mc->c)->cfg->auth.mqtt_client_id_prefix;
-	if (want && acl_expand(want, conn_principal(mc->c), NULL, prefix, sizeof(prefix)) < 0) {
+	int bound = want ? acl_client_id_check(want, "mqtt", conn_peer(mc->c),
+					       conn_principal(mc->c), assigned ? NULL : id, prefix,
+					       sizeof(prefix))
+			 : 0;
+	if (bound != 0) {
 		free(id);
-		refuse_connect(mc, MQTT_RC_CLIENT_ID_NOT_VALID, "client id prefix too long");
-		return;
-	}
-	if (!assigned && strncmp(id, prefix, strlen(prefix)) != 0) {
-		char shown[80];
-		snprintf(shown, sizeof(shown), "%s", id);
-		for (char *c = shown; *c; c++)
-			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-				*c = '?';
-		log_info("acl: mqtt %s: user %s denied client id '%s': it must start with '%s'",
-			 conn_peer(mc->c), conn_principal(mc->c), shown, prefix);
-		free(id);
-		refuse_connect(mc, MQTT_RC_CLIENT_ID_NOT_VALID, "client id not the user's");
+		refuse_connect(mc, MQTT_RC_CLIENT_ID_NOT_VALID,
+			       bound < 0 ? "client id prefix too long" : "client id not the user's");
 		return;
 	}
 	if (assigned) {
@@ -524,6 +535,10 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	mb->connected++;
 	log_debug("mqtt %s: connected as '%s', level %u, keep alive %u, session %s", conn_peer(mc->c),
 		  cl->id, mc->level, mc->keepalive, present ? "resumed" : "new");
+	/* A session resumed by another user keeps only what that user may
+	 * read; what was in flight for the rest is not sent again. */
+	if (present)
+		drop_denied(mc, cl);
 	mqtt_client_attach(cl, mc);
 }
 
@@ -1070,6 +1085,17 @@ static void mqtt_shutdown(void *session)
 	disconnect(mc, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 }
 
+/* The ACLs were reloaded: subscriptions they no longer allow leave the
+ * session (drop_denied), and the client is told, MQTT 5 with DISCONNECT
+ * 0x87 (not authorized), 3.1.1 by the close: left in place they would
+ * hold the messages the rules now deny. */
+static void mqtt_acl_changed(void *session)
+{
+	struct mqtt_conn *mc = session;
+	if (mc->state == MC_CONNECTED && mc->cl && drop_denied(mc, mc->cl))
+		disconnect(mc, MQTT_RC_NOT_AUTHORIZED, "a subscription is no longer allowed");
+}
+
 /* The broker-wide state (mc->mb) is taken at CONNECT: a standby has
  * none, and answers CONNECT with where to go instead. */
 static void *mqtt_open(struct conn *c)
@@ -1116,6 +1142,7 @@ const struct proto_ops mqtt_proto = {
 	.drained = mqtt_drained,
 	.shutdown = mqtt_shutdown,
 	.closed = mqtt_closed,
+	.acl_changed = mqtt_acl_changed,
 };
 
 /* ---- $SYS ---------------------------------------------------------------- */

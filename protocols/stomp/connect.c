@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/acl.h"
 #include "broker.h"
 #include "ha/redirect.h"
 #include "log.h"
@@ -156,6 +157,20 @@ void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 	if (authenticate(s, f))
 		return;
 	const char *client_id = stomp_frame_get(f, "client-id");
+	const char *want = s->b->cfg->auth.stomp_client_id_prefix;
+	char prefix[300], why[340];
+	int bound = want && client_id && *client_id
+		? acl_client_id_check(want, "stomp", conn_peer(s->c), conn_principal(s->c),
+				      client_id, prefix, sizeof(prefix))
+		: 0;
+	if (bound != 0) {
+		/* [auth] stomp_client_id_prefix: durable subscriptions are
+		 * named by client-id, so one user's may not be another's. */
+		snprintf(why, sizeof(why), "a client-id must start with '%s'", prefix);
+		stomp_send_error(s, bound > 0 ? "client id not the user's" : "client id prefix too long",
+				 stomp_frame_get(f, "receipt"), bound > 0 ? why : NULL);
+		return;
+	}
 	if (client_id && *client_id) {
 		int rc = stomp_client_id_claim(&s->client_id, s->b, client_id);
 		if (rc != 0) {

@@ -268,6 +268,24 @@ static void stomp_shutdown(void *session)
 	stomp_send_error(s, "broker shutting down", NULL, NULL);
 }
 
+/* The ACLs were reloaded: a subscription they no longer allow ends the
+ * connection with an ERROR, as a denied SUBSCRIBE would. */
+static void stomp_acl_changed(void *session)
+{
+	struct stomp_session *s = session;
+	if (s->state != ST_CONNECTED)
+		return;
+	for (struct stomp_sub *sub = s->subs; sub; sub = sub->next) {
+		if (sub->rs && !router_recheck(s->b->router, sub->rs, conn_acl_who(s->c))) {
+			const char *const extra[] = { "subscription", sub->id, NULL };
+			stomp_send_error_frame(s, "access refused", NULL,
+					       "the access rules no longer allow this subscription",
+					       extra);
+			return;
+		}
+	}
+}
+
 static void stomp_closed(void *session)
 {
 	struct stomp_session *s = session;
@@ -292,4 +310,5 @@ const struct proto_ops stomp_proto = {
 	.drained = stomp_drained,
 	.shutdown = stomp_shutdown,
 	.closed = stomp_closed,
+	.acl_changed = stomp_acl_changed,
 };

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/acl.h"
 #include "broker.h"
 #include "log.h"
 #include "net/conn.h"
@@ -151,6 +152,19 @@ static char *durable_queue_of(struct stomp_session *s, const char *name, bool ra
 		return NULL;
 	}
 	const char *cid = s->client_id.id ? s->client_id.id : "";
+	const char *want = s->b->cfg->auth.stomp_client_id_prefix;
+	char prefix[300];
+	/* RabbitMQ's way, without a client-id: under a bound prefix the
+	 * subscription is the user's, named as if its client-id were the
+	 * prefix. */
+	if (!s->client_id.id && want) {
+		if (acl_client_id_check(want, "stomp", conn_peer(s->c), conn_principal(s->c), NULL,
+					prefix, sizeof(prefix)) < 0) {
+			stomp_send_error(s, "client id prefix too long", receipt, NULL);
+			return NULL;
+		}
+		cid = prefix;
+	}
 	char *q = stomp_durable_queue(cid, name);
 	if (!q) {
 		bool long_ = strlen(cid) + strlen(name) > STOMP_DURABLE_MAX_NAME;

@@ -83,12 +83,12 @@ static bool loopback(const struct sockaddr *sa)
  * seam for the security issue's users and roles. Today: only clients on
  * this machine (loopback, 127.0.0.0/8 and ::1), unless allow_remote. 0,
  * or the HTTP status to refuse with and *why. */
-static int admin_allowed(struct admin *a, struct evhttp_request *req, const char **why)
+static int admin_allowed(struct admin *a, struct evhttp_request *req, bool *local,
+			 const char **why)
 {
-	if (a->b->cfg->admin.allow_remote)
-		return 0;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon && loopback(evhttp_connection_get_addr(evcon)))
+	*local = evcon && loopback(evhttp_connection_get_addr(evcon));
+	if (a->b->cfg->admin.allow_remote || *local)
 		return 0;
 	*why = "the admin API serves loopback clients only (allow_remote = false)";
 	return 403;
@@ -166,15 +166,24 @@ static int split_path(const char *path, char **seg, size_t *nseg)
 	return 0;
 }
 
+static void serve(struct admin *a, struct evhttp_request *req, const char *user);
+static void route(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg);
+
 static void request_cb(struct evhttp_request *req, void *arg)
 {
 	struct admin *a = arg;
 	const char *why = NULL;
-	int refuse = admin_allowed(a, req, &why);
+	bool local;
+	int refuse = admin_allowed(a, req, &local, &why);
 	if (refuse) {
 		admin_reply_error(req, refuse, "%s", why);
 		return;
 	}
+	admin_access(a, req, local, serve);
+}
+
+static void serve(struct admin *a, struct evhttp_request *req, const char *user)
+{
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
@@ -184,16 +193,24 @@ static void request_cb(struct evhttp_request *req, void *arg)
 		ev_uint16_t port = 0;
 		if (evcon)
 			evhttp_connection_get_peer(evcon, &host, &port);
-		log_info("admin: %s:%u %s %s", host ? host : "?", port, method_name(method),
-			 evhttp_request_get_uri(req));
+		log_info("admin: %s:%u%s%s %s %s", host ? host : "?", port, user ? " user " : "",
+			 user ? user : "", method_name(method), evhttp_request_get_uri(req));
 	}
 	char *seg[MAX_SEGMENTS];
 	size_t nseg = 0;
 	int split = path ? split_path(path, seg, &nseg) : -1;
-	if (split < 0) {
+	if (split < 0)
 		admin_reply_error(req, split == -2 ? 400 : 404, "%s",
 				  split == -2 ? "a NUL byte in the path" : "no such resource");
-	} else if (nseg == 1 && !strcmp(seg[0], "healthz")) {
+	else if (admin_permitted(a, req, user, seg, nseg))
+		route(a, req, seg, nseg);
+	for (size_t i = 0; i < nseg; i++)
+		free(seg[i]);
+}
+
+static void route(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg)
+{
+	if (nseg == 1 && !strcmp(seg[0], "healthz")) {
 		health(a, req, false);
 	} else if (nseg == 1 && !strcmp(seg[0], "readyz")) {
 		health(a, req, true);
@@ -205,8 +222,6 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	} else {
 		admin_reply_error(req, 404, "no such resource");
 	}
-	for (size_t i = 0; i < nseg; i++)
-		free(seg[i]);
 }
 
 int admin_open(struct broker *b)
@@ -255,7 +270,7 @@ int admin_open(struct broker *b)
 		inet_ntop(AF_INET, &in->sin_addr, name, sizeof(name));
 		log_info("listening admin %s:%d", name, ntohs(in->sin_port));
 	}
-	if (ac->allow_remote)
+	if (ac->allow_remote && !b->cfg->auth.users_file)
 		log_warn("admin: allow_remote = true: the admin API serves any client that reaches "
 			 "%s, without authentication", ac->listen);
 	return 0;
@@ -265,6 +280,7 @@ void admin_free(struct admin *a)
 {
 	if (!a)
 		return;
+	admin_access_free(a);
 	if (a->http)
 		evhttp_free(a->http);
 	free(a);

@@ -16,11 +16,34 @@ struct queue;
 /* Largest request body the admin API reads; evhttp answers 413 past it. */
 #define ADMIN_MAX_BODY (1024 * 1024)
 
+struct admin_wait;
+
 struct admin {
 	struct broker *b;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
+	struct admin_wait *waits; /* requests whose password is being checked (access.c) */
 };
+
+/* Serves req as `user` (NULL: authentication off, nothing checked). */
+typedef void (*admin_serve_fn)(struct admin *a, struct evhttp_request *req, const char *user);
+/* access.c: with [auth] users_file, authenticates req by HTTP Basic
+ * against the users file (through the authenticator: later, from the
+ * loop) and then serves it, or answers 401 with WWW-Authenticate. A
+ * request without credentials is served as `anonymous` from loopback
+ * with [admin] allow_anonymous. Without users, and for /healthz and
+ * /readyz, serves it at once with no user. */
+void admin_access(struct admin *a, struct evhttp_request *req, bool loopback,
+		  admin_serve_fn serve);
+/* Cancels the checks still waiting (the admin server closes). */
+void admin_access_free(struct admin *a);
+/* Whether the ACLs let `user` (NULL: not checked) do req on what seg
+ * names (the path's segments): GET/HEAD of one queue or topic needs
+ * `browse` on it, anything else done to one `admin` on it, and the rest
+ * (lists, connections, the broker, /metrics) `admin` on `>`. Otherwise
+ * answers 403 and returns false. */
+bool admin_permitted(struct admin *a, struct evhttp_request *req, const char *user, char **seg,
+		     size_t nseg);
 
 /* Whether the node serves: store replayed, client listeners bound, active
  * and not stopping. Otherwise *why says what is missing. */

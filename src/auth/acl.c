@@ -470,3 +470,20 @@ void acl_denied(struct acl_who *who, enum acl_action action, enum dest_kind kind
 		 who->peer ? who->peer : "-", user, who->client_id ? " client " : "",
 		 who->client_id ? cid : "", acl_action_name(action), dest_kind_name(kind), dest);
 }
+
+int acl_client_id_check(const char *want, const char *proto, const char *peer, const char *user,
+			const char *id, char *prefix, size_t len)
+{
+	if (acl_expand(want, user, NULL, prefix, len) < 0)
+		return -1;
+	if (!id || !strncmp(id, prefix, strlen(prefix)))
+		return 0;
+	char shown[80];
+	snprintf(shown, sizeof(shown), "%s", id);
+	for (char *c = shown; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	log_info("acl: %s %s: user %s denied client id '%s': it must start with '%s'", proto, peer,
+		 user, shown, prefix);
+	return 1;
+}

@@ -30,9 +30,9 @@ struct acl;
 enum acl_action {
 	ACL_PUBLISH = 1u << 0,
 	ACL_SUBSCRIBE = 1u << 1, /* consume: subscriptions, MQTT SUBSCRIBE, AMQP receivers */
-	ACL_BROWSE = 1u << 2,    /* reserved: no protocol browses yet */
+	ACL_BROWSE = 1u << 2,    /* reading a destination through the admin API */
 	ACL_CREATE = 1u << 3,    /* creating a queue on first use */
-	ACL_ADMIN = 1u << 4,     /* reserved for the admin API */
+	ACL_ADMIN = 1u << 4,     /* changing it there; on `>`, the whole broker */
 };
 
 /* Decisions a connection keeps (direct-mapped by a hash of what was
@@ -108,5 +108,13 @@ const char *acl_action_name(enum acl_action action);
  * fit. */
 int acl_expand(const char *prefix, const char *user, const char *client_id, char *buf,
 	       size_t len);
+/* Whether client id `id` is `user`'s under the client id prefix `want`
+ * (%u: the user; [auth] mqtt_client_id_prefix, stomp_client_id_prefix):
+ * 0 when id starts with it, 1 when not (logged at info as a denial of
+ * `proto` client `peer`), -1 when the prefix does not fit in `prefix`.
+ * The expanded prefix is left in `prefix` (len bytes) either way; id
+ * NULL only expands it (for an id the broker assigns). */
+int acl_client_id_check(const char *want, const char *proto, const char *peer, const char *user,
+			const char *id, char *prefix, size_t len);
 
 #endif

@@ -61,6 +61,7 @@ struct auth_request {
 	size_t len;
 	char proto[16];
 	char peer[64];
+	const char *why;         /* a refusal's reason when result_text's is not it */
 	struct peer *ps;         /* its address's, from R_HELD until the worker is through */
 	struct event *ev;
 	auth_done_fn done;
@@ -381,7 +382,7 @@ static void finish(struct auth_request *r, enum auth_result res)
 		log_debug("auth: %s %s: user %s authenticated", r->proto, r->peer, who);
 	} else {
 		log_info("auth: %s %s: user %s refused: %s", r->proto, r->peer, who,
-			 result_text(res, r->known));
+			 r->why ? r->why : result_text(res, r->known));
 		if (res != AUTH_THROTTLED && res != AUTH_ERROR)
 			note_failure(a, r, now);
 		wait = r->start_ms + a->delay_ms - now;
@@ -595,9 +596,8 @@ int auth_reload(struct auth *a)
 	return rc;
 }
 
-struct auth_request *auth_request(struct auth *a, const char *proto, const char *peer,
-				  const char *user, const char *password, size_t len,
-				  bool allow_anonymous, auth_done_fn done, void *arg)
+static struct auth_request *req_new(struct auth *a, const char *proto, const char *peer,
+				     auth_done_fn done, void *arg)
 {
 	struct auth_request *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -608,8 +608,21 @@ struct auth_request *auth_request(struct auth *a, const char *proto, const char 
 	r->start_ms = clock_mono_ms();
 	snprintf(r->proto, sizeof(r->proto), "%s", proto);
 	snprintf(r->peer, sizeof(r->peer), "%s", peer);
-	r->ev = evtimer_new(a->base, answer_cb, r);
-	if (!r->ev || (user && !(r->user = strdup(user))) ||
+	if (!(r->ev = evtimer_new(a->base, answer_cb, r))) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+struct auth_request *auth_request(struct auth *a, const char *proto, const char *peer,
+				  const char *user, const char *password, size_t len,
+				  bool allow_anonymous, auth_done_fn done, void *arg)
+{
+	struct auth_request *r = req_new(a, proto, peer, done, arg);
+	if (!r)
+		return NULL;
+	if ((user && !(r->user = strdup(user))) ||
 	    (user && !(r->password = malloc(len ? len : 1)))) {
 		req_free(r);
 		return NULL;
@@ -638,6 +651,33 @@ struct auth_request *auth_request(struct auth *a, const char *proto, const char 
 	r->g = a->current;
 	r->g->refs++;
 	enqueue(a, r);
+	return r;
+}
+
+struct auth_request *auth_request_cert(struct auth *a, const char *proto, const char *peer,
+				       const char *cert_user, const char *login, auth_done_fn done,
+				       void *arg)
+{
+	struct auth_request *r = req_new(a, proto, peer, done, arg);
+	const char *named = cert_user ? cert_user : login;
+	if (!r)
+		return NULL;
+	if (named && !(r->user = strdup(named))) {
+		req_free(r);
+		return NULL;
+	}
+	if (!cert_user)
+		r->why = "the certificate names no user of the listener's cert_identity";
+	else if (login && strcmp(login, cert_user))
+		r->why = "the login is not the certificate's user";
+	else if (a->current && !users_exists(a->current->u, cert_user))
+		r->why = "the certificate's user is not in the users file";
+	if (r->why || (a->current && throttled(a, r, r->start_ms))) {
+		finish(r, r->why ? AUTH_BAD_CREDENTIALS : AUTH_THROTTLED);
+		return r;
+	}
+	r->known = true;
+	finish(r, AUTH_OK);
 	return r;
 }
 

@@ -83,6 +83,15 @@ typedef void (*auth_done_fn)(void *arg, enum auth_result r);
 struct auth_request *auth_request(struct auth *a, const char *proto, const char *peer,
 				  const char *user, const char *password, size_t len,
 				  bool allow_anonymous, auth_done_fn done, void *arg);
+/* Loop thread. Like auth_request for a client whose verified TLS
+ * certificate names `cert_user` (NULL: the certificate names none of the
+ * listener's cert_identity kind: refused). No password: the certificate
+ * is the proof. `login` (NULL: none given) must be cert_user; with a
+ * users file cert_user must be in it. Refusals come after the failure
+ * delay and count towards the throttle, as wrong passwords do. */
+struct auth_request *auth_request_cert(struct auth *a, const char *proto, const char *peer,
+				       const char *cert_user, const char *login, auth_done_fn done,
+				       void *arg);
 /* Loop thread. The asker goes away: done will not be called; the
  * authenticator frees the request (now, or when the worker is through
  * with it). NULL is a no-op. */

@@ -134,6 +134,16 @@ void conn_set_allow_anonymous(struct conn *c, bool allow)
 	c->allow_anonymous = allow;
 }
 
+void conn_set_cert_identity(struct conn *c, int kind)
+{
+	c->cert_kind = kind;
+}
+
+bool conn_cert_identified(const struct conn *c)
+{
+	return c->cert_seen;
+}
+
 static void timer_start(struct event *ev, unsigned ms);
 
 /* A user logged in: counted against max_connections_per_user (the
@@ -165,6 +175,8 @@ static void auth_answer(void *arg, enum auth_result r)
 	if (c->b->cfg->handshake_timeout_ms)
 		timer_start(c->handshake_ev, c->b->cfg->handshake_timeout_ms);
 	const char *user = c->auth_user && auth_enabled(c->b->auth) ? c->auth_user : NULL;
+	if (c->cert_seen)
+		user = c->cert_user;
 	if (r == AUTH_OK)
 		r = count_login(c, user);
 	if (r == AUTH_OK && conn_set_principal(c, user ? user : "anonymous") < 0)
@@ -202,8 +214,12 @@ int conn_authenticate(struct conn *c, const char *user, const char *password, si
 	if (user && !(c->auth_user = strdup(user)))
 		return -1;
 	c->auth_done = done;
-	c->auth_req = auth_request(c->b->auth, conn_protocol(c), c->peer, user, password, len,
-				   c->allow_anonymous, auth_answer, c);
+	if (c->cert_seen)
+		c->auth_req = auth_request_cert(c->b->auth, conn_protocol(c), c->peer, c->cert_user,
+						user, auth_answer, c);
+	else
+		c->auth_req = auth_request(c->b->auth, conn_protocol(c), c->peer, user, password,
+					   len, c->allow_anonymous, auth_answer, c);
 	if (!c->auth_req) {
 		free(c->auth_user);
 		c->auth_user = NULL;
@@ -280,6 +296,7 @@ static void conn_free(struct conn *c)
 		event_free(c->frame_ev);
 	free(c->principal);
 	free(c->client_id);
+	free(c->cert_user);
 	acl_who_clear(&c->who);
 	free(c);
 }
@@ -508,6 +525,14 @@ void conn_each(struct broker *b, void (*fn)(struct conn *c, void *arg), void *ar
 	struct conn *c;
 	TAILQ_FOREACH(c, &b->conns, link)
 		fn(c, arg);
+}
+
+void conn_acl_changed(struct broker *b)
+{
+	struct conn *c;
+	TAILQ_FOREACH(c, &b->conns, link)
+		if (c->session && !c->closing && c->proto->acl_changed)
+			c->proto->acl_changed(c->session);
 }
 
 struct conn *conn_find(struct broker *b, unsigned long id)

@@ -32,6 +32,10 @@ struct proto_ops {
 	 * took every byte in (AMQP hands bytes to proton as they come), for
 	 * frame_timeout. Without it, bytes left in the input are the part. */
 	bool (*mid_frame)(void *session);
+	/* Optional: the ACLs were reloaded; the adapter ends the
+	 * subscriptions they no longer allow (router_recheck) in the
+	 * protocol's way. */
+	void (*acl_changed)(void *session);
 };
 
 struct broker *conn_broker(const struct conn *c);
@@ -66,7 +70,9 @@ void conn_pause_input(struct conn *c, bool paused);
 typedef void (*conn_auth_fn)(void *session, enum auth_result r);
 /* The adapter's handshake carries credentials (user NULL: none): asks the
  * broker's authenticator (auth/auth.h) under the listener's
- * allow_anonymous, and calls done(session, result) later from the loop,
+ * allow_anonymous (with a certificate identity, conn_cert_identified: a
+ * user given must be the certificate's and the password is not asked),
+ * and calls done(session, result) later from the loop,
  * never inside this call; a refusal comes after [auth] failure_delay.
  * Meanwhile the adapter reads nothing more of the client (it pauses its
  * input or leaves it unread) and answers the handshake once told. On
@@ -89,6 +95,10 @@ const char *conn_address_over(struct conn *c);
  * the text for the client's error, "KEY (MAX) reached", valid until the
  * next such call; logged at most every 10 s (net/limits.h). */
 const char *conn_subscription_refused(struct conn *c, const char *key, unsigned max);
+/* Whether the client's verified certificate is its identity (the
+ * listener's cert_identity, and the client sent one): conn_authenticate
+ * then takes the user from it and no password (AMQP offers EXTERNAL). */
+bool conn_cert_identified(const struct conn *c);
 
 /* The protocol's handshake is done (STOMP CONNECTED, MQTT CONNACK, AMQP
  * open): handshake_timeout no longer applies. */
@@ -133,6 +143,9 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 void conn_forget_count(struct broker *b, const unsigned long *listener_count);
 /* The listener's allow_anonymous, for conn_authenticate (default false). */
 void conn_set_allow_anonymous(struct conn *c, bool allow);
+/* The listener's cert_identity (enum certid_kind), before the TLS
+ * handshake ends: a verified client certificate then names the user. */
+void conn_set_cert_identity(struct conn *c, int kind);
 /* Every connection of the broker: tell them all the broker stops, or free
  * them at once (teardown only, outside any callback). */
 void conn_shutdown_all(struct broker *b);
@@ -144,6 +157,9 @@ void conn_drain_input(struct broker *b, bool on);
  * may conn_close it, nothing more); the connection numbered id, or NULL. */
 void conn_each(struct broker *b, void (*fn)(struct conn *c, void *arg), void *arg);
 struct conn *conn_find(struct broker *b, unsigned long id);
+/* The ACLs were reloaded: each open connection's adapter re-checks its
+ * subscriptions (proto_ops.acl_changed). */
+void conn_acl_changed(struct broker *b);
 void conn_free_all(struct broker *b);
 
 #endif

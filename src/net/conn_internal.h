@@ -45,6 +45,9 @@ struct conn {
 	conn_auth_fn auth_done;
 	char *auth_user;                  /* what it asked about, NULL: anonymous */
 	char *client_id;                  /* conn_set_client_id, or NULL */
+	int cert_kind;                    /* the listener's cert_identity (auth/certid.h) */
+	bool cert_seen;                   /* a verified client certificate, under cert_kind */
+	char *cert_user;                  /* the user it names, NULL: none */
 	struct acl_who who;               /* conn_acl_who */
 	char host[64];                    /* peer without port: counted in b->limits */
 	char *login_user;                 /* counted in b->limits per user, or NULL */

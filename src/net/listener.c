@@ -37,6 +37,7 @@ struct listener {
 	bool ws;
 	char *name;
 	bool allow_anonymous;       /* config_allow_anonymous */
+	int cert_identity;          /* enum certid_kind */
 	size_t max_connections;     /* 0: the global limit only */
 	unsigned long nconns;       /* open connections accepted here */
 	struct event *resume_ev;    /* re-enables accepting after a pause */
@@ -87,8 +88,10 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 				 .allowed_origins = cfg->ws_allowed_origins };
 	struct conn *c = conn_accept(l->b, l->proto, l->tls, l->ws ? &ws : NULL, fd, sa, salen,
 				     cfg->max_connection_output, &l->nconns);
-	if (c)
+	if (c) {
 		conn_set_allow_anonymous(c, l->allow_anonymous);
+		conn_set_cert_identity(c, l->cert_identity);
+	}
 }
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -227,6 +230,11 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 	struct scheme scheme;
 	find_scheme(u.scheme, &scheme);
 	const struct proto_ops *proto = scheme.proto;
+	if (lc->cert_identity && !scheme.tls) {
+		log_error("listener %s: cert_identity needs a TLS url (%s has no certificates)", name,
+			  url);
+		return -1;
+	}
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	int rc = resolve(&u, &ss, &sslen);
@@ -245,6 +253,7 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 	l->ws = !proto;
 	l->max_connections = lc->max_connections;
 	l->allow_anonymous = config_allow_anonymous(b->cfg, lc);
+	l->cert_identity = lc->cert_identity;
 	if (!(l->resume_ev = evtimer_new(b->base, resume_cb, l))) {
 		log_error("listener %s: out of memory", name);
 		free(l->name);

@@ -19,6 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "auth/certid.h"
 #include "broker.h"
 #include "log.h"
 #include "net/conn_internal.h"
@@ -218,6 +219,12 @@ void stream_tls_connected(struct conn *c)
 	if (subject) {
 		free(c->principal);
 		c->principal = subject;
+	}
+	X509 *cert = c->cert_kind ? SSL_get1_peer_certificate(ssl) : NULL;
+	if (cert) {
+		c->cert_seen = true;
+		c->cert_user = certid_name(cert, c->cert_kind);
+		X509_free(cert);
 	}
 }
 

@@ -36,6 +36,8 @@ struct subscription {
 	struct topic_binding *binding; /* private topic subscriptions only */
 	struct share *share;           /* share group members only */
 	bool durable;                  /* on a durable subscription's queue */
+	char *checked;                 /* the name the ACLs allowed, NULL: not checked */
+	enum dest_kind kind;           /* of checked */
 };
 
 struct router {
@@ -908,6 +910,13 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 		*err = ROUTER_ENOMEM;
 		goto fail;
 	}
+	if (opts->who && !opts->owner && !(s->checked = strdup(name))) {
+		queue_consumer_remove(s->c);
+		free(s->pattern);
+		*err = ROUTER_ENOMEM;
+		goto fail;
+	}
+	s->kind = kind;
 	if (own && opts->retained)
 		retain_match(r->retained, name, enqueue_retained, s->q);
 	r->stats.subscriptions++;
@@ -945,7 +954,15 @@ void router_unsubscribe(struct router *r, struct subscription *s)
 	}
 	r->stats.subscriptions--;
 	free(s->pattern);
+	free(s->checked);
 	free(s);
+}
+
+bool router_recheck(struct router *r, struct subscription *s, struct acl_who *who)
+{
+	return !s->checked ||
+	       acl_allows(r, who, ACL_SUBSCRIBE, s->kind, s->checked,
+			  s->kind == DEST_TOPIC && address_is_pattern(s->checked)) == ROUTER_OK;
 }
 
 void router_send_retained(struct router *r, struct subscription *s)

@@ -248,6 +248,11 @@ struct consumer *subscription_consumer(const struct subscription *s);
 /* Ends a durable subscription (subscribe_options.durable_queue) that has no
  * subscriber: removes the binding and the queue with what it holds. */
 enum router_err router_drop_durable(struct router *r, const char *pattern, const char *queue);
+/* Whether the ACLs (router_set_acl) still let `who` have the
+ * subscription s (one made with subscribe_options.who; others are not
+ * checked): after a reload an adapter ends those they no longer allow. A
+ * denial is logged (acl_denied). */
+bool router_recheck(struct router *r, struct subscription *s, struct acl_who *who);
 /* Hands a topic subscription the retained messages matching its pattern
  * again (MQTT: a repeated SUBSCRIBE). Nothing for share groups and queues. */
 void router_send_retained(struct router *r, struct subscription *s);
