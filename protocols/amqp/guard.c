@@ -95,7 +95,9 @@ static bool read_transfer(struct amqp_guard *g, const uint8_t *b, size_t len, st
 /* What the engine (pn_do_transfer) makes of a transfer: a new delivery, a
  * continuation of a partial one, or, after a delivery in several frames
  * is whole, more of it unless a new delivery-id says otherwise. -1 for a
- * new delivery in several frames without a delivery-id. */
+ * new delivery in several frames without a delivery-id, aborted at once
+ * or not: the engine marks the link amid a delivery (and asserts on the
+ * missing id) before it looks at `aborted`. */
 static int follow(struct amqp_guard *g, uint16_t channel, const struct transfer *t, const char **why)
 {
 	uint64_t key = (uint64_t)channel << 32 | t->handle;
@@ -115,12 +117,14 @@ static int follow(struct amqp_guard *g, uint16_t channel, const struct transfer 
 		}
 		forget(g, l);
 	}
-	if (!t->more || t->aborted)
+	if (!t->more)
 		return 0;
 	if (!t->has_id) {
 		*why = "the first transfer of a delivery in several frames has no delivery-id";
 		return -1;
 	}
+	if (t->aborted)
+		return 0; /* begun and ended in one frame */
 	if (g->nlinks == g->caplinks) {
 		size_t cap = g->caplinks ? g->caplinks * 2 : 4;
 		struct amqp_guard_link *grown = realloc(g->links, cap * sizeof(*grown));

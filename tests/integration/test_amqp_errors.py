@@ -211,6 +211,16 @@ class BadInputTest(AmqpTestCase):
                      payload=simple_message("first part")))
         self.error_close(r, ("amqp:invalid-field",))
 
+    def test_first_frame_without_delivery_id_aborted_at_once(self):
+        """The same first frame with aborted set (found by fuzz_amqp: proton
+        asserts before it looks at `aborted`, and the broker died)."""
+        r = self.raw()
+        r.open()
+        r.begin()
+        r.attach("s", 0, False, self.name("queue"))
+        r.send(frame(TRANSFER, [uint(0), None, None, None, None, True, None, None, None, True]))
+        self.error_close(r, ("amqp:invalid-field",))
+
     def test_new_delivery_without_id_after_an_aborted_one(self):
         r = self.raw()
         r.open()

@@ -98,6 +98,18 @@ int main(void)
 
 	s.n = 0;
 	put(&s, amqp_header, 8);
+	transfer(&s, 0, -1, true, true);
+	ok(scan(&s) == -1, "a first frame with more and no delivery-id is refused aborted too "
+	   "(fuzz_amqp: the engine asserted)");
+
+	s.n = 0;
+	put(&s, amqp_header, 8);
+	transfer(&s, 0, 0, true, true);
+	transfer(&s, 0, -1, true, false);
+	ok(scan(&s) == -1, "a delivery begun and aborted in one frame leaves nothing partial");
+
+	s.n = 0;
+	put(&s, amqp_header, 8);
 	transfer(&s, 0, -1, false, false);
 	transfer(&s, 0, 0, true, false);
 	transfer(&s, 0, -1, true, false);
