@@ -140,8 +140,10 @@ static int follow(struct amqp_guard *g, uint16_t channel, const struct transfer 
 }
 
 /* How long the performative at b is, descriptor and list header included:
- * > 0 once known, 0 when more bytes are needed to tell, -1 when it is no
- * list with a numeric descriptor (the engine deals with that). */
+ * > 0 once known, 0 when more bytes are needed to tell, -1 when it has no
+ * numeric descriptor (the engine deals with that), -2 when its numeric
+ * descriptor (*code) describes no list: the engine's decoder may still
+ * read fields out of it, so a transfer like that is not let by. */
 static int64_t perf_len(const uint8_t *b, size_t n, uint64_t *code)
 {
 	size_t pos;
@@ -179,7 +181,7 @@ static int64_t perf_len(const uint8_t *b, size_t n, uint64_t *code)
 	case 0xd0: /* list32 */
 		return n < pos + 5 ? 0 : (int64_t)pos + 5 + be32(b + pos + 1);
 	default:
-		return -1;
+		return -2;
 	}
 }
 
@@ -225,6 +227,10 @@ static int examine(struct amqp_guard *g, size_t *need, const char **why)
 		}
 		*need = g->have + 1;
 		return 0;
+	}
+	if (len == -2 && code == PERF_TRANSFER) {
+		*why = "a transfer whose fields are not a list";
+		return -1;
 	}
 	if (len < 0 || (uint64_t)body + (uint64_t)len > size)
 		return pass_rest(g, size);

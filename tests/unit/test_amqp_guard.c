@@ -104,6 +104,17 @@ int main(void)
 
 	s.n = 0;
 	put(&s, amqp_header, 8);
+	{
+		/* fuzz_amqp: fields described again instead of a list; proton's
+		 * decoder read a first frame without delivery-id out of it */
+		static const uint8_t odd[] = { 0x00, 0x53, 0x14, 0x00, 0x53, 0x00, 0xc0, 0x03, 0x02,
+					       0x52, 0x00, 0x40 };
+		frame(&s, 0, 0, odd, sizeof(odd));
+	}
+	ok(scan(&s) == -1, "a transfer whose fields are not a list is refused");
+
+	s.n = 0;
+	put(&s, amqp_header, 8);
 	transfer(&s, 0, 0, true, true);
 	transfer(&s, 0, -1, true, false);
 	ok(scan(&s) == -1, "a delivery begun and aborted in one frame leaves nothing partial");
