@@ -10,14 +10,13 @@ ports it EXPOSEs are those the configs listen on, and every config
 docker/ ships, the compose file's pair included, passes --check-config."""
 import os
 import re
-import shlex
 import shutil
-import subprocess
 import tempfile
 import unittest
 
 import yaml
 
+from installtest import make_env, run
 from wharftest import main
 
 SRCDIR = os.environ.get("WHARF_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", "..")
@@ -25,11 +24,6 @@ BUILDDIR = os.environ.get("WHARF_BUILDDIR") or os.path.join(SRCDIR, "build")
 DOCKER = os.path.join(SRCDIR, "docker")
 # The sanitizers' runtimes of an --enable-asan build: the image's build has none.
 SANITIZER_LIBS = re.compile(r"^lib(asan|ubsan)\.so")
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=120, **kw)
 
 
 def dockerfile_stages():
@@ -84,10 +78,6 @@ def listen_ports(conf):
         return {int(p) for p in re.findall(r"(?m)^(?:url|listen) = \w+://[^:]+:(\d+)$", f.read())}
 
 
-def clean_env():
-    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-
-
 class DockerTree(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -95,7 +85,7 @@ class DockerTree(unittest.TestCase):
         cls.root = tempfile.mkdtemp(prefix="wharf-image-")
         r = run(["make", "-s", "-C", BUILDDIR, "install", "DESTDIR=" + cls.root, "prefix=/usr",
                  "sysconfdir=/etc", "localstatedir=/var", "systemdsystemunitdir=/lib/systemd/system"],
-                env=clean_env())
+                env=make_env())
         if r.returncode != 0:
             raise AssertionError("make install failed:\n" + r.stdout)
         shutil.copy(os.path.join(DOCKER, "wharf.conf"), cls.root + "/etc/wharf/wharf.conf")

@@ -10,41 +10,18 @@ import subprocess
 import tempfile
 import unittest
 
+from installtest import make_env, run, unit_settings
 from wharftest import main
 
 BUILDDIR = os.environ.get("WHARF_BUILDDIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build")
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=120, **kw)
-
-
-def unit_keys(path):
-    """The unit's [Service] lines as {key: [values]} (keys may repeat)."""
-    keys, section = {}, None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("["):
-                section = line
-            elif line and not line.startswith("#") and section == "[Service]":
-                k, v = line.split("=", 1)
-                keys.setdefault(k, []).append(v)
-    return keys
-
-
 def makevar(name):
     """A variable of the build's Makefile, ${prefix} and all expanded."""
     r = run(["make", "-s", "-C", BUILDDIR, "--no-print-directory", "-f", "Makefile", "-f", "-",
-             "print-var"], input="print-var:\n\t@echo $(%s)\n" % name, env=clean_env())
+             "print-var"], input="print-var:\n\t@echo $(%s)\n" % name, env=make_env())
     return r.stdout.strip()
-
-
-def clean_env():
-    # Under `make check` the jobserver of the outer make must not reach ours.
-    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
 
 
 # (program's --help command, man page): every --option in the one is in the other.
@@ -61,9 +38,9 @@ class Install(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dest = tempfile.mkdtemp(prefix="wharf-install-")
-        r = run(["make", "-s", "-C", BUILDDIR, "install", "DESTDIR=" + cls.dest], env=clean_env())
+        r = run(["make", "-s", "-C", BUILDDIR, "install", "DESTDIR=" + cls.dest], env=make_env())
         if r.returncode != 0:
-            raise AssertionError("make install failed:\n" + r.stdout + r.stderr)
+            raise AssertionError("make install failed:\n" + r.stdout)
         cls.dirs = {v: makevar(v) for v in ("sbindir", "bindir", "sysconfdir", "localstatedir",
                                              "mandir", "systemdsystemunitdir")}
 
@@ -90,12 +67,12 @@ class Install(unittest.TestCase):
         self.assertNotIn("@", text.replace("%u:", ""), "every @dir@ is filled in")
         self.assertNotRegex(text, r"(?m)^log_file", "logs go to stderr, to the journal")
         r = run([self.path("sbindir", "wharfd"), "-c", conf, "--check-config"])
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.returncode, 0, r.stdout)
         self.assertIn("configuration ok", r.stdout)
         self.assertTrue(os.path.isdir(self.dest + self.dirs["localstatedir"] + "/lib/wharf"))
 
     def test_systemd_unit(self):
-        unit = unit_keys(self.path("systemdsystemunitdir", "wharf.service"))
+        unit = unit_settings(self.path("systemdsystemunitdir", "wharf.service"))
         conf = self.dirs["sysconfdir"] + "/wharf/wharf.conf"
         self.assertEqual(unit["Type"], ["notify"])
         self.assertEqual(unit["User"], ["wharf"])
@@ -112,16 +89,18 @@ class Install(unittest.TestCase):
         for _, page in PAGES:
             p = self.path("mandir", page)
             r = run(["groff", "-ww", "-z", "-man", p])
-            self.assertEqual((r.returncode, r.stderr), (0, ""), p)
-            r = run(["man", "--warnings", "-E", "UTF-8", "-l", p],
-                    env=dict(clean_env(), MANWIDTH="80", LC_ALL="C.UTF-8"))
+            self.assertEqual((r.returncode, r.stdout), (0, ""), p)
+            # The page goes to stdout, the warnings to stderr.
+            r = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", p], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=60,
+                               env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8"))
             self.assertEqual((r.returncode, r.stderr), (0, ""), p)
             self.assertIn("SYNOPSIS", r.stdout)
 
     def test_every_option_documented(self):
         for (var, prog, *args), page in PAGES:
             r = run([self.path(var, prog)] + args)
-            options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", r.stdout + r.stderr))
+            options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", r.stdout))
             self.assertGreater(len(options), 0, (prog, args))
             with open(self.path("mandir", page)) as f:
                 text = f.read().replace("\\-", "-")

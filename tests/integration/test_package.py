@@ -24,6 +24,7 @@ import tempfile
 import time
 import unittest
 
+from installtest import make_env, run, unit_settings
 from mqtttest import MosquittoSub, mosquitto_pub
 from notifytest import NotifySocket
 from wharftest import LISTEN_RE, main
@@ -32,25 +33,6 @@ SRCDIR = os.environ.get("WHARF_SRCDIR") or os.path.join(os.path.dirname(__file__
 ENABLED = os.environ.get("WHARF_TEST_PACKAGE") == "1"
 CONF = "/etc/wharf/wharf.conf"
 UNIT = "/lib/systemd/system/wharf.service"
-
-
-def run(cmd, timeout=120, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout, **kw)
-
-
-def unit_lines(path):
-    """The unit's [Service] settings as {key: value} (the last one wins)."""
-    keys, section = {}, None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("["):
-                section = line
-            elif line and not line.startswith("#") and section == "[Service]":
-                k, v = line.split("=", 1)
-                keys[k] = v
-    return keys
 
 
 @unittest.skipUnless(ENABLED, "set WHARF_TEST_PACKAGE=1 to build and install the .deb (minutes)")
@@ -70,9 +52,7 @@ class Package(unittest.TestCase):
         if tar.wait() != 0 or untar.wait() != 0:
             raise AssertionError("cannot copy the source tree")
         # nocheck: the unit tests are not what this test is about.
-        env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck parallel=%d" % (os.cpu_count() or 1))
-        for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
-            env.pop(k, None)
+        env = dict(make_env(), DEB_BUILD_OPTIONS="nocheck parallel=%d" % (os.cpu_count() or 1))
         t = time.monotonic()
         r = run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, env=env, timeout=1200)
         cls.build_seconds = time.monotonic() - t
@@ -145,7 +125,7 @@ class Package(unittest.TestCase):
         with open(CONF, "w") as f:
             f.write(edited)
 
-        unit = unit_lines(UNIT)
+        unit = {k: v[-1] for k, v in unit_settings(UNIT).items()}
         as_user = ["setpriv", "--reuid", unit["User"], "--regid", unit["Group"], "--init-groups",
                    "--no-new-privs"]
         r = run(as_user + shlex.split(unit["ExecStartPre"]))
