@@ -1,13 +1,17 @@
 """wharfd under systemd's Type=notify (docs/operations.md, systemd): with
 NOTIFY_SOCKET set it sends READY=1 once the journal is replayed and every
 listener is bound, RELOADING=1 then READY=1 around a SIGHUP reload, and
-STOPPING=1 on SIGTERM. The test holds systemd's end of the socket."""
+STOPPING=1 on SIGTERM; a standby is ready with STATUS=standby and says
+STATUS=active once promoted. The test holds systemd's end of the socket."""
 import os
 import signal
+import subprocess
 import unittest
 
 from mqtttest import MosquittoSub, mosquitto_pub
 from notifytest import NotifySocket
+from pairtest import REPL_RE, SECRET, ha_config
+from test_ha_link import WHARFCTL
 from wharftest import Broker, LISTEN_RE, main
 
 
@@ -65,6 +69,22 @@ class Notify(unittest.TestCase):
         self.assertEqual(self.notify.receive(), {"STOPPING": "1"})
         self.assertEqual(b.proc.wait(20), 0, b.output())
         self.assertEqual(self.notify.pending(), [])
+
+    def test_standby_is_ready_then_active_on_promotion(self):
+        """A standby is ready once its (redirecting) listeners are bound;
+        promoted, it says so in STATUS."""
+        b = self.start(config=ha_config("standby", "b", "repl://127.0.0.1:1"))
+        self.assertEqual(self.notify.receive(), {"READY": "1", "STATUS": "standby"})
+        secret = os.path.join(b.dir, "secret")
+        with open(secret, "w") as f:
+            f.write(SECRET + "\n")
+        repl = REPL_RE.search(b.wait_for_log(REPL_RE.pattern)).group(2)
+        r = subprocess.run([WHARFCTL, "--peer", "repl://127.0.0.1:" + repl, "--secret-file", secret,
+                            "promote"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(self.notify.receive(), {"STATUS": "active"})
+        self.stop(b)
 
     def test_no_socket_no_complaint(self):
         """Outside systemd (NOTIFY_SOCKET unset) nothing is sent and nothing logged."""
