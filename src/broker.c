@@ -28,6 +28,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/memtrim.h"
+#include "util/notify.h"
 
 static int make_dirs(const char *path)
 {
@@ -148,10 +149,19 @@ static void expiry_cb(evutil_socket_t fd, short what, void *arg)
 	memtrim(false); /* after a big drain, RSS comes down within seconds */
 }
 
+/* Tells systemd (Type=notify) where the broker is; a failure is logged
+ * and otherwise ignored: the broker serves either way. */
+static void tell_systemd(int rc)
+{
+	if (rc < 0)
+		log_warn("cannot notify systemd at $NOTIFY_SOCKET: %s", strerror(errno));
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct broker *b = arg;
 	if (sig == SIGHUP) {
+		tell_systemd(notify_reloading());
 		if (log_reopen() < 0)
 			log_error("cannot reopen the log file: %s", strerror(errno));
 		else
@@ -160,6 +170,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		auth_reload(b->auth);
 		router_set_acl(b->router, auth_acl(b->auth), auth_users(b->auth));
 		conn_acl_changed(b);
+		tell_systemd(notify_send("READY=1"));
 		return;
 	}
 	log_info("signal %d: shutting down", (int)sig);
@@ -274,7 +285,10 @@ static int activate(struct broker *b, bool promoted)
 
 int broker_activate(struct broker *b)
 {
-	return activate(b, true);
+	int rc = activate(b, true);
+	if (rc == 0)
+		tell_systemd(notify_send("STATUS=active"));
+	return rc;
 }
 
 int broker_listen(struct broker *b)
@@ -316,6 +330,9 @@ void broker_restart(struct broker *b)
 int broker_run(struct broker *b)
 {
 	log_info("wharfd %s started (data dir %s)", PACKAGE_VERSION, b->cfg->data_dir);
+	/* The journal is replayed (an active node's) and the listeners are
+	 * bound: clients can connect. */
+	tell_systemd(notify_send(b->active ? "READY=1\nSTATUS=active" : "READY=1\nSTATUS=standby"));
 	return event_base_dispatch(b->base) < 0 ? -1 : 0;
 }
 
@@ -337,6 +354,7 @@ void broker_stop(struct broker *b)
 	if (b->stopping)
 		return;
 	b->stopping = true;
+	tell_systemd(notify_send("STOPPING=1"));
 	listener_close_all(b);
 	conn_shutdown_all(b);
 	b->stop_deadline_ms = clock_mono_ms() + b->cfg->shutdown_grace_ms;
