@@ -344,6 +344,13 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_string(p, &cfg->data_dir, v);
 	if (!strcmp(k, "log_file"))
 		return set_string(p, &cfg->log_file, v);
+	if (!strcmp(k, "log_format")) {
+		int json = log_format_parse(v);
+		if (json < 0)
+			return fail(p, "log_format: '%s' is not text or json", v);
+		cfg->log_format = json;
+		return 0;
+	}
 	if (!strcmp(k, "log_level")) {
 		int level = log_level_parse(v);
 		if (level < 0)

@@ -114,6 +114,7 @@ struct wharf_config {
 	char *data_dir;
 	char *log_file;
 	int log_level;
+	int log_format; /* 0 text, 1 json (src/log.h) */
 	size_t max_connections;       /* open client connections; 0 = no limit */
 	size_t max_connection_output; /* bytes queued to one client before
 				         its deliveries pause */

@@ -1,7 +1,9 @@
 #include "config.h"
 #include "log.h"
+#include "util/utf8.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 static enum log_level current_level = LOG_INFO;
 static FILE *out;
 static char *out_path;
+static bool json_format;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -25,6 +28,20 @@ int log_level_parse(const char *s)
 void log_set_level(enum log_level level)
 {
 	current_level = level;
+}
+
+int log_format_parse(const char *s)
+{
+	if (strcmp(s, "text") == 0)
+		return 0;
+	if (strcmp(s, "json") == 0)
+		return 1;
+	return -1;
+}
+
+void log_set_format(int json)
+{
+	json_format = json;
 }
 
 int log_enabled(enum log_level level)
@@ -75,10 +92,32 @@ void log_close(void)
 	out_path = NULL;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+/* Appends `s` as a JSON string to buf (of `size`, holding `len` bytes);
+ * returns the new length. Quotes, backslashes and control bytes are
+ * escaped; UTF-8 passes as it is. A message may quote a client's bytes,
+ * not necessarily UTF-8: then every byte above 0x7e is escaped as \u00XX,
+ * so the line is still JSON. */
+static size_t put_json_string(char *buf, size_t size, size_t len, const char *s)
 {
-	if (!log_enabled(level))
-		return;
+	unsigned char top = utf8_valid(s, strlen(s)) ? 0xff : 0x7e;
+	len += (size_t)snprintf(buf + len, size - len, "\"");
+	for (const unsigned char *p = (const unsigned char *)s; *p && len + 8 < size; p++) {
+		if (*p == '"' || *p == '\\')
+			len += (size_t)snprintf(buf + len, size - len, "\\%c", *p);
+		else if (*p < 0x20 || *p > top)
+			len += (size_t)snprintf(buf + len, size - len, "\\u%04x", *p);
+		else
+			buf[len++] = (char)*p;
+	}
+	buf[len++] = '"';
+	buf[len] = 0;
+	return len;
+}
+
+/* Writes one line; `conn` 0 means the line is about no connection. One
+ * fprintf per line keeps lines whole when stderr is shared. */
+static void emit(enum log_level level, unsigned long conn, const char *peer, const char *msg)
+{
 	FILE *f = out ? out : stderr;
 	struct timeval tv;
 	struct tm tm;
@@ -86,12 +125,53 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	/* One fprintf per line keeps lines whole when stderr is shared. */
+	char when[40];
+	snprintf(when, sizeof(when), "%s.%03dZ", stamp, (int)(tv.tv_usec / 1000));
+	if (!json_format) {
+		if (conn)
+			fprintf(f, "%s %s conn=%lu %s: %s\n", when, level_names[level], conn, peer, msg);
+		else
+			fprintf(f, "%s %s %s\n", when, level_names[level], msg);
+		fflush(f);
+		return;
+	}
+	/* Six bytes at most for each byte of a message, and room to spare. */
+	char line[6 * 2048 + 256];
+	size_t len = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":",
+				      when, level_names[level]);
+	len = put_json_string(line, sizeof(line) - 64, len, msg);
+	if (conn) {
+		len += (size_t)snprintf(line + len, sizeof(line) - len, ",\"conn\":%lu,\"remote\":", conn);
+		len = put_json_string(line, sizeof(line) - 8, len, peer);
+	}
+	fprintf(f, "%s}\n", line);
+	fflush(f);
+}
+
+static void vlog(enum log_level level, unsigned long conn, const char *peer, const char *fmt,
+		 va_list ap)
+{
 	char line[2048];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	emit(level, conn, peer ? peer : "-", line);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	if (!log_enabled(level))
+		return;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vlog(level, 0, NULL, fmt, ap);
 	va_end(ap);
-	fprintf(f, "%s.%03dZ %s %s\n", stamp, (int)(tv.tv_usec / 1000), level_names[level], line);
-	fflush(f);
+}
+
+void log_conn(enum log_level level, unsigned long conn, const char *peer, const char *fmt, ...)
+{
+	if (!log_enabled(level))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(level, conn, peer, fmt, ap);
+	va_end(ap);
 }

@@ -1,6 +1,10 @@
 /* Logging with levels, to stderr or a file. Lines look like
  *   2026-11-28T21:10:00.123Z info listening stomp 127.0.0.1:40211
- * and scripts may rely on the message part staying as it is.
+ * and scripts may rely on the message part staying as it is. A line about
+ * a connection carries its id, the one /api/v1/connections shows:
+ *   2026-11-28T21:10:00.123Z info conn=7 127.0.0.1:5321: closed
+ * With log_format = json each line is one JSON object with time, level,
+ * msg and, for a connection, conn and remote.
  * Runs on the event-loop thread only. */
 #ifndef WHARF_LOG_H
 #define WHARF_LOG_H
@@ -10,6 +14,9 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* Parses "error", "warn", "info", "debug"; -1 if none of them. */
 int log_level_parse(const char *s);
 void log_set_level(enum log_level level);
+/* Parses "text" (0) or "json" (1); -1 if neither. */
+int log_format_parse(const char *s);
+void log_set_format(int json);
 int log_enabled(enum log_level level);
 /* Opens `path` for appending (NULL or "" means stderr); -1 with errno set
  * on failure, leaving the current destination in place. */
@@ -19,6 +26,10 @@ int log_reopen(void);
 void log_close(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A line about connection `conn` (its id) from `peer` (its address). */
+void log_conn(enum log_level level, unsigned long conn, const char *peer, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

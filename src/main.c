@@ -176,6 +176,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_set_level(cfg->log_level);
+	log_set_format(cfg->log_format);
 	if (cfg->log_file && log_open(cfg->log_file) < 0) {
 		fprintf(stderr, "wharfd: cannot open log file %s\n", cfg->log_file);
 		goto out;

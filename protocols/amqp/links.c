@@ -309,7 +309,7 @@ void amqp_link_open(struct amqp_conn *ac, pn_link_t *link)
 						: ROUTER_ENOMEM;
 			so.durable_queue = al->durable_queue;
 		}
-		log_debug("amqp %s: link '%s' from %s%s%s", conn_peer(ac->c), pn_link_name(link), name,
+		conn_log(ac->c, LOG_DEBUG, "amqp: link '%s' from %s%s%s", pn_link_name(link), name,
 			  durable ? ", durable in " : "", durable ? al->durable_queue : "");
 		if (err == ROUTER_OK)
 			al->rs = router_subscribe(ac->b->router, kind, name, &so, &amqp_consumer_ops, al,

@@ -119,7 +119,7 @@ static void process_init(pn_transport_t *t, const char *mechanism, const pn_byte
 		 plain_identity(recv, user, sizeof(user), &pw, &pwlen))
 		rc = conn_authenticate(c, user, pw, pwlen, answered);
 	else
-		log_info("amqp %s: SASL %s refused: not offered or malformed", conn_peer(c), mechanism);
+		conn_log(c, LOG_INFO, "amqp: SASL %s refused: not offered or malformed", mechanism);
 	if (rc == 0) {
 		ac->authenticating = true;
 		conn_pause_input(c, true);

@@ -129,11 +129,11 @@ static bool redirect(struct amqp_conn *ac, pn_connection_t *pc)
 		put_symbol(info, "port");
 		pn_data_put_int(info, to.port);
 		pn_data_exit(info);
-		log_debug("amqp %s: standby: client sent to %s", conn_peer(ac->c), at);
+		conn_log(ac->c, LOG_DEBUG, "amqp: standby: client sent to %s", at);
 	} else {
 		pn_condition_set_name(cond, "amqp:connection:forced");
 		pn_condition_set_description(cond, "this node is a standby and the active node is not known");
-		log_debug("amqp %s: standby: the active node is not known", conn_peer(ac->c));
+		conn_log(ac->c, LOG_DEBUG, "amqp: standby: the active node is not known");
 	}
 	pn_connection_close(pc);
 	ac->error_closed = true;
@@ -244,7 +244,7 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 		break;
 	case PN_TRANSPORT_ERROR: {
 		pn_condition_t *cond = pn_transport_condition(pn_event_transport(e));
-		log_info("amqp %s: %s: %s", conn_peer(ac->c), pn_condition_get_name(cond),
+		conn_log(ac->c, LOG_INFO, "amqp: %s: %s", pn_condition_get_name(cond),
 			 pn_condition_get_description(cond));
 		break;
 	}
@@ -351,7 +351,7 @@ static bool refuse_tls(struct amqp_conn *ac, struct evbuffer *in)
 	ac->header_checked = true;
 	if (!tls)
 		return false;
-	log_info("amqp %s: TLS on a plain AMQP port", conn_peer(ac->c));
+	conn_log(ac->c, LOG_INFO, "amqp: TLS on a plain AMQP port");
 	evbuffer_drain(in, evbuffer_get_length(in));
 	ac->done = true;
 	conn_close(ac->c, conn_write(ac->c, amqp_header, sizeof(amqp_header)) == 0);

@@ -191,7 +191,7 @@ static void commit(struct amqp_conn *ac, struct amqp_txn *t)
 		enum router_err err = router_publish(ac->b->router, t->pubs[i].kind, t->pubs[i].dest,
 						     &t->pubs[i].m, &pc);
 		if (err != ROUTER_OK)
-			log_warn("amqp %s: committed message to %s lost: %s", conn_peer(ac->c),
+			conn_log(ac->c, LOG_WARN, "amqp: committed message to %s lost: %s",
 				 t->pubs[i].dest, router_strerror(err));
 	}
 	for (size_t i = 0; i < t->nouts; i++)

@@ -105,7 +105,7 @@ static void disconnect(struct mqtt_conn *mc, uint8_t reason, const char *why)
 {
 	if (mc->state == MC_DONE)
 		return;
-	log_info("mqtt %s: disconnecting: %s (reason 0x%02x)", conn_peer(mc->c), why, reason);
+	conn_log(mc->c, LOG_INFO, "mqtt: disconnecting: %s (reason 0x%02x)", why, reason);
 	if (mc->level == MQTT_V5 && mc->state == MC_CONNECTED) {
 		struct mqtt_props props = { 0 };
 		if (mc->problem_info) {
@@ -223,7 +223,7 @@ static bool connack_fits(struct mqtt_conn *mc, const struct mqtt_props *ack)
 static void refuse_connect_props(struct mqtt_conn *mc, uint8_t reason, const char *why,
 				 const struct mqtt_props *props)
 {
-	log_info("mqtt %s: connect refused: %s", conn_peer(mc->c), why);
+	conn_log(mc->c, LOG_INFO, "mqtt: connect refused: %s", why);
 	send_connack(mc, false, reason, props);
 	mc->state = MC_DONE;
 	conn_close(mc->c, true);
@@ -263,10 +263,10 @@ static bool redirect(struct mqtt_conn *mc)
 		redirect_target_text(&to, ref, sizeof(ref));
 		props.present = MQTT_PROP_BIT(MQTT_PROP_SERVER_REFERENCE);
 		props.server_reference = (struct mqtt_str){ ref, (uint32_t)strlen(ref) };
-		log_debug("mqtt %s: standby: client sent to %s", conn_peer(mc->c), ref);
+		conn_log(mc->c, LOG_DEBUG, "mqtt: standby: client sent to %s", ref);
 		send_connack(mc, false, MQTT_RC_USE_ANOTHER_SERVER, &props);
 	} else {
-		log_debug("mqtt %s: standby: %s", conn_peer(mc->c),
+		conn_log(mc->c, LOG_DEBUG, "mqtt: standby: %s",
 			 to.port ? "MQTT 3.1.1 has no redirect" : "the active node is not known");
 		send_connack(mc, false, MQTT_RC_SERVER_UNAVAILABLE, NULL);
 	}
@@ -471,8 +471,7 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 		 * packet size leaves no room for the CONNACK is let go as if it
 		 * never came [MQTT-3.1.2-24]. */
 		if (!connack_fits(mc, &ack)) {
-			log_info("mqtt %s: the CONNACK does not fit the client's maximum packet size %u",
-				 conn_peer(mc->c), mc->peer_max_packet);
+			conn_log(mc->c, LOG_INFO, "mqtt: the CONNACK does not fit the client's maximum packet size %u", mc->peer_max_packet);
 			free(id);
 			drop_will(mc);
 			mc->state = MC_DONE;
@@ -533,7 +532,7 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	conn_handshake_done(mc->c);
 	send_connack(mc, present, MQTT_RC_SUCCESS, &ack);
 	mb->connected++;
-	log_debug("mqtt %s: connected as '%s', level %u, keep alive %u, session %s", conn_peer(mc->c),
+	conn_log(mc->c, LOG_DEBUG, "mqtt: connected as '%s', level %u, keep alive %u, session %s",
 		  cl->id, mc->level, mc->keepalive, present ? "resumed" : "new");
 	/* A session resumed by another user keeps only what that user may
 	 * read; what was in flight for the rest is not sent again. */
@@ -725,7 +724,7 @@ static void release_confirm(void *ctx, struct confirm *e)
 	}
 	uint8_t reason = TAG_REASON(e->tag) ? TAG_REASON(e->tag) : router_reason(e->err);
 	if (reason != MQTT_RC_SUCCESS)
-		log_debug("mqtt %s: publish (id %u) refused (0x%02x)", conn_peer(mc->c), pid, reason);
+		conn_log(mc->c, LOG_DEBUG, "mqtt: publish (id %u) refused (0x%02x)", pid, reason);
 	if (e->err == ROUTER_ESTORE && mc->level != MQTT_V5) {
 		/* 3.1.1 acknowledges without a reason: a PUBACK would say the
 		 * message is safe. Without one the client sends it again. */
@@ -1024,7 +1023,7 @@ static void on_decode_error(struct mqtt_conn *mc, const struct mqtt_error *err,
 				return;
 			}
 		}
-		log_info("mqtt %s: bad first packet: %s", conn_peer(mc->c), err->why);
+		conn_log(mc->c, LOG_INFO, "mqtt: bad first packet: %s", err->why);
 		mc->state = MC_DONE;
 		conn_close(mc->c, false);
 		return;

@@ -210,6 +210,6 @@ void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 	}
 	stomp_encode_end_headers(&s->out);
 	stomp_send_frame(s, NULL);
-	log_debug("stomp %s: connected, version %d, principal %s", conn_peer(s->c), v,
+	conn_log(s->c, LOG_DEBUG, "stomp: connected, version %d, principal %s", v,
 		  conn_principal(s->c));
 }

@@ -248,7 +248,7 @@ int stomp_on_send(struct stomp_session *s, struct stomp_frame *f)
 	/* A reply to a requester that has gone: dropped, as RabbitMQ does,
 	 * rather than making a queue no one will read. */
 	if (d.reply && !router_has_queue(s->b->router, d.name))
-		log_debug("stomp %s: reply to %s dropped: no such queue", conn_peer(s->c), d.name);
+		conn_log(s->c, LOG_DEBUG, "stomp: reply to %s dropped: no such queue", d.name);
 	else
 		rc = send_to(s, f, d.kind, d.name, receipt);
 	stomp_dest_clear(&d);

@@ -52,7 +52,7 @@ void stomp_send_error_frame(struct stomp_session *s, const char *message, const 
 	stomp_hdr(s, STOMP_CMD_ERROR, "content-length", len);
 	stomp_encode_end_headers(&s->out);
 	stomp_send_frame(s, detail);
-	log_info("stomp %s: error: %s%s%s", conn_peer(s->c), message, detail ? ": " : "",
+	conn_log(s->c, LOG_INFO, "stomp: error: %s%s%s", message, detail ? ": " : "",
 		 detail ? detail : "");
 	s->state = ST_DONE;
 	conn_close(s->c, true);

@@ -61,7 +61,7 @@ const char *stomp_temp_queue(struct stomp_session *s, const char *name)
 				   sub, &err);
 	if (!sub->rs) {
 		s->subs = sub->next;
-		log_info("stomp %s: temp queue %s: %s", conn_peer(s->c), queue.data,
+		conn_log(s->c, LOG_INFO, "stomp: temp queue %s: %s", queue.data,
 			 router_strerror(err));
 		goto fail;
 	}

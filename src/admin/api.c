@@ -234,7 +234,7 @@ static void connections(struct admin *a, struct evhttp_request *req, char **seg,
 		method_not_allowed(req, "GET, HEAD, DELETE");
 		return;
 	}
-	log_info("admin: closing connection %lu %s (%s)", id, conn_peer(c), conn_protocol(c));
+	conn_log(c, LOG_INFO, "admin: closing the connection (%s)", conn_protocol(c));
 	conn_close(c, true);
 	admin_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "closed", 1));
 }

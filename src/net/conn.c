@@ -245,16 +245,16 @@ static void timer_start(struct event *ev, unsigned ms)
 static void handshake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	log_info("conn %lu %s: no %s handshake within handshake_timeout (%u ms): closed", c->id,
-		 c->peer, conn_protocol(c), c->b->cfg->handshake_timeout_ms);
+	log_conn(LOG_INFO, c->id, c->peer, "no %s handshake within handshake_timeout (%u ms): closed",
+		 conn_protocol(c), c->b->cfg->handshake_timeout_ms);
 	conn_close(c, false);
 }
 
 static void frame_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	log_info("conn %lu %s: a %s frame not finished within frame_timeout (%u ms): closed", c->id,
-		 c->peer, conn_protocol(c), c->b->cfg->frame_timeout_ms);
+	log_conn(LOG_INFO, c->id, c->peer, "a %s frame not finished within frame_timeout (%u ms): closed",
+		 conn_protocol(c), c->b->cfg->frame_timeout_ms);
 	conn_close(c, false);
 }
 
@@ -285,7 +285,7 @@ static void conn_free(struct conn *c)
 		event_free(c->refuse_ev);
 	if (c->session)
 		c->proto->closed(c->session);
-	log_debug("conn %lu %s closed", c->id, c->peer);
+	log_conn(LOG_DEBUG, c->id, c->peer, "closed");
 	c->xprt->free(c);
 	broker_conn_removed(c->b, c);
 	stream_close(c);
@@ -487,7 +487,7 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 		return NULL;
 	}
 	stream_start(c);
-	log_debug("conn %lu %s opened (%s%s)", c->id, c->peer, ws ? "ws" : proto->name,
+	log_conn(LOG_DEBUG, c->id, c->peer, "opened (%s%s)", ws ? "ws" : proto->name,
 		  c->tls ? ", tls" : "");
 	return c;
 }

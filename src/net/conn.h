@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "auth/auth.h"
+#include "log.h"
 
 struct evbuffer;
 struct event_base;
@@ -52,6 +53,8 @@ int conn_set_client_id(struct conn *c, const char *client_id);
  * connection's cached decisions and denial log limit. */
 struct acl_who *conn_acl_who(struct conn *c);
 unsigned long conn_id(const struct conn *c);
+/* A log line about `c`: it carries c's id and address (src/log.h). */
+#define conn_log(c, level, ...) log_conn((level), conn_id(c), conn_peer(c), __VA_ARGS__)
 /* The transport the client came over: TLS (wss too), WebSocket. */
 bool conn_tls(const struct conn *c);
 bool conn_websocket(const struct conn *c);

@@ -214,7 +214,7 @@ void stream_tls_connected(struct conn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 	char *subject = tls_peer_subject(ssl);
-	log_debug("conn %lu %s: TLS %s established%s%s", c->id, c->peer, SSL_get_version(ssl),
+	log_conn(LOG_DEBUG, c->id, c->peer, "TLS %s established%s%s", SSL_get_version(ssl),
 		  subject ? ", client " : "", subject ? subject : "");
 	if (subject) {
 		free(c->principal);
@@ -233,11 +233,9 @@ void stream_log_end(struct conn *c, short what)
 	unsigned long tls_err = c->tls ? bufferevent_get_openssl_error(c->bev) : 0;
 	char buf[256];
 	if (tls_err)
-		log_info("conn %lu %s: TLS error: %s", c->id, c->peer,
-			 tls_last_error(tls_err, buf, sizeof(buf)));
+		log_conn(LOG_INFO, c->id, c->peer, "TLS error: %s", tls_last_error(tls_err, buf, sizeof(buf)));
 	else
-		log_debug("conn %lu %s: %s", c->id, c->peer,
-			  (what & BEV_EVENT_EOF) ? "peer closed" : "socket error");
+		log_conn(LOG_DEBUG, c->id, c->peer, "%s", (what & BEV_EVENT_EOF) ? "peer closed" : "socket error");
 	while (c->tls && bufferevent_get_openssl_error(c->bev))
 		; /* the rest of the error queue says nothing more */
 }

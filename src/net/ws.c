@@ -192,7 +192,7 @@ static bool handshake(struct conn *c)
 		conn_close(c, false);
 		return false;
 	}
-	log_debug("conn %lu %s: WebSocket open, subprotocol %s", c->id, c->peer, sub);
+	log_conn(LOG_DEBUG, c->id, c->peer, "WebSocket open, subprotocol %s", sub);
 	return true;
 }
 
@@ -227,8 +227,7 @@ static void ws_read(struct conn *c)
 	if (!ws_framer_reading(ws->framer) && !c->closing) {
 		/* The client closed, or broke the framing (the framer queued
 		 * the close frame with its code). */
-		log_debug("conn %lu %s: WebSocket closed (code %u)", c->id, c->peer,
-			  ws_framer_close_code(ws->framer));
+		log_conn(LOG_DEBUG, c->id, c->peer, "WebSocket closed (code %u)", ws_framer_close_code(ws->framer));
 		conn_close(c, true);
 	}
 }

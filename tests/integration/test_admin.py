@@ -3,6 +3,7 @@
 HTTP client, its answers checked against what real stomp.py clients did,
 bad requests, and the loopback-only rule."""
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -188,6 +189,8 @@ class AdminApi(StompTestCase):
         self.assertEqual(self.api.ok("DELETE", "/api/v1/connections/%d" % c["id"])["closed"],
                          True)
         lst.wait_disconnected()
+        self.broker.wait_for_log(r" info conn=%d %s: admin: closing the connection \(stomp\)$"
+                                 % (c["id"], re.escape(local)))
         wait_until(lambda: self.api.get("/api/v1/connections/%d" % c["id"])[0] == 404,
                    what="the connection gone from the API")
         self.assertEqual(self.api.request("DELETE", "/api/v1/connections/%d" % c["id"])[0], 404)
