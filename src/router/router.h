@@ -309,4 +309,19 @@ enum router_err router_create_queue(struct router *r, const char *name, bool *cr
  * *purged says how many. ROUTER_ENOTFOUND if there is no such queue. */
 enum router_err router_purge_queue(struct router *r, const char *name, size_t *purged);
 
+/* Moves up to `limit` (0: no limit) waiting messages of queue `src`, in
+ * delivery order, to queue `dst` (created if auto-create allows), or with
+ * dst NULL each to the queue its x-original-destination names (a
+ * dead-letter queue's messages back where they died, without the two
+ * dead-letter properties; those without one, or whose queue is gone,
+ * stay: *skipped). Each goes as a new message (new id, timestamp now)
+ * through the store first when durable, then the original is settled:
+ * router_sync then confirms once every moved message is on disk. Only
+ * messages in memory move, not paged ones. Stops at the first a queue
+ * refuses (ROUTER_EFULL) or the store cannot keep (ROUTER_ESTORE), with
+ * *moved saying how many went. ROUTER_ENOTFOUND: no queue src; EINVAL:
+ * dst is src or malformed. */
+enum router_err router_move(struct router *r, const char *src, const char *dst, size_t limit,
+			    size_t *moved, size_t *skipped);
+
 #endif
