@@ -976,6 +976,11 @@ struct consumer *subscription_consumer(const struct subscription *s)
 	return s->c;
 }
 
+void router_confirmed(struct router *r, double seconds)
+{
+	hist_observe(&r->stats.confirm_latency, seconds);
+}
+
 const struct router_stats *router_stats(const struct router *r)
 {
 	return &r->stats;

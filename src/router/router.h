@@ -14,6 +14,7 @@
 #include "router/message.h"
 #include "router/policy.h"
 #include "router/queue.h"
+#include "util/hist.h"
 
 /* The one list of errors the router reports; each adapter turns them into
  * its protocol's own in one function. */
@@ -275,6 +276,9 @@ struct router_stats {
 	uint64_t subscriptions;
 	uint64_t retained;
 	uint64_t dropped[DROP_NCAUSES]; /* let go undelivered, by cause, since start */
+	/* Durable publishes: from the publish to its confirmation's release
+	 * to the adapter (router/confirm.h). */
+	struct hist confirm_latency;
 };
 const struct router_stats *router_stats(const struct router *r);
 /* Calls fn once for each destination that let messages go undelivered
@@ -283,6 +287,9 @@ const struct router_stats *router_stats(const struct router *r);
 void router_take_drops(struct router *r,
 		       void (*fn)(const char *label, const uint64_t n[DROP_NCAUSES], void *arg),
 		       void *arg);
+/* A durable publish's confirmation went to its publisher `seconds` after
+ * the publish (router/confirm.c). */
+void router_confirmed(struct router *r, double seconds);
 /* The named queue, or NULL (tests, admin). */
 struct queue *router_find_queue(const struct router *r, const char *name);
 
