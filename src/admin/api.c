@@ -647,6 +647,29 @@ static int by_topic_name(const void *x, const void *y)
 		      json_string_value(json_object_get(*(json_t *const *)y, "name")));
 }
 
+void admin_reply_sorted(struct evhttp_request *req, json_t *list,
+			int (*cmp)(const void *x, const void *y))
+{
+	size_t n = json_array_size(list);
+	json_t **items = malloc((n ? n : 1) * sizeof(*items));
+	json_t *sorted = json_array();
+	if (!list || !items || !sorted) {
+		/* Unsorted rather than nothing. */
+		free(items);
+		json_decref(sorted);
+		admin_reply_json(req, 200, list);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		items[i] = json_array_get(list, i);
+	qsort(items, n, sizeof(*items), cmp);
+	for (size_t i = 0; i < n; i++)
+		json_array_append(sorted, items[i]);
+	free(items);
+	json_decref(list);
+	admin_reply_json(req, 200, sorted);
+}
+
 static void topics(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
@@ -654,28 +677,9 @@ static void topics(struct admin *a, struct evhttp_request *req, char **seg, size
 		if (!admin_only_get(req))
 			return;
 		json_t *list = json_array();
-		if (!list) {
-			admin_reply_json(req, 500, NULL);
-			return;
-		}
-		router_each_topic(a->b->router, topic_json, list);
-		size_t n = json_array_size(list);
-		json_t **items = malloc((n ? n : 1) * sizeof(*items));
-		json_t *sorted = json_array();
-		if (!items || !sorted) {
-			free(items);
-			json_decref(sorted);
-			admin_reply_json(req, 200, list);
-			return;
-		}
-		for (size_t i = 0; i < n; i++)
-			items[i] = json_array_get(list, i);
-		qsort(items, n, sizeof(*items), by_topic_name);
-		for (size_t i = 0; i < n; i++)
-			json_array_append(sorted, items[i]);
-		free(items);
-		json_decref(list);
-		admin_reply_json(req, 200, sorted);
+		if (list)
+			router_each_topic(a->b->router, topic_json, list);
+		admin_reply_sorted(req, list, by_topic_name);
 		return;
 	}
 	if (!valid_name(req, seg[0]))
@@ -716,7 +720,7 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 		return;
 	}
 	bool known = !strcmp(what, "connections") || !strcmp(what, "queues") ||
-		     !strcmp(what, "topics");
+		     !strcmp(what, "topics") || (!strcmp(what, "bindings") && nseg == 1);
 	if (!known) {
 		admin_reply_error(req, 404, "no such resource");
 		return;
@@ -725,6 +729,10 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 	 * is promoted. */
 	if (!a->b->active) {
 		admin_reply_error(req, 503, "standby: this node is not the active one");
+		return;
+	}
+	if (what[0] == 'b') {
+		admin_bindings(a, req);
 		return;
 	}
 	if (what[0] == 'c') {

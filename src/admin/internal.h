@@ -83,5 +83,12 @@ int admin_router_status(enum router_err err);
 void admin_move(struct admin *a, struct evhttp_request *req, const char *name);
 /* Drops the moves still waiting for the disk (the admin server closes). */
 void admin_moves_free(struct admin *a);
+/* Replies 200 with list's objects sorted by cmp (qsort's, on json_t *
+ * pointers); takes the caller's reference to list (NULL: out of memory,
+ * 500). */
+void admin_reply_sorted(struct evhttp_request *req, struct json_t *list,
+			int (*cmp)(const void *x, const void *y));
+/* GET /api/v1/bindings (api_bindings.c). */
+void admin_bindings(struct admin *a, struct evhttp_request *req);
 
 #endif

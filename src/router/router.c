@@ -976,6 +976,12 @@ struct consumer *subscription_consumer(const struct subscription *s)
 	return s->c;
 }
 
+void router_each_binding(const struct router *r,
+			 void (*fn)(const char *pattern, struct queue *q, void *arg), void *arg)
+{
+	topic_tree_each(r->tree, fn, arg);
+}
+
 void router_confirmed(struct router *r, double seconds)
 {
 	hist_observe(&r->stats.confirm_latency, seconds);

@@ -306,6 +306,13 @@ void router_each_topic(const struct router *r,
 		       void (*fn)(const char *name, size_t subscribers, bool retained, void *arg),
 		       void *arg);
 size_t router_topic_count(const struct router *r);
+/* Calls fn for each topic binding, in no order: its pattern and the queue
+ * it feeds, whose name (queue_name) is a named queue's (router_bind, a
+ * durable subscription's wharf.durable.* queue), or NULL for a
+ * subscription's private queue or a share group's, which queue_label
+ * names. fn must not change the router. */
+void router_each_binding(const struct router *r,
+			 void (*fn)(const char *pattern, struct queue *q, void *arg), void *arg);
 /* Creates the named queue whatever auto-create says; *created is false
  * when it existed already. ROUTER_EINVAL for a malformed name,
  * ROUTER_EFORBIDDEN for the broker's ($..., wharf.durable.*) and

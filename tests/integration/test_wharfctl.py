@@ -118,6 +118,28 @@ class Wharfctl(MqttTestCase):
         self.ctl("close", str(ids[0]))
         p.wait_disconnected()
 
+    def test_bindings(self):
+        p = self.paho(client_id="ctl-binder")
+        p.subscribe("ctl/b/+")
+        p.subscribe("$share/grp/ctl/shared/#")
+        conn, lst = stomp_connect(self.stomp_port, headers={"client-id": "ctl-durable"})
+        self.on_teardown(lambda: stomp_close(conn))
+        rid = new_receipt()
+        conn.subscribe("/topic/ctl.audit", id="d1",
+                       headers={"activemq.subscriptionName": "audit", "receipt": rid})
+        lst.wait_receipt(rid)
+        got = json.loads(self.ctl("--json", "bindings").stdout)
+        by = dict((b["pattern"], b) for b in got)
+        self.assertEqual(by["ctl.b.*"]["kind"], "subscription")
+        self.assertEqual(by["ctl.b.*"]["consumers"], 1)
+        self.assertEqual(by["ctl.shared.>"]["kind"], "share-group")
+        self.assertIn("grp", by["ctl.shared.>"]["label"])
+        self.assertEqual(by["ctl.audit"]["kind"], "durable-subscription")
+        self.assertTrue(by["ctl.audit"]["queue"].startswith("$stomp."))
+        out = self.ctl("bindings").stdout
+        self.assertEqual(out.split()[:2], ["PATTERN", "KIND"])
+        self.assertRegex(out, r"(?m)^ctl\.b\.\* +subscription ")
+
     def test_errors_and_usage(self):
         r = self.ctl("queue", "purge", "ctl.none-such", want=1)
         self.assertIn("no queue ctl.none-such", r.stderr)

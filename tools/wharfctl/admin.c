@@ -192,6 +192,9 @@ static const char *const conn_cols[] = { "id", "ID", "protocol", "PROTOCOL", "re
 static const char *const msg_cols[] = { "id", "ID", "timestamp", "TIMESTAMP", "persistent",
 					"PERSISTENT", "delivery_count", "DELIVERIES", "body", "BODY",
 					NULL };
+static const char *const binding_cols[] = { "pattern", "PATTERN", "kind", "KIND", "queue",
+					    "QUEUE", "label", "SUBSCRIPTION", "consumers",
+					    "CONSUMERS", "depth", "DEPTH", NULL };
 static const char *const alarm_cols[] = { "name", "NAME", "state", "STATE", "value", "VALUE",
 					  "threshold", "THRESHOLD", "reason", "REASON", NULL };
 
@@ -289,6 +292,8 @@ void wharfctl_admin_usage(FILE *f)
 		"  browse NAME [--count N]     the first N waiting messages, not taken (100)\n"
 		"  send DEST BODY [--persistent]\n"
 		"                              DEST is /queue/NAME, /topic/NAME or NAME (a queue)\n"
+		"  bindings                    topic bindings feeding queues: named queues,\n"
+		"                              subscriptions, share groups, durable ones\n"
 		"  connections                 client connections\n"
 		"  close ID                    closes connection ID\n"
 		"  move SRC [--to DST] [--count N]\n"
@@ -313,7 +318,8 @@ static int usage_error(const char *why)
 bool wharfctl_admin_command(const char *word)
 {
 	static const char *const words[] = { "broker", "queues", "queue", "browse", "send",
-					      "connections", "close", "move", "alarms", NULL };
+					      "connections", "close", "move", "alarms", "bindings",
+					      NULL };
 	for (const char *const *w = words; *w; w++)
 		if (!strcmp(word, *w))
 			return true;
@@ -356,6 +362,9 @@ int wharfctl_admin(int argc, char **argv)
 		return call(&o, EVHTTP_REQ_GET, strdup("/api/v1/queues"), NULL, queue_cols, NULL);
 	if (!strcmp(cmd, "connections") && n == 1)
 		return call(&o, EVHTTP_REQ_GET, strdup("/api/v1/connections"), NULL, conn_cols,
+			    NULL);
+	if (!strcmp(cmd, "bindings") && n == 1)
+		return call(&o, EVHTTP_REQ_GET, strdup("/api/v1/bindings"), NULL, binding_cols,
 			    NULL);
 	if (!strcmp(cmd, "alarms") && n == 1)
 		return alarms(&o);
