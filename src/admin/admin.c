@@ -281,6 +281,7 @@ void admin_free(struct admin *a)
 	if (!a)
 		return;
 	admin_access_free(a);
+	admin_moves_free(a);
 	if (a->http)
 		evhttp_free(a->http);
 	free(a);

@@ -72,7 +72,7 @@ static json_t *drops_json(const uint64_t n[DROP_NCAUSES])
 }
 
 /* Which HTTP status a router error becomes. */
-static int router_status(enum router_err err)
+int admin_router_status(enum router_err err)
 {
 	switch (err) {
 	case ROUTER_OK:
@@ -319,7 +319,7 @@ static void list_queues(struct admin *a, struct evhttp_request *req)
 
 /* The request body as a JSON object; replies 400 and returns NULL when it
  * is not one. evhttp has already refused a body past ADMIN_MAX_BODY. */
-static json_t *read_json(struct evhttp_request *req)
+json_t *admin_read_json(struct evhttp_request *req)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
@@ -429,7 +429,7 @@ static struct message *message_from_json(struct evhttp_request *req, json_t *j)
 static void send_message(struct admin *a, struct evhttp_request *req, enum dest_kind kind,
 			 const char *name)
 {
-	json_t *j = read_json(req);
+	json_t *j = admin_read_json(req);
 	if (!j)
 		return;
 	struct message *m = message_from_json(req, j);
@@ -440,7 +440,7 @@ static void send_message(struct admin *a, struct evhttp_request *req, enum dest_
 	struct publish_ctx pc = { .broker_own = false };
 	enum router_err err = router_publish(a->b->router, kind, name, &m, &pc);
 	if (err != ROUTER_OK && err != ROUTER_PENDING)
-		admin_reply_error(req, router_status(err), "%s", router_strerror(err));
+		admin_reply_error(req, admin_router_status(err), "%s", router_strerror(err));
 	else
 		admin_reply_json(req, 201,
 				 json_pack("{s:s,s:s,s:I,s:b}", "destination", name, "kind",
@@ -544,7 +544,7 @@ static void one_queue(struct admin *a, struct evhttp_request *req, const char *n
 		bool created = false;
 		enum router_err err = router_create_queue(r, name, &created);
 		if (err != ROUTER_OK) {
-			admin_reply_error(req, router_status(err), "%s", router_strerror(err));
+			admin_reply_error(req, admin_router_status(err), "%s", router_strerror(err));
 			return;
 		}
 		admin_reply_json(req, created ? 201 : 200,
@@ -564,7 +564,7 @@ static void one_queue(struct admin *a, struct evhttp_request *req, const char *n
 			return;
 		}
 		if (err != ROUTER_OK) {
-			admin_reply_error(req, router_status(err), "%s", router_strerror(err));
+			admin_reply_error(req, admin_router_status(err), "%s", router_strerror(err));
 			return;
 		}
 		admin_reply_json(req, 200, json_pack("{s:s,s:b,s:I}", "name", name, "deleted",
@@ -602,11 +602,15 @@ static void queues(struct admin *a, struct evhttp_request *req, char **seg, size
 		size_t purged = 0;
 		enum router_err err = router_purge_queue(a->b->router, name, &purged);
 		if (err != ROUTER_OK) {
-			admin_reply_error(req, router_status(err), "no queue %s", name);
+			admin_reply_error(req, admin_router_status(err), "no queue %s", name);
 			return;
 		}
 		admin_reply_json(req, 200, json_pack("{s:s,s:I}", "name", name, "purged",
 							     (json_int_t)purged));
+		return;
+	}
+	if (!strcmp(seg[1], "move")) {
+		admin_move(a, req, name);
 		return;
 	}
 	if (strcmp(seg[1], "messages")) {
@@ -643,6 +647,29 @@ static int by_topic_name(const void *x, const void *y)
 		      json_string_value(json_object_get(*(json_t *const *)y, "name")));
 }
 
+void admin_reply_sorted(struct evhttp_request *req, json_t *list,
+			int (*cmp)(const void *x, const void *y))
+{
+	size_t n = json_array_size(list);
+	json_t **items = malloc((n ? n : 1) * sizeof(*items));
+	json_t *sorted = json_array();
+	if (!list || !items || !sorted) {
+		/* Unsorted rather than nothing. */
+		free(items);
+		json_decref(sorted);
+		admin_reply_json(req, 200, list);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		items[i] = json_array_get(list, i);
+	qsort(items, n, sizeof(*items), cmp);
+	for (size_t i = 0; i < n; i++)
+		json_array_append(sorted, items[i]);
+	free(items);
+	json_decref(list);
+	admin_reply_json(req, 200, sorted);
+}
+
 static void topics(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
@@ -650,28 +677,9 @@ static void topics(struct admin *a, struct evhttp_request *req, char **seg, size
 		if (!admin_only_get(req))
 			return;
 		json_t *list = json_array();
-		if (!list) {
-			admin_reply_json(req, 500, NULL);
-			return;
-		}
-		router_each_topic(a->b->router, topic_json, list);
-		size_t n = json_array_size(list);
-		json_t **items = malloc((n ? n : 1) * sizeof(*items));
-		json_t *sorted = json_array();
-		if (!items || !sorted) {
-			free(items);
-			json_decref(sorted);
-			admin_reply_json(req, 200, list);
-			return;
-		}
-		for (size_t i = 0; i < n; i++)
-			items[i] = json_array_get(list, i);
-		qsort(items, n, sizeof(*items), by_topic_name);
-		for (size_t i = 0; i < n; i++)
-			json_array_append(sorted, items[i]);
-		free(items);
-		json_decref(list);
-		admin_reply_json(req, 200, sorted);
+		if (list)
+			router_each_topic(a->b->router, topic_json, list);
+		admin_reply_sorted(req, list, by_topic_name);
 		return;
 	}
 	if (!valid_name(req, seg[0]))
@@ -712,7 +720,7 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 		return;
 	}
 	bool known = !strcmp(what, "connections") || !strcmp(what, "queues") ||
-		     !strcmp(what, "topics");
+		     !strcmp(what, "topics") || (!strcmp(what, "bindings") && nseg == 1);
 	if (!known) {
 		admin_reply_error(req, 404, "no such resource");
 		return;
@@ -721,6 +729,10 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 	 * is promoted. */
 	if (!a->b->active) {
 		admin_reply_error(req, 503, "standby: this node is not the active one");
+		return;
+	}
+	if (what[0] == 'b') {
+		admin_bindings(a, req);
 		return;
 	}
 	if (what[0] == 'c') {

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "router/router.h"
+
 struct broker;
 struct evhttp;
 struct evhttp_bound_socket;
@@ -17,12 +19,14 @@ struct queue;
 #define ADMIN_MAX_BODY (1024 * 1024)
 
 struct admin_wait;
+struct admin_move;
 
 struct admin {
 	struct broker *b;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
 	struct admin_wait *waits; /* requests whose password is being checked (access.c) */
+	struct admin_move *moves; /* moves waiting for the disk (api_move.c) */
 };
 
 /* Serves req as `user` (NULL: authentication off, nothing checked). */
@@ -67,5 +71,24 @@ int admin_sorted_queues(struct broker *b, struct queue ***out, size_t *n);
 void admin_metrics(struct admin *a, struct evhttp_request *req);
 /* /api/v1/...: seg holds the percent-decoded path segments after "v1". */
 void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg);
+
+/* The request body as a JSON object (a new reference); replies 400 and
+ * returns NULL when it is not one. */
+struct json_t *admin_read_json(struct evhttp_request *req);
+/* The HTTP status a router error becomes. */
+int admin_router_status(enum router_err err);
+
+/* POST /api/v1/queues/NAME/move (api_move.c): answers once the moved
+ * durable messages are on disk. */
+void admin_move(struct admin *a, struct evhttp_request *req, const char *name);
+/* Drops the moves still waiting for the disk (the admin server closes). */
+void admin_moves_free(struct admin *a);
+/* Replies 200 with list's objects sorted by cmp (qsort's, on json_t *
+ * pointers); takes the caller's reference to list (NULL: out of memory,
+ * 500). */
+void admin_reply_sorted(struct evhttp_request *req, struct json_t *list,
+			int (*cmp)(const void *x, const void *y));
+/* GET /api/v1/bindings (api_bindings.c). */
+void admin_bindings(struct admin *a, struct evhttp_request *req);
 
 #endif

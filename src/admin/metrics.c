@@ -61,6 +61,24 @@ static void sample_label(struct evbuffer *out, const char *name, const char *lab
 	evbuffer_add_printf(out, "\"} %s\n", number);
 }
 
+/* A histogram family: cumulative buckets, +Inf, _sum and _count. */
+static void histogram(struct evbuffer *out, const char *name, const char *help,
+		      const struct hist *h)
+{
+	family(out, name, "histogram", help);
+	uint64_t sum = 0;
+	for (int i = 0; i <= HIST_NBOUNDS; i++) {
+		sum += h->n[i];
+		if (i < HIST_NBOUNDS)
+			evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+					    hist_bounds[i], sum);
+		else
+			evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, sum);
+	}
+	evbuffer_add_printf(out, "%s_sum %.9g\n%s_count %" PRIu64 "\n", name, h->sum, name,
+			    h->count);
+}
+
 /* ---- per protocol ----------------------------------------------------------- */
 
 struct proto_sums {
@@ -293,6 +311,8 @@ static void store_metrics(struct evbuffer *out, struct broker *b)
 		family(out, f[i].name, f[i].type, f[i].help);
 		sample_u(out, f[i].name, v[i]);
 	}
+	histogram(out, "wharf_journal_fsync_duration_seconds",
+		  "fdatasync of journal segments, on the journal's writer thread.", &js.fsync);
 }
 
 static void process_metrics(struct evbuffer *out, struct broker *b)
@@ -393,6 +413,10 @@ void admin_metrics(struct admin *a, struct evhttp_request *req)
 	sample_u(out, "wharf_subscriptions", rs->subscriptions);
 	family(out, "wharf_retained_messages", "gauge", "Retained topic messages.");
 	sample_u(out, "wharf_retained_messages", rs->retained);
+	histogram(out, "wharf_confirm_latency_seconds",
+		  "Durable publishes, from the publish to its confirmation (PUBACK, RECEIPT, "
+		  "AMQP accepted) being sent.",
+		  &rs->confirm_latency);
 	size_t cap = b->cfg->admin.metrics_max_destinations;
 	size_t omitted = per_queue(out, b, cap) + per_topic(out, b, cap);
 	family(out, "wharf_metrics_omitted_destinations", "gauge",

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "util/hist.h"
+
 void confirmq_init(struct confirm_queue *q, struct router *r,
 		   void (*release)(void *ctx, struct confirm *e), void *ctx)
 {
@@ -42,6 +44,10 @@ static void flush(struct confirm_queue *q)
 {
 	struct confirm *e;
 	while ((e = q->head) && e->ready) {
+		if (e->stored_us && e->err == ROUTER_OK) {
+			router_confirmed(q->r, (double)(hist_now_us() - e->stored_us) / 1e6);
+			e->stored_us = 0;
+		}
 		q->release(q->ctx, e);
 		if (!e->ready)
 			return; /* re-armed: it stays first (confirmq_rearm) */
@@ -77,8 +83,11 @@ enum router_err confirmq_publish(struct confirm_queue *q, struct confirm *e, enu
 		ctx = &own;
 	e->rc.done = stored;
 	ctx->confirm = &e->rc;
+	int64_t t0 = hist_now_us();
 	enum router_err err = router_publish(q->r, kind, name, m, ctx);
 	e->blocked = ctx->blocked;
+	if (err == ROUTER_PENDING)
+		e->stored_us = t0;
 	if (err != ROUTER_PENDING)
 		confirmq_ready(q, e, err);
 	return err;

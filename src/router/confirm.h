@@ -21,6 +21,7 @@ struct confirm {
 	bool ready;
 	enum router_err err;       /* the outcome, once ready */
 	bool blocked;              /* the publish left a destination full */
+	int64_t stored_us;         /* a durable publish's start (hist_now_us), else 0 */
 	/* The adapter's, for its release callback: */
 	uint64_t tag;
 	char *text;                /* freed with the entry */

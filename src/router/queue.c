@@ -394,6 +394,27 @@ static void drop_ready(struct queue *q, struct delivery *d, enum queue_drop why)
 	check_room(q);
 }
 
+size_t queue_take(struct queue *q, size_t limit, int (*fn)(const struct message *m, void *arg),
+		  void *arg)
+{
+	size_t n = 0;
+	struct delivery *d = ready_first(q);
+	while (d && n < limit) {
+		struct delivery *next = ready_next(q, d);
+		int rc = fn(d->msg, arg);
+		if (rc < 0)
+			break;
+		if (rc > 0) {
+			ready_remove(q, d);
+			delivery_done(q, d);
+			n++;
+		}
+		d = next;
+	}
+	check_room(q);
+	return n;
+}
+
 static struct message *page_get(struct queue *q, uint64_t *rec)
 {
 	struct message *m = q->page_ops->get(q->pager, rec);

@@ -190,6 +190,12 @@ const uint64_t *queue_drops(const struct queue *q);
  * must not call back into q. Returns how many fn saw. */
 size_t queue_browse(const struct queue *q, size_t limit,
 		    void (*fn)(const struct message *m, uint32_t count, void *arg), void *arg);
+/* Hands fn the waiting messages in memory in delivery order (paged ones
+ * are not seen), up to `limit` taken: fn returns 1 when it has put the
+ * message elsewhere (q then settles it and lets it go), 0 to leave it, -1
+ * to stop. fn must not call back into q. Returns how many were taken. */
+size_t queue_take(struct queue *q, size_t limit, int (*fn)(const struct message *m, void *arg),
+		  void *arg);
 /* How many topic bindings lead to q (kept by the router). */
 unsigned queue_bindings(const struct queue *q);
 void queue_set_bindings(struct queue *q, unsigned n);

@@ -976,6 +976,17 @@ struct consumer *subscription_consumer(const struct subscription *s)
 	return s->c;
 }
 
+void router_each_binding(const struct router *r,
+			 void (*fn)(const char *pattern, struct queue *q, void *arg), void *arg)
+{
+	topic_tree_each(r->tree, fn, arg);
+}
+
+void router_confirmed(struct router *r, double seconds)
+{
+	hist_observe(&r->stats.confirm_latency, seconds);
+}
+
 const struct router_stats *router_stats(const struct router *r)
 {
 	return &r->stats;
@@ -1067,4 +1078,83 @@ enum router_err router_purge_queue(struct router *r, const char *name, size_t *p
 	*purged = queue_depth(q);
 	queue_purge(q);
 	return ROUTER_OK;
+}
+
+struct move {
+	struct router *r;
+	struct queue *src, *dst; /* dst NULL: each message's origin */
+	enum router_err err;
+	size_t skipped;
+};
+
+static const char *origin_of(const struct message *m)
+{
+	for (size_t i = 0; i < m->nprops; i++)
+		if (!strcmp(m->props[i].name, "x-original-destination"))
+			return m->props[i].value;
+	return NULL;
+}
+
+/* One message of a move: a copy goes into its new queue (through the
+ * store first when durable) before the source settles the original, as
+ * dead-lettering does. */
+static int move_one(const struct message *m, void *arg)
+{
+	struct move *mv = arg;
+	struct queue *to = mv->dst;
+	if (!to) {
+		const char *origin = origin_of(m);
+		to = origin && check_name(origin, false, false) == ROUTER_OK ?
+			     map_get(mv->r->queues, origin) : NULL;
+		if (!to || to == mv->src) {
+			mv->skipped++;
+			return 0;
+		}
+	}
+	struct message *copy = message_copy(m);
+	if (!copy || message_set(&copy->dest, queue_name(to)) < 0) {
+		message_unref(copy);
+		mv->err = ROUTER_ENOMEM;
+		return -1;
+	}
+	if (!mv->dst) {
+		/* Back where it came from, as it was before it died. */
+		message_del_prop(copy, "x-death-reason");
+		message_del_prop(copy, "x-original-destination");
+	}
+	copy->id = ++mv->r->next_msg_id;
+	copy->timestamp_ms = clock_wall_ms();
+	copy->dest_kind = DEST_QUEUE;
+	struct publish p = { 0 };
+	enqueue_msg(mv->r, &p, to, copy);
+	message_unref(copy);
+	if (p.refused || p.store_failed || p.oom) {
+		mv->err = p.refused ? ROUTER_EFULL : p.store_failed ? ROUTER_ESTORE : ROUTER_ENOMEM;
+		return -1;
+	}
+	return 1;
+}
+
+enum router_err router_move(struct router *r, const char *src, const char *dst, size_t limit,
+			    size_t *moved, size_t *skipped)
+{
+	*moved = *skipped = 0;
+	struct queue *from = map_get(r->queues, src);
+	if (!from)
+		return ROUTER_ENOTFOUND;
+	struct move mv = { .r = r, .src = from, .err = ROUTER_OK };
+	if (dst) {
+		enum router_err err = check_name(dst, false, false);
+		if (err == ROUTER_OK && has_prefix(dst, TEMP_PREFIX))
+			err = ROUTER_EFORBIDDEN;
+		if (err == ROUTER_OK && !strcmp(dst, src))
+			err = ROUTER_EINVAL;
+		if (err != ROUTER_OK)
+			return err;
+		if (!(mv.dst = get_queue(r, dst, false, &err)))
+			return err;
+	}
+	*moved = queue_take(from, limit ? limit : SIZE_MAX, move_one, &mv);
+	*skipped = mv.skipped;
+	return mv.err;
 }

@@ -14,6 +14,7 @@
 #include "router/message.h"
 #include "router/policy.h"
 #include "router/queue.h"
+#include "util/hist.h"
 
 /* The one list of errors the router reports; each adapter turns them into
  * its protocol's own in one function. */
@@ -275,6 +276,9 @@ struct router_stats {
 	uint64_t subscriptions;
 	uint64_t retained;
 	uint64_t dropped[DROP_NCAUSES]; /* let go undelivered, by cause, since start */
+	/* Durable publishes: from the publish to its confirmation's release
+	 * to the adapter (router/confirm.h). */
+	struct hist confirm_latency;
 };
 const struct router_stats *router_stats(const struct router *r);
 /* Calls fn once for each destination that let messages go undelivered
@@ -283,6 +287,9 @@ const struct router_stats *router_stats(const struct router *r);
 void router_take_drops(struct router *r,
 		       void (*fn)(const char *label, const uint64_t n[DROP_NCAUSES], void *arg),
 		       void *arg);
+/* A durable publish's confirmation went to its publisher `seconds` after
+ * the publish (router/confirm.c). */
+void router_confirmed(struct router *r, double seconds);
 /* The named queue, or NULL (tests, admin). */
 struct queue *router_find_queue(const struct router *r, const char *name);
 
@@ -299,6 +306,13 @@ void router_each_topic(const struct router *r,
 		       void (*fn)(const char *name, size_t subscribers, bool retained, void *arg),
 		       void *arg);
 size_t router_topic_count(const struct router *r);
+/* Calls fn for each topic binding, in no order: its pattern and the queue
+ * it feeds, whose name (queue_name) is a named queue's (router_bind, a
+ * durable subscription's wharf.durable.* queue), or NULL for a
+ * subscription's private queue or a share group's, which queue_label
+ * names. fn must not change the router. */
+void router_each_binding(const struct router *r,
+			 void (*fn)(const char *pattern, struct queue *q, void *arg), void *arg);
 /* Creates the named queue whatever auto-create says; *created is false
  * when it existed already. ROUTER_EINVAL for a malformed name,
  * ROUTER_EFORBIDDEN for the broker's ($..., wharf.durable.*) and
@@ -308,5 +322,20 @@ enum router_err router_create_queue(struct router *r, const char *name, bool *cr
  * stored ones are settled); messages out to consumers stay theirs.
  * *purged says how many. ROUTER_ENOTFOUND if there is no such queue. */
 enum router_err router_purge_queue(struct router *r, const char *name, size_t *purged);
+
+/* Moves up to `limit` (0: no limit) waiting messages of queue `src`, in
+ * delivery order, to queue `dst` (created if auto-create allows), or with
+ * dst NULL each to the queue its x-original-destination names (a
+ * dead-letter queue's messages back where they died, without the two
+ * dead-letter properties; those without one, or whose queue is gone,
+ * stay: *skipped). Each goes as a new message (new id, timestamp now)
+ * through the store first when durable, then the original is settled:
+ * router_sync then confirms once every moved message is on disk. Only
+ * messages in memory move, not paged ones. Stops at the first a queue
+ * refuses (ROUTER_EFULL) or the store cannot keep (ROUTER_ESTORE), with
+ * *moved saying how many went. ROUTER_ENOTFOUND: no queue src; EINVAL:
+ * dst is src or malformed. */
+enum router_err router_move(struct router *r, const char *src, const char *dst, size_t limit,
+			    size_t *moved, size_t *skipped);
 
 #endif

@@ -2,6 +2,7 @@
 #include "router/topic.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,4 +239,48 @@ int topic_tree_match(const struct topic_tree *t, const char *name,
 	match_node(&t->root, 0, &m);
 	free(levels);
 	return 0;
+}
+
+struct walk {
+	void (*fn)(const char *pattern, struct queue *q, void *arg);
+	void *arg;
+	char pattern[ADDRESS_MAX_LEN + 2];
+};
+
+static void walk_node(struct topic_node *n, struct walk *w, size_t len);
+
+static void walk_child(const char *key, void *value, void *arg)
+{
+	struct walk *w = arg;
+	walk_node(value, w, strlen(w->pattern));
+}
+
+static void walk_node(struct topic_node *n, struct walk *w, size_t len)
+{
+	size_t base = len;
+	if (n->level) {
+		size_t add = strlen(n->level) + (len > 0);
+		if (len + add >= sizeof(w->pattern))
+			return;
+		snprintf(w->pattern + len, sizeof(w->pattern) - len, "%s%s", len ? "." : "",
+			 n->level);
+		len += add;
+	}
+	for (struct topic_binding *b = n->bindings; b; b = b->next)
+		w->fn(w->pattern, b->q, w->arg);
+	if (n->children)
+		map_each(n->children, walk_child, w);
+	if (n->star)
+		walk_node(n->star, w, len);
+	if (n->gt)
+		walk_node(n->gt, w, len);
+	/* Back to the parent's pattern for its next child. */
+	w->pattern[base] = '\0';
+}
+
+void topic_tree_each(const struct topic_tree *t,
+		     void (*fn)(const char *pattern, struct queue *q, void *arg), void *arg)
+{
+	struct walk w = { .fn = fn, .arg = arg };
+	walk_node((struct topic_node *)&t->root, &w, 0);
 }

@@ -30,5 +30,9 @@ struct topic_binding *topic_tree_find(const struct topic_tree *t, const char *pa
 int topic_tree_match(const struct topic_tree *t, const char *name,
 		     void (*fn)(struct queue *q, void *arg), void *arg);
 size_t topic_tree_count(const struct topic_tree *t);
+/* Calls fn with each binding's pattern and queue, in no order. fn must
+ * not change the tree. */
+void topic_tree_each(const struct topic_tree *t,
+		     void (*fn)(const char *pattern, struct queue *q, void *arg), void *arg);
 
 #endif

@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/hist.h"
+
 struct event_base;
 struct journal;
 
@@ -78,6 +80,7 @@ struct journal_stats {
 	uint64_t pending;        /* appended, done not called yet */
 	uint64_t pending_bytes;  /* their payload bytes: for back-pressure */
 	uint64_t released;       /* segment files deleted since open */
+	struct hist fsync;       /* durations of fdatasync on segments */
 };
 
 /* Called for each good record, in order, during journal_open. `data` is

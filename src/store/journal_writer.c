@@ -95,9 +95,15 @@ static int w_sync(struct journal *j, int fd)
 	if (e)
 		return e;
 	int r;
+	int64_t t0 = hist_now_us();
 	do
 		r = fdatasync(fd);
 	while (r < 0 && errno == EINTR);
+	int64_t us = hist_now_us() - t0;
+	/* The writer thread's: journal_stats reads it under the lock. */
+	pthread_mutex_lock(&j->mu);
+	hist_observe(&j->st.fsync, (double)us / 1e6);
+	pthread_mutex_unlock(&j->mu);
 	return r < 0 ? errno : 0;
 }
 

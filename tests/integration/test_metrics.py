@@ -190,5 +190,51 @@ class PrometheusScrape(StompTestCase):
         self.assertEqual(status, 200)
 
 
+class LatencyHistograms(StompTestCase):
+    """The fsync and confirmation histograms, on a broker of their own (the
+    scrape tests above count every message)."""
+
+    config = "[admin]\nlisten = http://127.0.0.1:0\n"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.api = Admin(admin_port(cls.broker))
+
+    def histogram(self, name):
+        """A histogram's cumulative bucket counts (by bound, in order) and
+        its _count, from a direct scrape."""
+        text = self.api.get("/metrics")[1]
+        buckets = [(l.split('le="')[1].split('"')[0], int(l.split(" ")[1]))
+                   for l in text.splitlines() if l.startswith(name + "_bucket{")]
+        count = [int(l.split(" ")[1]) for l in text.splitlines()
+                 if l.startswith(name + "_count ")][0]
+        return buckets, count
+
+    @unittest.skipUnless(os.path.exists(PROMTOOL), "promtool is not installed")
+    def test_latency_histograms_grow_with_durable_publishes(self):
+        confirm0 = self.histogram("wharf_confirm_latency_seconds")[1]
+        fsync0 = self.histogram("wharf_journal_fsync_duration_seconds")[1]
+        conn, lst = self.connect()
+        # Each with a receipt: the confirmation follows the fsync.
+        for i in range(20):
+            rid = "r%d" % i
+            conn.send("/queue/hist.durable", "m%d" % i,
+                      headers={"persistent": "true", "receipt": rid})
+            lst.wait_receipt(rid)
+        for name, before, grew in (("wharf_confirm_latency_seconds", confirm0, 20),
+                                   ("wharf_journal_fsync_duration_seconds", fsync0, 1)):
+            buckets, count = self.histogram(name)
+            self.assertGreaterEqual(count - before, grew, name)
+            self.assertEqual(buckets[-1], ("+Inf", count), name)
+            counts = [n for _, n in buckets]
+            self.assertEqual(counts, sorted(counts), name + ": buckets are cumulative")
+        text = self.api.get("/metrics")[1]
+        r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout + r.stderr, "")
+
+
 if __name__ == "__main__":
     main()
