@@ -22,6 +22,7 @@
 #include "ha/sender.h"
 #include "log.h"
 #include "net/conn.h"
+#include "router/router.h"
 #include "store/journal.h"
 #include "store/store.h"
 
@@ -96,12 +97,16 @@ static void status_text(struct ha *ha, char *out, size_t n)
 
 /* ---- the planned switch-over (FAILOVER) ---------------------------------
  *
- * 1. Client input stops (conn_drain_input): nothing new is written for
- *    clients; output, deliveries and confirmations go on.
- * 2. Wait, at most HANDOVER_WAIT_MS, until the standby is attached and in
- *    sync, the arbiter names it in the sync key, nothing is waiting to be
- *    written and its ACK covers the journal's durable end. Else refuse:
- *    input resumes and wharfctl is told.
+ * 1. Named queues stop delivering (router_hold_deliveries) while client
+ *    input is still read, until every delivery out to a consumer is
+ *    acknowledged or HANDOVER_SETTLE_MS passed: what is acknowledged here
+ *    is not delivered again by the new active.
+ * 2. Client input stops (conn_drain_input): nothing new is written for
+ *    clients; output and confirmations go on. Wait, at most
+ *    HANDOVER_WAIT_MS, until the standby is attached and in sync, the
+ *    arbiter names it in the sync key, nothing is waiting to be written
+ *    and its ACK covers the journal's durable end. Else refuse: input and
+ *    deliveries resume and wharfctl is told.
  * 3. The gate is turned on at the ACK (nothing above it is confirmed from
  *    here on, whatever ha.sync says) and the lead is given up
  *    (arbiter_resign): the standby is elected within milliseconds and,
@@ -141,6 +146,7 @@ static void handover_refuse(struct ha *ha)
 		 "again",
 		 ha->standby ? ha->standby->peer_id : "(none)", HANDOVER_WAIT_MS);
 	conn_drain_input(ha->b, false);
+	router_hold_deliveries(ha->b->router, false);
 	ha->handover = HANDOVER_NONE;
 	event_del(ha->handover_ev);
 	handover_answer(ha, "failover refused: standby not in sync");
@@ -156,6 +162,19 @@ static void handover_cb(evutil_socket_t fd, short what, void *arg)
 	switch (ha->handover) {
 	case HANDOVER_NONE:
 		event_del(ha->handover_ev);
+		return;
+	case HANDOVER_SETTLE:
+		if (!ha->b->active)
+			return;
+		if (router_unacked(ha->b->router) && now < ha->handover_deadline_ms)
+			return;
+		conn_drain_input(ha->b, true);
+		log_info("replication: switch-over: %zu deliveries left unacknowledged after %" PRId64
+			 " ms; client input stopped; waiting for standby %s",
+			 router_unacked(ha->b->router), now - ha->handover_since_ms,
+			 ha->standby ? ha->standby->peer_id : "(none attached)");
+		ha->handover = HANDOVER_WAIT;
+		ha->handover_deadline_ms = now + HANDOVER_WAIT_MS;
 		return;
 	case HANDOVER_WAIT:
 		if (!ha->b->active) /* lost the lead meanwhile: restarting anyway */
@@ -222,14 +241,14 @@ static int failover_request(struct link *l)
 		return 1;
 	}
 	int64_t now = ha_now_ms();
-	ha->handover = HANDOVER_WAIT;
+	ha->handover = HANDOVER_SETTLE;
 	ha->handover_ctl = l;
 	ha->handover_since_ms = now;
-	ha->handover_deadline_ms = now + HANDOVER_WAIT_MS;
+	ha->handover_deadline_ms = now + HANDOVER_SETTLE_MS;
 	bufferevent_disable(l->bev, EV_READ); /* it asks nothing more */
-	conn_drain_input(ha->b, true);
-	log_info("replication: switch-over asked: client input stopped; waiting for standby %s",
-		 ha->standby ? ha->standby->peer_id : "(none attached)");
+	router_hold_deliveries(ha->b->router, true);
+	log_info("replication: switch-over asked: queues hold their deliveries; waiting for the "
+		 "%zu out to consumers to be acknowledged", router_unacked(ha->b->router));
 	struct timeval tick = { 0, HANDOVER_TICK_MS * 1000 };
 	event_add(ha->handover_ev, &tick);
 	return 1;

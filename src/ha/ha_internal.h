@@ -63,11 +63,15 @@ struct link {
 /* A planned switch-over (wharfctl failover, ha_control.c). */
 enum handover {
 	HANDOVER_NONE,
+	HANDOVER_SETTLE,    /* named queues hold their deliveries: waiting for acks */
 	HANDOVER_WAIT,      /* client input stopped: waiting for the standby */
 	HANDOVER_RESIGNED,  /* the lead given up: waiting for the standby to take it */
 	HANDOVER_ANSWERED,  /* wharfctl answered: restarting once it has the answer */
 };
-/* How long the active waits for its standby before it refuses. */
+/* How long the active waits for consumers to acknowledge what they hold
+ * (then the rest is redelivered by the new active), and for its standby
+ * before it refuses. */
+#define HANDOVER_SETTLE_MS 3000
 #define HANDOVER_WAIT_MS 10000
 #define HANDOVER_TICK_MS 5
 /* wharfctl link-drop holds the link down for at most this long. */

@@ -53,6 +53,7 @@ struct queue {
 	size_t ready_bytes;      /* their bodies: max_bytes */
 	size_t ready_mem;        /* all they cost in memory: paging */
 	struct mem_account *acct; /* shared with other queues, or NULL */
+	const bool *hold;        /* shared with other queues, or NULL */
 	struct queue_limits lim;
 	struct groups *groups;   /* made on the first message with a group */
 	size_t nunacked;
@@ -199,6 +200,11 @@ static void ready_remove(struct queue *q, struct delivery *d)
 void queue_set_mem_account(struct queue *q, struct mem_account *a)
 {
 	q->acct = a;
+}
+
+void queue_set_hold(struct queue *q, const bool *hold)
+{
+	q->hold = hold;
 }
 
 static int highest(unsigned mask)
@@ -779,6 +785,8 @@ static bool dispatch_one(struct queue *q, int64_t now)
 
 void queue_dispatch(struct queue *q)
 {
+	if (q->hold && *q->hold)
+		return;
 	if (q->dispatching) {
 		q->again = true; /* a consumer's callback reached back in: finish in the outer loop */
 		return;

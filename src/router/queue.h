@@ -230,6 +230,10 @@ struct mem_account {
 };
 /* q's waiting messages count in a too (which must outlive q). */
 void queue_set_mem_account(struct queue *q, struct mem_account *a);
+/* While *hold is true q hands nothing to its consumers (a planned
+ * switch-over lets the deliveries already out be acknowledged first); hold
+ * must outlive q. queue_dispatch() q once it is false again. */
+void queue_set_hold(struct queue *q, const bool *hold);
 /* Drops the dead messages waiting in memory (see above). */
 void queue_drop_dead(struct queue *q);
 /* Drops every waiting message, settling stored ones (a queue deleted). */

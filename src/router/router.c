@@ -54,6 +54,7 @@ struct router {
 	struct map *drops;      /* label -> struct drop_tally, since router_take_drops */
 	struct mem_account mem;         /* what every queue's waiting messages use */
 	bool mem_alarm;                 /* logged as over broker_memory_limit */
+	bool hold;                      /* named queues deliver nothing (router_hold_deliveries) */
 	uint64_t next_msg_id;
 	struct router_stats stats;
 	const struct acl *acl;          /* NULL: everything allowed */
@@ -382,6 +383,7 @@ static struct queue *new_queue(struct router *r, const char *name, size_t max_re
 		queue_set_alive_cb(q, alive_cb, r);
 		queue_set_count_cbs(q, count_of_cb, counted_cb, r);
 		queue_set_dead_letter_cb(q, dead_letter_cb, r);
+		queue_set_hold(q, &r->hold);
 		apply_policy(r, q);
 		attach_pager(r, q);
 	}
@@ -1052,6 +1054,31 @@ void router_each_topic(const struct router *r,
 {
 	struct each_topic et = { r, fn, arg };
 	map_each(r->topics, each_topic_cb, &et);
+}
+
+static void dispatch_cb(struct queue *q, void *arg)
+{
+	(void)arg;
+	queue_dispatch(q);
+}
+
+void router_hold_deliveries(struct router *r, bool on)
+{
+	r->hold = on;
+	if (!on)
+		router_each_queue(r, dispatch_cb, NULL);
+}
+
+static void add_unacked(struct queue *q, void *arg)
+{
+	*(size_t *)arg += queue_unacked(q);
+}
+
+size_t router_unacked(const struct router *r)
+{
+	size_t n = 0;
+	router_each_queue(r, add_unacked, &n);
+	return n;
 }
 
 size_t router_topic_count(const struct router *r)

@@ -306,6 +306,13 @@ void router_each_topic(const struct router *r,
 		       void (*fn)(const char *name, size_t subscribers, bool retained, void *arg),
 		       void *arg);
 size_t router_topic_count(const struct router *r);
+/* A planned switch-over: while on, named queues (which keep what outlives
+ * a node) deliver nothing, so that what is out to consumers can be
+ * acknowledged before the hand-over; private subscriptions go on. Off,
+ * they deliver again. */
+void router_hold_deliveries(struct router *r, bool on);
+/* Deliveries of named queues out to consumers and not yet acknowledged. */
+size_t router_unacked(const struct router *r);
 /* Calls fn for each topic binding, in no order: its pattern and the queue
  * it feeds, whose name (queue_name) is a named queue's (router_bind, a
  * durable subscription's wharf.durable.* queue), or NULL for a

@@ -158,6 +158,75 @@ class FailoverTest(unittest.TestCase):
         self.assertFalse(active.active())
         self.assertIn("giving it the lead", active.brokers[-1].output())
 
+    def test_switch_over_redelivers_nothing_to_a_consumer_that_acks(self):
+        """A consumer acknowledging each message ~20 ms after it came: the
+        switch-over lets those acks in before it hands over, so the new
+        active delivers nothing again (no `redelivered`, nothing twice)."""
+        active, standby = self.pair("settle")
+        confirmed, stop = [], threading.Event()
+        pub = threading.Thread(target=publish_stream,
+                               args=(active.stomp_port(), 2000, confirmed, stop))
+        pub.start()
+        got, redelivered, phase = [], [], {"port": active.stomp_port(), "done": False}
+
+        def consume():
+            while not phase["done"]:
+                try:
+                    conn, lst = stomp_connect(phase["port"])
+                except Exception:
+                    time.sleep(0.1)
+                    continue
+                conn.subscribe(QUEUE, id="s", ack="client-individual",
+                               headers={"activemq.prefetchSize": "10"})
+                seen = 0
+                while conn.is_connected() and not phase["done"]:
+                    time.sleep(0.01)
+                    with lst.cond:
+                        frames = lst.messages[seen:]
+                    seen += len(frames)
+                    for f in frames:
+                        got.append(f.body)
+                        if f.headers.get("redelivered") == "true":
+                            redelivered.append(f.body)
+                        try:
+                            conn.ack(f.headers["ack"])
+                        except Exception:
+                            break
+                try:
+                    conn.disconnect()
+                except Exception:
+                    pass
+                time.sleep(0.1)
+
+        con = threading.Thread(target=consume)
+        con.start()
+        try:
+            wait_until(lambda: len(got) >= 300, 30, what="300 messages consumed")
+            r = self.wharfctl(active.repl, "failover")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            wait_until(standby.active, 10, what="the standby taking over")
+            stop.set()
+            pub.join(10)
+            phase["port"] = standby.stomp_port()
+            n = len(confirmed)
+            missing = lambda: set(range(n)) - {int(b[2:]) for b in got}
+            try:
+                wait_until(lambda: not missing(), 30, what="every receipted message consumed")
+            except AssertionError:
+                print("# %d consumed; missing %s\n# old active:\n%s\n# new active:\n%s"
+                      % (len(got), sorted(missing())[:20], active.output()[-3000:],
+                         standby.output()[-3000:]))
+                raise
+            time.sleep(1.0)  # anything delivered twice comes now
+        finally:
+            phase["done"] = True
+            stop.set()
+            con.join(15)
+        print("# %d consumed, %d receipted, %d redelivered" % (len(got), n, len(redelivered)))
+        self.assertIn("deliveries left unacknowledged", active.brokers[-1].output())
+        self.assertEqual(redelivered, [], "marked redelivered after the switch-over")
+        self.assertEqual(len(got), len(set(got)), "consumed twice")
+
     def _secret(self):
         path = os.path.join(self.dir, "secret")
         with open(path, "w") as f:

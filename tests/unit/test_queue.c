@@ -290,6 +290,31 @@ static void test_admin_snapshots(void)
 	queue_free(q);
 }
 
+/* A switch-over's hold: nothing new goes out, acks still come in. */
+static void test_hold(void)
+{
+	struct queue *q = queue_new("h", 0);
+	bool hold = false;
+	queue_set_hold(q, &hold);
+	struct consumer_options o = { .window = 2 };
+	struct rec a = { 0 };
+	next_id = 0;
+	put(q, 5);
+	struct consumer *c = queue_consumer_add(q, &o, &rec_ops, &a);
+	ok(a.n == 2 && queue_unacked(q) == 2, "two out before the hold");
+	hold = true;
+	delivery_ack(a.ds[0], false);
+	delivery_ack(a.ds[1], false);
+	put(q, 1);
+	ok(a.n == 2 && queue_unacked(q) == 0 && queue_depth(q) == 4,
+	   "held: acks settle, nothing new is delivered");
+	hold = false;
+	queue_dispatch(q);
+	ok(a.n == 4 && a.ids[2] == 3, "released: deliveries go on in order");
+	queue_consumer_remove(c);
+	queue_free(q);
+}
+
 int main(void)
 {
 	test_admin_snapshots();
@@ -300,5 +325,6 @@ int main(void)
 	test_credit_and_pause();
 	test_expiry_and_bound();
 	test_block_overflow();
+	test_hold();
 	return tap_done();
 }
