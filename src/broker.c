@@ -167,6 +167,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		else
 			log_info("log file reopened");
 		listener_reload_tls(b);
+		admin_reload_tls(b->admin);
 		auth_reload(b->auth);
 		router_set_acl(b->router, auth_acl(b->auth), auth_users(b->auth));
 		conn_acl_changed(b);

@@ -80,6 +80,7 @@ struct wharf_config *config_new(void)
 	cfg->mqtt.max_queued = 1000;
 	cfg->mqtt.sys_interval_ms = 10000;
 	cfg->ha.tls.client_cert = -1;
+	cfg->admin.tls.client_cert = -1;
 	cfg->ha.sync_timeout_ms = 5000;
 	cfg->ha.timeout_ms = 3000;
 	cfg->ha.standby_listen = true;
@@ -144,6 +145,7 @@ void config_free(struct wharf_config *cfg)
 	free(ha->arbiter);
 	free(ha->pair);
 	free(cfg->admin.listen);
+	tls_config_free(&cfg->admin.tls);
 	free(cfg->auth.users_file);
 	free(cfg->auth.acl_file);
 	free(cfg->auth.mqtt_client_id_prefix);
@@ -589,8 +591,9 @@ static int admin_key(struct parser *p, const char *k, const char *v)
 		const char *why;
 		if (url_parse(v, &u, &why) < 0)
 			return fail(p, "listen: '%s': %s", v, why);
-		if (strcmp(u.scheme, "http"))
-			return fail(p, "listen: '%s': the admin API speaks http://HOST:PORT", v);
+		if (strcmp(u.scheme, "http") && strcmp(u.scheme, "https"))
+			return fail(p, "listen: '%s': the admin API speaks http:// or https://HOST:PORT",
+				    v);
 		return set_string(p, &a->listen, v);
 	}
 	if (!strcmp(k, "allow_remote")) {
@@ -611,6 +614,9 @@ static int admin_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &a->metrics_max_destinations, v, 0);
 	if (!strcmp(k, "browse_max"))
 		return set_size(p, k, &a->browse_max, v, 1);
+	int rc = tls_key(p, &a->tls, k, v);
+	if (rc <= 0)
+		return rc;
 	return fail(p, "unknown key '%s' in [admin]", k);
 }
 
@@ -891,8 +897,8 @@ static int check_ha(struct parser *p)
 	return 0;
 }
 
-/* Until users and TLS cover the admin API, it serves this machine only:
- * a loopback address, or a wildcard one whose requests are checked. */
+/* Unless users and TLS both cover the admin API, it serves this machine
+ * only: a loopback address, or a wildcard one whose requests are checked. */
 static bool admin_host_local(const char *host)
 {
 	struct in_addr v4;
@@ -907,12 +913,17 @@ static int check_admin(struct parser *p)
 	struct admin_config *a = &p->cfg->admin;
 	struct listen_url u;
 	const char *why;
-	if (!a->listen || a->allow_remote || url_parse(a->listen, &u, &why) < 0 ||
-	    admin_host_local(u.host))
+	if (!a->listen || url_parse(a->listen, &u, &why) < 0)
 		return 0;
 	p->line = a->line;
-	return fail(p, "[admin] listen: %s is not a loopback address: the admin API has no "
-		       "TLS (allow_remote = true serves other hosts, unsafely)",
+	bool tls = !strcmp(u.scheme, "https");
+	if (tls && !(a->tls.cert ? a->tls.cert : p->cfg->tls.cert))
+		return fail(p, "[admin] listen = https:// needs tls_cert and tls_key (in [admin] or at "
+			       "the top)");
+	if (a->allow_remote || admin_host_local(u.host) || (tls && p->cfg->auth.users_file))
+		return 0;
+	return fail(p, "[admin] listen: %s is not a loopback address: other hosts are served over "
+		       "https:// with [auth] users_file (or with allow_remote = true, unsafely)",
 		    u.host);
 }
 

@@ -95,6 +95,7 @@ struct admin_config {
 	size_t metrics_max_destinations; /* per-destination series in /metrics */
 	size_t browse_max;       /* messages one browse may return */
 	bool allow_anonymous;    /* with users: loopback requests without credentials served */
+	struct tls_config tls;   /* for https:// (unset keys: the top-level tls_*) */
 	int line;                /* of the [admin] header, for messages */
 };
 

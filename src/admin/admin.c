@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -16,6 +18,8 @@
 #include "admin/internal.h"
 #include "broker.h"
 #include "log.h"
+#include "net/listener.h"
+#include "net/tls.h"
 #include "net/url.h"
 
 /* Path segments a request may have: /api/v1/queues/NAME/messages is 5. */
@@ -79,16 +83,16 @@ static bool loopback(const struct sockaddr *sa)
 	return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }
 
-/* The one place that decides whether a request may be served, and the
- * seam for the security issue's users and roles. Today: only clients on
- * this machine (loopback, 127.0.0.0/8 and ::1), unless allow_remote. 0,
+/* The one place that decides whether a request may be served: clients on
+ * this machine (loopback, 127.0.0.0/8 and ::1); others over https:// with
+ * users (each request then logs in, access.c), or with allow_remote. 0,
  * or the HTTP status to refuse with and *why. */
 static int admin_allowed(struct admin *a, struct evhttp_request *req, bool *local,
 			 const char **why)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	*local = evcon && loopback(evhttp_connection_get_addr(evcon));
-	if (a->b->cfg->admin.allow_remote || *local)
+	if (a->b->cfg->admin.allow_remote || *local || (a->tls && a->b->cfg->auth.users_file))
 		return 0;
 	*why = "the admin API serves loopback clients only (allow_remote = false)";
 	return 403;
@@ -224,6 +228,29 @@ static void route(struct admin *a, struct evhttp_request *req, char **seg, size_
 	}
 }
 
+/* evhttp asks for each accepted connection's bufferevent: over https://
+ * an OpenSSL one that does the server handshake. */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	struct admin *a = arg;
+	struct ssl_st *ssl = tls_ctx_ssl_new(a->tls);
+	if (!ssl)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+void admin_reload_tls(struct admin *a)
+{
+	char err[512];
+	if (!a || !a->tls)
+		return;
+	if (tls_ctx_reload(a->tls, err, sizeof(err)) < 0)
+		log_error("admin: TLS reload failed, keeping the old certificate: %s", err);
+	else
+		log_info("admin: TLS certificate reloaded");
+}
+
 int admin_open(struct broker *b)
 {
 	const struct admin_config *ac = &b->cfg->admin;
@@ -251,6 +278,11 @@ int admin_open(struct broker *b)
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(a->http, request_cb, a);
+	if (!strcmp(u.scheme, "https")) {
+		if (!(a->tls = listener_tls_new(b, &ac->tls, "admin")))
+			return -1;
+		evhttp_set_bevcb(a->http, tls_bev, a);
+	}
 	const char *host = strcmp(u.host, "*") ? u.host : "0.0.0.0";
 	a->sock = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)u.port);
 	if (!a->sock) {
@@ -284,5 +316,6 @@ void admin_free(struct admin *a)
 	admin_moves_free(a);
 	if (a->http)
 		evhttp_free(a->http);
+	tls_ctx_free(a->tls);
 	free(a);
 }

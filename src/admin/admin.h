@@ -12,6 +12,9 @@ struct admin;
 /* Binds [admin] listen, logs "listening admin HOST:PORT" and sets
  * b->admin; nothing when listen is not set. -1 with a logged reason. */
 int admin_open(struct broker *b);
+/* https://: loads the certificate and key again for new connections
+ * (SIGHUP); on failure the old ones stay, logged. NULL is fine. */
+void admin_reload_tls(struct admin *a);
 /* Stops serving and frees a (requests in flight are dropped). NULL is
  * fine. */
 void admin_free(struct admin *a);

@@ -25,6 +25,7 @@ struct admin {
 	struct broker *b;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
+	struct tls_ctx *tls;      /* https://, else NULL */
 	struct admin_wait *waits; /* requests whose password is being checked (access.c) */
 	struct admin_move *moves; /* moves waiting for the disk (api_move.c) */
 };

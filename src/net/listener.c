@@ -160,9 +160,9 @@ int listener_url_check(const char *url, const char **why)
 }
 
 /* The listener's TLS settings, each falling back to the global one. */
-static struct tls_ctx *make_tls(struct broker *b, const struct listener_config *lc)
+struct tls_ctx *listener_tls_new(struct broker *b, const struct tls_config *t, const char *name)
 {
-	const struct tls_config *g = &b->cfg->tls, *t = &lc->tls;
+	const struct tls_config *g = &b->cfg->tls;
 	struct tls_options o = {
 		.cert = t->cert ? t->cert : g->cert,
 		.key = t->key ? t->key : g->key,
@@ -175,7 +175,7 @@ static struct tls_ctx *make_tls(struct broker *b, const struct listener_config *
 	char err[512];
 	struct tls_ctx *tls = tls_ctx_new(&o, err, sizeof(err));
 	if (!tls)
-		log_error("listener %s: %s", lc->name, err);
+		log_error("listener %s: %s", name, err);
 	return tls;
 }
 
@@ -260,7 +260,7 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 		free(l);
 		return -1;
 	}
-	if (scheme.tls && !(l->tls = make_tls(b, lc))) {
+	if (scheme.tls && !(l->tls = listener_tls_new(b, &lc->tls, lc->name))) {
 		event_free(l->resume_ev);
 		free(l->name);
 		free(l);

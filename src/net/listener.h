@@ -25,6 +25,10 @@ int listener_open(struct broker *b, const struct listener_config *lc);
  * real port; a wildcard address (0.0.0.0, ::) is replaced by the host's
  * name (gethostname). -1 if it does not fit in len. */
 int listener_advertise(struct broker *b, char *buf, size_t len);
+/* A server TLS context from t, what t leaves unset taken from the
+ * top-level tls_* keys; NULL with the reason logged under `name`. */
+struct tls_config;
+struct tls_ctx *listener_tls_new(struct broker *b, const struct tls_config *t, const char *name);
 /* Reloads every TLS listener's certificate and key (SIGHUP); connections
  * already open keep theirs. */
 void listener_reload_tls(struct broker *b);

@@ -9,6 +9,14 @@ import urllib.request
 ADMIN_CONFIG = "[admin]\nlisten = http://127.0.0.1:0\n"
 
 
+def users_admin_config(users, acl, listen, admin_extra=""):
+    """A broker with users and ACLs, its admin API at `listen` ([admin]
+    keys in admin_extra) and one STOMP listener."""
+    return ("[auth]\nusers_file = %s\nacl_file = %s\nfailure_delay = 100ms\n"
+            "[admin]\nlisten = %s\n%s[listener s]\nurl = stomp://127.0.0.1:0\n"
+            % (users, acl, listen, admin_extra))
+
+
 def admin_port(broker):
     """The admin listener's port, from its `listening admin HOST:PORT` line."""
     line = broker.wait_for_log(r"listening admin \S+:\d+$")

@@ -15,7 +15,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from admintest import admin_port
+from admintest import admin_port, users_admin_config
 from test_auth import add_user, start, stop
 from wharftest import main
 
@@ -39,17 +39,8 @@ class AdminAuthTest(unittest.TestCase):
             add_user(users, u, pw, "--cost", "10")
         with open(acl, "w") as f:
             f.write(RULES)
-        cls.broker = start("""
-[auth]
-users_file = %s
-acl_file = %s
-failure_delay = 100ms
-[admin]
-listen = http://127.0.0.1:0
-allow_anonymous = true
-[listener s]
-url = stomp://127.0.0.1:0
-""" % (users, acl), ("stomp",))
+        cls.broker = start(users_admin_config(users, acl, "http://127.0.0.1:0",
+                                              "allow_anonymous = true\n"), ("stomp",))
         cls.base = "http://127.0.0.1:%d" % admin_port(cls.broker)
 
     @classmethod

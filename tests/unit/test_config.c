@@ -190,7 +190,8 @@ int main(void)
 	ok(rc == 0 && cfg->admin.allow_remote, "[admin] allow_remote lets a remote address in");
 	config_free(cfg);
 	bad("[admin]\nlisten = http://10.1.2.3:8161\n", "t.conf:1: [admin] listen: 10.1.2.3 is not a loopback address");
-	bad("[admin]\nlisten = https://127.0.0.1:1\n", "t.conf:2: listen: 'https://127.0.0.1:1': the admin API speaks http");
+	bad("[admin]\nlisten = ftp://127.0.0.1:1\n", "t.conf:2: listen: 'ftp://127.0.0.1:1': the admin API speaks http:// or https://");
+	bad("[admin]\nlisten = https://127.0.0.1:1\n", "t.conf:1: [admin] listen = https:// needs tls_cert and tls_key");
 	bad("[admin]\nport = 1\n", "t.conf:2: unknown key 'port' in [admin]");
 	bad("[admin x]\n", "t.conf:1: [admin] takes no argument");
 

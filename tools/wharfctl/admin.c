@@ -4,12 +4,18 @@
  * --json. Exit status 0 ok, 1 the API's error (or none reached), 2 usage. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +29,9 @@
 
 struct opts {
 	const char *admin;
+	const char *user;     /* HTTP Basic, with the password below */
+	char password[256];
+	const char *cacert;   /* https://: the CA to trust (else the system's) */
 	bool json, persistent;
 	const char *to;
 	long count;
@@ -48,6 +57,45 @@ static void got_answer(struct evhttp_request *req, void *arg)
 		an->j = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, NULL);
 }
 
+/* https://: a client SSL that checks the server's certificate against
+ * --cacert (or the system's CAs) and the URL's host (a name or an IP
+ * address). NULL with the reason printed. */
+static SSL *client_ssl(const struct opts *o, const char *host)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = NULL;
+	if (ctx && (o->cacert ? SSL_CTX_load_verify_locations(ctx, o->cacert, NULL)
+			      : SSL_CTX_set_default_verify_paths(ctx)) == 1) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		ssl = SSL_new(ctx);
+	}
+	unsigned char ip[16];
+	bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+	if (ssl && (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host)
+			  : SSL_set1_host(ssl, host) && SSL_set_tlsext_host_name(ssl, host)) != 1) {
+		SSL_free(ssl);
+		ssl = NULL;
+	}
+	SSL_CTX_free(ctx); /* the SSL keeps its own reference */
+	if (!ssl)
+		fprintf(stderr, "wharfctl: cannot set up TLS%s%s\n", o->cacert ? " with " : "",
+			o->cacert ? o->cacert : "");
+	return ssl;
+}
+
+/* --user: "Basic " and base64 of user:password, in out. */
+static void basic_auth(const struct opts *o, char *out, size_t len)
+{
+	char plain[512];
+	int n = snprintf(plain, sizeof(plain), "%s:%s", o->user, o->password);
+	unsigned char b64[4 * (sizeof(plain) / 3 + 1) + 1];
+	if (n < 0 || (size_t)n >= sizeof(plain))
+		n = 0;
+	EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
+	snprintf(out, len, "Basic %s", b64);
+	OPENSSL_cleanse(plain, sizeof(plain));
+}
+
 /* One request; the answer's JSON (NULL when not JSON) in an. -1 when no
  * answer came, with the reason printed. */
 static int request(const struct opts *o, enum evhttp_cmd_type method, const char *path,
@@ -56,16 +104,26 @@ static int request(const struct opts *o, enum evhttp_cmd_type method, const char
 	struct evhttp_uri *uri = evhttp_uri_parse(o->admin);
 	const char *host = uri ? evhttp_uri_get_host(uri) : NULL;
 	const char *scheme = uri ? evhttp_uri_get_scheme(uri) : NULL;
-	if (!host || !scheme || strcmp(scheme, "http")) {
-		fprintf(stderr, "wharfctl: --admin '%s' is not http://HOST:PORT\n", o->admin);
+	bool tls = scheme && !strcmp(scheme, "https");
+	if (!host || !scheme || (strcmp(scheme, "http") && !tls)) {
+		fprintf(stderr, "wharfctl: --admin '%s' is not http:// or https://HOST:PORT\n",
+			o->admin);
 		if (uri)
 			evhttp_uri_free(uri);
 		return -1;
 	}
 	int port = evhttp_uri_get_port(uri);
+	if (port < 0)
+		port = tls ? 443 : 80;
 	struct event_base *base = event_base_new();
+	SSL *ssl = base && tls ? client_ssl(o, host) : NULL;
+	struct bufferevent *bev =
+		ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						     BEV_OPT_CLOSE_ON_FREE)
+		    : NULL;
 	struct evhttp_connection *conn =
-		base ? evhttp_connection_base_new(base, NULL, host, port < 0 ? 80 : port) : NULL;
+		!base || (tls && !bev) ? NULL
+		: evhttp_connection_base_bufferevent_new(base, NULL, bev, host, (ev_uint16_t)port);
 	struct evhttp_request *req = conn ? evhttp_request_new(got_answer, an) : NULL;
 	int rc = -1;
 	an->base = base;
@@ -76,6 +134,12 @@ static int request(const struct opts *o, enum evhttp_cmd_type method, const char
 		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 		evhttp_add_header(h, "Host", host);
 		evhttp_add_header(h, "Accept", "application/json");
+		if (o->user) {
+			char auth[800];
+			basic_auth(o, auth, sizeof(auth));
+			evhttp_add_header(h, "Authorization", auth);
+			OPENSSL_cleanse(auth, sizeof(auth));
+		}
 		if (body) {
 			char *text = json_dumps(body, JSON_COMPACT);
 			evhttp_add_header(h, "Content-Type", "application/json");
@@ -301,12 +365,39 @@ void wharfctl_admin_usage(FILE *f)
 		"                              each back to the queue it died in (a DLQ)\n"
 		"  alarms                      alarms and their states\n"
 		"\n"
-		"  --admin URL   the admin API (default %s, the shipped config's)\n"
+		"  --admin URL   the admin API (default %s, the shipped config's);\n"
+		"                https://HOST:PORT checks the broker's certificate\n"
+		"  --cacert FILE with https://, the CA to trust (default: the system's)\n"
+		"  --user NAME   log in as NAME (HTTP Basic); the password is read from\n"
+		"                $WHARFCTL_PASSWORD, or from the first line of\n"
+		"  --password-file FILE\n"
 		"  --json        print the API's JSON answer instead of a table\n"
 		"\n"
 		"  Exit status: 0 done, 1 the API refused (its error printed) or did not\n"
 		"  answer, 2 a usage mistake.\n",
 		DEFAULT_ADMIN);
+}
+
+/* The password for --user: the first line of file, else
+ * $WHARFCTL_PASSWORD. -1 when neither gives one. */
+static int password_of(const char *file, char *out, size_t len)
+{
+	const char *env = getenv("WHARFCTL_PASSWORD");
+	if (!file) {
+		if (!env || strlen(env) >= len)
+			return -1;
+		snprintf(out, len, "%s", env);
+		return 0;
+	}
+	FILE *f = fopen(file, "r");
+	if (!f)
+		return -1;
+	char *got = fgets(out, (int)len, f);
+	fclose(f);
+	if (!got)
+		return -1;
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
 }
 
 static int usage_error(const char *why)
@@ -331,8 +422,11 @@ int wharfctl_admin(int argc, char **argv)
 	static const struct option longs[] = {
 		{ "admin", required_argument, NULL, 'a' }, { "json", no_argument, NULL, 'j' },
 		{ "count", required_argument, NULL, 'n' }, { "to", required_argument, NULL, 't' },
-		{ "persistent", no_argument, NULL, 'p' },  { NULL, 0, NULL, 0 },
+		{ "persistent", no_argument, NULL, 'p' },  { "user", required_argument, NULL, 'u' },
+		{ "cacert", required_argument, NULL, 'c' },
+		{ "password-file", required_argument, NULL, 'P' }, { NULL, 0, NULL, 0 },
 	};
+	const char *password_file = NULL;
 	struct opts o = { .admin = DEFAULT_ADMIN };
 	int c;
 	opterr = 0;
@@ -343,6 +437,9 @@ int wharfctl_admin(int argc, char **argv)
 		case 'j': o.json = true; break;
 		case 't': o.to = optarg; break;
 		case 'p': o.persistent = true; break;
+		case 'u': o.user = optarg; break;
+		case 'c': o.cacert = optarg; break;
+		case 'P': password_file = optarg; break;
 		case 'n':
 			o.count = strtol(optarg, &end, 10);
 			if (*end || o.count < 1)
@@ -351,6 +448,8 @@ int wharfctl_admin(int argc, char **argv)
 		default: return usage_error("unknown option");
 		}
 	}
+	if (o.user && password_of(password_file, o.password, sizeof(o.password)) < 0)
+		return usage_error("--user needs $WHARFCTL_PASSWORD or a readable --password-file");
 	char **w = argv + optind;
 	int n = argc - optind;
 	if (n < 1)
