@@ -33,6 +33,7 @@ static const struct protocol mqtt = {
 	.ops = &mqtt_proto,
 	.init = mqtt_broker_init,
 	.fini = mqtt_broker_free,
+	.sessions = &mqtt_sessions,
 };
 
 static const struct protocol amqp = {

@@ -14,6 +14,7 @@
 #include "net/conn.h"
 #include "protocols/mqtt/internal.h"
 #include "protocols/mqtt/mapping.h"
+#include "util/clock.h"
 
 struct mqtt_client *mqtt_client_find(struct mqtt_broker *mb, const char *id)
 {
@@ -124,6 +125,7 @@ void mqtt_client_free(struct mqtt_client *cl, bool ending)
 	map_del(cl->mb->clients, cl->id);
 	free(cl->inflight);
 	free(cl->qos2_in);
+	free(cl->user);
 	free(cl->id);
 	free(cl);
 }
@@ -185,6 +187,8 @@ void mqtt_client_attach(struct mqtt_client *cl, struct mqtt_conn *mc)
 		event_free(cl->expiry_ev);
 		cl->expiry_ev = NULL;
 	}
+	free(cl->user);
+	cl->user = strdup(conn_principal(mc->c));
 	/* What was in flight goes again, in order, before anything new. */
 	for (uint32_t i = 0; i < cl->ninflight; i++) {
 		struct inflight *f = &cl->inflight[i];
@@ -260,6 +264,7 @@ int mqtt_client_start_expiry(struct mqtt_client *cl)
 	}
 	struct timeval tv = { cl->session_expiry, 0 };
 	evtimer_add(cl->expiry_ev, &tv);
+	cl->expires_ms = clock_wall_ms() + cl->session_expiry * 1000LL;
 	return 0;
 }
 

@@ -101,6 +101,9 @@ struct mqtt_client {
 	uint32_t nsubs;
 	uint32_t session_expiry;    /* seconds after the connection ends */
 	struct event *expiry_ev;
+	int64_t expires_ms;         /* wall clock ms expiry_ev ends it at */
+	char *user;                 /* who attached last (admin API); NULL: not
+				       known, or no memory to keep it */
 	struct inflight *inflight;  /* outgoing QoS 1/2, in send order */
 	uint32_t ninflight, cap_inflight;
 	uint16_t next_pid;

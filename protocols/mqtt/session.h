@@ -8,8 +8,11 @@
 
 struct broker;
 struct mqtt_broker;
+struct session_ops;
 
 extern const struct proto_ops mqtt_proto;
+/* The client sessions for the admin API (view.c). */
+extern const struct session_ops mqtt_sessions;
 
 /* The adapter's broker-wide state (client sessions by id, $SYS timer), the
  * registry's init and fini hooks (net/protocol.h): created at start-up once

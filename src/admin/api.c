@@ -34,7 +34,7 @@
 
 static const char *const role_names[] = { "none", "primary", "standby", "auto" };
 
-static json_t *iso_time(long long ms)
+json_t *admin_iso_time(long long ms)
 {
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
@@ -47,7 +47,7 @@ static json_t *iso_time(long long ms)
 
 /* A name as JSON: a client may have made it of bytes that are not UTF-8
  * (JSON cannot carry them), shown as '?'. */
-static json_t *text_json(const char *s)
+json_t *admin_text_json(const char *s)
 {
 	json_t *j = json_string(s);
 	if (j)
@@ -88,7 +88,7 @@ int admin_router_status(enum router_err err)
 	return 500;
 }
 
-static void method_not_allowed(struct evhttp_request *req, const char *allow)
+void admin_method_not_allowed(struct evhttp_request *req, const char *allow)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
 	admin_reply_error(req, 405, "method not allowed (allowed: %s)", allow);
@@ -118,8 +118,8 @@ static void get_broker(struct admin *a, struct evhttp_request *req)
 			      "version", PACKAGE_VERSION, "node", b->cfg->ha.node_id, "state",
 			      b->active ? "active" : "standby", "role",
 			      role_names[b->cfg->ha.role & 3], "ready", ready, "not_ready_reason",
-			      ready ? NULL : why, "started", iso_time(started), "uptime_seconds",
-			      up_ms / 1000.0, "connections", (json_int_t)b->nconns, "queues",
+			      ready ? NULL : why, "started", admin_iso_time(started),
+			      "uptime_seconds", up_ms / 1000.0, "connections", (json_int_t)b->nconns, "queues",
 			      (json_int_t)rs->queues, "topics",
 			      (json_int_t)router_topic_count(b->router), "subscriptions",
 			      (json_int_t)rs->subscriptions, "retained", (json_int_t)rs->retained,
@@ -186,8 +186,9 @@ static json_t *conn_json(const struct conn *c)
 	const struct conn_counts *n = conn_counts(c);
 	return json_pack("{s:I,s:s,s:s,s:o,s:b,s:b,s:o,s:I,s:I,s:I,s:I,s:b}", "id",
 			 (json_int_t)conn_id(c), "protocol", conn_protocol(c), "remote",
-			 conn_peer(c), "principal", text_json(conn_principal(c)), "tls", conn_tls(c),
-			 "websocket", conn_websocket(c), "since", iso_time(conn_since_ms(c)),
+			 conn_peer(c), "principal", admin_text_json(conn_principal(c)), "tls",
+			 conn_tls(c), "websocket", conn_websocket(c), "since",
+			 admin_iso_time(conn_since_ms(c)),
 			 "messages_in", (json_int_t)n->msgs_in, "messages_out",
 			 (json_int_t)n->msgs_out, "bytes_in", (json_int_t)n->bytes_in, "bytes_out",
 			 (json_int_t)n->bytes_out, "closing", conn_closing(c));
@@ -231,7 +232,7 @@ static void connections(struct admin *a, struct evhttp_request *req, char **seg,
 		return;
 	}
 	if (m != EVHTTP_REQ_DELETE) {
-		method_not_allowed(req, "GET, HEAD, DELETE");
+		admin_method_not_allowed(req, "GET, HEAD, DELETE");
 		return;
 	}
 	conn_log(c, LOG_INFO, "admin: closing the connection (%s)", conn_protocol(c));
@@ -247,8 +248,9 @@ static json_t *queue_json(const struct queue *q, int64_t now)
 	int64_t oldest = queue_oldest_ms(q);
 	json_t *age = oldest ? json_real((now > oldest ? now - oldest : 0) / 1000.0) : json_null();
 	return json_pack("{s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:o}",
-			 "name", text_json(queue_name(q)), "depth", (json_int_t)queue_depth(q), "paged",
-			 (json_int_t)queue_paged(q), "unacked", (json_int_t)queue_unacked(q),
+			 "name", admin_text_json(queue_name(q)), "depth",
+			 (json_int_t)queue_depth(q), "paged", (json_int_t)queue_paged(q), "unacked",
+			 (json_int_t)queue_unacked(q),
 			 "consumers", (json_int_t)queue_consumer_count(q), "bindings",
 			 (json_int_t)queue_bindings(q), "enqueued", (json_int_t)st->enqueued,
 			 "dequeued", (json_int_t)st->acked, "delivered", (json_int_t)st->delivered,
@@ -490,7 +492,7 @@ static void browse_one(const struct message *m, uint32_t count, void *arg)
 		json_object_set_new(headers, "correlation-id",
 				    json_stringn(m->correlation_id, m->correlation_id_len));
 	json_t *o = json_pack("{s:I,s:o,s:i,s:b,s:i,s:o}", "id", (json_int_t)m->id, "timestamp",
-			      iso_time(m->timestamp_ms), "priority", m->priority, "persistent",
+			      admin_iso_time(m->timestamp_ms), "priority", m->priority, "persistent",
 			      m->durable, "delivery_count", (int)count, "headers",
 			      headers ? headers : json_object());
 	if (o)
@@ -571,7 +573,7 @@ static void one_queue(struct admin *a, struct evhttp_request *req, const char *n
 							     1, "dropped", (json_int_t)depth));
 		return;
 	}
-	method_not_allowed(req, "GET, HEAD, PUT, DELETE");
+	admin_method_not_allowed(req, "GET, HEAD, PUT, DELETE");
 }
 
 static void queues(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg)
@@ -596,7 +598,7 @@ static void queues(struct admin *a, struct evhttp_request *req, char **seg, size
 	}
 	if (!strcmp(seg[1], "purge")) {
 		if (m != EVHTTP_REQ_POST) {
-			method_not_allowed(req, "POST");
+			admin_method_not_allowed(req, "POST");
 			return;
 		}
 		size_t purged = 0;
@@ -622,7 +624,7 @@ static void queues(struct admin *a, struct evhttp_request *req, char **seg, size
 		return;
 	}
 	if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-		method_not_allowed(req, "GET, HEAD, POST");
+		admin_method_not_allowed(req, "GET, HEAD, POST");
 		return;
 	}
 	struct queue *q = router_find_queue(a->b->router, name);
@@ -637,8 +639,9 @@ static void queues(struct admin *a, struct evhttp_request *req, char **seg, size
 
 static void topic_json(const char *name, size_t subscribers, bool retained, void *arg)
 {
-	json_array_append_new(arg, json_pack("{s:o,s:I,s:b}", "name", text_json(name), "subscribers",
-					     (json_int_t)subscribers, "retained", retained));
+	json_array_append_new(arg, json_pack("{s:o,s:I,s:b}", "name", admin_text_json(name),
+					     "subscribers", (json_int_t)subscribers, "retained",
+					     retained));
 }
 
 static int by_topic_name(const void *x, const void *y)
@@ -686,7 +689,7 @@ static void topics(struct admin *a, struct evhttp_request *req, char **seg, size
 		return;
 	if (nseg == 2 && !strcmp(seg[1], "messages")) {
 		if (m != EVHTTP_REQ_POST) {
-			method_not_allowed(req, "POST");
+			admin_method_not_allowed(req, "POST");
 			return;
 		}
 		send_message(a, req, DEST_TOPIC, seg[0]);
@@ -720,7 +723,8 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 		return;
 	}
 	bool known = !strcmp(what, "connections") || !strcmp(what, "queues") ||
-		     !strcmp(what, "topics") || (!strcmp(what, "bindings") && nseg == 1);
+		     !strcmp(what, "topics") || !strcmp(what, "sessions") ||
+		     (!strcmp(what, "bindings") && nseg == 1);
 	if (!known) {
 		admin_reply_error(req, 404, "no such resource");
 		return;
@@ -741,6 +745,10 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 	}
 	if (what[0] == 'q') {
 		queues(a, req, seg + 1, nseg - 1);
+		return;
+	}
+	if (what[0] == 's') {
+		admin_sessions(a, req, seg + 1, nseg - 1);
 		return;
 	}
 	topics(a, req, seg + 1, nseg - 1);

@@ -60,6 +60,14 @@ void admin_reply_json(struct evhttp_request *req, int code, struct json_t *j);
 void admin_reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* ms since the epoch as ISO 8601 UTC text (a new reference). */
+struct json_t *admin_iso_time(long long ms);
+/* A name as a JSON string (a new reference), bytes that are not UTF-8
+ * shown as '?'. */
+struct json_t *admin_text_json(const char *s);
+/* Replies 405 with an Allow header. */
+void admin_method_not_allowed(struct evhttp_request *req, const char *allow);
+
 /* True for GET and HEAD; otherwise replies 405 (Allow: GET, HEAD) and
  * returns false. */
 bool admin_only_get(struct evhttp_request *req);
@@ -91,5 +99,8 @@ void admin_reply_sorted(struct evhttp_request *req, struct json_t *list,
 			int (*cmp)(const void *x, const void *y));
 /* GET /api/v1/bindings (api_bindings.c). */
 void admin_bindings(struct admin *a, struct evhttp_request *req);
+/* /api/v1/sessions and /api/v1/sessions/CLIENTID (api_sessions.c); seg
+ * holds the segments after "sessions". */
+void admin_sessions(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg);
 
 #endif

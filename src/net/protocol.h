@@ -10,6 +10,7 @@
 
 struct broker;
 struct proto_ops;
+struct session_ops;
 
 /* Bounds on the table, checked where it is defined: struct broker keeps a
  * state slot per protocol, the WebSocket handshake lists every
@@ -31,6 +32,9 @@ struct protocol {
 	 * connection is gone. */
 	int (*init)(struct broker *b, void **state);
 	void (*fini)(void *state);
+	/* Its client sessions for the admin API (net/sessions.h), on its
+	 * state; NULL: none outlive their connections. */
+	const struct session_ops *sessions;
 };
 
 /* The table, NULL-terminated, in the order listings name them. */

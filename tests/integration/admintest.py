@@ -3,10 +3,16 @@ http.client) against wharfd's [admin] listener, shared by test_admin.py
 and test_metrics.py."""
 import http.client
 import json
+import os
+import subprocess
 import urllib.error
 import urllib.request
 
 ADMIN_CONFIG = "[admin]\nlisten = http://127.0.0.1:0\n"
+
+WHARFCTL = os.environ.get("WHARFCTL") or os.path.join(
+    os.path.dirname(os.environ.get("WHARFD", "src/wharfd")), "..", "tools", "wharfctl",
+    "wharfctl")
 
 
 def users_admin_config(users, acl, listen, admin_extra=""):
@@ -85,3 +91,22 @@ class Admin:
             return c.getresponse().status
         finally:
             c.close()
+
+
+class AdminClients:
+    """Mixed into a BrokerTestCase whose config has ADMIN_CONFIG: cls.api
+    (an Admin) and self.ctl() (the wharfctl binary) on its admin port."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        port = admin_port(cls.broker)
+        cls.admin_url = "http://127.0.0.1:%d" % port
+        cls.api = Admin(port)
+
+    def ctl(self, *args, want=0):
+        """Runs wharfctl on the admin API, asserting its exit status."""
+        r = subprocess.run([WHARFCTL, "--admin", self.admin_url] + list(args),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, want, "wharfctl %s: %s%s" % (args, r.stdout, r.stderr))
+        return r

@@ -5,17 +5,12 @@ takes messages, what it sends arrives, purge empties, move brings dead
 letters back to their queue, close ends a client's connection; tables,
 --json, exit codes."""
 import json
-import os
 import subprocess
 
-from admintest import ADMIN_CONFIG, Admin, admin_port
+from admintest import ADMIN_CONFIG, WHARFCTL, AdminClients
 from mqtttest import MqttTestCase
 from stomptest import Collector, ack_header, new_receipt, stomp_close, stomp_connect
 from wharftest import main, wait_until
-
-WHARFCTL = os.environ.get("WHARFCTL") or os.path.join(
-    os.path.dirname(os.environ.get("WHARFD", "src/wharfd")), "..", "tools", "wharfctl",
-    "wharfctl")
 
 CONFIG = ADMIN_CONFIG + """
 [queue ctl.dead.>]
@@ -23,21 +18,9 @@ max_redeliveries = 1
 """
 
 
-class Wharfctl(MqttTestCase):
+class Wharfctl(AdminClients, MqttTestCase):
 
     config = CONFIG
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.admin_url = "http://127.0.0.1:%d" % admin_port(cls.broker)
-        cls.api = Admin(admin_port(cls.broker))
-
-    def ctl(self, *args, want=0):
-        r = subprocess.run([WHARFCTL, "--admin", self.admin_url] + list(args),
-                           capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, want, "wharfctl %s: %s%s" % (args, r.stdout, r.stderr))
-        return r
 
     def stomp(self, listener=None):
         conn, lst = stomp_connect(self.stomp_port, listener=listener)

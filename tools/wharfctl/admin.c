@@ -259,6 +259,11 @@ static const char *const msg_cols[] = { "id", "ID", "timestamp", "TIMESTAMP", "p
 static const char *const binding_cols[] = { "pattern", "PATTERN", "kind", "KIND", "queue",
 					    "QUEUE", "label", "SUBSCRIPTION", "consumers",
 					    "CONSUMERS", "depth", "DEPTH", NULL };
+static const char *const session_cols[] = { "client_id", "CLIENT-ID", "connected", "CONNECTED",
+					    "user", "USER", "persistent", "PERSISTENT",
+					    "expires_at", "EXPIRES", "queued", "QUEUED",
+					    "inflight", "INFLIGHT", "will", "WILL",
+					    "subscriptions", "SUBSCRIPTIONS", NULL };
 static const char *const alarm_cols[] = { "name", "NAME", "state", "STATE", "value", "VALUE",
 					  "threshold", "THRESHOLD", "reason", "REASON", NULL };
 
@@ -297,6 +302,25 @@ static void cut_bodies(json_t *list)
 		} else if (!body) {
 			json_object_set_new(m, "body", json_string("(binary)"));
 		}
+	}
+}
+
+/* Each session's subscriptions as their filters, "a,b", for the table. */
+static void sub_filters(json_t *list)
+{
+	size_t i, j;
+	json_t *s, *sub;
+	json_array_foreach(list, i, s) {
+		char text[256] = "";
+		size_t n = 0;
+		json_array_foreach(json_object_get(s, "subscriptions"), j, sub) {
+			const char *f = json_string_value(json_object_get(sub, "filter"));
+			int w = snprintf(text + n, sizeof(text) - n, "%s%s", j ? "," : "", f ? f : "?");
+			if (w < 0 || (size_t)w >= sizeof(text) - n)
+				break;
+			n += (size_t)w;
+		}
+		json_object_set_new(s, "subscriptions", json_string(text));
 	}
 }
 
@@ -360,6 +384,9 @@ void wharfctl_admin_usage(FILE *f)
 		"                              subscriptions, share groups, durable ones\n"
 		"  connections                 client connections\n"
 		"  close ID                    closes connection ID\n"
+		"  sessions                    MQTT client sessions, connected or not\n"
+		"  session show|delete ID      one session: its subscriptions; ends it (its\n"
+		"                              client must not be connected)\n"
 		"  move SRC [--to DST] [--count N]\n"
 		"                              SRC's waiting messages to DST, or without --to\n"
 		"                              each back to the queue it died in (a DLQ)\n"
@@ -410,7 +437,7 @@ bool wharfctl_admin_command(const char *word)
 {
 	static const char *const words[] = { "broker", "queues", "queue", "browse", "send",
 					      "connections", "close", "move", "alarms", "bindings",
-					      NULL };
+					      "sessions", "session", NULL };
 	for (const char *const *w = words; *w; w++)
 		if (!strcmp(word, *w))
 			return true;
@@ -465,6 +492,18 @@ int wharfctl_admin(int argc, char **argv)
 	if (!strcmp(cmd, "bindings") && n == 1)
 		return call(&o, EVHTTP_REQ_GET, strdup("/api/v1/bindings"), NULL, binding_cols,
 			    NULL);
+	if (!strcmp(cmd, "sessions") && n == 1)
+		return call(&o, EVHTTP_REQ_GET, strdup("/api/v1/sessions"), NULL, session_cols,
+			    sub_filters);
+	if (!strcmp(cmd, "session") && n == 3) {
+		if (!strcmp(w[1], "show"))
+			return call(&o, EVHTTP_REQ_GET, dest_path("sessions", w[2], ""), NULL, NULL,
+				    NULL);
+		if (!strcmp(w[1], "delete"))
+			return call(&o, EVHTTP_REQ_DELETE, dest_path("sessions", w[2], ""), NULL,
+				    NULL, NULL);
+		return usage_error("session show|delete ID");
+	}
 	if (!strcmp(cmd, "alarms") && n == 1)
 		return alarms(&o);
 	if (!strcmp(cmd, "close") && n == 2)
