@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import unittest
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -25,16 +26,17 @@ MAX_DESTINATIONS = 3
 
 
 class Prometheus:
-    """A prometheus of our own on loopback, scraping one target every second,
-    its data in a temporary directory."""
+    """A prometheus of our own on loopback, scraping its targets
+    (HOST:PORT) every second, its data in a temporary directory."""
 
-    def __init__(self, target):
+    def __init__(self, *targets):
         self.dir = tempfile.mkdtemp(prefix="wharf-prom-")
         conf = os.path.join(self.dir, "prometheus.yml")
         with open(conf, "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
                     "scrape_configs:\n  - job_name: wharf\n"
-                    "    static_configs:\n      - targets: ['%s']\n" % target)
+                    "    static_configs:\n      - targets: [%s]\n"
+                    % ", ".join("'%s'" % t for t in targets))
         self.port = free_port()
         self.log = open(os.path.join(self.dir, "prometheus.log"), "w+")
         self.proc = subprocess.Popen(
@@ -42,15 +44,29 @@ class Prometheus:
              os.path.join(self.dir, "data"), "--web.listen-address", "127.0.0.1:%d" % self.port],
             stdout=self.log, stderr=subprocess.STDOUT)
 
-    def query(self, expr):
-        """The instant vector's samples as {frozenset(labels): value}; {} if
-        Prometheus is not answering yet."""
+    def answer(self, expr):
+        """Prometheus's JSON answer to the instant query expr (its
+        "status", and "error" or "data"); None if it is not answering yet."""
         url = "http://127.0.0.1:%d/api/v1/query?%s" % (
             self.port, urllib.parse.urlencode({"query": expr}))
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
-                data = json.load(r)
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            # A query Prometheus refuses (400, 422) says why in JSON; while
+            # it starts it answers 503 in plain text.
+            try:
+                return json.load(e)
+            except ValueError:
+                return None
         except OSError:
+            return None
+
+    def query(self, expr):
+        """The instant vector's samples as {frozenset(labels): value}; {} if
+        Prometheus is not answering yet."""
+        data = self.answer(expr)
+        if not data or data.get("status") != "success":
             return {}
         out = {}
         for s in data["data"]["result"]:
