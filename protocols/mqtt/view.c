@@ -1,13 +1,14 @@
 /* The MQTT client sessions as the admin API sees them (net/sessions.h):
  * a snapshot of each, and their removal. */
 #include "config.h"
+#include "protocols/mqtt/session.h"
 
 #include <stdlib.h>
 
+#include "log.h"
 #include "net/conn.h"
 #include "net/sessions.h"
 #include "protocols/mqtt/internal.h"
-#include "protocols/mqtt/session.h"
 
 /* Calls fn with cl's snapshot. -1 on out of memory. */
 static int view(const struct mqtt_client *cl, session_view_fn fn, void *arg)
@@ -88,6 +89,7 @@ static int remove_session(void *state, const char *id)
 		return SESSION_NONE;
 	if (cl->mc)
 		return SESSION_CONNECTED;
+	log_info("mqtt client %s: session ended by the admin API", cl->id);
 	mqtt_client_free(cl, true);
 	return SESSION_REMOVED;
 }

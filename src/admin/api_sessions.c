@@ -2,12 +2,12 @@
  * keep across connections (MQTT's), from their snapshots
  * (net/sessions.h); DELETE ends one whose client is not connected. */
 #include "config.h"
+#include "admin/internal.h"
 
 #include <event2/http.h>
 #include <jansson.h>
 #include <string.h>
 
-#include "admin/internal.h"
 #include "broker.h"
 #include "net/sessions.h"
 

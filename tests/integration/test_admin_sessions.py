@@ -5,6 +5,7 @@ seen connected and then away with the messages queued meanwhile; DELETE
 ends an absent session (its client comes back to no session and none of
 what was queued), refuses a connected one (409); wharfctl sessions and
 wharfctl session delete."""
+import re
 import time
 import urllib.parse
 
@@ -99,6 +100,8 @@ class AdminSessions(AdminClients, MqttTestCase):
         # no session and none of what was queued for it.
         got = self.api.ok("DELETE", spath(cid))
         self.assertEqual(got, {"client_id": cid, "deleted": True})
+        self.broker.wait_for_log(r"mqtt client %s: session ended by the admin API"
+                                 % re.escape(cid))
         self.assertIsNone(self.session(cid))
         self.assertNotIn(cid, [x["client_id"] for x in self.api.ok("GET", "/api/v1/sessions")])
         self.assertEqual(self.api.request("DELETE", spath(cid))[0], 404)
