@@ -12,7 +12,16 @@ on...) so that whatever else the machine does falls on both alike. The
 scraper is Debian's prometheus (scrape_interval 1s) when installed, else a
 Python loop fetching /metrics every second. CPU is the broker's own (all
 threads, utime + stime from /proc/PID/stat) over each wharf-bench run; the
-figure is the median over the rounds, and the ratio is on / off."""
+figure is the median over the rounds, and the ratio is on / off. On a
+shared machine whose load drifts during the run, the paired ratio is the
+steadier figure: each round's on / off (its two runs back to back), the
+median over the rounds with the lowest and highest.
+
+The scrape's own cost is then measured apart, where noise matters less:
+the metrics-on broker's CPU over --scrapes GETs of /metrics in a row,
+after the rounds (its queue and its clients' counters still there), as
+CPU per scrape and as the number of messages of each flow that cost as
+much."""
 
 import argparse
 import os
@@ -27,7 +36,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from benchlib import Wharfd, bench_cpu  # noqa: E402
+from benchlib import Wharfd, bench_cpu, cpu_seconds  # noqa: E402
 
 
 def start(wharfd, admin, tmp):
@@ -82,12 +91,22 @@ def run(bench, broker, flow, count):
     return bench_cpu(bench, broker, count, args)
 
 
+def scrape_cost(broker, n):
+    """The broker's CPU seconds per GET /metrics, over n in a row."""
+    url = "http://127.0.0.1:%d/metrics" % broker.ports["admin"]
+    before = cpu_seconds(broker.proc.pid)
+    for _ in range(n):
+        urllib.request.urlopen(url, timeout=10).read()
+    return (cpu_seconds(broker.proc.pid) - before) / n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=1000000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build-o2"))
     ap.add_argument("--tmp", default="/var/tmp")
+    ap.add_argument("--scrapes", type=int, default=2000)
     a = ap.parse_args()
     wharfd = os.path.join(a.build, "src", "wharfd")
     bench = os.path.join(a.build, "tools", "wharf-bench", "wharf-bench")
@@ -102,6 +121,8 @@ def main():
             for f in flows:
                 for k, b in (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off)):
                     got[(f, k)].append(run(bench, b, f, a.count))
+        scraper.stop()
+        per_scrape = scrape_cost(on, a.scrapes)
     finally:
         scraper.stop()
         on.stop()
@@ -114,6 +135,14 @@ def main():
         print("%-12s %10.3f %10.3f %8.3f" % (f, o, n, n / o if o else float("nan")))
         print("%-12s %s | %s" % ("", " ".join("%.3f" % x for x in got[(f, "off")]),
                                  " ".join("%.3f" % x for x in got[(f, "on")])))
+        paired = sorted(n / o for o, n in zip(got[(f, "off")], got[(f, "on")]) if o)
+        if paired:
+            print("%-12s paired on/off: median %.3f, lowest %.3f, highest %.3f"
+                  % ("", statistics.median(paired), paired[0], paired[-1]))
+    print("one scrape: %.3f ms of broker CPU (%d in a row), as much as %s"
+          % (per_scrape * 1000, a.scrapes, ", ".join(
+              "%.0f %s messages" % (per_scrape * 100000 / statistics.median(got[(f, "off")]), f)
+              for f in flows)))
 
 
 if __name__ == "__main__":
