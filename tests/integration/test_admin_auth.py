@@ -3,8 +3,8 @@
 against the users file with urllib and curl, 401 with WWW-Authenticate
 without or with wrong credentials, health probes open; the ACLs' `browse`
 for reading one destination and `admin` for changing it or for the broker
-as a whole, 403 with a JSON error otherwise; `[admin] allow_anonymous` on
-loopback."""
+as a whole (MQTT sessions included), 403 with a JSON error otherwise;
+`[admin] allow_anonymous` on loopback."""
 import base64
 import json
 import os
@@ -16,8 +16,9 @@ import urllib.error
 import urllib.request
 
 from admintest import admin_port, users_admin_config
+from mqtttest import Paho
 from test_auth import add_user, start, stop
-from wharftest import main
+from wharftest import main, wait_until
 
 TIMEOUT = 20
 USERS = {"root": "root-pw", "ops": "ops-pw", "viewer": "viewer-pw"}
@@ -40,7 +41,9 @@ class AdminAuthTest(unittest.TestCase):
         with open(acl, "w") as f:
             f.write(RULES)
         cls.broker = start(users_admin_config(users, acl, "http://127.0.0.1:0",
-                                              "allow_anonymous = true\n"), ("stomp",))
+                                              "allow_anonymous = true\n[listener m]\n"
+                                              "url = mqtt://127.0.0.1:0\n"),
+                           ("admin", "mqtt", "stomp"))
         cls.base = "http://127.0.0.1:%d" % admin_port(cls.broker)
 
     @classmethod
@@ -100,6 +103,26 @@ class AdminAuthTest(unittest.TestCase):
         self.assertEqual(self.call("DELETE", "/api/v1/queues/ops.jobs", "ops")[0], 200)
         self.broker.wait_for_log(r"admin: user viewer denied admin on queue ops\.jobs")
         self.broker.wait_for_log(r"admin: 127\.0\.0\.1:\d+ user ops DELETE /api/v1/queues/ops\.jobs")
+
+    def test_sessions(self):
+        """An MQTT session shows who connected it; listing and ending
+        sessions is the broker as a whole: admin over everything."""
+        c = Paho(self.broker.ports["mqtt"], "auth-sessions", level=4, clean=False,
+                 username="viewer", password=USERS["viewer"])
+        try:
+            c.connect()
+            status, body, _ = self.call("GET", "/api/v1/sessions/auth-sessions", "root")
+            self.assertEqual((status, body["user"]), (200, "viewer"))
+            for method, path in (("GET", "/api/v1/sessions"),
+                                 ("GET", "/api/v1/sessions/auth-sessions"),
+                                 ("DELETE", "/api/v1/sessions/auth-sessions")):
+                self.assertEqual(self.call(method, path, "ops")[0], 403, path)
+                self.assertEqual(self.call(method, path, "viewer")[0], 403, path)
+        finally:
+            c.close()
+        wait_until(lambda: not self.call("GET", "/api/v1/sessions/auth-sessions",
+                                         "root")[1]["connected"], what="the client gone")
+        self.assertEqual(self.call("DELETE", "/api/v1/sessions/auth-sessions", "root")[0], 200)
 
     def test_anonymous_on_loopback(self):
         self.assertEqual(self.call("PUT", "/api/v1/queues/public.news", "root")[0], 201)
