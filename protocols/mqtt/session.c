@@ -409,9 +409,8 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	/* [auth] mqtt_client_id_prefix: a client's id starts with its
 	 * user's prefix, so that no user takes over another's session. */
 	const char *want = conn_broker(mc->c)->cfg->auth.mqtt_client_id_prefix;
-	int bound = want ? acl_client_id_check(want, "mqtt", conn_peer(mc->c),
-					       conn_principal(mc->c), assigned ? NULL : id, prefix,
-					       sizeof(prefix))
+	int bound = want ? acl_client_id_check(want, conn_acl_who(mc->c),
+					       assigned ? NULL : id, prefix, sizeof(prefix))
 			 : 0;
 	if (bound != 0) {
 		free(id);

@@ -160,8 +160,8 @@ void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 	const char *want = s->b->cfg->auth.stomp_client_id_prefix;
 	char prefix[300], why[340];
 	int bound = want && client_id && *client_id
-		? acl_client_id_check(want, "stomp", conn_peer(s->c), conn_principal(s->c),
-				      client_id, prefix, sizeof(prefix))
+		? acl_client_id_check(want, conn_acl_who(s->c), client_id, prefix,
+				      sizeof(prefix))
 		: 0;
 	if (bound != 0) {
 		/* [auth] stomp_client_id_prefix: durable subscriptions are
