@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The audit log ([audit] file, docs/security.md, Audit log) with real
 clients: stomp.py, paho-mqtt (3.1.1 and 5) and python-qpid-proton logging in
-with right and wrong passwords; paho refused a subscription and a publish by
+with right and wrong passwords, and proton with a client certificate (SASL
+EXTERNAL); a client id refused by stomp_client_id_prefix; paho refused a subscription and a publish by
 the ACLs; a queue a STOMP client creates and an administrator deletes over
 HTTP Basic; a connection the administrator closes; a users file changed and
 reloaded by SIGHUP; rotation (rename, SIGHUP, a new file). Every line is
@@ -23,10 +24,12 @@ import urllib.error
 import urllib.request
 
 import paho.mqtt.client as mqtt
+from proton import ConnectionException
 
 from admintest import admin_port
 from stomptest import stomp_connect
 from test_auth import add_user, amqp_login, paho_connack, start, stomppy, stop, wharfctl
+from test_certid import Certs, amqp_external
 from wharftest import main, wait_until
 
 TIMEOUT = 20
@@ -75,6 +78,7 @@ users_file = %s
 acl_file = %s
 failure_delay = 100ms
 max_failures_per_address = 1000
+stomp_client_id_prefix = %%u:
 [audit]
 file = audit.log
 [admin]
@@ -246,6 +250,18 @@ listen = http://127.0.0.1:0
                            destination="secret.plans", kind="topic")
         c.disconnect()
 
+    def test_client_id_not_the_users(self):
+        n = self.mark()
+        with self.assertRaises(AssertionError):
+            stomp_connect(self.ports["stomp"], headers={"login": "alice",
+                                                        "passcode": USERS["alice"],
+                                                        "client-id": "bob:orders"})
+        e = self.wait_line(n, "client id denied", event="acl_denied", action="client_id")
+        self.assert_fields(e, principal="alice", protocol="stomp", listener="s",
+                           mechanism="password", requested_client_id="bob:orders",
+                           reason="a client id must start with 'alice:'")
+        self.assertIsInstance(e["conn"], int)
+
     def test_a_flood_of_denials_is_bounded_and_counted(self):
         n = self.mark()
         c = self.paho_bob("bob-flood")
@@ -402,6 +418,53 @@ listen = http://127.0.0.1:0
             self.broker.proc.send_signal(signal.SIGHUP)
             wait_until(lambda: len([e for e in self.lines() if e["event"] == "config_reload"])
                        > reloads, TIMEOUT, what="the merged file reopened")
+
+
+class CertificateTest(unittest.TestCase):
+    """SASL EXTERNAL with a client certificate's CN; the audit file at an
+    absolute path."""
+
+    def test_certificate_logins(self):
+        certs = Certs()
+        d = tempfile.mkdtemp(prefix="wharf-audit-")
+        self.addCleanup(shutil.rmtree, d, True)
+        self.addCleanup(shutil.rmtree, certs.dir, True)
+        users = os.path.join(d, "users")
+        add_user(users, "alice", USERS["alice"], "--cost", "10")
+        path = os.path.join(d, "audit.jsonl")
+        b = start("""
+[auth]
+users_file = %s
+failure_delay = 100ms
+[audit]
+file = %s
+[listener tls]
+url = amqps://127.0.0.1:0
+cert_identity = cn
+tls_cert = %s
+tls_key = %s
+tls_ca = %s
+tls_client_cert = required
+""" % (users, path, certs.path("server.crt"), certs.path("server.key"), certs.path("ca.crt")),
+            ("amqps",))
+        try:
+            amqp_external(certs, b.ports["amqps"], "alice").close()
+            with self.assertRaises(ConnectionException):
+                amqp_external(certs, b.ports["amqps"], "mallory")
+        finally:
+            stop(b)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        with open(path) as f:
+            lines = [json.loads(line) for line in f]
+        want = [{"event": "connect", "principal": "alice"},
+                {"event": "connect_failed", "principal": "mallory",
+                 "reason": "the certificate's user is not in the users file"}]
+        self.assertEqual(len(lines), 2, lines)
+        for e, w in zip(lines, want):
+            self.assertEqual({k: e.get(k) for k in w}, w)
+            self.assertEqual((e["mechanism"], e["protocol"], e["listener"]),
+                             ("certificate", "amqp", "tls"))
+            self.assertRegex(e["remote"], REMOTE_RE)
 
 
 class AuditOffTest(unittest.TestCase):
