@@ -136,10 +136,13 @@ listen = http://127.0.0.1:0
         for k, v in want.items():
             self.assertEqual(e.get(k), v, "%s in %r" % (k, e))
 
-    def admin_request(self, method, path, user="alice", password=None):
+    def admin_request(self, method, path, user="alice", password=None, body=None):
+        headers = {"Authorization": basic(user, password or USERS[user])}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.admin, path),
-                                     method=method, headers={
-                                         "Authorization": basic(user, password or USERS[user])})
+                                     method=method, headers=headers,
+                                     data=None if body is None else json.dumps(body).encode())
         try:
             with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
                 return r.status, json.loads(r.read())
@@ -326,6 +329,14 @@ listen = http://127.0.0.1:0
         self.assert_fields(e, principal="alice", mechanism="basic", protocol="admin")
         e = self.wait_line(n, "purged", event="queue_purged", destination="audit.admin")
         self.assert_fields(e, principal="alice", purged=0, kind="queue")
+        status, _ = self.admin_request("POST", "/api/v1/queues/audit.admin/messages",
+                                       body={"body": "x"})
+        self.assertEqual(status, 201)
+        status, body = self.admin_request("POST", "/api/v1/queues/audit.admin/move",
+                                          body={"to": "audit.moved"})
+        self.assertEqual((status, body["moved"]), (200, 1))
+        e = self.wait_line(n, "moved", event="messages_moved", destination="audit.admin")
+        self.assert_fields(e, principal="alice", mechanism="basic", to="audit.moved", moved=1)
 
         # bob may not administer the broker.
         self.assertEqual(self.admin_request("GET", "/api/v1/connections", "bob")[0], 403)
