@@ -111,7 +111,11 @@ static bool authenticate(struct stomp_session *s, struct stomp_frame *f)
 		login = NULL;
 	if (!passcode)
 		passcode = "";
-	if (conn_authenticate(s->c, login, passcode, strlen(passcode), auth_answered) < 0) {
+	/* The client-id it asks for names it in the audit log's login line;
+	 * it is its own once the login and the id are checked. */
+	const char *claimed = stomp_frame_get(f, "client-id");
+	if (conn_set_client_id(s->c, claimed && *claimed ? claimed : NULL) < 0 ||
+	    conn_authenticate(s->c, login, passcode, strlen(passcode), auth_answered) < 0) {
 		stomp_send_error(s, "out of memory", NULL, NULL);
 		return true;
 	}

@@ -197,10 +197,13 @@ listen = http://127.0.0.1:0
         self.assertEqual(paho_connack(self.ports["mqtt"], "alice", USERS["alice"], mqtt.MQTTv5), 0)
         e = self.wait_line(n, "mqtt connect", event="connect", protocol="mqtt")
         self.assert_fields(e, principal="alice", mechanism="password", listener="m")
+        # The client id paho sent (test_auth.paho_connack's).
+        self.assertRegex(e["client_id"], r"^auth-\d+$")
         self.assertNotEqual(paho_connack(self.ports["mqtt"], "alice", WRONG, mqtt.MQTTv311), 0)
         e = self.wait_line(n, "mqtt refused", event="connect_failed", protocol="mqtt")
         self.assert_fields(e, principal="alice", mechanism="password", listener="m",
                            reason="wrong password")
+        self.assertRegex(e["client_id"], r"^auth-\d+$")
         self.assertNotEqual(paho_connack(self.ports["mqtt"], None, None, mqtt.MQTTv5), 0)
         e = self.wait_line(n, "mqtt anonymous refused", event="connect_failed",
                            protocol="mqtt", principal="anonymous")
@@ -262,8 +265,10 @@ listen = http://127.0.0.1:0
         e = self.wait_line(n, "client id denied", event="acl_denied", action="client_id")
         self.assert_fields(e, principal="alice", protocol="stomp", listener="s",
                            mechanism="password", requested_client_id="bob:orders",
+                           client_id="bob:orders",
                            reason="a client id must start with 'alice:'")
-        self.assertIsInstance(e["conn"], int)
+        login = self.wait_line(n, "its login", event="connect", conn=e["conn"])
+        self.assert_fields(login, principal="alice", client_id="bob:orders")
 
     def test_a_flood_of_denials_is_bounded_and_counted(self):
         n = self.mark()
