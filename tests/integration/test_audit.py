@@ -28,7 +28,8 @@ from proton import ConnectionException
 
 from admintest import admin_port
 from stomptest import stomp_connect
-from test_auth import add_user, amqp_login, paho_connack, start, stomppy, stop, wharfctl
+from test_auth import (add_user, amqp_login, paho_connack, start, stomppy, stop, users_and_rules,
+                       wharfctl)
 from test_certid import Certs, amqp_external
 from wharftest import main, wait_until
 
@@ -64,13 +65,7 @@ def basic(user, password):
 class AuditTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="wharf-audit-")
-        cls.users = os.path.join(cls.dir, "users")
-        for u, pw in USERS.items():
-            add_user(cls.users, u, pw, "--cost", "10")
-        cls.acl = os.path.join(cls.dir, "acl")
-        with open(cls.acl, "w") as f:
-            f.write(RULES)
+        cls.dir, cls.users, cls.acl = users_and_rules("wharf-audit-", USERS, RULES)
         cls.broker = start("""
 log_level = info
 [auth]
