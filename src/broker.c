@@ -26,6 +26,7 @@
 #include "net/protocol.h"
 #include "router/router.h"
 #include "store/store.h"
+#include "util/audit.h"
 #include "util/clock.h"
 #include "util/memtrim.h"
 #include "util/notify.h"
@@ -74,6 +75,26 @@ static int lock_data_dir(struct broker *b)
 }
 
 static int activate(struct broker *b, bool promoted);
+
+/* [audit] file: a relative path is the data directory's, as the
+ * broker's other files are, whatever directory it was started in. */
+static int open_audit(const struct wharf_config *cfg)
+{
+	const char *file = cfg->audit.file;
+	if (!file)
+		return 0;
+	char path[4096];
+	if (file[0] == '/')
+		snprintf(path, sizeof(path), "%s", file);
+	else
+		snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, file);
+	if (audit_open(path) < 0) {
+		log_error("[audit] file: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	log_info("audit log: %s", path);
+	return 0;
+}
 
 static void apply_destinations(struct broker *b)
 {
@@ -166,6 +187,9 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 			log_error("cannot reopen the log file: %s", strerror(errno));
 		else
 			log_info("log file reopened");
+		if (audit_reopen() < 0)
+			log_error("cannot reopen the audit log %s: %s", b->cfg->audit.file,
+				  strerror(errno));
 		listener_reload_tls(b);
 		admin_reload_tls(b->admin);
 		auth_reload(b->auth);
@@ -185,7 +209,7 @@ int broker_init(struct broker *b, struct wharf_config *cfg)
 	b->lock_fd = -1;
 	TAILQ_INIT(&b->conns);
 	b->started_ms = clock_mono_ms();
-	if (lock_data_dir(b) < 0)
+	if (lock_data_dir(b) < 0 || open_audit(cfg) < 0)
 		return -1;
 	b->base = event_base_new();
 	struct router_options ro = {
@@ -398,6 +422,7 @@ void broker_free(struct broker *b)
 		event_base_free(b->base);
 	if (b->lock_fd >= 0)
 		close(b->lock_fd);
+	audit_close();
 	config_free(b->cfg);
 	b->cfg = NULL;
 }

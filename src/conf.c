@@ -17,7 +17,7 @@
 #include "router/address.h"
 
 enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_AUTH, SEC_QUEUE, SEC_TOPIC,
-	       SEC_ADMIN };
+	       SEC_ADMIN, SEC_AUDIT };
 
 struct parser {
 	struct wharf_config *cfg;
@@ -150,6 +150,7 @@ void config_free(struct wharf_config *cfg)
 	free(cfg->auth.acl_file);
 	free(cfg->auth.mqtt_client_id_prefix);
 	free(cfg->auth.stomp_client_id_prefix);
+	free(cfg->audit.file);
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
@@ -650,6 +651,13 @@ static int auth_key(struct parser *p, const char *k, const char *v)
 	return fail(p, "unknown key '%s' in [auth]", k);
 }
 
+static int audit_key(struct parser *p, const char *k, const char *v)
+{
+	if (!strcmp(k, "file"))
+		return set_string(p, &p->cfg->audit.file, v);
+	return fail(p, "unknown key '%s' in [audit]", k);
+}
+
 static int listener_key(struct parser *p, const char *k, const char *v)
 {
 	if (!strcmp(k, "url"))
@@ -834,6 +842,12 @@ static int section_header(struct parser *p, char *s)
 		p->section = SEC_AUTH;
 		return 0;
 	}
+	if (!strcmp(body, "audit")) {
+		if (*arg)
+			return fail(p, "[audit] takes no argument");
+		p->section = SEC_AUDIT;
+		return 0;
+	}
 	if (!strcmp(body, "listener")) {
 		if (!*arg)
 			return fail(p, "[listener NAME] needs a name");
@@ -1001,6 +1015,8 @@ int config_parse(struct wharf_config *cfg, const char *name, const char *text, c
 					rc = listener_key(&p, k, v);
 				else if (p.section == SEC_ADMIN)
 					rc = admin_key(&p, k, v);
+				else if (p.section == SEC_AUDIT)
+					rc = audit_key(&p, k, v);
 				else
 					rc = dest_key(&p, k, v);
 			}

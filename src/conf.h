@@ -1,5 +1,5 @@
 /* The configuration file (conf/wharf.conf): `key = value` lines, `#` comments,
- * and sections `[listener NAME]`, `[stomp]`, `[mqtt]`, `[ha]`, `[auth]`, `[admin]`,
+ * and sections `[listener NAME]`, `[stomp]`, `[mqtt]`, `[ha]`, `[auth]`, `[admin]`, `[audit]`,
  * `[queue PATTERN]`,
  * `[topic PATTERN]`. Every mistake is reported as FILE:LINE: message.
  * docs/configuration.md lists every key. */
@@ -111,6 +111,11 @@ struct auth_config {
 	int line;                   /* of the [auth] header, for messages */
 };
 
+/* [audit]: the audit log (util/audit.h, docs/security.md). */
+struct audit_config {
+	char *file; /* as written: relative to data_dir unless absolute; NULL: off */
+};
+
 struct wharf_config {
 	char *data_dir;
 	char *log_file;
@@ -155,6 +160,7 @@ struct wharf_config {
 	struct ha_config ha;
 	struct admin_config admin;
 	struct auth_config auth;
+	struct audit_config audit;
 	struct listener_config *listeners;
 	struct dest_config *dests;
 };

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "log.h"
+#include "util/logfile.h"
 #include "util/utf8.h"
 
 #include <stdarg.h>
@@ -11,8 +12,7 @@
 #include <time.h>
 
 static enum log_level current_level = LOG_INFO;
-static FILE *out;
-static char *out_path;
+static struct logfile file;
 static bool json_format;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -55,41 +55,17 @@ int log_open(const char *path)
 		log_close();
 		return 0;
 	}
-	FILE *f = fopen(path, "a");
-	if (!f)
-		return -1;
-	char *copy = strdup(path);
-	if (!copy) {
-		fclose(f);
-		return -1;
-	}
-	log_close();
-	setvbuf(f, NULL, _IOLBF, 0);
-	out = f;
-	out_path = copy;
-	return 0;
+	return logfile_open(&file, path, 0666);
 }
 
 int log_reopen(void)
 {
-	if (!out_path)
-		return 0;
-	FILE *f = fopen(out_path, "a");
-	if (!f)
-		return -1;
-	setvbuf(f, NULL, _IOLBF, 0);
-	fclose(out);
-	out = f;
-	return 0;
+	return logfile_reopen(&file);
 }
 
 void log_close(void)
 {
-	if (out)
-		fclose(out);
-	out = NULL;
-	free(out_path);
-	out_path = NULL;
+	logfile_close(&file);
 }
 
 /* Appends `s` as a JSON string to buf (of `size`, holding `len` bytes);
@@ -114,19 +90,24 @@ static size_t put_json_string(char *buf, size_t size, size_t len, const char *s)
 	return len;
 }
 
-/* Writes one line; `conn` 0 means the line is about no connection. One
- * fprintf per line keeps lines whole when stderr is shared. */
-static void emit(enum log_level level, unsigned long conn, const char *peer, const char *msg)
+void log_time(char buf[LOG_TIME_LEN])
 {
-	FILE *f = out ? out : stderr;
 	struct timeval tv;
 	struct tm tm;
 	char stamp[32];
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	char when[40];
-	snprintf(when, sizeof(when), "%s.%03dZ", stamp, (int)(tv.tv_usec / 1000));
+	snprintf(buf, LOG_TIME_LEN, "%s.%03dZ", stamp, (int)(tv.tv_usec / 1000));
+}
+
+/* Writes one line; `conn` 0 means the line is about no connection. One
+ * fprintf per line keeps lines whole when stderr is shared. */
+static void emit(enum log_level level, unsigned long conn, const char *peer, const char *msg)
+{
+	FILE *f = file.f ? file.f : stderr;
+	char when[LOG_TIME_LEN];
+	log_time(when);
 	if (!json_format) {
 		if (conn)
 			fprintf(f, "%s %s conn=%lu %s: %s\n", when, level_names[level], conn, peer, msg);

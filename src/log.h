@@ -25,6 +25,11 @@ int log_open(const char *path);
 int log_reopen(void);
 void log_close(void);
 
+/* Now as RFC 3339 UTC with milliseconds, "2026-11-28T21:10:00.123Z": the
+ * time of every log (and audit) line. */
+#define LOG_TIME_LEN 40
+void log_time(char buf[LOG_TIME_LEN]);
+
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A line about connection `conn` (its id) from `peer` (its address). */

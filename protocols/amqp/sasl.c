@@ -3,6 +3,7 @@
 
 #include <proton/sasl.h>
 #include <proton/sasl_plugin.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ha/redirect.h"
@@ -118,8 +119,12 @@ static void process_init(pn_transport_t *t, const char *mechanism, const pn_byte
 	else if (!strcmp(mechanism, "PLAIN") && allowed(t, "PLAIN") &&
 		 plain_identity(recv, user, sizeof(user), &pw, &pwlen))
 		rc = conn_authenticate(c, user, pw, pwlen, answered);
-	else
+	else {
 		conn_log(c, LOG_INFO, "amqp: SASL %s refused: not offered or malformed", mechanism);
+		char why[96];
+		snprintf(why, sizeof(why), "SASL %.40s not offered or malformed", mechanism);
+		conn_audit(c, "connect_failed", NULL, why);
+	}
 	if (rc == 0) {
 		ac->authenticating = true;
 		conn_pause_input(c, true);

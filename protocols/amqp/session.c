@@ -166,6 +166,8 @@ static void on_event(struct amqp_conn *ac, pn_event_t *e)
 			amqp_close_with_error(ac, "amqp:internal-error", "out of memory");
 			break;
 		}
+		if (!ac->authenticated)
+			conn_audit(ac->c, "connect", "anonymous", NULL);
 		if (conn_set_client_id(ac->c, pn_connection_remote_container(pc)) < 0) {
 			amqp_close_with_error(ac, "amqp:internal-error", "out of memory");
 			break;

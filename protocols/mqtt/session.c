@@ -347,9 +347,15 @@ static bool authenticate(struct mqtt_conn *mc, const struct mqtt_connect *cp)
 				user[0] = ':';
 		}
 	}
-	int rc = cp->has_username && !user ? -1
-		 : conn_authenticate(mc->c, user, cp->has_password ? cp->password.p : "",
-				     cp->has_password ? cp->password.len : 0, auth_answered);
+	/* The id it asks for names it in the audit log's login line; the one
+	 * it gets is set once the login and the id's prefix are checked. */
+	char *claimed = cp->client_id.len ? strndup(cp->client_id.p, cp->client_id.len) : NULL;
+	int rc = -1;
+	if ((!cp->has_username || user) && (!cp->client_id.len || claimed) &&
+	    conn_set_client_id(mc->c, claimed) == 0)
+		rc = conn_authenticate(mc->c, user, cp->has_password ? cp->password.p : "",
+				       cp->has_password ? cp->password.len : 0, auth_answered);
+	free(claimed);
 	free(user);
 	if (rc < 0) {
 		refuse_connect(mc, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
@@ -409,9 +415,8 @@ static void on_connect(struct mqtt_conn *mc, const struct mqtt_packet *p)
 	/* [auth] mqtt_client_id_prefix: a client's id starts with its
 	 * user's prefix, so that no user takes over another's session. */
 	const char *want = conn_broker(mc->c)->cfg->auth.mqtt_client_id_prefix;
-	int bound = want ? acl_client_id_check(want, "mqtt", conn_peer(mc->c),
-					       conn_principal(mc->c), assigned ? NULL : id, prefix,
-					       sizeof(prefix))
+	int bound = want ? acl_client_id_check(want, conn_acl_who(mc->c),
+					       assigned ? NULL : id, prefix, sizeof(prefix))
 			 : 0;
 	if (bound != 0) {
 		free(id);

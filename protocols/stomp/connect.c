@@ -111,7 +111,11 @@ static bool authenticate(struct stomp_session *s, struct stomp_frame *f)
 		login = NULL;
 	if (!passcode)
 		passcode = "";
-	if (conn_authenticate(s->c, login, passcode, strlen(passcode), auth_answered) < 0) {
+	/* The client-id it asks for names it in the audit log's login line;
+	 * it is its own once the login and the id are checked. */
+	const char *claimed = stomp_frame_get(f, "client-id");
+	if (conn_set_client_id(s->c, claimed && *claimed ? claimed : NULL) < 0 ||
+	    conn_authenticate(s->c, login, passcode, strlen(passcode), auth_answered) < 0) {
 		stomp_send_error(s, "out of memory", NULL, NULL);
 		return true;
 	}
@@ -160,8 +164,8 @@ void stomp_on_connect(struct stomp_session *s, struct stomp_frame *f)
 	const char *want = s->b->cfg->auth.stomp_client_id_prefix;
 	char prefix[300], why[340];
 	int bound = want && client_id && *client_id
-		? acl_client_id_check(want, "stomp", conn_peer(s->c), conn_principal(s->c),
-				      client_id, prefix, sizeof(prefix))
+		? acl_client_id_check(want, conn_acl_who(s->c), client_id, prefix,
+				      sizeof(prefix))
 		: 0;
 	if (bound != 0) {
 		/* [auth] stomp_client_id_prefix: durable subscriptions are

@@ -158,8 +158,8 @@ static char *durable_queue_of(struct stomp_session *s, const char *name, bool ra
 	 * subscription is the user's, named as if its client-id were the
 	 * prefix. */
 	if (!s->client_id.id && want) {
-		if (acl_client_id_check(want, "stomp", conn_peer(s->c), conn_principal(s->c), NULL,
-					prefix, sizeof(prefix)) < 0) {
+		if (acl_client_id_check(want, conn_acl_who(s->c), NULL, prefix,
+					sizeof(prefix)) < 0) {
 			stomp_send_error(s, "client id prefix too long", receipt, NULL);
 			return NULL;
 		}

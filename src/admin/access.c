@@ -1,8 +1,10 @@
 #include "config.h"
 
 #include <event2/http.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +13,7 @@
 #include "auth/auth.h"
 #include "broker.h"
 #include "log.h"
+#include "util/audit.h"
 
 /* A request whose password the authenticator checks; a->waits holds it
  * until the answer (admin_access_free cancels what is left). */
@@ -21,6 +24,7 @@ struct admin_wait {
 	struct auth_request *ar;
 	admin_serve_fn serve;
 	char user[132];
+	char peer[64];
 };
 
 static void refuse_401(struct evhttp_request *req, const char *why)
@@ -30,18 +34,34 @@ static void refuse_401(struct evhttp_request *req, const char *why)
 	admin_reply_error(req, 401, "%s", why);
 }
 
-static void answered(void *arg, enum auth_result r)
+/* Who asks with HTTP Basic credentials for `user` (NULL: unreadable). */
+static struct audit_actor basic_actor(const char *user, const char *peer)
+{
+	return (struct audit_actor){ .principal = user, .mechanism = "basic", .protocol = "admin",
+				     .listener = "admin", .remote = peer };
+}
+
+static void login_failed(const struct audit_actor *who, const char *reason)
+{
+	audit_event(&(struct audit_record){ .event = "connect_failed", .actor = who,
+					    .reason = reason });
+}
+
+static void answered(void *arg, enum auth_result r, const char *reason)
 {
 	struct admin_wait *w = arg;
 	*w->prevp = w->next;
 	if (w->next)
 		w->next->prevp = w->prevp;
+	struct audit_actor who = basic_actor(w->user, w->peer);
 	/* evhttp keeps a request whose client went away until it is
 	 * answered, and frees it then. */
-	if (r == AUTH_OK)
-		w->serve(w->a, w->req, w->user);
-	else
+	if (r == AUTH_OK) {
+		w->serve(w->a, w->req, &who);
+	} else {
+		login_failed(&who, reason);
 		refuse_401(w->req, "authentication failed");
+	}
 	free(w);
 }
 
@@ -84,17 +104,21 @@ void admin_access(struct admin *a, struct evhttp_request *req, bool loopback,
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	char peer[64];
+	admin_peer(req, peer, sizeof(peer));
+	struct audit_actor who = { .protocol = "admin", .listener = "admin", .remote = peer };
 	/* Without users nothing is checked; health probes never are. */
 	if (!auth_enabled(a->b->auth) || (path && (!strcmp(path, "/healthz") ||
 						   !strcmp(path, "/readyz")))) {
-		serve(a, req, NULL);
+		serve(a, req, &who);
 		return;
 	}
 	const char *header = evhttp_find_header(evhttp_request_get_input_headers(req),
 						"Authorization");
 	if (!header) {
+		who.principal = who.mechanism = "anonymous";
 		if (a->b->cfg->admin.allow_anonymous && loopback)
-			serve(a, req, "anonymous");
+			serve(a, req, &who);
 		else
 			refuse_401(req, "authentication required");
 		return;
@@ -104,16 +128,12 @@ void admin_access(struct admin *a, struct evhttp_request *req, bool loopback,
 	unsigned char *pw = w ? basic_credentials(header, w->user, sizeof(w->user), &len) : NULL;
 	if (!pw) {
 		free(w);
+		who = basic_actor(NULL, peer);
+		login_failed(&who, "malformed Authorization header");
 		refuse_401(req, "malformed Authorization header (HTTP Basic expected)");
 		return;
 	}
-	char peer[64] = "?";
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	char *host = NULL;
-	ev_uint16_t port = 0;
-	if (evcon)
-		evhttp_connection_get_peer(evcon, &host, &port);
-	snprintf(peer, sizeof(peer), "%s:%u", host ? host : "?", port);
+	snprintf(w->peer, sizeof(w->peer), "%s", peer);
 	w->a = a;
 	w->req = req;
 	w->serve = serve;
@@ -150,9 +170,27 @@ static bool allowed(struct admin *a, const char *user, enum acl_action action,
 			 name, pattern);
 }
 
-bool admin_permitted(struct admin *a, struct evhttp_request *req, const char *user, char **seg,
-		     size_t nseg)
+/* A client can ask for 403s as fast as it likes: at most one audit line
+ * this often, counting the denials left out before it. */
+#define DENIAL_AUDIT_MS 1000
+
+/* A 403 audited: who was denied action on kind:name. */
+static void denied(struct admin *a, const struct audit_actor *who, enum acl_action action,
+		   const char *kind, const char *name, const char *reason)
 {
+	unsigned long held;
+	if (!audit_on() || !log_limit_pass(&a->denials, DENIAL_AUDIT_MS, &held))
+		return;
+	audit_event(&(struct audit_record){
+		.event = "acl_denied", .actor = who, .destination = name, .kind = kind,
+		.action = acl_action_name(action), .reason = reason,
+		.detail = held ? json_pack("{s:I}", "suppressed", (json_int_t)held) : NULL });
+}
+
+bool admin_permitted(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+		     char **seg, size_t nseg)
+{
+	const char *user = who->principal;
 	if (!user || !nseg || (strcmp(seg[0], "api") && strcmp(seg[0], "metrics")))
 		return true;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
@@ -168,6 +206,7 @@ bool admin_permitted(struct admin *a, struct evhttp_request *req, const char *us
 			return true;
 		log_info("admin: user %s denied %s on %s %s", user, acl_action_name(action),
 			 kind == DEST_QUEUE ? "queue" : "topic", seg[3]);
+		denied(a, who, action, dest_kind_name(kind), seg[3], "no rule allows it");
 		admin_reply_error(req, 403, "access refused: %s on %s %s", acl_action_name(action),
 				  kind == DEST_QUEUE ? "queue" : "topic", seg[3]);
 		return false;
@@ -179,6 +218,24 @@ bool admin_permitted(struct admin *a, struct evhttp_request *req, const char *us
 		return true;
 	log_info("admin: user %s denied admin on the broker (%s)", user,
 		 evhttp_request_get_uri(req));
+	denied(a, who, ACL_ADMIN, NULL, ">", "admin on every destination (>) needed");
 	admin_reply_error(req, 403, "access refused: admin on every destination (>) needed");
 	return false;
+}
+
+void admin_peer(struct evhttp_request *req, char *buf, size_t len)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *host = NULL;
+	ev_uint16_t port = 0;
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &host, &port);
+	snprintf(buf, len, "%s:%u", host ? host : "?", port);
+}
+
+void admin_audit(const struct audit_actor *who, const char *event, const char *queue,
+		 json_t *detail)
+{
+	audit_event(&(struct audit_record){ .event = event, .actor = who, .destination = queue,
+					    .kind = queue ? "queue" : NULL, .detail = detail });
 }

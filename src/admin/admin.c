@@ -21,6 +21,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/url.h"
+#include "util/audit.h"
 
 /* Path segments a request may have: /api/v1/queues/NAME/messages is 5. */
 #define MAX_SEGMENTS 8
@@ -170,8 +171,9 @@ static int split_path(const char *path, char **seg, size_t *nseg)
 	return 0;
 }
 
-static void serve(struct admin *a, struct evhttp_request *req, const char *user);
-static void route(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg);
+static void serve(struct admin *a, struct evhttp_request *req, const struct audit_actor *who);
+static void route(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+		  char **seg, size_t nseg);
 
 static void request_cb(struct evhttp_request *req, void *arg)
 {
@@ -186,33 +188,29 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	admin_access(a, req, local, serve);
 }
 
-static void serve(struct admin *a, struct evhttp_request *req, const char *user)
+static void serve(struct admin *a, struct evhttp_request *req, const struct audit_actor *who)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
-	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-		char *host = NULL;
-		ev_uint16_t port = 0;
-		if (evcon)
-			evhttp_connection_get_peer(evcon, &host, &port);
-		log_info("admin: %s:%u%s%s %s %s", host ? host : "?", port, user ? " user " : "",
-			 user ? user : "", method_name(method), evhttp_request_get_uri(req));
-	}
+	const char *user = who->principal;
+	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD)
+		log_info("admin: %s%s%s %s %s", who->remote, user ? " user " : "", user ? user : "",
+			 method_name(method), evhttp_request_get_uri(req));
 	char *seg[MAX_SEGMENTS];
 	size_t nseg = 0;
 	int split = path ? split_path(path, seg, &nseg) : -1;
 	if (split < 0)
 		admin_reply_error(req, split == -2 ? 400 : 404, "%s",
 				  split == -2 ? "a NUL byte in the path" : "no such resource");
-	else if (admin_permitted(a, req, user, seg, nseg))
-		route(a, req, seg, nseg);
+	else if (admin_permitted(a, req, who, seg, nseg))
+		route(a, req, who, seg, nseg);
 	for (size_t i = 0; i < nseg; i++)
 		free(seg[i]);
 }
 
-static void route(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg)
+static void route(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+		  char **seg, size_t nseg)
 {
 	if (nseg == 1 && !strcmp(seg[0], "healthz")) {
 		health(a, req, false);
@@ -222,7 +220,7 @@ static void route(struct admin *a, struct evhttp_request *req, char **seg, size_
 		if (admin_only_get(req))
 			admin_metrics(a, req);
 	} else if (nseg >= 2 && !strcmp(seg[0], "api") && !strcmp(seg[1], "v1")) {
-		admin_api(a, req, seg + 2, nseg - 2);
+		admin_api(a, req, who, seg + 2, nseg - 2);
 	} else {
 		admin_reply_error(req, 404, "no such resource");
 	}

@@ -199,7 +199,8 @@ static void add_conn(struct conn *c, void *arg)
 	json_array_append_new(arg, conn_json(c));
 }
 
-static void connections(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg)
+static void connections(struct admin *a, struct evhttp_request *req,
+			const struct audit_actor *who, char **seg, size_t nseg)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	if (nseg == 0) {
@@ -236,6 +237,10 @@ static void connections(struct admin *a, struct evhttp_request *req, char **seg,
 		return;
 	}
 	conn_log(c, LOG_INFO, "admin: closing the connection (%s)", conn_protocol(c));
+	admin_audit(who, "connection_closed", NULL,
+		    json_pack("{s:I,s:s,s:s,s:o}", "closed_conn", (json_int_t)id, "closed_protocol",
+			      conn_protocol(c), "closed_remote", conn_peer(c), "closed_principal",
+			      text_json(conn_principal(c))));
 	conn_close(c, true);
 	admin_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "closed", 1));
 }
@@ -529,7 +534,8 @@ static void browse(struct admin *a, struct evhttp_request *req, const struct que
 	admin_reply_json(req, 200, br.list);
 }
 
-static void one_queue(struct admin *a, struct evhttp_request *req, const char *name)
+static void one_queue(struct admin *a, struct evhttp_request *req,
+		      const struct audit_actor *who, const char *name)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	struct router *r = a->b->router;
@@ -549,6 +555,8 @@ static void one_queue(struct admin *a, struct evhttp_request *req, const char *n
 			admin_reply_error(req, admin_router_status(err), "%s", router_strerror(err));
 			return;
 		}
+		if (created)
+			admin_audit(who, "destination_created", name, NULL);
 		admin_reply_json(req, created ? 201 : 200,
 					queue_json(router_find_queue(r, name), clock_wall_ms()));
 		return;
@@ -569,6 +577,8 @@ static void one_queue(struct admin *a, struct evhttp_request *req, const char *n
 			admin_reply_error(req, admin_router_status(err), "%s", router_strerror(err));
 			return;
 		}
+		admin_audit(who, "destination_deleted", name,
+			    json_pack("{s:I}", "dropped", (json_int_t)depth));
 		admin_reply_json(req, 200, json_pack("{s:s,s:b,s:I}", "name", name, "deleted",
 							     1, "dropped", (json_int_t)depth));
 		return;
@@ -576,7 +586,8 @@ static void one_queue(struct admin *a, struct evhttp_request *req, const char *n
 	admin_method_not_allowed(req, "GET, HEAD, PUT, DELETE");
 }
 
-static void queues(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg)
+static void queues(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+		   char **seg, size_t nseg)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	if (nseg == 0) {
@@ -589,7 +600,7 @@ static void queues(struct admin *a, struct evhttp_request *req, char **seg, size
 	if (!valid_name(req, name))
 		return;
 	if (nseg == 1) {
-		one_queue(a, req, name);
+		one_queue(a, req, who, name);
 		return;
 	}
 	if (nseg != 2) {
@@ -607,12 +618,13 @@ static void queues(struct admin *a, struct evhttp_request *req, char **seg, size
 			admin_reply_error(req, admin_router_status(err), "no queue %s", name);
 			return;
 		}
+		admin_audit(who, "queue_purged", name, json_pack("{s:I}", "purged", (json_int_t)purged));
 		admin_reply_json(req, 200, json_pack("{s:s,s:I}", "name", name, "purged",
 							     (json_int_t)purged));
 		return;
 	}
 	if (!strcmp(seg[1], "move")) {
-		admin_move(a, req, name);
+		admin_move(a, req, who, name);
 		return;
 	}
 	if (strcmp(seg[1], "messages")) {
@@ -700,7 +712,8 @@ static void topics(struct admin *a, struct evhttp_request *req, char **seg, size
 
 /* ---- dispatch --------------------------------------------------------------- */
 
-void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg)
+void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+	       char **seg, size_t nseg)
 {
 	if (nseg == 0) {
 		admin_reply_error(req, 404, "no such resource");
@@ -740,11 +753,11 @@ void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t n
 		return;
 	}
 	if (what[0] == 'c') {
-		connections(a, req, seg + 1, nseg - 1);
+		connections(a, req, who, seg + 1, nseg - 1);
 		return;
 	}
 	if (what[0] == 'q') {
-		queues(a, req, seg + 1, nseg - 1);
+		queues(a, req, who, seg + 1, nseg - 1);
 		return;
 	}
 	if (what[0] == 's') {

@@ -90,7 +90,8 @@ static int move_args(struct evhttp_request *req, char **to, size_t *count)
 	return 1;
 }
 
-void admin_move(struct admin *a, struct evhttp_request *req, const char *name)
+void admin_move(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+		const char *name)
 {
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
@@ -116,6 +117,8 @@ void admin_move(struct admin *a, struct evhttp_request *req, const char *name)
 		return;
 	}
 	log_info("admin: moved %zu messages from %s to %s", moved, name, to ? to : "their origin");
+	admin_audit(who, "messages_moved", name,
+		    json_pack("{s:s?,s:I}", "to", to, "moved", (json_int_t)moved));
 	struct admin_move *mv = calloc(1, sizeof(*mv));
 	json_t *answer = json_pack("{s:s,s:s?,s:I,s:I,s:s?}", "name", name, "to", to, "moved",
 				   (json_int_t)moved, "skipped", (json_int_t)skipped, "stopped",

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "router/router.h"
+#include "util/loglimit.h"
 
 struct broker;
 struct evhttp;
@@ -14,6 +15,7 @@ struct evhttp_bound_socket;
 struct evhttp_request;
 struct json_t;
 struct queue;
+struct audit_actor;
 
 /* Largest request body the admin API reads; evhttp answers 413 past it. */
 #define ADMIN_MAX_BODY (1024 * 1024)
@@ -28,10 +30,14 @@ struct admin {
 	struct tls_ctx *tls;      /* https://, else NULL */
 	struct admin_wait *waits; /* requests whose password is being checked (access.c) */
 	struct admin_move *moves; /* moves waiting for the disk (api_move.c) */
+	struct log_limit denials; /* audited 403s: one a second (access.c) */
 };
 
-/* Serves req as `user` (NULL: authentication off, nothing checked). */
-typedef void (*admin_serve_fn)(struct admin *a, struct evhttp_request *req, const char *user);
+/* Serves req for `who`: its principal the user (NULL: authentication
+ * off, nothing checked), mechanism "basic" or "anonymous", protocol and
+ * listener "admin", remote the client's address; valid during the call. */
+typedef void (*admin_serve_fn)(struct admin *a, struct evhttp_request *req,
+			       const struct audit_actor *who);
 /* access.c: with [auth] users_file, authenticates req by HTTP Basic
  * against the users file (through the authenticator: later, from the
  * loop) and then serves it, or answers 401 with WWW-Authenticate. A
@@ -40,15 +46,24 @@ typedef void (*admin_serve_fn)(struct admin *a, struct evhttp_request *req, cons
  * /readyz, serves it at once with no user. */
 void admin_access(struct admin *a, struct evhttp_request *req, bool loopback,
 		  admin_serve_fn serve);
-/* Cancels the checks still waiting (the admin server closes). */
+/* A refused login (a wrong password, a malformed Authorization header)
+ * is audited as connect_failed; a request without credentials is not.
+ * Cancels the checks still waiting (the admin server closes). */
 void admin_access_free(struct admin *a);
-/* Whether the ACLs let `user` (NULL: not checked) do req on what seg
- * names (the path's segments): GET/HEAD of one queue or topic needs
- * `browse` on it, anything else done to one `admin` on it, and the rest
- * (lists, connections, the broker, /metrics) `admin` on `>`. Otherwise
- * answers 403 and returns false. */
-bool admin_permitted(struct admin *a, struct evhttp_request *req, const char *user, char **seg,
-		     size_t nseg);
+/* Whether the ACLs let who's principal (NULL: not checked) do req on
+ * what seg names (the path's segments): GET/HEAD of one queue or topic
+ * needs `browse` on it, anything else done to one `admin` on it, and the
+ * rest (lists, connections, the broker, /metrics) `admin` on `>`.
+ * Otherwise answers 403, audits the denial (one line a second at most,
+ * counting those left out) and returns false. */
+bool admin_permitted(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+		     char **seg, size_t nseg);
+/* The client's "HOST:PORT" into buf. */
+void admin_peer(struct evhttp_request *req, char *buf, size_t len);
+/* An audit line of an administrator's change: `event` done by who on
+ * queue `queue` (NULL: none), with `detail` (taken; NULL: none). */
+void admin_audit(const struct audit_actor *who, const char *event, const char *queue,
+		 struct json_t *detail);
 
 /* Whether the node serves: store replayed, client listeners bound, active
  * and not stopping. Otherwise *why says what is missing. */
@@ -78,8 +93,10 @@ int admin_sorted_queues(struct broker *b, struct queue ***out, size_t *n);
 
 /* GET /metrics. */
 void admin_metrics(struct admin *a, struct evhttp_request *req);
-/* /api/v1/...: seg holds the percent-decoded path segments after "v1". */
-void admin_api(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg);
+/* /api/v1/...: seg holds the percent-decoded path segments after "v1";
+ * changes are audited as who's (admin_audit). */
+void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+	       char **seg, size_t nseg);
 
 /* The request body as a JSON object (a new reference); replies 400 and
  * returns NULL when it is not one. */
@@ -89,7 +106,8 @@ int admin_router_status(enum router_err err);
 
 /* POST /api/v1/queues/NAME/move (api_move.c): answers once the moved
  * durable messages are on disk. */
-void admin_move(struct admin *a, struct evhttp_request *req, const char *name);
+void admin_move(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+		const char *name);
 /* Drops the moves still waiting for the disk (the admin server closes). */
 void admin_moves_free(struct admin *a);
 /* Replies 200 with list's objects sorted by cmp (qsort's, on json_t *

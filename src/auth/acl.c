@@ -2,6 +2,7 @@
 #include "auth/acl.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "auth/users.h"
 #include "conf.h"
 #include "log.h"
+#include "util/audit.h"
 #include "util/errmsg.h"
 #include "util/clock.h"
 
@@ -444,18 +446,48 @@ static void printable(char *buf, size_t len, const char *s)
 	buf[i] = '\0';
 }
 
+void acl_who_actor(const struct acl_who *who, struct audit_actor *out)
+{
+	*out = (struct audit_actor){ .principal = who->user ? who->user : "anonymous",
+				     .mechanism = who->mechanism, .protocol = who->proto,
+				     .listener = who->listener, .remote = who->peer,
+				     .client_id = who->client_id, .conn = who->conn };
+}
+
+/* An audit line about who: a denial of action on kind:name (kind NULL:
+ * not a destination), or with `detail`. */
+static void audit_denial(const struct acl_who *who, const char *event, const char *action,
+			 const char *kind, const char *name, const char *reason, json_t *detail)
+{
+	struct audit_actor actor;
+	acl_who_actor(who, &actor);
+	audit_event(&(struct audit_record){ .event = event, .actor = &actor, .destination = name,
+					    .kind = kind, .action = action, .reason = reason,
+					    .detail = detail });
+}
+
+void acl_denials_told(struct acl_who *who)
+{
+	if (!who->suppressed)
+		return;
+	log_info("acl: %s %s: user %s: %u more denials not logged in the last %d s",
+		 who->proto ? who->proto : "-", who->peer ? who->peer : "-",
+		 who->user ? who->user : "anonymous", who->suppressed, ACL_LOG_WINDOW_MS / 1000);
+	if (audit_on())
+		audit_denial(who, "acl_denials_suppressed", NULL, NULL, NULL, NULL,
+			     json_pack("{s:I,s:i}", "count", (json_int_t)who->suppressed,
+				       "window_s", ACL_LOG_WINDOW_MS / 1000));
+	who->suppressed = 0;
+}
+
 void acl_denied(struct acl_who *who, enum acl_action action, enum dest_kind kind,
 		const char *name)
 {
 	int64_t now = clock_mono_ms();
 	if (now - who->log_window_ms >= ACL_LOG_WINDOW_MS) {
-		if (who->suppressed)
-			log_info("acl: %s %s: user %s: %u more denials not logged in the last %d s",
-				 who->proto ? who->proto : "-", who->peer ? who->peer : "-",
-				 who->user ? who->user : "anonymous", who->suppressed,
-				 ACL_LOG_WINDOW_MS / 1000);
+		acl_denials_told(who);
 		who->log_window_ms = now;
-		who->logged = who->suppressed = 0;
+		who->logged = 0;
 	}
 	if (who->logged >= ACL_LOG_BURST) {
 		who->suppressed++;
@@ -469,12 +501,14 @@ void acl_denied(struct acl_who *who, enum acl_action action, enum dest_kind kind
 	log_info("acl: %s %s: user %s%s%s denied %s on %s %s", who->proto ? who->proto : "-",
 		 who->peer ? who->peer : "-", user, who->client_id ? " client " : "",
 		 who->client_id ? cid : "", acl_action_name(action), dest_kind_name(kind), dest);
+	audit_denial(who, "acl_denied", acl_action_name(action), dest_kind_name(kind), name,
+		     "no rule allows it", NULL);
 }
 
-int acl_client_id_check(const char *want, const char *proto, const char *peer, const char *user,
-			const char *id, char *prefix, size_t len)
+int acl_client_id_check(const char *want, struct acl_who *who, const char *id, char *prefix,
+			size_t len)
 {
-	if (acl_expand(want, user, NULL, prefix, len) < 0)
+	if (acl_expand(want, who->user, NULL, prefix, len) < 0)
 		return -1;
 	if (!id || !strncmp(id, prefix, strlen(prefix)))
 		return 0;
@@ -483,7 +517,12 @@ int acl_client_id_check(const char *want, const char *proto, const char *peer, c
 	for (char *c = shown; *c; c++)
 		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
 			*c = '?';
-	log_info("acl: %s %s: user %s denied client id '%s': it must start with '%s'", proto, peer,
-		 user, shown, prefix);
+	log_info("acl: %s %s: user %s denied client id '%s': it must start with '%s'", who->proto,
+		 who->peer, who->user, shown, prefix);
+	char why[340];
+	snprintf(why, sizeof(why), "a client id must start with '%s'", prefix);
+	if (audit_on())
+		audit_denial(who, "acl_denied", "client_id", NULL, NULL, why,
+			     json_pack("{s:s}", "requested_client_id", shown));
 	return 1;
 }

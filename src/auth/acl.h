@@ -13,8 +13,8 @@
  *
  * acl_check is pure (rules, user, groups, action, kind, name → verdict);
  * acl_decide adds the per-connection cache of decisions, and acl_denied
- * the per-connection rate-limited log line. Event-loop thread for the
- * last two (they change the connection's struct acl_who). */
+ * the per-connection rate-limited log and audit line. Event-loop thread
+ * for the last two (they change the connection's struct acl_who). */
 #ifndef WHARF_AUTH_ACL_H
 #define WHARF_AUTH_ACL_H
 
@@ -26,6 +26,7 @@
 
 struct users;
 struct acl;
+struct audit_actor;
 
 enum acl_action {
 	ACL_PUBLISH = 1u << 0,
@@ -54,11 +55,17 @@ struct acl_who {
 	const char *client_id; /* MQTT client id, STOMP client-id, AMQP container-id; NULL */
 	const char *peer;      /* "HOST:PORT", for the log */
 	const char *proto;     /* "stomp", "mqtt", "amqp"; for the log */
+	/* For the audit log (util/audit.h): the connection's id, its
+	 * listener's name and how it logged in; 0 and NULL: not known. */
+	unsigned long conn;
+	const char *listener;
+	const char *mechanism;
 	/* Decisions cached per (action, kind, name), valid for one
 	 * generation of the router's rules and users (acl_decide). */
 	struct acl_cached cache[ACL_CACHE_SLOTS];
-	/* The denial log's limit: at most ACL_LOG_BURST lines per
-	 * ACL_LOG_WINDOW_MS, the rest counted and told once after. */
+	/* The denial log's limit, the audit log's too: at most
+	 * ACL_LOG_BURST lines per ACL_LOG_WINDOW_MS, the rest counted and
+	 * told in one line after (acl_denials_told). */
 	int64_t log_window_ms;
 	unsigned logged, suppressed;
 };
@@ -90,10 +97,17 @@ bool acl_check(const struct acl *a, const struct users *users, const char *user,
 bool acl_decide(const struct acl *a, const struct users *users, unsigned long gen,
 		struct acl_who *who, enum acl_action action, enum dest_kind kind, const char *name,
 		bool pattern);
-/* Logs a denial at info, at most ACL_LOG_BURST per ACL_LOG_WINDOW_MS per
- * connection. */
+/* Logs a denial at info and writes it to the audit log (acl_denied), at
+ * most ACL_LOG_BURST per ACL_LOG_WINDOW_MS per connection: the others are
+ * counted, and told in one line (acl_denials_suppressed in the audit log)
+ * at the first denial after the window, or by acl_denials_told. */
 void acl_denied(struct acl_who *who, enum acl_action action, enum dest_kind kind,
 		const char *name);
+/* Tells the denials counted and not logged yet, if any: the connection
+ * goes, or becomes another principal. */
+void acl_denials_told(struct acl_who *who);
+/* who as the audit log names it (its strings stay who's). */
+void acl_who_actor(const struct acl_who *who, struct audit_actor *out);
 /* Frees who's cache (the connection goes). */
 void acl_who_clear(struct acl_who *who);
 
@@ -108,13 +122,14 @@ const char *acl_action_name(enum acl_action action);
  * fit. */
 int acl_expand(const char *prefix, const char *user, const char *client_id, char *buf,
 	       size_t len);
-/* Whether client id `id` is `user`'s under the client id prefix `want`
- * (%u: the user; [auth] mqtt_client_id_prefix, stomp_client_id_prefix):
- * 0 when id starts with it, 1 when not (logged at info as a denial of
- * `proto` client `peer`), -1 when the prefix does not fit in `prefix`.
- * The expanded prefix is left in `prefix` (len bytes) either way; id
- * NULL only expands it (for an id the broker assigns). */
-int acl_client_id_check(const char *want, const char *proto, const char *peer, const char *user,
-			const char *id, char *prefix, size_t len);
+/* Whether client id `id` is who's user's under the client id prefix
+ * `want` (%u: the user; [auth] mqtt_client_id_prefix,
+ * stomp_client_id_prefix): 0 when id starts with it, 1 when not (logged
+ * at info and audited as a denial of the action client_id), -1 when the
+ * prefix does not fit in `prefix`. The expanded prefix is left in
+ * `prefix` (len bytes) either way; id NULL only expands it (for an id the
+ * broker assigns). */
+int acl_client_id_check(const char *want, struct acl_who *who, const char *id, char *prefix,
+			size_t len);
 
 #endif

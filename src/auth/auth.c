@@ -2,6 +2,7 @@
 #include "auth/auth.h"
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -16,6 +17,7 @@
 #include "auth/acl.h"
 #include "auth/users.h"
 #include "log.h"
+#include "util/audit.h"
 #include "util/clock.h"
 #include "util/map.h"
 #include "util/wakeup.h"
@@ -328,15 +330,6 @@ static void req_free(struct auth_request *r)
 	free(r);
 }
 
-static void answer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct auth_request *r = arg;
-	(void)fd;
-	(void)what;
-	r->done(r->arg, r->result);
-	req_free(r);
-}
-
 static const char *result_text(enum auth_result res, bool known)
 {
 	switch (res) {
@@ -348,6 +341,21 @@ static const char *result_text(enum auth_result res, bool known)
 	case AUTH_ERROR: break;
 	}
 	return "out of memory";
+}
+
+/* Why r was refused, as the log and the asker are told. */
+static const char *refusal(const struct auth_request *r)
+{
+	return r->why ? r->why : result_text(r->result, r->known);
+}
+
+static void answer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth_request *r = arg;
+	(void)fd;
+	(void)what;
+	r->done(r->arg, r->result, r->result == AUTH_OK ? NULL : refusal(r));
+	req_free(r);
 }
 
 /* A user name as it may go into a log line: what a client sent, so at
@@ -381,8 +389,7 @@ static void finish(struct auth_request *r, enum auth_result res)
 	if (res == AUTH_OK) {
 		log_debug("auth: %s %s: user %s authenticated", r->proto, r->peer, who);
 	} else {
-		log_info("auth: %s %s: user %s refused: %s", r->proto, r->peer, who,
-			 r->why ? r->why : result_text(res, r->known));
+		log_info("auth: %s %s: user %s refused: %s", r->proto, r->peer, who, refusal(r));
 		if (res != AUTH_THROTTLED && res != AUTH_ERROR)
 			note_failure(a, r, now);
 		wait = r->start_ms + a->delay_ms - now;
@@ -560,6 +567,23 @@ const struct users *auth_users(const struct auth *a)
 	return a && a->current ? a->current->u : NULL;
 }
 
+/* A reload of `file`, audited: `count` of what it holds now under
+ * `counted` ("rules", "users"), or the reason the old stays. */
+static void audit_reload(const char *event, const char *file, const char *reason,
+			 const char *counted, size_t count, json_t *detail)
+{
+	if (!audit_on()) {
+		json_decref(detail);
+		return;
+	}
+	if (!detail)
+		detail = json_object();
+	json_object_set_new(detail, "file", json_string(file));
+	if (!reason)
+		json_object_set_new(detail, counted, json_integer((json_int_t)count));
+	audit_event(&(struct audit_record){ .event = event, .reason = reason, .detail = detail });
+}
+
 static int reload_acl(struct auth *a)
 {
 	if (!a->acl_file)
@@ -568,12 +592,29 @@ static int reload_acl(struct auth *a)
 	struct acl *acl = acl_load(a->acl_file, err, sizeof(err));
 	if (!acl) {
 		log_error("acl: rules not reloaded, the old rules stay: %s", err);
+		audit_reload("config_reload", a->acl_file, err, NULL, 0, NULL);
 		return -1;
 	}
 	acl_free(a->acl);
 	a->acl = acl;
 	log_info("acl: %s reloaded: %zu rules", a->acl_file, acl_count(acl));
+	audit_reload("config_reload", a->acl_file, NULL, "rules", acl_count(acl), NULL);
 	return 0;
+}
+
+static void add_change(const char *name, enum users_change what, void *arg)
+{
+	static const char *const keys[] = { "added", "removed", "changed" };
+	json_array_append_new(json_object_get(arg, keys[what]), json_string(name));
+}
+
+/* {"added": [...], "removed": [...], "changed": [...]}: user names. */
+static json_t *users_changes(const struct users *before, const struct users *now)
+{
+	json_t *d = json_pack("{s:[],s:[],s:[]}", "added", "removed", "changed");
+	if (d)
+		users_diff(before, now, add_change, d);
+	return d;
 }
 
 int auth_reload(struct auth *a)
@@ -582,8 +623,12 @@ int auth_reload(struct auth *a)
 	if (!a->users_file)
 		return rc;
 	char err[512];
+	struct users_gen *before = a->current;
+	before->refs++;
 	if (load_users(a, err, sizeof(err)) < 0) {
 		log_error("auth: users file not reloaded, the old users stay: %s", err);
+		audit_reload("user_change", a->users_file, err, NULL, 0, NULL);
+		gen_put(before);
 		return -1;
 	}
 	struct map *fresh = map_new();
@@ -591,8 +636,11 @@ int auth_reload(struct auth *a)
 		map_free(a->cache);
 		a->cache = fresh;
 	}
-	log_info("auth: users file %s reloaded: %zu users", a->users_file,
-		 users_count(a->current->u));
+	size_t n = users_count(a->current->u);
+	log_info("auth: users file %s reloaded: %zu users", a->users_file, n);
+	audit_reload("user_change", a->users_file, NULL, "users", n,
+		     audit_on() ? users_changes(before->u, a->current->u) : NULL);
+	gen_put(before);
 	return rc;
 }
 

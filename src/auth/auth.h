@@ -60,7 +60,10 @@ bool auth_enabled(const struct auth *a);
 /* SIGHUP: loads the users file and the acl_file again, each on its own.
  * On a mistake in one the old users (or rules) stay and the error
  * (FILE:LINE) is logged; checks in flight finish with the users they
- * started with. 0, or -1 when old users or rules were kept. */
+ * started with. Each reload is audited (util/audit.h): user_change with
+ * the names of the users added, removed and changed (never a hash),
+ * config_reload for the rules; a failed one with its reason. 0, or -1
+ * when old users or rules were kept. */
 int auth_reload(struct auth *a);
 
 /* The rules of the acl_file (NULL: none, everything allowed) and the
@@ -70,9 +73,11 @@ int auth_reload(struct auth *a);
 const struct acl *auth_acl(const struct auth *a);
 const struct users *auth_users(const struct auth *a);
 
-/* Called on the loop with the answer; `arg` is the caller's. The request
- * is freed by the authenticator right after done returns. */
-typedef void (*auth_done_fn)(void *arg, enum auth_result r);
+/* Called on the loop with the answer; `arg` is the caller's; `reason`
+ * (NULL for AUTH_OK) says why a refusal, as the log does ("wrong
+ * password", "unknown user", ...), valid during the call. The request is
+ * freed by the authenticator right after done returns. */
+typedef void (*auth_done_fn)(void *arg, enum auth_result r, const char *reason);
 
 /* Loop thread. Asks whether `user` (NULL: anonymous, no password) may log
  * in with `password` (len bytes, any bytes) from `peer` ("HOST:PORT") over

@@ -81,6 +81,42 @@ bool users_in_group(const struct users *u, const char *name, const char *group)
 	return false;
 }
 
+static bool same_user(const struct user *x, const struct user *y)
+{
+	if (strcmp(x->hash, y->hash) || x->ngroups != y->ngroups)
+		return false;
+	for (size_t i = 0; i < x->ngroups; i++)
+		if (strcmp(x->groups[i], y->groups[i]))
+			return false;
+	return true;
+}
+
+struct diff {
+	const struct users *other;
+	bool from_now; /* walking now's users (else before's) */
+	void (*fn)(const char *name, enum users_change what, void *arg);
+	void *arg;
+};
+
+static void diff_one(const char *name, void *value, void *arg)
+{
+	struct diff *d = arg;
+	const struct user *there = map_get(d->other->by_name, name);
+	if (!there)
+		d->fn(name, d->from_now ? USERS_ADDED : USERS_REMOVED, d->arg);
+	else if (d->from_now && !same_user(value, there))
+		d->fn(name, USERS_CHANGED, d->arg);
+}
+
+void users_diff(const struct users *before, const struct users *now,
+		void (*fn)(const char *name, enum users_change what, void *arg), void *arg)
+{
+	struct diff d = { before, true, fn, arg };
+	map_each(now->by_name, diff_one, &d);
+	d = (struct diff){ now, false, fn, arg };
+	map_each(before->by_name, diff_one, &d);
+}
+
 bool users_name_valid(const char *name)
 {
 	size_t n = strlen(name);

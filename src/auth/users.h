@@ -36,6 +36,13 @@ size_t users_count(const struct users *u);
 bool users_exists(const struct users *u, const char *name);
 /* Whether `name` is in `group`. */
 bool users_in_group(const struct users *u, const char *name, const char *group);
+enum users_change { USERS_ADDED, USERS_REMOVED, USERS_CHANGED };
+/* What changed from `before` to `now` (a reload), name by name: fn is
+ * called for each user of now not in before (added), of before not in
+ * now (removed), and in both with another hash or other groups (changed),
+ * in no particular order. Names only: the hashes stay here. */
+void users_diff(const struct users *before, const struct users *now,
+		void (*fn)(const char *name, enum users_change what, void *arg), void *arg);
 /* Checks name's password: true only when the user exists and the
  * password matches its hash. Takes the hash's time whether or not the
  * user exists, so that a caller cannot tell which is which by timing. */

@@ -22,6 +22,7 @@
 #include "net/stream.h"
 #include "net/ws.h"
 #include "net/xprt.h"
+#include "util/audit.h"
 #include "util/clock.h"
 
 /* How long a closing connection may take to flush what it has queued. */
@@ -75,6 +76,7 @@ int conn_set_principal(struct conn *c, const char *principal)
 	char *copy = strdup(principal);
 	if (!copy)
 		return -1;
+	acl_denials_told(conn_acl_who(c)); /* the old principal's */
 	free(c->principal);
 	c->principal = copy;
 	acl_who_clear(&c->who); /* decisions were another principal's */
@@ -98,7 +100,25 @@ struct acl_who *conn_acl_who(struct conn *c)
 	c->who.client_id = c->client_id;
 	c->who.peer = c->peer;
 	c->who.proto = conn_protocol(c);
+	c->who.conn = c->id;
+	c->who.listener = c->listener;
+	c->who.mechanism = c->mechanism;
 	return &c->who;
+}
+
+void conn_audit(struct conn *c, const char *event, const char *principal, const char *reason)
+{
+	struct audit_actor actor = { .principal = principal, .mechanism = c->mechanism,
+				     .protocol = conn_protocol(c), .listener = c->listener,
+				     .remote = c->peer, .client_id = c->client_id, .conn = c->id };
+	audit_event(&(struct audit_record){ .event = event, .actor = &actor, .reason = reason });
+}
+
+int conn_set_listener(struct conn *c, const char *name)
+{
+	free(c->listener);
+	c->listener = strdup(name);
+	return c->listener ? 0 : -1;
 }
 
 int conn_write(struct conn *c, const void *data, size_t len)
@@ -166,7 +186,7 @@ static enum auth_result count_login(struct conn *c, const char *user)
 	return AUTH_OK;
 }
 
-static void auth_answer(void *arg, enum auth_result r)
+static void auth_answer(void *arg, enum auth_result r, const char *reason)
 {
 	struct conn *c = arg;
 	c->auth_req = NULL;
@@ -177,10 +197,19 @@ static void auth_answer(void *arg, enum auth_result r)
 	const char *user = c->auth_user && auth_enabled(c->b->auth) ? c->auth_user : NULL;
 	if (c->cert_seen)
 		user = c->cert_user;
+	c->mechanism = c->cert_seen ? "certificate" : user ? "password" : "anonymous";
 	if (r == AUTH_OK)
 		r = count_login(c, user);
 	if (r == AUTH_OK && conn_set_principal(c, user ? user : "anonymous") < 0)
 		r = AUTH_ERROR;
+	if (r == AUTH_LIMITED)
+		reason = c->refusal;
+	else if (r == AUTH_ERROR)
+		reason = "out of memory";
+	if (r == AUTH_OK)
+		conn_audit(c, "connect", conn_principal(c), NULL);
+	else
+		conn_audit(c, "connect_failed", user ? user : "anonymous", reason);
 	free(c->auth_user);
 	c->auth_user = NULL;
 	c->auth_done(c->session, r);
@@ -188,7 +217,7 @@ static void auth_answer(void *arg, enum auth_result r)
 
 static void refuse_cb(evutil_socket_t fd, short what, void *arg)
 {
-	auth_answer(arg, AUTH_LIMITED);
+	auth_answer(arg, AUTH_LIMITED, NULL);
 }
 
 /* One connection too many from its address: refused before its
@@ -286,6 +315,7 @@ static void conn_free(struct conn *c)
 	if (c->session)
 		c->proto->closed(c->session);
 	log_conn(LOG_DEBUG, c->id, c->peer, "closed");
+	acl_denials_told(conn_acl_who(c));
 	c->xprt->free(c);
 	broker_conn_removed(c->b, c);
 	stream_close(c);
@@ -297,6 +327,7 @@ static void conn_free(struct conn *c)
 	free(c->principal);
 	free(c->client_id);
 	free(c->cert_user);
+	free(c->listener);
 	acl_who_clear(&c->who);
 	free(c);
 }

@@ -53,6 +53,11 @@ int conn_set_client_id(struct conn *c, const char *client_id);
  * connection's cached decisions and denial log limit. */
 struct acl_who *conn_acl_who(struct conn *c);
 unsigned long conn_id(const struct conn *c);
+/* An audit line (util/audit.h) about c: event, c's protocol, listener,
+ * address, id, client id and login mechanism, with `principal` (NULL:
+ * none) and `reason` (NULL: none). Logins are audited by
+ * conn_authenticate itself; adapters audit what fails before it. */
+void conn_audit(struct conn *c, const char *event, const char *principal, const char *reason);
 /* A log line about `c`: it carries c's id and address (src/log.h). */
 #define conn_log(c, level, ...) log_conn((level), conn_id(c), conn_peer(c), __VA_ARGS__)
 /* The transport the client came over: TLS (wss too), WebSocket. */
@@ -83,7 +88,8 @@ typedef void (*conn_auth_fn)(void *session, enum auth_result r);
  * authentication off). The connection owns the request: one at a time;
  * when it closes first, done is not called. The wait does not count
  * against handshake_timeout (it starts again with the answer). -1 on out
- * of memory. */
+ * of memory. The answer is audited: connect or connect_failed, with the
+ * mechanism (password, anonymous, certificate) and a refusal's reason. */
 int conn_authenticate(struct conn *c, const char *user, const char *password, size_t len,
 		      conn_auth_fn done);
 
@@ -144,6 +150,8 @@ struct conn *conn_accept(struct broker *b, const struct proto_ops *proto, struct
 /* The counter given to conn_accept is going away (its listener closes):
  * the connections still counted in it stop touching it. */
 void conn_forget_count(struct broker *b, const unsigned long *listener_count);
+/* The listener's name, for the audit log; -1 on out of memory. */
+int conn_set_listener(struct conn *c, const char *name);
 /* The listener's allow_anonymous, for conn_authenticate (default false). */
 void conn_set_allow_anonymous(struct conn *c, bool allow);
 /* The listener's cert_identity (enum certid_kind), before the TLS

@@ -37,6 +37,8 @@ struct conn {
 	const struct xprt_ops *xprt; /* TCP/TLS, or WebSocket on top of it */
 	void *xprt_state;        /* the transport's own; freed by xprt->free */
 	char peer[64];
+	char *listener;          /* its listener's name (conn_set_listener), or NULL */
+	const char *mechanism;   /* how it logged in (util/audit.h); NULL: not yet */
 	char *principal;
 	struct conn_counts counts; /* net/conn.h */
 	long long since_ms;        /* accepted, wall clock */

@@ -88,6 +88,10 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 				 .allowed_origins = cfg->ws_allowed_origins };
 	struct conn *c = conn_accept(l->b, l->proto, l->tls, l->ws ? &ws : NULL, fd, sa, salen,
 				     cfg->max_connection_output, &l->nconns);
+	if (c && conn_set_listener(c, l->name) < 0) {
+		conn_close(c, false);
+		return;
+	}
 	if (c) {
 		conn_set_allow_anonymous(c, l->allow_anonymous);
 		conn_set_cert_identity(c, l->cert_identity);

@@ -10,6 +10,7 @@
 #include "router/policy.h"
 #include "router/retain.h"
 #include "router/topic.h"
+#include "util/audit.h"
 #include "util/clock.h"
 #include "util/map.h"
 
@@ -441,9 +442,11 @@ static void enqueue_msg(struct router *r, struct publish *p, struct queue *q, st
 	p->blocked |= queue_full(q);
 }
 
-/* The named queue, created if allowed (or if `force`, for bindings). */
+/* The named queue, created if allowed (or if `force`, for bindings);
+ * one a client's publish or subscription creates (`who`: its
+ * connection's; NULL: the broker's own doing) is audited. */
 static struct queue *get_queue(struct router *r, const char *name, bool force,
-			       enum router_err *err)
+			       struct acl_who *who, enum router_err *err)
 {
 	struct queue *q = map_get(r->queues, name);
 	if (q)
@@ -459,6 +462,12 @@ static struct queue *get_queue(struct router *r, const char *name, bool force,
 		return NULL;
 	}
 	r->stats.queues++;
+	if (who && audit_on()) {
+		struct audit_actor actor;
+		acl_who_actor(who, &actor);
+		audit_event(&(struct audit_record){ .event = "destination_created", .actor = &actor,
+						    .destination = name, .kind = "queue" });
+	}
 	return q;
 }
 
@@ -479,7 +488,7 @@ enum router_err router_bind(struct router *r, const char *pattern, const char *q
 	if (address_validate(pattern, true) != 0 || address_validate(queue, false) != 0)
 		return ROUTER_EINVAL;
 	enum router_err err = ROUTER_OK;
-	struct queue *q = get_queue(r, queue, true, &err);
+	struct queue *q = get_queue(r, queue, true, NULL, &err);
 	if (!q)
 		return err;
 	if (topic_tree_find(r->tree, pattern, q))
@@ -599,7 +608,7 @@ enum router_err router_publish(struct router *r, enum dest_kind kind, const char
 	m->timestamp_ms = clock_wall_ms();
 	m->dest_kind = kind;
 	if (kind == DEST_QUEUE) {
-		struct queue *q = get_queue(r, name, false, &err);
+		struct queue *q = get_queue(r, name, false, ctx ? ctx->who : NULL, &err);
 		if (q)
 			enqueue_msg(r, &p, q, m);
 	} else if ((err = touch_topic(r, name)) == ROUTER_OK) {
@@ -699,7 +708,7 @@ enum router_err router_restore(struct router *r, const char *name, struct messag
 	struct message *m = *mp;
 	*mp = NULL;
 	enum router_err err = ROUTER_OK;
-	struct queue *q = get_queue(r, name, true, &err);
+	struct queue *q = get_queue(r, name, true, NULL, &err);
 	if (q) {
 		m->id = ++r->next_msg_id;
 		if (queue_enqueue_stored(q, m, rec) < 0)
@@ -743,7 +752,7 @@ static int dead_letter_cb(void *arg, struct queue *q, struct message *m, enum qu
 	char *name = policy_dead_letter_queue(r->policies, queue_name(q));
 	struct message *copy = name ? message_copy(m) : NULL;
 	enum router_err err = ROUTER_ENOMEM;
-	struct queue *dlq = copy ? get_queue(r, name, true, &err) : NULL;
+	struct queue *dlq = copy ? get_queue(r, name, true, NULL, &err) : NULL;
 	int rc = -1;
 	if (dlq && dlq != q && message_set(&copy->dest, name) == 0 &&
 	    message_set_prop(copy, "x-death-reason", death_reasons[why]) == 0 &&
@@ -873,7 +882,7 @@ struct subscription *router_subscribe(struct router *r, enum dest_kind kind, con
 		return NULL;
 	}
 	if (kind == DEST_QUEUE) {
-		s->q = get_queue(r, name, false, err);
+		s->q = get_queue(r, name, false, opts->owner ? NULL : opts->who, err);
 		if (!s->q)
 			goto fail;
 	} else {
@@ -1094,7 +1103,7 @@ enum router_err router_create_queue(struct router *r, const char *name, bool *cr
 	if (err != ROUTER_OK)
 		return err;
 	*created = !map_get(r->queues, name);
-	return get_queue(r, name, true, &err) ? ROUTER_OK : err;
+	return get_queue(r, name, true, NULL, &err) ? ROUTER_OK : err;
 }
 
 enum router_err router_purge_queue(struct router *r, const char *name, size_t *purged)
@@ -1178,7 +1187,7 @@ enum router_err router_move(struct router *r, const char *src, const char *dst, 
 			err = ROUTER_EINVAL;
 		if (err != ROUTER_OK)
 			return err;
-		if (!(mv.dst = get_queue(r, dst, false, &err)))
+		if (!(mv.dst = get_queue(r, dst, false, NULL, &err)))
 			return err;
 	}
 	*moved = queue_take(from, limit ? limit : SIZE_MAX, move_one, &mv);

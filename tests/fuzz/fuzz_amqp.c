@@ -65,6 +65,7 @@ void conn_count_msg_in(struct conn *c) {}
 void conn_count_msg_out(struct conn *c) {}
 void conn_close(struct conn *c, bool flush) { c->closing = true; }
 void conn_handshake_done(struct conn *c) { (void)c; }
+void conn_audit(struct conn *c, const char *event, const char *principal, const char *reason) {}
 
 /* This node serves: no redirect (tests/unit/test_redirect.c has those). */
 bool broker_redirect_for(const struct conn *c, struct redirect_target *to) { return false; }

@@ -21,7 +21,7 @@ from proton import Delivery, Message
 from amqptest import Client as AmqpClient
 from mqtttest import CONNACK, PUBLISH, RawMqtt
 from stomptest import RawStomp
-from test_auth import add_user, start, stop
+from test_auth import start, stop, users_and_rules
 from wharftest import main
 
 TIMEOUT = 20
@@ -55,14 +55,7 @@ def rules_with(extra):
 class AclTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="wharf-acl-")
-        cls.users = os.path.join(cls.dir, "users")
-        cls.acl = os.path.join(cls.dir, "acl")
-        for u, pw in USERS.items():
-            extra = ["--groups", GROUPS[u]] if u in GROUPS else []
-            add_user(cls.users, u, pw, "--cost", "10", *extra)
-        with open(cls.acl, "w") as f:
-            f.write(RULES)
+        cls.dir, cls.users, cls.acl = users_and_rules("wharf-acl-", USERS, RULES, GROUPS)
         cls.broker = start("""
 log_level = info
 [auth]

@@ -51,6 +51,20 @@ def add_user(path, name, password, *extra):
     assert password not in r.stdout + r.stderr
 
 
+def users_and_rules(prefix, users, rules, groups=None):
+    """A new folder with a users file of `users` (name: password; cost 10,
+    groups from `groups`) and an ACL file of `rules`: (folder, users file,
+    ACL file)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    path, acl = os.path.join(d, "users"), os.path.join(d, "acl")
+    for u, pw in users.items():
+        extra = ["--groups", groups[u]] if groups and u in groups else []
+        add_user(path, u, pw, "--cost", "10", *extra)
+    with open(acl, "w") as f:
+        f.write(rules)
+    return d, path, acl
+
+
 def start(config, schemes):
     """A broker whose listeners come from config; ports by listener scheme
     and order ("stomp", "stomp2" for the second stomp listener...)."""

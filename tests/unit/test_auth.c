@@ -19,9 +19,13 @@ struct answer {
 	enum auth_result r;
 	int64_t at_ms;
 	int seq; /* the order answers came in */
+	char reason[96]; /* "" when none */
 };
 
-static void done(void *arg, enum auth_result r)
+/* The reason of the last answer ask() waited for. */
+static char last_reason[96];
+
+static void done(void *arg, enum auth_result r, const char *reason)
 {
 	static int answers;
 	struct answer *a = arg;
@@ -29,6 +33,7 @@ static void done(void *arg, enum auth_result r)
 	a->n++;
 	a->r = r;
 	a->at_ms = now_ms();
+	snprintf(a->reason, sizeof(a->reason), "%s", reason ? reason : "");
 }
 
 static void write_users_cost(const char *path, const char *name, const char *pw, unsigned cost)
@@ -57,6 +62,7 @@ static enum auth_result ask(struct event_base *base, struct auth *a, const char 
 	run_until(base, &ans.n, 1, 5000);
 	if (took)
 		*took = ans.at_ms - t;
+	memcpy(last_reason, ans.reason, sizeof(last_reason));
 	return ans.n == 1 ? ans.r : (enum auth_result)-1;
 }
 
@@ -75,14 +81,17 @@ int main(void)
 	ok(a && auth_enabled(a), "made (%s)", a ? "" : err);
 	int64_t took;
 
-	ok(ask(base, a, "10.0.0.1:1", "alice", "secret", false, NULL) == AUTH_OK, "right password");
+	ok(ask(base, a, "10.0.0.1:1", "alice", "secret", false, NULL) == AUTH_OK && !*last_reason,
+	   "right password, no reason");
 	ok(ask(base, a, "10.0.0.1:2", "alice", "secret", false, &took) == AUTH_OK && took < 20,
 	   "again, from the cache (%lld ms)", (long long)took);
 	ok(ask(base, a, "10.0.0.2:1", "alice", "wrong", false, &took) == AUTH_BAD_CREDENTIALS &&
 		   took >= 145,
 	   "wrong password, after the delay (%lld ms)", (long long)took);
+	ok(!strcmp(last_reason, "wrong password"), "its reason: %s", last_reason);
 	ok(ask(base, a, "10.0.0.2:1", "bob", "x", false, &took) == AUTH_BAD_CREDENTIALS && took >= 145,
 	   "unknown user, after the delay");
+	ok(!strcmp(last_reason, "unknown user"), "its reason: %s", last_reason);
 	ok(ask(base, a, "10.0.0.3:1", NULL, NULL, false, &took) == AUTH_NO_ANONYMOUS && took >= 145,
 	   "anonymous refused where not allowed, after the delay");
 	ok(ask(base, a, "10.0.0.4:1", NULL, NULL, true, &took) == AUTH_OK && took < 20,

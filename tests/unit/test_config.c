@@ -92,6 +92,14 @@ int main(void)
 	config_free(cfg);
 	bad("[mqtt]\nmax_subscriptions_per_client = 0\n", "max_subscriptions_per_client");
 	bad("[mqtt]\nmax_subscriptions_per_client = 65536\n", "from 1 to 65535");
+	rc = parse("[audit]\nfile = audit.log\n", err, sizeof(err), &cfg);
+	ok(rc == 0 && cfg->audit.file && !strcmp(cfg->audit.file, "audit.log"), "[audit] file");
+	config_free(cfg);
+	rc = parse("", err, sizeof(err), &cfg);
+	ok(rc == 0 && !cfg->audit.file, "no audit log by default");
+	config_free(cfg);
+	bad("[audit]\nrotate = daily\n", "t.conf:2: unknown key 'rotate' in [audit]");
+	bad("[audit x]\n", "t.conf:1: [audit] takes no argument");
 	bad("nonsense = 1\n", "t.conf:1: unknown key 'nonsense'");
 	bad("\n\n[nope]\n", "t.conf:3: unknown section [nope]");
 	bad("[listener a]\n", "t.conf:1: [listener a] has no url");

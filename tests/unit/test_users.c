@@ -2,6 +2,7 @@
  * below was made with Python's hashlib.scrypt, not with this code. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +19,53 @@ static void bad(const char *text, const char *want)
 	users_free(u);
 }
 
+/* users_diff's calls as "+name -name ~name", in name order. */
+struct changes {
+	char seen[16][40];
+	size_t n;
+};
+
+static void note(const char *name, enum users_change what, void *arg)
+{
+	struct changes *c = arg;
+	if (c->n < 16)
+		snprintf(c->seen[c->n++], sizeof(c->seen[0]), "%c%s", "+-~"[what], name);
+}
+
+static int by_name(const void *x, const void *y)
+{
+	return strcmp((const char *)x + 1, (const char *)y + 1);
+}
+
+static void diff(void)
+{
+	char err[256] = "";
+	struct users *before = users_parse("b.txt",
+					   "alice:" PYTHON_HASH ":ops\nbob:" PYTHON_HASH "\n"
+					   "carol:" PYTHON_HASH "\ndave:" PYTHON_HASH ":ops\n",
+					   err, sizeof(err));
+	/* bob goes, erin comes, carol has a new hash, dave new groups,
+	 * alice is as she was. */
+	struct users *now = users_parse("n.txt",
+					"alice:" PYTHON_HASH ":ops\ncarol:$scrypt$ln=10,r=8,p=1$"
+					"AAECAwQFBgcICQoLDA0ODw$mfkj3u1fRTHCea+fVr03sWV770kp5wLOLoEakziKhqE\n"
+					"dave:" PYTHON_HASH ":ops,admins\nerin:" PYTHON_HASH "\n",
+					err, sizeof(err));
+	struct changes c = { .n = 0 };
+	if (before && now)
+		users_diff(before, now, note, &c);
+	qsort(c.seen, c.n, sizeof(c.seen[0]), by_name);
+	char all[256] = "";
+	for (size_t i = 0; i < c.n; i++)
+		snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s", i ? " " : "", c.seen[i]);
+	ok(!strcmp(all, "-bob ~carol ~dave +erin"), "users_diff: added, removed, changed (%s)", all);
+	users_free(before);
+	users_free(now);
+}
+
 int main(void)
 {
+	diff();
 	ok(users_hash_check(PYTHON_HASH, "correct horse", 13), "a hash made by Python's scrypt checks");
 	ok(!users_hash_check(PYTHON_HASH, "correct horsE", 13), "a wrong password does not");
 	ok(!users_hash_check(PYTHON_HASH, "correct horse", 12), "nor a prefix of the right one");
