@@ -240,7 +240,7 @@ static void connections(struct admin *a, struct evhttp_request *req,
 	admin_audit(who, "connection_closed", NULL,
 		    json_pack("{s:I,s:s,s:s,s:o}", "closed_conn", (json_int_t)id, "closed_protocol",
 			      conn_protocol(c), "closed_remote", conn_peer(c), "closed_principal",
-			      text_json(conn_principal(c))));
+			      admin_text_json(conn_principal(c))));
 	conn_close(c, true);
 	admin_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "closed", 1));
 }
@@ -761,7 +761,7 @@ void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_a
 		return;
 	}
 	if (what[0] == 's') {
-		admin_sessions(a, req, seg + 1, nseg - 1);
+		admin_sessions(a, req, who, seg + 1, nseg - 1);
 		return;
 	}
 	topics(a, req, seg + 1, nseg - 1);

@@ -67,6 +67,13 @@ static void one_session(const struct session_view *v, void *arg)
 	*(json_t **)arg = session_json(v);
 }
 
+/* Who connected the session last, for the audit line (a new reference:
+ * a string or null). */
+static void last_user(const struct session_view *v, void *arg)
+{
+	*(json_t **)arg = v->user ? admin_text_json(v->user) : json_null();
+}
+
 static const char *client_of(const json_t *o)
 {
 	const char *v = json_string_value(json_object_get(o, "client_id"));
@@ -78,7 +85,8 @@ static int by_client(const void *x, const void *y)
 	return strcmp(client_of(*(json_t *const *)x), client_of(*(json_t *const *)y));
 }
 
-void admin_sessions(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg)
+void admin_sessions(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+		    char **seg, size_t nseg)
 {
 	if (nseg == 0) {
 		if (!admin_only_get(req))
@@ -111,17 +119,25 @@ void admin_sessions(struct admin *a, struct evhttp_request *req, char **seg, siz
 		admin_method_not_allowed(req, "GET, HEAD, DELETE");
 		return;
 	}
+	json_t *user = NULL;
+	if (sessions_find(a->b, id, last_user, &user) < 0)
+		user = NULL;
 	switch (sessions_remove(a->b, id)) {
 	case SESSION_REMOVED:
+		admin_audit(who, "session_deleted", NULL,
+			    json_pack("{s:o,s:o?}", "session", admin_text_json(id), "session_user",
+				      user));
 		admin_reply_json(req, 200, json_pack("{s:o,s:b}", "client_id", admin_text_json(id),
 						      "deleted", 1));
 		return;
 	case SESSION_CONNECTED:
+		json_decref(user);
 		admin_reply_error(req, 409,
 				  "session %s has a client connected: close its connection first",
 				  id);
 		return;
 	default:
+		json_decref(user);
 		admin_reply_error(req, 404, "no session %s", id);
 	}
 }

@@ -119,6 +119,7 @@ void admin_reply_sorted(struct evhttp_request *req, struct json_t *list,
 void admin_bindings(struct admin *a, struct evhttp_request *req);
 /* /api/v1/sessions and /api/v1/sessions/CLIENTID (api_sessions.c); seg
  * holds the segments after "sessions". */
-void admin_sessions(struct admin *a, struct evhttp_request *req, char **seg, size_t nseg);
+void admin_sessions(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
+		    char **seg, size_t nseg);
 
 #endif

@@ -55,7 +55,8 @@ FIELDS = {"time", "event", "principal", "mechanism", "protocol", "listener", "re
           "client_id", "conn", "destination", "kind", "action", "reason",
           "file", "users", "rules", "added", "removed", "changed", "count", "window_s",
           "dropped", "purged", "to", "moved", "closed_conn", "closed_protocol",
-          "closed_remote", "closed_principal", "requested_client_id", "suppressed"}
+          "closed_remote", "closed_principal", "requested_client_id", "suppressed",
+          "session", "session_user"}
 
 
 def basic(user, password):
@@ -217,20 +218,21 @@ listen = http://127.0.0.1:0
 
     # ---- the ACLs ---------------------------------------------------------------
 
-    def paho_bob(self, client_id):
-        c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True)
-        c.username_pw_set("bob", USERS["bob"])
+    def paho_as(self, user, client_id, clean=True):
+        """A paho 3.1.1 client logged in as user, connected."""
+        c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean)
+        c.username_pw_set(user, USERS[user])
         connected = threading.Event()
         c.on_connect = lambda *a: connected.set()
         c.connect("127.0.0.1", self.ports["mqtt"])
         c.loop_start()
         self.addCleanup(c.loop_stop)
-        self.assertTrue(connected.wait(TIMEOUT), "bob's CONNACK")
+        self.assertTrue(connected.wait(TIMEOUT), user + "'s CONNACK")
         return c
 
     def test_acl_denied_subscribe_and_publish(self):
         n = self.mark()
-        c = self.paho_bob("bob-denied")
+        c = self.paho_as("bob", "bob-denied")
         subacked = threading.Event()
         granted = []
 
@@ -267,7 +269,7 @@ listen = http://127.0.0.1:0
 
     def test_a_flood_of_denials_is_bounded_and_counted(self):
         n = self.mark()
-        c = self.paho_bob("bob-flood")
+        c = self.paho_as("bob", "bob-flood")
         t = time.monotonic()
         for _ in range(5000):
             c.publish("secret/flood", b"x", qos=0)
@@ -364,6 +366,21 @@ listen = http://127.0.0.1:0
         self.assert_fields(e, principal="alice", mechanism="basic", protocol="admin",
                            closed_conn=login["conn"], closed_protocol="stomp",
                            closed_principal="alice", closed_remote=login["remote"])
+
+    def test_admin_deletes_a_session(self):
+        n = self.mark()
+        c = self.paho_as("alice", "audit-session", clean=False)
+        gone = threading.Event()
+        c.on_disconnect = lambda *a: gone.set()
+        c.disconnect()
+        self.assertTrue(gone.wait(TIMEOUT), "paho's disconnect")
+        wait_until(lambda: not self.admin_request("GET", "/api/v1/sessions/audit-session")[1]
+                   .get("connected", True), what="the session detached")
+        status, _ = self.admin_request("DELETE", "/api/v1/sessions/audit-session")
+        self.assertEqual(status, 200)
+        e = self.wait_line(n, "session deleted", event="session_deleted")
+        self.assert_fields(e, principal="alice", mechanism="basic", protocol="admin",
+                           session="audit-session", session_user="alice")
 
     # ---- reloads and rotation -------------------------------------------------
 
