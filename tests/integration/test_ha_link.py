@@ -235,9 +235,12 @@ class BigRecordTest(PairTestCase):
     (max_frame_size raised to 32 MiB) is receipted once the standby has it,
     the standby stays attached and in sync, and its copy holds the message
     whole."""
-    # 20 MiB through the journal, the link and the standby's disk may take
-    # more than the usual 5 s for its ack on a loaded machine, under ASan
-    pair_args = {"globals": "[stomp]\nmax_frame_size = 32MiB\n", "sync_timeout": "30s"}
+    # 20 MiB through the journal, the link and the standby's disk (written
+    # and synced on its loop, silent meanwhile) may take more than the
+    # usual 5 s for the ack, and 3 s of silence, on a loaded machine under
+    # ASan
+    pair_args = {"globals": "[stomp]\nmax_frame_size = 32MiB\n", "sync_timeout": "30s",
+                 "timeout": "15s"}
 
     def test_a_20_mib_message_reaches_the_standby(self):
         p = self.pair
