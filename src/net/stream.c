@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "auth/certid.h"
@@ -76,38 +77,44 @@ static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 /* Plain TCP input. A socket bufferevent asks the kernel how much waits
  * (an ioctl, FIONREAD) before each read and reads at most 4 KiB (libevent
  * 2.1): two system calls per wake-up, and a wake-up per 4 KiB of a burst.
- * Instead the socket is read here, up to READ_MAX at once, and conn.c's
- * callbacks run as libevent would run them: the read callback after data,
- * the event callback at the end of the stream or on an error. 16 KiB: at
- * 64 KiB a pipelining publisher ran ahead of its queue's consumers (STOMP
- * 1 KiB through a queue: p50 latency 8 -> 290 ms, peak RSS 7 -> 47 MiB), at
- * 8 KiB nothing gained on 16 (bench/clients.py).
- *
- * The read lands in read_scratch, not in space reserved in the input: a
- * reservation of READ_MAX is a 16 KiB chunk, malloc'd and freed again for
- * every wake-up of a device that sends 80 bytes (under 1,000 such
- * publishers, perf showed that malloc and free beside the read itself),
- * where evbuffer_add copies what came into the input's tail or a chunk its
- * size. Every connection is read on the loop's thread, one at a time, so
- * one buffer serves them all. */
+ * Instead the socket is read here, up to READ_MAX at once, straight into
+ * the bufferevent's input, and conn.c's callbacks run as libevent would
+ * run them: the read callback after data, the event callback at the end
+ * of the stream or on an error. 16 KiB: at 64 KiB a pipelining publisher
+ * ran ahead of its queue's consumers (STOMP 1 KiB through a queue: p50
+ * latency 8 -> 290 ms, peak RSS 7 -> 47 MiB), at 8 KiB nothing gained on
+ * 16 (bench/clients.py). */
 #define READ_MAX (16 * 1024)
-static char read_scratch[READ_MAX];
 
 static void read_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	ssize_t n = read(fd, read_scratch, sizeof(read_scratch));
-	if (n > 0) {
-		/* A socket bufferevent keeps its input's end frozen but for its
-		 * own reads; this is one of them. */
-		evbuffer_unfreeze(in, 0);
-		if (evbuffer_add(in, read_scratch, (size_t)n) != 0) {
-			n = -1;
-			errno = ENOMEM;
-		}
-		evbuffer_freeze(in, 0);
+	struct evbuffer_iovec v[2];
+	/* A socket bufferevent keeps its input's end frozen but for its own
+	 * reads; this is one of them. */
+	evbuffer_unfreeze(in, 0);
+	int nv = evbuffer_reserve_space(in, READ_MAX, v, 2);
+	ssize_t n = -1;
+	if (nv > 0) {
+		struct iovec iov[2];
+		for (int i = 0; i < nv; i++)
+			iov[i] = (struct iovec){ v[i].iov_base, v[i].iov_len };
+		n = readv(fd, iov, nv);
+	} else {
+		errno = ENOMEM;
 	}
+	if (n > 0) {
+		size_t left = (size_t)n;
+		int used = 0;
+		for (; used < nv && left; used++) {
+			if (v[used].iov_len > left)
+				v[used].iov_len = left;
+			left -= v[used].iov_len;
+		}
+		evbuffer_commit_space(in, v, used);
+	}
+	evbuffer_freeze(in, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
