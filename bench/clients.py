@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Brokers as real clients load them (issue 15): broker CPU per message,
 system calls per message, latency and memory, for Wharf (and optionally a
-second Wharf binary, a baseline) beside Mosquitto, in one run.
+second Wharf binary, a baseline) beside Mosquitto, RabbitMQ and ActiveMQ,
+in one run.
 
     bench/clients.py [--wharfd build/src/wharfd] [--base OTHER/wharfd]
-                     [--rounds 3] [--quick]
+                     [--rounds 3] [--quick] [--others rabbitmq,activemq]
 
 Scenarios (wharf-bench against each broker in turn, rounds interleaved):
   libmosq-qos1   libmosquitto, QoS 1, 1 -> 1, window 1,000, 64 B (the
@@ -16,6 +17,10 @@ Scenarios (wharf-bench against each broker in turn, rounds interleaved):
                  wharf-bench's own pipelined clients (MQTT QoS 1 and 0,
                  STOMP 1 KiB through a queue; Wharf only for STOMP): the
                  figures that must not get worse
+RabbitMQ (with its MQTT plugin) and ActiveMQ run the libmosquitto
+scenarios, started as bench/run-suite starts them (bench/brokers.sh: Debian's
+rabbitmq-server, activemq and libmqtt-client-java, which run-suite installs);
+one that is not installed is skipped with a note.
 Broker CPU is its own (all threads, from /proc/PID/schedstat through
 wharf-bench --broker-pid); system calls are counted by `perf stat -e
 raw_syscalls:sys_enter -p PID` over the run when perf can (root, or
@@ -65,6 +70,70 @@ class Mosquitto:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class SuiteBroker:
+    """RabbitMQ or ActiveMQ, started by bench/brokers.sh's start_NAME in a
+    shell of its own that leaves the broker (and RabbitMQ's epmd) running;
+    self.pids are what it started, stopped in reverse order."""
+
+    SCRIPT = """set -u
+declare -A pid port
+pids=() pin_broker=()
+PY=%s tmp=%s
+die() { echo "$*" >&2; exit 1; }
+trap 'echo "pids ${pids[*]}"; echo "mqtt ${port[%s,mqtt]:-}"' EXIT
+. %s
+start_%s
+"""
+
+    def __init__(self, name, tmp):
+        self.dir = tempfile.mkdtemp(prefix="clients-%s-" % name, dir=tmp)
+        script = self.SCRIPT % (sys.executable, self.dir, name,
+                                os.path.join(HERE, "brokers.sh"), name)
+        r = subprocess.run(["bash", "-c", script], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=300)
+        out = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
+        self.pids = [(int(p.split(":")[0]), p.split(":")[1])
+                     for p in out.get("pids", "").split()]
+        self.pid = self.pids[-1][0] if self.pids else None
+        self.ports = {"mqtt": int(out["mqtt"])} if out.get("mqtt") else {}
+        if r.returncode != 0 or not self.ports:
+            self.stop()
+            raise RuntimeError("%s did not start: %s" % (name, r.stderr.strip()[-300:]))
+
+    def stop(self):
+        for p, _ in reversed(self.pids):
+            stop_pid(p)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop_pid(p):
+    """SIGTERM, then SIGKILL after 30 s, for a process that is not our child
+    (its shell has exited): gone once /proc no longer has it or it is a
+    zombie waiting for init."""
+    try:
+        os.kill(p, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.1)
+    os.kill(p, signal.SIGKILL)
+
+
+# What an absent broker needs, as bench/run-suite checks it.
+OTHERS = {
+    "rabbitmq": (["/usr/lib/rabbitmq/bin/rabbitmq-server"], "rabbitmq-server"),
+    "activemq": (["/usr/share/activemq/bin/activemq.jar", "/usr/share/java/mqtt-client.jar"],
+                 "activemq libmqtt-client-java"),
+}
+
+
 def perf_usable():
     if not shutil.which("perf"):
         return False
@@ -73,19 +142,27 @@ def perf_usable():
     return r.returncode == 0
 
 
+# name, protocol, wharf-bench arguments, messages (or seconds with --rate),
+# and whether RabbitMQ and ActiveMQ run it too.
 SCENARIOS = [
-    ("libmosq-qos1", "mqtt", ["--client", "libmosquitto", "--qos", "1", "--window", "1000"], 100000),
-    ("libmosq-qos0", "mqtt", ["--client", "libmosquitto", "--qos", "0"], 200000),
+    ("libmosq-qos1", "mqtt", ["--client", "libmosquitto", "--qos", "1", "--window", "1000"], 100000,
+     True),
+    ("libmosq-qos0", "mqtt", ["--client", "libmosquitto", "--qos", "0"], 200000, True),
     ("iot-1k", "mqtt", ["--client", "libmosquitto", "--qos", "1", "--publishers", "1000",
-                        "--rate", "5"], 20),
-    ("wb-qos1", "mqtt", ["--qos", "1"], 200000),
-    ("wb-qos0", "mqtt", ["--qos", "0"], 400000),
-    ("wb-stomp", "stomp", ["--size", "1024", "--queue=clients.bench"], 100000),
+                        "--rate", "5"], 20, True),
+    ("wb-qos1", "mqtt", ["--qos", "1"], 200000, False),
+    ("wb-qos0", "mqtt", ["--qos", "0"], 400000, False),
+    ("wb-stomp", "stomp", ["--size", "1024", "--queue=clients.bench"], 100000, False),
 ]
+
+
+def broker_pid(broker):
+    return broker.pid if isinstance(broker, SuiteBroker) else broker.proc.pid
 
 
 def run(bench, broker, proto, args, amount, quick, count_syscalls):
     url = "%s://127.0.0.1:%d" % (proto, broker.ports[proto])
+    pid = broker_pid(broker)
     extra = ["--duration", str(amount // 2 if quick else amount)] if "--rate" in args else \
         ["--count", str(amount // 4 if quick else amount)]
     perf = None
@@ -93,11 +170,11 @@ def run(bench, broker, proto, args, amount, quick, count_syscalls):
         out = tempfile.NamedTemporaryFile(prefix="clients-perf-", delete=False)
         out.close()
         perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter",
-                                 "-p", str(broker.proc.pid), "-o", out.name],
+                                 "-p", str(pid), "-o", out.name],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)
     r = subprocess.run([bench, "--url", url, "--json", "--quiet", "--timeout", "300",
-                        "--broker-pid", str(broker.proc.pid)] + args + extra,
+                        "--broker-pid", str(pid)] + args + extra,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     syscalls = None
     if perf:
@@ -144,6 +221,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a quarter of the messages")
     ap.add_argument("--only", help="scenario names, comma-separated")
     ap.add_argument("--tmp", default="/var/tmp")
+    ap.add_argument("--others", default="rabbitmq,activemq",
+                    help="further brokers for the libmosquitto scenarios (empty: none)")
     a = ap.parse_args()
     if not shutil.which("mosquitto"):
         sys.exit("mosquitto is not installed (apt-get install mosquitto)")
@@ -154,13 +233,25 @@ def main():
                                              prefix="clients-base-")))
     brokers.append(("mosquitto", Mosquitto(a.tmp)))
     scenarios = [s for s in SCENARIOS if not a.only or s[0] in a.only.split(",")]
+    notes = []
     got = {}
     try:
+        for other in filter(None, a.others.split(",")):
+            need, pkgs = OTHERS[other]
+            if not all(os.path.exists(f) for f in need):
+                notes.append("%s: not installed (apt-get install %s), skipped" % (other, pkgs))
+                continue
+            try:
+                brokers.append((other, SuiteBroker(other, a.tmp)))
+            except RuntimeError as e:
+                notes.append("%s: skipped, %s" % (other, e))
+        for note in notes:
+            print(note, file=sys.stderr)
         for rnd in range(a.rounds):
             order = brokers if rnd % 2 == 0 else list(reversed(brokers))
-            for name, proto, args, amount in scenarios:
+            for name, proto, args, amount, others in scenarios:
                 for bname, b in order:
-                    if proto not in b.ports:
+                    if proto not in b.ports or (isinstance(b, SuiteBroker) and not others):
                         continue
                     r = run(a.bench, b, proto, args, amount, a.quick, count_syscalls)
                     got.setdefault((name, bname), []).append(r)
@@ -185,6 +276,8 @@ def main():
                 fmt(cpu / mosq if cpu and mosq else None, ".2f"),
                 fmt(med(rows, "syscalls"), ".2f"), fmt(med(rows, "p50_us"), ".0f"),
                 fmt(med(rows, "p99_us"), ".0f"), fmt(med(rows, "hwm_mib"), ".1f")))
+    for note in notes:
+        print("\n" + note)
 
 
 if __name__ == "__main__":

@@ -380,6 +380,7 @@ void broker_stop(struct broker *b)
 		return;
 	b->stopping = true;
 	tell_systemd(notify_send("STOPPING=1"));
+	ha_stop(b->ha);
 	listener_close_all(b);
 	conn_shutdown_all(b);
 	b->stop_deadline_ms = clock_mono_ms() + b->cfg->shutdown_grace_ms;

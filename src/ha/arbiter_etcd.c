@@ -9,7 +9,6 @@
 #include "config.h"
 #include "ha/arbiter.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/dns.h>
@@ -798,11 +797,7 @@ struct arbiter *arbiter_new(struct event_base *base, const char *url, const char
 	a->ttl_s = (lease_ttl_ms + 999) / 1000;
 	bool v6 = strchr(u.host, ':') != NULL;
 	snprintf(a->host_header, sizeof(a->host_header), v6 ? "[%s]:%d" : "%s:%d", u.host, u.port);
-	unsigned char addr[16];
-	if (evutil_inet_pton(v6 ? AF_INET6 : AF_INET, u.host, addr) != 1 &&
-	    !(a->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-						    EVDNS_BASE_DISABLE_WHEN_INACTIVE))) {
-		log_error("arbiter: no DNS resolver for %s", u.host);
+	if (url_resolver(base, u.host, &a->dns) < 0) {
 		arbiter_free(a);
 		return NULL;
 	}

@@ -12,9 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The largest frame once the peer has proved the secret: a DATA frame of
- * at most 16 MiB of records and its fields. Before that, REPL_FRAME_AUTH. */
-#define REPL_FRAME_MAX ((16u << 20) + 64u)
+#include "store/record.h"
+
+/* The largest frame once the peer has proved the secret: a DATA frame, its
+ * fields and a segment's header, with the largest record a journal may hold
+ * (a message of up to JREC_MAX_PAYLOAD bytes travels in one frame; records
+ * are otherwise shipped a REPL_CHUNK at a time). Before that,
+ * REPL_FRAME_AUTH. */
+#define REPL_FRAME_MAX (JSEG_HEADER + JREC_HEADER + JREC_MAX_PAYLOAD + 64u)
 #define REPL_FRAME_AUTH 4096u
 #define REPL_NONCE 32u
 #define REPL_MAC 32u

@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <inttypes.h>
@@ -275,6 +276,17 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		sender_kick(l->sender);
 }
 
+/* Whether a failed try to reach the peer is to be logged: once every
+ * CONNECT_LOG_MS, as the standby tries again every second. */
+static bool connect_log_due(struct ha *ha)
+{
+	int64_t now = ha_now_ms();
+	if (ha->last_connect_log_ms && now - ha->last_connect_log_ms < CONNECT_LOG_MS)
+		return false;
+	ha->last_connect_log_ms = now;
+	return true;
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct link *l = arg;
@@ -294,19 +306,17 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	unsigned long e = ha->tls ? bufferevent_get_openssl_error(bev) : 0;
 	if (e)
 		ERR_error_string_n(e, tls_err, sizeof(tls_err));
-	if (l->state == L_CONNECTING || l->state == L_WAIT_CHALLENGE || l->state == L_WAIT_WELCOME) {
-		/* Rate-limited: the standby tries again every second. */
-		int64_t now = ha_now_ms();
-		if (!ha->last_connect_log_ms || now - ha->last_connect_log_ms >= CONNECT_LOG_MS) {
-			if (l->state == L_CONNECTING)
-				log_warn("replication: cannot reach peer %s: %s (trying every second)",
-					 l->addr, e ? tls_err
-						    : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-			else
-				log_warn("replication: peer %s closed the link before welcoming this node "
-					 "(a wrong secret, or not active?); trying every second", l->addr);
-			ha->last_connect_log_ms = now;
-		}
+	int dns_err = bufferevent_socket_get_dns_error(bev);
+	if (l->state == L_CONNECTING) {
+		if (connect_log_due(ha))
+			log_warn("replication: cannot reach peer %s: %s (trying every second)", l->addr,
+				 e	   ? tls_err
+				 : dns_err ? evutil_gai_strerror(dns_err)
+					   : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	} else if (l->state == L_WAIT_CHALLENGE || l->state == L_WAIT_WELCOME) {
+		if (connect_log_due(ha))
+			log_warn("replication: peer %s closed the link before welcoming this node "
+				 "(a wrong secret, or not active?); trying every second", l->addr);
 	} else if (l->state == L_WAIT_HELLO && e) {
 		log_warn("replication: peer %s refused: TLS: %s", l->addr, tls_err);
 		ha->refusals++;
@@ -357,8 +367,9 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	hlink_send(l, buf, n);
 }
 
-/* HOST and PORT of a repl:// URL, resolved. */
-static struct addrinfo *resolve(const char *url, bool passive)
+/* HOST and PORT of the listen URL, resolved for bind (blocking: at
+ * start-up). */
+static struct addrinfo *resolve_listen(const char *url)
 {
 	struct listen_url u;
 	const char *why;
@@ -367,7 +378,7 @@ static struct addrinfo *resolve(const char *url, bool passive)
 	char port[16];
 	snprintf(port, sizeof(port), "%d", u.port);
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = passive ? AI_PASSIVE : 0 };
+				  .ai_flags = AI_PASSIVE };
 	struct addrinfo *res = NULL;
 	if (getaddrinfo(u.host, port, &hints, &res) != 0)
 		return NULL;
@@ -376,18 +387,16 @@ static struct addrinfo *resolve(const char *url, bool passive)
 
 static void connect_peer(struct ha *ha)
 {
-	/* Blocking name resolution: a standby's loop serves no clients. */
-	struct addrinfo *ai = resolve(ha->cfg->peer, false);
-	if (!ai) {
+	struct listen_url u;
+	const char *why;
+	if (url_parse(ha->cfg->peer, &u, &why) < 0) {
 		ha->next_connect_ms = ha_now_ms() + RECONNECT_MS;
 		return;
 	}
-	char addr[80];
-	url_format_addr(ai->ai_addr, addr, sizeof(addr));
+	char addr[sizeof(u.host) + 16];
+	snprintf(addr, sizeof(addr), strchr(u.host, ':') ? "[%s]:%d" : "%s:%d", u.host, u.port);
 	struct bufferevent *bev;
-	struct listen_url u;
-	const char *why;
-	if (ha->tls && url_parse(ha->cfg->peer, &u, &why) == 0) {
+	if (ha->tls) {
 		SSL *ssl = link_tls_client(ha->tls, u.host);
 		bev = ssl ? bufferevent_openssl_socket_new(ha->b->base, -1, ssl,
 							   BUFFEREVENT_SSL_CONNECTING,
@@ -401,10 +410,13 @@ static void connect_peer(struct ha *ha)
 	struct link *l = bev ? link_new(ha, bev, L_CONNECTING, addr) : NULL;
 	if (l) {
 		ha->upstream = l;
-		if (bufferevent_socket_connect(bev, ai->ai_addr, (int)ai->ai_addrlen) < 0)
+		/* A name is looked up by evdns, never on the loop, which also
+		 * campaigns, redirects clients and answers wharfctl; a lookup
+		 * that fails or outlasts [ha] timeout ends this try as a connect
+		 * would. */
+		if (bufferevent_socket_connect_hostname(bev, ha->dns, AF_UNSPEC, u.host, u.port) < 0)
 			hlink_close(l); /* sets the next try */
 	}
-	freeaddrinfo(ai);
 	if (!l)
 		ha->next_connect_ms = ha_now_ms() + RECONNECT_MS;
 }
@@ -424,7 +436,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 			 * kernel would try again for minutes: the next attempt,
 			 * once the network is back, must not wait that long. */
 			if (now - l->opened_ms > (int64_t)timeout) {
-				log_debug("replication: no answer from %s in %u ms", l->addr, timeout);
+				if (connect_log_due(ha))
+					log_warn("replication: cannot reach peer %s: no answer in %u ms "
+						 "(trying every second)", l->addr, timeout);
 				hlink_close(l);
 			}
 			continue;
@@ -461,7 +475,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static int listen_link(struct ha *ha)
 {
-	struct addrinfo *ai = resolve(ha->cfg->listen, true);
+	struct addrinfo *ai = resolve_listen(ha->cfg->listen);
 	if (!ai) {
 		log_error("replication: cannot resolve listen address %s", ha->cfg->listen);
 		return -1;
@@ -532,6 +546,11 @@ struct ha *ha_new(struct broker *b)
 		log_info("replication: standby %s, holding records up to %" PRIu64
 			 "; connecting to %s", ha->cfg->node_id, mirror_last_seq(ha->mirror),
 			 ha->cfg->peer);
+		struct listen_url u;
+		const char *why;
+		if (url_parse(ha->cfg->peer, &u, &why) == 0 &&
+		    url_resolver(b->base, u.host, &ha->dns) < 0)
+			goto fail;
 		connect_peer(ha);
 	}
 	if (ha->cfg->arbiter && strcmp(ha->cfg->arbiter, "none") && !(ha->failover = failover_new(ha)))
@@ -540,6 +559,18 @@ struct ha *ha_new(struct broker *b)
 fail:
 	ha_free(ha);
 	return NULL;
+}
+
+void ha_stop(struct ha *ha)
+{
+	if (!ha || !ha->dns)
+		return;
+	if (ha->upstream && ha->upstream->state == L_CONNECTING)
+		hlink_close(ha->upstream);
+	ha->next_connect_ms = INT64_MAX;
+	/* Its failed lookups' callbacks run from the loop, after this. */
+	evdns_base_free(ha->dns, 1);
+	ha->dns = NULL;
 }
 
 void ha_free(struct ha *ha)
@@ -561,5 +592,7 @@ void ha_free(struct ha *ha)
 		event_free(ha->timer);
 	mirror_free(ha->mirror);
 	link_tls_free(ha->tls);
+	if (ha->dns) /* a lookup under way would want the loop again: ha_stop */
+		evdns_base_free(ha->dns, 1);
 	free(ha);
 }

@@ -22,6 +22,10 @@ struct ha;
  * and, on a node that is not active yet, opens the journal's mirror and
  * starts connecting to the peer. NULL with a logged reason. */
 struct ha *ha_new(struct broker *b);
+/* The broker is stopping (its loop still runs a while): the standby stops
+ * trying to reach its peer, a name lookup under way ends now, so that
+ * libevent's resolver can release it from the loop. NULL is a no-op. */
+void ha_stop(struct ha *ha);
 /* Drops the links (the gate is turned off first: held confirmations go
  * out), closes the mirror. NULL is a no-op. */
 void ha_free(struct ha *ha);

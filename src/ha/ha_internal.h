@@ -77,12 +77,15 @@ enum handover {
 /* wharfctl link-drop holds the link down for at most this long. */
 #define LINK_HOLD_MAX_MS 600000u
 
+struct evdns_base;
+
 struct ha {
 	struct broker *b;
 	const struct ha_config *cfg;
 	const char *secret;         /* cfg's, or "" under mutual TLS alone */
 	struct evconnlistener *lis;
 	struct link_tls *tls;       /* NULL: the link is plain TCP */
+	struct evdns_base *dns;     /* resolves peer's name; NULL: it is an address */
 	LIST_HEAD(, link) links;
 	struct link *standby;       /* active: the standby attached */
 	struct link *upstream;      /* standby: the link to the active */

@@ -2,11 +2,15 @@
 #include "net/url.h"
 
 #include <arpa/inet.h>
+#include <event2/dns.h>
+#include <event2/util.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include "log.h"
 
 int url_parse(const char *s, struct listen_url *out, const char **why)
 {
@@ -67,4 +71,19 @@ void url_format_addr(const struct sockaddr *sa, char *out, size_t len)
 	} else {
 		snprintf(out, len, "unix");
 	}
+}
+
+int url_resolver(struct event_base *base, const char *host, struct evdns_base **out)
+{
+	unsigned char addr[16];
+	*out = NULL;
+	if (evutil_inet_pton(strchr(host, ':') ? AF_INET6 : AF_INET, host, addr) == 1)
+		return 0;
+	*out = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+					EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (!*out) {
+		log_error("no DNS resolver for %s", host);
+		return -1;
+	}
+	return 0;
 }

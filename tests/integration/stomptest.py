@@ -142,6 +142,20 @@ def stomp_connect(port, version="1.2", heartbeats=(0, 0), listener=None, headers
     return conn, lst
 
 
+def on_receipts(lst, rids, fn):
+    """Calls fn(rids[receipt id]) for each receipt that comes for one of
+    rids (a dict the caller goes on filling), from the receiver thread;
+    the Collector records the receipt too."""
+    orig = lst.on_receipt
+
+    def on_receipt(frame):
+        i = rids.get(frame.headers.get("receipt-id"))
+        if i is not None:
+            fn(i)
+        orig(frame)
+    lst.on_receipt = on_receipt
+
+
 def stomp_close(conn, lst=None, timeout=5):
     """Disconnects politely if still connected; never raises."""
     try:

@@ -2,7 +2,8 @@
 ephemeral (but fixed across restarts) ports, and `wharf-bench --drill`
 running STOMP, MQTT QoS 1 and AMQP 1.0 load through a switch-over, a link cut
 (`wharfctl link-drop`) and a kill -9 of the active. The drill must exit 0
-with 0 lost for every event; its report is printed (TAP comments).
+with 0 lost for every event, and nothing duplicated or redelivered up to
+the switch-over; its report is printed (TAP comments).
 
 And `wharfctl link-drop` alone, on a manual pair: the active drops its
 standby, goes on alone and refuses it back for --hold seconds; then the
@@ -99,6 +100,11 @@ class DrillTest(unittest.TestCase):
         # held out 1 s, then the standby's next try (every second) and catch-up
         self.assertGreaterEqual(float(cut.group(1)), 1.0)
         self.assertLess(float(cut.group(2)), 10.0)
+        for row in (l for l in rows if "(switch-over)" in l or l.split()[0] == "start"):
+            # consumers that ack promptly: a switch-over delivers nothing
+            # twice (duplicated, redelivered); the start row holds the
+            # messages confirmed before it
+            self.assertEqual(row.split()[-4:-2], ["0", "0"], row)
         for row in (l for l in rows if "(link cut)" in l):
             # the active goes on alone: no reconnect, no redirect
             self.assertEqual(row.split()[-2:], ["0", "0"], row)

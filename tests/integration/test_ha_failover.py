@@ -51,8 +51,9 @@ class Node:
     """One wharfd of the pair; survives its own restarts (a fenced active
     executes itself again: same process, same log, new client ports)."""
 
-    def __init__(self, node_id, data_dir, config, repl=None):
+    def __init__(self, node_id, data_dir, config, repl=None, protocols=("stomp",)):
         self.node_id = node_id
+        self.protocols = protocols
         self.repl = repl  # its link's port, for wharfctl
         self.data_dir = data_dir
         self.config = config
@@ -60,21 +61,24 @@ class Node:
         self.start()
 
     def start(self):
-        self.b = Broker(("stomp",), self.config, data_dir=self.data_dir)
+        self.b = Broker(self.protocols, self.config, data_dir=self.data_dir)
         self.brokers.append(self.b)
 
     def output(self):
         return self.b.output()
 
-    def stomp_port(self):
-        """The port of the last `listening stomp` line (a restart logs a
+    def port(self, proto):
+        """The port of the last `listening PROTO` line (a restart logs a
         new one)."""
         port = None
         for line in self.output().splitlines():
             m = LISTEN_RE.search(line)
-            if m and m.group(1) == "stomp":
+            if m and m.group(1) == proto:
                 port = int(m.group(3))
         return port
+
+    def stomp_port(self):
+        return self.port("stomp")
 
     def active(self):
         """Promoted since this process (or its last restart) started."""
@@ -87,7 +91,9 @@ class Node:
         return self.b.alive()
 
 
-class FailoverTest(unittest.TestCase):
+class AutoPairCase(unittest.TestCase):
+    """Tests on a role = auto pair with a real etcd: pair() starts it."""
+
     def setUp(self):
         self.etcd = Etcd()
         self.dir = tempfile.mkdtemp(prefix="wharf-failover-")
@@ -103,7 +109,7 @@ class FailoverTest(unittest.TestCase):
         self.etcd.cleanup()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def pair(self, name, arbiter_of=None):
+    def pair(self, name, arbiter_of=None, protocols=("stomp",)):
         """Nodes a and b, both role = auto; returns (active, standby) once
         one leads and the other is in sync. arbiter_of: node_id -> the
         etcd URL that node uses (a proxy), default the etcd itself."""
@@ -111,7 +117,7 @@ class FailoverTest(unittest.TestCase):
         arbiter_of = arbiter_of or {}
         for me, other in (("a", "b"), ("b", "a")):
             cfg = auto_config(me, ports[me], ports[other], arbiter_of.get(me, self.etcd.url), name)
-            self.nodes.append(Node(me, os.path.join(self.dir, me), cfg, ports[me]))
+            self.nodes.append(Node(me, os.path.join(self.dir, me), cfg, ports[me], protocols))
         wait_until(lambda: any(n.active() for n in self.nodes), 15, what="an active node")
         active = next(n for n in self.nodes if n.active())
         standby = next(n for n in self.nodes if n is not active)
@@ -126,6 +132,14 @@ class FailoverTest(unittest.TestCase):
                                self._secret(), cmd],
                               capture_output=True, text=True, timeout=timeout)
 
+    def _secret(self):
+        path = os.path.join(self.dir, "secret")
+        with open(path, "w") as f:
+            f.write(SECRET)
+        return path
+
+
+class FailoverTest(AutoPairCase):
     def test_planned_switch_over_under_load(self):
         active, standby = self.pair("switch")
         confirmed, stop = [], threading.Event()
@@ -226,12 +240,6 @@ class FailoverTest(unittest.TestCase):
         self.assertIn("deliveries left unacknowledged", active.brokers[-1].output())
         self.assertEqual(redelivered, [], "marked redelivered after the switch-over")
         self.assertEqual(len(got), len(set(got)), "consumed twice")
-
-    def _secret(self):
-        path = os.path.join(self.dir, "secret")
-        with open(path, "w") as f:
-            f.write(SECRET)
-        return path
 
     def test_switch_over_refused_when_the_standby_is_stopped(self):
         active, standby = self.pair("stopped")

@@ -23,8 +23,8 @@ from proton import Message
 from amqptest import Client
 from mqtttest import Paho
 from pairtest import SECRET, CutProxy, Pair, ha_config
-from stomptest import TIMEOUT, stomp_close
-from test_store import drain, publish_stream
+from stomptest import TIMEOUT, stomp_close, stomp_connect
+from test_store import QUEUE, drain, publish_stream
 from test_tls import Certs
 from wharftest import Broker, main, wait_until
 
@@ -227,6 +227,43 @@ class ReplicatedReceiptsTest(PairTestCase):
             return all(open(os.path.join(a, f), "rb").read() ==
                        open(os.path.join(b, f), "rb").read() for f in fa)
         wait_until(same, timeout=10, what="identical segment files")
+
+
+class BigRecordTest(PairTestCase):
+    """A record bigger than a replication chunk (1 MiB) and than the 16 MiB
+    a DATA frame once carried: a 20 MiB persistent STOMP message
+    (max_frame_size raised to 32 MiB) is receipted once the standby has it,
+    the standby stays attached and in sync, and its copy holds the message
+    whole."""
+    # 20 MiB through the journal, the link and the standby's disk (written
+    # and synced on its loop, silent meanwhile) may take more than the
+    # usual 5 s for the ack, and 3 s of silence, on a loaded machine under
+    # ASan
+    pair_args = {"globals": "[stomp]\nmax_frame_size = 32MiB\n", "sync_timeout": "30s",
+                 "timeout": "15s"}
+
+    def test_a_20_mib_message_reaches_the_standby(self):
+        p = self.pair
+        p.wait_in_sync()
+        body = "m-000000" + "".join(chr(97 + i % 26) for i in range(20 << 20))
+        conn, lst = stomp_connect(p.primary.stomp_port)
+        conn.send(QUEUE, body, headers={"persistent": "true", "receipt": "big"})
+        lst.wait_receipt("big", 60)
+        stomp_close(conn, lst)
+        after = publish(p.primary.stomp_port, 5, start=1)
+        log = p.primary.output()
+        self.assertNotIn("dropped", log, log[-600:])
+        self.assertEqual(log.count("standby b in sync"), 1)
+        p.kill9_primary()
+        p.kill9_standby()
+        single = p.open_standby_dir()
+        conn, lst = stomp_connect(single.stomp_port)
+        conn.subscribe(QUEUE, id="s", ack="auto")
+        got = [m.body for m in lst.wait_messages(6, 60)]
+        stomp_close(conn, lst)
+        self.assertEqual(single.stop(), 0, single.output())
+        self.assertTrue(got[0] == body, "the 20 MiB message is not whole on the standby")
+        self.assertEqual(got[1:], ["m-%06d" % i for i in after])
 
 
 class OtherProtocolsTest(PairTestCase):

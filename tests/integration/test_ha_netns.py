@@ -7,6 +7,9 @@ inside a node's namespace drop what a real partition would.
   and tries afresh (a new source port each time, counted by the rule), and
   attaches within a few seconds once the rule is lifted, not after the
   kernel's SYN retries.
+- A standby whose peer is a host name its DNS server never answers for
+  goes on answering clients at once while the lookups time out; with the
+  name in its hosts file it attaches.
 - An active cut off from both etcd and its standby (its clients still
   reach it) stops confirming and the standby takes over; a client writing
   to both nodes never sees the two confirm at the same time.
@@ -20,6 +23,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -152,11 +156,14 @@ class NetnsTest(unittest.TestCase):
         self.procs.append(p)
         return p
 
-    def wharfd(self, node, ha):
+    def wharfd(self, node, ha, peer=None):
+        """peer: the other node's host as b's config names it (its address
+        by default)."""
         path = os.path.join(self.dir, node + ".conf")
         with open(path, "w") as f:
             f.write("[ha]\nnode_id = %s\nlisten = repl://%s:%d\npeer = repl://%s:%d\n"
-                    "secret = %s\n%s" % (node, ADDR[node], REPL, ADDR["b" if node == "a" else "a"],
+                    "secret = %s\n%s" % (node, ADDR[node], REPL,
+                                         peer or ADDR["b" if node == "a" else "a"],
                                          REPL, SECRET, ha))
         p = self.start(node, [WHARFD, "-c", path, "--data-dir", os.path.join(self.dir, node),
                               "--listen", "stomp://%s:%d" % (ADDR[node], STOMP)])
@@ -193,6 +200,67 @@ class NetnsTest(unittest.TestCase):
         # its next SYN, by the kernel's backoff, would come 8 s after the lift
         self.assertLess(took, 4.0, b.output())
         wait_until(lambda: "standby b in sync" in a.output(), 10, what="b in sync")
+
+    def probe(self, node, seconds):
+        """From the hub, a STOMP CONNECT to node every 0.2 s for `seconds`:
+        how long each took to be answered (ERROR or CONNECTED)."""
+        took = []
+
+        def run():
+            self.net.enter("hub")
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                t0 = time.monotonic()
+                try:
+                    with socket.create_connection((ADDR[node], STOMP), timeout=15) as s:
+                        s.sendall(b"CONNECT\naccept-version:1.2\nhost:x\n\n\0")
+                        s.recv(1)
+                except OSError:
+                    pass
+                took.append(time.monotonic() - t0)
+                time.sleep(0.2)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(seconds + 20)
+        return took
+
+    def test_standby_looks_up_its_peer_without_stalling_its_loop(self):
+        """b's peer is a host name and b's DNS server never answers (its
+        queries are dropped). With the name in b's hosts file, b attaches;
+        with a name only DNS could give, the lookups time out while b goes
+        on answering clients at once: its loop never waits for them."""
+        a = self.wharfd("a", "role = primary\n")
+        etc = os.path.join("/etc/netns", self.net.ns["b"])  # ip netns exec mounts these
+        os.makedirs(etc)
+        self.addCleanup(shutil.rmtree, etc, True)
+        with open(os.path.join(etc, "resolv.conf"), "w") as f:
+            f.write("nameserver %s\noptions timeout:2 attempts:2\n" % ADDR["hub"])
+        with open(os.path.join(etc, "hosts"), "w") as f:
+            f.write("127.0.0.1 localhost\n%s peer-a.wharf.test\n" % ADDR["a"])
+        # dropped where they arrive: no error, no answer, as from a dead server
+        self.net.nft("hub", """table inet wharftest {
+            chain in {
+                type filter hook input priority 0;
+                udp dport 53 drop
+                tcp dport 53 drop
+            }
+        }""")
+        b = self.wharfd("b", "role = standby\n", peer="peer-a.wharf.test")
+        wait_until(lambda: "standby b in sync" in a.output(), 15, what="b attached by name")
+        b.kill()
+        # a timeout past the lookup's 2 x 2 s: the lookup's own failure shows
+        b = self.wharfd("b", "role = standby\ntimeout = 10s\n", peer="nowhere.wharf.test")
+        took = self.probe("b", 8)
+        print("# %d CONNECTs to b while its peer's name cannot be resolved: slowest answer "
+              "%.3f s" % (len(took), max(took)))
+        self.assertGreaterEqual(len(took), 15)
+        self.assertLess(max(took), 1.0, b.output())
+        line = re.search(r"cannot reach peer nowhere\.wharf\.test:%d: .*" % REPL, b.output())
+        self.assertTrue(line, b.output())
+        print("# b: " + line.group(0))
+        # stopped with a lookup under way: it ends clean (ASan: nothing leaked)
+        b.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(b.proc.wait(15), 0, b.output())
 
     def test_isolated_active_stops_and_the_standby_takes_over(self):
         etcd_dir = tempfile.mkdtemp(prefix="wharf-etcd-", dir=self.dir)

@@ -17,7 +17,7 @@ from proton.reactor import DurableSubscription
 
 from amqptest import Client
 from mqtttest import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Paho, RawMqtt, ack_packet, publish_packet
-from stomptest import TIMEOUT, new_receipt, stomp_close, stomp_connect
+from stomptest import TIMEOUT, new_receipt, on_receipts, stomp_close, stomp_connect
 from wharftest import Broker, main, wait_until
 
 QUEUE = "/queue/orders"
@@ -29,15 +29,7 @@ def publish_stream(port, n, confirmed, stop, body=lambda i: "m-%06d" % i, size_p
     Ends when done, when the broker goes away, or when `stop` is set."""
     conn, lst = stomp_connect(port)
     rids = {}
-    orig = lst.on_receipt
-
-    def on_receipt(frame):
-        i = rids.get(frame.headers.get("receipt-id"))
-        if i is not None:
-            confirmed.append(i)
-        orig(frame)
-
-    lst.on_receipt = on_receipt
+    on_receipts(lst, rids, confirmed.append)
     try:
         for i in range(n):
             if stop.is_set():
