@@ -3,14 +3,15 @@
 (persistent with subscriptions and their options, a will, clean ones),
 seen connected and then away with the messages queued meanwhile; DELETE
 ends an absent session (its client comes back to no session and none of
-what was queued), refuses a connected one (409); wharfctl sessions and
-wharfctl session delete."""
+what was queued), refuses a connected one (409); a session read back
+after a restart; wharfctl sessions and wharfctl session delete."""
 import re
 import time
 import urllib.parse
 
-from admintest import ADMIN_CONFIG, AdminClients
-from mqtttest import MqttTestCase, PacketTypes, SubscribeOptions, paho_props
+from admintest import ADMIN_CONFIG, Admin, AdminClients, admin_port
+from mqtttest import MqttTestCase, Paho, PacketTypes, SubscribeOptions, paho_props
+from test_store import StoreTestCase
 from wharftest import main, wait_until
 
 
@@ -199,6 +200,53 @@ class AdminSessions(AdminClients, MqttTestCase):
         self.assertIn("404", self.ctl("session", "delete", cid, want=1).stderr)
         back = self.paho(cid, level=4, clean=False, connect=False)
         self.assertFalse(back.connect()[0])
+
+
+class SessionsAfterRestart(StoreTestCase):
+    """A persistent session read back from the store at start-up is listed
+    before its client comes back (no user known yet), with its expiry
+    running and what was queued for it, and can be deleted then."""
+
+    config = ADMIN_CONFIG
+
+    def paho(self, b, cid):
+        p = Paho(b.ports["mqtt"], cid, level=5, clean=False,
+                 props=paho_props(PacketTypes.CONNECT, session_expiry=3600))
+        self.addCleanup(p.close)
+        return p
+
+    def test_restored_session(self):
+        b = self.start(("mqtt", "stomp"))
+        c = self.paho(b, "restored")
+        c.connect()
+        c.subscribe("rs/t", 1)
+        c.disconnect()
+        pub = self.paho(b, "restored-pub")
+        pub.connect()
+        for i in range(3):
+            pub.publish("rs/t", b"kept %d" % i, qos=1)
+        pub.disconnect()
+        self.stop(b)
+
+        b = self.start(("mqtt", "stomp"))
+        api = Admin(admin_port(b))
+        s = api.ok("GET", "/api/v1/sessions/restored")
+        self.assertEqual((s["connected"], s["user"], s["durable"], s["expiry_interval"]),
+                         (False, None, True, 3600))
+        self.assertIsNotNone(s["expires_at"])
+        self.assertEqual([(x["filter"], x["qos"], x["queued"]) for x in s["subscriptions"]],
+                         [("rs/t", 1, 3)])
+        self.assertEqual(s["queued"], 3)
+        api.ok("DELETE", "/api/v1/sessions/restored")
+        self.stop(b)
+        # Deleted from the store too: not back after another restart.
+        b = self.start(("mqtt", "stomp"))
+        self.assertEqual(Admin(admin_port(b)).request("GET", "/api/v1/sessions/restored")[0],
+                         404)
+        back = self.paho(b, "restored")
+        self.assertFalse(back.connect()[0], "session present after the session was deleted")
+        back.close()
+        self.stop(b)
 
 
 if __name__ == "__main__":
