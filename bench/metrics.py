@@ -15,7 +15,8 @@ threads, utime + stime from /proc/PID/stat) over each wharf-bench run; the
 figure is the median over the rounds, and the ratio is on / off. On a
 shared machine whose load drifts during the run, the paired ratio is the
 steadier figure: each round's on / off (its two runs back to back), the
-median over the rounds with the lowest and highest.
+median over the rounds with the lowest and highest. --same runs both
+brokers with [admin] off: how far apart two identical arms come out.
 
 The scrape's own cost is then measured apart, where noise matters less:
 the metrics-on broker's CPU over --scrapes GETs of /metrics in a row,
@@ -107,29 +108,36 @@ def main():
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build-o2"))
     ap.add_argument("--tmp", default="/var/tmp")
     ap.add_argument("--scrapes", type=int, default=2000)
+    ap.add_argument("--same", action="store_true",
+                    help="both brokers with [admin] off, nothing scraping: what the "
+                    "comparison shows where there is no difference (its noise floor)")
     a = ap.parse_args()
     wharfd = os.path.join(a.build, "src", "wharfd")
     bench = os.path.join(a.build, "tools", "wharf-bench", "wharf-bench")
     off = start(wharfd, False, a.tmp)
-    on = start(wharfd, True, a.tmp)
-    scraper = Scraper(on.ports["admin"], a.tmp)
+    on = start(wharfd, not a.same, a.tmp)
+    scraper = None if a.same else Scraper(on.ports["admin"], a.tmp)
+    per_scrape = None
     flows = ("mqtt-qos0", "stomp-queue")
     got = {(f, k): [] for f in flows for k in ("off", "on")}
     try:
-        time.sleep(3)  # the scraper finds its target
+        time.sleep(3)  # the scraper finds its target (the same wait without one)
         for i in range(a.rounds):
             for f in flows:
                 for k, b in (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off)):
                     got[(f, k)].append(run(bench, b, f, a.count))
-        scraper.stop()
-        per_scrape = scrape_cost(on, a.scrapes)
+        if scraper:
+            scraper.stop()
+            per_scrape = scrape_cost(on, a.scrapes)
     finally:
-        scraper.stop()
+        if scraper:
+            scraper.stop()
         on.stop()
         off.stop()
     print("broker CPU seconds per 100,000 messages (median of %d rounds of %d; scraper: %s)"
-          % (a.rounds, a.count, scraper.what))
-    print("%-12s %10s %10s %8s" % ("flow", "admin off", "metrics on", "on/off"))
+          % (a.rounds, a.count, scraper.what if scraper else "none, --same"))
+    print("%-12s %10s %10s %8s" % ("flow", "admin off", "admin off" if a.same else "metrics on",
+                                   "on/off"))
     for f in flows:
         o, n = statistics.median(got[(f, "off")]), statistics.median(got[(f, "on")])
         print("%-12s %10.3f %10.3f %8.3f" % (f, o, n, n / o if o else float("nan")))
@@ -139,6 +147,8 @@ def main():
         if paired:
             print("%-12s paired on/off: median %.3f, lowest %.3f, highest %.3f"
                   % ("", statistics.median(paired), paired[0], paired[-1]))
+    if per_scrape is None:
+        return
     print("one scrape: %.3f ms of broker CPU (%d in a row), as much as %s"
           % (per_scrape * 1000, a.scrapes, ", ".join(
               "%.0f %s messages" % (per_scrape * 100000 / statistics.median(got[(f, "off")]), f)
