@@ -260,7 +260,8 @@ static const char *const binding_cols[] = { "pattern", "PATTERN", "kind", "KIND"
 					    "QUEUE", "label", "SUBSCRIPTION", "consumers",
 					    "CONSUMERS", "depth", "DEPTH", NULL };
 static const char *const alarm_cols[] = { "name", "NAME", "state", "STATE", "value", "VALUE",
-					  "threshold", "THRESHOLD", "reason", "REASON", NULL };
+					  "comparison", "IF", "threshold", "THRESHOLD", "metric",
+					  "METRIC", "since", "SINCE", NULL };
 
 /* The answer shown: an error's text (exit 1), --json as it came, or the
  * table of cols (a list), or the object's members. */
