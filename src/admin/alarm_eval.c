@@ -95,6 +95,17 @@ void alarm_eval_init(struct alarm_eval *e)
 {
 	e->state = ALARM_INSUFFICIENT_DATA;
 	e->breaching = 0;
+	e->has_total = false;
+	e->total = 0;
+}
+
+bool alarm_counter_sample(struct alarm_eval *e, bool has, double total, double *v)
+{
+	bool had = e->has_total;
+	*v = total - e->total;
+	e->has_total = has;
+	e->total = total;
+	return has && had;
 }
 
 bool alarm_breaches(const struct alarm_rule *r, double value)

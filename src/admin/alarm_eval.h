@@ -59,10 +59,16 @@ const char *alarm_state_name(enum alarm_state s);
 struct alarm_eval {
 	enum alarm_state state;
 	unsigned breaching; /* consecutive breaching periods up to now */
+	bool has_total;     /* counters: the total read at the last period */
+	double total;
 };
 void alarm_eval_init(struct alarm_eval *e);
 /* Whether `value` breaches the rule's threshold. */
 bool alarm_breaches(const struct alarm_rule *r, double value);
+/* A counter's total read at the end of a period (has false: none) into
+ * the period's sample, what it added since the last period: false when
+ * there is none (no total now or then, so the first period has none). */
+bool alarm_counter_sample(struct alarm_eval *e, bool has, double total, double *v);
 /* One period's sample in (has false: no value, the metric has no series),
  * the alarm's state after it out. */
 enum alarm_state alarm_eval_step(const struct alarm_rule *r, struct alarm_eval *e, bool has,

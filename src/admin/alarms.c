@@ -24,8 +24,6 @@ struct alarm {
 	bool changed;                   /* since the start: previous is one */
 	bool has_value;                 /* the last period had a value */
 	double value;
-	bool has_total;                 /* counters: the total at the last period */
-	double total;
 	char reason[256];
 	int64_t changed_ms;             /* wall time of the last change */
 	struct event *timer;
@@ -134,16 +132,8 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	const struct alarm_rule *r = &a->cfg->rule;
 	double v;
 	bool has = read_metric(a->all->b, r, &v);
-	if (alarm_metric_info(r->metric)->counter) {
-		/* A counter's alarm watches what it adds per period, so the
-		 * first period only sets where it starts. */
-		double total = v;
-		v = total - a->total;
-		bool had = a->has_total;
-		a->has_total = has;
-		a->total = total;
-		has = has && had;
-	}
+	if (alarm_metric_info(r->metric)->counter)
+		has = alarm_counter_sample(&a->eval, has, v, &v);
 	a->has_value = has;
 	a->value = has ? v : 0;
 	enum alarm_state before = a->eval.state;

@@ -6,7 +6,7 @@ in order, at a paho subscriber of $SYS/alarms/NAME, a stomp.py subscriber
 of /topic/$SYS.alarms.NAME and a proton receiver of
 topic://$SYS.alarms.NAME; a late MQTT subscriber reads the current state
 (retained). An alarm on a queue that does not exist stays
-INSUFFICIENT_DATA. The admin API, /metrics and wharfctl show them, and
+INSUFFICIENT_DATA, and one on drops counts them per period. The admin API, /metrics and wharfctl show them, and
 wharfd refuses a bad [alarm] section, saying where and why."""
 import json
 import os
@@ -41,6 +41,13 @@ evaluation_periods = 2
 metric = wharf_queue_messages{queue="alarm.none-such"}
 threshold = 1
 period = 1s
+[alarm drops]
+metric = wharf_messages_dropped_total
+threshold = 0
+period = 1s
+[queue alarm.tiny]
+max_length = 1
+overflow = drop-head
 """ % (DEEP, QUEUE)
 
 
@@ -142,6 +149,30 @@ class Alarms(MqttTestCase):
         self.assertEqual(json.loads(seen[0].payload)["state"], "OK")
         self.assertEqual(self.alarm(DEEP)["state"], "OK")
 
+    def test_drops_counted_per_period(self):
+        wait_until(lambda: self.alarm("drops")["state"] == "OK", 10, 0.1,
+                   "no drops in a period")
+        mq = self.paho()
+        mq.subscribe("$SYS/alarms/drops", qos=1)
+        self.assertEqual(states(p.payload for p in mq.wait_messages(1)), ["OK"])
+        pc, pl = self.stomp()
+        for i in range(3):
+            pc.send("/queue/alarm.tiny", "m-%d" % i)
+        rid = new_receipt()
+        pc.send("/queue/alarm.tiny", "m-last", headers={"receipt": rid})
+        pl.wait_receipt(rid)
+        # drop-head keeps the last of four: three dropped (in one period,
+        # unless a period ends among the sends), none in the next.
+        mq.wait_for(lambda: len(mq.payloads()) >= 3, what="ALARM and OK")
+        got = [json.loads(b) for b in mq.payloads()]
+        self.assertEqual(states(mq.payloads()), ["OK", "ALARM", "OK"])
+        self.assertIn(got[1]["value"], (1, 2, 3))
+        self.assertRegex(got[1]["reason"],
+                         r"^wharf_messages_dropped_total = [123], > 0 for 1 period of 1s$")
+        self.assertEqual(got[2]["value"], 0)
+        self.assertIn('wharf_messages_dropped_total{cause="drop-head"} 3',
+                      self.api.ok("GET", "/metrics"))
+
     def test_missing_queue_is_insufficient_data(self):
         wait_until(lambda: self.alarm("ghost")["reason"].startswith("no data"), 10, 0.1,
                    "a period evaluated")
@@ -172,14 +203,14 @@ class Alarms(MqttTestCase):
         lines = r.stdout.splitlines()
         self.assertEqual(lines[0].split(),
                          ["NAME", "STATE", "VALUE", "IF", "THRESHOLD", "METRIC", "SINCE"])
-        self.assertEqual([ln.split()[0] for ln in lines[1:]], [DEEP, "ghost"])
+        self.assertEqual([ln.split()[0] for ln in lines[1:]], [DEEP, "ghost", "drops"])
         self.assertRegex(r.stdout, r"(?m)^ghost +INSUFFICIENT_DATA +- +> +1 +"
                                    r'wharf_queue_messages\{queue="alarm.none-such"\} ')
         r = subprocess.run([WHARFCTL, "--admin", url, "--json", "alarms"], capture_output=True,
                            text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         got = json.loads(r.stdout)
-        self.assertEqual([a["name"] for a in got], [DEEP, "ghost"])
+        self.assertEqual([a["name"] for a in got], [DEEP, "ghost", "drops"])
         self.assertEqual(got[1]["state"], "INSUFFICIENT_DATA")
 
 

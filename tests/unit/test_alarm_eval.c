@@ -102,6 +102,25 @@ static void test_long_alarm(void)
 	ok(alarm_eval_step(&r, &e, true, 0) == O, "and one good period ends it");
 }
 
+static void test_counter(void)
+{
+	struct alarm_rule r = { .cmp = ALARM_GT, .threshold = 0, .evaluation_periods = 1 };
+	struct alarm_eval e;
+	alarm_eval_init(&e);
+	double v, totals[] = { 100, 100, 103, 103 };
+	enum alarm_state want[] = { I, O, A, O }, got[4];
+	for (int i = 0; i < 4; i++) {
+		bool has = alarm_counter_sample(&e, true, totals[i], &v);
+		ok(has == (i > 0) && (!has || v == totals[i] - totals[i - 1]),
+		   "period %d: the counter's increase, none for the first", i);
+		got[i] = alarm_eval_step(&r, &e, has, v);
+	}
+	ok(same(got, want, 4), "drops > 0: ALARM in the period that dropped, OK after");
+	ok(!alarm_counter_sample(&e, false, 0, &v) && !alarm_counter_sample(&e, true, 5, &v),
+	   "a period without the counter: no sample then, nor the next");
+	ok(alarm_counter_sample(&e, true, 7, &v) && v == 2, "then the increase again");
+}
+
 static void test_metric_names(void)
 {
 	struct alarm_rule r = { 0 };
@@ -137,6 +156,7 @@ int main(void)
 	test_comparisons();
 	test_missing();
 	test_long_alarm();
+	test_counter();
 	test_metric_names();
 	return tap_done();
 }
