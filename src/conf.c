@@ -17,8 +17,8 @@
 #include "net/url.h"
 #include "router/address.h"
 
-enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_AUTH, SEC_QUEUE, SEC_TOPIC,
-	       SEC_ADMIN, SEC_ALARM };
+enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_AUTH, SEC_QUEUE,
+	       SEC_TOPIC, SEC_ADMIN, SEC_ALARM };
 
 struct parser {
 	struct wharf_config *cfg;

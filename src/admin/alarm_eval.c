@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "router/address.h"
+#include "util/utf8.h"
 
 static const struct alarm_metric_info metrics[] = {
 	[METRIC_QUEUE_MESSAGES] = { "wharf_queue_messages", true, false },
@@ -53,7 +54,8 @@ int alarm_metric_parse(const char *text, struct alarm_rule *r, const char **why)
 		*why = "out of memory";
 		return -1;
 	}
-	if (address_validate(queue, false) != 0) {
+	/* UTF-8 too: the name goes into JSON (the API, $SYS messages). */
+	if (address_validate(queue, false) != 0 || !utf8_valid(queue, strlen(queue))) {
 		free(queue);
 		*why = "the queue label is not a valid queue name";
 		return -1;

@@ -15,6 +15,7 @@
 #include "router/router.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 struct alarm {
 	struct alarms *all;
@@ -24,7 +25,7 @@ struct alarm {
 	bool changed;                   /* since the start: previous is one */
 	bool has_value;                 /* the last period had a value */
 	double value;
-	char reason[256];
+	char reason[1024];
 	int64_t changed_ms;             /* wall time of the last change */
 	struct event *timer;
 };
@@ -74,7 +75,7 @@ static bool read_metric(struct broker *b, const struct alarm_rule *r, double *v)
 /* Whole numbers as JSON integers: a depth of 1200, not 1200.0. */
 static json_t *number_json(double v)
 {
-	if (v == (double)(json_int_t)v && v > -9007199254740992.0 && v < 9007199254740992.0)
+	if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(json_int_t)v)
 		return json_integer((json_int_t)v);
 	return json_real(v);
 }
@@ -124,6 +125,9 @@ static void set_reason(struct alarm *a)
 		snprintf(a->reason, sizeof(a->reason), "%s = %g, %s%s %g for %u %s of %gs", metric,
 			 a->value, a->eval.state == ALARM_ALARM ? "" : "not ",
 			 alarm_cmp_name(r->cmp), r->threshold, n, periods, s);
+	/* A very long queue name is cut, but not inside a character: the
+	 * text goes into JSON. */
+	a->reason[utf8_whole(a->reason, strlen(a->reason))] = '\0';
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)

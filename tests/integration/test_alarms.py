@@ -28,6 +28,7 @@ WHARFCTL = os.environ.get("WHARFCTL") or os.path.join(
 
 DEEP = "orders-deep"
 QUEUE = "alarm.orders"
+LONG = "x" + "\u00e9" * 600  # 1201 bytes of UTF-8: cut inside a character
 CONFIG = """
 [admin]
 listen = http://127.0.0.1:0
@@ -45,10 +46,14 @@ period = 1s
 metric = wharf_messages_dropped_total
 threshold = 0
 period = 1s
+[alarm long-name]
+metric = wharf_queue_consumers{queue="%s"}
+threshold = 1
+period = 1s
 [queue alarm.tiny]
 max_length = 1
 overflow = drop-head
-""" % (DEEP, QUEUE)
+""" % (DEEP, QUEUE, LONG)
 
 
 def states(bodies):
@@ -191,6 +196,13 @@ class Alarms(MqttTestCase):
         self.assertIsNone(body["value"])
         self.assertFalse(self.api.get("/api/v1/queues/alarm.none-such")[0] == 200,
                          "watching a queue does not create it")
+        # A reason too long for the broker's buffer is cut between
+        # characters: the API still answers JSON.
+        wait_until(lambda: self.alarm("long-name")["reason"].startswith("no data"), 10, 0.1,
+                   "a period of the long-named alarm")
+        reason = self.alarm("long-name")["reason"]
+        self.assertTrue(reason.startswith('no data for wharf_queue_consumers{queue="x\u00e9\u00e9'))
+        self.assertLess(len(reason.encode()), 1024)
         status, err = self.api.get("/api/v1/alarms/none-such")
         self.assertEqual(status, 404)
         self.assertIn("no such alarm", err["error"])
@@ -203,14 +215,14 @@ class Alarms(MqttTestCase):
         lines = r.stdout.splitlines()
         self.assertEqual(lines[0].split(),
                          ["NAME", "STATE", "VALUE", "IF", "THRESHOLD", "METRIC", "SINCE"])
-        self.assertEqual([ln.split()[0] for ln in lines[1:]], [DEEP, "ghost", "drops"])
+        self.assertEqual([ln.split()[0] for ln in lines[1:]], [DEEP, "ghost", "drops", "long-name"])
         self.assertRegex(r.stdout, r"(?m)^ghost +INSUFFICIENT_DATA +- +> +1 +"
                                    r'wharf_queue_messages\{queue="alarm.none-such"\} ')
         r = subprocess.run([WHARFCTL, "--admin", url, "--json", "alarms"], capture_output=True,
                            text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         got = json.loads(r.stdout)
-        self.assertEqual([a["name"] for a in got], [DEEP, "ghost", "drops"])
+        self.assertEqual([a["name"] for a in got], [DEEP, "ghost", "drops", "long-name"])
         self.assertEqual(got[1]["state"], "INSUFFICIENT_DATA")
 
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "tap.h"
+#include "util/utf8.h"
 
 /* Feeds n samples (NaN: a period without a value) and returns the states. */
 static void run(const struct alarm_rule *r, const double *v, size_t n, enum alarm_state *out)
@@ -149,6 +150,19 @@ static void test_metric_names(void)
 	   "drops are a counter, RSS a gauge");
 }
 
+/* A reason (or a wharfctl cell) that snprintf cut is cut again between
+ * characters (util/utf8.h). */
+static void test_cut_text(void)
+{
+	const char *t = "ab\xc3\xa9\xe2\x82\xac";
+	ok(utf8_whole(t, 7) == 7, "whole text: kept");
+	ok(utf8_whole(t, 6) == 4, "cut inside a 3-byte character: before it");
+	ok(utf8_whole(t, 5) == 4, "cut after its first byte: before it");
+	ok(utf8_whole(t, 4) == 4 && utf8_whole(t, 3) == 2, "2-byte character: whole, or dropped");
+	ok(utf8_whole(t, 0) == 0 && utf8_whole("\xf0\x9f\x98", 3) == 0,
+	   "nothing left, or the one partial character dropped");
+}
+
 int main(void)
 {
 	test_consecutive();
@@ -158,5 +172,6 @@ int main(void)
 	test_long_alarm();
 	test_counter();
 	test_metric_names();
+	test_cut_text();
 	return tap_done();
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "tools/wharfctl/admin.h"
+#include "util/utf8.h"
 
 #define DEFAULT_ADMIN "http://127.0.0.1:8161"
 #define TIMEOUT_S 30
@@ -191,6 +192,8 @@ static void cell(const json_t *v, char *out, size_t cap)
 		snprintf(out, cap, "%s", text ? text : "?");
 		free(text);
 	}
+	/* A long name is cut to the cell, but between characters. */
+	out[utf8_whole(out, strlen(out))] = '\0';
 	for (char *p = out; *p; p++)
 		if (*p == '\n' || *p == '\r' || *p == '\t')
 			*p = ' ';
