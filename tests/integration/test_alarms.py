@@ -18,9 +18,9 @@ import unittest
 
 from admintest import Admin, admin_port
 from amqptest import Client
-from mqtttest import MqttTestCase
+from mqtttest import MqttTestCase, Paho
 from stomptest import Collector, new_receipt, stomp_close, stomp_connect
-from wharftest import WHARFD, main, wait_until
+from wharftest import WHARFD, Broker, main, wait_until
 
 WHARFCTL = os.environ.get("WHARFCTL") or os.path.join(
     os.path.dirname(os.environ.get("WHARFD", "src/wharfd")), "..", "tools", "wharfctl",
@@ -224,6 +224,45 @@ class Alarms(MqttTestCase):
         got = json.loads(r.stdout)
         self.assertEqual([a["name"] for a in got], [DEEP, "ghost", "drops", "long-name"])
         self.assertEqual(got[1]["state"], "INSUFFICIENT_DATA")
+
+
+class Restart(unittest.TestCase):
+    """The retained state of an earlier run is replaced at start-up: a late
+    subscriber does not read an ALARM that no longer holds."""
+
+    ALARM = ("[alarm idle]\nmetric = wharf_queue_consumers{queue=\"alarm.nobody\"}\n"
+             "comparison = <\nthreshold = 1\ntreat_missing = breaching\nperiod = %s\n")
+
+    def retained(self, broker):
+        p = Paho(broker.ports["mqtt"], "late-%d" % os.getpid())
+        try:
+            p.connect()
+            p.subscribe("$SYS/alarms/idle", qos=1)
+            m = p.wait_messages(1)[0]
+            self.assertTrue(m.retain)
+            return json.loads(m.payload)
+        finally:
+            p.close()
+
+    def stop(self, broker):
+        self.assertEqual(broker.stop(), 0, broker.output())
+
+    def test_restart_replaces_the_retained_state(self):
+        first = Broker(("mqtt",), self.ALARM % "1s")
+        data = first.data_dir
+        try:
+            # No such queue, counted as breaching: ALARM after one period.
+            first.wait_for_log(r"alarm idle: INSUFFICIENT_DATA -> ALARM: no data for ")
+            self.assertEqual(self.retained(first)["state"], "ALARM")
+            self.stop(first)
+            # Started again with a period long enough that none ends here.
+            with Broker(("mqtt",), self.ALARM % "1h", data_dir=data) as second:
+                got = self.retained(second)
+                self.assertEqual((got["state"], got["previous"], got["value"]),
+                                 ("INSUFFICIENT_DATA", None, None))
+                self.stop(second)
+        finally:
+            first.cleanup()
 
 
 class BadConfig(unittest.TestCase):
