@@ -405,7 +405,7 @@ static void pair_metrics(struct evbuffer *out, struct broker *b)
 	      "Replication links lost (active: standbys dropped).", st.drops);
 }
 
-static void alarm_state(const char *name, enum alarm_state state, void *arg)
+static void alarm_sample(const char *name, enum alarm_state state, void *arg)
 {
 	char num[4];
 	snprintf(num, sizeof(num), "%d", (int)state);
@@ -418,7 +418,7 @@ static void alarm_metrics(struct evbuffer *out, struct broker *b)
 		return;
 	family(out, "wharf_alarm_state", "gauge",
 	       "Each [alarm]'s state: 0 OK, 1 ALARM, 2 INSUFFICIENT_DATA.");
-	alarms_each(b->alarms, alarm_state, out);
+	alarms_each(b->alarms, alarm_sample, out);
 }
 
 void admin_metrics(struct admin *a, struct evhttp_request *req)
