@@ -328,6 +328,10 @@ class RedirectTest(unittest.TestCase):
         self.assertIn("\nwharf_ha_in_sync 1\n", metrics)
         self.assertIn("\nwharf_ha_epoch 1\n", metrics)
         self.assertIn("\nwharf_active 0\n", get(self.b, "/metrics"))
+        # Alarms run on the active node only (docs/operations.md, Alarms).
+        self.assertEqual(json.loads(get(self.a, "/api/v1/alarms")), [])
+        self.assertEqual(http_status(admin_port(self.b), "/api/v1/alarms"), 503)
+        self.assertNotIn("wharf_alarm_state", get(self.b, "/metrics"))
 
 
 class PromoteTest(unittest.TestCase):
