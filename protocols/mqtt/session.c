@@ -1153,20 +1153,7 @@ const struct proto_ops mqtt_proto = {
 
 static void sys_publish(struct mqtt_broker *mb, const char *name, const char *text)
 {
-	size_t n = strlen(text);
-	struct message *m = message_new();
-	uint8_t *body = malloc(n + 1);
-	if (!m || !body) {
-		free(body);
-		message_unref(m);
-		return;
-	}
-	memcpy(body, text, n + 1);
-	message_take_body(m, &body, n);
-	m->retain = true;
-	m->payload_format = 1;
-	struct publish_ctx own = { .broker_own = true };
-	router_publish(mb->b->router, DEST_TOPIC, name, &m, &own);
+	router_publish_status(mb->b->router, name, text, NULL);
 }
 
 static void sys_count(struct mqtt_broker *mb, const char *name, uint64_t v)

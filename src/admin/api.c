@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin/alarms.h"
 #include "broker.h"
 #include "ha/ha.h"
 #include "log.h"
@@ -34,7 +35,7 @@
 
 static const char *const role_names[] = { "none", "primary", "standby", "auto" };
 
-static json_t *iso_time(long long ms)
+json_t *admin_iso_time(long long ms)
 {
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
@@ -118,7 +119,7 @@ static void get_broker(struct admin *a, struct evhttp_request *req)
 			      "version", PACKAGE_VERSION, "node", b->cfg->ha.node_id, "state",
 			      b->active ? "active" : "standby", "role",
 			      role_names[b->cfg->ha.role & 3], "ready", ready, "not_ready_reason",
-			      ready ? NULL : why, "started", iso_time(started), "uptime_seconds",
+			      ready ? NULL : why, "started", admin_iso_time(started), "uptime_seconds",
 			      up_ms / 1000.0, "connections", (json_int_t)b->nconns, "queues",
 			      (json_int_t)rs->queues, "topics",
 			      (json_int_t)router_topic_count(b->router), "subscriptions",
@@ -187,7 +188,7 @@ static json_t *conn_json(const struct conn *c)
 	return json_pack("{s:I,s:s,s:s,s:o,s:b,s:b,s:o,s:I,s:I,s:I,s:I,s:b}", "id",
 			 (json_int_t)conn_id(c), "protocol", conn_protocol(c), "remote",
 			 conn_peer(c), "principal", text_json(conn_principal(c)), "tls", conn_tls(c),
-			 "websocket", conn_websocket(c), "since", iso_time(conn_since_ms(c)),
+			 "websocket", conn_websocket(c), "since", admin_iso_time(conn_since_ms(c)),
 			 "messages_in", (json_int_t)n->msgs_in, "messages_out",
 			 (json_int_t)n->msgs_out, "bytes_in", (json_int_t)n->bytes_in, "bytes_out",
 			 (json_int_t)n->bytes_out, "closing", conn_closing(c));
@@ -495,7 +496,7 @@ static void browse_one(const struct message *m, uint32_t count, void *arg)
 		json_object_set_new(headers, "correlation-id",
 				    json_stringn(m->correlation_id, m->correlation_id_len));
 	json_t *o = json_pack("{s:I,s:o,s:i,s:b,s:i,s:o}", "id", (json_int_t)m->id, "timestamp",
-			      iso_time(m->timestamp_ms), "priority", m->priority, "persistent",
+			      admin_iso_time(m->timestamp_ms), "priority", m->priority, "persistent",
 			      m->durable, "delivery_count", (int)count, "headers",
 			      headers ? headers : json_object());
 	if (o)
@@ -707,6 +708,19 @@ static void topics(struct admin *a, struct evhttp_request *req, char **seg, size
 	admin_reply_error(req, 404, "no such resource");
 }
 
+/* GET /api/v1/alarms and /api/v1/alarms/NAME. */
+static void alarms(struct admin *a, struct evhttp_request *req, const char *name)
+{
+	if (!admin_only_get(req))
+		return;
+	bool found;
+	json_t *j = alarms_json(a->b->alarms, name, &found);
+	if (!found)
+		admin_reply_error(req, 404, "no such alarm '%s'", name);
+	else
+		admin_reply_json(req, 200, j);
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
@@ -733,7 +747,8 @@ void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_a
 		return;
 	}
 	bool known = !strcmp(what, "connections") || !strcmp(what, "queues") ||
-		     !strcmp(what, "topics") || (!strcmp(what, "bindings") && nseg == 1);
+		     !strcmp(what, "topics") || (!strcmp(what, "bindings") && nseg == 1) ||
+		     (!strcmp(what, "alarms") && nseg <= 2);
 	if (!known) {
 		admin_reply_error(req, 404, "no such resource");
 		return;
@@ -746,6 +761,10 @@ void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_a
 	}
 	if (what[0] == 'b') {
 		admin_bindings(a, req);
+		return;
+	}
+	if (what[0] == 'a') {
+		alarms(a, req, nseg == 2 ? seg[1] : NULL);
 		return;
 	}
 	if (what[0] == 'c') {

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "router/router.h"
 #include "util/loglimit.h"
@@ -83,6 +84,13 @@ bool admin_only_get(struct evhttp_request *req);
  * *n of them. -1 on out of memory. */
 int admin_sorted_queues(struct broker *b, struct queue ***out, size_t *n);
 
+/* The value of one queue's series of the /metrics family `family`
+ * (wharf_queue_..., as metrics.c lists them) at wall time `now`; -1 when
+ * no such per-queue family. */
+int admin_queue_sample(const char *family, const struct queue *q, int64_t now, double *v);
+/* The process's resident memory in bytes; -1 when /proc cannot say. */
+int admin_rss_bytes(uint64_t *v);
+
 /* GET /metrics. */
 void admin_metrics(struct admin *a, struct evhttp_request *req);
 /* /api/v1/...: seg holds the percent-decoded path segments after "v1";
@@ -93,6 +101,8 @@ void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_a
 /* The request body as a JSON object (a new reference); replies 400 and
  * returns NULL when it is not one. */
 struct json_t *admin_read_json(struct evhttp_request *req);
+/* A wall-clock time in ms as ISO 8601 UTC text (a new reference). */
+struct json_t *admin_iso_time(long long ms);
 /* The HTTP status a router error becomes. */
 int admin_router_status(enum router_err err);
 
