@@ -1081,9 +1081,15 @@ static void mqtt_drained(void *session)
 		mqtt_client_resume(mc->cl);
 }
 
-static void mqtt_shutdown(void *session)
+static void mqtt_shutdown(void *session, enum conn_end why)
 {
 	struct mqtt_conn *mc = session;
+	if (why == CONN_END_ADMIN) {
+		/* Closed by the server, not by the client's DISCONNECT: the
+		 * will goes out [MQTT-3.1.2-8]. */
+		disconnect(mc, MQTT_RC_ADMINISTRATIVE_ACTION, "closed by an administrator");
+		return;
+	}
 	/* Stopping the broker is not the client's failure: no will. */
 	drop_will(mc);
 	disconnect(mc, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");

@@ -241,7 +241,7 @@ static void connections(struct admin *a, struct evhttp_request *req,
 		    json_pack("{s:I,s:s,s:s,s:o}", "closed_conn", (json_int_t)id, "closed_protocol",
 			      conn_protocol(c), "closed_remote", conn_peer(c), "closed_principal",
 			      text_json(conn_principal(c))));
-	conn_close(c, true);
+	conn_end(c, CONN_END_ADMIN);
 	admin_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "closed", 1));
 }
 
