@@ -12,7 +12,7 @@ import urllib.parse
 
 from proton.utils import BlockingConnection, ConnectionClosed
 
-from admintest import ADMIN_CONFIG, Admin, admin_port
+from admintest import ADMIN_CONFIG, Admin, WithAdmin, admin_port
 from mqtttest import Paho
 from stomptest import StompTestCase, stomp_connect, sync
 from test_ha_redirect import standby_config
@@ -28,14 +28,9 @@ def qpath(name, tail=""):
     return "/api/v1/queues/" + urllib.parse.quote(name, safe="") + tail
 
 
-class AdminApi(StompTestCase):
+class AdminApi(WithAdmin, StompTestCase):
 
     config = ADMIN_CONFIG
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.api = Admin(admin_port(cls.broker))
 
     # ---- health, broker, listeners --------------------------------------
 
@@ -259,7 +254,7 @@ def local_address():
     return None if addr.startswith("127.") else addr
 
 
-class AdminCloseEachProtocol(BrokerTestCase):
+class AdminCloseEachProtocol(WithAdmin, BrokerTestCase):
     """DELETE /api/v1/connections/ID tells each client why in its protocol:
     MQTT 5 DISCONNECT 0x98 (administrative action, and the will goes out),
     a STOMP ERROR, an AMQP close amqp:connection:forced that proton sees
@@ -267,11 +262,6 @@ class AdminCloseEachProtocol(BrokerTestCase):
 
     protocols = ("stomp", "mqtt", "amqp")
     config = ADMIN_CONFIG
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.api = Admin(admin_port(cls.broker))
 
     def close_the(self, protocol, skip=()):
         """Closes the one connection of `protocol` not in skip (ids);

@@ -16,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from admintest import Admin, admin_port
+from admintest import WithAdmin, admin_port
 from amqptest import Client
 from mqtttest import MqttTestCase, Paho
 from stomptest import Collector, new_receipt, stomp_close, stomp_connect
@@ -60,15 +60,10 @@ def states(bodies):
     return [json.loads(b)["state"] for b in bodies]
 
 
-class Alarms(MqttTestCase):
+class Alarms(WithAdmin, MqttTestCase):
 
     protocols = ("mqtt", "stomp", "amqp")
     config = CONFIG
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.api = Admin(admin_port(cls.broker))
 
     def stomp(self, listener=None):
         conn, lst = stomp_connect(self.stomp_port, listener=listener)
