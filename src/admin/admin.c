@@ -173,7 +173,7 @@ static int split_path(const char *path, char **seg, size_t *nseg)
 
 static void serve(struct admin *a, struct evhttp_request *req, const struct audit_actor *who);
 static void route(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
-		  char **seg, size_t nseg);
+		  const char *path, char **seg, size_t nseg);
 
 static void request_cb(struct evhttp_request *req, void *arg)
 {
@@ -204,13 +204,13 @@ static void serve(struct admin *a, struct evhttp_request *req, const struct audi
 		admin_reply_error(req, split == -2 ? 400 : 404, "%s",
 				  split == -2 ? "a NUL byte in the path" : "no such resource");
 	else if (admin_permitted(a, req, who, seg, nseg))
-		route(a, req, who, seg, nseg);
+		route(a, req, who, path, seg, nseg);
 	for (size_t i = 0; i < nseg; i++)
 		free(seg[i]);
 }
 
 static void route(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
-		  char **seg, size_t nseg)
+		  const char *path, char **seg, size_t nseg)
 {
 	if (nseg == 1 && !strcmp(seg[0], "healthz")) {
 		health(a, req, false);
@@ -221,6 +221,8 @@ static void route(struct admin *a, struct evhttp_request *req, const struct audi
 			admin_metrics(a, req);
 	} else if (nseg >= 2 && !strcmp(seg[0], "api") && !strcmp(seg[1], "v1")) {
 		admin_api(a, req, who, seg + 2, nseg - 2);
+	} else if (nseg == 0 || !strcmp(seg[0], "console")) {
+		admin_console(req, path, seg, nseg);
 	} else {
 		admin_reply_error(req, 404, "no such resource");
 	}
