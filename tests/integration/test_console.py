@@ -53,7 +53,7 @@ def raw_get(port, path, method="GET", headers=None):
         c.close()
 
 
-class ConsoleFilesTest(unittest.TestCase):
+class ConsoleHttpTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.broker = Broker(protocols=("stomp",), config=ADMIN_CONFIG)
@@ -113,6 +113,25 @@ class ConsoleFilesTest(unittest.TestCase):
             self.assertEqual(status, 404, path)
             self.assertNotIn(b"root:", body)
             self.assertNotIn(b"version", body)
+
+    def test_changes_asked_by_another_sites_page_are_refused(self):
+        api = Admin(self.port)
+        api.ok("PUT", "/api/v1/queues/console.csrf", want=201)
+        api.ok("POST", "/api/v1/queues/console.csrf/messages", {"body": "keep me"}, want=201)
+        for origin in ("http://evil.example", "null", "http://127.0.0.1:%d.evil.example" % self.port,
+                       "https://127.0.0.1:%d" % self.port):
+            status, _, body = raw_get(self.port, "/api/v1/queues/console.csrf/purge", "POST",
+                                      {"Origin": origin, "Content-Type": "text/plain"})
+            self.assertEqual(status, 403, origin)
+            self.assertIn(b"Origin", body)
+        self.assertEqual(api.queue("console.csrf")["depth"], 1)
+        status, _, _ = raw_get(self.port, "/api/v1/queues/console.csrf", "GET",
+                               {"Origin": "http://evil.example"})
+        self.assertEqual(status, 200, "reading is the browser's same-origin policy's to stop")
+        status, _, _ = raw_get(self.port, "/api/v1/queues/console.csrf/purge", "POST",
+                               {"Origin": "http://127.0.0.1:%d" % self.port})
+        self.assertEqual(status, 200, "the console's own page")
+        self.assertEqual(api.queue("console.csrf")["depth"], 0)
 
     def test_other_methods_are_refused(self):
         for method in ("POST", "PUT", "DELETE"):
