@@ -12,6 +12,7 @@ import http.client
 import io
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 import uuid
@@ -172,6 +173,25 @@ class ConsoleAuthTest(unittest.TestCase):
         self.assertEqual((status, body), (200, source("index.html")))
         status, headers, _ = raw_get(self.port, "/", headers=basic("root", "root-pw"))
         self.assertEqual((status, headers["Location"]), (302, "/console/"))
+
+    @unittest.skipUnless(CHROMIUM and CHROMEDRIVER, "chromium and chromium-driver needed")
+    def test_logged_in_browser_uses_the_console(self):
+        api = "http://127.0.0.1:%d/api/v1/queues/console.auth" % self.port
+        subprocess.run(["curl", "-sf", "-u", "root:root-pw", "-X", "PUT", api], check=True,
+                       timeout=TIMEOUT, stdout=subprocess.DEVNULL)
+        subprocess.run(["curl", "-sf", "-u", "root:root-pw", "-d", '{"body": "x"}', api + "/messages"],
+                       check=True, timeout=TIMEOUT, stdout=subprocess.DEVNULL)
+        with Browser(timeout=TIMEOUT) as browser:
+            browser.open("http://root:root-pw@127.0.0.1:%d/console/" % self.port)
+            row = 'tr[data-queue="console.auth"]'
+            browser.wait(lambda: browser.find_all(row + " td.depth") and
+                         browser.text(row + " td.depth") == "1", what="the queue's depth")
+            browser.click(row + ' button[data-action="purge"]')
+            browser.accept_alert()
+            browser.wait(lambda: browser.text("#status") == "purged 1 from console.auth",
+                         what="the purge")
+        self.broker.wait_for_log(r"admin: 127\.0\.0\.1:\d+ user root POST "
+                                 r"/api/v1/queues/console\.auth/purge$")
 
 
 @unittest.skipUnless(CHROMIUM and CHROMEDRIVER and Image,

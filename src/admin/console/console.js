@@ -19,7 +19,9 @@ async function api(method, path, body) {
     init.headers['Content-Type'] = 'application/json';
   }
   try {
-    const r = await fetch('/api/v1' + path, init);
+    // From the origin: a page opened as http://user:password@host/ has a
+    // base URL that fetch() refuses to resolve against.
+    const r = await fetch(location.origin + '/api/v1' + path, init);
     return { status: r.status, body: await r.json().catch(() => null) };
   } catch (e) {
     return { status: 0, body: { error: 'no answer from the broker (' + e.message + ')' } };
