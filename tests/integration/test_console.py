@@ -22,7 +22,8 @@ from browsertest import CHROMEDRIVER, CHROMIUM, Browser
 from mqtttest import Paho
 from stomptest import StompTestCase, stomp_close, stomp_connect
 from test_auth import add_user, start, stop
-from wharftest import Broker, main, wait_until
+from test_ha_redirect import standby_config
+from wharftest import Broker, BrokerTestCase, main, wait_until
 
 try:
     from PIL import Image
@@ -338,15 +339,38 @@ class ConsoleBrowserTest(StompTestCase):
             png = self.browser.cmd("GET", "/element/%s/screenshot" % canvas)
             img = Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB")
             return sum(n for n, rgb in img.getcolors(1 << 20)
-                       if all(abs(a - b) <= 8 for a, b in zip(rgb, CHART_RGB)))
-        # A line needs two polls: the first point alone draws nothing.
-        self.assertGreater(self.browser.wait(chart_drawn, what="a line in the chart"), 100)
+                       if all(abs(a - b) <= 8 for a, b in zip(rgb, CHART_RGB))) >= 30
+        # Each poll after the first adds a segment about 5 pixels wide and 2
+        # high: 30 pixels of the line's colour are four polls' worth.
+        self.browser.wait(chart_drawn, what="a line in the chart")
         img = Image.open(io.BytesIO(self.browser.screenshot())).convert("RGB")
         colors = img.getcolors(1 << 24)
         w, h = img.size
         self.assertGreaterEqual((w, h), (800, 600))
         self.assertGreater(len(colors), 32, "too few colours: a blank page?")
         self.assertLess(max(n for n, _ in colors), 0.9 * w * h, "one colour covers the page")
+
+
+
+@unittest.skipUnless(CHROMIUM and CHROMEDRIVER, "chromium and chromium-driver needed")
+class ConsoleStandbyTest(BrokerTestCase):
+    """A standby whose active is away: the console says so, and shows the
+    lists' refusal rather than empty tables."""
+    config = standby_config() + ADMIN_CONFIG
+
+    def test_standby_shows_its_pair_state(self):
+        with Browser(timeout=TIMEOUT) as browser:
+            browser.open("http://127.0.0.1:%d/console/" % admin_port(self.broker))
+            browser.wait(lambda: browser.text("#updated"), what="the first poll")
+            self.assertEqual(browser.text("#broker").split(", up")[0],
+                             "wharfd %s, node standby-1, standby (not ready: standby: this node "
+                             "is not the active one)" % Admin(admin_port(self.broker)).ok(
+                                 "GET", "/api/v1/broker")["version"])
+            self.assertRegex(browser.text("#pair"), r"^pair: node standby-1 is standby "
+                             r"\(epoch \d+\), peer not connected, lag \d+ records$")
+            for table in ("#queues", "#topics", "#connections"):
+                self.assertEqual(browser.text(table + " td.empty"),
+                                 "standby: this node is not the active one")
 
 
 if __name__ == "__main__":
