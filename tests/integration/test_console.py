@@ -4,7 +4,7 @@ files over plain HTTP (types, cache headers, 404 for anything not
 embedded, no way out with ../, HTTP Basic when admin users are on), and
 the console itself in headless Chromium driven through chromedriver: it
 loads without a JavaScript error, shows a queue stomp.py filled with its
-depth and messages, sends from its form to a stomp.py consumer, purges a
+depth and messages and an alarm on it going to ALARM, sends from its form to a stomp.py consumer, purges a
 queue, closes a paho client's connection, and renders something that is
 not blank."""
 import base64
@@ -199,7 +199,14 @@ class ConsoleAuthTest(unittest.TestCase):
                      "chromium, chromium-driver and python3-pil needed")
 class ConsoleBrowserTest(StompTestCase):
     protocols = ("stomp", "mqtt")
-    config = ADMIN_CONFIG
+    config = ADMIN_CONFIG + """
+[alarm console-backlog]
+metric = wharf_queue_messages{queue="console.alarm"}
+comparison = >
+threshold = 2
+period = 1s
+evaluation_periods = 1
+"""
 
     @classmethod
     def setUpClass(cls):
@@ -246,12 +253,8 @@ class ConsoleBrowserTest(StompTestCase):
         self.browser.wait(lambda: self.browser.text("#updated"), what="the first poll")
         self.assertRegex(self.browser.text("#broker"), r"^wharfd \d+\.\d+\.\d+, active, up \d+ s$")
         self.assertEqual(self.browser.text("#pair"), "single node (no pair configured)")
-        status, alarms = self.api.get("/api/v1/alarms")
-        if status == 404 or not alarms:
-            self.assertEqual(self.browser.text("#alarms"), "no alarms configured")
-        else:
-            for alarm in alarms:
-                self.assertIn(alarm["name"] + ": " + alarm["state"], self.browser.text("#alarms"))
+        self.assertEqual(self.browser.text('tr[data-alarm="console-backlog"] td'),
+                         "console-backlog")
         self.assertEqual(self.browser.text("#status"), "")
         # A single node answers 404 for /pair, and /alarms 404s until the
         # broker has alarms: Chromium logs those as failed loads, the page
@@ -260,6 +263,14 @@ class ConsoleBrowserTest(StompTestCase):
             e["source"] == "network" and "404" in e["message"] and
             ("/api/v1/pair" in e["message"] or "/api/v1/alarms" in e["message"]))]
         self.assertEqual(errors, [])
+
+    def test_alarm_state_follows_the_queue(self):
+        row = 'tr[data-alarm="console-backlog"]'
+        self.assertNotEqual(self.browser.text(row + " td.state"), "ALARM")
+        conn, lst = self.connect()
+        self.send_all(conn, lst, "/queue/console.alarm", ["a1", "a2", "a3"])
+        self.wait_text(row + " td.state", "ALARM")
+        self.assertIn("> 2", self.browser.text(row))
 
     def test_queue_shows_its_depth_and_messages(self):
         name = self.queue("depth")

@@ -165,28 +165,22 @@ function showPair(a) {
 }
 
 function showAlarms(a) {
-  const box = $('alarms');
-  if (a.status === 404) {
-    box.textContent = 'no alarms configured';
-    return;
-  }
   if (a.status !== 200 || !Array.isArray(a.body)) {
-    box.textContent = 'alarms: ' + errorOf(a);
+    // A broker without the alarms resource answers 404: it has none.
+    fillTable('alarms', [], a.status === 404 ? 'no alarms configured' : errorOf(a));
     return;
   }
-  if (!a.body.length) {
-    box.textContent = 'no alarms configured';
-    return;
-  }
-  const list = document.createElement('ul');
-  for (const al of a.body) {
-    const li = document.createElement('li');
-    li.textContent = al.name + ': ' + al.state + ' (' + al.value + ' of ' + al.threshold + ')' +
-      (al.reason ? ', ' + al.reason : '');
-    if (al.state !== 'ok') li.className = 'alarm-on';
-    list.append(li);
-  }
-  box.replaceChildren(list);
+  const rows = a.body.map((al) => {
+    const tr = document.createElement('tr');
+    tr.dataset.alarm = al.name;
+    tr.className = 'alarm-' + al.state.toLowerCase();
+    tr.append(cell(al.name), cell(al.state, 'state'),
+      cell(al.value === null ? '–' : al.value, 'num'),
+      cell(al.comparison + ' ' + al.threshold), cell(al.metric),
+      cell(new Date(al.since).toLocaleTimeString()), cell(al.reason));
+    return tr;
+  });
+  fillTable('alarms', rows, 'no alarms configured');
 }
 
 function showQueues(a, seconds, now) {
