@@ -91,6 +91,10 @@ int admin_queue_sample(const char *family, const struct queue *q, int64_t now, d
 /* The process's resident memory in bytes; -1 when /proc cannot say. */
 int admin_rss_bytes(uint64_t *v);
 
+/* GET / and /console (redirected to /console/), /console/FILE
+ * (console.c): the web console's files, embedded in the binary. path is
+ * the request's raw path, seg its segments. */
+void admin_console(struct evhttp_request *req, const char *path, char **seg, size_t nseg);
 /* GET /metrics. */
 void admin_metrics(struct admin *a, struct evhttp_request *req);
 /* /api/v1/...: seg holds the percent-decoded path segments after "v1";
