@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/alarms.h"
 #include "auth/acl.h"
 #include "auth/auth.h"
 #include "ha/hook.h"
@@ -296,6 +297,10 @@ static int activate(struct broker *b, bool promoted)
 		return -1;
 	}
 	memtrim(true); /* replay freed what it read */
+	if (!(b->alarms = alarms_new(b))) {
+		log_error("out of memory");
+		return -1;
+	}
 	b->active = true;
 	if (b->listen_deferred) {
 		b->listen_deferred = false;
@@ -400,6 +405,8 @@ void broker_free(struct broker *b)
 	listener_close_all(b);
 	admin_free(b->admin);
 	b->admin = NULL;
+	alarms_free(b->alarms);
+	b->alarms = NULL;
 	if (b->base)
 		conn_free_all(b);
 	protocols_fini(b);

@@ -22,6 +22,7 @@ struct redirect;
 struct ha_hook;
 struct ha;
 struct admin;
+struct alarms;
 struct auth;
 struct limits;
 
@@ -47,6 +48,9 @@ struct broker {
 	/* [admin]: the HTTP API, /metrics and health (admin/admin.h); NULL
 	 * when off. */
 	struct admin *admin;
+	/* [alarm NAME] sections (admin/alarms.h), on the active node; NULL
+	 * before. */
+	struct alarms *alarms;
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
 	struct event *expiry_timer; /* sweeps expired messages out of idle queues, reports drops */
 	int64_t next_drop_report_ms;

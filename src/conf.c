@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,8 @@
 #include "net/url.h"
 #include "router/address.h"
 
-enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_AUTH, SEC_QUEUE, SEC_TOPIC,
-	       SEC_ADMIN, SEC_AUDIT };
+enum section { SEC_GLOBAL, SEC_LISTENER, SEC_STOMP, SEC_MQTT, SEC_HA, SEC_AUTH, SEC_QUEUE,
+	       SEC_TOPIC, SEC_ADMIN, SEC_AUDIT, SEC_ALARM };
 
 struct parser {
 	struct wharf_config *cfg;
@@ -26,6 +27,7 @@ struct parser {
 	enum section section;
 	struct listener_config *listener;
 	struct dest_config *dest;
+	struct alarm_config *alarm;
 	char *err;
 	size_t errlen;
 };
@@ -132,6 +134,14 @@ void config_free(struct wharf_config *cfg)
 		free(d->policy.dead_letter_queue);
 		free(d->pattern);
 		free(d);
+	}
+	while (cfg->alarms) {
+		struct alarm_config *al = cfg->alarms;
+		cfg->alarms = al->next;
+		free(al->rule.queue);
+		free(al->metric);
+		free(al->name);
+		free(al);
 	}
 	tls_config_free(&cfg->tls);
 	struct ha_config *ha = &cfg->ha;
@@ -791,6 +801,87 @@ static int dest_key(struct parser *p, const char *k, const char *v)
 	return fail(p, "unknown key '%s' in [%s %s]", k, sec, d->pattern);
 }
 
+static int alarm_key(struct parser *p, const char *k, const char *v)
+{
+	struct alarm_config *al = p->alarm;
+	struct alarm_rule *r = &al->rule;
+	if (!strcmp(k, "metric")) {
+		const char *why;
+		if (alarm_metric_parse(v, r, &why) < 0)
+			return fail(p, "metric: '%s': %s", v, why);
+		return set_string(p, &al->metric, v);
+	}
+	if (!strcmp(k, "comparison")) {
+		if (alarm_cmp_parse(v, &r->cmp) < 0)
+			return fail(p, "comparison: '%s' is not >, >=, < or <=", v);
+		return 0;
+	}
+	if (!strcmp(k, "threshold")) {
+		char *end;
+		errno = 0;
+		r->threshold = strtod(v, &end);
+		if (*end || errno || !isfinite(r->threshold))
+			return fail(p, "threshold: '%s' is not a number", v);
+		al->has_threshold = true;
+		return 0;
+	}
+	if (!strcmp(k, "period")) {
+		if (set_duration(p, k, &al->period_ms, v) < 0)
+			return -1;
+		if (al->period_ms < 1000)
+			return fail(p, "period: at least 1s");
+		return 0;
+	}
+	if (!strcmp(k, "evaluation_periods"))
+		return set_count(p, k, &r->evaluation_periods, v, 1, 1000);
+	if (!strcmp(k, "treat_missing")) {
+		int m;
+		if (set_choice(p, k, &m, v, alarm_missing_names) < 0)
+			return -1;
+		r->missing = (enum alarm_missing)m;
+		return 0;
+	}
+	return fail(p, "unknown key '%s' in [alarm %s]", k, al->name);
+}
+
+/* An alarm's name is one level of its topic, $SYS.alarms.NAME, in every
+ * protocol: no dots, slashes or wildcards. */
+static bool alarm_name_valid(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+			return false;
+	return true;
+}
+
+static int alarm_section(struct parser *p, const char *name)
+{
+	if (!*name)
+		return fail(p, "[alarm NAME] needs a name");
+	if (!alarm_name_valid(name))
+		return fail(p, "[alarm %s]: a name is 1 to 64 letters, digits, - or _", name);
+	struct alarm_config **pp = &p->cfg->alarms;
+	for (; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->name, name))
+			return fail(p, "alarm '%s' is defined twice", name);
+	struct alarm_config *al = calloc(1, sizeof(*al));
+	if (!al || !(al->name = strdup(name))) {
+		free(al);
+		return fail(p, "out of memory");
+	}
+	al->rule.cmp = ALARM_GT;
+	al->rule.evaluation_periods = 1;
+	al->rule.missing = MISSING_INSUFFICIENT;
+	al->period_ms = 60000;
+	al->line = p->line;
+	*pp = al;
+	p->alarm = al;
+	p->section = SEC_ALARM;
+	return 0;
+}
+
 static char *trim(char *s)
 {
 	while (isspace((unsigned char)*s))
@@ -861,6 +952,8 @@ static int section_header(struct parser *p, char *s)
 		p->section = SEC_LISTENER;
 		return 0;
 	}
+	if (!strcmp(body, "alarm"))
+		return alarm_section(p, arg);
 	if (!strcmp(body, "queue") || !strcmp(body, "topic")) {
 		if (!*arg)
 			return fail(p, "[%s PATTERN] needs a name pattern", body);
@@ -962,6 +1055,11 @@ static int check_complete(struct parser *p)
 				    l->name);
 		}
 	}
+	for (struct alarm_config *al = p->cfg->alarms; al; al = al->next) {
+		p->line = al->line;
+		if (!al->metric || !al->has_threshold)
+			return fail(p, "[alarm %s] needs metric and threshold", al->name);
+	}
 	if (check_admin(p) < 0)
 		return -1;
 	return check_ha(p);
@@ -1017,6 +1115,8 @@ int config_parse(struct wharf_config *cfg, const char *name, const char *text, c
 					rc = admin_key(&p, k, v);
 				else if (p.section == SEC_AUDIT)
 					rc = audit_key(&p, k, v);
+				else if (p.section == SEC_ALARM)
+					rc = alarm_key(&p, k, v);
 				else
 					rc = dest_key(&p, k, v);
 			}

@@ -1,7 +1,7 @@
 /* The configuration file (conf/wharf.conf): `key = value` lines, `#` comments,
  * and sections `[listener NAME]`, `[stomp]`, `[mqtt]`, `[ha]`, `[auth]`, `[admin]`, `[audit]`,
  * `[queue PATTERN]`,
- * `[topic PATTERN]`. Every mistake is reported as FILE:LINE: message.
+ * `[topic PATTERN]`, `[alarm NAME]`. Every mistake is reported as FILE:LINE: message.
  * docs/configuration.md lists every key. */
 #ifndef WHARF_CONF_H
 #define WHARF_CONF_H
@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admin/alarm_eval.h"
 #include "router/policy.h"
 
 /* TLS settings of a listener; unset fields fall back to the global ones. */
@@ -116,6 +117,16 @@ struct audit_config {
 	char *file; /* as written: relative to data_dir unless absolute; NULL: off */
 };
 
+/* [alarm NAME] (docs/operations.md, Alarms). */
+struct alarm_config {
+	char *name;             /* letters, digits, - and _: one topic level */
+	char *metric;           /* as written, e.g. wharf_queue_messages{queue="orders"} */
+	struct alarm_rule rule; /* owns its queue */
+	bool has_threshold;
+	unsigned period_ms;
+	int line;               /* of its section header, for messages */
+	struct alarm_config *next;
+};
 struct wharf_config {
 	char *data_dir;
 	char *log_file;
@@ -163,6 +174,7 @@ struct wharf_config {
 	struct audit_config audit;
 	struct listener_config *listeners;
 	struct dest_config *dests;
+	struct alarm_config *alarms; /* in the file's order */
 };
 
 /* A config with every default and no listeners; NULL on out of memory.

@@ -394,12 +394,13 @@ static void amqp_drained(void *session)
 			consumer_set_paused(subscription_consumer(al->rs), false);
 }
 
-static void amqp_shutdown(void *session)
+static void amqp_shutdown(void *session, enum conn_end why)
 {
 	struct amqp_conn *ac = session;
 	pn_condition_t *cond = pn_connection_condition(ac->driver.connection);
 	pn_condition_set_name(cond, "amqp:connection:forced");
-	pn_condition_set_description(cond, "broker shutting down");
+	pn_condition_set_description(cond, why == CONN_END_ADMIN ? "closed by an administrator"
+								: "broker shutting down");
 	pn_connection_close(ac->driver.connection);
 	run(ac);
 }

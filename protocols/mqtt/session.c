@@ -1081,9 +1081,15 @@ static void mqtt_drained(void *session)
 		mqtt_client_resume(mc->cl);
 }
 
-static void mqtt_shutdown(void *session)
+static void mqtt_shutdown(void *session, enum conn_end why)
 {
 	struct mqtt_conn *mc = session;
+	if (why == CONN_END_ADMIN) {
+		/* Closed by the server, not by the client's DISCONNECT: the
+		 * will goes out [MQTT-3.1.2-8]. */
+		disconnect(mc, MQTT_RC_ADMINISTRATIVE_ACTION, "closed by an administrator");
+		return;
+	}
 	/* Stopping the broker is not the client's failure: no will. */
 	drop_will(mc);
 	disconnect(mc, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
@@ -1153,20 +1159,7 @@ const struct proto_ops mqtt_proto = {
 
 static void sys_publish(struct mqtt_broker *mb, const char *name, const char *text)
 {
-	size_t n = strlen(text);
-	struct message *m = message_new();
-	uint8_t *body = malloc(n + 1);
-	if (!m || !body) {
-		free(body);
-		message_unref(m);
-		return;
-	}
-	memcpy(body, text, n + 1);
-	message_take_body(m, &body, n);
-	m->retain = true;
-	m->payload_format = 1;
-	struct publish_ctx own = { .broker_own = true };
-	router_publish(mb->b->router, DEST_TOPIC, name, &m, &own);
+	router_publish_status(mb->b->router, name, text, NULL);
 }
 
 static void sys_count(struct mqtt_broker *mb, const char *name, uint64_t v)

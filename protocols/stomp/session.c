@@ -262,10 +262,11 @@ static void stomp_input(void *session, struct evbuffer *in)
 	evbuffer_drain(in, off);
 }
 
-static void stomp_shutdown(void *session)
+static void stomp_shutdown(void *session, enum conn_end why)
 {
 	struct stomp_session *s = session;
-	stomp_send_error(s, "broker shutting down", NULL, NULL);
+	stomp_send_error(s, why == CONN_END_ADMIN ? "closed by an administrator"
+						  : "broker shutting down", NULL, NULL);
 }
 
 /* The ACLs were reloaded: a subscription they no longer allow ends the

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "admin/internal.h"
@@ -84,19 +85,43 @@ static bool loopback(const struct sockaddr *sa)
 	return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }
 
+/* A browser that holds an operator's login (the console's HTTP Basic)
+ * sends it with whatever another site's page makes it post here, and a
+ * form's POST needs no CORS consent: a change must come from a page this
+ * listener served, or from no browser at all (no Origin header). */
+static bool same_origin(const struct admin *a, struct evhttp_request *req)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *origin = evhttp_find_header(in, "Origin");
+	const char *host = evhttp_find_header(in, "Host");
+	if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD || !origin)
+		return true;
+	const char *scheme = a->tls ? "https://" : "http://";
+	size_t n = strlen(scheme);
+	return host && !strncmp(origin, scheme, n) && !strcasecmp(origin + n, host);
+}
+
 /* The one place that decides whether a request may be served: clients on
  * this machine (loopback, 127.0.0.0/8 and ::1); others over https:// with
- * users (each request then logs in, access.c), or with allow_remote. 0,
- * or the HTTP status to refuse with and *why. */
+ * users (each request then logs in, access.c), or with allow_remote; and
+ * no change asked by another site's page. 0, or the HTTP status to refuse
+ * with and *why. */
 static int admin_allowed(struct admin *a, struct evhttp_request *req, bool *local,
 			 const char **why)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	*local = evcon && loopback(evhttp_connection_get_addr(evcon));
-	if (a->b->cfg->admin.allow_remote || *local || (a->tls && a->b->cfg->auth.users_file))
-		return 0;
-	*why = "the admin API serves loopback clients only (allow_remote = false)";
-	return 403;
+	if (!a->b->cfg->admin.allow_remote && !*local &&
+	    !(a->tls && a->b->cfg->auth.users_file)) {
+		*why = "the admin API serves loopback clients only (allow_remote = false)";
+		return 403;
+	}
+	if (!same_origin(a, req)) {
+		*why = "a change asked by another site's page (its Origin is not this listener)";
+		return 403;
+	}
+	return 0;
 }
 
 bool admin_only_get(struct evhttp_request *req)
@@ -173,7 +198,7 @@ static int split_path(const char *path, char **seg, size_t *nseg)
 
 static void serve(struct admin *a, struct evhttp_request *req, const struct audit_actor *who);
 static void route(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
-		  char **seg, size_t nseg);
+		  const char *path, char **seg, size_t nseg);
 
 static void request_cb(struct evhttp_request *req, void *arg)
 {
@@ -204,13 +229,13 @@ static void serve(struct admin *a, struct evhttp_request *req, const struct audi
 		admin_reply_error(req, split == -2 ? 400 : 404, "%s",
 				  split == -2 ? "a NUL byte in the path" : "no such resource");
 	else if (admin_permitted(a, req, who, seg, nseg))
-		route(a, req, who, seg, nseg);
+		route(a, req, who, path, seg, nseg);
 	for (size_t i = 0; i < nseg; i++)
 		free(seg[i]);
 }
 
 static void route(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
-		  char **seg, size_t nseg)
+		  const char *path, char **seg, size_t nseg)
 {
 	if (nseg == 1 && !strcmp(seg[0], "healthz")) {
 		health(a, req, false);
@@ -221,6 +246,8 @@ static void route(struct admin *a, struct evhttp_request *req, const struct audi
 			admin_metrics(a, req);
 	} else if (nseg >= 2 && !strcmp(seg[0], "api") && !strcmp(seg[1], "v1")) {
 		admin_api(a, req, who, seg + 2, nseg - 2);
+	} else if (nseg == 0 || !strcmp(seg[0], "console")) {
+		admin_console(req, path, seg, nseg);
 	} else {
 		admin_reply_error(req, 404, "no such resource");
 	}

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin/alarms.h"
 #include "broker.h"
 #include "ha/ha.h"
 #include "log.h"
@@ -118,8 +119,8 @@ static void get_broker(struct admin *a, struct evhttp_request *req)
 			      "version", PACKAGE_VERSION, "node", b->cfg->ha.node_id, "state",
 			      b->active ? "active" : "standby", "role",
 			      role_names[b->cfg->ha.role & 3], "ready", ready, "not_ready_reason",
-			      ready ? NULL : why, "started", admin_iso_time(started),
-			      "uptime_seconds", up_ms / 1000.0, "connections", (json_int_t)b->nconns, "queues",
+			      ready ? NULL : why, "started", admin_iso_time(started), "uptime_seconds",
+			      up_ms / 1000.0, "connections", (json_int_t)b->nconns, "queues",
 			      (json_int_t)rs->queues, "topics",
 			      (json_int_t)router_topic_count(b->router), "subscriptions",
 			      (json_int_t)rs->subscriptions, "retained", (json_int_t)rs->retained,
@@ -241,7 +242,7 @@ static void connections(struct admin *a, struct evhttp_request *req,
 		    json_pack("{s:I,s:s,s:s,s:o}", "closed_conn", (json_int_t)id, "closed_protocol",
 			      conn_protocol(c), "closed_remote", conn_peer(c), "closed_principal",
 			      admin_text_json(conn_principal(c))));
-	conn_close(c, true);
+	conn_end(c, CONN_END_ADMIN);
 	admin_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "closed", 1));
 }
 
@@ -710,6 +711,19 @@ static void topics(struct admin *a, struct evhttp_request *req, char **seg, size
 	admin_reply_error(req, 404, "no such resource");
 }
 
+/* GET /api/v1/alarms and /api/v1/alarms/NAME. */
+static void alarms(struct admin *a, struct evhttp_request *req, const char *name)
+{
+	if (!admin_only_get(req))
+		return;
+	bool found;
+	json_t *j = alarms_json(a->b->alarms, name, &found);
+	if (!found)
+		admin_reply_error(req, 404, "no such alarm '%s'", name);
+	else
+		admin_reply_json(req, 200, j);
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_actor *who,
@@ -737,7 +751,8 @@ void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_a
 	}
 	bool known = !strcmp(what, "connections") || !strcmp(what, "queues") ||
 		     !strcmp(what, "topics") || !strcmp(what, "sessions") ||
-		     (!strcmp(what, "bindings") && nseg == 1);
+		     (!strcmp(what, "bindings") && nseg == 1) ||
+		     (!strcmp(what, "alarms") && nseg <= 2);
 	if (!known) {
 		admin_reply_error(req, 404, "no such resource");
 		return;
@@ -750,6 +765,10 @@ void admin_api(struct admin *a, struct evhttp_request *req, const struct audit_a
 	}
 	if (what[0] == 'b') {
 		admin_bindings(a, req);
+		return;
+	}
+	if (what[0] == 'a') {
+		alarms(a, req, nseg == 2 ? seg[1] : NULL);
 		return;
 	}
 	if (what[0] == 'c') {

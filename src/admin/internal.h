@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "router/router.h"
 #include "util/loglimit.h"
@@ -91,6 +92,17 @@ bool admin_only_get(struct evhttp_request *req);
  * *n of them. -1 on out of memory. */
 int admin_sorted_queues(struct broker *b, struct queue ***out, size_t *n);
 
+/* The value of one queue's series of the /metrics family `family`
+ * (wharf_queue_..., as metrics.c lists them) at wall time `now`; -1 when
+ * no such per-queue family. */
+int admin_queue_sample(const char *family, const struct queue *q, int64_t now, double *v);
+/* The process's resident memory in bytes; -1 when /proc cannot say. */
+int admin_rss_bytes(uint64_t *v);
+
+/* GET / and /console (redirected to /console/), /console/FILE
+ * (console.c): the web console's files, embedded in the binary. path is
+ * the request's raw path, seg its segments. */
+void admin_console(struct evhttp_request *req, const char *path, char **seg, size_t nseg);
 /* GET /metrics. */
 void admin_metrics(struct admin *a, struct evhttp_request *req);
 /* /api/v1/...: seg holds the percent-decoded path segments after "v1";

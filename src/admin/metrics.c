@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "admin/alarms.h"
 #include "broker.h"
 #include "ha/ha.h"
 #include "net/conn.h"
@@ -187,6 +188,17 @@ static const struct qfam qfams[] = {
 	  "Age of the oldest waiting message in memory; 0 when none waits.", q_age, true },
 };
 
+int admin_queue_sample(const char *family, const struct queue *q, int64_t now, double *v)
+{
+	for (size_t f = 0; f < sizeof(qfams) / sizeof(qfams[0]); f++) {
+		if (!strcmp(qfams[f].name, family)) {
+			*v = qfams[f].value(q, now);
+			return 0;
+		}
+	}
+	return -1;
+}
+
 /* Returns how many queues went into the "other" series. */
 static size_t per_queue(struct evbuffer *out, struct broker *b, size_t cap)
 {
@@ -315,6 +327,27 @@ static void store_metrics(struct evbuffer *out, struct broker *b)
 		  "fdatasync of journal segments, on the journal's writer thread.", &js.fsync);
 }
 
+/* Virtual and resident memory in bytes, from /proc/self/statm. */
+static int statm(uint64_t *size, uint64_t *resident)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long s, r;
+	int rc = f && fscanf(f, "%lu %lu", &s, &r) == 2 ? 0 : -1;
+	if (f)
+		fclose(f);
+	if (rc == 0) {
+		*size = (uint64_t)s * (uint64_t)sysconf(_SC_PAGESIZE);
+		*resident = (uint64_t)r * (uint64_t)sysconf(_SC_PAGESIZE);
+	}
+	return rc;
+}
+
+int admin_rss_bytes(uint64_t *v)
+{
+	uint64_t size;
+	return statm(&size, v);
+}
+
 static void process_metrics(struct evbuffer *out, struct broker *b)
 {
 	struct rusage ru;
@@ -325,18 +358,12 @@ static void process_metrics(struct evbuffer *out, struct broker *b)
 				    (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
 					    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	}
-	FILE *f = fopen("/proc/self/statm", "r");
-	unsigned long size = 0, resident = 0;
-	if (f) {
-		if (fscanf(f, "%lu %lu", &size, &resident) == 2) {
-			family(out, "process_resident_memory_bytes", "gauge", "Resident memory.");
-			sample_u(out, "process_resident_memory_bytes",
-				 (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE));
-			family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory.");
-			sample_u(out, "process_virtual_memory_bytes",
-				 (uint64_t)size * (uint64_t)sysconf(_SC_PAGESIZE));
-		}
-		fclose(f);
+	uint64_t size, resident;
+	if (statm(&size, &resident) == 0) {
+		family(out, "process_resident_memory_bytes", "gauge", "Resident memory.");
+		sample_u(out, "process_resident_memory_bytes", resident);
+		family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory.");
+		sample_u(out, "process_virtual_memory_bytes", size);
 	}
 	int64_t up_ms = clock_mono_ms() - b->started_ms;
 	family(out, "process_start_time_seconds", "gauge", "Start time, seconds since the epoch.");
@@ -376,6 +403,22 @@ static void pair_metrics(struct evbuffer *out, struct broker *b)
 	      "Confirmations waiting for the standby's acknowledgement.", st.held);
 	gauge(out, "wharf_ha_link_drops_total", "counter",
 	      "Replication links lost (active: standbys dropped).", st.drops);
+}
+
+static void alarm_sample(const char *name, enum alarm_state state, void *arg)
+{
+	char num[4];
+	snprintf(num, sizeof(num), "%d", (int)state);
+	sample_label(arg, "wharf_alarm_state", "alarm", name, num);
+}
+
+static void alarm_metrics(struct evbuffer *out, struct broker *b)
+{
+	if (!b->alarms)
+		return;
+	family(out, "wharf_alarm_state", "gauge",
+	       "Each [alarm]'s state: 0 OK, 1 ALARM, 2 INSUFFICIENT_DATA.");
+	alarms_each(b->alarms, alarm_sample, out);
 }
 
 void admin_metrics(struct admin *a, struct evhttp_request *req)
@@ -425,6 +468,7 @@ void admin_metrics(struct admin *a, struct evhttp_request *req)
 	sample_u(out, "wharf_metrics_omitted_destinations", omitted);
 	store_metrics(out, b);
 	process_metrics(out, b);
+	alarm_metrics(out, b);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, 200, "OK", NULL);

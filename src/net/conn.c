@@ -527,12 +527,16 @@ void conn_shutdown_all(struct broker *b)
 {
 	struct conn *c;
 	TAILQ_FOREACH(c, &b->conns, link) {
-		if (c->closing)
-			continue;
-		if (c->session && c->proto->shutdown)
-			c->proto->shutdown(c->session);
-		conn_close(c, true);
+		if (!c->closing)
+			conn_end(c, CONN_END_SHUTDOWN);
 	}
+}
+
+void conn_end(struct conn *c, enum conn_end why)
+{
+	if (c->session && c->proto->shutdown)
+		c->proto->shutdown(c->session, why);
+	conn_close(c, true);
 }
 
 void conn_drain_input(struct broker *b, bool on)

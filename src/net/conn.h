@@ -17,6 +17,12 @@ struct conn;
 struct acl_who;
 
 /* What a protocol adapter implements; one table per protocol. */
+/* Why the broker ends a connection itself, for proto_ops.shutdown. */
+enum conn_end {
+	CONN_END_SHUTDOWN, /* the broker stops */
+	CONN_END_ADMIN,    /* an administrator closed it (admin API, wharfctl close) */
+};
+
 struct proto_ops {
 	const char *name;
 	/* A new connection: returns the session, or NULL to refuse it. */
@@ -25,8 +31,9 @@ struct proto_ops {
 	void (*input)(void *session, struct evbuffer *in);
 	/* Output drained below the low-water mark: paused deliveries may resume. */
 	void (*drained)(void *session);
-	/* The broker is stopping: tell the client in the protocol's own way. */
-	void (*shutdown)(void *session);
+	/* The broker ends the connection (why): tell the client in the
+	 * protocol's own way. */
+	void (*shutdown)(void *session, enum conn_end why);
 	/* The connection is gone: release everything and free the session. */
 	void (*closed)(void *session);
 	/* Optional: whether the adapter holds part of a frame although it
@@ -160,6 +167,9 @@ void conn_set_cert_identity(struct conn *c, int kind);
 /* Every connection of the broker: tell them all the broker stops, or free
  * them at once (teardown only, outside any callback). */
 void conn_shutdown_all(struct broker *b);
+/* Ends c after telling its client why in its protocol (an MQTT 5
+ * DISCONNECT, a STOMP ERROR, an AMQP close), output flushed first. */
+void conn_end(struct conn *c, enum conn_end why);
 /* A planned switch-over: on, no connection's input is read any more (new
  * connections' neither), while output, deliveries and confirmations go
  * on; off, reading resumes where it stopped (b->draining). */

@@ -662,6 +662,25 @@ out:
 	return err;
 }
 
+enum router_err router_publish_status(struct router *r, const char *topic, const char *text,
+				      const char *content_type)
+{
+	size_t n = strlen(text);
+	struct message *m = message_new();
+	uint8_t *body = malloc(n + 1);
+	if (!m || !body || (content_type && message_set(&m->content_type, content_type) < 0)) {
+		free(body);
+		message_unref(m);
+		return ROUTER_ENOMEM;
+	}
+	memcpy(body, text, n + 1);
+	message_take_body(m, &body, n);
+	m->retain = true;
+	m->payload_format = 1;
+	struct publish_ctx own = { .broker_own = true };
+	return router_publish(r, DEST_TOPIC, topic, &m, &own);
+}
+
 enum router_err router_sync(struct router *r, struct router_confirm *c)
 {
 	c->pending = NULL;

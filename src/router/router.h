@@ -135,6 +135,11 @@ struct publish_ctx {
  * client's publish that no one waits for. */
 enum router_err router_publish(struct router *r, enum dest_kind kind, const char *name,
 			       struct message **m, struct publish_ctx *ctx);
+/* The broker's own UTF-8 text as the retained message of `topic` (a
+ * $SYS... name), with a content type unless NULL: what a late subscriber
+ * to one of the broker's status topics reads first. */
+enum router_err router_publish_status(struct router *r, const char *topic, const char *text,
+				      const char *content_type);
 /* ROUTER_PENDING, and c->done is called once every acknowledgement and
  * message recorded so far is on disk (a client's ack with a receipt);
  * ROUTER_OK at once when nothing is stored; ROUTER_ESTORE when the store

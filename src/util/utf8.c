@@ -47,3 +47,15 @@ bool utf8_valid(const void *str, size_t n)
 	}
 	return true;
 }
+
+size_t utf8_whole(const char *s, size_t n)
+{
+	size_t start = n;
+	while (start > 0 && n - start < 4 && ((unsigned char)s[start - 1] & 0xC0) == 0x80)
+		start--;
+	if (start == 0)
+		return n;
+	unsigned char lead = (unsigned char)s[start - 1];
+	size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+	return n - (start - 1) < need ? start - 1 : n;
+}

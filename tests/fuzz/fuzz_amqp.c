@@ -171,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	}
 	if (!c.closing)
-		amqp_proto.shutdown(s);
+		amqp_proto.shutdown(s, CONN_END_SHUTDOWN);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	amqp_proto.closed(s);
 	evbuffer_free(in);

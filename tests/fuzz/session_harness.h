@@ -563,7 +563,7 @@ static void fuzz_run(struct broker *b, const struct proto_ops *proto, const uint
 	}
 	for (int i = 0; i < 2; i++)
 		if (k[i].c && shutdown && !k[i].c->closing)
-			fuzz_proto->shutdown(k[i].s);
+			fuzz_proto->shutdown(k[i].s, CONN_END_SHUTDOWN);
 	pass(b->base, k, 2);
 	for (int i = 0; i < 2; i++)
 		client_close(&k[i]);

@@ -29,6 +29,16 @@ def admin_port(broker):
     return int(line.rsplit(":", 1)[1])
 
 
+class WithAdmin:
+    """Mixed in before a BrokerTestCase whose config has an [admin]
+    listener: cls.api talks to it."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.api = Admin(admin_port(cls.broker))
+
+
 class Admin:
     """Requests to one admin listener; every answer is (status, body), the
     body parsed as JSON when the server says it is JSON."""

@@ -7,10 +7,14 @@ import re
 import socket
 import subprocess
 import tempfile
+import time
 import urllib.parse
 
-from admintest import ADMIN_CONFIG, Admin, admin_port
-from stomptest import StompTestCase, sync
+from proton.utils import BlockingConnection, ConnectionClosed
+
+from admintest import ADMIN_CONFIG, Admin, WithAdmin, admin_port
+from mqtttest import Paho
+from stomptest import StompTestCase, stomp_connect, sync
 from test_ha_redirect import standby_config
 from wharftest import WHARFD, BrokerTestCase, main, wait_until
 
@@ -24,14 +28,9 @@ def qpath(name, tail=""):
     return "/api/v1/queues/" + urllib.parse.quote(name, safe="") + tail
 
 
-class AdminApi(StompTestCase):
+class AdminApi(WithAdmin, StompTestCase):
 
     config = ADMIN_CONFIG
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.api = Admin(admin_port(cls.broker))
 
     # ---- health, broker, listeners --------------------------------------
 
@@ -253,6 +252,67 @@ def local_address():
     finally:
         s.close()
     return None if addr.startswith("127.") else addr
+
+
+class AdminCloseEachProtocol(WithAdmin, BrokerTestCase):
+    """DELETE /api/v1/connections/ID tells each client why in its protocol:
+    MQTT 5 DISCONNECT 0x98 (administrative action, and the will goes out),
+    a STOMP ERROR, an AMQP close amqp:connection:forced that proton sees
+    at once (without it proton's close() waited out its timeout)."""
+
+    protocols = ("stomp", "mqtt", "amqp")
+    config = ADMIN_CONFIG
+
+    def close_the(self, protocol, skip=()):
+        """Closes the one connection of `protocol` not in skip (ids);
+        returns its id."""
+        ids = [c["id"] for c in self.api.ok("GET", "/api/v1/connections")
+               if c["protocol"] == protocol and c["id"] not in skip]
+        self.assertEqual(len(ids), 1, ids)
+        self.assertTrue(self.api.ok("DELETE", "/api/v1/connections/%d" % ids[0])["closed"])
+        return ids[0]
+
+    def ids(self, protocol):
+        return [c["id"] for c in self.api.ok("GET", "/api/v1/connections")
+                if c["protocol"] == protocol]
+
+    def test_mqtt_v5_hears_administrative_action_and_its_will_goes_out(self):
+        port = self.broker.ports["mqtt"]
+        watcher = Paho(port, "admin-close-watcher")
+        watcher.connect()
+        watcher.subscribe("admin-close/will", 1)
+        others = self.ids("mqtt")
+        p = Paho(port, "admin-closed", will={"topic": "admin-close/will", "payload": b"gone"})
+        p.connect()
+        try:
+            self.close_the("mqtt", skip=others)
+            p.wait_for(lambda: p.disconnects, what="the DISCONNECT")
+            self.assertEqual(p.disconnects, [0x98])
+            self.assertEqual([m.payload for m in watcher.wait_messages(1)], [b"gone"])
+        finally:
+            p.close()
+            watcher.close()
+
+    def test_stomp_gets_an_error(self):
+        conn, lst = stomp_connect(self.broker.ports["stomp"])
+        self.close_the("stomp")
+        err = lst.wait_error()
+        self.assertEqual(err.headers.get("message"), "closed by an administrator")
+        lst.wait_disconnected()
+
+    def test_amqp_gets_a_close_it_can_answer(self):
+        bc = BlockingConnection("amqp://127.0.0.1:%d" % self.broker.ports["amqp"], timeout=20)
+        rcv = bc.create_receiver("admin-close-q")
+        self.close_the("amqp")
+        t0 = time.monotonic()
+        with self.assertRaises(ConnectionClosed) as ctx:
+            rcv.receive(timeout=10)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(ctx.exception.connection.remote_condition.name,
+                         "amqp:connection:forced")
+        t0 = time.monotonic()
+        bc.close()
+        self.assertLess(time.monotonic() - t0, 5, "close() waited for an answer")
 
 
 class AdminLoopbackOnly(StompTestCase):

@@ -97,7 +97,7 @@ class AdminAuthTest(unittest.TestCase):
         self.assertEqual((status, body), (403, {"error": "access refused: admin on queue other.q"}))
         self.assertEqual(self.call("GET", "/api/v1/queues/other.q", "ops")[0], 403)
         # The broker as a whole needs admin over everything.
-        for path in ("/api/v1/queues", "/api/v1/connections", "/metrics"):
+        for path in ("/api/v1/queues", "/api/v1/connections", "/api/v1/alarms", "/metrics"):
             self.assertEqual(self.call("GET", path, "ops")[0], 403, path)
             self.assertEqual(self.call("GET", path, "root")[0], 200, path)
         self.assertEqual(self.call("DELETE", "/api/v1/queues/ops.jobs", "ops")[0], 200)

@@ -4,7 +4,7 @@ the queue they died in, and a queue's messages to a named queue, checked
 with stomp.py consumers; durable ones survive a restart where they went."""
 import urllib.parse
 
-from admintest import ADMIN_CONFIG, Admin, admin_port
+from admintest import ADMIN_CONFIG, WithAdmin
 from stomptest import Collector, StompTestCase, ack_header, sync
 from wharftest import main, wait_until
 
@@ -18,14 +18,9 @@ def qpath(name, tail=""):
     return "/api/v1/queues/" + urllib.parse.quote(name, safe="") + tail
 
 
-class AdminMove(StompTestCase):
+class AdminMove(WithAdmin, StompTestCase):
 
     config = CONFIG
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.api = Admin(admin_port(cls.broker))
 
     def depth(self, q):
         """The queue's depth, None while it does not exist."""

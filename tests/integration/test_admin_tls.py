@@ -3,8 +3,9 @@
 curl and Python's ssl module check the broker's certificate and log in
 with HTTP Basic; wharfctl does the same with --cacert and --user (the
 password from $WHARFCTL_PASSWORD or --password-file) and refuses a
-certificate its CA did not sign; plain HTTP gets nothing from the TLS
-port; a SIGHUP loads a new certificate; the config refuses https without
+certificate its CA did not sign; the web console is served too, and a
+change must come from an https:// page of this listener (Origin); plain
+HTTP gets nothing from the TLS port; a SIGHUP loads a new certificate; the config refuses https without
 a certificate, and a non-loopback admin address unless it is https with
 users (or allow_remote)."""
 import json
@@ -71,6 +72,19 @@ class AdminTlsTest(unittest.TestCase):
             env["WHARFCTL_PASSWORD"] = password
         return subprocess.run([WHARFCTL, "--admin", self.url, *args], capture_output=True,
                               text=True, timeout=TIMEOUT, env=env)
+
+    def test_console_and_the_origin_rule_over_https(self):
+        ca, login = ("--cacert", certs().path("ca.crt")), ("-u", "ops:" + PASSWORD)
+        rc, code, body = self.curl(*ca, *login, self.url + "/console/")
+        self.assertEqual((rc, code), (0, "200"))
+        self.assertIn("<title>Wharf console</title>", body)
+        queue = self.url + "/api/v1/queues/tls.origin"
+        self.assertEqual(self.curl(*ca, *login, "-X", "PUT", queue)[1], "201")
+        for origin, want in (("http://127.0.0.1:%d" % self.port, "403"),
+                             ("https://evil.example", "403"), (self.url, "200")):
+            rc, code, body = self.curl(*ca, *login, "-X", "POST", "-H", "Origin: " + origin,
+                                       queue + "/purge")
+            self.assertEqual(code, want, "%s: %s" % (origin, body))
 
     def test_curl_with_the_ca_and_a_login(self):
         rc, code, body = self.curl("--cacert", certs().path("ca.crt"), "-u", "ops:" + PASSWORD,

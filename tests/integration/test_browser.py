@@ -13,12 +13,12 @@ import tempfile
 import threading
 import unittest
 
+from browsertest import CHROMIUM, chromium_command
 from wharftest import Broker, main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MQTT_JS = os.path.join(HERE, "node", "node_modules", "mqtt", "dist", "mqtt.min.js")
 PAGE = os.path.join(HERE, "browser", "mqtt_page.html")
-CHROMIUM = shutil.which("chromium")
 TIMEOUT = 30
 
 
@@ -63,12 +63,8 @@ class BrowserTest(unittest.TestCase):
             profile = tempfile.mkdtemp(prefix="wharf-chromium-")
             url = "http://127.0.0.1:%d/?broker=ws://127.0.0.1:%d&topic=browser/%%23" % (
                 server.server_address[1], b.ports["ws"])
-            chrome = subprocess.Popen(
-                [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-quic", "--user-data-dir=" + profile,
-                 "--remote-debugging-port=0", url],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            chrome = subprocess.Popen(chromium_command(url, profile), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
             try:
                 path, body = server.events.get(timeout=TIMEOUT)
                 self.assertEqual((path, body), ("/ready", "ok"))

@@ -50,7 +50,9 @@ from test_store import drain
 from wharftest import LISTEN_RE, main, wait_until
 
 PROTOCOLS = ("stomp", "mqtt", "amqp", "ws")
-ADMIN = "[admin]\nlisten = http://127.0.0.1:0\n[topic sensors.>]\nbind = readings\n"
+ADMIN = ("[admin]\nlisten = http://127.0.0.1:0\n[topic sensors.>]\nbind = readings\n"
+         "[alarm readings]\nmetric = wharf_queue_messages{queue=\"readings\"}\nthreshold = 10\n"
+         "period = 1s\n")
 
 
 def admin_port(broker):
@@ -328,6 +330,11 @@ class RedirectTest(unittest.TestCase):
         self.assertIn("\nwharf_ha_in_sync 1\n", metrics)
         self.assertIn("\nwharf_ha_epoch 1\n", metrics)
         self.assertIn("\nwharf_active 0\n", get(self.b, "/metrics"))
+        # Alarms run on the active node only (docs/operations.md, Alarms).
+        self.assertEqual([x["name"] for x in json.loads(get(self.a, "/api/v1/alarms"))],
+                         ["readings"])
+        self.assertEqual(http_status(admin_port(self.b), "/api/v1/alarms"), 503)
+        self.assertNotIn("wharf_alarm_state", get(self.b, "/metrics"))
 
 
 class PromoteTest(unittest.TestCase):
@@ -394,6 +401,14 @@ class PromoteTest(unittest.TestCase):
         h = amqp_follow(b.ports["amqp"], "promote.amqp", "a-001")
         self.assertEqual(h.redirects, [])
         self.assertEqual(h.accepted, "amqp://127.0.0.1:%d" % b.ports["amqp"])
+        # b's alarms run from its promotion: 50 readings are over 10.
+        def alarm():
+            url = "http://127.0.0.1:%d/api/v1/alarms/readings" % admin_port(b)
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+                return json.loads(r.read())
+        wait_until(lambda: alarm()["state"] == "ALARM", TIMEOUT, 0.1, "b's alarm")
+        self.assertEqual(alarm()["value"], 50)
+        b.wait_for_log(r"alarm readings: INSUFFICIENT_DATA -> ALARM: ")
         # What a confirmed is on b.
         got, _, _ = drain(b.ports["stomp"], "/queue/promote.stomp")
         self.assertEqual(got, ["s-%03d" % i for i in range(50)])

@@ -15,7 +15,7 @@ import urllib.request
 
 import paho.mqtt.client as mqtt
 
-from admintest import Admin, admin_port
+from admintest import Admin, WithAdmin, admin_port
 from etcdtest import free_port
 from stomptest import StompTestCase
 from wharftest import main, wait_until
@@ -206,16 +206,11 @@ class PrometheusScrape(StompTestCase):
         self.assertEqual(status, 200)
 
 
-class LatencyHistograms(StompTestCase):
+class LatencyHistograms(WithAdmin, StompTestCase):
     """The fsync and confirmation histograms, on a broker of their own (the
     scrape tests above count every message)."""
 
     config = "[admin]\nlisten = http://127.0.0.1:0\n"
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.api = Admin(admin_port(cls.broker))
 
     def histogram(self, name):
         """A histogram's cumulative bucket counts (by bound, in order) and

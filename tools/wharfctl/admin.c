@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "tools/wharfctl/admin.h"
+#include "util/utf8.h"
 
 #define DEFAULT_ADMIN "http://127.0.0.1:8161"
 #define TIMEOUT_S 30
@@ -191,6 +192,8 @@ static void cell(const json_t *v, char *out, size_t cap)
 		snprintf(out, cap, "%s", text ? text : "?");
 		free(text);
 	}
+	/* A long name is cut to the cell, but between characters. */
+	out[utf8_whole(out, strlen(out))] = '\0';
 	for (char *p = out; *p; p++)
 		if (*p == '\n' || *p == '\r' || *p == '\t')
 			*p = ' ';
@@ -265,7 +268,8 @@ static const char *const session_cols[] = { "client_id", "CLIENT-ID", "connected
 					    "inflight", "INFLIGHT", "will", "WILL",
 					    "subscriptions", "SUBSCRIPTIONS", NULL };
 static const char *const alarm_cols[] = { "name", "NAME", "state", "STATE", "value", "VALUE",
-					  "threshold", "THRESHOLD", "reason", "REASON", NULL };
+					  "comparison", "IF", "threshold", "THRESHOLD", "metric",
+					  "METRIC", "since", "SINCE", NULL };
 
 /* The answer shown: an error's text (exit 1), --json as it came, or the
  * table of cols (a list), or the object's members. */
