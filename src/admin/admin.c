@@ -107,6 +107,33 @@ static bool same_origin(const struct admin *a, struct evhttp_request *req)
  * users (each request then logs in, access.c), or with allow_remote; and
  * no change asked by another site's page. 0, or the HTTP status to refuse
  * with and *why. */
+/* Without logins, a page whose name an attacker's DNS points at 127.0.0.1
+ * after it loaded (DNS rebinding) would be same-origin with the API and
+ * read or change anything: such requests name the attacker's host in
+ * Host, so only an IP address or localhost is taken there. */
+static bool host_is_local_name(struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+	if (!h)
+		return true; /* HTTP/1.0, curl --http1.0: no page of a browser */
+	char name[256];
+	size_t n;
+	if (*h == '[') {
+		const char *close = strchr(h, ']');
+		n = close ? (size_t)(close - h - 1) : 0;
+		h++;
+	} else {
+		n = strcspn(h, ":");
+	}
+	if (n == 0 || n >= sizeof(name))
+		return false;
+	memcpy(name, h, n);
+	name[n] = '\0';
+	unsigned char addr[16];
+	return !strcasecmp(name, "localhost") || inet_pton(AF_INET, name, addr) == 1 ||
+	       inet_pton(AF_INET6, name, addr) == 1;
+}
+
 static int admin_allowed(struct admin *a, struct evhttp_request *req, bool *local,
 			 const char **why)
 {
@@ -119,6 +146,12 @@ static int admin_allowed(struct admin *a, struct evhttp_request *req, bool *loca
 	}
 	if (!same_origin(a, req)) {
 		*why = "a change asked by another site's page (its Origin is not this listener)";
+		return 403;
+	}
+	if (!a->b->cfg->auth.users_file && !a->b->cfg->admin.allow_remote &&
+	    !host_is_local_name(req)) {
+		*why = "without users the admin API answers only requests for localhost or an IP "
+		       "address (Host)";
 		return 403;
 	}
 	return 0;

@@ -2,6 +2,7 @@
 """The admin HTTP API ([admin] listen): every endpoint through Python's own
 HTTP client, its answers checked against what real stomp.py clients did,
 bad requests, and the loopback-only rule."""
+import http.client
 import os
 import re
 import socket
@@ -338,6 +339,28 @@ class AdminLoopbackOnly(StompTestCase):
         self.assertEqual(status, 403, got)
         self.assertIn("loopback", got["error"])
         self.assertEqual(Admin(self.admin_port, addr).get("/metrics")[0], 403)
+
+    def test_dns_rebinding_host_refused(self):
+        """Without users, a request naming another host than localhost or
+        an IP address (a page an attacker's DNS pointed at 127.0.0.1) is
+        refused; localhost, 127.0.0.1 and ::1 are served."""
+        def get(host):
+            c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
+            try:
+                c.request("GET", "/api/v1/broker", headers={"Host": host})
+                r = c.getresponse()
+                return r.status, r.read().decode()
+            finally:
+                c.close()
+
+        for host in ("localhost:%d" % self.admin_port, "127.0.0.1:%d" % self.admin_port,
+                     "[::1]:%d" % self.admin_port, "LOCALHOST"):
+            self.assertEqual(get(host)[0], 200, host)
+        for host in ("evil.example:%d" % self.admin_port, "evil.example", "localhost.evil.example",
+                     "127.0.0.1.nip.io"):
+            status, body = get(host)
+            self.assertEqual(status, 403, host)
+            self.assertIn("localhost or an IP address", body)
 
     def test_remote_address_needs_allow_remote(self):
         with tempfile.TemporaryDirectory() as d:
