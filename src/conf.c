@@ -114,6 +114,7 @@ void config_clear_listeners(struct wharf_config *cfg)
 		tls_config_free(&l->tls);
 		free(l->name);
 		free(l->url);
+		free(l->allowed_origins);
 		free(l);
 	}
 }
@@ -665,6 +666,8 @@ static int listener_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &p->listener->max_connections, v, 0);
 	if (!strcmp(k, "cert_identity"))
 		return set_choice(p, k, &p->listener->cert_identity, v, certid_kind_names);
+	if (!strcmp(k, "allowed_origins"))
+		return set_string(p, &p->listener->allowed_origins, v);
 	int rc = tls_key(p, &p->listener->tls, k, v);
 	if (rc <= 0)
 		return rc;
