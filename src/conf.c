@@ -154,6 +154,8 @@ void config_free(struct wharf_config *cfg)
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
+	free(cfg->user);
+	free(cfg->group);
 	free(cfg);
 }
 
@@ -347,6 +349,10 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_string(p, &cfg->data_dir, v);
 	if (!strcmp(k, "log_file"))
 		return set_string(p, &cfg->log_file, v);
+	if (!strcmp(k, "user"))
+		return set_string(p, &cfg->user, v);
+	if (!strcmp(k, "group"))
+		return set_string(p, &cfg->group, v);
 	if (!strcmp(k, "log_format")) {
 		int json = log_format_parse(v);
 		if (json < 0)
@@ -932,6 +938,8 @@ static int check_admin(struct parser *p)
 
 static int check_complete(struct parser *p)
 {
+	if (p->cfg->group && !p->cfg->user)
+		return fail(p, "group needs user");
 	for (struct listener_config *l = p->cfg->listeners; l; l = l->next) {
 		if (!l->url) {
 			p->line = l->line;

@@ -115,6 +115,7 @@ struct auth_config {
 struct wharf_config {
 	char *data_dir;
 	char *log_file;
+	char *user, *group;  /* who wharfd becomes once started (src/privs.h); NULL: stays */
 	int log_level;
 	int log_format; /* 0 text, 1 json (src/log.h) */
 	size_t max_connections;       /* open client connections; 0 = no limit */
