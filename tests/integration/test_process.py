@@ -165,6 +165,22 @@ class ModeTest(unittest.TestCase):
             os.umask(old)
         self.assertEqual(stat.S_IMODE(os.stat(users).st_mode), 0o600)
 
+    @unittest.skipUnless(ROOT, "only root can give the file away")
+    def test_wharfctl_keeps_the_users_file_with_its_owner(self):
+        # The broker, running as its user, reads it again on SIGHUP.
+        top = tempfile.mkdtemp(prefix="wharf-modes-")
+        self.addCleanup(shutil.rmtree, top, ignore_errors=True)
+        users = os.path.join(top, "users")
+        add_user(users, "alice", "alice-secret")
+        os.chown(users, NOBODY.pw_uid, NOBODY.pw_gid)
+        add_user(users, "bob", "bob-secret")
+        st = os.stat(users)
+        self.assertEqual((st.st_uid, st.st_gid), (NOBODY.pw_uid, NOBODY.pw_gid))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        with open(users) as f:
+            self.assertEqual([l.split(":")[0] for l in f if l.strip() and not l.startswith("#")],
+                             ["alice", "bob"])
+
 
 if __name__ == "__main__":
     main()
