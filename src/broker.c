@@ -41,13 +41,13 @@ static int make_dirs(const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(copy, 0750) < 0 && errno != EEXIST) {
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
 			free(copy);
 			return -1;
 		}
 		*p = '/';
 	}
-	int rc = mkdir(copy, 0750) < 0 && errno != EEXIST ? -1 : 0;
+	int rc = mkdir(copy, 0700) < 0 && errno != EEXIST ? -1 : 0;
 	free(copy);
 	return rc;
 }
@@ -63,7 +63,7 @@ static int lock_data_dir(struct broker *b)
 	}
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/wharfd.lock", dir);
-	b->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	b->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (b->lock_fd < 0) {
 		log_error("data dir %s: cannot open %s: %s", dir, path, strerror(errno));
 		return -1;

@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "net/conn.h"
 #include "net/protocol.h"
+#include "util/loglimit.h"
 
 struct event_base;
 struct event;
@@ -77,6 +78,9 @@ struct broker {
 	struct ha *ha;            /* the pair's link (src/ha/ha.h); NULL: single node */
 	int64_t started_ms;
 	int64_t stop_deadline_ms;
+	/* Spaces out the lines about browsers refused for their origin, over
+	 * every listener: here, as connections outlive their listener. */
+	struct log_limit origin_log;
 };
 
 /* Sets up the loop and router; takes ownership of cfg (freed by

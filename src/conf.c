@@ -116,6 +116,7 @@ void config_clear_listeners(struct wharf_config *cfg)
 		tls_config_free(&l->tls);
 		free(l->name);
 		free(l->url);
+		free(l->allowed_origins);
 		free(l);
 	}
 }
@@ -164,6 +165,8 @@ void config_free(struct wharf_config *cfg)
 	free(cfg->ws_allowed_origins);
 	free(cfg->data_dir);
 	free(cfg->log_file);
+	free(cfg->user);
+	free(cfg->group);
 	free(cfg);
 }
 
@@ -357,6 +360,10 @@ static int global_key(struct parser *p, const char *k, const char *v)
 		return set_string(p, &cfg->data_dir, v);
 	if (!strcmp(k, "log_file"))
 		return set_string(p, &cfg->log_file, v);
+	if (!strcmp(k, "user"))
+		return set_string(p, &cfg->user, v);
+	if (!strcmp(k, "group"))
+		return set_string(p, &cfg->group, v);
 	if (!strcmp(k, "log_format")) {
 		int json = log_format_parse(v);
 		if (json < 0)
@@ -683,6 +690,8 @@ static int listener_key(struct parser *p, const char *k, const char *v)
 		return set_size(p, k, &p->listener->max_connections, v, 0);
 	if (!strcmp(k, "cert_identity"))
 		return set_choice(p, k, &p->listener->cert_identity, v, certid_kind_names);
+	if (!strcmp(k, "allowed_origins"))
+		return set_string(p, &p->listener->allowed_origins, v);
 	int rc = tls_key(p, &p->listener->tls, k, v);
 	if (rc <= 0)
 		return rc;
@@ -1036,6 +1045,8 @@ static int check_admin(struct parser *p)
 
 static int check_complete(struct parser *p)
 {
+	if (p->cfg->group && !p->cfg->user)
+		return fail(p, "group needs user");
 	for (struct listener_config *l = p->cfg->listeners; l; l = l->next) {
 		if (!l->url) {
 			p->line = l->line;

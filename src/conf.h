@@ -27,6 +27,7 @@ struct listener_config {
 	struct tls_config tls;
 	int allow_anonymous; /* 1, 0, or -1 unset: true without [auth] users_file, else false */
 	int cert_identity;   /* enum certid_kind (auth/certid.h); 0: none */
+	char *allowed_origins; /* ws/wss only; NULL: the global ws_allowed_origins */
 	int line; /* of its section header, for messages */
 	struct listener_config *next;
 };
@@ -130,6 +131,7 @@ struct alarm_config {
 struct wharf_config {
 	char *data_dir;
 	char *log_file;
+	char *user, *group;  /* who wharfd becomes once started (src/privs.h); NULL: stays */
 	int log_level;
 	int log_format; /* 0 text, 1 json (src/log.h) */
 	size_t max_connections;       /* open client connections; 0 = no limit */
@@ -154,7 +156,7 @@ struct wharf_config {
 	int on_corruption;            /* enum journal_on_corruption */
 	size_t journal_segment_size;
 	size_t ws_max_message;        /* largest WebSocket message a client may send */
-	char *ws_allowed_origins;     /* space-separated Origin values; NULL: any */
+	char *ws_allowed_origins;     /* space-separated Origin values, "*" any; NULL: same origin only */
 	/* Connection limits (net/limits.h); 0: none. */
 	size_t max_connections_per_user;
 	size_t max_connections_per_address;

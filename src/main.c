@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth/acl.h"
 #include "auth/users.h"
@@ -12,6 +14,7 @@
 #include "conf.h"
 #include "log.h"
 #include "net/listener.h"
+#include "privs.h"
 
 static void usage(FILE *f)
 {
@@ -55,8 +58,30 @@ static int set_opt(char **slot, const char *value)
 	return 0;
 }
 
+/* Once the ports are bound and the files open: a broker that cannot
+ * become its user must not serve anyone as root. */
+static int become_user(const struct wharf_config *cfg)
+{
+	char err[512];
+	if (!cfg->user) {
+		if (geteuid() == 0)
+			log_warn("running as root: set user = NAME to run as NAME once the ports are bound (docs/security.md, Process)");
+		return 0;
+	}
+	if (privs_drop(cfg->user, cfg->group, err, sizeof(err)) < 0) {
+		log_error("%s; stopping", err);
+		return -1;
+	}
+	log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)getuid(),
+		 (unsigned)getgid());
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	/* The journal, page files, lock, log: the broker's alone, whatever
+	 * the shell or unit's umask. */
+	umask(077);
 	/* glibc raises its mmap threshold after big buffers are freed, and then
 	 * serves the journal's batch buffers from the heap, which cannot shrink
 	 * around the small allocations made meanwhile: RSS only grows. A fixed
@@ -170,6 +195,14 @@ int main(int argc, char **argv)
 		}
 		acl_free(a);
 	}
+	if (cfg->user) {
+		uid_t uid;
+		gid_t gid;
+		if (privs_lookup(cfg->user, cfg->group, &uid, &gid, err, sizeof(err)) < 0) {
+			fprintf(stderr, "wharfd: %s\n", err);
+			goto out;
+		}
+	}
 	if (check) {
 		printf("%s: configuration ok\n", config_path ? config_path : "(defaults)");
 		rc = 0;
@@ -182,11 +215,22 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	/* The data directory is the user's from the start, as is what the
+	 * broker makes in it; only binding needs root. */
+	if (privs_assume(cfg->user, cfg->group, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		log_close();
+		goto out;
+	}
 	struct broker b;
 	int init = broker_init(&b, cfg);
 	cfg = NULL; /* the broker owns it now */
+	if (privs_resume_root(err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		init = -1;
+	}
 	b.argv = argv;
-	if (init == 0 && broker_listen(&b) == 0 && broker_run(&b) == 0) {
+	if (init == 0 && broker_listen(&b) == 0 && become_user(b.cfg) == 0 && broker_run(&b) == 0) {
 		log_info("stopped");
 		rc = 0;
 	}

@@ -114,6 +114,9 @@ enum ws_hs_status ws_handshake_parse(const char *buf, size_t len, size_t max,
 			if (!copy_field(req->origin, sizeof(req->origin), v, vlen))
 				return fail(status, why, 400, "Origin too long");
 			req->has_origin = true;
+		} else if (IS("Host")) {
+			if (!copy_field(req->host, sizeof(req->host), v, vlen))
+				return fail(status, why, 400, "Host too long");
 		}
 #undef IS
 	}

@@ -16,6 +16,7 @@ struct ws_request {
 	char key[WS_KEY_MAX];           /* Sec-WebSocket-Key */
 	char protocols[WS_FIELD_MAX];   /* Sec-WebSocket-Protocol, as sent (comma list) */
 	char origin[WS_FIELD_MAX];      /* Origin, or "" */
+	char host[WS_FIELD_MAX];        /* Host, or "" */
 	bool has_origin;
 };
 

@@ -38,6 +38,7 @@ struct listener {
 	char *name;
 	bool allow_anonymous;       /* config_allow_anonymous */
 	int cert_identity;          /* enum certid_kind */
+	const char *allowed_origins; /* ws_options; the broker's config's */
 	size_t max_connections;     /* 0: the global limit only */
 	unsigned long nconns;       /* open connections accepted here */
 	struct event *resume_ev;    /* re-enables accepting after a pause */
@@ -85,7 +86,8 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		return;
 	}
 	struct ws_options ws = { .max_message = cfg->ws_max_message,
-				 .allowed_origins = cfg->ws_allowed_origins };
+				 .allowed_origins = l->allowed_origins,
+				 .origin_log = &l->b->origin_log };
 	struct conn *c = conn_accept(l->b, l->proto, l->tls, l->ws ? &ws : NULL, fd, sa, salen,
 				     cfg->max_connection_output, &l->nconns);
 	if (c && conn_set_listener(c, l->name) < 0) {
@@ -239,6 +241,10 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 			  url);
 		return -1;
 	}
+	if (lc->allowed_origins && proto) {
+		log_error("listener %s: allowed_origins needs a ws:// or wss:// url", name);
+		return -1;
+	}
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	int rc = resolve(&u, &ss, &sslen);
@@ -258,6 +264,7 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 	l->max_connections = lc->max_connections;
 	l->allow_anonymous = config_allow_anonymous(b->cfg, lc);
 	l->cert_identity = lc->cert_identity;
+	l->allowed_origins = lc->allowed_origins ? lc->allowed_origins : b->cfg->ws_allowed_origins;
 	if (!(l->resume_ev = evtimer_new(b->base, resume_cb, l))) {
 		log_error("listener %s: out of memory", name);
 		free(l->name);

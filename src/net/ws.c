@@ -15,9 +15,14 @@
 #include "net/xprt.h"
 #include "protocols/ws/frame.h"
 #include "protocols/ws/handshake.h"
+#include "protocols/ws/origin.h"
+#include "util/loglimit.h"
 
 /* The most a client may send before its request is complete. */
 #define WS_MAX_REQUEST 8192
+/* A page may retry in a loop: one line about refused origins at most this
+ * often. */
+#define ORIGIN_LOG_EVERY_MS 10000
 
 struct ws {
 	struct conn *c;
@@ -94,7 +99,8 @@ static bool ws_unfinished(const struct conn *c)
 	return evbuffer_get_length(ws->in) || (ws->framer && ws_framer_in_frame(ws->framer));
 }
 
-static void http_error(struct conn *c, int status, const char *why)
+/* Answers status and closes, without a log line. */
+static void http_refuse(struct conn *c, int status, const char *why)
 {
 	const char *text = status == 400 ? "Bad Request" : status == 403 ? "Forbidden"
 			 : status == 405 ? "Method Not Allowed" : status == 426 ? "Upgrade Required"
@@ -105,28 +111,25 @@ static void http_error(struct conn *c, int status, const char *why)
 			 "%sConnection: close\r\n\r\n%s\n",
 			 status, text, strlen(why) + 1,
 			 status == 426 ? "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" : "", why);
-	log_info("ws %s: handshake refused: %d %s", c->peer, status, why);
 	bufferevent_write(c->bev, resp, n > 0 && (size_t)n < sizeof(resp) ? (size_t)n : 0);
 	conn_close(c, true);
 }
 
+static void http_error(struct conn *c, int status, const char *why)
+{
+	log_info("ws %s: handshake refused: %d %s", c->peer, status, why);
+	http_refuse(c, status, why);
+}
+
+/* Requests without Origin come from programs, not browsers (MQTT.js in
+ * Node, paho-mqtt send their own or none): a page in a browser cannot
+ * leave it out, and only pages borrow a user's network position. */
 static bool origin_allowed(const struct ws *ws, const struct ws_request *req)
 {
 	const char *list = ws->opts.allowed_origins;
-	if (!list || !*list || !req->has_origin)
+	if (!req->has_origin)
 		return true;
-	size_t olen = strlen(req->origin);
-	for (const char *p = list; *p;) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		const char *e = p;
-		while (*e && *e != ' ' && *e != ',')
-			e++;
-		if ((size_t)(e - p) == olen && strncmp(p, req->origin, olen) == 0)
-			return true;
-		p = e;
-	}
-	return false;
+	return list ? ws_origin_listed(list, req->origin) : ws_same_origin(req->origin, req->host);
 }
 
 /* Answers the upgrade request; true once the adapter is attached. */
@@ -149,7 +152,11 @@ static bool handshake(struct conn *c)
 	}
 	evbuffer_drain(raw, used);
 	if (!origin_allowed(ws, &req)) {
-		http_error(c, 403, "origin not allowed");
+		unsigned long held;
+		if (log_limit_pass(ws->opts.origin_log, ORIGIN_LOG_EVERY_MS, &held))
+			log_warn("ws %s: origin %s not allowed (host %s): HTTP 403 (%lu more refused since the last such line)",
+				 c->peer, req.origin, req.host, held);
+		http_refuse(c, 403, "origin not allowed");
 		return false;
 	}
 	/* The client's order decides among the subprotocols of every

@@ -10,10 +10,15 @@
 #include <stddef.h>
 
 struct conn;
+struct log_limit;
 
 struct ws_options {
 	size_t max_message;        /* largest message a client may send */
-	const char *allowed_origins; /* space-separated; NULL or "" allows any */
+	/* Origin values a browser may connect from, space-separated, "*" for
+	 * any; NULL: only the listener's own (protocols/ws/origin.h). Not
+	 * owned: the broker's config outlives every connection. */
+	const char *allowed_origins;
+	struct log_limit *origin_log; /* spaces out refusal lines; the broker's */
 };
 
 /* Sets up the layer on a new connection, as its transport (net/xprt.h)

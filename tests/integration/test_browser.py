@@ -22,6 +22,12 @@ PAGE = os.path.join(HERE, "browser", "mqtt_page.html")
 TIMEOUT = 30
 
 
+def chromium(url, profile):
+    """Headless Chromium on url, with its own profile directory."""
+    return subprocess.Popen(chromium_command(url, profile), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 class PageServer(http.server.ThreadingHTTPServer):
     def __init__(self):
         self.events = queue.Queue()
@@ -57,14 +63,16 @@ class PageHandler(http.server.BaseHTTPRequestHandler):
 @unittest.skipUnless(CHROMIUM and os.path.exists(MQTT_JS), "chromium and MQTT.js needed")
 class BrowserTest(unittest.TestCase):
     def test_mqtt_js_in_chromium_gets_a_message_from_mosquitto_pub(self):
-        with Broker(protocols=("ws", "mqtt")) as b:
-            server = PageServer()
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = PageServer()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # The page comes from another port than the broker's: another origin,
+        # which the listener admits only when listed.
+        origin = "ws_allowed_origins = http://127.0.0.1:%d\n" % server.server_address[1]
+        with Broker(protocols=("ws", "mqtt"), config=origin) as b:
             profile = tempfile.mkdtemp(prefix="wharf-chromium-")
             url = "http://127.0.0.1:%d/?broker=ws://127.0.0.1:%d&topic=browser/%%23" % (
                 server.server_address[1], b.ports["ws"])
-            chrome = subprocess.Popen(chromium_command(url, profile), stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
+            chrome = chromium(url, profile)
             try:
                 path, body = server.events.get(timeout=TIMEOUT)
                 self.assertEqual((path, body), ("/ready", "ok"))

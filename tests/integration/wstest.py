@@ -8,9 +8,9 @@ import struct
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
-def upgrade_request(protocols="mqtt", key=KEY, version="13", extra=""):
+def upgrade_request(protocols="mqtt", key=KEY, version="13", extra="", host="127.0.0.1"):
     """The HTTP upgrade request; a None field is left out."""
-    lines = ["GET /mqtt HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade"]
+    lines = ["GET /mqtt HTTP/1.1", "Host: " + host, "Upgrade: websocket", "Connection: Upgrade"]
     if key is not None:
         lines.append("Sec-WebSocket-Key: " + key)
     if version is not None:

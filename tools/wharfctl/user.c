@@ -62,8 +62,8 @@ static char *read_text(const char *path)
 	return text;
 }
 
-/* Replaces path with text: a temporary file beside it, mode 0600, synced,
- * renamed over it, and the directory synced. */
+/* Replaces path with text: a temporary file beside it, mode 0600 and the
+ * old file's owner, synced, renamed over it, and the directory synced. */
 static int write_atomic(const char *path, const char *text)
 {
 	size_t plen = strlen(path);
@@ -78,6 +78,12 @@ static int write_atomic(const char *path, const char *text)
 	}
 	size_t len = strlen(text), off = 0;
 	if (fchmod(fd, 0600) < 0)
+		goto fail;
+	/* root editing the file of a broker that runs as its own user: the
+	 * new file stays that user's, or the broker's next reload could not
+	 * read it. */
+	struct stat old;
+	if (geteuid() == 0 && stat(path, &old) == 0 && fchown(fd, old.st_uid, old.st_gid) < 0)
 		goto fail;
 	while (off < len) {
 		ssize_t n = write(fd, text + off, len - off);
