@@ -60,6 +60,20 @@ bool ws_same_origin(const char *origin, const char *host)
 	return ohost == hhost && oport == hport && strncasecmp(auth, host, ohost) == 0;
 }
 
+const char *ws_authority_host(const char *a, size_t *len)
+{
+	size_t n;
+	long port;
+	if (!split_authority(a, strlen(a), &n, &port, 80))
+		return NULL;
+	if (a[0] != '[') {
+		*len = n;
+		return a;
+	}
+	*len = n >= 2 ? n - 2 : 0;
+	return a + 1;
+}
+
 bool ws_origin_listed(const char *list, const char *origin)
 {
 	size_t olen = strlen(origin);

@@ -22,6 +22,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/url.h"
+#include "protocols/ws/origin.h"
 #include "util/audit.h"
 
 /* Path segments a request may have: /api/v1/queues/NAME/messages is 5. */
@@ -98,15 +99,9 @@ static bool same_origin(const struct admin *a, struct evhttp_request *req)
 	if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD || !origin)
 		return true;
 	const char *scheme = a->tls ? "https://" : "http://";
-	size_t n = strlen(scheme);
-	return host && !strncmp(origin, scheme, n) && !strcasecmp(origin + n, host);
+	return host && !strncasecmp(origin, scheme, strlen(scheme)) && ws_same_origin(origin, host);
 }
 
-/* The one place that decides whether a request may be served: clients on
- * this machine (loopback, 127.0.0.0/8 and ::1); others over https:// with
- * users (each request then logs in, access.c), or with allow_remote; and
- * no change asked by another site's page. 0, or the HTTP status to refuse
- * with and *why. */
 /* Without logins, a page whose name an attacker's DNS points at 127.0.0.1
  * after it loaded (DNS rebinding) would be same-origin with the API and
  * read or change anything: such requests name the attacker's host in
@@ -118,22 +113,21 @@ static bool host_is_local_name(struct evhttp_request *req)
 		return true; /* HTTP/1.0, curl --http1.0: no page of a browser */
 	char name[256];
 	size_t n;
-	if (*h == '[') {
-		const char *close = strchr(h, ']');
-		n = close ? (size_t)(close - h - 1) : 0;
-		h++;
-	} else {
-		n = strcspn(h, ":");
-	}
-	if (n == 0 || n >= sizeof(name))
+	const char *host = ws_authority_host(h, &n);
+	if (!host || n == 0 || n >= sizeof(name))
 		return false;
-	memcpy(name, h, n);
+	memcpy(name, host, n);
 	name[n] = '\0';
 	unsigned char addr[16];
 	return !strcasecmp(name, "localhost") || inet_pton(AF_INET, name, addr) == 1 ||
 	       inet_pton(AF_INET6, name, addr) == 1;
 }
 
+/* The one place that decides whether a request may be served: clients on
+ * this machine (loopback, 127.0.0.0/8 and ::1); others over https:// with
+ * users (each request then logs in, access.c), or with allow_remote; and
+ * no change asked by another site's page. 0, or the HTTP status to refuse
+ * with and *why. */
 static int admin_allowed(struct admin *a, struct evhttp_request *req, bool *local,
 			 const char **why)
 {

@@ -3,6 +3,8 @@
  * hosts, and the near misses a hostile page could try. */
 #include "config.h"
 
+#include <string.h>
+
 #include "protocols/ws/origin.h"
 #include "tap.h"
 
@@ -34,5 +36,13 @@ int main(void)
 	ok(!ws_origin_listed("https://a.example", ""), "empty origin");
 	ok(ws_origin_listed("https://a.example *", "null"), "star");
 	ok(!ws_origin_listed("*x", "null"), "a star inside a word is no star");
+	size_t n;
+	const char *h = ws_authority_host("[::1]:8161", &n);
+	ok(h && n == 3 && !strncmp(h, "::1", 3), "the host of [::1]:8161 is ::1");
+	h = ws_authority_host("localhost", &n);
+	ok(h && n == 9, "a Host without a port");
+	ok(!ws_authority_host("[::1", &n), "an unclosed bracket");
+	ok(!ws_authority_host("evil.example:x", &n), "a port that is no number");
+	ok(!ws_authority_host(":8161", &n), "no host");
 	return tap_done();
 }
