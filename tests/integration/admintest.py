@@ -103,16 +103,14 @@ class Admin:
             c.close()
 
 
-class AdminClients:
-    """Mixed into a BrokerTestCase whose config has ADMIN_CONFIG: cls.api
-    (an Admin) and self.ctl() (the wharfctl binary) on its admin port."""
+class AdminClients(WithAdmin):
+    """WithAdmin, and self.ctl() (the wharfctl binary) on the same admin
+    port."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        port = admin_port(cls.broker)
-        cls.admin_url = "http://127.0.0.1:%d" % port
-        cls.api = Admin(port)
+        cls.admin_url = cls.api.base
 
     def ctl(self, *args, want=0):
         """Runs wharfctl on the admin API, asserting its exit status."""
