@@ -12,6 +12,7 @@ still logs in as before).
 Certificates are made here with the openssl command (test_tls.py's
 helpers): a CA, a server certificate, and client certificates with a CN
 and SAN email and DNS names."""
+import itertools
 import os
 import shutil
 import socket
@@ -33,6 +34,7 @@ from wharftest import WHARFD, main
 import subprocess
 
 TIMEOUT = 20
+CLIENT_IDS = itertools.count()
 
 
 class Certs:
@@ -99,7 +101,10 @@ def paho_tls(certs, port, who, level=mqtt.MQTTv311, user=None):
     (connected, looping) when it is 0."""
     got = []
     done = threading.Event()
-    c = mqtt.Client(client_id="certid-%d" % threading.get_ident(), protocol=level)
+    # A client id of its own each time: a client left connected by one test
+    # would otherwise be taken over by the next one, and paho's loop would
+    # reconnect it and take the session back in the middle of that test.
+    c = mqtt.Client(client_id="certid-%d" % next(CLIENT_IDS), protocol=level)
     c.tls_set_context(tls_context(certs, who))
     if user:
         c.username_pw_set(user)
@@ -272,7 +277,10 @@ cert_identity = san-dns
         # A user name that is not the certificate's is refused (0x04 in 3.1.1).
         self.assertEqual(paho_tls(self.certs, self.ports["mqtts"], "alice", user="dave.devices")[0],
                          4)
-        self.assertEqual(paho_tls(self.certs, self.ports["mqtts"], "alice", user="alice")[0], 0)
+        rc, c = paho_tls(self.certs, self.ports["mqtts"], "alice", user="alice")
+        self.assertEqual(rc, 0)
+        c.loop_stop()
+        c.disconnect()
 
     def test_amqp_sasl_external(self):
         port = self.ports["amqps"]
