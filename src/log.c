@@ -68,24 +68,27 @@ void log_close(void)
 	logfile_close(&file);
 }
 
-/* Appends `s` as a JSON string to buf (of `size`, holding `len` bytes);
- * returns the new length. Quotes, backslashes and control bytes are
- * escaped; UTF-8 passes as it is. A message may quote a client's bytes,
- * not necessarily UTF-8: then every byte above 0x7e is escaped as \u00XX,
- * so the line is still JSON. */
-static size_t put_json_string(char *buf, size_t size, size_t len, const char *s)
+/* Appends `s` to buf (of `size`, holding `len` bytes), as a JSON string
+ * when `json`, else as text; returns the new length. A message may quote
+ * a client's bytes: control bytes are escaped (\u00XX in JSON, \xXX in
+ * text) so that no one writes a line of their own or a terminal sequence
+ * into the log, and when the message is not UTF-8 every byte above 0x7e
+ * is escaped too, so a JSON line stays JSON. */
+static size_t put_escaped(char *buf, size_t size, size_t len, const char *s, bool json)
 {
 	unsigned char top = utf8_valid(s, strlen(s)) ? 0xff : 0x7e;
-	len += (size_t)snprintf(buf + len, size - len, "\"");
+	if (json)
+		buf[len++] = '"';
 	for (const unsigned char *p = (const unsigned char *)s; *p && len + 8 < size; p++) {
-		if (*p == '"' || *p == '\\')
+		if (json && (*p == '"' || *p == '\\'))
 			len += (size_t)snprintf(buf + len, size - len, "\\%c", *p);
-		else if (*p < 0x20 || *p > top)
-			len += (size_t)snprintf(buf + len, size - len, "\\u%04x", *p);
+		else if (*p < 0x20 || *p == 0x7f || *p > top)
+			len += (size_t)snprintf(buf + len, size - len, json ? "\\u%04x" : "\\x%02x", *p);
 		else
 			buf[len++] = (char)*p;
 	}
-	buf[len++] = '"';
+	if (json)
+		buf[len++] = '"';
 	buf[len] = 0;
 	return len;
 }
@@ -108,22 +111,27 @@ static void emit(enum log_level level, unsigned long conn, const char *peer, con
 	FILE *f = file.f ? file.f : stderr;
 	char when[LOG_TIME_LEN];
 	log_time(when);
+	/* Six bytes at most for each byte of a message, and room to spare. */
+	char line[6 * 2048 + 256];
+	size_t len;
 	if (!json_format) {
-		if (conn)
-			fprintf(f, "%s %s conn=%lu %s: %s\n", when, level_names[level], conn, peer, msg);
-		else
-			fprintf(f, "%s %s %s\n", when, level_names[level], msg);
+		len = (size_t)snprintf(line, sizeof(line), "%s %s ", when, level_names[level]);
+		if (conn) {
+			len += (size_t)snprintf(line + len, sizeof(line) - len, "conn=%lu ", conn);
+			len = put_escaped(line, sizeof(line) - 64, len, peer, false);
+			len += (size_t)snprintf(line + len, sizeof(line) - len, ": ");
+		}
+		put_escaped(line, sizeof(line), len, msg, false);
+		fprintf(f, "%s\n", line);
 		fflush(f);
 		return;
 	}
-	/* Six bytes at most for each byte of a message, and room to spare. */
-	char line[6 * 2048 + 256];
-	size_t len = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":",
-				      when, level_names[level]);
-	len = put_json_string(line, sizeof(line) - 64, len, msg);
+	len = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":",
+			       when, level_names[level]);
+	len = put_escaped(line, sizeof(line) - 64, len, msg, true);
 	if (conn) {
 		len += (size_t)snprintf(line + len, sizeof(line) - len, ",\"conn\":%lu,\"remote\":", conn);
-		len = put_json_string(line, sizeof(line) - 8, len, peer);
+		len = put_escaped(line, sizeof(line) - 8, len, peer, true);
 	}
 	fprintf(f, "%s}\n", line);
 	fflush(f);

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -149,6 +150,24 @@ class TextLog(unittest.TestCase):
             for proto, cid in ids.items():
                 b.wait_for_log(r" debug conn=%d 127\.0\.0\.1:\d+: closed$" % cid)
                 b.wait_for_log(r" debug conn=%d 127\.0\.0\.1:\d+: opened \(%s" % (cid, proto))
+
+
+    def test_a_clients_control_bytes_are_escaped(self):
+        """A request line with a terminal escape and a carriage return, as
+        the admin log quotes it: neither reaches the log as it is."""
+        b, _ = broker_after_sessions("", text_lines=True)
+        with b:
+            port = listening(b, True)["admin"]
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(b"POST /api/v1/queues/x\x1b[31mred\rFAKE\xff HTTP/1.1\r\n"
+                          b"Host: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+                s.recv(4096)
+            b.wait_for_log(r"admin: 127\.0\.0\.1:\d+ POST /api/v1/queues/x\\x1b\[31mred"
+                           r"\\x0dFAKE\\xff$")
+            with open(b.log_path, "rb") as f:
+                raw = f.read()
+            self.assertNotIn(b"\x1b", raw)
+            self.assertNotIn(b"\r", raw)
 
 
 class Rotation(unittest.TestCase):
