@@ -2,7 +2,7 @@
 """Hostile input on every port at once, while healthy clients check for loss.
 
 Waves of raw connections (STOMP, MQTT and AMQP over TCP, TLS, WebSocket
-and WebSocket over TLS) open, start a valid session so that the broker has something to
+and WebSocket over TLS, and HTTP on the admin API's TLS listener) open, start a valid session so that the broker has something to
 write to them (they subscribe to a topic a flooder keeps publishing to), then
 send random and mutated frames in random pieces and either vanish mid-frame
 with a TCP reset or close. Meanwhile a STOMP producer and consumer pass
@@ -10,7 +10,7 @@ persistent messages through a queue with receipts, and an MQTT QoS 1
 publisher and subscriber pass numbered messages through a topic. Afterwards
 every healthy message has arrived once, intact and in order, the durable
 messages sent before the storm are still in their queue, the broker is up
-and answers new clients, and it stops cleanly (no sanitizer report).
+and answers new clients (the admin API too), and it stops cleanly (no sanitizer report).
 
 The run is bounded: HOSTILE_SECONDS (default 20) of attack; the random seed
 is printed and can be fixed with HOSTILE_SEED to replay a failure.
@@ -27,10 +27,12 @@ import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 import paho.mqtt.client as mqtt
 import stomp
 
+from admintest import admin_port
 from wharftest import Broker, main
 from wstest import frame as ws_frame, upgrade_request
 from mqtttest import connect_packet, publish_packet, subscribe_packet
@@ -38,7 +40,8 @@ from stomptest import Collector
 
 SECONDS = float(os.environ.get("HOSTILE_SECONDS", "20"))
 TRANSPORTS = {"tcp", "tls", "ws", "wss"}
-# Narrows the storm when replaying a failure, e.g. "amqp" or "mqtt,ws".
+PROTOCOLS = {"stomp", "mqtt", "amqp", "http"}  # http: the admin API, over TLS
+# Narrows the storm when replaying a failure, e.g. "amqp", "mqtt,ws" or "http".
 ONLY = set(filter(None, os.environ.get("HOSTILE_ONLY", "").split(",")))
 SEED = int(os.environ.get("HOSTILE_SEED", str(int(time.time()) & 0xffff)))
 TIMEOUT = 30
@@ -86,6 +89,20 @@ def amqp_seeds():
         if len(data) > 9:
             seeds.append(data[1:])
     return seeds
+
+
+def http_seeds():
+    """Admin API requests: reads, changes, a body, a chunked body."""
+    host = b"Host: 127.0.0.1\r\n"
+    return [b"GET /api/v1/queues HTTP/1.1\r\n" + host + b"\r\n",
+            b"PUT /api/v1/queues/junk.admin HTTP/1.1\r\n" + host + b"Content-Length: 0\r\n\r\n",
+            b"POST /api/v1/queues/junk.admin/messages HTTP/1.1\r\n" + host +
+            b"Content-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"body\":\"hello\"}",
+            b"POST /api/v1/queues/junk.admin/messages HTTP/1.1\r\n" + host +
+            b"Transfer-Encoding: chunked\r\n\r\n10\r\n{\"body\":\"hello\"}\r\n0\r\n\r\n",
+            b"GET /console/ HTTP/1.1\r\n" + host + b"\r\n",
+            b"GET /metrics HTTP/1.1\r\n" + host + b"Connection: keep-alive\r\n\r\n" * 3,
+            b"DELETE /api/v1/sessions/x%00y HTTP/1.1\r\n" + host + b"\r\n"]
 
 
 def mutate(rng, data):
@@ -136,7 +153,9 @@ class Attacker:
 
     def payload(self, proto):
         rng = self.rng
-        if proto == "stomp":
+        if proto == "http":
+            seed = rng.choice(http_seeds())
+        elif proto == "stomp":
             seed = stomp_seed()
         elif proto == "mqtt":
             seed = mqtt_seed(rng)
@@ -152,11 +171,15 @@ class Attacker:
 
     def run(self):
         rng = self.rng
-        proto = rng.choice(sorted(ONLY & {"stomp", "mqtt", "amqp"}) or ("stomp", "mqtt", "amqp"))
-        transport = rng.choice(sorted(ONLY & TRANSPORTS) or sorted(TRANSPORTS))
+        proto = rng.choice(sorted(ONLY & PROTOCOLS) or sorted(PROTOCOLS))
+        transport = "tls" if proto == "http" else rng.choice(sorted(ONLY & TRANSPORTS) or
+                                                             sorted(TRANSPORTS))
         over_ws = transport in ("ws", "wss")
         tls = transport in ("tls", "wss")
-        port = self.ports[transport if over_ws else proto + ("s" if tls else "")]
+        if proto == "http":
+            port = self.ports["admin"]
+        else:
+            port = self.ports[transport if over_ws else proto + ("s" if tls else "")]
         data = self.payload(proto)
         try:
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -283,9 +306,10 @@ class HostileTest(unittest.TestCase):
                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
                         "-days", "2", "-subj", "/CN=localhost"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with Broker(("stomp", "mqtt", "amqp", "ws", "stomps", "mqtts", "amqps", "wss"), CONFIG,
-                    args=["--tls-cert", cert, "--tls-key", key]) as b:
-            ports = b.ports
+        admin = "[admin]\nlisten = https://127.0.0.1:0\ntls_cert = %s\ntls_key = %s\n" % (cert, key)
+        with Broker(("stomp", "mqtt", "amqp", "ws", "stomps", "mqtts", "amqps", "wss"),
+                    CONFIG + admin, args=["--tls-cert", cert, "--tls-key", key]) as b:
+            ports = dict(b.ports, admin=admin_port(b))
             # Durable messages stored before the storm.
             before = stomp.Connection12([("127.0.0.1", ports["stomp"])])
             col_before = Collector()
@@ -370,6 +394,13 @@ class HostileTest(unittest.TestCase):
             col_a.wait_messages(50)
             self.assertEqual([f.body for f in col_a.messages], ["kept-%d" % i for i in range(50)])
             after.disconnect()
+            api = ssl.create_default_context(cafile=cert)
+            for method, path in (("PUT", "/api/v1/queues/healthy.admin"),
+                                 ("GET", "/api/v1/queues/healthy.admin")):
+                req = urllib.request.Request("https://localhost:%d%s" % (ports["admin"], path),
+                                             method=method)
+                with urllib.request.urlopen(req, timeout=TIMEOUT, context=api) as r:
+                    self.assertIn(r.status, (200, 201), path)
 
             self.assertTrue(b.alive(), b.output()[-4000:])
             rc = b.stop()
