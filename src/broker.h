@@ -23,6 +23,7 @@ struct redirect;
 struct ha_hook;
 struct ha;
 struct admin;
+struct ackread;
 struct alarms;
 struct auth;
 struct limits;
@@ -81,6 +82,9 @@ struct broker {
 	/* Spaces out the lines about browsers refused for their origin, over
 	 * every listener: here, as connections outlive their listener. */
 	struct log_limit origin_log;
+	/* Connections whose acknowledgements are read when the loop is
+	 * awake anyway (net/ackread.c); NULL until the first. */
+	struct ackread *ackread;
 };
 
 /* Sets up the loop and router; takes ownership of cfg (freed by

@@ -1047,6 +1047,9 @@ static void mqtt_input(void *session, struct evbuffer *in)
 	size_t off = 0;
 	mc->need = 0;
 	struct mqtt_decode_opts opts = { .max_packet_size = (uint32_t)mc->cfg->max_packet_size };
+	/* Only PUBACKs, PUBRECs and PUBCOMPs for deliveries: the broker need
+	 * not wake up for the next ones (conn_input_acks_only). */
+	bool acks_only = mc->state == MC_CONNECTED;
 	while (off < len && mc->state != MC_DONE) {
 		struct mqtt_packet p;
 		struct mqtt_error err = { 0 };
@@ -1062,6 +1065,8 @@ static void mqtt_input(void *session, struct evbuffer *in)
 			on_decode_error(mc, &err, data + off, len - off);
 			break;
 		}
+		acks_only = acks_only && (p.type == MQTT_PUBACK || p.type == MQTT_PUBREC ||
+					  p.type == MQTT_PUBCOMP);
 		on_packet(mc, &p);
 		if (mc->authenticating)
 			break; /* the CONNECT is decoded again once answered */
@@ -1072,6 +1077,8 @@ static void mqtt_input(void *session, struct evbuffer *in)
 			break; /* the rest is read once the held acks go out */
 	}
 	evbuffer_drain(in, off);
+	if (mc->state == MC_CONNECTED)
+		conn_input_acks_only(mc->c, acks_only && off == len);
 }
 
 static void mqtt_drained(void *session)

@@ -15,6 +15,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "net/ackread.h"
 #include "net/url.h"
 #include "net/conn_internal.h"
 #include "net/limits.h"
@@ -147,6 +148,11 @@ void conn_pause_input(struct conn *c, bool paused)
 		if (c->xprt->unread(c))
 			bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 	}
+}
+
+void conn_input_acks_only(struct conn *c, bool only)
+{
+	ackread_acks_only(c, only);
 }
 
 void conn_set_allow_anonymous(struct conn *c, bool allow)
@@ -584,6 +590,7 @@ void conn_free_all(struct broker *b)
 	struct conn *c;
 	while ((c = TAILQ_FIRST(&b->conns)))
 		conn_free(c);
+	ackread_free(b);
 }
 
 static void broker_conn_added(struct broker *b, struct conn *c)

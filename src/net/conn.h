@@ -78,6 +78,11 @@ struct evbuffer *conn_output(struct conn *c);
 /* True once queued output passes the connection's cap (max_connection_output):
  * an adapter stops taking deliveries until `drained` is called. */
 bool conn_output_full(const struct conn *c);
+/* The input just handed to the adapter held nothing but acknowledgements
+ * of what the broker sent (`only`), or something else: the broker may
+ * read such a client's next acknowledgements when it is awake for other
+ * input rather than wake up for them (net/ackread.c). */
+void conn_input_acks_only(struct conn *c, bool only);
 /* Stops reading the client; resuming hands the adapter what is already
  * buffered (from the event loop). */
 void conn_pause_input(struct conn *c, bool paused);

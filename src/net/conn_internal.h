@@ -55,6 +55,8 @@ struct conn {
 	char *login_user;                 /* counted in b->limits per user, or NULL */
 	struct event *refuse_ev;          /* a limit's refusal, answered from the loop */
 	char refusal[96];                 /* conn_refusal */
+	bool ack_lazy;                    /* read at the end of busy passes (net/ackread.c) */
+	size_t last_read;                 /* bytes of its socket's last read (net/ackread.c) */
 };
 
 #endif

@@ -22,6 +22,7 @@
 #include "auth/certid.h"
 #include "broker.h"
 #include "log.h"
+#include "net/ackread.h"
 #include "net/conn_internal.h"
 #include "net/tls.h"
 #include "net/xprt.h"
@@ -123,6 +124,7 @@ static void read_ev_cb(evutil_socket_t fd, short what, void *arg)
 					  0);
 		return;
 	}
+	ackread_input(c, (size_t)n);
 	bufferevent_trigger(c->bev, EV_READ, 0);
 }
 
@@ -242,6 +244,7 @@ void stream_log_end(struct conn *c, short what)
 
 void stream_close(struct conn *c)
 {
+	ackread_remove(c);
 	if (c->read_ev)
 		event_free(c->read_ev); /* before the socket it watches is closed */
 	bufferevent_free(c->bev);
