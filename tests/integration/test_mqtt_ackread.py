@@ -5,11 +5,14 @@ keep the broker busy, is read when the broker is awake anyway
 broker one by one. What a user checks stays true: with a window of 5 a
 subscriber still gets every message once and in order (its PUBACKs are
 read, or the window would stall), a PUBLISH or PINGREQ of its own is
-answered at once, and when it vanishes its will goes out at once.
+answered at once, when it vanishes its will goes out at once, and
+subscribers made lazy by the dozen and leaving every way leave the broker
+up.
 
 The busy broker is a raw QoS 0 publisher sending to a topic of its own
 every millisecond for the test's length; the log (at debug) says when a
 connection is read that way and when it is read as input comes again."""
+import random
 import threading
 import time
 
@@ -120,6 +123,57 @@ class AckReadTest(MqttTestCase):
         sub.abort()
         self.assertEqual(watcher.wait_messages(1)[0].payload, b"gone")
         print("# will of a lazy subscriber after %.1f ms" % ((time.monotonic() - t) * 1000))
+
+    def test_lazy_subscribers_come_and_go(self):
+        """More subscribers than may be lazy at once (16), each acking a
+        while, then leaving by a reset, a DISCONNECT or a malformed packet
+        while a QoS 1 publisher keeps sending: the broker stays up (and,
+        under ASan, stops cleanly at the end of the class)."""
+        topic = self.topic()
+        stop = time.monotonic() + 8
+        done = {"cycles": 0}
+
+        def publisher():
+            pub = self.paho(level=4, max_inflight=1000)
+            i = 0
+            while time.monotonic() < stop:
+                pub.publish("%s/%d" % (topic, i % 8), b"m", qos=1, wait=False)
+                i += 1
+                time.sleep(0.0005)
+
+        def subscriber(n):
+            rnd = random.Random(n)
+            while time.monotonic() < stop:
+                sub = RawMqtt(self.port, level=4, timeout=2)
+                try:
+                    sub.connect("%s-%d" % (self.client_id("s"), n), keepalive=0)
+                    sub.subscribe([("%s/%d" % (topic, n % 8), 1)])
+                    for _ in range(rnd.randrange(5, 100)):
+                        p = sub.expect(PUBLISH, timeout=2)
+                        sub.send(ack_packet(PUBACK, p.pid, level=4))
+                    how = rnd.randrange(3)
+                    if how == 0:
+                        sub.abort()
+                    elif how == 1:
+                        sub.send(b"\xe0\x00")  # DISCONNECT
+                    else:
+                        sub.send(b"\x40\x7f\x00")  # a PUBACK that never ends
+                    done["cycles"] += 1
+                except (AssertionError, OSError):
+                    pass  # the publisher ended first
+                finally:
+                    sub.close()
+
+        threads = [threading.Thread(target=publisher)] + [
+            threading.Thread(target=subscriber, args=(n,)) for n in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        lazy = self.broker.output().count("acknowledgements read with other input")
+        print("# %d subscribers came and went; %d times made lazy" % (done["cycles"], lazy))
+        self.assertGreater(lazy, 16)
+        self.assertTrue(self.broker.alive())
 
 
 if __name__ == "__main__":
