@@ -32,6 +32,8 @@ struct admin {
 	struct admin_wait *waits; /* requests whose password is being checked (access.c) */
 	struct admin_move *moves; /* moves waiting for the disk (api_move.c) */
 	struct log_limit denials; /* audited 403s: one a second (access.c) */
+	struct event *accept_resume; /* out of descriptors: accepting resumes (admin.c) */
+	struct log_limit accept_log;
 };
 
 /* Serves req for `who`: its principal the user (NULL: authentication

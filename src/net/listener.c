@@ -106,9 +106,9 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 	evconnlistener_enable(l->evl);
 }
 
-static void accept_error_cb(struct evconnlistener *evl, void *arg)
+void listener_accept_failed(struct evconnlistener *evl, struct event *resume_ev,
+			    const char *name, struct log_limit *ll)
 {
-	struct listener *l = arg;
 	int err = errno;
 	unsigned long held;
 	/* EMFILE and friends: the pending connection stays in the backlog and
@@ -116,10 +116,16 @@ static void accept_error_cb(struct evconnlistener *evl, void *arg)
 	 * pauses and resumes after a while, when descriptors may be free. */
 	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
 	evconnlistener_disable(evl);
-	evtimer_add(l->resume_ev, &tv);
-	if (log_limit_pass(&l->accept_log, LOG_EVERY_MS, &held))
+	evtimer_add(resume_ev, &tv);
+	if (log_limit_pass(ll, LOG_EVERY_MS, &held))
 		log_warn("listener %s: accept failed: %s; accepting pauses for %d ms at a time (%lu more failures since the last such line)",
-			 l->name, strerror(err), ACCEPT_PAUSE_MS, held);
+			 name, strerror(err), ACCEPT_PAUSE_MS, held);
+}
+
+static void accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	struct listener *l = arg;
+	listener_accept_failed(evl, l->resume_ev, l->name, &l->accept_log);
 }
 
 static int resolve(const struct listen_url *u, struct sockaddr_storage *ss, socklen_t *len)

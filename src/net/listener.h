@@ -40,6 +40,14 @@ void listener_each(struct broker *b,
 		   void (*fn)(const char *name, const char *url, unsigned long conns,
 			      size_t max_connections, void *arg),
 		   void *arg);
+/* Accepting on evl failed (errno says why: EMFILE and friends): accepting
+ * pauses, and resume_ev (the caller's timer, which re-enables evl) is
+ * armed for a while later; a line says so, at most every 10 s (ll). */
+struct event;
+struct evconnlistener;
+struct log_limit;
+void listener_accept_failed(struct evconnlistener *evl, struct event *resume_ev,
+			    const char *name, struct log_limit *ll);
 /* Stops accepting on every listener of b and frees them. */
 void listener_close_all(struct broker *b);
 
