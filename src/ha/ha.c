@@ -43,6 +43,7 @@
 #include "ha/mirror.h"
 #include "ha/sender.h"
 #include "log.h"
+#include "net/listener.h"
 #include "net/tls.h"
 #include "net/url.h"
 #include "store/journal.h"
@@ -473,6 +474,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		connect_peer(ha);
 }
 
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct ha *ha = arg;
+	evconnlistener_enable(ha->lis);
+}
+
+static void accept_error(struct evconnlistener *evl, void *arg)
+{
+	struct ha *ha = arg;
+	listener_accept_failed(evl, ha->accept_resume, "repl", &ha->accept_log);
+}
+
 static int listen_link(struct ha *ha)
 {
 	struct addrinfo *ai = resolve_listen(ha->cfg->listen);
@@ -489,6 +502,11 @@ static int listen_link(struct ha *ha)
 		log_error("replication: cannot listen on %s: %s", ha->cfg->listen, strerror(errno));
 		return -1;
 	}
+	if (!(ha->accept_resume = evtimer_new(ha->b->base, accept_resume, ha))) {
+		log_error("out of memory");
+		return -1;
+	}
+	evconnlistener_set_error_cb(ha->lis, accept_error);
 	struct sockaddr_storage bound;
 	socklen_t blen = sizeof(bound);
 	char addr[80] = "?";
@@ -588,6 +606,8 @@ void ha_free(struct ha *ha)
 	}
 	if (ha->lis)
 		evconnlistener_free(ha->lis);
+	if (ha->accept_resume)
+		event_free(ha->accept_resume);
 	if (ha->timer)
 		event_free(ha->timer);
 	mirror_free(ha->mirror);

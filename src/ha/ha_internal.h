@@ -14,6 +14,7 @@
 #include "ha/epoch.h"
 #include "ha/frame.h"
 #include "util/clock.h"
+#include "util/loglimit.h"
 
 struct bufferevent;
 struct evconnlistener;
@@ -84,6 +85,8 @@ struct ha {
 	const struct ha_config *cfg;
 	const char *secret;         /* cfg's, or "" under mutual TLS alone */
 	struct evconnlistener *lis;
+	struct event *accept_resume; /* out of descriptors: accepting resumes */
+	struct log_limit accept_log;
 	struct link_tls *tls;       /* NULL: the link is plain TCP */
 	struct evdns_base *dns;     /* resolves peer's name; NULL: it is an address */
 	LIST_HEAD(, link) links;

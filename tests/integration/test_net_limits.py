@@ -15,6 +15,7 @@ from proton import uint
 
 from admintest import ADMIN_CONFIG, Admin, admin_port
 from amqptest import BEGIN, RawAmqp, frame
+from pairtest import Pair
 from wharftest import Broker, BrokerTestCase, main, wait_until
 from wstest import frame as ws_frame, upgrade_request
 
@@ -119,6 +120,12 @@ class DescriptorLimit(unittest.TestCase):
             self.at_the_limit(b, admin_port(b), "admin")
             wait_until(lambda: answers(api), TIMEOUT, what="the admin API answering again")
             self.assertEqual(b.stop(), 0, b.output())
+
+    def test_replication_listener_out_of_descriptors(self):
+        """The pair's link listener ([ha] listen) pauses the same way."""
+        with Pair(start_standby=False) as pair:
+            self.at_the_limit(pair.primary, pair.repl, "repl")
+            self.assertTrue(pair.primary.alive())
 
 
 class MaxConnections(unittest.TestCase):
