@@ -117,11 +117,25 @@ class Browser:
         found = self.wait(lambda: self.find_all(css), timeout, "element %s" % css)
         return found[0]
 
+    def on_element(self, css, command, body=None, timeout=None):
+        """A command on what css matches now. A page that re-renders (the
+        console every 2 s) may replace the element found before the
+        command reaches it: then it is found again."""
+        def run():
+            try:
+                return [self.cmd(command[0], "/element/%s/%s" % (self.find(css, timeout),
+                                                                 command[1]), body)]
+            except WebDriverError as e:
+                if "stale element" not in str(e):
+                    raise
+                return None
+        return self.wait(run, timeout, "%s on %s" % (command[1], css))[0]
+
     def text(self, css, timeout=None):
-        return self.cmd("GET", "/element/%s/text" % self.find(css, timeout))
+        return self.on_element(css, ("GET", "text"), timeout=timeout)
 
     def click(self, css, timeout=None):
-        self.cmd("POST", "/element/%s/click" % self.find(css, timeout), {})
+        self.on_element(css, ("POST", "click"), {}, timeout)
 
     def type(self, css, text, timeout=None):
         element = self.find(css, timeout)
