@@ -309,12 +309,6 @@ void admin_reload_tls(struct admin *a)
  * that callback the evhttp, which says nothing of it. */
 static struct admin *the_admin;
 
-static void accept_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct admin *a = arg;
-	evconnlistener_enable(evhttp_bound_socket_get_listener(a->sock));
-}
-
 /* Without it libevent retries a failing accept at once, forever: out of
  * descriptors the admin listener spun at 85 % CPU and logged 10 MB/s. */
 static void accept_error(struct evconnlistener *evl, void *http)
@@ -360,12 +354,13 @@ int admin_open(struct broker *b)
 		log_error("admin: cannot listen on %s", ac->listen);
 		return -1;
 	}
-	if (!(a->accept_resume = evtimer_new(b->base, accept_resume, a))) {
+	struct evconnlistener *evl = evhttp_bound_socket_get_listener(a->sock);
+	if (!(a->accept_resume = listener_resume_new(b->base, evl))) {
 		log_error("admin: out of memory");
 		return -1;
 	}
 	the_admin = a;
-	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(a->sock), accept_error);
+	evconnlistener_set_error_cb(evl, accept_error);
 	struct sockaddr_storage bound;
 	socklen_t blen = sizeof(bound);
 	char name[INET6_ADDRSTRLEN] = "?";

@@ -474,12 +474,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		connect_peer(ha);
 }
 
-static void accept_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct ha *ha = arg;
-	evconnlistener_enable(ha->lis);
-}
-
 static void accept_error(struct evconnlistener *evl, void *arg)
 {
 	struct ha *ha = arg;
@@ -502,7 +496,7 @@ static int listen_link(struct ha *ha)
 		log_error("replication: cannot listen on %s: %s", ha->cfg->listen, strerror(errno));
 		return -1;
 	}
-	if (!(ha->accept_resume = evtimer_new(ha->b->base, accept_resume, ha))) {
+	if (!(ha->accept_resume = listener_resume_new(ha->b->base, ha->lis))) {
 		log_error("out of memory");
 		return -1;
 	}
@@ -604,10 +598,10 @@ void ha_free(struct ha *ha)
 		journal_set_tap(ha->j, NULL, NULL);
 		journal_gate(ha->j, false);
 	}
-	if (ha->lis)
-		evconnlistener_free(ha->lis);
 	if (ha->accept_resume)
 		event_free(ha->accept_resume);
+	if (ha->lis)
+		evconnlistener_free(ha->lis);
 	if (ha->timer)
 		event_free(ha->timer);
 	mirror_free(ha->mirror);

@@ -100,10 +100,14 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	}
 }
 
-static void resume_cb(evutil_socket_t fd, short what, void *arg)
+static void resume_cb(evutil_socket_t fd, short what, void *evl)
 {
-	struct listener *l = arg;
-	evconnlistener_enable(l->evl);
+	evconnlistener_enable(evl);
+}
+
+struct event *listener_resume_new(struct event_base *base, struct evconnlistener *evl)
+{
+	return evtimer_new(base, resume_cb, evl);
 }
 
 void listener_accept_failed(struct evconnlistener *evl, struct event *resume_ev,
@@ -271,14 +275,7 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 	l->allow_anonymous = config_allow_anonymous(b->cfg, lc);
 	l->cert_identity = lc->cert_identity;
 	l->allowed_origins = lc->allowed_origins ? lc->allowed_origins : b->cfg->ws_allowed_origins;
-	if (!(l->resume_ev = evtimer_new(b->base, resume_cb, l))) {
-		log_error("listener %s: out of memory", name);
-		free(l->name);
-		free(l);
-		return -1;
-	}
 	if (scheme.tls && !(l->tls = listener_tls_new(b, &lc->tls, lc->name))) {
-		event_free(l->resume_ev);
 		free(l->name);
 		free(l);
 		return -1;
@@ -286,9 +283,13 @@ int listener_open(struct broker *b, const struct listener_config *lc)
 	l->evl = evconnlistener_new_bind(b->base, accept_cb, l,
 					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 					 1024, (struct sockaddr *)&ss, (int)sslen);
+	if (l->evl && !(l->resume_ev = listener_resume_new(b->base, l->evl))) {
+		evconnlistener_free(l->evl);
+		l->evl = NULL;
+		errno = ENOMEM;
+	}
 	if (!l->evl) {
 		log_error("listener %s: cannot listen on %s: %s", name, url, strerror(errno));
-		event_free(l->resume_ev);
 		tls_ctx_free(l->tls);
 		free(l->name);
 		free(l);
@@ -322,8 +323,8 @@ void listener_close_all(struct broker *b)
 	while (b->listeners) {
 		struct listener *l = b->listeners;
 		b->listeners = l->next;
-		evconnlistener_free(l->evl);
 		event_free(l->resume_ev);
+		evconnlistener_free(l->evl);
 		conn_forget_count(b, &l->nconns);
 		tls_ctx_free(l->tls);
 		free(l->name);

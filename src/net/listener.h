@@ -40,12 +40,16 @@ void listener_each(struct broker *b,
 		   void (*fn)(const char *name, const char *url, unsigned long conns,
 			      size_t max_connections, void *arg),
 		   void *arg);
-/* Accepting on evl failed (errno says why: EMFILE and friends): accepting
- * pauses, and resume_ev (the caller's timer, which re-enables evl) is
- * armed for a while later; a line says so, at most every 10 s (ll). */
 struct event;
+struct event_base;
 struct evconnlistener;
 struct log_limit;
+/* A timer that re-enables evl, for listener_accept_failed; the caller
+ * frees it (event_free) before evl. NULL on out of memory. */
+struct event *listener_resume_new(struct event_base *base, struct evconnlistener *evl);
+/* Accepting on evl failed (errno says why: EMFILE and friends): accepting
+ * pauses, and resume_ev (listener_resume_new's) is armed for a while
+ * later; a line says so, at most every 10 s (ll). */
 void listener_accept_failed(struct evconnlistener *evl, struct event *resume_ev,
 			    const char *name, struct log_limit *ll);
 /* Stops accepting on every listener of b and frees them. */
