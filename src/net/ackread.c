@@ -63,17 +63,15 @@ struct ackread {
 	int64_t recent_ms[2];
 };
 
+/* Only queues the reads: they run later in the pass, so a->lazy does not
+ * change under this loop. */
 static void read_lazy(struct ackread *a)
 {
-	/* Snapshot: reading one may make it eager (out of a->lazy); frees are
-	 * deferred (conn.c close_cb), so no pointer here goes stale meanwhile. */
-	struct conn *now[LAZY_MAX];
-	unsigned n = a->n;
-	for (unsigned i = 0; i < n; i++)
-		now[i] = a->lazy[i];
-	for (unsigned i = 0; i < n; i++)
-		if (now[i]->ack_lazy && !now[i]->closing && event_pending(now[i]->read_ev, EV_READ, NULL))
-			event_active(now[i]->read_ev, EV_READ, 1);
+	for (unsigned i = 0; i < a->n; i++) {
+		struct conn *c = a->lazy[i];
+		if (!c->closing && event_pending(c->read_ev, EV_READ, NULL))
+			event_active(c->read_ev, EV_READ, 1);
+	}
 }
 
 static void pass_cb(evutil_socket_t fd, short what, void *arg)
@@ -173,12 +171,6 @@ void ackread_acks_only(struct conn *c, bool only)
 	struct ackread *a = ackread_get(c->b);
 	if (!a || a->n == LAZY_MAX)
 		return;
-	if (a->recent_id[0] == 0) {
-		/* The first: nothing to go by yet. */
-		a->recent_id[0] = c->id;
-		a->recent_ms[0] = clock_mono_ms();
-		return;
-	}
 	int other = a->recent_id[0] == c->id ? 1 : 0;
 	if (!a->recent_id[other] || clock_mono_ms() - a->recent_ms[other] > BUSY_MS)
 		return;
