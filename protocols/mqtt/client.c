@@ -310,6 +310,7 @@ static int mqtt_deliver(void *ctx, struct delivery *d, struct message *m)
 		window = cl->mb->b->cfg->max_unacked_per_connection;
 	if (cl->ninflight >= window) {
 		mc->paused = true;
+		conn_acks_wanted(mc->c);
 		return -1;
 	}
 	if (cl->ninflight == cl->cap_inflight) {

@@ -9,15 +9,19 @@
  * message, finds the PUBACK already there when it next polls.
  *
  * So a connection whose input has been nothing but such acknowledgements,
- * a few at a time (the adapter says so, conn_input_acks_only), while other connections
- * keep the broker busy, gets a receive low-water mark (SO_RCVLOWAT): the
- * kernel no longer wakes the loop for a few bytes from it (it still does
- * for its end or an error, and once LOWAT bytes wait). Instead it is read
- * at the end of each loop pass that read another connection's input. When
- * no such pass comes for IDLE_MS, laziness gains nothing: every connection
- * is read and made eager again. Anything but acknowledgements in its input
- * makes a connection eager at once; so it is never later than IDLE_MS, and
- * in a busy broker not later than its next pass. */
+ * a few at a time (the adapter says so, conn_input_acks_only), while other
+ * connections keep the broker busy, gets a receive low-water mark
+ * (SO_RCVLOWAT): the kernel no longer wakes the loop for a few bytes from
+ * it (it still does for its end or an error, and once LOWAT bytes wait).
+ * Instead it is read at the end of every READ_EVERY-th loop pass that read
+ * another connection's input, and of every pass while the adapter waits
+ * for its acknowledgements, having used up the deliveries the client may
+ * leave unacknowledged (conn_acks_wanted), until something is read. When
+ * no such pass comes for IDLE_MS, laziness gains nothing: every
+ * connection is read and made eager again. Anything but acknowledgements
+ * in its input makes a connection eager once read; it is read IDLE_MS
+ * after its last read at the latest.
+ */
 #include "config.h"
 #include "net/ackread.h"
 
@@ -39,6 +43,9 @@
 #define BUSY_MS 2
 /* No busy pass for this long: every connection is read eagerly again. */
 #define IDLE_MS 5
+/* A lazy connection is read every READ_EVERY busy passes: one device
+ * message a pass, its subscriber's PUBACKs are then read 8 at a time. */
+#define READ_EVERY 8
 /* Bytes that wake the loop anyway (512 MQTT PUBACKs). */
 #define LOWAT 2048
 /* A client that sends its acknowledgements a few at a time (libmosquitto,
@@ -46,7 +53,7 @@
  * (a pipelining client) does not, and reading it lazily only makes its
  * acknowledgements late (wharf-bench QoS 1: p50 latency 114 -> 244 us).
  * At most FEW bytes in the read that makes a connection lazy, and more
- * than BULK in a read makes it eager again. */
+ * than BULK a pass since its last read makes it eager again. */
 #define FEW 64
 #define BULK 512
 
@@ -64,11 +71,15 @@ struct ackread {
 };
 
 /* Only queues the reads: they run later in the pass, so a->lazy does not
- * change under this loop. */
-static void read_lazy(struct ackread *a)
+ * change under this loop. every: passes between reads (1: read all now);
+ * slow passes do not make a read later than IDLE_MS. */
+static void read_lazy(struct ackread *a, unsigned every)
 {
+	int64_t now = clock_mono_ms();
 	for (unsigned i = 0; i < a->n; i++) {
 		struct conn *c = a->lazy[i];
+		if (++c->ack_passes < every && now - c->ack_read_ms < IDLE_MS && !c->ack_wanted)
+			continue;
 		if (!c->closing && event_pending(c->read_ev, EV_READ, NULL))
 			event_active(c->read_ev, EV_READ, 1);
 	}
@@ -77,7 +88,7 @@ static void read_lazy(struct ackread *a)
 static void pass_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ackread *a = arg;
-	read_lazy(a);
+	read_lazy(a, READ_EVERY);
 	if (a->n)
 		evtimer_add(a->idle_ev, &idle_tv);
 }
@@ -110,7 +121,7 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
 	struct ackread *a = arg;
 	/* Read once more, then the kernel wakes the loop for them again (and
 	 * for what came meanwhile: setting the mark signals waiting input). */
-	read_lazy(a);
+	read_lazy(a, 1);
 	while (a->n)
 		make_eager(a, a->lazy[0]);
 }
@@ -140,10 +151,16 @@ void ackread_input(struct conn *c, size_t bytes)
 	struct ackread *a = c->b->ackread;
 	if (!a)
 		return;
-	if (c->ack_lazy && bytes > BULK) {
-		/* Acknowledgements in bulk: each read is worth its wake-up. */
-		make_eager(a, c);
-		return;
+	if (c->ack_lazy) {
+		unsigned passes = c->ack_passes ? c->ack_passes : 1;
+		c->ack_passes = 0;
+		c->ack_wanted = false;
+		c->ack_read_ms = clock_mono_ms();
+		if (bytes > (size_t)BULK * passes) {
+			/* Acknowledgements in bulk: each read is worth its wake-up. */
+			make_eager(a, c);
+			return;
+		}
 	}
 	if (!c->ack_lazy) {
 		if (a->recent_id[0] != c->id) {
@@ -175,10 +192,22 @@ void ackread_acks_only(struct conn *c, bool only)
 	if (!a->recent_id[other] || clock_mono_ms() - a->recent_ms[other] > BUSY_MS)
 		return;
 	c->ack_lazy = true;
+	c->ack_wanted = false;
+	c->ack_passes = 0;
+	c->ack_read_ms = clock_mono_ms();
 	a->lazy[a->n++] = c;
 	set_lowat(c, LOWAT);
 	evtimer_add(a->idle_ev, &idle_tv);
 	log_conn(LOG_DEBUG, c->id, c->peer, "acknowledgements read with other input");
+}
+
+void ackread_wanted(struct conn *c)
+{
+	struct ackread *a = c->b->ackread;
+	if (!a || !c->ack_lazy)
+		return;
+	c->ack_wanted = true;
+	event_active(a->pass_ev, EV_TIMEOUT, 1);
 }
 
 void ackread_remove(struct conn *c)

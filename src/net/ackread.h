@@ -15,6 +15,9 @@ struct conn;
 void ackread_input(struct conn *c, size_t bytes);
 /* What conn_input_acks_only says about c's last input. */
 void ackread_acks_only(struct conn *c, bool only);
+/* conn_acks_wanted: a lazy c is read in this pass and every busy pass
+ * after it until it gives input. */
+void ackread_wanted(struct conn *c);
 /* c is going: out of the set, before its socket closes. */
 void ackread_remove(struct conn *c);
 /* Frees the broker's state, after every connection. */

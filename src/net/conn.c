@@ -155,6 +155,11 @@ void conn_input_acks_only(struct conn *c, bool only)
 	ackread_acks_only(c, only);
 }
 
+void conn_acks_wanted(struct conn *c)
+{
+	ackread_wanted(c);
+}
+
 void conn_set_allow_anonymous(struct conn *c, bool allow)
 {
 	c->allow_anonymous = allow;

@@ -83,6 +83,9 @@ bool conn_output_full(const struct conn *c);
  * read such a client's next acknowledgements when it is awake for other
  * input rather than wake up for them (net/ackread.c). */
 void conn_input_acks_only(struct conn *c, bool only);
+/* The adapter waits for c's acknowledgements (its window is full): read
+ * what c sent now rather than with a later pass. */
+void conn_acks_wanted(struct conn *c);
 /* Stops reading the client; resuming hands the adapter what is already
  * buffered (from the event loop). */
 void conn_pause_input(struct conn *c, bool paused);

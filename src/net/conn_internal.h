@@ -56,6 +56,9 @@ struct conn {
 	struct event *refuse_ev;          /* a limit's refusal, answered from the loop */
 	char refusal[96];                 /* conn_refusal */
 	bool ack_lazy;                    /* read at the end of busy passes (net/ackread.c) */
+	unsigned ack_passes;              /* busy passes since a lazy read (net/ackread.c) */
+	int64_t ack_read_ms;              /* when it was last read lazily (net/ackread.c) */
+	bool ack_wanted;                  /* lazy, read every pass until it gives input */
 	size_t last_read;                 /* bytes of its socket's last read (net/ackread.c) */
 };
 

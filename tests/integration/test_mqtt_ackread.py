@@ -4,7 +4,8 @@ keep the broker busy, is read when the broker is awake anyway
 (net/ackread.c, docs/performance.md): its PUBACKs no longer wake the
 broker one by one. What a user checks stays true: with a window of 5 a
 subscriber still gets every message once and in order (its PUBACKs are
-read, or the window would stall), a PUBLISH or PINGREQ of its own is
+read, or the window would stall), with a window of 1 it gets the next
+message as soon as the broker is awake for others, a PUBLISH or PINGREQ of its own is
 answered at once, when it vanishes its will goes out at once, and
 subscribers made lazy by the dozen and leaving every way leave the broker
 up.
@@ -92,6 +93,38 @@ class AckReadTest(MqttTestCase):
         sub.wait_messages(2000)
         self.assertEqual(sub.payloads(), [b"%d" % i for i in range(2000)])
         self.broker.wait_for_log(LAZY % n)
+
+    def test_a_full_window_is_read_at_the_next_pass(self):
+        """A lazy subscriber with Receive Maximum 1 gets each next message
+        when the broker is next awake for other input (every millisecond
+        here), not at the next lazy read (8 passes or 5 ms later): the
+        broker waits for that PUBACK. Median time from a PUBACK to the
+        next PUBLISH, over 200 messages (5 ms without that rule)."""
+        topic = self.topic()
+        cid = self.client_id("sub")
+        sub = self.raw(level=5)
+        sub.connect(cid, keepalive=0, props={"receive_maximum": 1})
+        sub.subscribe([(topic, 1)])
+        n = conn_id(self.broker, cid)
+        pub = self.paho(level=4, max_inflight=1000)
+        infos = [pub.publish(topic, b"%d" % i, qos=1, wait=False) for i in range(220)]
+        gaps, got = [], []
+        p = sub.expect(PUBLISH)
+        for i in range(220):
+            got.append(p.payload)
+            sub.send(ack_packet(PUBACK, p.pid, level=5))
+            t = time.monotonic()
+            if i == 219:
+                break
+            p = sub.expect(PUBLISH)
+            if i >= 20:  # lazy by then: the first ones are read as they come
+                gaps.append(time.monotonic() - t)
+        pub.wait_all_published(infos)
+        self.assertEqual(got, [b"%d" % i for i in range(220)])
+        self.broker.wait_for_log(LAZY % n, timeout=1)
+        gap = sorted(gaps)[len(gaps) // 2]
+        print("# PUBACK to next PUBLISH, window 1: median %.2f ms" % (gap * 1000))
+        self.assertLess(gap, 0.0025)
 
     def test_own_publish_and_ping_answered_at_once(self):
         topic = self.topic()
