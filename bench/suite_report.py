@@ -36,6 +36,10 @@ SCENARIOS = [
     ("amqp-queue-durable", "AMQP 1.0 queue, 1 KiB, durable"),
     ("stomp-10x10-persistent", "STOMP queue, 10 → 10, 1 KiB, persistent"),
     ("amqp-10x10-durable", "AMQP 1.0 queue, 10 → 10, 1 KiB, durable"),
+    ("mqtt-libmosq-qos1", "MQTT QoS 1, 1 → 1, libmosquitto (a packet per write), window 1,000"),
+    ("mqtt-iot-1k", "MQTT QoS 1, 1,000 libmosquitto devices at 5 msg/s → 1"),
+    ("stomp-frames", "STOMP queue, 1 KiB, a frame per write, a receipt per SEND, an ACK per MESSAGE"),
+    ("amqp-frames", "AMQP 1.0 queue, 1 KiB, proton's frames a write each, each transfer accepted"),
 ]
 
 # Issue 6: persistent 1 KiB messages through a queue; (scenario, publishers).
