@@ -287,6 +287,15 @@ static int next_pid(struct mqtt_client *cl, uint16_t *pid)
 	return -1;
 }
 
+/* QoS 1 and 2 deliveries the client may have unacknowledged at once. */
+static uint32_t window_of(const struct mqtt_conn *mc)
+{
+	uint32_t window = mc->peer_receive_max < mc->cfg->max_inflight ? mc->peer_receive_max
+									: mc->cfg->max_inflight;
+	uint32_t cap = mc->cl->mb->b->cfg->max_unacked_per_connection;
+	return window < cap ? window : cap;
+}
+
 static int mqtt_deliver(void *ctx, struct delivery *d, struct message *m)
 {
 	struct msub *sub = ctx;
@@ -304,12 +313,9 @@ static int mqtt_deliver(void *ctx, struct delivery *d, struct message *m)
 		mqtt_conn_send_publish(mc, sub, m, 0, 0, false, delivery_retained(d));
 		return 1;
 	}
-	uint32_t window = mc->peer_receive_max < mc->cfg->max_inflight ? mc->peer_receive_max
-									: mc->cfg->max_inflight;
-	if (window > cl->mb->b->cfg->max_unacked_per_connection)
-		window = cl->mb->b->cfg->max_unacked_per_connection;
-	if (cl->ninflight >= window) {
+	if (cl->ninflight >= window_of(mc)) {
 		mc->paused = true;
+		cl->window_full = true;
 		conn_acks_wanted(mc->c);
 		return -1;
 	}
@@ -376,6 +382,23 @@ static void remove_inflight(struct mqtt_client *cl, uint32_t i)
 	cl->ninflight--;
 }
 
+/* An acknowledgement freed a slot. A full window reopens a quarter at a
+ * time: refilled a slot per ack, a subscriber that fell behind costs a
+ * wake-up and a write for every message, the acks arriving one by one
+ * (TCP's silly window). */
+static void acked(struct mqtt_client *cl)
+{
+	if (cl->window_full && cl->mc) {
+		uint32_t window = window_of(cl->mc);
+		if (cl->ninflight > window - window / 4) {
+			conn_acks_wanted(cl->mc->c);
+			return;
+		}
+	}
+	cl->window_full = false;
+	mqtt_client_resume(cl);
+}
+
 enum mqtt_ack_result mqtt_client_puback(struct mqtt_client *cl, uint16_t pid)
 {
 	uint32_t i;
@@ -387,7 +410,7 @@ enum mqtt_ack_result mqtt_client_puback(struct mqtt_client *cl, uint16_t pid)
 	struct delivery *d = f->d;
 	remove_inflight(cl, i);
 	delivery_ack(d, false);
-	mqtt_client_resume(cl);
+	acked(cl);
 	return MQTT_ACK_OK;
 }
 
@@ -405,7 +428,7 @@ enum mqtt_ack_result mqtt_client_pubrec(struct mqtt_client *cl, uint16_t pid, bo
 		remove_inflight(cl, i);
 		if (d)
 			delivery_ack(d, false);
-		mqtt_client_resume(cl);
+		acked(cl);
 		return MQTT_ACK_OK;
 	}
 	if (f->state == IF_PUBREC) {
@@ -428,7 +451,7 @@ enum mqtt_ack_result mqtt_client_pubcomp(struct mqtt_client *cl, uint16_t pid)
 	if (f->state != IF_PUBCOMP)
 		return MQTT_ACK_MISMATCH;
 	remove_inflight(cl, i);
-	mqtt_client_resume(cl);
+	acked(cl);
 	return MQTT_ACK_OK;
 }
 

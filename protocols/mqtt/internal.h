@@ -106,6 +106,7 @@ struct mqtt_client {
 				       known, or no memory to keep it */
 	struct inflight *inflight;  /* outgoing QoS 1/2, in send order */
 	uint32_t ninflight, cap_inflight;
+	bool window_full;           /* deliveries wait for acks (client.c acked) */
 	uint16_t next_pid;
 	uint32_t next_sub_no;       /* names durable subscription queues */
 	uint16_t *qos2_in;          /* incoming QoS 2 ids awaiting PUBREL */

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A publisher that outruns a slow subscriber is slowed, not dropped
 (DESIGN.md §5a): with tiny per-subscription bounds, every confirmed message
-still arrives, once, in order."""
+still arrives, once, in order. A subscriber whose window of unacknowledged
+deliveries is full gets more a quarter of the window at a time."""
 import threading
 import time
 import unittest
@@ -9,6 +10,7 @@ import unittest
 import paho.mqtt.client as mqtt
 import stomp
 
+from mqtttest import PUBACK, PUBLISH, MqttTestCase, ack_packet
 from wharftest import BrokerTestCase, main
 
 TIMEOUT = 60
@@ -75,6 +77,34 @@ class FlowControlTest(BrokerTestCase):
             cond.wait_for(lambda: len(got) >= N, TIMEOUT)
         self.assertEqual(got, [str(i) for i in range(N)])
         sub.disconnect()
+
+
+class FullWindowTest(MqttTestCase):
+    def test_a_full_window_reopens_a_quarter_at_a_time(self):
+        """Receive Maximum 8: one PUBACK frees a slot but brings nothing
+        (refilled a slot per ack, a subscriber that fell behind costs the
+        broker a wake-up and a write per message); the second brings two.
+        Every message arrives once, in order."""
+        topic = self.topic()
+        sub = self.raw(level=5)
+        sub.connect(self.client_id("sub"), keepalive=0, props={"receive_maximum": 8})
+        sub.subscribe([(topic, 1)])
+        pub = self.paho(level=4, max_inflight=100)
+        infos = [pub.publish(topic, b"%d" % i, qos=1, wait=False) for i in range(40)]
+        pub.wait_all_published(infos)
+        out = [sub.expect(PUBLISH) for _ in range(8)]
+        sub.expect_none(PUBLISH, 0.3)
+        sub.send(ack_packet(PUBACK, out[0].pid, level=5))
+        sub.expect_none(PUBLISH, 0.3)
+        sub.send(ack_packet(PUBACK, out[1].pid, level=5))
+        out += [sub.expect(PUBLISH) for _ in range(2)]
+        sub.expect_none(PUBLISH, 0.3)
+        for i in range(2, 40):
+            sub.send(ack_packet(PUBACK, out[i].pid, level=5))
+            while len(out) < 40 and len(out) < i + 1 + 6:
+                out.append(sub.expect(PUBLISH))
+        self.assertEqual([p.payload for p in out], [b"%d" % i for i in range(40)])
+        sub.expect_none(PUBLISH, 0.3)
 
 
 if __name__ == "__main__":
