@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A subscriber whose input is only acknowledgements, while other clients
 keep the broker busy, is read when the broker is awake anyway
-(net/ackread.c, docs/performance.md): its PUBACKs no longer wake the
+(net/ackread.c, docs/architecture.md): its PUBACKs no longer wake the
 broker one by one. What a user checks stays true: with a window of 5 a
 subscriber still gets every message once and in order (its PUBACKs are
 read, or the window would stall), with a window of 1 it gets the next
