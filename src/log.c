@@ -3,6 +3,7 @@
 #include "util/logfile.h"
 #include "util/utf8.h"
 
+#include <event2/event.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -163,4 +164,20 @@ void log_conn(enum log_level level, unsigned long conn, const char *peer, const 
 	va_start(ap, fmt);
 	vlog(level, conn, peer, fmt, ap);
 	va_end(ap);
+}
+
+/* libevent writes its own messages (its resolver's "Nameserver ... has
+ * failed", evhttp's) raw to stderr unless given a callback: then they miss
+ * the log file and break a JSON log's lines. */
+static void libevent_cb(int severity, const char *msg)
+{
+	enum log_level level = severity >= EVENT_LOG_ERR ? LOG_ERROR
+			       : severity == EVENT_LOG_WARN ? LOG_WARN
+			       : severity == EVENT_LOG_MSG ? LOG_INFO : LOG_DEBUG;
+	log_msg(level, "libevent: %s", msg);
+}
+
+void log_take_libevent(void)
+{
+	event_set_log_callback(libevent_cb);
 }

@@ -18,6 +18,8 @@ void log_set_level(enum log_level level);
 int log_format_parse(const char *s);
 void log_set_format(int json);
 int log_enabled(enum log_level level);
+/* From now on libevent's own messages go to this log, at its levels. */
+void log_take_libevent(void);
 /* Opens `path` for appending (NULL or "" means stderr); -1 with errno set
  * on failure, leaving the current destination in place. */
 int log_open(const char *path);

@@ -214,6 +214,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wharfd: cannot open log file %s\n", cfg->log_file);
 		goto out;
 	}
+	log_take_libevent();
 
 	/* The data directory is the user's from the start, as is what the
 	 * broker makes in it; only binding needs root. */

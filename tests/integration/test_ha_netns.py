@@ -258,6 +258,13 @@ class NetnsTest(unittest.TestCase):
         line = re.search(r"cannot reach peer nowhere\.wharf\.test:%d: .*" % REPL, b.output())
         self.assertTrue(line, b.output())
         print("# b: " + line.group(0))
+        # libevent's own messages (its resolver's) are lines of the broker's
+        # log, not raw "[msg] ..." on stderr
+        raw = [ln for ln in b.output().splitlines() if ln.startswith("[")]
+        self.assertEqual(raw, [])
+        lib = re.search(r"(?m)^\S+ (info|warn) libevent: .*", b.output())
+        self.assertTrue(lib, b.output())
+        print("# b: " + lib.group(0))
         # stopped with a lookup under way: it ends clean (ASan: nothing leaked)
         b.proc.send_signal(signal.SIGTERM)
         self.assertEqual(b.proc.wait(15), 0, b.output())
