@@ -118,6 +118,11 @@ struct mqtt_client {
 	struct event *will_ev;
 };
 
+/* broker.c */
+/* Starts publishing $SYS/broker/... (at the first MQTT connection: a broker
+ * no MQTT client uses has no $SYS topics); 0 if already started. */
+int mqtt_sys_start(struct mqtt_broker *mb);
+
 /* client.c */
 struct mqtt_client *mqtt_client_find(struct mqtt_broker *mb, const char *id);
 struct mqtt_client *mqtt_client_new(struct mqtt_broker *mb, const char *id);
